@@ -1,0 +1,1 @@
+"""The API client: the worker's only door to the voiceprint API."""
