@@ -1,0 +1,265 @@
+"""The per-job journal: an append-only JSON-lines file that makes every job resumable.
+
+Owns: the record types, durable appends, and reading a journal back after a crash. A record is
+on disk (fsync) before `append` returns, so a step that depends on a remote effect only runs
+once that effect is journaled; intents are journaled before non-idempotent creates. Appends
+from many enrollments are group-committed: whoever holds the lock writes and fsyncs every
+record queued so far, so the fsync rate stays flat however many enrollments run at once.
+
+It never decides what to do with what it reads: `JournalState` is plain knowledge for the
+engine to reconcile against the API.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+import anyio
+import anyio.to_thread
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    at: datetime = Field(default_factory=utcnow)
+
+
+class JobStarted(_Record):
+    kind: Literal["job_started"] = "job_started"
+    job_id: str
+    manifest: str
+    manifest_sha256: str
+    enrollments: int
+
+
+class AudioIntent(_Record):
+    """About to create an audio for this file: after a crash, look it up by alias first."""
+
+    kind: Literal["audio_intent"] = "audio_intent"
+    key: str
+    sha256: str
+
+
+class AudioCreated(_Record):
+    kind: Literal["audio_created"] = "audio_created"
+    key: str
+    sha256: str
+    audio: str
+
+
+class AudioUploaded(_Record):
+    kind: Literal["audio_uploaded"] = "audio_uploaded"
+    key: str
+    sha256: str
+    audio: str
+
+
+class ComputeIntent(_Record):
+    """About to spend a credit: the billed event of the API."""
+
+    kind: Literal["compute_intent"] = "compute_intent"
+    key: str
+
+
+class Computed(_Record):
+    kind: Literal["computed"] = "computed"
+    key: str
+    voiceprint_id: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    step: str
+    status: int | None = None
+    reason: str
+
+
+class EnrollmentOutcome(_Record):
+    """The final word on one enrollment; also the report's row for it."""
+
+    kind: Literal["outcome"] = "outcome"
+    key: str
+    identity: str
+    voiceprint: str
+    owner: str
+    space: str
+    source: str  # where the manifest names it: "enrollments[3]" or "line 14" / "lines 14-16"
+    outcome: str
+    model: str | None = None
+    voiceprint_id: str | None = None
+    state: str | None = None
+    audios: list[str] = Field(default_factory=list)
+    total_duration_s: float | None = None
+    total_voice_s: float | None = None
+    attempts: int = 1
+    error: ErrorInfo | None = None
+
+
+class JobFinished(_Record):
+    kind: Literal["job_finished"] = "job_finished"
+
+
+JournalRecord = Annotated[
+    JobStarted
+    | AudioIntent
+    | AudioCreated
+    | AudioUploaded
+    | ComputeIntent
+    | Computed
+    | EnrollmentOutcome
+    | JobFinished,
+    Field(discriminator="kind"),
+]
+_RECORD = TypeAdapter(JournalRecord)
+
+
+class JournalCorrupt(Exception):
+    """A line other than the last one does not parse: the file was damaged, not torn."""
+
+
+def read_records(path: Path) -> Iterator[JournalRecord]:
+    """Every record in order. A torn last line (a crash mid-write) is skipped, nothing else."""
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        previous: bytes | None = None
+        number = 0
+        for line in fh:
+            if previous is not None:
+                yield _parse(previous, path, number)
+            previous = line
+            number += 1
+        if previous is not None:
+            if not previous.endswith(b"\n"):
+                log.warning("journal_torn_tail_skipped", path=str(path), line=number)
+                return
+            yield _parse(previous, path, number)
+
+
+def _parse(line: bytes, path: Path, number: int) -> JournalRecord:
+    try:
+        return _RECORD.validate_json(line)
+    except ValidationError as exc:
+        raise JournalCorrupt(f"{path} line {number}: {exc.errors()[0]['msg']}") from None
+
+
+class EnrollmentMemory(BaseModel):
+    """What the journal proves about one enrollment."""
+
+    audios: dict[str, str] = Field(default_factory=dict)  # sha256 → audio handle
+    uploaded: set[str] = Field(default_factory=set)  # sha256 whose file was sent
+    intents: set[str] = Field(default_factory=set)  # sha256 with a create possibly in flight
+    computed: bool = False
+
+
+class JournalState(BaseModel):
+    """A journal read back: finished keys, and memory of the unfinished ones."""
+
+    started: JobStarted | None = None
+    finished: bool = False
+    done_keys: set[str] = Field(default_factory=set)
+    memory: dict[str, EnrollmentMemory] = Field(default_factory=dict)
+
+    def of(self, key: str) -> EnrollmentMemory:
+        return self.memory.get(key) or EnrollmentMemory()
+
+
+def load_state(path: Path) -> JournalState:
+    state = JournalState()
+    for record in read_records(path):
+        match record:
+            case JobStarted():
+                state.started = state.started or record
+            case JobFinished():
+                state.finished = True
+            case EnrollmentOutcome(key=key):
+                state.done_keys.add(key)
+                state.memory.pop(key, None)
+            case AudioIntent(key=key, sha256=sha):
+                state.memory.setdefault(key, EnrollmentMemory()).intents.add(sha)
+            case AudioCreated(key=key, sha256=sha, audio=audio):
+                mem = state.memory.setdefault(key, EnrollmentMemory())
+                mem.audios[sha] = audio
+                mem.intents.discard(sha)
+            case AudioUploaded(key=key, sha256=sha, audio=audio):
+                mem = state.memory.setdefault(key, EnrollmentMemory())
+                mem.audios[sha] = audio
+                mem.uploaded.add(sha)
+            case Computed(key=key):
+                state.memory.setdefault(key, EnrollmentMemory()).computed = True
+            case ComputeIntent():
+                pass
+    return state
+
+
+def outcomes(path: Path) -> Iterator[EnrollmentOutcome]:
+    """The outcome records in journal order; should a key appear twice, its first word stands."""
+    seen: set[str] = set()
+    for record in read_records(path):
+        if isinstance(record, EnrollmentOutcome) and record.key not in seen:
+            seen.add(record.key)
+            yield record
+
+
+class Journal:
+    """Durable, group-committed appends to one job's journal file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pending: list[bytes] = []
+        self._queued = 0  # sequence number of the last record queued
+        self._flushed = 0  # sequence number of the last record on disk
+        self._lock = anyio.Lock()
+
+    async def __aenter__(self) -> Journal:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _fsync_dir(self.path.parent)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def append(self, *records: _Record) -> None:
+        """Return once every given record is on disk."""
+        for record in records:
+            self._pending.append(record.model_dump_json().encode() + b"\n")
+        self._queued += len(records)
+        mine = self._queued
+        async with self._lock:
+            if self._flushed >= mine:
+                return  # an earlier holder wrote ours along with its own
+            batch, self._pending = self._pending, []
+            upto = self._queued
+            await anyio.to_thread.run_sync(self._write, b"".join(batch))
+            self._flushed = upto
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None, "journal used outside its context"
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
