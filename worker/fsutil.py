@@ -1,0 +1,88 @@
+"""Crash-safe file writes shared by every module that puts a file where someone else reads it.
+
+Owns: the one way the worker replaces a file: write a temporary file in the same directory,
+fsync it, rename it over the target, fsync the directory. A reader (another worker, `enroller
+status`, an operator's script) therefore sees the old file or the new one, never a torn one,
+and after a power cut the rename is on disk too. It never decides *where* files go; that is the
+caller's business (queue layout, report names).
+
+Temporary files are named `.<name>.<random>.tmp`: a dot-name ending in `.tmp`, which the queue's
+dropper contract ignores, so a half-written retry manifest in `inbox/` is never claimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+from typing import IO, Any
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a created, renamed or removed file) durable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temp_name_for(path: Path) -> Path:
+    """A fresh temporary name beside `path` that no queue scan or reader ever takes for real."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path, mode: int = 0o644) -> Iterator[IO[bytes]]:
+    """Yield a binary file whose content replaces `path` atomically when the block ends.
+
+    On an exception the temporary file is removed and `path` is left untouched, so a failed
+    write never leaves half a report behind.
+    """
+    tmp = temp_name_for(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data`: readers see the old content or the new, never a mix."""
+    with atomic_writer(path, mode) as fh:
+        fh.write(data)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    model_dump = getattr(value, "model_dump", None)  # pydantic models, without importing it
+    if callable(model_dump):
+        return model_dump(mode="json")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps_json(document: Any, indent: int | None = 2) -> bytes:
+    """The worker's JSON file encoding: UTF-8, datetimes as ISO 8601, paths as strings."""
+    text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
+    return text.encode("utf-8") + b"\n"
+
+
+def atomic_write_json(path: Path, document: Any, indent: int | None = 2) -> None:
+    """Write `document` as JSON to `path` atomically (see `atomic_writer`)."""
+    atomic_write_bytes(path, dumps_json(document, indent))
