@@ -23,6 +23,8 @@ import anyio.to_thread
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from worker.fsutil import fsync_dir
+
 log = structlog.get_logger(__name__)
 
 
@@ -226,7 +228,7 @@ class Journal:
     async def __aenter__(self) -> Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -255,11 +257,3 @@ class Journal:
             written = os.write(self._fd, view)
             view = view[written:]
         os.fsync(self._fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
