@@ -1,1 +1,54 @@
-"""The API client: the worker's only door to the voiceprint API."""
+"""The API client: the worker's only door to the voiceprint API.
+
+`ApiClient` (client.py) sends; `Governor` (governor.py) is the process-wide rate budget;
+errors.py says what a failure means to the caller; schemas.py holds the wire models.
+"""
+
+from worker.api.backoff import RetryPolicy
+from worker.api.client import ApiClient, ApiKeyAuth, CredentialsAuth, Retry
+from worker.api.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    CreditsExhausted,
+    Forbidden,
+    HttpStatusError,
+    InvalidResponse,
+    NotFound,
+    NotSent,
+    OutcomeKnown,
+    OutcomeUnknown,
+    PayloadTooLarge,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+    Unprocessable,
+)
+from worker.api.governor import Governor, GovernorStats, TokenBucket
+
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "ApiKeyAuth",
+    "BadRequest",
+    "Conflict",
+    "CredentialsAuth",
+    "CreditsExhausted",
+    "Forbidden",
+    "Governor",
+    "GovernorStats",
+    "HttpStatusError",
+    "InvalidResponse",
+    "NotFound",
+    "NotSent",
+    "OutcomeKnown",
+    "OutcomeUnknown",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Retry",
+    "RetryPolicy",
+    "ServerError",
+    "TokenBucket",
+    "Unauthorized",
+    "Unprocessable",
+]

@@ -1,0 +1,163 @@
+"""The rate arithmetic (pure, no sleeping) and the governor's shell with a fake clock."""
+
+from __future__ import annotations
+
+import anyio
+import anyio.lowlevel
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.api.errors import CreditsExhausted
+from worker.api.governor import Governor, TokenBucket
+
+
+def slots(bucket: TokenBucket, times: list[float]) -> list[float]:
+    return [bucket.reserve(t).at for t in times]
+
+
+def test_burst_one_spaces_requests_evenly() -> None:
+    assert slots(TokenBucket(20, 1), [0.0] * 5) == pytest.approx([0, 0.05, 0.10, 0.15, 0.20])
+
+
+def test_burst_lets_that_many_go_at_once_then_paces() -> None:
+    assert slots(TokenBucket(10, 3), [0.0] * 5) == pytest.approx([0, 0, 0, 0.1, 0.2])
+
+
+def test_idle_spell_refills_the_burst_but_no_more() -> None:
+    bucket = TokenBucket(10, 2)
+    slots(bucket, [0.0] * 4)  # schedule now runs to 0.3
+    assert slots(bucket, [10.0] * 4) == pytest.approx([10.0, 10.0, 10.1, 10.2])
+
+
+def test_a_late_caller_is_not_delayed() -> None:
+    bucket = TokenBucket(10, 1)
+    assert bucket.reserve(0.0).at == 0.0
+    assert bucket.reserve(0.5).at == 0.5  # the slot at 0.1 is long past: send now
+
+
+@given(
+    rate=st.floats(1, 200),
+    burst=st.integers(1, 10),
+    arrivals=st.lists(st.floats(0, 5), min_size=1, max_size=200),
+)
+def test_no_window_ever_exceeds_burst_plus_rate(
+    rate: float, burst: int, arrivals: list[float]
+) -> None:
+    bucket = TokenBucket(rate, burst, adaptive=False)
+    sent = sorted(slots(bucket, sorted(arrivals)))
+    # Any window of length w holds at most burst + w*rate sends (the GCRA guarantee).
+    for i, start in enumerate(sent):
+        for j in range(i, len(sent)):
+            width = sent[j] - start
+            assert j - i + 1 <= burst + width * rate + 1e-6
+
+
+def test_pause_voids_slots_and_restarts_the_schedule_after_it() -> None:
+    bucket = TokenBucket(10, 1)
+    early = [bucket.reserve(0.0) for _ in range(3)]  # 0.0, 0.1, 0.2
+    assert bucket.pause(1.0)
+    assert not any(bucket.valid(r) for r in early)
+    assert slots(bucket, [0.3, 0.3]) == pytest.approx([1.0, 1.1])
+    assert not bucket.pause(0.5)  # a shorter pause does not shorten the current one
+
+
+def test_throttle_halves_once_per_episode_and_success_creeps_back() -> None:
+    bucket = TokenBucket(40, 1, increase=0.1)
+    assert bucket.throttled(0.0, retry_after=0.2)
+    assert bucket.rate == 20
+    assert not bucket.throttled(0.5)  # same episode: answers of requests already in flight
+    assert bucket.throttled(1.5)
+    assert bucket.rate == 10
+    for _ in range(3):
+        bucket.succeeded()
+    assert bucket.rate == pytest.approx(22)
+    for _ in range(100):
+        bucket.succeeded()
+    assert bucket.rate == 40
+
+
+def test_throttle_never_goes_below_the_floor_nor_adapts_when_off() -> None:
+    bucket = TokenBucket(20, 1, min_rate=5)
+    for t in range(10):
+        bucket.throttled(float(t * 10))
+    assert bucket.rate == 5
+    fixed = TokenBucket(20, 1, adaptive=False)
+    fixed.throttled(0.0)
+    assert fixed.rate == 20
+
+
+def test_invalid_parameters_are_refused() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(0, 1)
+    with pytest.raises(ValueError):
+        TokenBucket(1, 0)
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+        await anyio.lowlevel.checkpoint()
+
+
+async def test_governor_paces_sequential_requests_and_counts_waiting() -> None:
+    fake = FakeTime()
+    gov = Governor(10, 1, clock=fake.clock, sleep=fake.sleep)
+    sent = []
+    for _ in range(4):
+        async with gov.slot():
+            sent.append(fake.now)
+    assert sent == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert gov.stats.requests == 4
+    assert gov.stats.wait_seconds == pytest.approx(0.3)
+    assert gov.stats.in_flight_now == 0
+
+
+async def test_governor_throttle_pauses_everyone_until_retry_after() -> None:
+    fake = FakeTime()
+    gov = Governor(10, 1, clock=fake.clock, sleep=fake.sleep)
+    async with gov.slot():
+        pass
+    gov.throttled(2.0)
+    async with gov.slot():
+        assert fake.now == pytest.approx(2.0)
+    assert gov.stats.throttled == 1
+    assert gov.stats.rate == 5  # halved: the server's budget is below ours
+
+
+async def test_caps_bound_requests_in_flight_and_uploads() -> None:
+    gov = Governor(10_000, 100, max_in_flight=3, max_uploads=2)
+    peak = {"in_flight": 0, "uploads": 0}
+
+    async def one(upload: bool) -> None:
+        async with gov.slot(upload=upload):
+            peak["in_flight"] = max(peak["in_flight"], gov.stats.in_flight_now)
+            peak["uploads"] = max(peak["uploads"], gov.stats.uploads_now)
+            await anyio.sleep(0.01)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(12):
+            tg.start_soon(one, i % 2 == 0)
+    assert peak == {"in_flight": 3, "uploads": 2}
+    assert gov.stats.uploads_now == 0 and gov.stats.in_flight_now == 0
+
+
+def test_credits_exhausted_refuses_computes_until_cleared() -> None:
+    gov = Governor(10)
+    gov.check_credits()  # nothing to refuse yet
+    gov.mark_credits_exhausted(CreditsExhausted("Not enough credits", method="POST", route="/x"))
+    assert gov.credits_exhausted
+    with pytest.raises(CreditsExhausted) as info:
+        gov.check_credits()
+    assert info.value.sent is False and "Not enough credits" in str(info.value)
+    gov.clear_credits_exhausted()
+    gov.check_credits()
+    assert gov.stats.credits_refused == 2

@@ -1,0 +1,282 @@
+"""The error tree of the API client: its shape says what the caller may do next.
+
+Owns: every exception the client raises, and the pure classification of an HTTP error response
+into one of them (`error_from_response`). Must never hold a secret: errors carry the method, the
+route *template* (never headers, never the token) and the server's message, which the client
+scrubs of known secrets before building the error.
+
+```
+ApiError
+├── OutcomeKnown            the request certainly took effect or certainly did not
+│   ├── NotSent             the transport failed before the request left: safe to repeat anything
+│   └── HttpStatusError     the server answered with an error status (.status, .message)
+│       ├── BadRequest 400 · Unauthorized 401 · Forbidden 403 · NotFound 404 · Conflict 409
+│       ├── PayloadTooLarge 413 · Unprocessable 422
+│       ├── RateLimited 429 + Retry-After       (the client waits and retries by itself)
+│       ├── CreditsExhausted 429 "credits"      (computes are paused for the whole process)
+│       └── ServerError 5xx                     (on a safe-to-repeat call only; see below)
+├── OutcomeUnknown          timeout, reset or 5xx after a non-idempotent request was sent:
+│                           it may have taken effect; reconcile (search) before repeating
+└── InvalidResponse         a success status whose body is not what the contract says
+```
+
+A 5xx answer to a request that is *not* safe to repeat (creating an audio or a verification) is
+raised as `OutcomeUnknown` with `.status` set: the server may have committed before failing, so
+for the caller it is the same situation as a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class ApiError(Exception):
+    """Base of every error the client raises.
+
+    `method` and `route` (a template such as `/spaces/{owner}/{space}/audios`) say which call
+    failed; `attempts` is how many times the client sent it (retries included).
+    """
+
+    def __init__(
+        self, message: str, *, method: str = "", route: str = "", attempts: int = 1
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.route = route
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.route}: " if self.method else ""
+        return f"{where}{self.describe()}"
+
+    def describe(self) -> str:
+        """The reason without the call site; subclasses add their status or kind."""
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self)!r}, attempts={self.attempts})"
+
+
+class OutcomeKnown(ApiError):
+    """The request certainly took effect or certainly did not: the caller may act on it."""
+
+
+class NotSent(OutcomeKnown):
+    """The transport failed before the request was written (DNS, refused, connect timeout).
+
+    Nothing reached the server, so even a non-idempotent create may be sent again.
+    """
+
+    def describe(self) -> str:
+        return f"not sent ({self.message})"
+
+
+class HttpStatusError(OutcomeKnown):
+    """The server answered with an error status; `message` is its human-readable reason."""
+
+    status: int = 0
+    # Whether the condition can go away by itself, so that a later attempt may succeed.
+    transient: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        route: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, method=method, route=route, attempts=attempts)
+        if status is not None:
+            self.status = status
+
+    def describe(self) -> str:
+        return f"HTTP {self.status}: {self.message}"
+
+
+class BadRequest(HttpStatusError):
+    """400: malformed request, invalid handle, bad pagination. Permanent for this input."""
+
+    status = 400
+
+
+class Unauthorized(HttpStatusError):
+    """401: missing, invalid or expired token, after the one sign-in renewal allowed per call."""
+
+    status = 401
+
+
+class Forbidden(HttpStatusError):
+    """403: the space is not owned by the caller or one of its orgs. Permanent for that space."""
+
+    status = 403
+
+
+class NotFound(HttpStatusError):
+    """404: no such resource (expected while reconciling)."""
+
+    status = 404
+
+
+class Conflict(HttpStatusError):
+    """409: duplicate handle, audio already added, voiceprint already computed, second file…
+
+    `after_unknown_outcome` is true when an earlier attempt of this same call had an unknown
+    outcome: the conflict is then most likely with the effect of that earlier attempt.
+    """
+
+    status = 409
+    after_unknown_outcome: bool = False
+
+
+class PayloadTooLarge(HttpStatusError):
+    """413: the audio file is larger than the service accepts. Permanent."""
+
+    status = 413
+
+
+class Unprocessable(HttpStatusError):
+    """422: the audio does not meet the model's requirements; `message` says which."""
+
+    status = 422
+
+
+class RateLimited(HttpStatusError):
+    """429 with `Retry-After`: the request rate was exceeded; nothing was done.
+
+    The client handles it (pauses every request, then retries); callers only see it when the
+    bound on throttled attempts or on retry time is reached.
+    """
+
+    status = 429
+    transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class CreditsExhausted(HttpStatusError):
+    """429 "Not enough credits": the owner cannot pay for computes.
+
+    Raised by the server, and afterwards raised by the client itself, without a request,
+    for every compute until `Governor.clear_credits_exhausted()`. Never retried in a loop.
+    `sent` is false when the client refused the call from its own credits state.
+    """
+
+    status = 429
+
+    def __init__(self, message: str, *, sent: bool = True, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.sent = sent
+
+
+class ServerError(HttpStatusError):
+    """5xx on a call that is safe to repeat, after the retries allowed were spent."""
+
+    status = 500
+    transient = True
+
+
+class OutcomeUnknown(ApiError):
+    """The request was (or may have been) sent, and no answer says what happened.
+
+    `kind` is `"timeout"`, `"connection"` (reset, dropped) or `"server"` (5xx to a
+    non-idempotent request; `status` is then set). The request may have taken effect: a
+    caller must reconcile (e.g. search the audio by its `sha256:` alias) before repeating it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        status: int | None = None,
+        method: str = "",
+        route: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, method=method, route=route, attempts=attempts)
+        self.kind = kind
+        self.status = status
+
+    def describe(self) -> str:
+        status = f" HTTP {self.status}" if self.status else ""
+        return f"outcome unknown ({self.kind}{status}): {self.message}"
+
+
+class InvalidResponse(ApiError):
+    """A success status with a body that does not match the contract (a bug on one side)."""
+
+
+_BY_STATUS: dict[int, type[HttpStatusError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: Unprocessable,
+}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds (≥ 0), or None when absent or not a number of seconds.
+
+    The contract only uses delta-seconds; HTTP-dates are not produced by the service and are
+    treated as absent rather than guessed at.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def server_message(body: bytes | str, fallback: str) -> str:
+    """The `message` of an error body, or a short excerpt of a body that is not the contract's."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return data["message"]
+    text = text.strip()
+    return text[:200] if text else fallback
+
+
+def error_from_response(
+    status: int,
+    message: str,
+    headers: Mapping[str, str],
+    *,
+    method: str = "",
+    route: str = "",
+    attempts: int = 1,
+) -> HttpStatusError:
+    """Classify an error answer (status ≥ 400) into the error tree. Pure.
+
+    A 429 is about credits when its message says so (the contract's "Not enough credits");
+    otherwise it is a rate limit, with `retry_after` None when the server gave no usable header.
+    """
+    kw: dict[str, Any] = {"method": method, "route": route, "attempts": attempts}
+    if status == 429:
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        if "credit" in message.lower():
+            return CreditsExhausted(message, **kw)
+        return RateLimited(message, retry_after=retry_after, **kw)
+    if status >= 500:
+        return ServerError(message, status=status, **kw)
+    cls = _BY_STATUS.get(status)
+    if cls is not None:
+        return cls(message, **kw)
+    return HttpStatusError(message, status=status, **kw)

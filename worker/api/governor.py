@@ -1,0 +1,254 @@
+"""The shared rate budget: one governor per process, every request passes through it.
+
+Owns: pacing (a token bucket that hands out evenly spaced send times), the cap on requests in
+flight, the separate cap on concurrent uploads, the global pause after a 429 + Retry-After, the
+"credits exhausted" state that computes check, and the counters later exported as metrics.
+Must never send a request or know about HTTP: the client tells it what happened.
+
+The arithmetic is a synchronous core (`TokenBucket`, an injectable clock, no sleeping) inside a
+thin async shell (`Governor`), in the manner of anyio's memory streams, so that the rate rules
+are unit-tested as plain function calls.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from worker.api.errors import CreditsExhausted
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A send time handed out by the bucket; void if a pause began after it was handed out."""
+
+    at: float
+    epoch: int
+
+
+class TokenBucket:
+    """Evenly spaced send times for a rate and a burst (GCRA form of the token bucket). Pure.
+
+    Each `reserve(now)` returns the next slot: with burst 1 the slots are exactly 1/rate apart,
+    so the server sees an even stream rather than bursts followed by silence; after an idle
+    spell up to `burst` slots are granted at once. `pause(until)` voids every slot handed out so
+    far (their holders must reserve again) and starts the schedule afresh at `until`.
+
+    Adaptive (AIMD, as TCP): `throttled(now)` — the server said 429 although we kept to our
+    rate, so its budget is lower than ours — multiplies the rate by `decrease` at most once per
+    throttle episode; each `succeeded()` adds back `increase` × the configured rate. A client set
+    above the server's limit thus settles just under it instead of paying a 429 every few calls.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        *,
+        adaptive: bool = True,
+        decrease: float = 0.5,
+        increase: float = 0.005,
+        min_rate: float | None = None,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self.max_rate = float(rate)
+        self.rate = float(rate)
+        self.burst = burst
+        self.adaptive = adaptive
+        self.decrease = decrease
+        self.increase = increase
+        self.min_rate = min_rate if min_rate is not None else max(self.max_rate / 20, 0.1)
+        self.paused_until = -math.inf
+        self.epoch = 0
+        self._tat = -math.inf  # theoretical arrival time of the next request
+        self._guard_until = -math.inf  # no second decrease before this (same episode)
+
+    def reserve(self, now: float) -> Reservation:
+        """Take the next send time (≥ now, ≥ the end of any pause)."""
+        interval = 1.0 / self.rate
+        start = max(now, self.paused_until)
+        tat = max(self._tat, start)
+        at = max(start, tat - (self.burst - 1) * interval)
+        self._tat = tat + interval
+        return Reservation(at, self.epoch)
+
+    def valid(self, reservation: Reservation) -> bool:
+        """Whether a reservation still holds (no pause began since it was made)."""
+        return reservation.epoch == self.epoch
+
+    def pause(self, until: float) -> bool:
+        """Hold every request until `until`. Returns whether this extended the pause."""
+        if until <= self.paused_until:
+            return False
+        self.paused_until = until
+        self.epoch += 1
+        self._tat = until  # slots handed out before are void; the schedule restarts here
+        return True
+
+    def throttled(self, now: float, retry_after: float = 0.0) -> bool:
+        """Record a 429 with Retry-After; lower the rate once per episode. Returns if lowered."""
+        if not self.adaptive or now < self._guard_until:
+            return False
+        self.rate = max(self.min_rate, self.rate * self.decrease)
+        # The answers to requests already in flight arrive within about one pause: one episode.
+        self._guard_until = now + max(1.0, retry_after)
+        return True
+
+    def succeeded(self) -> None:
+        """Record a request the server accepted; creep back towards the configured rate."""
+        if self.adaptive and self.rate < self.max_rate:
+            self.rate = min(self.max_rate, self.rate + self.increase * self.max_rate)
+
+
+@dataclass(slots=True)
+class GovernorStats:
+    """Counters for metrics. Monotonic except the `*_now` gauges and `rate`."""
+
+    requests: int = 0  # requests let through (each attempt counts)
+    throttled: int = 0  # 429 with Retry-After
+    credits_refused: int = 0  # 429 "not enough credits", from the server or refused locally
+    retries: int = 0  # resends after a transient failure (not after 429 or 401)
+    renewals: int = 0  # credentials sign-ins after a 401
+    wait_seconds: float = 0.0  # total time requests spent waiting for a slot or a pause
+    in_flight_now: int = 0
+    uploads_now: int = 0
+    rate: float = 0.0  # current pacing rate (lower than configured after 429s)
+
+    def snapshot(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class Governor:
+    """One per process, shared by every request of every job.
+
+    `async with governor.slot(upload=...)` around each attempt: it waits for the caps (uploads
+    first, then in-flight), then for the request's send time; the caller sends inside the block.
+    The caps are taken before the send time so that a slot is never spent waiting on a cap.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        *,
+        max_in_flight: int = 64,
+        max_uploads: int = 8,
+        adaptive: bool = True,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = anyio.sleep,
+    ) -> None:
+        self.bucket = TokenBucket(rate, burst, adaptive=adaptive)
+        self.max_in_flight = max_in_flight
+        self.max_uploads = max_uploads
+        self._in_flight = anyio.Semaphore(max_in_flight)
+        self._uploads = anyio.Semaphore(max_uploads)
+        self._clock = clock
+        self._sleep = sleep
+        self._credits: CreditsExhausted | None = None
+        self.stats = GovernorStats(rate=self.bucket.rate)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Governor:
+        return cls(
+            settings.rate_limit,
+            settings.burst,
+            max_in_flight=settings.max_in_flight,
+            max_uploads=settings.max_uploads,
+        )
+
+    # --- pacing -------------------------------------------------------------------------
+
+    async def wait_turn(self) -> None:
+        """Sleep until this request's send time; take a new one if a pause voided it."""
+        started = self._clock()
+        while True:
+            now = self._clock()
+            reservation = self.bucket.reserve(now)
+            if reservation.at > now:
+                await self._sleep(reservation.at - now)
+            if self.bucket.valid(reservation):
+                break
+        self.stats.wait_seconds += self._clock() - started
+
+    @asynccontextmanager
+    async def slot(self, *, upload: bool = False) -> AsyncIterator[None]:
+        """Hold an in-flight place (and an upload place) while one request is sent."""
+        async with AsyncExitStack() as stack:
+            if upload:
+                await stack.enter_async_context(self._uploads)
+                self.stats.uploads_now += 1
+                stack.callback(self._upload_done)
+            await stack.enter_async_context(self._in_flight)
+            await self.wait_turn()
+            self.stats.requests += 1
+            self.stats.in_flight_now += 1
+            stack.callback(self._request_done)
+            yield
+
+    def _upload_done(self) -> None:
+        self.stats.uploads_now -= 1
+
+    def _request_done(self) -> None:
+        self.stats.in_flight_now -= 1
+
+    # --- what the server said -------------------------------------------------------------
+
+    def throttled(self, retry_after: float | None) -> None:
+        """A 429 with Retry-After: every request waits until then; pacing slows down."""
+        now = self._clock()
+        delay = retry_after if retry_after is not None else 1.0 / self.bucket.rate
+        self.stats.throttled += 1
+        self.bucket.pause(now + delay)
+        self.bucket.throttled(now, delay)
+        self.stats.rate = self.bucket.rate
+
+    def succeeded(self) -> None:
+        self.bucket.succeeded()
+        self.stats.rate = self.bucket.rate
+
+    def retried(self) -> None:
+        self.stats.retries += 1
+
+    def renewed(self) -> None:
+        self.stats.renewals += 1
+
+    # --- credits ----------------------------------------------------------------------------
+
+    @property
+    def credits_exhausted(self) -> bool:
+        return self._credits is not None
+
+    def mark_credits_exhausted(self, error: CreditsExhausted) -> None:
+        """Remember a credits 429 so that every later compute is refused without a request."""
+        self.stats.credits_refused += 1
+        if self._credits is None:
+            self._credits = error
+
+    def clear_credits_exhausted(self) -> None:
+        """Allow computes again (credits were topped up, or an operator says so)."""
+        self._credits = None
+
+    def check_credits(self) -> None:
+        """Raise `CreditsExhausted` (not sent) if computes are paused; called before a compute."""
+        if self._credits is not None:
+            self.stats.credits_refused += 1
+            raise CreditsExhausted(
+                f"computes paused: {self._credits.message}",
+                sent=False,
+                method=self._credits.method,
+                route=self._credits.route,
+                attempts=0,
+            )
