@@ -162,6 +162,7 @@ class EnrollmentMemory(BaseModel):
     audios: dict[str, str] = Field(default_factory=dict)  # sha256 → audio handle
     uploaded: set[str] = Field(default_factory=set)  # sha256 whose file was sent
     intents: set[str] = Field(default_factory=set)  # sha256 with a create possibly in flight
+    compute_sent: bool = False  # a compute may have been sent: a computed voiceprint is ours
     computed: bool = False
 
 
@@ -200,8 +201,8 @@ def load_state(path: Path) -> JournalState:
                 mem.uploaded.add(sha)
             case Computed(key=key):
                 state.memory.setdefault(key, EnrollmentMemory()).computed = True
-            case ComputeIntent():
-                pass
+            case ComputeIntent(key=key):
+                state.memory.setdefault(key, EnrollmentMemory()).compute_sent = True
     return state
 
 
