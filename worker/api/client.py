@@ -438,7 +438,7 @@ class ApiClient:
                 ) from None  # the cause may hold request info with headers: not chained
             except TimeoutError as exc:
                 raise OutcomeUnknown(
-                    _describe(exc) or f"no answer within {self.request_timeout:g} s",
+                    f"no answer within {self.request_timeout:g} s ({_describe(exc)})",
                     kind="timeout",
                     method=method,
                     route=route,
