@@ -97,6 +97,12 @@ def _not_yet(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     return handler
 
 
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.status import run_status  # lazy: keeps `enroller --help` fast
+
+    return run_status(settings, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enroller",
@@ -115,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="queue counts and active jobs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=_not_yet("status"))
+    status.set_defaults(handler=_cmd_status)
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
     config.set_defaults(handler=_cmd_config)

@@ -1,0 +1,86 @@
+"""A tiny worker process for queue tests: real processes racing over one queue directory.
+
+Usage: python queue_worker.py MODE QUEUE_DIR [ARGS...]
+  race GO_FILE       wait for GO_FILE, claim every inbox file it can, print one JSON line each
+  hold TTL           claim one file, print its job as JSON, heartbeat until killed
+  crash STEP         claim one file and die (os._exit) at the claim step named STEP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import anyio
+
+from worker import queue as queue_mod
+from worker.queue import Candidate, JobQueue
+from worker.settings import Settings
+
+
+def _queue(root: str, ttl: float = 5.0) -> JobQueue:
+    settings = Settings(
+        queue_dir=Path(root), min_age=0, lease_ttl=ttl, worker_id=f"test-{os.getpid()}"
+    )
+    queue = JobQueue(settings)
+    queue.setup()
+    return queue
+
+
+def _candidates(queue: JobQueue) -> list[Candidate]:
+    out = []
+    for name in sorted(os.listdir(queue.paths.inbox)):
+        path = queue.paths.inbox / name
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        out.append(Candidate(path, st.st_size, st.st_mtime))
+    return out
+
+
+def race(root: str, go_file: str) -> None:
+    queue = _queue(root)
+    while not os.path.exists(go_file):
+        time.sleep(0.001)
+    while candidates := _candidates(queue):
+        for candidate in candidates:
+            job = queue.claim_sync(candidate)
+            if job is not None:
+                print(json.dumps({"name": job.name, "job_id": job.job_id}), flush=True)
+
+
+def _first_job(queue: JobQueue):  # type: ignore[no-untyped-def]
+    for _ in range(500):
+        for candidate in queue.scan():
+            job = queue.claim_sync(candidate)
+            if job is not None:
+                return job
+        time.sleep(0.01)
+    raise SystemExit("nothing to claim")
+
+
+def hold(root: str, ttl: str) -> None:
+    queue = _queue(root, float(ttl))
+    job = _first_job(queue)
+    print(json.dumps({"job_id": job.job_id, "name": job.name}), flush=True)
+    anyio.run(queue.heartbeat, job)
+
+
+def crash(root: str, step: str) -> None:
+    def hook(at: str) -> None:
+        if at == step:
+            os._exit(9)
+
+    queue_mod.crash_hook = hook
+    queue = _queue(root, 0.5)
+    _first_job(queue)
+    raise SystemExit(f"step {step} never reached")
+
+
+if __name__ == "__main__":
+    mode, root, *rest = sys.argv[1:]
+    {"race": race, "hold": hold, "crash": crash}[mode](root, *rest)

@@ -1,0 +1,315 @@
+"""The queue directory on a real filesystem, in one process: layout, claim, lease, finish, fail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from worker import queue as queue_mod
+from worker.queue import Candidate, ClaimedJob, JobQueue, LeaseLost, QueueSetupError
+from worker.queue_rules import job_id_for
+from worker.settings import Settings
+
+
+def make_queue(root: Path, **overrides: Any) -> JobQueue:
+    values: dict[str, Any] = {"queue_dir": root, "min_age": 0.0, "lease_ttl": 0.5}
+    values.update(overrides)
+    queue = JobQueue(Settings(**values))
+    queue.setup()
+    return queue
+
+
+def drop(queue: JobQueue, name: str, content: str = '{"enrollments": []}') -> Path:
+    path = queue.paths.inbox / name
+    path.write_text(content, "utf-8")
+    return path
+
+
+def ready(queue: JobQueue) -> list[str]:
+    queue.scan()
+    return [c.name for c in queue.scan()]
+
+
+def claim_one(queue: JobQueue) -> ClaimedJob:
+    candidates = queue.scan() or queue.scan()
+    job = queue.claim_sync(candidates[0])
+    assert job is not None
+    return job
+
+
+def test_setup_creates_the_five_folders(tmp_path: Path) -> None:
+    make_queue(tmp_path / "q")
+    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == [
+        "active",
+        "done",
+        "failed",
+        "inbox",
+        "reports",
+    ]
+    assert list((tmp_path / "q" / "inbox").iterdir()) == []  # the probe is gone
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions")
+def test_setup_reports_an_unwritable_folder(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    queue.paths.done.chmod(0o500)
+    try:
+        with pytest.raises(QueueSetupError, match=r"done is not writable"):
+            queue.setup()
+    finally:
+        queue.paths.done.chmod(0o700)
+
+
+def test_setup_reports_exdev_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    queue = make_queue(tmp_path)
+    real_rename = os.rename
+
+    def rename(src: Any, dst: Any) -> None:
+        if "failed" in str(dst):
+            raise OSError(18, "Invalid cross-device link")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(queue_mod.os, "rename", rename)
+    with pytest.raises(QueueSetupError, match=r"different filesystems or mounts \(EXDEV\)"):
+        queue.setup()
+
+
+def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    for name in [".a.json", "b.json.tmp", "c.csv.part", "d.txt", "e.json", "f.CSV"]:
+        drop(queue, name)
+    (queue.paths.inbox / "sub.json").mkdir()
+    (queue.paths.inbox / "link.json").symlink_to(queue.paths.inbox / "e.json")
+    with structlog.testing.capture_logs() as logs:
+        assert ready(queue) == ["e.json", "f.CSV"]
+        assert ready(queue) == ["e.json", "f.CSV"]
+    skipped = sorted(e["file"] for e in logs if e["event"] == "queue_file_skipped")
+    assert skipped == ["d.txt", "link.json", "sub.json"]  # once each, not once per scan
+
+
+def test_min_age_holds_back_a_fresh_file(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path, min_age=0.3)
+    drop(queue, "a.json")
+    assert ready(queue) == []
+    time.sleep(0.35)
+    assert [c.name for c in queue.scan()] == ["a.json"]
+
+
+def test_claim_moves_the_file_into_a_leased_job_dir(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path, worker_id="w-1")
+    content = '{"identity": "alice", "audios": ["a.wav"]}'
+    drop(queue, "alice.json", content)
+    job = claim_one(queue)
+    sha = hashlib.sha256(content.encode()).hexdigest()
+    assert job.job_id == job_id_for("alice.json", sha) == f"alice-{sha[:10]}"
+    assert job.dir == queue.paths.active / job.job_id
+    assert job.manifest_path.read_text("utf-8") == content
+    assert not (queue.paths.inbox / "alice.json").exists()
+    lease = json.loads(job.lease_path.read_text("utf-8"))
+    assert lease["holder"] == "w-1" and lease["pid"] == os.getpid() and lease["generation"] == 0
+    assert job.journal_path.parent == job.dir and not job.resumed
+    assert [p.name for p in queue.paths.active.iterdir()] == [job.job_id]  # no staging left
+
+
+def test_losing_the_rename_is_not_an_error(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    path = drop(queue, "a.json")
+    candidate = Candidate(path, 1, 0.0)
+    path.unlink()  # another worker took it
+    assert queue.claim_sync(candidate) is None
+    assert list(queue.paths.active.iterdir()) == []
+
+
+def test_same_name_new_content_is_a_new_job(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    drop(queue, "a.json", '{"v": 1}')
+    first = claim_one(queue)
+    drop(queue, "a.json", '{"v": 2}')
+    second = claim_one(queue)
+    assert first.job_id != second.job_id
+    assert first.job_id.startswith("a-") and second.job_id.startswith("a-")
+
+
+def test_duplicate_of_an_active_job_goes_to_done(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    drop(queue, "a.json", '{"v": 1}')
+    first = claim_one(queue)
+    drop(queue, "a.json", '{"v": 1}')
+    candidates = queue.scan() or queue.scan()
+    assert queue.claim_sync(candidates[0]) is None
+    assert (queue.paths.done / f"{first.job_id}.json").exists()
+    assert first.manifest_path.exists()
+    assert [p.name for p in queue.paths.active.iterdir()] == [first.job_id]
+
+
+def test_finish_moves_to_done_and_clears_the_job(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    drop(queue, "batch.csv", "identity,audio\nalice,a.wav\n")
+    job = claim_one(queue)
+    job.journal_path.write_text("{}\n")
+    dest = queue.finish_sync(job)
+    assert dest == queue.paths.done / f"{job.job_id}.csv"
+    assert dest.read_text() == "identity,audio\nalice,a.wav\n"
+    assert list(queue.paths.active.iterdir()) == []
+
+
+def test_fail_writes_error_json_beside_the_manifest(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    drop(queue, "bad.json", "{not json")
+    job = claim_one(queue)
+    dest = queue.fail_sync(job, ["bad.json: line 1: not valid JSON"])
+    assert dest == queue.paths.failed / f"{job.job_id}.json"
+    assert dest.read_text() == "{not json"
+    error = json.loads((queue.paths.failed / f"{job.job_id}.error.json").read_text("utf-8"))
+    assert error["job_id"] == job.job_id and error["file"] == "bad.json"
+    assert error["problems"] == ["bad.json: line 1: not valid JSON"]
+    assert error["failed_at"].endswith("+00:00")
+    assert list(queue.paths.active.iterdir()) == []
+
+
+def test_report_paths(tmp_path: Path) -> None:
+    paths = make_queue(tmp_path).paths.report_paths("a-0123456789")
+    assert paths.report == tmp_path / "reports" / "a-0123456789.report.json"
+    assert paths.failures == tmp_path / "reports" / "a-0123456789.failures.csv"
+    assert paths.retry == tmp_path / "reports" / "a-0123456789.retry.json"
+
+
+def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
+    mine = make_queue(tmp_path, worker_id="a")
+    other = make_queue(tmp_path, worker_id="b")
+    drop(mine, "a.json")
+    job = claim_one(mine)
+    assert other.recover_stale_sync() == []
+    time.sleep(0.3)
+    mine.renew(job)
+    time.sleep(0.3)
+    assert other.recover_stale_sync() == []  # renewed 0.3 s ago, ttl 0.5 s
+    time.sleep(0.3)
+    taken = other.recover_stale_sync()
+    assert [t.job_id for t in taken] == [job.job_id]
+    assert taken[0].resumed and taken[0].generation == 1
+    assert taken[0].manifest_path.exists()
+    with pytest.raises(LeaseLost):
+        mine.renew(job)
+    with pytest.raises(LeaseLost):
+        mine.finish_sync(job)
+    other.renew(taken[0])
+    assert sorted(p.name for p in job.dir.iterdir()) == ["lease.1.json", "manifest"]
+
+
+def test_two_takers_of_one_stale_lease_one_wins(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path)
+    drop(queue, "a.json")
+    claim_one(queue)
+    time.sleep(0.6)
+    takers = [make_queue(tmp_path, worker_id=f"t{i}") for i in range(2)]
+    # Both have read the stale lease; only one can create the next generation.
+    job_dir = next(queue.paths.active.iterdir())
+    assert takers[0]._try_acquire(job_dir, 1, "x") is True
+    assert takers[1]._try_acquire(job_dir, 1, "y") is False
+    assert takers[1].recover_stale_sync() == []  # generation 1 is fresh
+
+
+def test_released_lease_is_taken_over_at_once(tmp_path: Path) -> None:
+    first = make_queue(tmp_path, lease_ttl=60)
+    drop(first, "a.json")
+    job = first.claim_sync((first.scan() or first.scan())[0])
+    assert job is not None
+    second = make_queue(tmp_path, lease_ttl=60)
+    assert second.recover_stale_sync() == []
+    first.release(job)
+    assert [j.job_id for j in second.recover_stale_sync()] == [job.job_id]
+
+
+def test_restarted_worker_resumes_its_own_job(tmp_path: Path) -> None:
+    before = make_queue(tmp_path, worker_id="same")
+    drop(before, "a.json")
+    job = claim_one(before)
+    job.journal_path.write_text('{"kind": "x"}\n')
+    time.sleep(0.6)
+    after = make_queue(tmp_path, worker_id="same")
+    resumed = after.recover_stale_sync()
+    assert [j.job_id for j in resumed] == [job.job_id]
+    assert resumed[0].journal_path.read_text() == '{"kind": "x"}\n'
+
+
+async def test_heartbeat_keeps_the_lease_and_raises_when_lost(tmp_path: Path) -> None:
+    import anyio
+
+    queue = make_queue(tmp_path, lease_ttl=0.3)
+    drop(queue, "a.json")
+    job = claim_one(queue)
+    other = make_queue(tmp_path, lease_ttl=0.3)
+    with anyio.move_on_after(0.8):
+        await queue.heartbeat(job)
+    assert other.recover_stale_sync() == []  # kept fresh for longer than ttl
+    queue.release(job)
+    assert len(other.recover_stale_sync()) == 1
+    with pytest.raises(LeaseLost):
+        await queue.heartbeat(job, interval=0.01)
+
+
+@pytest.mark.parametrize("step", ["staged", "claimed", "hashed", "settled"])
+def test_crash_at_every_claim_step_is_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    class Crash(BaseException):
+        pass
+
+    def hook(at: str) -> None:
+        if at == step:
+            raise Crash
+
+    queue = make_queue(tmp_path, lease_ttl=0.3)
+    drop(queue, "a.json", '{"v": 42}')
+    candidates = queue.scan() or queue.scan()
+    monkeypatch.setattr(queue_mod, "crash_hook", hook)
+    with pytest.raises(Crash):
+        queue.claim_sync(candidates[0])
+    monkeypatch.setattr(queue_mod, "crash_hook", None)
+
+    survivor = make_queue(tmp_path, lease_ttl=0.3)
+    assert survivor.recover_stale_sync() == []  # the dead claimer's lease is still fresh
+    time.sleep(0.4)
+    jobs = survivor.recover_stale_sync()
+    if step == "staged":  # died before the claim rename: the file is still in inbox
+        assert jobs == []
+        jobs = [claim_one(survivor)]
+    assert len(jobs) == 1
+    assert jobs[0].manifest_path.read_text() == '{"v": 42}'
+    assert [p.name for p in survivor.paths.active.iterdir()] == [jobs[0].job_id]
+    assert list(survivor.paths.inbox.iterdir()) == []
+
+
+def test_interrupted_finish_is_cleaned_up(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path, lease_ttl=0.3)
+    drop(queue, "a.json")
+    job = claim_one(queue)
+    os.rename(job.manifest_path, queue.paths.done / "a.json")  # crash after the move
+    time.sleep(0.4)
+    assert queue.recover_stale_sync() == []
+    assert list(queue.paths.active.iterdir()) == []
+
+
+def test_unreadable_manifest_goes_to_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = make_queue(tmp_path)
+    drop(queue, "a.json")
+
+    def unreadable(path: Path) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(queue_mod, "sha256_file", unreadable)
+    assert queue.claim_sync((queue.scan() or queue.scan())[0]) is None
+    errors = list(queue.paths.failed.glob("*.error.json"))
+    assert len(errors) == 1
+    assert "cannot be read (Permission denied)" in errors[0].read_text()
+    assert list(queue.paths.active.iterdir()) == []

@@ -1,0 +1,154 @@
+"""Pure rules of the queue directory: which names count, when a file is ready, job ids, leases.
+
+Owns: every decision of `worker.queue` that can be made without touching the filesystem or a
+clock, so that it is unit-tested with plain values (fake stat results, a fake clock). It never
+performs I/O and never reads the time itself: callers pass `now` in.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import PurePath
+
+from pydantic import BaseModel, ConfigDict
+
+CANDIDATE_SUFFIXES = frozenset({".json", ".csv"})
+# Names a dropper uses while it writes (Maildir contract, design.md §3).
+IN_PROGRESS_SUFFIXES = (".tmp", ".part")
+JOB_HASH_CHARS = 10
+_MAX_STEM = 64
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class NameKind(enum.Enum):
+    """What a name in inbox/ is, by name alone."""
+
+    # A manifest to consider (still subject to the stability rule).
+    CANDIDATE = "candidate"
+    # Being written by a dropper (dot-name, *.tmp, *.part): skipped silently, it will be renamed.
+    IN_PROGRESS = "in_progress"
+    # Anything else (README.txt, a .zip): never taken; worth one log line so an operator who
+    # dropped `batch.xlsx` learns why nothing happens.
+    OTHER = "other"
+
+
+def classify_name(name: str) -> NameKind:
+    """Classify one inbox entry name by the dropper contract."""
+    if name.startswith("."):
+        return NameKind.IN_PROGRESS
+    lower = name.lower()
+    if lower.endswith(IN_PROGRESS_SUFFIXES):
+        return NameKind.IN_PROGRESS
+    if PurePath(lower).suffix in CANDIDATE_SUFFIXES and PurePath(lower).stem:
+        return NameKind.CANDIDATE
+    return NameKind.OTHER
+
+
+def safe_stem(name: str) -> str:
+    """The part of a job id that comes from the file name: safe as a file and directory name."""
+    stem = _UNSAFE.sub("_", PurePath(name).stem).strip("._-")[:_MAX_STEM].rstrip("._-")
+    return stem or "manifest"
+
+
+def job_id_for(name: str, sha256_hex: str) -> str:
+    """Job id = stem + short content hash: the same name with new content is a new job."""
+    return f"{safe_stem(name)}-{sha256_hex[:JOB_HASH_CHARS].lower()}"
+
+
+# --- stability of in-place written files -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What one scan saw of a file: enough to tell whether someone is still writing it."""
+
+    size: int
+    mtime: float  # wall-clock seconds (st_mtime_ns / 1e9)
+    ino: int = 0  # a file replaced under the same name is a different file
+
+
+class StabilityTracker:
+    """Decides which inbox files are ready: unchanged across two scans and at least `min_age` old.
+
+    The age is the larger of "since its mtime" and "since first seen unchanged": a file that
+    arrives by rename with an old mtime is ready at the second scan, and a file whose mtime is in
+    the future (clock skew on a shared volume) still becomes ready once it has rested `min_age`
+    under our own observation. Files that vanish are forgotten.
+    """
+
+    def __init__(self, min_age: float) -> None:
+        self.min_age = min_age
+        # name -> (stat as last seen, wall time since which it has been seen unchanged)
+        self._seen: dict[str, tuple[FileStat, float]] = {}
+
+    def observe(self, stats: Mapping[str, FileStat], now: float) -> list[str]:
+        """Record one scan; return the names ready to claim, sorted (oldest-name order)."""
+        ready: list[str] = []
+        seen: dict[str, tuple[FileStat, float]] = {}
+        for name, stat in stats.items():
+            previous = self._seen.get(name)
+            if previous is not None and previous[0] == stat:
+                since = previous[1]
+                if self._age(stat, since, now) >= self.min_age:
+                    ready.append(name)
+            else:
+                since = now
+            seen[name] = (stat, since)
+        self._seen = seen
+        return sorted(ready)
+
+    def next_wait(self, now: float) -> float | None:
+        """Seconds until another scan could make a pending file ready; None when none is pending.
+
+        0.0 means "just needs a second look": the file is old enough but seen only once.
+        """
+        waits = [
+            max(0.0, self.min_age - self._age(stat, since, now))
+            for stat, since in self._seen.values()
+        ]
+        return min(waits) if waits else None
+
+    def forget(self, name: str) -> None:
+        """Drop what is known about `name` (after it was claimed)."""
+        self._seen.pop(name, None)
+
+    @staticmethod
+    def _age(stat: FileStat, since: float, now: float) -> float:
+        return max(now - stat.mtime, now - since)
+
+
+# --- leases ------------------------------------------------------------------------------------
+
+
+class Lease(BaseModel):
+    """The content of a lease file: who holds a job and when they last said they still do.
+
+    `heartbeat` is the holder's wall clock: workers sharing a queue over a volume must have
+    roughly synchronised clocks (NTP); a skew approaching `lease_ttl` causes early takeovers.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    holder: str  # worker_id
+    host: str
+    pid: int
+    token: str  # random per acquisition: tells two incarnations of one worker_id apart
+    generation: int
+    job: str  # job id, or the staging directory name while a claim is being settled
+    acquired_at: datetime
+    heartbeat: datetime
+    released: bool = False  # given up on a clean shutdown: anyone may take it at once
+
+
+def lease_age(lease: Lease, now: float) -> float:
+    """Seconds since the holder last renewed the lease (negative under clock skew)."""
+    return now - lease.heartbeat.timestamp()
+
+
+def lease_is_stale(lease: Lease, now: float, ttl: float) -> bool:
+    """A lease is stale when released, or not renewed within `ttl` seconds."""
+    return lease.released or lease_age(lease, now) > ttl
