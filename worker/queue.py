@@ -53,6 +53,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import math
 import os
 import re
 import secrets
@@ -388,11 +389,23 @@ class JobQueue:
         )
         fall_back = False
         try:
-            for candidate in await anyio.to_thread.run_sync(self.scan):
-                yield candidate
             next_rescan = time.monotonic() + self.rescan_interval
-            next_check = time.monotonic() + self._next_scan_wait(self.rescan_interval)
+            scan_due = True  # the full scan at start
             while not stop_event.is_set():
+                if scan_due:
+                    # Scan; while a pending file may become ready sooner than the watcher's
+                    # next tick (a renamed file just needs its second look), scan again.
+                    while True:
+                        for candidate in await anyio.to_thread.run_sync(self.scan):
+                            if stop_event.is_set():
+                                return
+                            yield candidate
+                        wait = self._tracker.next_wait(self._clock())
+                        if wait is None or wait >= tick or stop_event.is_set():
+                            break
+                        with anyio.move_on_after(max(wait, 0.05)):
+                            await stop_event.wait()
+                    next_check = time.monotonic() + (wait if wait is not None else math.inf)
                 try:
                     changes = await watcher.__anext__()
                 except StopAsyncIteration:
@@ -402,15 +415,9 @@ class JobQueue:
                     fall_back = True
                     break
                 now = time.monotonic()
-                if not changes and now < next_rescan and now < next_check:
-                    continue
+                scan_due = bool(changes) or now >= next_rescan or now >= next_check
                 if now >= next_rescan:
                     next_rescan = now + self.rescan_interval
-                for candidate in await anyio.to_thread.run_sync(self.scan):
-                    if stop_event.is_set():
-                        return
-                    yield candidate
-                next_check = time.monotonic() + self._next_scan_wait(self.rescan_interval)
         finally:
             with contextlib.suppress(Exception):
                 await watcher.aclose()

@@ -17,6 +17,7 @@ from pathlib import Path
 import anyio
 
 from worker import queue as queue_mod
+from worker.log import configure_logging
 from worker.queue import Candidate, JobQueue
 from worker.settings import Settings
 
@@ -82,5 +83,6 @@ def crash(root: str, step: str) -> None:
 
 
 if __name__ == "__main__":
+    configure_logging(fmt="json")  # logs to stderr: stdout carries the results
     mode, root, *rest = sys.argv[1:]
     {"race": race, "hold": hold, "crash": crash}[mode](root, *rest)
