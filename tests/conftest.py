@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from tests.emulator_harness import EmulatorHandle, running_emulator
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +25,10 @@ def _clean_enroller_env(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[EmulatorHandle]:
+    """An in-process emulator with default options on a free port (see tests/emulator_harness)."""
+    async with running_emulator() as handle:
+        yield handle

@@ -1,0 +1,74 @@
+"""Per-token request rate limiting: a token bucket per Bearer token, plus Retry-After tracking.
+
+Owns: the arithmetic of `--rate-limit` / `--burst` and of `Retry-After`, and the count of
+requests that ignored a Retry-After (`retry_after_violations`, for client tests). Pure: the
+caller passes `now` (monotonic seconds), so tests need no clock and no sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# A client that sleeps exactly Retry-After may wake a hair early by its timer's resolution;
+# that is obeying, not violating.
+VIOLATION_SLACK_S = 0.02
+
+
+@dataclass
+class Bucket:
+    """One token bucket. `tokens` may be fractional; a request needs one whole token."""
+
+    rate: float
+    burst: int
+    tokens: float
+    updated: float
+    blocked_until: float = 0.0  # when the last Retry-After we sent expires
+
+    def refill(self, now: float) -> None:
+        if now > self.updated:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int = 0  # whole seconds, as HTTP's delay-seconds demands
+    violated_retry_after: bool = False
+
+
+@dataclass
+class RateLimiter:
+    """Buckets by key (the Bearer token). `rate == 0` disables limiting entirely."""
+
+    rate: float
+    burst: int
+    buckets: dict[str, Bucket] = field(default_factory=dict)
+    violations: int = 0
+    limited: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.rate > 0
+
+    def check(self, key: str, now: float) -> Decision:
+        """Take one token for `key`, or say how many whole seconds to wait."""
+        if not self.enabled:
+            return Decision(allowed=True)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = Bucket(self.rate, self.burst, float(self.burst), now)
+        violated = now + VIOLATION_SLACK_S < bucket.blocked_until
+        if violated:
+            self.violations += 1
+        bucket.refill(now)
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return Decision(allowed=True, violated_retry_after=violated)
+        wait = (1.0 - bucket.tokens) / self.rate
+        # Round up so that a client obeying Retry-After always finds a token waiting.
+        retry_after = max(1, math.ceil(wait))
+        bucket.blocked_until = max(bucket.blocked_until, now + retry_after)
+        self.limited += 1
+        return Decision(allowed=False, retry_after=retry_after, violated_retry_after=violated)

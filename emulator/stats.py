@@ -1,0 +1,74 @@
+"""Counters behind `GET /_emulator/stats`, for tests and benchmarks to read.
+
+Owns: what was asked (by status, by route template), what was created, conflicts, uploads per
+audio, faults injected, rate-limit and credit refusals, concurrency. Counters live for one
+process: a restarted emulator starts from zero (its *state* persists, its stats do not).
+Must never influence how a request is answered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Stats:
+    total: int = 0
+    by_status: Counter[str] = field(default_factory=Counter)
+    by_route: Counter[str] = field(default_factory=Counter)
+    created: Counter[str] = field(
+        default_factory=lambda: Counter(identities=0, audios=0, voiceprints=0, computes=0)
+    )
+    conflicts: int = 0
+    upload_attempts: Counter[str] = field(default_factory=Counter)  # "owner/space/audio"
+    uploads_accepted: int = 0
+    bytes_received: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    rate_limited: int = 0
+    credit_refusals: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def finished(self, route: str, status: str) -> None:
+        self.in_flight -= 1
+        self.total += 1
+        self.by_status[status] += 1
+        self.by_route[route] += 1
+        if status == "409":
+            self.conflicts += 1
+
+    def reset(self) -> None:
+        """Zero every counter but the requests now in flight."""
+        in_flight = self.in_flight
+        fresh = Stats()
+        self.__dict__.update(fresh.__dict__)
+        self.in_flight = self.max_in_flight = in_flight
+
+    def to_wire(self, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "requests": {
+                "total": self.total,
+                "by_status": dict(self.by_status),
+                "by_route": dict(self.by_route),
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+            },
+            "created": dict(self.created),
+            "conflicts": self.conflicts,
+            "uploads": {
+                "accepted": self.uploads_accepted,
+                "attempts": sum(self.upload_attempts.values()),
+                "attempts_per_audio": dict(self.upload_attempts),
+                "bytes_received": self.bytes_received,
+            },
+            "faults": dict(self.faults),
+            "rate_limited": self.rate_limited,
+            "credit_refusals": self.credit_refusals,
+            **extra,
+        }
