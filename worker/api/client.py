@@ -359,7 +359,13 @@ class ApiClient:
                 delay = next_delay(policy, retries, elapsed, self._rand())
                 if delay is not None:
                     retries += 1
-                    unknown_before = unknown_before or isinstance(error, OutcomeUnknown)
+                    # A write answered 5xx may have been done before the failure, like one
+                    # that timed out: a 409 on the resend is then most likely our own effect.
+                    unknown_before = (
+                        unknown_before
+                        or isinstance(error, OutcomeUnknown)
+                        or (isinstance(error, ServerError) and method != "GET")
+                    )
                     self.governor.retried()
                     self._log.warning(
                         "api.retry",
@@ -374,7 +380,7 @@ class ApiClient:
                     continue
             if isinstance(error, Conflict) and unknown_before:
                 error.after_unknown_outcome = True
-            if retries or throttles or isinstance(error, OutcomeUnknown):
+            if isinstance(error, OutcomeUnknown | NotSent | ServerError | RateLimited):
                 self._log.warning(
                     "api.gave_up",
                     method=method,

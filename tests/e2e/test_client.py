@@ -1,0 +1,214 @@
+"""The API client against the real emulator over real sockets: every operation, auth, secrecy,
+and the streaming upload."""
+
+from __future__ import annotations
+
+import hashlib
+import tracemalloc
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from pydantic import SecretStr
+from structlog.testing import capture_logs
+
+from tests.audiogen import write_audio, write_garbage
+from tests.emulator_harness import DEMO_KEY, EmulatorHandle, emulator_process, running_emulator
+from worker.api import (
+    ApiClient,
+    ApiKeyAuth,
+    Conflict,
+    CredentialsAuth,
+    Forbidden,
+    Governor,
+    NotFound,
+    RetryPolicy,
+    Unauthorized,
+)
+from worker.api.schemas import AudioState, VoiceprintState
+from worker.settings import Settings
+
+OWNER, SPACE = "demo", "main"
+PASSWORD = "demo-password"
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[EmulatorHandle]:
+    async with running_emulator() as handle:
+        yield handle
+
+
+def client_for(url: str, key: str = DEMO_KEY, **settings: object) -> ApiClient:
+    return ApiClient.from_settings(
+        Settings(api_url=url, api_key=key, rate_limit=1000, burst=50, **settings)  # type: ignore[arg-type]
+    )
+
+
+def alias_of(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_one_enrollment_end_to_end(emu: EmulatorHandle, tmp_path: Path) -> None:
+    wav = write_audio(tmp_path / "bob.wav", voice_s=6.0, silence_s=1.0)
+    alias = alias_of(wav)
+    async with client_for(emu.base_url) as api:
+        me = await api.get_user()
+        assert me.handle == "demo" and "acme" in me.orgs
+
+        bob = await api.create_identity(OWNER, SPACE, "bob", alias="Bob")
+        assert bob.handle == "bob" and bob.created_at is not None
+        with pytest.raises(Conflict):
+            await api.create_identity(OWNER, SPACE, "bob")
+        assert (await api.get_identity(OWNER, SPACE, "bob")).alias == "Bob"
+
+        audio = await api.create_audio(OWNER, SPACE, alias=alias, identity="bob")
+        assert audio.state is AudioState.AVAITING_FILE
+        audio = await api.upload_audio_file(OWNER, SPACE, audio.handle, wav)
+        assert audio.state is AudioState.AVAILABLE
+        assert audio.duration == pytest.approx(7.0, abs=0.01)
+        assert audio.sample_rate == 16000
+        with pytest.raises(Conflict):  # one file per audio
+            await api.upload_audio_file(OWNER, SPACE, audio.handle, wav)
+        assert [a.handle for a in await api.find_audios_by_alias(OWNER, SPACE, alias)] == [
+            audio.handle
+        ]
+        assert (await api.get_audio(OWNER, SPACE, audio.handle)).identity is not None
+
+        models = {m.name for m in await api.list_models()}
+        assert {"phone/v1", "digital/v1"} <= models
+
+        vp = await api.create_voiceprint(OWNER, SPACE, "bob", "phone/v1", handle="main")
+        assert vp.state is VoiceprintState.NOT_COMPUTABLE and vp.model == "phone/v1"
+        vp = await api.add_audio_to_voiceprint(OWNER, SPACE, "bob", "main", audio.handle)
+        assert vp.state is VoiceprintState.COMPUTABLE
+        with pytest.raises(Conflict):
+            await api.add_audio_to_voiceprint(OWNER, SPACE, "bob", "main", audio.handle)
+        vp = await api.compute_voiceprint(OWNER, SPACE, "bob", "main")
+        assert vp.state is VoiceprintState.COMPUTED and vp.computed_at is not None
+        with pytest.raises(Conflict):
+            await api.compute_voiceprint(OWNER, SPACE, "bob", "main")
+
+        assert (await api.get_voiceprint(OWNER, SPACE, "bob", "main")).audios == 1
+        assert [v.handle async for v in api.list_voiceprints(OWNER, SPACE, "bob")] == ["main"]
+        added = [a.handle async for a in api.list_voiceprint_audios(OWNER, SPACE, "bob", "main")]
+        assert added == [audio.handle]
+
+        records = [r async for r in api.list_usage_records("demo")]
+        assert [(r.voiceprint.handle, r.model) for r in records] == [("main", "phone/v1")]
+        assert [r async for r in api.list_usage_records("acme")] == []
+
+        check = await api.create_verification(
+            OWNER, SPACE, audio=audio.handle, identity="bob", voiceprint="main"
+        )
+        assert check.handle
+
+
+async def test_remove_and_identify(emu: EmulatorHandle, tmp_path: Path) -> None:
+    wav = write_audio(tmp_path / "a.wav", voice_s=5.0)
+    async with client_for(emu.base_url) as api:
+        await api.create_identity(OWNER, SPACE, "carol")
+        audio = await api.create_audio(OWNER, SPACE, alias="loose")
+        await api.upload_audio_file(OWNER, SPACE, audio.handle, wav)
+        linked = await api.identify_audio(OWNER, SPACE, audio.handle, "carol")
+        assert linked.identity is not None and linked.identity.handle == "carol"
+        await api.create_voiceprint(OWNER, SPACE, "carol", "phone/v1", handle="vp")
+        await api.add_audio_to_voiceprint(OWNER, SPACE, "carol", "vp", audio.handle)
+        vp = await api.remove_audio_from_voiceprint(OWNER, SPACE, "carol", "vp", audio.handle)
+        assert vp.state is VoiceprintState.NOT_COMPUTABLE and vp.audios == 0
+
+
+async def test_pagination_walks_every_page(emu: EmulatorHandle) -> None:
+    async with client_for(emu.base_url) as api:
+        handles = {f"p-{i:02d}" for i in range(7)}
+        async with anyio.create_task_group() as tg:
+            for handle in handles:
+                tg.start_soon(api.create_identity, OWNER, SPACE, handle)
+        seen = [i.handle async for i in api.list_identities(OWNER, SPACE, page_size=3)]
+        assert sorted(seen) == sorted(handles)
+        found = [i.handle async for i in api.list_identities(OWNER, SPACE, search="p-0")]
+        assert sorted(found) == sorted(handles)
+        stats = await emu.stats()
+        lists = sum(n for r, n in stats["requests"]["by_route"].items() if r.startswith("GET"))
+        assert lists == 4  # three pages of 3, 3, 1, then one search page: no extra request
+
+
+async def test_permanent_errors_carry_the_server_message(emu: EmulatorHandle) -> None:
+    async with client_for(emu.base_url) as api:
+        with pytest.raises(NotFound) as info:
+            await api.get_identity(OWNER, SPACE, "nobody")
+        assert info.value.message and info.value.attempts == 1
+        with pytest.raises(Forbidden):
+            await api.get_identity("other", "private", "x")
+
+
+async def test_credentials_sign_in_and_renewal_after_expiry(tmp_path: Path) -> None:
+    async with running_emulator(token_ttl=0.5) as emu:
+        settings = Settings(
+            api_url=emu.base_url,
+            api_handle="demo",
+            api_password=PASSWORD,  # type: ignore[arg-type]
+        )
+        with capture_logs() as logs:
+            async with ApiClient.from_settings(settings) as api:
+                assert (await api.get_user()).handle == "demo"
+                first = api._token
+                await anyio.sleep(0.7)  # the session token expires
+                await api.create_identity(OWNER, SPACE, "after-expiry")
+                assert api._token is not None and api._token != first
+                assert api.governor.stats.renewals == 1
+                tokens = [first.get_secret_value(), api._token.get_secret_value()]  # type: ignore[union-attr]
+        text = repr(logs) + repr(api)
+        for secret in [PASSWORD, *tokens]:
+            assert secret not in text
+        assert any(entry["event"] == "api.sign_in_again" for entry in logs)
+
+
+async def test_wrong_credentials_are_unauthorized(emu: EmulatorHandle) -> None:
+    auth = CredentialsAuth("demo", SecretStr("wrong-password"))
+    async with ApiClient(emu.base_url, auth) as api:
+        with pytest.raises(Unauthorized) as info:
+            await api.get_user()
+    assert "wrong-password" not in str(info.value) + repr(info.value)
+
+
+async def test_the_key_never_reaches_logs_errors_or_reprs(emu: EmulatorHandle) -> None:
+    secret_key = "not-a-real-key-SECRET"
+    with capture_logs() as logs:
+        async with ApiClient(
+            emu.base_url,
+            ApiKeyAuth(SecretStr(secret_key)),
+            retry=RetryPolicy(max_retries=2, base=0.01),
+        ) as api:
+            with pytest.raises(Unauthorized) as info:
+                await api.get_user()
+            text = str(info.value) + repr(info.value) + repr(api) + repr(api._auth)
+    # and a client that retries and logs a lot, with a valid key, against a faulty server
+    async with running_emulator(fault_rate=0.5, seed=3) as faulty:
+        with capture_logs() as more:
+            async with client_for(faulty.base_url, max_retries=10) as api:
+                for _ in range(10):
+                    await api.list_models()
+    assert any(entry["event"] == "api.retry" for entry in more)
+    assert secret_key not in text + repr(logs)
+    assert DEMO_KEY not in repr(more)
+
+
+async def test_streaming_upload_does_not_hold_the_file_in_memory(tmp_path: Path) -> None:
+    big = write_garbage(tmp_path / "big.wav", size=30 * 1024 * 1024)
+    # The emulator runs in another process so that only the client's memory is traced.
+    async with emulator_process() as emu:
+        async with ApiClient(
+            emu.base_url, ApiKeyAuth(SecretStr(DEMO_KEY)), governor=Governor(50)
+        ) as api:
+            audio = await api.create_audio(OWNER, SPACE, alias="big")
+            tracemalloc.start()
+            try:
+                uploaded = await api.upload_audio_file(OWNER, SPACE, audio.handle, big)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        stats = await emu.stats()
+    assert uploaded.state is AudioState.NOT_AVAILABLE  # garbage does not decode; it arrived
+    assert stats["uploads"]["bytes_received"] == big.stat().st_size
+    assert peak < 4 * 1024 * 1024, f"upload peak {peak / 1e6:.1f} MB for a 31 MB file"
