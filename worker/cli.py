@@ -89,6 +89,13 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.manifest import ManifestDefaults  # lazy: keeps `enroller --help` fast
+    from worker.validate import run_validate
+
+    return run_validate(args.paths, ManifestDefaults.from_settings(settings), as_json=args.json)
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"enroller {name}: not available in this build yet", file=sys.stderr)
@@ -117,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="parse and preflight manifests; no network")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
     validate.add_argument("--json", action="store_true", help="machine-readable output")
-    validate.set_defaults(handler=_not_yet("validate"))
+    validate.set_defaults(handler=_cmd_validate)
 
     status = sub.add_parser("status", help="queue counts and active jobs")
     status.add_argument("--json", action="store_true", help="machine-readable output")

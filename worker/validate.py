@@ -1,0 +1,280 @@
+"""Preflight of parsed manifests, and `enroller validate`: everything short of an API call.
+
+Owns: turning per-file audio results (`worker.audio`) into per-enrollment problems (an
+enrollment with any bad file is invalid, the others are unaffected), the validation result
+models that `--json` prints, and their one-line-per-problem text form. The engine calls
+`preflight_enrollment` (in a worker thread: it is blocking I/O) on each enrollment that
+`worker.manifest` returned; `enroller validate` runs the same functions over whole files.
+
+It never makes a network call and never moves or writes queue files.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from worker.audio import AudioFacts, AudioUnreadable, inspect_audio, requirement_problems
+from worker.manifest import (
+    Enrollment,
+    ManifestDefaults,
+    ParsedManifest,
+    Problem,
+    read_manifest,
+    show,
+)
+from worker.queue_rules import NameKind, classify_name
+
+# Files the worker itself writes next to manifests; never manifests themselves.
+_OUTPUT_SUFFIXES = (".error.json", ".report.json", ".progress.json")
+
+# What `inspect_audio` learned about a path: facts, or the reason it could not be read.
+AudioCache = dict[Path, AudioFacts | str]
+
+
+class EnrollmentPreflight(BaseModel):
+    """One enrollment after local preflight: the facts of each file, or why it cannot run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    enrollment: Enrollment
+    facts: tuple[AudioFacts, ...] = ()  # one per audio, in manifest order, when all are good
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _inspect(path: Path, audio_root: Path, cache: AudioCache | None) -> AudioFacts | str:
+    if cache is not None and path in cache:
+        return cache[path]
+    try:
+        result: AudioFacts | str = inspect_audio(path, audio_root)
+    except AudioUnreadable as exc:
+        result = str(exc)
+    if cache is not None:
+        cache[path] = result
+    return result
+
+
+def preflight_enrollment(
+    enrollment: Enrollment,
+    audio_root: Path,
+    file: str,
+    cache: AudioCache | None = None,
+) -> EnrollmentPreflight:
+    """Check every audio file of one enrollment against its model; blocking I/O.
+
+    `file` names the manifest in messages. `cache` lets a caller that checks many enrollments
+    read and hash a file shared by several voiceprints only once.
+    """
+    problems: list[Problem] = []
+    facts: list[AudioFacts] = []
+    first_by_sha: dict[str, str] = {}
+    for i, (path, name) in enumerate(zip(enrollment.audios, enrollment.audio_names, strict=True)):
+        field = enrollment.audio_fields[i] if enrollment.audio_fields else f"audios[{i}]"
+        place = enrollment.audio_places[i] if enrollment.audio_places else enrollment.source
+
+        def problem(reason: str, field: str = field, place: str = place, name: str = name) -> None:
+            problems.append(
+                Problem(file=file, place=place, field=field, value=show(name), reason=reason)
+            )
+
+        found = _inspect(path, audio_root, cache)
+        if isinstance(found, str):
+            problem(found)
+            continue
+        reasons = requirement_problems(found, enrollment.model, enrollment.min_audios)
+        for reason in reasons:
+            problem(reason)
+        if found.sha256 in first_by_sha:
+            # Two names, one content: the server would hold one audio, the voiceprint one less.
+            problem(f"has the same content as {first_by_sha[found.sha256]}")
+            continue
+        first_by_sha[found.sha256] = show(name)
+        if not reasons:
+            facts.append(found)
+    if problems:
+        return EnrollmentPreflight(enrollment=enrollment, problems=tuple(problems))
+    return EnrollmentPreflight(enrollment=enrollment, facts=tuple(facts))
+
+
+# --- results of `enroller validate` ------------------------------------------------------------
+
+
+class FileResult(BaseModel):
+    """What `validate` found in one manifest file."""
+
+    file: str
+    kind: str | None = None  # job, single, csv; None when the file could not be parsed
+    enrollments: int = 0
+    valid: int = 0
+    invalid: int = 0
+    audio_files: int = 0
+    audio_seconds: float = 0.0
+    errors: list[Problem] = Field(default_factory=list)
+    warnings: list[Problem] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        """One line a person reads after the file's problems."""
+        n = len(self.errors)
+        plural = "s" if n != 1 else ""
+        if self.ok:
+            extra = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+            return (
+                f"{self.file}: ok: {_count(self.enrollments, 'enrollment')}, "
+                f"{_count(self.audio_files, 'audio file')}, {self.audio_seconds:.1f} s of audio"
+                f"{extra}"
+            )
+        if self.kind is None or not self.enrollments:
+            return f"{self.file}: rejected: the file cannot be used ({n} problem{plural})"
+        return (
+            f"{self.file}: {self.invalid} of {_count(self.enrollments, 'enrollment')} invalid "
+            f"({n} problem{plural}); {self.valid} valid"
+        )
+
+
+class ValidationResult(BaseModel):
+    """The outcome of `enroller validate PATH…`, as `--json` prints it."""
+
+    audio_root: str
+    files: list[FileResult] = Field(default_factory=list)
+    errors: list[Problem] = Field(default_factory=list)  # about the arguments, not a file
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(f.ok for f in self.files)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def is_manifest_name(name: str) -> bool:
+    """Whether a file in a folder is a manifest, by the queue's own naming rule."""
+    return classify_name(name) is NameKind.CANDIDATE and not name.lower().endswith(_OUTPUT_SUFFIXES)
+
+
+def manifest_paths(args: Sequence[str]) -> tuple[list[tuple[Path, str]], list[Problem]]:
+    """Expand PATH arguments: files as given, folders to their manifests (not recursive).
+
+    Returns (path, name shown) pairs and problems with the arguments themselves.
+    """
+    found: list[tuple[Path, str]] = []
+    problems: list[Problem] = []
+    for arg in args:
+        path = Path(arg)
+        if path.is_dir():
+            try:
+                names = sorted(e.name for e in os.scandir(path) if e.is_file())
+            except OSError as exc:
+                problems.append(Problem(file=arg, reason=f"cannot be listed ({exc.strerror})"))
+                continue
+            chosen = [n for n in names if is_manifest_name(n)]
+            if not chosen:
+                problems.append(
+                    Problem(file=arg, reason="folder holds no manifests (*.json, *.csv)")
+                )
+            found.extend((path / n, str(path / n)) for n in chosen)
+        elif path.exists() or path.is_symlink():
+            found.append((path, arg))
+        else:
+            problems.append(Problem(file=arg, reason="no such file or folder"))
+    return found, problems
+
+
+def check_manifest(
+    parsed: ParsedManifest, audio_root: Path, cache: AudioCache | None = None
+) -> tuple[list[EnrollmentPreflight], FileResult]:
+    """Preflight every enrollment of a parsed manifest; the preflights and the file's result."""
+    cache = {} if cache is None else cache
+    result = FileResult(
+        file=parsed.file,
+        kind=parsed.kind,
+        enrollments=parsed.total,
+        invalid=len(parsed.rejected),
+        warnings=list(parsed.warnings),
+    )
+    checked: list[EnrollmentPreflight] = []
+    by_position: list[tuple[int, list[Problem]]] = [
+        (r.position, list(r.problems)) for r in parsed.rejected
+    ]
+    for enrollment in parsed.enrollments:
+        pre = preflight_enrollment(enrollment, audio_root, parsed.file, cache)
+        checked.append(pre)
+        if pre.ok:
+            result.valid += 1
+            result.audio_files += len(pre.facts)
+            result.audio_seconds += sum(f.duration for f in pre.facts)
+        else:
+            result.invalid += 1
+            by_position.append((enrollment.position, list(pre.problems)))
+    result.errors = list(parsed.file_problems)
+    for _, problems in sorted(by_position, key=lambda item: item[0]):
+        result.errors.extend(problems)
+    result.audio_seconds = round(result.audio_seconds, 3)
+    return checked, result
+
+
+def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
+    """Parse and preflight every manifest named by `args`; no network, nothing written."""
+    paths, arg_problems = manifest_paths(args)
+    result = ValidationResult(audio_root=str(defaults.audio_root), errors=arg_problems)
+    if paths and not defaults.audio_root.is_dir():
+        result.errors.append(
+            Problem(
+                file=str(defaults.audio_root),
+                reason="the audio root is not a folder (set ENROLLER_AUDIO_ROOT or --audio-root)",
+            )
+        )
+    cache: AudioCache = {}
+    for path, name in paths:
+        parsed = read_manifest(path, defaults, name=name)
+        _, file_result = check_manifest(parsed, defaults.audio_root, cache)
+        result.files.append(file_result)
+    return result
+
+
+def render_text(result: ValidationResult) -> Iterator[str]:
+    """Every problem on its own line, then one summary line per file, then the verdict."""
+    for problem in result.errors:
+        yield str(problem)
+    for file in result.files:
+        for problem in file.errors:
+            yield str(problem)
+        for warning in file.warnings:
+            yield str(warning)
+        yield file.summary()
+    bad = sum(1 for f in result.files if not f.ok)
+    if result.ok:
+        yield f"all {_count(len(result.files), 'manifest')} valid"
+    elif bad:
+        yield f"{bad} of {_count(len(result.files), 'manifest')} with problems"
+    else:
+        yield f"{_count(len(result.errors), 'problem')} with the paths or the audio root"
+
+
+def run_validate(
+    args: Sequence[str], defaults: ManifestDefaults, as_json: bool, out: TextIO | None = None
+) -> int:
+    """`enroller validate`: print the result; 0 when everything is valid, 1 otherwise."""
+    stream = out if out is not None else sys.stdout
+    result = validate_paths(args, defaults)
+    if as_json:
+        stream.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        for line in render_text(result):
+            stream.write(line + "\n")
+    return 0 if result.ok else 1
