@@ -96,6 +96,17 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return run_validate(args.paths, ManifestDefaults.from_settings(settings), as_json=args.json)
 
 
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import anyio
+
+    from worker.log import configure_logging
+    from worker.service import run_worker
+
+    secrets = [s.get_secret_value() for s in (settings.api_key, settings.api_password) if s]
+    configure_logging(settings.log_level, settings.log_format, secrets)
+    return anyio.run(lambda: run_worker(settings, once=args.once))
+
+
 def _not_yet(name: str) -> Callable[[argparse.Namespace, Settings], int]:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"enroller {name}: not available in this build yet", file=sys.stderr)
@@ -119,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="watch the queue and enroll (daemon)")
     run.add_argument("--once", action="store_true", help="drain the queue, then exit")
-    run.set_defaults(handler=_not_yet("run"))
+    run.set_defaults(handler=_cmd_run)
 
     validate = sub.add_parser("validate", help="parse and preflight manifests; no network")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")

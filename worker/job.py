@@ -1,0 +1,329 @@
+"""One job: a claimed manifest driven to a report.
+
+Owns: reading the manifest, preflight, the fan-out of its enrollments under the shared limits,
+the lease heartbeat while it runs, the usage-record check afterwards, and the three report
+files. Enrollments stream through a fixed set of runner tasks fed from a zero-buffer channel:
+a 100 000-enrollment manifest never becomes 100 000 tasks, and finished results live in the
+journal on disk, not in memory (only counts are kept).
+
+It never decides an enrollment's next step (`enrollment_rules`) and never touches queue files
+other than through `queue.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from worker.api import errors
+from worker.api.client import ApiClient
+from worker.enrollment import EnrollmentDriver, FatalApiError
+from worker.enrollment_rules import Outcome, Step
+from worker.fsutil import atomic_write_json
+from worker.jobinput import JobInput, PlannedEnrollment, load_job_input, preflight_all
+from worker.journal import (
+    EnrollmentOutcome,
+    ErrorInfo,
+    JobFinished,
+    JobStarted,
+    Journal,
+    JournalState,
+    load_state,
+    outcomes,
+)
+from worker.manifest import ManifestDefaults
+from worker.queue import ClaimedJob, JobQueue, LeaseLost
+from worker.report import (
+    RETRYABLE,
+    ReportSummary,
+    UsageCheck,
+    count_outcomes,
+    write_failures_csv,
+    write_report_json,
+)
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROGRESS_EVERY_S = 2.0
+USAGE_CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass
+class JobContext:
+    """What every job of a process shares: settings, the one client, the queue, the limits."""
+
+    settings: Settings
+    client: ApiClient
+    queue: JobQueue
+    slots: anyio.CapacityLimiter  # enrollments in progress across all jobs
+    stop: anyio.Event  # shutdown phase one: start no new enrollments
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    manifest: str
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_manifest: bool = False
+    interrupted: bool = False
+    fatal: str | None = None
+    report: Path | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Progress:
+    total: int
+    counts: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def as_json(self) -> dict[str, object]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {
+            "total": self.total,
+            "done": self.done,
+            "counts": dict(self.counts),
+            "per_second": round(self.done / elapsed, 3),
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+
+
+async def run_job(job: ClaimedJob, ctx: JobContext) -> JobResult:
+    """Run one claimed job to its report (or to a checkpoint, on shutdown or a lost lease)."""
+    with structlog.contextvars.bound_contextvars(job_id=job.job_id):
+        result = JobResult(job_id=job.job_id, manifest=job.name)
+        async with anyio.create_task_group() as tg:
+
+            async def keep_lease() -> None:
+                try:
+                    await ctx.queue.heartbeat(job)
+                except LeaseLost:
+                    result.interrupted = True
+                    tg.cancel_scope.cancel()  # another worker has it now: stop touching it
+
+            tg.start_soon(keep_lease)
+            try:
+                await _run(job, ctx, result)
+            except FatalApiError as exc:
+                result.fatal = str(exc)
+                result.interrupted = True
+                log.error("job_stopped_fatal", reason=str(exc))
+            tg.cancel_scope.cancel()
+        if result.interrupted and not result.failed_manifest:
+            await anyio.to_thread.run_sync(ctx.queue.release, job)
+            log.info("job_checkpointed", **result.counts)
+        return result
+
+
+async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
+    settings = ctx.settings
+    defaults = ManifestDefaults.from_settings(settings)
+    loaded = await anyio.to_thread.run_sync(load_job_input, job.manifest_path, defaults)
+    state: JournalState = await anyio.to_thread.run_sync(load_state, job.journal_path)
+    if not loaded.file_problems:
+        await preflight_all(loaded, skip=state.done_keys)
+    if loaded.file_problems or (loaded.runnable == 0 and not state.done_keys):
+        # Nothing can run: the producer gets every problem in failed/, no API call was made.
+        problems = loaded.all_problems()
+        result.failed_manifest = True
+        result.problems = [str(p) for p in problems]
+        for problem in result.problems:
+            log.warning("manifest_rejected", problem=problem)
+        await ctx.queue.fail(job, [p.model_dump(mode="json") for p in problems])
+        return
+
+    total = len(loaded.enrollments)
+    progress = _Progress(total=total)
+    async with Journal(job.journal_path) as journal:
+        if state.started is None:
+            await journal.append(
+                JobStarted(
+                    job_id=job.job_id,
+                    manifest=job.name,
+                    manifest_sha256=job.sha256,
+                    enrollments=total,
+                )
+            )
+            state = await anyio.to_thread.run_sync(load_state, job.journal_path)
+        assert state.started is not None
+        for rec in outcomes(job.journal_path):
+            progress.counts[rec.outcome] += 1
+        log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
+
+        send, receive = anyio.create_memory_object_stream[PlannedEnrollment](0)
+        async with anyio.create_task_group() as reporting:
+            reporting.start_soon(_report_progress, job, progress)
+            async with anyio.create_task_group() as runners:
+                for _ in range(min(settings.max_enrollments, max(total, 1))):
+                    runners.start_soon(
+                        _runner, receive.clone(), ctx, journal, state, loaded, progress
+                    )
+                receive.close()
+                async with send:
+                    for planned in loaded.enrollments:
+                        if ctx.stop.is_set():
+                            break  # shutdown: the rest resumes from the journal next start
+                        if planned.key not in state.done_keys:
+                            await send.send(planned)
+            reporting.cancel_scope.cancel()
+        await _write_progress(job, progress)
+
+        if progress.done < total:
+            result.interrupted = True  # shutdown: resume from the journal on the next start
+            result.counts = dict(progress.counts)
+            return
+
+        usage = await _check_usage(ctx.client, job, state.started.at)
+        await _write_reports(job, ctx, loaded, state.started.at, usage, result)
+        await journal.append(JobFinished())
+    await ctx.queue.finish(job)
+    log.info("job_finished", report=str(result.report), **result.counts)
+
+
+async def _runner(
+    receive: MemoryObjectReceiveStream[PlannedEnrollment],
+    ctx: JobContext,
+    journal: Journal,
+    state: JournalState,
+    loaded: JobInput,
+    progress: _Progress,
+) -> None:
+    async with receive:
+        async for planned in receive:
+            async with ctx.slots:
+                outcome = await _enroll(planned, ctx, journal, state, loaded)
+            await journal.append(outcome)
+            progress.counts[outcome.outcome] += 1
+            log.info(
+                "enrollment_finished",
+                identity=planned.identity,
+                outcome=outcome.outcome,
+                reason=outcome.error.reason if outcome.error else None,
+            )
+
+
+async def _enroll(
+    planned: PlannedEnrollment,
+    ctx: JobContext,
+    journal: Journal,
+    state: JournalState,
+    loaded: JobInput,
+) -> EnrollmentOutcome:
+    with structlog.contextvars.bound_contextvars(identity=planned.identity):
+        task = planned.task
+        if task is None:
+            for problem in planned.problems:
+                log.warning("enrollment_rejected", problem=str(problem))
+            return planned.failed(Step.PREFLIGHT, planned.problem_text())
+        if ctx.client.governor.credits_exhausted:
+            return task.outcome(
+                Outcome.SKIPPED,
+                error=ErrorInfo(step=Step.COMPUTE.value, reason="credits exhausted: not started"),
+            )
+        driver = EnrollmentDriver(task, ctx.client, journal, state.of(task.key))
+        return await driver.run()
+
+
+async def _report_progress(job: ClaimedJob, progress: _Progress) -> None:
+    while True:
+        await anyio.sleep(PROGRESS_EVERY_S)
+        await _write_progress(job, progress)
+        log.info("job_progress", done=progress.done, total=progress.total)
+
+
+async def _write_progress(job: ClaimedJob, progress: _Progress) -> None:
+    """`progress.json` for `enroller status`; losing one update is harmless."""
+    try:
+        await anyio.to_thread.run_sync(atomic_write_json, job.progress_path, progress.as_json())
+    except OSError as exc:
+        log.warning("progress_not_written", error=exc.strerror)
+
+
+async def _check_usage(client: ApiClient, job: ClaimedJob, started_at: datetime) -> UsageCheck:
+    """One usage record per voiceprint this job computed: none missing, none charged twice."""
+    expected: dict[str, int] = {}
+    owners: set[str] = set()
+    for rec in outcomes(job.journal_path):
+        if rec.outcome == Outcome.ENROLLED.value:
+            expected[rec.key] = 0
+            owners.add(rec.owner)
+    found = 0
+    try:
+        for owner in sorted(owners):
+            async for record in client.list_usage_records(
+                owner, after=started_at - USAGE_CLOCK_SKEW
+            ):
+                key = _record_key(owner, record)
+                if key in expected:
+                    expected[key] += 1
+                    found += 1
+    except errors.ApiError as exc:
+        return UsageCheck(expected=len(expected), found=found, error=str(exc))
+    return UsageCheck(
+        expected=len(expected),
+        found=found,
+        missing=sorted(k for k, n in expected.items() if n == 0),
+        double_charged=sorted(k for k, n in expected.items() if n > 1),
+    )
+
+
+def _record_key(owner: str, record: object) -> str:
+    vp = getattr(record, "voiceprint", None)
+    space = getattr(record, "space", None)
+    identity = getattr(vp, "identity", None)
+    identity_handle = getattr(identity, "handle", identity)
+    return f"{owner}/{getattr(space, 'handle', '')}/{identity_handle}/{getattr(vp, 'handle', '')}"
+
+
+async def _write_reports(
+    job: ClaimedJob,
+    ctx: JobContext,
+    loaded: JobInput,
+    started_at: datetime,
+    usage: UsageCheck,
+    result: JobResult,
+) -> None:
+    paths = ctx.queue.paths.report_paths(job.job_id)
+    path = job.journal_path
+
+    def write() -> None:
+        counts = count_outcomes(outcomes(path))
+        summary = ReportSummary(
+            job_id=job.job_id,
+            manifest=job.name,
+            manifest_sha256=job.sha256,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            total=sum(counts.values()),
+            counts=dict(counts),
+            requests=ctx.client.governor.stats.requests,
+            credits_spent=usage.found if usage.error is None else None,
+            usage=usage,
+            files={
+                "report": str(paths.report),
+                "failures": str(paths.failures),
+                "retry": str(paths.retry),
+            },
+        )
+        write_report_json(paths.report, summary, outcomes(path))
+        write_failures_csv(paths.failures, loaded.failure_rows(outcomes(path)))
+        retry_keys = {o.key for o in outcomes(path) if o.outcome in RETRYABLE}
+        loaded.write_retry_manifest(paths.retry, retry_keys)
+        result.counts = dict(counts)
+        result.report = paths.report
+
+    await anyio.to_thread.run_sync(write)

@@ -1,0 +1,227 @@
+"""The worker loop: discover, claim, run, recover; and the two-phase shutdown.
+
+Owns: which jobs run when. Discovery and claims come from `queue.py`, a job's work from
+`job.py`. It never parses manifests or calls the API itself beyond the start-up check.
+
+Shutdown, phase one (SIGTERM/SIGINT or `stop` set): no more claims, jobs stop starting new
+enrollments, in-flight steps may finish for `shutdown_grace` seconds. Phase two: whatever still
+runs is cancelled; the journal already holds every effect and intent, so the next start resumes.
+Unfinished jobs release their lease so another worker (or the next start) takes them at once.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import structlog
+
+from worker.api import errors
+from worker.api.client import ApiClient
+from worker.job import JobContext, JobResult, run_job
+from worker.queue import ClaimedJob, JobQueue, QueueSetupError
+from worker.report import exit_code_for
+from worker.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_FATAL = 2
+
+
+class FatalError(Exception):
+    """The worker cannot run at all: configuration, credentials, queue setup."""
+
+
+@dataclass
+class RunTotals:
+    """What `--once` reports at the end, summed over the jobs it ran."""
+
+    jobs: int = 0
+    failed_manifests: int = 0
+    interrupted: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    results: list[JobResult] = field(default_factory=list)
+    fatal: str | None = None
+
+    def add(self, result: JobResult) -> None:
+        self.jobs += 1
+        self.results.append(result)
+        self.failed_manifests += int(result.failed_manifest)
+        self.interrupted += int(result.interrupted)
+        for outcome, n in result.counts.items():
+            self.counts[outcome] = self.counts.get(outcome, 0) + n
+        if result.fatal and not self.fatal:
+            self.fatal = result.fatal
+
+    @property
+    def exit_code(self) -> int:
+        if self.fatal:
+            return EXIT_FATAL
+        if self.failed_manifests:
+            return EXIT_FAILURES
+        return exit_code_for(self.counts)
+
+
+async def check_access(client: ApiClient) -> None:
+    """Fail fast on a bad key or URL instead of failing every enrollment one by one."""
+    try:
+        await client.get_user()
+    except errors.Unauthorized:
+        raise FatalError("the API refused the credentials (401): check ENROLLER_API_KEY") from None
+    except errors.ApiError as exc:
+        raise FatalError(f"the API at the configured URL cannot be used: {exc}") from None
+
+
+class Service:
+    """Runs jobs from one queue directory through one API client."""
+
+    def __init__(self, settings: Settings, client: ApiClient, queue: JobQueue | None = None):
+        self.settings = settings
+        self.client = client
+        self.queue = queue or JobQueue(settings)
+        self.stop = anyio.Event()
+        self.totals = RunTotals()
+        self._slots = anyio.CapacityLimiter(settings.max_enrollments)
+        self._running: set[str] = set()
+        self._idle = anyio.Event()
+        self._once = False
+        self.signalled = False
+        self._feeding_done = False
+
+    def _context(self) -> JobContext:
+        return JobContext(
+            settings=self.settings,
+            client=self.client,
+            queue=self.queue,
+            slots=self._slots,
+            stop=self.stop,
+        )
+
+    async def setup(self) -> None:
+        try:
+            await anyio.to_thread.run_sync(self.queue.setup)
+        except QueueSetupError as exc:
+            raise FatalError(str(exc)) from None
+        await check_access(self.client)
+
+    async def _run_job(self, job: ClaimedJob) -> None:
+        self._running.add(job.job_id)
+        try:
+            result = await run_job(job, self._context())
+            self.totals.add(result)
+            if result.fatal:
+                self.stop.set()  # e.g. credentials revoked: nothing else can work either
+        finally:
+            self._running.discard(job.job_id)
+            if not self._running:
+                self._idle.set()
+                if self._once and self._feeding_done:
+                    self.stop.set()  # --once: the queue is drained
+
+    def _start(self, tg: anyio.abc.TaskGroup, job: ClaimedJob) -> None:
+        if job.job_id in self._running:
+            return
+        self._idle = anyio.Event() if self._idle.is_set() else self._idle
+        tg.start_soon(self._run_job, job, name=f"job {job.job_id}")
+
+    async def run(self, *, once: bool) -> int:
+        """Run until the queue is drained (`once`) or until `stop` is set. Returns the exit code."""
+        try:
+            await self.setup()
+        except FatalError as exc:
+            log.error("worker_cannot_start", reason=str(exc))
+            self.totals.fatal = str(exc)
+            return EXIT_FATAL
+        log.info("worker_started", worker_id=self.settings.worker_id, once=once)
+        self._once = once
+        async with anyio.create_task_group() as jobs_tg:
+            async with anyio.create_task_group() as feed_tg:
+                if once:
+                    feed_tg.start_soon(self._feed_once, jobs_tg)
+                else:
+                    feed_tg.start_soon(self._feed_forever, jobs_tg)
+                    feed_tg.start_soon(self._recover_forever, jobs_tg)
+                    await self.stop.wait()
+                    feed_tg.cancel_scope.cancel()
+            if once:
+                self._feeding_done = True
+                if not self._running:
+                    self.stop.set()
+                await self.stop.wait()  # set by the last job, or by a signal
+            # Phase one: no more claims. Jobs notice `stop` and start no new enrollments.
+            if self._running:
+                with anyio.move_on_after(self.settings.shutdown_grace):
+                    await self._idle.wait()
+                # Phase two: cancel what is left; the journal makes it resumable.
+                if self._running:
+                    log.warning("worker_grace_expired", jobs=sorted(self._running))
+                    jobs_tg.cancel_scope.cancel()
+        log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
+        return self.totals.exit_code
+
+    async def _feed_once(self, jobs_tg: anyio.abc.TaskGroup) -> None:
+        """Claim the stale active jobs and every inbox file until the inbox has nothing left."""
+        for job in await self.queue.recover_stale():
+            self._start(jobs_tg, job)
+        while not self.stop.is_set():
+            for candidate in await anyio.to_thread.run_sync(self.queue.scan):
+                job = await self.queue.claim(candidate)
+                if job is not None:
+                    self._start(jobs_tg, job)
+            wait = self.queue._tracker.next_wait(time.time())  # TODO: public accessor
+            if wait is None:
+                return  # nothing left in the inbox that could become ready
+            with anyio.move_on_after(max(wait, 0.05)):
+                await self.stop.wait()
+
+    async def _feed_forever(self, jobs_tg: anyio.abc.TaskGroup) -> None:
+        async for candidate in self.queue.discover(self.stop):
+            job = await self.queue.claim(candidate)
+            if job is not None:
+                self._start(jobs_tg, job)
+
+    async def _recover_forever(self, jobs_tg: anyio.abc.TaskGroup) -> None:
+        every = max(0.5, self.settings.lease_ttl / 2)
+        while not self.stop.is_set():
+            for job in await self.queue.recover_stale():
+                self._start(jobs_tg, job)
+            with anyio.move_on_after(every if math.isfinite(every) else 30):
+                await self.stop.wait()
+
+
+async def _watch_signals(service: Service, scope: anyio.CancelScope) -> None:
+    """First SIGTERM/SIGINT: phase one (graceful). A second one: cancel at once."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if not service.stop.is_set():
+                service.signalled = True
+                log.info("worker_stopping", signal=signal.Signals(signum).name)
+                service.stop.set()
+            else:
+                log.warning("worker_stopping_now", signal=signal.Signals(signum).name)
+                scope.cancel()
+                return
+
+
+async def run_worker(settings: Settings, *, once: bool) -> int:
+    """`enroller run`: the process-level wiring of client, queue and service, with signals."""
+    try:
+        client = ApiClient.from_settings(settings)
+    except ValueError as exc:
+        log.error("worker_cannot_start", reason=str(exc))
+        return EXIT_FATAL
+    async with client:
+        service = Service(settings, client)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_watch_signals, service, tg.cancel_scope)
+            code = await service.run(once=once)
+            tg.cancel_scope.cancel()
+    if service.signalled and code != EXIT_FATAL:
+        return EXIT_OK  # stopped on request; the next start resumes
+    return code
