@@ -166,3 +166,17 @@ async def test_model_rejection_reports_the_reason(queue: Path, emulator: Emulato
     assert row["outcome"] == "failed"
     assert row["error"]["step"] == "add_audio" and row["error"]["status"] == 422
     assert "short.wav" in row["error"]["reason"] and "voice" in row["error"]["reason"]
+
+
+async def test_faults_still_enroll_everything(queue: Path) -> None:
+    ids = [f"cust-{i}" for i in range(5)]
+    async with running_emulator(fault_rate=0.2, seed=11) as emulator:
+        drop(queue, "batch.json", job_manifest(ids))
+        settings = make_settings(queue, emulator.base_url)
+        assert await run_once(settings) == 0
+        report = report_of(queue, "batch")
+        assert report["counts"]["enrolled"] == 5
+        stats = await emulator.stats()
+        assert stats["created"]["voiceprints"] == 5
+        assert stats["created"]["audios"] == 5  # no audio created twice despite unknown outcomes
+        assert stats["created"]["computes"] == 5
