@@ -1,1 +1,23 @@
-"""A local voiceprint API that follows ../shared/api-contract.md, for demos, tests, benchmarks."""
+"""A local voiceprint API that follows ../shared/api-contract.md, for demos, tests, benchmarks.
+
+Modules, one job each: `config` (options, seeded world), `rules` (handles, times, model table),
+`pagination`, `audio` (decode + measure), `state` (the world and every rule), `persist`
+(atomic, group-committed state file), `ratelimit`, `faults`, `stats`, `app` (aiohttp routes and
+middlewares), `server` (lifecycle), `cli` (`enroller emulator`), `demo` (`enroller demo`).
+Never imports `worker/`.
+
+Decisions where the contract is silent [ours]:
+- 403 is decided on the owner before the space is looked up, so other owners' spaces do not
+  leak their existence (`other` gets 403 for `acme/anything`); an own unknown space is 404.
+- Adding an audio still `avaitingFile`, linked to another identity, or already added → 409;
+  an undecodable (`notAvailable`) audio or one outside the model's limits → 422.
+- Requirement checks compare at the wire's millisecond precision.
+- `sort` takes a field name, `-field` for descending; default `createdAt` (`computedAt` for
+  records). `search` is case-insensitive. A page past the last one is 400, except page 1 of an
+  empty list (`[]`, `Page-Total: 0`). Records refuse `search` (400).
+- `Retry-After` is whole seconds, rounded up, at least 1.
+- Faults: on POST/DELETE half of the 500s and drops happen after the effect was stored (the
+  client faces a genuine unknown outcome); 503 is always before any effect; reads fail before.
+- Session tokens, credits spent, records and audio measurements persist; audio bytes do not.
+  Users, orgs and keys always come from the configuration, which wins over the state file.
+"""
