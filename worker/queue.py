@@ -140,6 +140,10 @@ class QueuePaths:
     def reports(self) -> Path:
         return self.root / "reports"
 
+    def job_dir(self, job_id: str) -> Path:
+        """Where an active job lives (its manifest, lease, journal and progress)."""
+        return self.active / job_id
+
     def folders(self) -> dict[str, Path]:
         return {name: self.root / name for name in FOLDERS}
 
@@ -474,7 +478,10 @@ class JobQueue:
 
     def _settle(self, staging: Path, token: str, gen: int, *, resumed: bool) -> ClaimedJob | None:
         """Turn a staging directory we hold into active/<job_id>, or dispose of it."""
-        names = os.listdir(staging / MANIFEST_DIR)
+        try:
+            names = os.listdir(staging / MANIFEST_DIR)
+        except FileNotFoundError:
+            return None  # we stalled past lease_ttl and a taker moved our staging dir away
         if not names:
             shutil.rmtree(staging, ignore_errors=True)  # crashed before the claim rename
             return None
@@ -482,7 +489,11 @@ class JobQueue:
         manifest = staging / MANIFEST_DIR / name
         try:
             sha = sha256_file(manifest)
+        except FileNotFoundError:
+            return None  # as above
         except OSError as exc:
+            if not self._holds(staging, gen, token):
+                return None
             job_id = f"{safe_stem(name)}-x{token[:9]}"
             self._move_to_failed(
                 staging, name, job_id, [f"{name}: cannot be read ({exc.strerror})"]
@@ -493,6 +504,8 @@ class JobQueue:
         _checkpoint("hashed")
         try:
             os.rename(staging, target)
+        except FileNotFoundError:
+            return None  # we stalled past lease_ttl and a taker moved our staging dir away
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
@@ -565,6 +578,14 @@ class JobQueue:
         fsync_dir(job_dir)
         return True
 
+    @staticmethod
+    def _holds(job_dir: Path, gen: int, token: str) -> bool:
+        try:
+            current, lease = read_lease(job_dir)
+        except FileNotFoundError:
+            return False
+        return current == gen and lease is not None and lease.token == token
+
     def _assert_holder(self, job: ClaimedJob) -> Lease:
         try:
             gen, lease = read_lease(job.dir)
@@ -606,7 +627,10 @@ class JobQueue:
             last_ok = time.monotonic()
 
     def release(self, job: ClaimedJob) -> None:
-        """Give the job up on a clean shutdown so another worker may take it over at once."""
+        """Give the job up on a clean shutdown so another worker may take it over at once.
+
+        Stop the job's heartbeat first: a later renewal would un-release it.
+        """
         with contextlib.suppress(LeaseLost, OSError):
             self.renew(job, released=True)
             log.info("queue_released", job_id=job.job_id)
@@ -621,7 +645,9 @@ class JobQueue:
         """Take over every stale job in active/, including this worker's previous incarnation.
 
         Call it at start and then every `lease_ttl / 2` or so. Interrupted claims are settled,
-        interrupted finishes cleaned up. A problem with one entry is logged and skipped.
+        interrupted finishes cleaned up. A problem with one entry is logged and skipped. If this
+        process's own heartbeat fell behind, it may get its own job back under a new lease: the
+        old `ClaimedJob`'s heartbeat then raises LeaseLost, and that run must stop.
         """
         jobs: list[ClaimedJob] = []
         try:
@@ -675,11 +701,17 @@ class JobQueue:
             shutil.rmtree(job_dir, ignore_errors=True)  # an interrupted finish
             return None
         name = names[0]
+        try:
+            sha = sha256_file(job_dir / MANIFEST_DIR / name)
+        except OSError as exc:
+            problems = [f"{name}: cannot be read ({exc.strerror})"]
+            self._move_to_failed(job_dir, name, job_dir.name, problems)
+            return None
         job = ClaimedJob(
             job_id=job_dir.name,
             dir=job_dir,
             name=name,
-            sha256=sha256_file(job_dir / MANIFEST_DIR / name),
+            sha256=sha,
             token=token,
             generation=new_gen,
             resumed=True,

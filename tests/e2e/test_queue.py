@@ -313,3 +313,47 @@ def test_unreadable_manifest_goes_to_failed(
     assert len(errors) == 1
     assert "cannot be read (Permission denied)" in errors[0].read_text()
     assert list(queue.paths.active.iterdir()) == []
+
+
+@pytest.mark.parametrize("step", ["claimed", "hashed", "settled"])
+def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    slow = make_queue(tmp_path, lease_ttl=0.3, worker_id="slow")
+    other = make_queue(tmp_path, lease_ttl=0.3, worker_id="other")
+    drop(slow, "a.json", '{"v": 3}')
+    taken: list[ClaimedJob | None] = []
+
+    def stall(at: str) -> None:
+        if at == step and not taken:
+            taken.append(None)  # once: the taker's own claim passes the same steps
+            time.sleep(0.4)  # a frozen process: its lease goes stale meanwhile
+            taken.extend(other.recover_stale_sync())
+
+    monkeypatch.setattr(queue_mod, "crash_hook", stall)
+    mine = slow.claim_sync((slow.scan() or slow.scan())[0])
+    monkeypatch.setattr(queue_mod, "crash_hook", None)
+    holders = [job for job in [mine, *taken] if job is not None]
+    assert len(holders) == 1
+    assert holders[0] in taken  # the taker, not the staller
+    assert holders[0].manifest_path.read_text() == '{"v": 3}'
+    other.renew(holders[0])
+    assert [p.name for p in other.paths.active.iterdir()] == [holders[0].job_id]
+
+
+def test_unreadable_manifest_found_by_recovery_goes_to_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = make_queue(tmp_path, lease_ttl=0.2)
+    drop(queue, "a.json")
+    job = claim_one(queue)
+    time.sleep(0.3)
+
+    def unreadable(path: Path) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(queue_mod, "sha256_file", unreadable)
+    assert queue.recover_stale_sync() == []
+    assert (queue.paths.failed / f"{job.job_id}.json").exists()
+    assert (queue.paths.failed / f"{job.job_id}.error.json").exists()
+    assert list(queue.paths.active.iterdir()) == []
