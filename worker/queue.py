@@ -358,6 +358,14 @@ class JobQueue:
         self._noted[name] = reason
         getattr(log, level)("queue_file_skipped", file=name or None, reason=reason)
 
+    def pending_wait(self) -> float | None:
+        """Seconds until an inbox file seen but not yet ready may become ready; None if none.
+
+        For a drain (`run --once`): keep scanning while this is not None, sleeping this long.
+        0.0 means a file only needs its second look.
+        """
+        return self._tracker.next_wait(self._clock())
+
     def _next_scan_wait(self, default: float) -> float:
         wait = self._tracker.next_wait(self._clock())
         if wait is None:

@@ -357,3 +357,16 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
     assert (queue.paths.failed / f"{job.job_id}.json").exists()
     assert (queue.paths.failed / f"{job.job_id}.error.json").exists()
     assert list(queue.paths.active.iterdir()) == []
+
+
+def test_pending_wait_tells_a_drain_when_to_look_again(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path, min_age=0.2)
+    assert queue.scan() == [] and queue.pending_wait() is None
+    drop(queue, "a.json")
+    assert queue.scan() == []
+    wait = queue.pending_wait()
+    assert wait is not None and 0 < wait <= 0.2
+    time.sleep(wait + 0.01)
+    [candidate] = queue.scan()
+    assert queue.claim_sync(candidate) is not None
+    assert queue.scan() == [] and queue.pending_wait() is None
