@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 
 from tests.emulator_harness import EmulatorHandle, running_emulator
 
@@ -20,6 +21,7 @@ def _clean_enroller_env(
     # A .env in the developer's checkout must not leak into tests.
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
     yield
+    structlog.reset_defaults()  # a test that configured logging must not shape the next one
 
 
 @pytest.fixture

@@ -223,7 +223,7 @@ async def _enroll(
     state: JournalState,
     loaded: JobInput,
 ) -> EnrollmentOutcome:
-    with structlog.contextvars.bound_contextvars(identity=planned.identity):
+    with structlog.contextvars.bound_contextvars(identity=planned.identity or planned.source):
         task = planned.task
         if task is None:
             for problem in planned.problems:

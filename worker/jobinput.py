@@ -68,7 +68,7 @@ class PlannedEnrollment:
         )
 
     def problem_text(self) -> str:
-        return "; ".join(str(p) for p in self.problems)
+        return "; ".join(p.brief() for p in self.problems)
 
 
 def _planned(item: Enrollment | RejectedEnrollment) -> PlannedEnrollment:

@@ -62,6 +62,10 @@ class SecretRedactor:
 REDACTOR = SecretRedactor()
 
 
+def _stderr_logger(*args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
     """Configure structlog once per process: JSON lines off a TTY, console on one."""
     for secret in secrets:
@@ -84,6 +88,7 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolved per logger, not once: stderr may be replaced (tests, daemons re-opening it).
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )

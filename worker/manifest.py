@@ -101,6 +101,13 @@ class Problem(BaseModel):
         parts.append(self.reason)
         return ": ".join(parts)
 
+    def brief(self) -> str:
+        """The problem without its file and place, for a report row that already has both."""
+        label = self.field
+        if self.value is not None:
+            label = f"{label} {self.value}" if label else self.value
+        return f"{label}: {self.reason}" if label else self.reason
+
 
 class ManifestDefaults(BaseModel):
     """What a manifest falls back to when it names nothing: a small, explicit config object."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import signal
-import time
 from dataclasses import dataclass, field
 
 import anyio
@@ -174,7 +173,7 @@ class Service:
                 job = await self.queue.claim(candidate)
                 if job is not None:
                     self._start(jobs_tg, job)
-            wait = self.queue._tracker.next_wait(time.time())  # TODO: public accessor
+            wait = self.queue.pending_wait()
             if wait is None:
                 return  # nothing left in the inbox that could become ready
             with anyio.move_on_after(max(wait, 0.05)):

@@ -1,0 +1,48 @@
+"""`enroller demo`: one command, the whole product, a summary a newcomer can read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worker.cli import main
+
+
+def test_demo_runs_examples_and_shows_the_deliberate_mistakes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "demo"
+    assert main(["demo", "--dir", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "with-mistakes.csv" in out and 'identity "Cust 7"' in out
+    reports = sorted((root / "queue" / "reports").glob("*.report.json"))
+    assert {json.loads(p.read_text())["manifest"] for p in reports} == {
+        "batch.csv",
+        "nightly-job.json",
+        "single.json",
+        "with-mistakes.csv",
+    }
+    counts = {
+        json.loads(p.read_text())["manifest"]: json.loads(p.read_text())["counts"] for p in reports
+    }
+    assert counts["nightly-job.json"]["enrolled"] == 3
+    assert counts["with-mistakes.csv"] == {
+        "enrolled": 1,
+        "unchanged": 0,
+        "failed": 3,
+        "conflict": 0,
+        "skipped": 0,
+    }
+
+    # A second run starts afresh in the same folder (it is the demo's own).
+    assert main(["demo", "--dir", str(root)]) == 0
+
+
+def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "data.txt").write_text("keep")
+    with pytest.raises(SystemExit, match="not a demo folder"):
+        main(["demo", "--dir", str(tmp_path / "precious")])
+    assert (tmp_path / "precious" / "data.txt").exists()
