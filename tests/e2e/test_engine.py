@@ -180,3 +180,26 @@ async def test_faults_still_enroll_everything(queue: Path) -> None:
         assert stats["created"]["voiceprints"] == 5
         assert stats["created"]["audios"] == 5  # no audio created twice despite unknown outcomes
         assert stats["created"]["computes"] == 5
+
+
+async def test_computed_with_another_model_is_conflict_and_untouched(
+    queue: Path, emulator: EmulatorHandle
+) -> None:
+    settings = make_settings(queue, emulator.base_url)
+    drop(queue, "first.json", job_manifest(["cust-0"]))
+    assert await run_once(settings) == 0
+    before = await emulator.stats()
+
+    write_audio(queue / "audio" / "hq.wav", voice_s=5.0, samplerate=16000)
+    drop(
+        queue,
+        "other-model.json",
+        {"identity": "cust-0", "audios": ["hq.wav"], "model": "digital/v1"},
+    )
+    assert await run_once(settings) == 1
+
+    [row] = report_of(queue, "other-model")["enrollments"]
+    assert row["outcome"] == "conflict"
+    assert "phone/v1" in row["error"]["reason"] and "digital/v1" in row["error"]["reason"]
+    after = await emulator.stats()
+    assert after["created"] == before["created"]  # nothing uploaded, created or computed

@@ -1,0 +1,114 @@
+"""`enroller run` as a real process: the daemon picks files up; SIGTERM checkpoints and exits 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.audiogen import write_audio
+from tests.emulator_harness import running_emulator
+
+
+def worker_env(queue: Path, base_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
+    env.update(
+        ENROLLER_API_URL=base_url,
+        ENROLLER_API_KEY="demo-key",
+        ENROLLER_OWNER="demo",
+        ENROLLER_SPACE="main",
+        ENROLLER_QUEUE_DIR=str(queue),
+        ENROLLER_MIN_AGE="0",
+        ENROLLER_LOG_FORMAT="json",
+    )
+    env.update(extra)
+    return env
+
+
+def make_queue(root: Path, identities: list[str]) -> Path:
+    for name in identities:
+        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0, samplerate=8000)
+    (root / "inbox").mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def drop(queue: Path, name: str, identities: list[str]) -> None:
+    manifest = {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities]}
+    tmp = queue / "inbox" / f".{name}.tmp"
+    tmp.write_text(json.dumps(manifest))
+    os.replace(tmp, queue / "inbox" / name)
+
+
+async def wait_for(predicate: Callable[[], object], seconds: float) -> None:
+    """Poll the file system (another process writes it: there is no event to wait on)."""
+    with anyio.fail_after(seconds):
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.1)
+
+
+@pytest.mark.timeout(90)
+async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: Path) -> None:
+    ids = [f"term-{i:02d}" for i in range(30)]
+    queue = make_queue(tmp_path / "queue", ids)
+    drop(queue, "big.json", ids)
+    async with running_emulator(latency_ms=20) as emulator:
+        env = worker_env(
+            queue,
+            emulator.base_url,
+            ENROLLER_RATE_LIMIT="40",
+            ENROLLER_SHUTDOWN_GRACE="5",
+            ENROLLER_MAX_ENROLLMENTS="2",  # so most of the job is still to do at SIGTERM
+        )
+        argv = [sys.executable, "-m", "worker", "run", "--once"]
+        proc = await anyio.open_process(argv, env=env, stderr=subprocess.PIPE)
+        journal = lambda: list((queue / "active").glob("*/journal.jsonl"))  # noqa: E731
+        await wait_for(
+            lambda: any(b'"kind":"outcome"' in j.read_bytes() for j in journal()), seconds=30
+        )
+        proc.send_signal(signal.SIGTERM)
+        with anyio.fail_after(15):  # the grace period plus start-up slack
+            code = await proc.wait()
+        assert proc.stderr is not None
+        stderr = (await proc.stderr.receive(1 << 20)).decode(errors="replace")
+        assert code == 0, stderr[-2000:]
+        assert "worker_stopping" in stderr
+        # The job is checkpointed, not reported: it is still active, its lease released.
+        assert list((queue / "active").iterdir()) and not list((queue / "reports").glob("*"))
+
+        final = await anyio.run_process(argv, env=env, check=False)
+        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        stats = await emulator.stats()
+    [report] = (queue / "reports").glob("big-*.report.json")
+    rows = json.loads(report.read_text())["enrollments"]
+    assert sorted(r["identity"] for r in rows) == ids
+    assert stats["created"]["voiceprints"] == len(ids) == stats["created"]["computes"]
+    assert stats["created"]["audios"] == len(ids)
+
+
+@pytest.mark.timeout(60)
+async def test_daemon_picks_up_dropped_files_until_sigterm(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path / "queue", ["day-1", "day-2"])
+    async with running_emulator() as emulator:
+        env = worker_env(queue, emulator.base_url)
+        proc = await anyio.open_process(
+            [sys.executable, "-m", "worker", "run"], env=env, stderr=subprocess.DEVNULL
+        )
+        try:
+            await anyio.sleep(1.0)  # the daemon is up and idle
+            drop(queue, "morning.json", ["day-1"])
+            await wait_for(lambda: list((queue / "reports").glob("morning-*.report.json")), 20)
+            drop(queue, "evening.json", ["day-2"])
+            await wait_for(lambda: list((queue / "reports").glob("evening-*.report.json")), 20)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            with anyio.fail_after(15):
+                code = await proc.wait()
+    assert code == 0
+    assert len(list((queue / "done").iterdir())) == 2
