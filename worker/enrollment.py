@@ -11,7 +11,6 @@ is sent, and a created audio's handle is on disk before the step that depends on
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,8 +242,11 @@ class EnrollmentDriver:
                 return [SawVoiceprintAudios(frozenset(handles), frozenset(shas))]
             case EnsureIdentity(create=create):
                 if create:
-                    with contextlib.suppress(errors.Conflict):  # 409: it exists, fine
-                        await c.create_identity(t.owner, t.space, t.identity)
+                    try:
+                        await c.create_identity(t.owner, t.space, t.identity, alias=t.alias)
+                    except errors.Conflict:
+                        return [IdentityReady()]  # it exists (maybe from our own earlier try)
+                    return [IdentityReady(fresh=True)]
                 else:
                     try:
                         await c.get_identity(t.owner, t.space, t.identity)

@@ -53,7 +53,17 @@ def view(**kw) -> View:
 
 
 CASES = [
-    ("nothing known: read the voiceprint first", view(), GetVoiceprint()),
+    ("nothing known: create the identity first", view(), EnsureIdentity(create=True)),
+    (
+        "identity exists (409): read the voiceprint",
+        view(identity_ready=True),
+        GetVoiceprint(),
+    ),
+    (
+        "createIdentity false: read the voiceprint first",
+        view(plan=replace(PLAN, create_identity=False)),
+        GetVoiceprint(),
+    ),
     (
         "absent voiceprint: make sure the identity exists",
         view(voiceprint=ABSENT),
@@ -215,16 +225,15 @@ def run_to_done(observations: list) -> tuple[View, list]:
     return current, actions
 
 
-def test_happy_path_walk() -> None:
+def test_happy_path_walk_for_a_new_identity() -> None:
     computed = vp("computed", count=2, voice=9.0)
     final, actions = run_to_done(
         [
-            SawVoiceprint(ABSENT),
-            IdentityReady(),
-            SawAudio("aa", ABSENT),
+            IdentityReady(fresh=True),
             SawAudio("aa", AudioSeen("h-aa", "avaitingFile")),
             SawAudio("aa", AudioSeen("h-aa", "available")),
-            SawAudio("bb", AudioSeen("h-bb", "available")),  # found by its alias
+            SawAudio("bb", AudioSeen("h-bb", "avaitingFile")),
+            SawAudio("bb", AudioSeen("h-bb", "available")),
             SawVoiceprint(vp()),
             SawVoiceprintAudios(frozenset(), frozenset()),
             Added("aa", "h-aa"),
@@ -234,13 +243,13 @@ def test_happy_path_walk() -> None:
         ]
     )
     kinds = [type(a).__name__ for a in actions]
+    # A fresh identity (201) skips the voiceprint read and the alias searches.
     assert kinds == [
-        "GetVoiceprint",
         "EnsureIdentity",
-        "FindAudio",
         "CreateAudio",
         "UploadFile",
-        "FindAudio",
+        "CreateAudio",
+        "UploadFile",
         "CreateVoiceprint",
         "ListVoiceprintAudios",
         "AddAudio",
@@ -251,6 +260,19 @@ def test_happy_path_walk() -> None:
     ]
     assert actions[-1] == Done(Outcome.ENROLLED)
     assert final.computed_here
+
+
+def test_existing_identity_reconciles_before_acting() -> None:
+    _, actions = run_to_done(
+        [
+            IdentityReady(fresh=False),
+            SawVoiceprint(ABSENT),
+            SawAudio("aa", AudioSeen("h-aa", "available")),  # found by its alias
+            SawAudio("bb", ABSENT),
+        ]
+    )
+    kinds = [type(a).__name__ for a in actions]
+    assert kinds == ["EnsureIdentity", "GetVoiceprint", "FindAudio", "FindAudio", "CreateAudio"]
 
 
 def test_unknown_create_outcome_looks_up_before_creating_again() -> None:
