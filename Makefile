@@ -25,3 +25,21 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Benchmarks (issue 7): each script prints one JSON object; the latest are kept in
+# benchmarks/results/ and quoted in docs/benchmarks.md. memory.py takes minutes at 50 000.
+BENCH_OUT := benchmarks/results
+
+bench: $(STAMP)
+	mkdir -p $(BENCH_OUT)
+	uptime > $(BENCH_OUT)/load.txt
+	$(BIN)/python benchmarks/throughput.py > $(BENCH_OUT)/throughput.json
+	$(BIN)/python benchmarks/baseline.py --throughput-json $(BENCH_OUT)/throughput.json > $(BENCH_OUT)/baseline.json
+	$(BIN)/python benchmarks/pickup.py > $(BENCH_OUT)/pickup.json
+	$(BIN)/python benchmarks/memory.py > $(BENCH_OUT)/memory.json
+	uptime >> $(BENCH_OUT)/load.txt
+	cat $(BENCH_OUT)/throughput.json $(BENCH_OUT)/baseline.json $(BENCH_OUT)/pickup.json $(BENCH_OUT)/memory.json
+
+# The reliability suite at full size (the short cases also run in `make test`).
+test-reliability: $(STAMP)
+	RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability

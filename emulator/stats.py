@@ -3,11 +3,14 @@
 Owns: what was asked (by status, by route template), what was created, conflicts, uploads per
 audio, faults injected, rate-limit and credit refusals, concurrency. Counters live for one
 process: a restarted emulator starts from zero (its *state* persists, its stats do not).
+`first_request_at` / `last_request_at` (wall-clock epoch seconds, None before any API request)
+let benchmarks time pickup latency and the active window of a run.
 Must never influence how a request is answered.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,13 +33,18 @@ class Stats:
     credit_refusals: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    first_request_at: float | None = None  # when the first API request arrived (epoch s)
+    last_request_at: float | None = None  # when the last API request was answered (epoch s)
 
     def started(self) -> None:
+        if self.first_request_at is None:
+            self.first_request_at = time.time()
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
     def finished(self, route: str, status: str) -> None:
         self.in_flight -= 1
+        self.last_request_at = time.time()
         self.total += 1
         self.by_status[status] += 1
         self.by_route[route] += 1
@@ -58,6 +66,8 @@ class Stats:
                 "by_route": dict(self.by_route),
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,
+                "first_at": self.first_request_at,
+                "last_at": self.last_request_at,
             },
             "created": dict(self.created),
             "conflicts": self.conflicts,

@@ -1,0 +1,116 @@
+"""Throughput of the whole worker against a rate-limited API; prints one JSON object.
+
+    .venv/bin/python benchmarks/throughput.py [--rate-limit R] [--latency-ms L] [--enrollments N]
+
+The emulator runs in its own process (`python -m emulator --rate-limit R --latency-ms L`);
+N enrollments (one small distinct audio each) are dropped into a fresh queue as one manifest;
+`python -m worker run --once` runs as a child with ENROLLER_RATE_LIMIT=R and drains it.
+
+Reported: wall time of the worker process (start to exit, Python start-up included),
+enrollments/s, requests per enrollment and 429s (from `/_emulator/stats`), achieved
+requests/s over the active window (first to last API request, as the emulator saw them) as a
+fraction of R, and the worker's CPU seconds per 1000 requests (`os.wait4` rusage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    drop_manifest,
+    emit,
+    job_manifest,
+    machine,
+    read_report,
+    run_worker_once,
+    stderr_tail,
+    worker_env,
+    write_distinct_audio,
+)
+
+from tests.emulator_harness import emulator_process
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rate-limit", type=float, default=50.0, help="R: server and worker limit")
+    p.add_argument("--latency-ms", type=float, default=50.0, help="L: emulator latency per call")
+    p.add_argument("--enrollments", type=int, default=300, help="N enrollments in one manifest")
+    p.add_argument("--burst", type=int, default=10, help="the emulator's burst (its default)")
+    p.add_argument(
+        "--worker-rate-limit",
+        type=float,
+        default=None,
+        help="ENROLLER_RATE_LIMIT when it should differ from R",
+    )
+    return p
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    r, n = args.rate_limit, args.enrollments
+    client_rate = args.worker_rate_limit or r
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        root = Path(tmp)
+        queue = root / "queue"
+        names = write_distinct_audio(queue / "audio", n)
+        async with emulator_process(
+            rate_limit=r, burst=args.burst, latency_ms=args.latency_ms
+        ) as emu:
+            drop_manifest(queue, "bench.json", job_manifest(names))
+            env = worker_env(queue, emu.base_url, client_rate)
+            run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
+            stats = await emu.stats()
+        report = read_report(queue)
+        tail = stderr_tail(run.stderr_path) if run.returncode else ""
+
+    requests = stats["requests"]
+    total = requests["total"]
+    first, last = requests.get("first_at"), requests.get("last_at")
+    active = (last - first) if first and last else run.wall_s
+    counts = (report or {}).get("counts", {})
+    result: dict[str, Any] = {
+        "benchmark": "throughput",
+        "machine": machine(),
+        "params": {
+            "rate_limit": r,
+            "worker_rate_limit": client_rate,
+            "emulator_burst": args.burst,
+            "latency_ms": args.latency_ms,
+            "enrollments": n,
+        },
+        "exit_code": run.returncode,
+        "enrolled": counts.get("enrolled", 0),
+        "counts": counts,
+        "wall_s": round(run.wall_s, 2),
+        "active_s": round(active, 2),
+        "enrollments_per_s": round(n / run.wall_s, 2),
+        "requests": total,
+        "requests_per_enrollment": round(total / n, 2),
+        "by_route": requests["by_route"],
+        "achieved_rps": round(total / active, 2),
+        "achieved_fraction_of_r": round(total / active / r, 3),
+        "http_429": stats["rate_limited"],
+        "retry_after_violations": stats.get("retry_after_violations"),
+        "worker_cpu_s": round(run.cpu_s, 2),
+        "worker_cpu_s_per_1000_requests": round(1000 * run.cpu_s / max(total, 1), 2),
+        "worker_peak_rss_mb": run.peak_rss_mb,
+    }
+    if tail:
+        result["worker_stderr_tail"] = tail
+    return result
+
+
+def main() -> None:
+    args = parser().parse_args()
+    emit(asyncio.run(measure(args)))
+
+
+if __name__ == "__main__":
+    main()
