@@ -137,6 +137,7 @@ def seen(vp: Voiceprint) -> VoiceprintSeen:
         audio_count=vp.audios,
         total_voice_s=vp.total_voice_duration,
         id=vp.id,
+        min_audios=vp.min_audios,
     )
 
 

@@ -72,6 +72,7 @@ class VoiceprintSeen:
     audio_count: int
     total_voice_s: float | None = None
     id: str | None = None
+    min_audios: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class View:
     audios: dict[str, AudioSeen | Unknown | Absent] = field(default_factory=dict)
     added: frozenset[str] = frozenset()  # audio handles known to be in the voiceprint
     added_known: bool = False  # whether `added` was read from the server (or built by us)
+    foreign_audios: int = 0  # audios in the (uncomputed) voiceprint that the manifest lacks
     computed_audio_shas: frozenset[str] | None = None  # of a voiceprint computed before we came
     computed_here: bool = False  # this run (or its journal) computed the voiceprint
     validated: bool = False
@@ -210,6 +212,13 @@ def decide(view: View) -> Action:
             )
         if vp.state == "computed":
             return _decide_computed(view, vp)
+        if vp.min_audios is not None and vp.min_audios != plan.min_audios:
+            return Done(
+                Outcome.CONFLICT,
+                Step.VOICEPRINT,
+                f"voiceprint {plan.voiceprint!r} exists with minAudios {vp.min_audios}, "
+                f"the manifest asks for {plan.min_audios}; left untouched",
+            )
 
     if not view.identity_ready and vp == ABSENT:
         return EnsureIdentity(create=plan.create_identity)
@@ -236,6 +245,13 @@ def decide(view: View) -> Action:
 
     if not view.added_known:
         return ListVoiceprintAudios()
+    if view.foreign_audios:
+        return Done(
+            Outcome.CONFLICT,
+            Step.VOICEPRINT,
+            f"voiceprint {plan.voiceprint!r} already holds {view.foreign_audios} audio(s) "
+            "that the manifest does not list; not computed, left untouched",
+        )
     for sha in plan.shas:
         seen = view.audio(sha)
         assert isinstance(seen, AudioSeen)
@@ -378,7 +394,8 @@ def observe(view: View, obs: Observation) -> View:
             vp = view.voiceprint
             if isinstance(vp, VoiceprintSeen) and vp.state == "computed" and not view.computed_here:
                 return replace(view, computed_audio_shas=shas)
-            return replace(view, added=handles, added_known=True)
+            foreign = len(shas - frozenset(view.plan.shas))
+            return replace(view, added=handles, added_known=True, foreign_audios=foreign)
         case IdentityReady(fresh=fresh):
             if fresh:  # nothing can hang under an identity that did not exist a moment ago
                 absent: dict[str, AudioSeen | Unknown | Absent] = dict.fromkeys(

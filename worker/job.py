@@ -12,8 +12,10 @@ other than through `queue.py`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -58,6 +60,31 @@ PROGRESS_EVERY_S = 2.0
 USAGE_CLOCK_SKEW = timedelta(minutes=5)
 
 
+class VoiceprintLocks:
+    """One lock per voiceprint key, shared by every job of the process.
+
+    Two manifests that ask for the same voiceprint take turns instead of mixing their audios
+    into it; the second then sees the first one's result (unchanged, or a conflict).
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (anyio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 @dataclass
 class JobContext:
     """What every job of a process shares: settings, the one client, the queue, the limits."""
@@ -67,6 +94,7 @@ class JobContext:
     queue: JobQueue
     slots: anyio.CapacityLimiter  # enrollments in progress across all jobs
     stop: anyio.Event  # shutdown phase one: start no new enrollments
+    voiceprint_locks: VoiceprintLocks  # one per process: per job, it would lock nothing
 
 
 @dataclass
@@ -234,8 +262,9 @@ async def _enroll(
                 Outcome.SKIPPED,
                 error=ErrorInfo(step=Step.COMPUTE.value, reason="credits exhausted: not started"),
             )
-        driver = EnrollmentDriver(task, ctx.client, journal, state.of(task.key))
-        return await driver.run()
+        async with ctx.voiceprint_locks.hold(task.key):
+            driver = EnrollmentDriver(task, ctx.client, journal, state.of(task.key))
+            return await driver.run()
 
 
 async def _report_progress(job: ClaimedJob, progress: _Progress) -> None:

@@ -21,7 +21,7 @@ import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.job import JobContext, JobResult, run_job
+from worker.job import JobContext, JobResult, VoiceprintLocks, run_job
 from worker.queue import ClaimedJob, JobQueue, QueueSetupError
 from worker.report import exit_code_for
 from worker.settings import Settings
@@ -87,6 +87,7 @@ class Service:
         self.stop = anyio.Event()
         self.totals = RunTotals()
         self._slots = anyio.CapacityLimiter(settings.max_enrollments)
+        self._voiceprint_locks = VoiceprintLocks()
         self._running: set[str] = set()
         self._idle = anyio.Event()
         self._once = False
@@ -100,6 +101,7 @@ class Service:
             queue=self.queue,
             slots=self._slots,
             stop=self.stop,
+            voiceprint_locks=self._voiceprint_locks,
         )
 
     async def setup(self) -> None:

@@ -292,3 +292,20 @@ def test_repeated_transients_are_bounded() -> None:
 
 def test_credits_observation_sets_flag() -> None:
     assert observe(view(), CreditsExhausted()).credits_exhausted
+
+
+def test_uncomputed_voiceprint_with_other_min_audios_is_conflict() -> None:
+    existing = VoiceprintSeen("notComputable", "phone/v1", 0, None, min_audios=3)
+    action = decide(view(voiceprint=existing, audios=AVAILABLE))
+    assert isinstance(action, Done) and action.outcome is Outcome.CONFLICT
+    assert "minAudios 3" in action.reason
+
+
+def test_uncomputed_voiceprint_holding_foreign_audios_is_conflict_not_computed() -> None:
+    current = observe(
+        view(voiceprint=vp(count=2), audios=AVAILABLE),
+        SawVoiceprintAudios(frozenset({"h-aa", "h-zz"}), frozenset({"aa", "zz"})),
+    )
+    action = decide(current)
+    assert isinstance(action, Done) and action.outcome is Outcome.CONFLICT
+    assert "1 audio(s)" in action.reason
