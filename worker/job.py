@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from worker.api import errors
 from worker.api.client import ApiClient
+from worker.api.governor import REQUEST_METER, RequestMeter
 from worker.enrollment import EnrollmentDriver, FatalApiError
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_write_json
@@ -133,6 +134,7 @@ class _Progress:
 async def run_job(job: ClaimedJob, ctx: JobContext) -> JobResult:
     """Run one claimed job to its report (or to a checkpoint, on shutdown or a lost lease)."""
     with structlog.contextvars.bound_contextvars(job_id=job.job_id):
+        REQUEST_METER.set(RequestMeter())  # this task's context: counts this job's requests
         result = JobResult(job_id=job.job_id, manifest=job.name)
         async with anyio.create_task_group() as tg:
 
@@ -328,6 +330,7 @@ async def _write_reports(
 ) -> None:
     paths = ctx.queue.paths.report_paths(job.job_id)
     path = job.journal_path
+    meter = REQUEST_METER.get()  # read here: `write` runs in a worker thread
 
     def write() -> None:
         counts = count_outcomes(outcomes(path))
@@ -339,7 +342,7 @@ async def _write_reports(
             finished_at=datetime.now(UTC),
             total=sum(counts.values()),
             counts=dict(counts),
-            requests=ctx.client.governor.stats.requests,
+            requests=meter.requests if meter is not None else None,
             credits_spent=usage.found if usage.error is None else None,
             usage=usage,
             files={

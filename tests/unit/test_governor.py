@@ -161,3 +161,24 @@ def test_credits_exhausted_refuses_computes_until_cleared() -> None:
     gov.clear_credits_exhausted()
     gov.check_credits()
     assert gov.stats.credits_refused == 2
+
+
+async def test_request_meter_counts_per_context() -> None:
+    from worker.api.governor import REQUEST_METER, Governor, RequestMeter
+
+    governor = Governor(1000.0, 10)
+    job_a, job_b = RequestMeter(), RequestMeter()
+
+    async def send(meter: RequestMeter, n: int) -> None:
+        REQUEST_METER.set(meter)  # a task's own context: the other job's count is untouched
+        for _ in range(n):
+            async with governor.slot():
+                pass
+
+    import anyio
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send, job_a, 3)
+        tg.start_soon(send, job_b, 5)
+    assert (job_a.requests, job_b.requests) == (3, 5)
+    assert governor.stats.requests == 8

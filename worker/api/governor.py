@@ -16,6 +16,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
@@ -113,6 +114,20 @@ class TokenBucket:
             self.rate = min(self.max_rate, self.rate + self.increase * self.max_rate)
 
 
+@dataclass
+class RequestMeter:
+    """Requests sent on behalf of one unit of work (a job), retries included.
+
+    Set it in `REQUEST_METER` at the start of the work; every task spawned inside inherits
+    the context, so concurrent jobs sharing one governor are still counted apart.
+    """
+
+    requests: int = 0
+
+
+REQUEST_METER: ContextVar[RequestMeter | None] = ContextVar("enroller_request_meter", default=None)
+
+
 @dataclass(slots=True)
 class GovernorStats:
     """Counters for metrics. Monotonic except the `*_now` gauges and `rate`."""
@@ -194,6 +209,9 @@ class Governor:
             await stack.enter_async_context(self._in_flight)
             await self.wait_turn()
             self.stats.requests += 1
+            meter = REQUEST_METER.get()
+            if meter is not None:
+                meter.requests += 1
             self.stats.in_flight_now += 1
             stack.callback(self._request_done)
             yield
