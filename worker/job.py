@@ -29,6 +29,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.api.governor import REQUEST_METER, RequestMeter
+from worker.api.schemas import UsageRecord
 from worker.enrollment import EnrollmentDriver, FatalApiError
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_write_json
@@ -312,12 +313,12 @@ async def _check_usage(client: ApiClient, job: ClaimedJob, started_at: datetime)
     )
 
 
-def _record_key(owner: str, record: object) -> str:
-    vp = getattr(record, "voiceprint", None)
-    space = getattr(record, "space", None)
-    identity = getattr(vp, "identity", None)
-    identity_handle = getattr(identity, "handle", identity)
-    return f"{owner}/{getattr(space, 'handle', '')}/{identity_handle}/{getattr(vp, 'handle', '')}"
+def _record_key(owner: str, record: UsageRecord) -> str:
+    """The enrollment key a usage record bills: owner/space/identity/voiceprint."""
+    vp = record.voiceprint
+    space = record.space.handle if record.space else ""
+    identity = vp.identity.handle if vp.identity else ""
+    return f"{owner}/{space}/{identity}/{vp.handle}"
 
 
 async def _write_reports(
