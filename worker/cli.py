@@ -85,8 +85,19 @@ def masked_settings(settings: Settings) -> dict[str, Any]:
 
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        from worker.settings import settings_markdown_table
+
+        print(settings_markdown_table(), end="")
+        return EXIT_OK
     print(json.dumps(masked_settings(settings), indent=2))
     return EXIT_OK
+
+
+def _cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.health import run_healthcheck  # lazy: runs every few seconds in a container
+
+    return run_healthcheck(settings, quiet=args.quiet)
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,14 +116,6 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     secrets = [s.get_secret_value() for s in (settings.api_key, settings.api_password) if s]
     configure_logging(settings.log_level, settings.log_format, secrets)
     return anyio.run(lambda: run_worker(settings, once=args.once))
-
-
-def _not_yet(name: str) -> Callable[[argparse.Namespace, Settings], int]:
-    def handler(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"enroller {name}: not available in this build yet", file=sys.stderr)
-        return EXIT_FATAL
-
-    return handler
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -142,10 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(handler=_cmd_status)
 
     config = sub.add_parser("config", help="print the effective configuration, secrets masked")
+    config.add_argument(
+        "--markdown", action="store_true", help="print the README table of every setting instead"
+    )
     config.set_defaults(handler=_cmd_config)
 
     health = sub.add_parser("healthcheck", help="exit non-zero when the worker is unhealthy")
-    health.set_defaults(handler=_not_yet("healthcheck"))
+    health.add_argument("--quiet", action="store_true", help="no output when healthy")
+    health.set_defaults(handler=_cmd_healthcheck)
 
     for sp in (run, validate, status, config, health):
         add_settings_flags(sp)

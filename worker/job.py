@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.abc
@@ -62,6 +63,19 @@ PROGRESS_EVERY_S = 2.0
 USAGE_CLOCK_SKEW = timedelta(minutes=5)
 
 
+class JobObserver(Protocol):
+    """Who watches jobs from outside (metrics, the progress bar); must not block or raise.
+
+    The job's own `_Progress` object is handed over, not copied, so every view reads one state.
+    """
+
+    def job_started(self, job_id: str, name: str, progress: _Progress) -> None: ...
+
+    def enrollment_finished(self, outcome: str) -> None: ...
+
+    def job_ended(self, result: JobResult) -> None: ...
+
+
 class VoiceprintLocks:
     """One lock per voiceprint key, shared by every job of the process.
 
@@ -97,6 +111,7 @@ class JobContext:
     slots: anyio.CapacityLimiter  # enrollments in progress across all jobs
     stop: anyio.Event  # shutdown phase one: start no new enrollments
     voiceprint_locks: VoiceprintLocks  # one per process: per job, it would lock nothing
+    observer: JobObserver | None = None  # metrics and progress display (worker/ops.py)
 
 
 @dataclass
@@ -157,6 +172,8 @@ async def run_job(job: ClaimedJob, ctx: JobContext) -> JobResult:
         if result.interrupted and not result.failed_manifest:
             await anyio.to_thread.run_sync(ctx.queue.release, job)
             log.info("job_checkpointed", **result.counts)
+        if ctx.observer is not None:
+            ctx.observer.job_ended(result)
         return result
 
 
@@ -194,6 +211,8 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
         for rec in outcomes(job.journal_path):
             progress.counts[rec.outcome] += 1
         log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
+        if ctx.observer is not None:
+            ctx.observer.job_started(job.job_id, job.name, progress)
 
         send, receive = anyio.create_memory_object_stream[PlannedEnrollment](0)
         async with anyio.create_task_group() as reporting:
@@ -239,6 +258,8 @@ async def _runner(
                 outcome = await _enroll(planned, ctx, journal, state, loaded)
             await journal.append(outcome)
             progress.counts[outcome.outcome] += 1
+            if ctx.observer is not None:
+                ctx.observer.enrollment_finished(outcome.outcome)
             log.info(
                 "enrollment_finished",
                 identity=planned.identity,

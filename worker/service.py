@@ -21,7 +21,7 @@ import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.job import JobContext, JobResult, VoiceprintLocks, run_job
+from worker.job import JobContext, JobObserver, JobResult, VoiceprintLocks, run_job
 from worker.queue import ClaimedJob, JobQueue, QueueSetupError
 from worker.report import exit_code_for
 from worker.settings import Settings
@@ -93,6 +93,7 @@ class Service:
         self._once = False
         self.signalled = False
         self._feeding_done = False
+        self.observer: JobObserver | None = None  # set by worker/ops.py (metrics, progress)
 
     def _context(self) -> JobContext:
         return JobContext(
@@ -102,6 +103,7 @@ class Service:
             slots=self._slots,
             stop=self.stop,
             voiceprint_locks=self._voiceprint_locks,
+            observer=self.observer,
         )
 
     async def setup(self) -> None:
@@ -217,9 +219,11 @@ async def run_worker(settings: Settings, *, once: bool) -> int:
     except ValueError as exc:
         log.error("worker_cannot_start", reason=str(exc))
         return EXIT_FATAL
+    from worker.ops import operations  # lazy: metrics and rich load only for `run`
+
     async with client:
         service = Service(settings, client)
-        async with anyio.create_task_group() as tg:
+        async with operations(settings, service), anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, service, tg.cancel_scope)
             code = await service.run(once=once)
             tg.cancel_scope.cancel()

@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     metrics_port: int = Field(
         0, ge=0, le=65535, description="Port for Prometheus /metrics and /healthz (0: off)."
     )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Interface /metrics listens on (0.0.0.0 in a container)."
+    )
+    heartbeat_interval: float = Field(
+        5.0, gt=0, description="Seconds between writes of <queue>/.health/<host>-<pid>.json."
+    )
+    health_max_age: float = Field(
+        30.0, gt=0, description="enroller healthcheck fails when the heartbeat is older."
+    )
 
     @model_validator(mode="after")
     def _read_key_file(self) -> Settings:
@@ -129,3 +138,40 @@ class Settings(BaseSettings):
     @property
     def resolved_audio_root(self) -> Path:
         return self.audio_root if self.audio_root is not None else self.queue_dir / "audio"
+
+
+# --- the README table (tests/unit/test_config_table.py keeps README.md equal to this) ---------
+
+_DEFAULT_SHOWN = {"worker_id": "`<hostname>:<pid>`", "audio_root": "`<queue_dir>/audio`"}
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, Path):
+        return f"`{value}`"
+    return f"`{value}`"
+
+
+def settings_markdown_table() -> str:
+    """Every setting as one Markdown table: name, env var, flag, default, meaning.
+
+    Generated from the model so the README cannot drift from the code: a test compares them,
+    and `enroller config --markdown` prints this for pasting.
+    """
+    rows = [
+        "| setting | env var | flag | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        if field.annotation is bool:
+            flag = f"{flag} / --no-{name.replace('_', '-')}"
+        default = _DEFAULT_SHOWN.get(name) or _cell(field.default)
+        meaning = (field.description or "").replace("|", "\\|").replace("<", "&lt;")
+        rows.append(
+            f"| `{name}` | `ENROLLER_{name.upper()}` | `{flag}` | {default} | {meaning} |"
+        )
+    return "\n".join(rows) + "\n"

@@ -168,6 +168,9 @@ class ApiClient:
         self._auth_lock = anyio.Lock()
         self._user: User | None = None
         self._log = structlog.get_logger("worker.api")
+        # Metrics hook: (method, route template, status code or transport failure kind) for
+        # every attempt. Never given the URL, headers or body (they may hold secrets).
+        self.on_attempt: Callable[[str, str, str], None] | None = None
         # Defence in depth: whatever logging the CLI configured masks these values too.
         for secret in self._secrets():
             REDACTOR.add(secret)
@@ -303,7 +306,11 @@ class ApiClient:
                 answer = await self._send(method, url, route, token, json, query, file)
             except (NotSent, OutcomeUnknown) as exc:
                 error = exc
+                if self.on_attempt is not None:
+                    self.on_attempt(method, route, getattr(exc, "kind", "not_sent"))
             else:
+                if self.on_attempt is not None:
+                    self.on_attempt(method, route, str(answer.status))
                 if answer.status < 400:
                     self.governor.succeeded()
                     return answer

@@ -1,0 +1,225 @@
+"""`enroller run` as a real process, seen from outside: healthcheck, /metrics, logs, progress.
+
+One emulator world with a distinctive API key, so that "the key appears nowhere" is a grep over
+everything the worker printed, served and wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from emulator.config import default_world
+from tests.audiogen import write_audio
+from tests.emulator_harness import running_emulator
+
+API_KEY = "vpk-OPS-7f3a9c2e51d04b8aa6"  # in no other file: any hit is a leak
+
+
+def world_with_key(path: Path) -> Path:
+    world = default_world().model_dump(mode="json")
+    for user in world["users"]:
+        if user["handle"] == "demo":
+            user["api_keys"] = [API_KEY]
+    path.write_text(json.dumps(world))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_queue(root: Path, identities: list[str]) -> Path:
+    for n, name in enumerate(identities):
+        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + n / 10, samplerate=8000)
+    for folder in ("inbox", "active", "done", "failed", "reports"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def drop(queue: Path, name: str, identities: list[str]) -> None:
+    manifest = {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities]}
+    tmp = queue / "inbox" / f".{name}.tmp"
+    tmp.write_text(json.dumps(manifest))
+    os.replace(tmp, queue / "inbox" / name)
+
+
+def worker_env(queue: Path, base_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
+    env.update(
+        ENROLLER_API_URL=base_url,
+        ENROLLER_API_KEY=API_KEY,
+        ENROLLER_OWNER="demo",
+        ENROLLER_SPACE="main",
+        ENROLLER_QUEUE_DIR=str(queue),
+        ENROLLER_MIN_AGE="0",
+        ENROLLER_HEARTBEAT_INTERVAL="0.2",
+        ENROLLER_HEALTH_MAX_AGE="5",
+    )
+    env.update(extra)  # no ENROLLER_LOG_FORMAT: "auto" must pick JSON off a terminal
+    return env
+
+
+def healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "worker", "healthcheck"]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+
+
+async def wait_for(predicate: Callable[[], bool], limit: float) -> None:
+    """Poll what another process does (files, its output): there is no event to wait on."""
+    with anyio.fail_after(limit):
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.05)
+
+
+def metric_values(text: str) -> dict[str, float]:
+    """Sample name → value summed over labels (enough to see a counter move)."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[sample.name] = out.get(sample.name, 0.0) + sample.value
+    return out
+
+
+def every_output(queue: Path) -> list[Path]:
+    return [p for p in queue.rglob("*") if p.is_file() and p.suffix != ".wav"]
+
+
+async def scrape(session: aiohttp.ClientSession, port: int) -> str:
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+        assert resp.status == 200
+        return await resp.text()
+
+
+@pytest.mark.timeout(90)
+async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> None:
+    ids = [f"ops-{i:02d}" for i in range(16)]
+    queue = make_queue(tmp_path / "queue", ids)
+    port = free_port()
+    async with running_emulator(latency_ms=25, config=world_with_key(tmp_path / "w.json")) as emu:
+        env = worker_env(
+            queue, emu.base_url, ENROLLER_METRICS_PORT=str(port), ENROLLER_RATE_LIMIT="40"
+        )
+        assert healthcheck(env).returncode != 0, "healthy with no worker running"
+
+        argv = [sys.executable, "-m", "worker", "run"]
+        proc = await anyio.open_process(argv, env=env, stderr=subprocess.PIPE)
+        stderr = bytearray()
+
+        async def collect() -> None:
+            assert proc.stderr is not None
+            async for chunk in proc.stderr:
+                stderr.extend(chunk)
+
+        scrapes: list[str] = []
+        async with anyio.create_task_group() as tg, aiohttp.ClientSession() as session:
+            tg.start_soon(collect)
+            await wait_for(lambda: b"metrics_listening" in stderr, 20)
+            await wait_for(lambda: bool(list((queue / ".health").glob("*.json"))), 10)
+            drop(queue, "batch.json", ids)
+            await wait_for(lambda: b'"enrollment_finished"' in stderr, 30)
+            scrapes.append(await scrape(session, port))
+            await anyio.sleep(0.7)
+            scrapes.append(await scrape(session, port))
+            during = healthcheck(env)
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                healthz = await resp.json()
+            await wait_for(lambda: bool(list((queue / "reports").glob("*.report.json"))), 40)
+            scrapes.append(await scrape(session, port))
+            proc.send_signal(signal.SIGTERM)
+            with anyio.fail_after(20):
+                code = await proc.wait()
+        log_text = stderr.decode(errors="replace")
+        assert code == 0, log_text[-2000:]
+
+        # Health: zero while it ran, non-zero once it stopped (and its heartbeat is gone).
+        assert during.returncode == 0, during.stdout + during.stderr
+        assert healthz["status"] == "running"
+        after = healthcheck(env)
+        assert after.returncode != 0 and "heartbeat" in after.stdout
+
+    # Metrics moved between two scrapes during the run, and ended at the right totals.
+    first, second, final = (metric_values(s) for s in scrapes)
+    assert second["enroller_api_requests_total"] > first["enroller_api_requests_total"] > 0
+    assert second["enroller_rate_wait_seconds_total"] >= first["enroller_rate_wait_seconds_total"]
+    assert second["enroller_enrollments_total"] >= first["enroller_enrollments_total"] > 0
+    assert final["enroller_enrollments_total"] == len(ids)
+    assert 'enroller_enrollments_total{outcome="enrolled"} 16.0' in scrapes[-1]
+    assert 'enroller_jobs_total{result="done"} 1.0' in scrapes[-1]
+    assert 'route="/spaces/{owner}/{space}/audios/{audio}/file"' in scrapes[-1]
+    assert 'enroller_queue_files{folder="reports"} 1.0' in scrapes[-1]
+
+    # Logs: JSON lines off a terminal; every job line names the job, every enrollment line the
+    # identity too; progress lines come every few seconds with done/total.
+    lines = [json.loads(line) for line in log_text.splitlines() if line.strip()]
+    job_events = {"job_started", "enrollment_finished", "job_finished", "job_progress"}
+    assert job_events <= {line["event"] for line in lines}
+    for line in lines:
+        if line["event"] in job_events or "identity" in line:
+            assert str(line.get("job_id", "")).startswith("batch-"), line
+        if line["event"] == "enrollment_finished":
+            assert line["identity"] in ids, line
+    progress = [line for line in lines if line["event"] == "job_progress"]
+    assert all(line["total"] == len(ids) for line in progress)
+
+    # The key is nowhere: not in logs, metrics, reports, journals, heartbeats or anything else.
+    leaks = [p for p in every_output(queue) if API_KEY.encode() in p.read_bytes()]
+    assert not leaks, leaks
+    assert API_KEY not in log_text and not any(API_KEY in s for s in scrapes)
+    assert list((queue / "reports").glob("*.report.json"))
+
+
+@pytest.mark.timeout(60)
+async def test_once_on_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
+    ids = [f"tty-{i:02d}" for i in range(4)]
+    queue = make_queue(tmp_path / "queue", ids)
+    drop(queue, "tty.json", ids)
+    async with running_emulator(config=world_with_key(tmp_path / "w.json")) as emu:
+        env = worker_env(queue, emu.base_url, COLUMNS="120", TERM="xterm")
+        leader, follower = pty.openpty()
+        try:
+            proc = await anyio.open_process(
+                [sys.executable, "-m", "worker", "run", "--once"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=follower,
+            )
+            os.close(follower)
+            output = bytearray()
+
+            def read_all() -> None:
+                while True:
+                    try:
+                        chunk = os.read(leader, 65536)
+                    except OSError:  # EIO: the child closed the terminal
+                        return
+                    if not chunk:
+                        return
+                    output.extend(chunk)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(anyio.to_thread.run_sync, read_all)
+                with anyio.fail_after(40):
+                    code = await proc.wait()
+        finally:
+            os.close(leader)
+    text = output.decode(errors="replace")
+    assert code == 0, text[-2000:]
+    assert "4/4" in text and "/s" in text, text[-2000:]
+    assert "job_progress" not in text  # the bar replaces the periodic progress lines
+    assert API_KEY not in text

@@ -1,0 +1,150 @@
+"""Logging set-up, heartbeat judgement and the progress display, as plain calls."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from rich.console import Console
+
+from worker.health import check_health, heartbeat_path, judge_heartbeats
+from worker.job import JobResult, _Progress
+from worker.log import configure_logging, reset_logging
+from worker.progress import ProgressDisplay
+from worker.settings import Settings
+
+
+@pytest.fixture
+def logging_reset() -> Iterator[None]:
+    yield
+    reset_logging()
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_json_lines_carry_bound_context_and_drop_lower_levels(
+    capsys: pytest.CaptureFixture[str], logging_reset: None
+) -> None:
+    configure_logging("info", "json", ["s3cr3t-key"])
+    log = structlog.get_logger("t")
+    with structlog.contextvars.bound_contextvars(job_id="job-1", identity="alice"):
+        log.info("step", detail="sent s3cr3t-key")
+        log.debug("noise")
+    lines = json_lines(capsys.readouterr().err)
+    assert [line["event"] for line in lines] == ["step"]
+    assert lines[0]["job_id"] == "job-1" and lines[0]["identity"] == "alice"
+    assert lines[0]["level"] == "info" and "timestamp" in lines[0]
+    assert "s3cr3t-key" not in json.dumps(lines)
+
+
+def test_stdlib_loggers_go_through_the_same_renderer_redaction_and_level(
+    capsys: pytest.CaptureFixture[str], logging_reset: None
+) -> None:
+    configure_logging("warning", "json", ["s3cr3t-key"])
+    aio = logging.getLogger("aiohttp.client")
+    with structlog.contextvars.bound_contextvars(job_id="job-2"):
+        aio.warning("header Authorization: Bearer %s rejected", "s3cr3t-key")
+        aio.info("below the configured level")
+    configure_logging("warning", "json")  # configuring twice must not double every line
+    aio.error("once")
+    lines = json_lines(capsys.readouterr().err)
+    assert [line["event"] for line in lines][1:] == ["once"]
+    first = lines[0]
+    assert first["logger"] == "aiohttp.client" and first["job_id"] == "job-2"
+    assert first["level"] == "warning"
+    assert "s3cr3t-key" not in json.dumps(lines)
+
+
+def test_console_format_is_not_json(
+    capsys: pytest.CaptureFixture[str], logging_reset: None
+) -> None:
+    configure_logging("info", "console")
+    structlog.get_logger().info("hello", job_id="j")
+    err = capsys.readouterr().err
+    assert "hello" in err and "job_id" in err and not err.lstrip().startswith("{")
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+def beat(at: float, pid: int = 42, host: str = "h") -> dict[str, object]:
+    return {"host": host, "pid": pid, "at": at, "worker_id": f"{host}:{pid}"}
+
+
+@pytest.mark.parametrize(
+    ("beats", "alive", "healthy", "why"),
+    [
+        ([], True, False, "no worker heartbeat"),
+        ([beat(99.0, host="other")], True, False, "no worker heartbeat"),
+        ([beat(99.0)], False, False, "no longer running"),
+        ([beat(50.0)], True, False, "50 s old"),
+        ([beat(50.0, pid=1), beat(99.0, pid=2)], True, True, ""),
+    ],
+)
+def test_judge_heartbeats(
+    beats: list[dict[str, object]], alive: bool, healthy: bool, why: str
+) -> None:
+    chosen, problems = judge_heartbeats(
+        beats, now=100.0, max_age=30.0, host="h", pid_alive=lambda pid: alive
+    )
+    assert (not problems) is healthy
+    if why:
+        assert why in problems[0]
+    else:
+        assert chosen is not None and chosen["pid"] == 2
+
+
+def test_check_health_reads_this_process_heartbeat_and_probes_folders(tmp_path: Path) -> None:
+    settings = Settings(queue_dir=tmp_path)
+    for folder in ("inbox", "active", "done", "failed", "reports"):
+        (tmp_path / folder).mkdir()
+    assert not check_health(settings).ok
+    path = heartbeat_path(tmp_path)
+    path.parent.mkdir()
+    doc = {"host": socket.gethostname(), "pid": os.getpid(), "at": 1000.0, "worker_id": "w"}
+    path.write_text(json.dumps(doc))
+    assert check_health(settings, now=1001.0).ok
+    assert not check_health(settings, now=1100.0).ok  # older than health_max_age
+    (tmp_path / "reports").rmdir()
+    report = check_health(settings, now=1001.0)
+    assert not report.ok and "reports" in report.problems[0]
+    assert not list(tmp_path.rglob("*.tmp"))  # the writability probe leaves nothing behind
+
+
+# --- progress display ---------------------------------------------------------------------------
+
+
+def test_progress_bar_renders_done_total_rate_and_eta_on_a_terminal() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, color_system=None)
+    display = ProgressDisplay(console, refresh_per_second=50)
+    state = _Progress(total=10)
+    display.start()
+    try:
+        display.job_started("nightly-0123456789", "nightly.json", state)
+        for _ in range(3):
+            state.counts["enrolled"] += 1
+            display.enrollment_finished("enrolled")
+        display.progress.refresh()
+        middle = out.getvalue()
+        state.counts["enrolled"] += 7
+        display.job_ended(JobResult("nightly-0123456789", "nightly.json", counts={"enrolled": 10}))
+    finally:
+        display.stop()
+    assert "nightly-0123456789" in middle and "3/10" in middle and "/s" in middle
+    assert "eta" in middle
+    assert "10/10" in out.getvalue() and "enrolled=10" in out.getvalue()
+
+
+def test_progress_display_ignores_jobs_it_never_saw_start() -> None:
+    display = ProgressDisplay(Console(file=io.StringIO(), force_terminal=True))
+    display.job_ended(JobResult("rejected-1", "bad.json", failed_manifest=True))  # no error

@@ -1,0 +1,90 @@
+"""The operational surfaces around one `enroller run`: heartbeat, /metrics, the progress bar.
+
+Owns: wiring them to a `Service` for the lifetime of the run, and nothing else. The service
+works the same with or without them; they only observe (the client's `on_attempt` hook, the
+service's `observer`), so a failure here can never change what is enrolled.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from worker.health import heartbeat_forever
+from worker.log import use_json_logs
+from worker.metrics import Metrics, serve_metrics
+from worker.settings import Settings
+from worker.status import gather
+
+if TYPE_CHECKING:
+    from worker.job import JobObserver, JobResult
+    from worker.service import Service
+
+
+class FanOut:
+    """Several `JobObserver`s as one."""
+
+    def __init__(self, observers: Sequence[JobObserver]) -> None:
+        self._observers = list(observers)
+
+    def job_started(self, job_id: str, name: str, progress: Any) -> None:
+        for obs in self._observers:
+            obs.job_started(job_id, name, progress)
+
+    def enrollment_finished(self, outcome: str) -> None:
+        for obs in self._observers:
+            obs.enrollment_finished(outcome)
+
+    def job_ended(self, result: JobResult) -> None:
+        for obs in self._observers:
+            obs.job_ended(result)
+
+
+def wants_progress_bar(settings: Settings) -> bool:
+    """A live bar only for a person at a terminal who did not ask for JSON logs."""
+    return sys.stderr.isatty() and not use_json_logs(settings.log_format)
+
+
+@asynccontextmanager
+async def operations(
+    settings: Settings, service: Service, *, progress_bar: bool | None = None
+) -> AsyncIterator[Metrics]:
+    """Run heartbeat, metrics server and progress display while the block runs."""
+    from worker.progress import ProgressDisplay  # rich loads only when a bar may show
+
+    metrics = Metrics()
+    metrics.watch_governor(service.client.governor)
+    metrics.watch_queue(lambda: gather(settings)["counts"])
+    service.client.on_attempt = metrics.on_attempt
+    observers: list[Any] = [metrics]
+    show_bar = wants_progress_bar(settings) if progress_bar is None else progress_bar
+    display = ProgressDisplay() if show_bar else None
+    if display is not None:
+        observers.append(display)
+    service.observer = FanOut(observers)
+
+    def state() -> tuple[str, int]:
+        return ("stopping" if service.stop.is_set() else "running", metrics.running)
+
+    def health() -> dict[str, Any]:
+        name, jobs = state()
+        return {"status": name, "worker_id": settings.worker_id, "jobs_running": jobs}
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(heartbeat_forever, settings, state)
+        if settings.metrics_port:
+            await tg.start(
+                serve_metrics, metrics, settings.metrics_host, settings.metrics_port, health
+            )
+        if display is not None:
+            display.start()
+        try:
+            yield metrics
+        finally:
+            if display is not None:
+                display.stop()
+            tg.cancel_scope.cancel()
