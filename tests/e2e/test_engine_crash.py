@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import anyio
@@ -15,32 +13,9 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
+from tests.worker_process import WORKER, worker_env
 
 IDENTITIES = [f"crash-{i:02d}" for i in range(24)]
-
-
-def worker_env(queue: Path, base_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
-    env.update(
-        ENROLLER_API_URL=base_url,
-        ENROLLER_API_KEY="demo-key",
-        ENROLLER_OWNER="demo",
-        ENROLLER_SPACE="main",
-        ENROLLER_QUEUE_DIR=str(queue),
-        ENROLLER_MIN_AGE="0",
-        ENROLLER_RATE_LIMIT="60",
-        ENROLLER_BURST="5",
-        ENROLLER_LEASE_TTL="1",
-        ENROLLER_LOG_FORMAT="json",
-    )
-    return env
-
-
-def outcome_lines(queue: Path) -> int:
-    total = 0
-    for journal in (queue / "active").glob("*/journal.jsonl"):
-        total += journal.read_bytes().count(b'"kind":"outcome"')
-    return total
 
 
 @pytest.mark.timeout(120)
@@ -54,8 +29,14 @@ async def test_sigkill_midjob_then_restart_completes_exactly_once(tmp_path: Path
     rng = random.Random(5)
 
     async with running_emulator() as emulator:
-        env = worker_env(queue, emulator.base_url)
-        argv = [sys.executable, "-m", "worker", "run", "--once"]
+        env = worker_env(
+            queue,
+            emulator.base_url,
+            ENROLLER_RATE_LIMIT="60",
+            ENROLLER_BURST="5",
+            ENROLLER_LEASE_TTL="1",
+        )
+        argv = [*WORKER, "run", "--once"]
         kills = 0
         for _ in range(3):
             proc = await anyio.open_process(argv, env=env, stderr=subprocess.DEVNULL)

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,21 +14,7 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
-
-
-def worker_env(queue: Path, base_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
-    env.update(
-        ENROLLER_API_URL=base_url,
-        ENROLLER_API_KEY="demo-key",
-        ENROLLER_OWNER="demo",
-        ENROLLER_SPACE="main",
-        ENROLLER_QUEUE_DIR=str(queue),
-        ENROLLER_MIN_AGE="0",
-        ENROLLER_LOG_FORMAT="json",
-    )
-    env.update(extra)
-    return env
+from tests.worker_process import WORKER, worker_env
 
 
 def make_queue(root: Path, identities: list[str]) -> Path:
@@ -66,7 +51,7 @@ async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: P
             ENROLLER_SHUTDOWN_GRACE="5",
             ENROLLER_MAX_ENROLLMENTS="2",  # so most of the job is still to do at SIGTERM
         )
-        argv = [sys.executable, "-m", "worker", "run", "--once"]
+        argv = [*WORKER, "run", "--once"]
         proc = await anyio.open_process(argv, env=env, stderr=subprocess.PIPE)
         journal = lambda: list((queue / "active").glob("*/journal.jsonl"))  # noqa: E731
         await wait_for(
@@ -97,9 +82,7 @@ async def test_daemon_picks_up_dropped_files_until_sigterm(tmp_path: Path) -> No
     queue = make_queue(tmp_path / "queue", ["day-1", "day-2"])
     async with running_emulator() as emulator:
         env = worker_env(queue, emulator.base_url)
-        proc = await anyio.open_process(
-            [sys.executable, "-m", "worker", "run"], env=env, stderr=subprocess.DEVNULL
-        )
+        proc = await anyio.open_process([*WORKER, "run"], env=env, stderr=subprocess.DEVNULL)
         try:
             await anyio.sleep(1.0)  # the daemon is up and idle
             drop(queue, "morning.json", ["day-1"])
