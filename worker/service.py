@@ -90,6 +90,7 @@ class Service:
         self._voiceprint_locks = VoiceprintLocks()
         self._running: set[str] = set()
         self._idle = anyio.Event()
+        self._job_ended = anyio.Event()
         self._once = False
         self.signalled = False
         self._feeding_done = False
@@ -114,7 +115,6 @@ class Service:
         await check_access(self.client)
 
     async def _run_job(self, job: ClaimedJob) -> None:
-        self._running.add(job.job_id)
         try:
             result = await run_job(job, self._context())
             self.totals.add(result)
@@ -122,6 +122,8 @@ class Service:
                 self.stop.set()  # e.g. credentials revoked: nothing else can work either
         finally:
             self._running.discard(job.job_id)
+            self._job_ended.set()
+            self._job_ended = anyio.Event()
             if not self._running:
                 self._idle.set()
                 if self._once and self._feeding_done:
@@ -131,7 +133,21 @@ class Service:
         if job.job_id in self._running:
             return
         self._idle = anyio.Event() if self._idle.is_set() else self._idle
+        self._running.add(job.job_id)  # now, not when the task starts: claims count it at once
         tg.start_soon(self._run_job, job, name=f"job {job.job_id}")
+
+    async def _job_slot(self) -> bool:
+        """Wait until fewer than `max_jobs` jobs run; False once stopping.
+
+        Claiming only with a free slot leaves the other files in inbox/, where another worker
+        may take them, and bounds the tasks of this one.
+        """
+        while len(self._running) >= self.settings.max_jobs:
+            if self.stop.is_set():
+                return False
+            with anyio.move_on_after(0.5):  # also notices `stop` within half a second
+                await self._job_ended.wait()
+        return not self.stop.is_set()
 
     async def run(self, *, once: bool) -> int:
         """Run until the queue is drained (`once`) or until `stop` is set. Returns the exit code."""
@@ -174,6 +190,8 @@ class Service:
             self._start(jobs_tg, job)
         while not self.stop.is_set():
             for candidate in await anyio.to_thread.run_sync(self.queue.scan):
+                if not await self._job_slot():
+                    return
                 job = await self.queue.claim(candidate)
                 if job is not None:
                     self._start(jobs_tg, job)
@@ -185,6 +203,8 @@ class Service:
 
     async def _feed_forever(self, jobs_tg: anyio.abc.TaskGroup) -> None:
         async for candidate in self.queue.discover(self.stop):
+            if not await self._job_slot():
+                return
             job = await self.queue.claim(candidate)
             if job is not None:
                 self._start(jobs_tg, job)

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     max_enrollments: int = Field(
         200, ge=1, description="Enrollments in progress at once across all jobs."
     )
+    max_jobs: int = Field(
+        4, ge=1, description="Jobs run at once; other files wait in inbox/ (or for another worker)."
+    )
     shutdown_grace: float = Field(
         20.0, ge=0, description="Seconds in-flight steps get to finish after SIGTERM."
     )

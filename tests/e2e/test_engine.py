@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from tests.audiogen import write_audio
@@ -206,3 +207,26 @@ async def test_computed_with_another_model_is_conflict_and_untouched(
     assert "phone/v1" in row["error"]["reason"] and "digital/v1" in row["error"]["reason"]
     after = await emulator.stats()
     assert after["created"] == before["created"]  # nothing uploaded, created or computed
+
+
+async def test_max_jobs_bounds_what_is_claimed(queue: Path, emulator: EmulatorHandle) -> None:
+    for i in range(3):
+        drop(queue, f"part-{i}.json", job_manifest([f"cust-{i}"]))
+    settings = make_settings(queue, emulator.base_url, max_jobs=1)
+    most_active = 0
+
+    async def watch_active() -> None:
+        nonlocal most_active
+        while True:
+            active = queue / "active"
+            if active.exists():
+                jobs = [p for p in active.iterdir() if not p.name.startswith(".")]
+                most_active = max(most_active, len(jobs))
+            await anyio.sleep(0.005)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch_active)
+        assert await run_once(settings) == 0
+        tg.cancel_scope.cancel()
+    assert most_active == 1  # one job at a time; the others waited in the inbox
+    assert len(list((queue / "reports").glob("part-*.report.json"))) == 3
