@@ -95,3 +95,46 @@ async def test_daemon_picks_up_dropped_files_until_sigterm(tmp_path: Path) -> No
                 code = await proc.wait()
     assert code == 0
     assert len(list((queue / "done").iterdir())) == 2
+
+
+def test_run_without_credentials_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from worker.cli import main
+
+    assert main(["run", "--once", "--queue-dir", str(tmp_path / "q")]) == 2
+    assert "ENROLLER_API_KEY" in capsys.readouterr().err
+
+
+def test_run_against_an_unreachable_api_exits_2(tmp_path: Path) -> None:
+    from worker.cli import main
+
+    code = main(
+        [
+            "run",
+            "--once",
+            "--queue-dir",
+            str(tmp_path / "q"),
+            "--api-key",
+            "k-unreachable",
+            "--api-url",
+            "http://127.0.0.1:9/v1",
+            "--max-retries",
+            "0",
+            "--retry-max-time",
+            "1",
+        ]
+    )
+    assert code == 2
+
+
+async def test_run_with_a_rejected_key_exits_2_and_never_shows_it(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path / "queue", ["k-1"])
+    drop(queue, "job.json", ["k-1"])
+    async with running_emulator() as emulator:
+        env = worker_env(queue, emulator.base_url, ENROLLER_API_KEY="wrong-key-7f3a9c")
+        result = await anyio.run_process([*WORKER, "run", "--once"], env=env, check=False)
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert "401" in err and "wrong-key-7f3a9c" not in err
+    assert list((queue / "inbox").iterdir())  # nothing was claimed: the file waits for a fix
