@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     max_jobs: int = Field(
         4, ge=1, description="Jobs run at once; other files wait in inbox/ (or for another worker)."
     )
+    credits_recheck: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds computes stay paused after 'Not enough credits' before one retries.",
+    )
     shutdown_grace: float = Field(
         20.0, ge=0, description="Seconds in-flight steps get to finish after SIGTERM."
     )

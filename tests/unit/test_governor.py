@@ -182,3 +182,20 @@ async def test_request_meter_counts_per_context() -> None:
         tg.start_soon(send, job_b, 5)
     assert (job_a.requests, job_b.requests) == (3, 5)
     assert governor.stats.requests == 8
+
+
+def test_credits_pause_lifts_after_the_recheck_interval() -> None:
+    from worker.api.errors import CreditsExhausted
+    from worker.api.governor import Governor
+
+    now = [100.0]
+    governor = Governor(10.0, credits_recheck=300.0, clock=lambda: now[0])
+    governor.mark_credits_exhausted(CreditsExhausted("Not enough credits"))
+    now[0] += 299.0
+    assert governor.credits_exhausted
+    with pytest.raises(CreditsExhausted) as refused:
+        governor.check_credits()
+    assert refused.value.sent is False  # refused locally: no request
+    now[0] += 1.0
+    assert not governor.credits_exhausted  # one compute may ask the server again
+    governor.check_credits()

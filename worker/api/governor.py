@@ -162,6 +162,7 @@ class Governor:
         max_in_flight: int = 64,
         max_uploads: int = 8,
         adaptive: bool = True,
+        credits_recheck: float = 300.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
@@ -173,6 +174,10 @@ class Governor:
         self._clock = clock
         self._sleep = sleep
         self._credits: CreditsExhausted | None = None
+        self._credits_since = 0.0
+        # After this long, one compute may ask again: a long-lived worker notices a top-up
+        # without a restart, at the cost of one refused request per interval.
+        self.credits_recheck = credits_recheck
         self.stats = GovernorStats(rate=self.bucket.rate)
 
     @classmethod
@@ -182,6 +187,7 @@ class Governor:
             settings.burst,
             max_in_flight=settings.max_in_flight,
             max_uploads=settings.max_uploads,
+            credits_recheck=settings.credits_recheck,
         )
 
     # --- pacing -------------------------------------------------------------------------
@@ -247,6 +253,11 @@ class Governor:
 
     @property
     def credits_exhausted(self) -> bool:
+        if (
+            self._credits is not None
+            and self._clock() - self._credits_since >= self.credits_recheck
+        ):
+            self._credits = None  # time to ask the server again
         return self._credits is not None
 
     def mark_credits_exhausted(self, error: CreditsExhausted) -> None:
@@ -254,6 +265,7 @@ class Governor:
         self.stats.credits_refused += 1
         if self._credits is None:
             self._credits = error
+            self._credits_since = self._clock()
 
     def clear_credits_exhausted(self) -> None:
         """Allow computes again (credits were topped up, or an operator says so)."""
@@ -261,7 +273,8 @@ class Governor:
 
     def check_credits(self) -> None:
         """Raise `CreditsExhausted` (not sent) if computes are paused; called before a compute."""
-        if self._credits is not None:
+        if self.credits_exhausted:
+            assert self._credits is not None
             self.stats.credits_refused += 1
             raise CreditsExhausted(
                 f"computes paused: {self._credits.message}",
