@@ -1,0 +1,120 @@
+"""Secrets: after everything above, the API key appears in no log line, report or metric.
+
+Runs last (file order). Its own scenario covers what the others do not: the daemon with
+/metrics and /healthz served (scraped into files), retries logged at debug level under faults,
+broken files and rows, and a start with a key the API refuses (the 401 path). Then it sweeps the
+whole session's artifacts — every worker's stderr, every queue tree (reports, failures CSVs,
+retry manifests, failed/ error files, journals, progress, heartbeats) and the scraped metrics —
+for the key and for any 12-character piece of it.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+from pathlib import Path
+
+import anyio
+import pytest
+
+from tests.emulator_harness import running_emulator
+from tests.reliability.support import (
+    SECRET_KEY,
+    assert_no_crash,
+    drop,
+    identities,
+    job_manifest,
+    make_queue,
+    run_worker,
+    start_worker,
+    worker_env,
+    write_world,
+)
+
+WINDOW = 12
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - a local test URL
+        return bytes(resp.read())
+
+
+def _leaks(root: Path) -> list[str]:
+    pieces = {SECRET_KEY[i : i + WINDOW].encode() for i in range(len(SECRET_KEY) - WINDOW + 1)}
+    found = []
+    for path in sorted(root.rglob("*")):
+        if SECRET_KEY[:WINDOW] in path.name:
+            found.append(f"{path}: in the name")
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        hits = [p.decode() for p in pieces if p in data]
+        if hits:
+            found.append(f"{path}: {sorted(hits)[:2]}")
+    return found
+
+
+def _sweep(root: Path) -> tuple[list[Path], list[str]]:
+    return [p for p in root.rglob("*") if p.is_file()], _leaks(root)
+
+
+async def _daemon_scenario(area: Path, private: Path) -> None:
+    ids = identities("secret", 6)
+    queue = make_queue(area, ids)
+    drop(queue, "good.json", job_manifest(ids[:4]))
+    drop(queue, "rows.csv", f"identity,audio\n{ids[4]},{ids[4]}.wav\nBad Handle,x.wav\n")
+    drop(queue, "broken.json", "{not json")
+    port = _free_port()
+    async with running_emulator(fault_rate=0.2, seed=6, config=write_world(private)) as emu:
+        env = worker_env(queue, emu.base_url, metrics_port=port, max_retries=10)
+        log = area / "daemon.log"
+        worker = await start_worker(env, log, once=False)
+        try:
+            with anyio.fail_after(45):
+                while True:  # files appear from another process: nothing to wait on but them
+                    done = len(list((queue / "reports").glob("*.report.json")))
+                    failed = len(list((queue / "failed").glob("*.error.json")))
+                    if done == 2 and failed == 1:
+                        break
+                    await anyio.sleep(0.1)
+            base = f"http://127.0.0.1:{port}"
+            (area / "metrics.txt").write_bytes(
+                await anyio.to_thread.run_sync(_get, base + "/metrics")
+            )
+            (area / "healthz.json").write_bytes(
+                await anyio.to_thread.run_sync(_get, base + "/healthz")
+            )
+        finally:
+            worker.terminate()
+            with anyio.fail_after(30):
+                await worker.wait()
+        assert_no_crash(log)
+    assert b"enroller" in (area / "metrics.txt").read_bytes()  # it really was the metrics page
+
+
+async def _refused_key_scenario(area: Path) -> None:
+    queue = make_queue(area / "refused", ["refused-0000"])
+    drop(queue, "refused.json", job_manifest(["refused-0000"]))
+    async with running_emulator() as emu:  # the seeded world: it does not know SECRET_KEY
+        log = area / "refused.log"
+        code = await run_worker(worker_env(queue, emu.base_url), log)
+    assert code == 2
+    assert "401" in log.read_text() or "credentials" in log.read_text()
+
+
+@pytest.mark.timeout(120)
+async def test_the_key_is_in_no_log_report_or_metric(
+    area: Path, artifacts: Path, private: Path
+) -> None:
+    await _daemon_scenario(area, private)
+    await _refused_key_scenario(area)
+    swept, leaks = await anyio.to_thread.run_sync(_sweep, artifacts)
+    assert any(p.name.endswith(".report.json") for p in swept)
+    assert any(p.name.endswith(".log") for p in swept)
+    assert leaks == []
