@@ -46,7 +46,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_distinct_audio(directory: Path, n: int, prefix: str = "id") -> list[str]:
+def write_distinct_audio(directory: Path, n: int, prefix: str = "id", start: int = 0) -> list[str]:
     """`n` small WAV files that differ in content (their sha256 is the audio's alias).
 
     One file is encoded with `emulator.samples.write_audio`; the copies differ in their last
@@ -61,7 +61,7 @@ def write_distinct_audio(directory: Path, n: int, prefix: str = "id") -> list[st
     if header < 12 or body[header - 8 : header - 4] != b"data":
         raise RuntimeError("unexpected WAV layout: the PCM data is not at the end of the file")
     names = []
-    for i in range(n):
+    for i in range(start, start + n):
         body[-4:] = struct.pack("<I", i)
         name = f"{prefix}-{i:06d}.wav"
         (directory / name).write_bytes(body)
