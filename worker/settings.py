@@ -179,7 +179,5 @@ def settings_markdown_table() -> str:
             flag = f"{flag} / --no-{name.replace('_', '-')}"
         default = _DEFAULT_SHOWN.get(name) or _cell(field.default)
         meaning = (field.description or "").replace("|", "\\|").replace("<", "&lt;")
-        rows.append(
-            f"| `{name}` | `ENROLLER_{name.upper()}` | `{flag}` | {default} | {meaning} |"
-        )
+        rows.append(f"| `{name}` | `ENROLLER_{name.upper()}` | `{flag}` | {default} | {meaning} |")
     return "\n".join(rows) + "\n"

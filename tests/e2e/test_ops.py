@@ -110,7 +110,9 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
     ids = [f"ops-{i:02d}" for i in range(16)]
     queue = make_queue(tmp_path / "queue", ids)
     port = free_port()
-    async with running_emulator(latency_ms=25, config=world_with_key(tmp_path / "w.json")) as emu:
+    world = world_with_key(tmp_path / "w.json")
+    # A few faults, so that retry and error lines (where a key would most likely leak) occur.
+    async with running_emulator(latency_ms=25, fault_rate=0.08, seed=7, config=world) as emu:
         env = worker_env(
             queue, emu.base_url, ENROLLER_METRICS_PORT=str(port), ENROLLER_RATE_LIMIT="40"
         )
@@ -131,15 +133,23 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
             await wait_for(lambda: b"metrics_listening" in stderr, 20)
             await wait_for(lambda: bool(list((queue / ".health").glob("*.json"))), 10)
             drop(queue, "batch.json", ids)
-            await wait_for(lambda: b'"enrollment_finished"' in stderr, 30)
+            # First scrape once the job's requests are under way, second once an enrollment
+            # has finished: more requests must have been counted in between.
+            await wait_for(lambda: b'"job_started"' in stderr, 30)
+            await anyio.sleep(0.3)
             scrapes.append(await scrape(session, port))
-            await anyio.sleep(0.7)
+            await wait_for(lambda: b'"enrollment_finished"' in stderr, 30)
             scrapes.append(await scrape(session, port))
             during = healthcheck(env)
             async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 healthz = await resp.json()
             await wait_for(lambda: bool(list((queue / "reports").glob("*.report.json"))), 40)
-            scrapes.append(await scrape(session, port))
+            with anyio.fail_after(10):  # the job's end is counted just after its report
+                while 'enroller_jobs_total{result="done"} 1.0' not in (  # noqa: ASYNC110
+                    final := await scrape(session, port)
+                ):
+                    await anyio.sleep(0.05)
+            scrapes.append(final)
             proc.send_signal(signal.SIGTERM)
             with anyio.fail_after(20):
                 code = await proc.wait()
@@ -155,8 +165,9 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
     # Metrics moved between two scrapes during the run, and ended at the right totals.
     first, second, final = (metric_values(s) for s in scrapes)
     assert second["enroller_api_requests_total"] > first["enroller_api_requests_total"] > 0
-    assert second["enroller_rate_wait_seconds_total"] >= first["enroller_rate_wait_seconds_total"]
-    assert second["enroller_enrollments_total"] >= first["enroller_enrollments_total"] > 0
+    assert second["enroller_rate_wait_seconds_total"] > first["enroller_rate_wait_seconds_total"]
+    assert second["enroller_enrollments_total"] > 0
+    assert final["enroller_enrollments_total"] > first["enroller_enrollments_total"]
     assert final["enroller_enrollments_total"] == len(ids)
     assert 'enroller_enrollments_total{outcome="enrolled"} 16.0' in scrapes[-1]
     assert 'enroller_jobs_total{result="done"} 1.0' in scrapes[-1]
@@ -173,6 +184,9 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
             assert str(line.get("job_id", "")).startswith("batch-"), line
         if line["event"] == "enrollment_finished":
             assert line["identity"] in ids, line
+    # Lines the API client logs inside an enrollment carry the job and the identity too.
+    inside = [line for line in lines if line["event"] == "api.retry" and "identity" in line]
+    assert inside and all(line["job_id"] and line["identity"] in ids for line in inside)
     progress = [line for line in lines if line["event"] == "job_progress"]
     assert all(line["total"] == len(ids) for line in progress)
 
