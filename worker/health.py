@@ -74,6 +74,7 @@ async def heartbeat_forever(settings: Settings, state: Any) -> None:
     """
     path = heartbeat_path(settings.queue_dir)
     started = time.time()
+    await anyio.to_thread.run_sync(sweep_dead, heartbeat_dir(settings.queue_dir))
     try:
         while True:
             name, jobs = state()
@@ -86,6 +87,23 @@ async def heartbeat_forever(settings: Settings, state: Any) -> None:
     finally:
         with contextlib.suppress(OSError):
             path.unlink()
+
+
+def sweep_dead(directory: Path, pid_alive: Any = None) -> list[Path]:
+    """Remove heartbeats that this host's dead processes left behind (`kill -9`, OOM).
+
+    Only this host's: another host's pids mean nothing here. Returns what was removed.
+    """
+    alive = pid_alive or _pid_alive
+    host = socket.gethostname()
+    removed = []
+    for path, doc in _read_beat_files(directory):
+        pid = doc.get("pid")
+        if doc.get("host") == host and isinstance(pid, int) and not alive(pid):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def _write(path: Path, doc: dict[str, Any]) -> None:
@@ -135,7 +153,7 @@ def judge_heartbeats(
     return best, []
 
 
-def _read_beats(directory: Path) -> list[dict[str, Any]]:
+def _read_beat_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     beats = []
     try:
         names = os.listdir(directory)
@@ -149,8 +167,12 @@ def _read_beats(directory: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError):
             continue  # removed between listing and reading, or not ours
         if isinstance(doc, dict):
-            beats.append(doc)
+            beats.append((directory / name, doc))
     return beats
+
+
+def _read_beats(directory: Path) -> list[dict[str, Any]]:
+    return [doc for _, doc in _read_beat_files(directory)]
 
 
 def _writable(folder: Path) -> str | None:

@@ -114,7 +114,7 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
     # A few faults, so that retry and error lines (where a key would most likely leak) occur.
     async with running_emulator(latency_ms=25, fault_rate=0.08, seed=7, config=world) as emu:
         env = worker_env(
-            queue, emu.base_url, ENROLLER_METRICS_PORT=str(port), ENROLLER_RATE_LIMIT="40"
+            queue, emu.base_url, ENROLLER_METRICS_PORT=str(port), ENROLLER_RATE_LIMIT="30"
         )
         assert healthcheck(env).returncode != 0, "healthy with no worker running"
 

@@ -14,7 +14,7 @@ import pytest
 import structlog
 from rich.console import Console
 
-from worker.health import check_health, heartbeat_path, judge_heartbeats
+from worker.health import check_health, heartbeat_path, judge_heartbeats, sweep_dead
 from worker.job import JobResult, _Progress
 from worker.log import configure_logging, reset_logging
 from worker.progress import ProgressDisplay
@@ -118,6 +118,21 @@ def test_check_health_reads_this_process_heartbeat_and_probes_folders(tmp_path: 
     report = check_health(settings, now=1001.0)
     assert not report.ok and "reports" in report.problems[0]
     assert not list(tmp_path.rglob("*.tmp"))  # the writability probe leaves nothing behind
+
+
+def test_a_starting_worker_sweeps_heartbeats_of_dead_processes_of_this_host(
+    tmp_path: Path,
+) -> None:
+    host = socket.gethostname()
+    for name, doc in {
+        "dead.json": {"host": host, "pid": 111, "at": 1.0},
+        "alive.json": {"host": host, "pid": 222, "at": 1.0},
+        "elsewhere.json": {"host": "other-host", "pid": 111, "at": 1.0},
+    }.items():
+        (tmp_path / name).write_text(json.dumps(doc))
+    removed = sweep_dead(tmp_path, pid_alive=lambda pid: pid == 222)
+    assert [p.name for p in removed] == ["dead.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alive.json", "elsewhere.json"]
 
 
 # --- progress display ---------------------------------------------------------------------------
