@@ -22,6 +22,7 @@ import re
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +67,7 @@ def heartbeat_document(settings: Settings, state: str, jobs: int, started: float
     }
 
 
-async def heartbeat_forever(settings: Settings, state: Any) -> None:
+async def heartbeat_forever(settings: Settings, state: Callable[[], tuple[str, int]]) -> None:
     """Write the heartbeat now and every `heartbeat_interval` s; remove it when cancelled.
 
     `state()` returns `(state, jobs_running)`. A write that fails (full disk) is logged and
@@ -89,7 +90,7 @@ async def heartbeat_forever(settings: Settings, state: Any) -> None:
             path.unlink()
 
 
-def sweep_dead(directory: Path, pid_alive: Any = None) -> list[Path]:
+def sweep_dead(directory: Path, pid_alive: Callable[[int], bool] | None = None) -> list[Path]:
     """Remove heartbeats that this host's dead processes left behind (`kill -9`, OOM).
 
     Only this host's: another host's pids mean nothing here. Returns what was removed.
@@ -137,7 +138,7 @@ def judge_heartbeats(
     now: float,
     max_age: float,
     host: str,
-    pid_alive: Any = _pid_alive,
+    pid_alive: Callable[[int], bool] = _pid_alive,
 ) -> tuple[dict[str, Any] | None, list[str]]:
     """Pick the freshest live heartbeat of `host`; say why none qualifies. Pure but for pids."""
     mine = [b for b in beats if b.get("host") == host and isinstance(b.get("at"), int | float)]

@@ -8,11 +8,12 @@ service's `observer`), so a failure here can never change what is enrolled.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import structlog
 
 from worker.health import heartbeat_forever
 from worker.log import use_json_logs
@@ -24,24 +25,31 @@ if TYPE_CHECKING:
     from worker.job import JobObserver, JobResult
     from worker.service import Service
 
+log = structlog.get_logger(__name__)
+
 
 class FanOut:
-    """Several `JobObserver`s as one."""
+    """Several `JobObserver`s as one. An observer that raises is logged, never propagated:
+    a broken display or metric must not fail the enrollment whose outcome it was told."""
 
     def __init__(self, observers: Sequence[JobObserver]) -> None:
         self._observers = list(observers)
 
-    def job_started(self, job_id: str, name: str, progress: Any) -> None:
+    def _each(self, call: Callable[[JobObserver], None], hook: str) -> None:
         for obs in self._observers:
-            obs.job_started(job_id, name, progress)
+            try:
+                call(obs)
+            except Exception as exc:
+                log.warning("observer_failed", observer=type(obs).__name__, hook=hook, error=exc)
+
+    def job_started(self, job_id: str, name: str, progress: Any) -> None:
+        self._each(lambda obs: obs.job_started(job_id, name, progress), "job_started")
 
     def enrollment_finished(self, outcome: str) -> None:
-        for obs in self._observers:
-            obs.enrollment_finished(outcome)
+        self._each(lambda obs: obs.enrollment_finished(outcome), "enrollment_finished")
 
     def job_ended(self, result: JobResult) -> None:
-        for obs in self._observers:
-            obs.job_ended(result)
+        self._each(lambda obs: obs.job_ended(result), "job_ended")
 
 
 def wants_progress_bar(settings: Settings) -> bool:
@@ -54,16 +62,17 @@ async def operations(
     settings: Settings, service: Service, *, progress_bar: bool | None = None
 ) -> AsyncIterator[Metrics]:
     """Run heartbeat, metrics server and progress display while the block runs."""
-    from worker.progress import ProgressDisplay  # rich loads only when a bar may show
-
     metrics = Metrics()
     metrics.watch_governor(service.client.governor)
     metrics.watch_queue(lambda: gather(settings)["counts"])
     service.client.on_attempt = metrics.on_attempt
     observers: list[Any] = [metrics]
     show_bar = wants_progress_bar(settings) if progress_bar is None else progress_bar
-    display = ProgressDisplay() if show_bar else None
-    if display is not None:
+    display = None
+    if show_bar:
+        from worker.progress import ProgressDisplay  # rich loads only when a bar shows
+
+        display = ProgressDisplay()
         observers.append(display)
     service.observer = FanOut(observers)
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from worker.health import check_health, heartbeat_path, judge_heartbeats, sweep_dead
 from worker.job import JobResult, _Progress
 from worker.log import configure_logging, reset_logging
+from worker.ops import FanOut
 from worker.progress import ProgressDisplay
 from worker.settings import Settings
 
@@ -163,3 +164,35 @@ def test_progress_bar_renders_done_total_rate_and_eta_on_a_terminal() -> None:
 def test_progress_display_ignores_jobs_it_never_saw_start() -> None:
     display = ProgressDisplay(Console(file=io.StringIO(), force_terminal=True))
     display.job_ended(JobResult("rejected-1", "bad.json", failed_manifest=True))  # no error
+
+
+def test_a_failing_observer_never_reaches_the_job_and_the_others_still_hear() -> None:
+    class Broken:
+        def job_started(self, job_id: str, name: str, progress: object) -> None:
+            raise RuntimeError("display broke")
+
+        def enrollment_finished(self, outcome: str) -> None:
+            raise RuntimeError("display broke")
+
+        def job_ended(self, result: JobResult) -> None:
+            raise RuntimeError("display broke")
+
+    heard: list[str] = []
+
+    class Listener(Broken):
+        def enrollment_finished(self, outcome: str) -> None:
+            heard.append(outcome)
+
+    fan = FanOut([Broken(), Listener()])
+    with structlog.testing.capture_logs() as logs:
+        fan.job_started("j", "a.json", _Progress(total=1))
+        fan.enrollment_finished("enrolled")
+        fan.job_ended(JobResult("j", "a.json"))
+    assert heard == ["enrolled"]
+    assert [e["hook"] for e in logs if e["event"] == "observer_failed"] == [
+        "job_started",
+        "job_started",
+        "enrollment_finished",
+        "job_ended",
+        "job_ended",
+    ]
