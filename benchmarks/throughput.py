@@ -45,6 +45,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--enrollments", type=int, default=300, help="N enrollments in one manifest")
     p.add_argument("--burst", type=int, default=10, help="the emulator's burst (its default)")
     p.add_argument(
+        "--worker-burst", type=int, default=None, help="ENROLLER_BURST (default: the worker's)"
+    )
+    p.add_argument(
         "--worker-rate-limit",
         type=float,
         default=None,
@@ -64,7 +67,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             rate_limit=r, burst=args.burst, latency_ms=args.latency_ms
         ) as emu:
             drop_manifest(queue, "bench.json", job_manifest(names))
-            env = worker_env(queue, emu.base_url, client_rate)
+            extra = {} if args.worker_burst is None else {"burst": args.worker_burst}
+            env = worker_env(queue, emu.base_url, client_rate, **extra)
             run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
             stats = await emu.stats()
         report = read_report(queue)
@@ -81,6 +85,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "params": {
             "rate_limit": r,
             "worker_rate_limit": client_rate,
+            "worker_burst": args.worker_burst,
             "emulator_burst": args.burst,
             "latency_ms": args.latency_ms,
             "enrollments": n,
