@@ -14,7 +14,6 @@ which `tests/reliability/conftest.py` skips unless RELIABILITY_FULL=1 (`make tes
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -26,6 +25,7 @@ import anyio.abc
 from pydantic import SecretStr
 
 from tests.audiogen import write_audio
+from tests.worker_process import worker_env as base_worker_env
 from worker.api import ApiClient, ApiKeyAuth, Governor
 from worker.api.backoff import RetryPolicy
 
@@ -81,18 +81,15 @@ def drop(queue: Path, name: str, content: object) -> Path:
 
 def worker_env(queue: Path, base_url: str, **extra: Any) -> dict[str, str]:
     """The worker's environment; `extra` are settings by field name (rate_limit=…)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
-    env.update(
-        ENROLLER_API_URL=base_url,
+    env = base_worker_env(
+        queue,
+        base_url,
         ENROLLER_API_KEY=SECRET_KEY,
         ENROLLER_OWNER=OWNER,
         ENROLLER_SPACE=SPACE,
-        ENROLLER_QUEUE_DIR=str(queue),
-        ENROLLER_MIN_AGE="0",
         ENROLLER_RATE_LIMIT="200",
         ENROLLER_BURST="5",
         ENROLLER_LEASE_TTL="1",
-        ENROLLER_LOG_FORMAT="json",
         ENROLLER_LOG_LEVEL="debug",  # the most lines: the widest net for the secrets check
     )
     env.update({f"ENROLLER_{k.upper()}": str(v) for k, v in extra.items()})
