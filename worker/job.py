@@ -275,7 +275,9 @@ async def _enroll(
     state: JournalState,
     loaded: JobInput,
 ) -> EnrollmentOutcome:
-    with structlog.contextvars.bound_contextvars(identity=planned.identity or planned.source):
+    # A row rejected before its identity was known is named by its place in the manifest.
+    who = {"identity": planned.identity} if planned.identity else {"place": planned.source}
+    with structlog.contextvars.bound_contextvars(**who):
         task = planned.task
         if task is None:
             for problem in planned.problems:
