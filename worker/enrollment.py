@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import structlog
 
@@ -105,17 +106,38 @@ class EnrollmentTask:
         )
 
     def outcome(self, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
-        return EnrollmentOutcome(
-            key=self.key,
-            identity=self.identity,
-            voiceprint=self.voiceprint,
-            owner=self.owner,
-            space=self.space,
-            source=self.source,
-            outcome=outcome.value,
-            model=self.model,
-            **fields,  # type: ignore[arg-type]
-        )
+        return outcome_record(self, outcome, model=self.model, **fields)
+
+
+class EnrollmentRef(Protocol):
+    """What names an enrollment in a report row, runnable or not."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def identity(self) -> str: ...
+    @property
+    def voiceprint(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def space(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+def outcome_record(ref: EnrollmentRef, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
+    """The journal's (and report's) row for one enrollment's outcome."""
+    return EnrollmentOutcome(
+        key=ref.key,
+        identity=ref.identity,
+        voiceprint=ref.voiceprint,
+        owner=ref.owner,
+        space=ref.space,
+        source=ref.source,
+        outcome=outcome.value,
+        **fields,  # type: ignore[arg-type]
+    )
 
 
 class FatalApiError(Exception):

@@ -197,19 +197,16 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
     total = len(loaded.enrollments)
     progress = _Progress(total=total)
     async with Journal(job.journal_path) as journal:
-        if state.started is None:
-            await journal.append(
-                JobStarted(
-                    job_id=job.job_id,
-                    manifest=job.name,
-                    manifest_sha256=job.sha256,
-                    enrollments=total,
-                )
+        started = state.started
+        if started is None:
+            started = JobStarted(
+                job_id=job.job_id, manifest=job.name, manifest_sha256=job.sha256, enrollments=total
             )
-            state = await anyio.to_thread.run_sync(load_state, job.journal_path)
-        assert state.started is not None
-        for rec in outcomes(job.journal_path):
-            progress.counts[rec.outcome] += 1
+            await journal.append(started)
+        # Outcomes of an earlier run of this job (after a crash or a shutdown).
+        progress.counts.update(
+            await anyio.to_thread.run_sync(lambda: count_outcomes(outcomes(job.journal_path)))
+        )
         log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
         if ctx.observer is not None:
             ctx.observer.job_started(job.job_id, job.name, progress)
@@ -219,9 +216,7 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
             reporting.start_soon(_report_progress, job, progress)
             async with anyio.create_task_group() as runners:
                 for _ in range(min(settings.max_enrollments, max(total, 1))):
-                    runners.start_soon(
-                        _runner, receive.clone(), ctx, journal, state, loaded, progress
-                    )
+                    runners.start_soon(_runner, receive.clone(), ctx, journal, state, progress)
                 receive.close()
                 async with send:
                     for planned in loaded.enrollments:
@@ -237,8 +232,8 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
             result.counts = dict(progress.counts)
             return
 
-        usage = await _check_usage(ctx.client, job, state.started.at)
-        await _write_reports(job, ctx, loaded, state.started.at, usage, result)
+        usage = await _check_usage(ctx.client, job, started.at)
+        await _write_reports(job, ctx, loaded, started.at, usage, result)
         await journal.append(JobFinished())
     await ctx.queue.finish(job)
     log.info("job_finished", report=str(result.report), **result.counts)
@@ -249,13 +244,12 @@ async def _runner(
     ctx: JobContext,
     journal: Journal,
     state: JournalState,
-    loaded: JobInput,
     progress: _Progress,
 ) -> None:
     async with receive:
         async for planned in receive:
             async with ctx.slots:
-                outcome = await _enroll(planned, ctx, journal, state, loaded)
+                outcome = await _enroll(planned, ctx, journal, state)
             await journal.append(outcome)
             progress.counts[outcome.outcome] += 1
             if ctx.observer is not None:
@@ -273,7 +267,6 @@ async def _enroll(
     ctx: JobContext,
     journal: Journal,
     state: JournalState,
-    loaded: JobInput,
 ) -> EnrollmentOutcome:
     # A row rejected before its identity was known is named by its place in the manifest.
     who = {"identity": planned.identity} if planned.identity else {"place": planned.source}
@@ -310,12 +303,9 @@ async def _write_progress(job: ClaimedJob, progress: _Progress) -> None:
 
 async def _check_usage(client: ApiClient, job: ClaimedJob, started_at: datetime) -> UsageCheck:
     """One usage record per voiceprint this job computed: none missing, none charged twice."""
-    expected: dict[str, int] = {}
-    owners: set[str] = set()
-    for rec in outcomes(job.journal_path):
-        if rec.outcome == Outcome.ENROLLED.value:
-            expected[rec.key] = 0
-            owners.add(rec.owner)
+    enrolled = await anyio.to_thread.run_sync(_enrolled_keys, job.journal_path)
+    expected = dict.fromkeys(enrolled, 0)
+    owners = set(enrolled.values())
     found = 0
     try:
         for owner in sorted(owners):
@@ -334,6 +324,15 @@ async def _check_usage(client: ApiClient, job: ClaimedJob, started_at: datetime)
         missing=sorted(k for k, n in expected.items() if n == 0),
         double_charged=sorted(k for k, n in expected.items() if n > 1),
     )
+
+
+def _enrolled_keys(journal_path: Path) -> dict[str, str]:
+    """Key → owner of every enrollment this job computed (blocking: reads the journal)."""
+    return {
+        rec.key: rec.owner
+        for rec in outcomes(journal_path)
+        if rec.outcome == Outcome.ENROLLED.value
+    }
 
 
 def _record_key(owner: str, record: UsageRecord) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from worker.enrollment import EnrollmentTask
+from worker.enrollment import EnrollmentTask, outcome_record
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_writer
 from worker.journal import EnrollmentOutcome, ErrorInfo
@@ -43,7 +43,6 @@ class PlannedEnrollment:
 
     key: str
     source: str
-    position: int
     identity: str
     voiceprint: str
     owner: str
@@ -54,14 +53,9 @@ class PlannedEnrollment:
     task: EnrollmentTask | None = None
 
     def failed(self, step: Step, reason: str) -> EnrollmentOutcome:
-        return EnrollmentOutcome(
-            key=self.key,
-            identity=self.identity,
-            voiceprint=self.voiceprint,
-            owner=self.owner,
-            space=self.space,
-            source=self.source,
-            outcome=Outcome.FAILED.value,
+        return outcome_record(
+            self,
+            Outcome.FAILED,
             model=self.enrollment.model if self.enrollment else None,
             attempts=0,
             error=ErrorInfo(step=step.value, reason=reason),
@@ -76,7 +70,6 @@ def _planned(item: Enrollment | RejectedEnrollment) -> PlannedEnrollment:
         return PlannedEnrollment(
             key=item.key,
             source=item.source,
-            position=item.position,
             identity=item.identity,
             voiceprint=item.voiceprint,
             owner=item.owner,
@@ -87,7 +80,6 @@ def _planned(item: Enrollment | RejectedEnrollment) -> PlannedEnrollment:
     return PlannedEnrollment(
         key=f"invalid@{item.source}",  # never a real key: it has no runnable identity
         source=item.source,
-        position=item.position,
         identity=item.identity or "",
         voiceprint=item.voiceprint or "",
         owner=item.owner or "",

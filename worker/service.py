@@ -11,7 +11,6 @@ Unfinished jobs release their lease so another worker (or the next start) takes 
 
 from __future__ import annotations
 
-import math
 import signal
 from dataclasses import dataclass, field
 
@@ -212,9 +211,11 @@ class Service:
     async def _recover_forever(self, jobs_tg: anyio.abc.TaskGroup) -> None:
         every = max(0.5, self.settings.lease_ttl / 2)
         while not self.stop.is_set():
+            # Taking over a stale lease already holds the job: it starts even without a free
+            # slot, or nobody would run it until its lease went stale again.
             for job in await self.queue.recover_stale():
                 self._start(jobs_tg, job)
-            with anyio.move_on_after(every if math.isfinite(every) else 30):
+            with anyio.move_on_after(every):
                 await self.stop.wait()
 
 
