@@ -61,6 +61,8 @@ log = structlog.get_logger(__name__)
 
 PROGRESS_EVERY_S = 2.0
 USAGE_CLOCK_SKEW = timedelta(minutes=5)
+# Usage pages fetched at once: the check after the last compute takes pages / 8 round trips.
+USAGE_READ_AHEAD = 8
 
 
 class JobObserver(Protocol):
@@ -310,7 +312,10 @@ async def _check_usage(client: ApiClient, job: ClaimedJob, started_at: datetime)
     try:
         for owner in sorted(owners):
             async for record in client.list_usage_records(
-                owner, after=started_at - USAGE_CLOCK_SKEW
+                owner,
+                after=started_at - USAGE_CLOCK_SKEW,
+                sort="computedAt",  # oldest first: records billed meanwhile land on later pages
+                read_ahead=USAGE_READ_AHEAD,
             ):
                 key = _record_key(owner, record)
                 if key in expected:

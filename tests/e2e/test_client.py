@@ -26,7 +26,7 @@ from worker.api import (
     RetryPolicy,
     Unauthorized,
 )
-from worker.api.schemas import AudioState, VoiceprintState
+from worker.api.schemas import AudioState, Identity, VoiceprintState
 from worker.settings import Settings
 
 OWNER, SPACE = "demo", "main"
@@ -131,6 +131,33 @@ async def test_pagination_walks_every_page(emu: EmulatorHandle) -> None:
         stats = await emu.stats()
         lists = sum(n for r, n in stats["requests"]["by_route"].items() if r.startswith("GET"))
         assert lists == 4  # three pages of 3, 3, 1, then one search page: no extra request
+
+
+async def test_pagination_read_ahead_keeps_order_and_reads_each_page_once(
+    emu: EmulatorHandle,
+) -> None:
+    """The usage check's windowed paging: every item once, in list order, one GET per page."""
+    async with client_for(emu.base_url) as api:
+        handles = [f"r-{i:02d}" for i in range(23)]
+        async with anyio.create_task_group() as tg:
+            for handle in handles:
+                tg.start_soon(api.create_identity, OWNER, SPACE, handle)
+        before = (await emu.stats())["requests"]["by_route"]
+        seen = [
+            i.handle
+            async for i in api.paginate(
+                "/spaces/{owner}/{space}/identities",
+                Identity,
+                {"owner": OWNER, "space": SPACE},
+                page_size=3,
+                sort="handle",
+                read_ahead=3,
+            )
+        ]
+        assert seen == handles  # pages 2-4, 5-7, 8 fetched together, yielded in page order
+        after = (await emu.stats())["requests"]["by_route"]
+        gets = sum(n - before.get(r, 0) for r, n in after.items() if r.startswith("GET"))
+        assert gets == 8  # 23 items / 3 per page: no page twice, none past the last
 
 
 async def test_permanent_errors_carry_the_server_message(emu: EmulatorHandle) -> None:
