@@ -46,6 +46,16 @@ so the previous claimer's pending rename can no longer land in it; what it then 
 authoritative. The one window left is a holder that stalls longer than `lease_ttl` (SIGSTOP, a
 frozen VM) and then writes before its next renewal check: keep `lease_ttl` well above any
 expected stall, and keep steps idempotent (design.md §4), which they are.
+
+Discovery. A full scan at start, then file events (watchfiles) as hints that trigger scans, a
+full rescan every `rescan_interval` whatever the events said, and a polling mode (NFS, bind
+mounts) that only scans. A scan cannot tell a complete file from one a producer is still writing
+in place, so a file is taken only once stable and `min_age` old (`StabilityTracker`). File events
+can tell: a batch that renamed in-progress names (dot-names, `*.tmp`, `*.part`) to as many
+manifests or more shows those manifests complete (`arrived_by_rename`), and the scan the batch
+triggers takes them at once instead of `min_age` later. Polling never sees a rename, so it keeps
+the stability rule for every file; so does a rename from outside inbox/ (no in-progress name is
+deleted there).
 """
 
 from __future__ import annotations
@@ -61,7 +71,7 @@ import shutil
 import socket
 import stat
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,10 +84,13 @@ from pydantic import ValidationError
 
 from worker.fsutil import atomic_write_json, dumps_json, fsync_dir, temp_name_for
 from worker.queue_rules import (
+    SETUP_PROBE_PREFIX,
+    EntryChange,
     FileStat,
     Lease,
     NameKind,
     StabilityTracker,
+    arrived_by_rename,
     classify_name,
     job_id_for,
     lease_age,
@@ -283,7 +296,7 @@ class JobQueue:
                 raise QueueSetupError(
                     f"queue folder {path} cannot be created: {exc.strerror}"
                 ) from exc
-        probe_name = f".probe-{secrets.token_hex(6)}.tmp"
+        probe_name = f"{SETUP_PROBE_PREFIX}{secrets.token_hex(6)}.tmp"
         here = folders["inbox"] / probe_name
         try:
             fd = os.open(here, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -366,6 +379,13 @@ class JobQueue:
         """
         return self._tracker.next_wait(self._clock())
 
+    def _vouch_renamed(self, batch: Iterable[tuple[EntryChange, str]]) -> None:
+        """Let the next scan take at once the manifests one event batch shows renamed in."""
+        vouched = arrived_by_rename(batch)
+        if vouched:
+            self._tracker.vouch(vouched)
+            log.debug("queue_renamed_in", files=sorted(vouched))
+
     def _next_scan_wait(self, default: float) -> float:
         wait = self._tracker.next_wait(self._clock())
         if wait is None:
@@ -377,15 +397,25 @@ class JobQueue:
 
         A full scan at start; then file events (watchfiles) trigger scans, but only as hints:
         every `rescan_interval` a full scan runs anyway, and pending files are rescanned when
-        they may have become stable. With `queue_polling` (NFS, bind mounts, where events are
-        unreliable) it scans every `poll_interval` instead. A file still in inbox at the next
-        scan (not claimed, e.g. the engine was full) is yielded again.
+        they may have become stable. Each event batch also goes through `arrived_by_rename`
+        before the scan it triggers, so a manifest dropped the Maildir way is taken by that scan
+        without waiting `min_age`. With `queue_polling` (NFS, bind mounts, where events are
+        unreliable) it scans every `poll_interval` instead, and every file waits for the
+        stability rule (a scan cannot see a rename). A file still in inbox at the next scan (not
+        claimed, e.g. the engine was full) is yielded again.
         """
         if self.polling:
             async for candidate in self._discover_polling(stop_event):
                 yield candidate
             return
-        from watchfiles import awatch  # imported here: polling-only deployments never need it
+        # imported here: polling-only deployments never need it
+        from watchfiles import Change, awatch
+
+        kinds = {
+            Change.added: EntryChange.ADDED,
+            Change.modified: EntryChange.MODIFIED,
+            Change.deleted: EntryChange.DELETED,
+        }
 
         tick = min(0.5, self.rescan_interval)
         watcher = awatch(
@@ -426,6 +456,8 @@ class JobQueue:
                     log.warning("queue_events_unavailable", error=str(exc), fallback="polling")
                     fall_back = True
                     break
+                if changes:  # before the scan they trigger: a vouch holds for that scan only
+                    self._vouch_renamed((kinds[kind], os.path.basename(p)) for kind, p in changes)
                 now = time.monotonic()
                 scan_due = bool(changes) or now >= next_rescan or now >= next_check
                 if now >= next_rescan:

@@ -1,15 +1,28 @@
 """Pure rules of the queue directory: which names count, when a file is ready, job ids, leases.
 
 Owns: every decision of `worker.queue` that can be made without touching the filesystem or a
-clock, so that it is unit-tested with plain values (fake stat results, a fake clock). It never
-performs I/O and never reads the time itself: callers pass `now` in.
+clock, so that it is unit-tested with plain values (fake stat results, a fake clock, event
+batches as plain pairs). It never performs I/O, never reads the time itself (callers pass `now`
+in) and never imports the file-watching library (callers map its event kinds to `EntryChange`).
+
+When an inbox file is ready, two rules:
+
+- Stability (`StabilityTracker`), for producers that write in place: the file must be seen
+  unchanged across two scans and be at least `min_age` old. A scan cannot tell a file renamed in
+  complete from one still being written, so every file waits for this unless vouched for.
+- Completed rename (`arrived_by_rename`), from file events only: a batch of events that deleted
+  in-progress names (the Maildir contract, design.md §3) and added as many candidates or fewer
+  shows those candidates arriving complete by rename; the tracker takes them at its next scan
+  without waiting `min_age`. An in-place write adds a name without deleting an in-progress one,
+  so it never counts. When a batch cannot be read unambiguously, nothing is vouched for and the
+  stability rule decides. Polling sees no events and always uses the stability rule.
 """
 
 from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import PurePath
@@ -19,6 +32,9 @@ from pydantic import BaseModel, ConfigDict
 CANDIDATE_SUFFIXES = frozenset({".json", ".csv"})
 # Names a dropper uses while it writes (Maildir contract, design.md §3).
 IN_PROGRESS_SUFFIXES = (".tmp", ".part")
+# `JobQueue.setup` proves renames work by creating `<prefix><random>.tmp` in inbox/ and renaming
+# it out: its deletion is not a producer's completed rename (every worker does it at start).
+SETUP_PROBE_PREFIX = ".probe-"
 JOB_HASH_CHARS = 10
 _MAX_STEM = 64
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -78,20 +94,36 @@ class StabilityTracker:
     arrives by rename with an old mtime is ready at the second scan, and a file whose mtime is in
     the future (clock skew on a shared volume) still becomes ready once it has rested `min_age`
     under our own observation. Files that vanish are forgotten.
+
+    A name vouched for (`vouch`, from `arrived_by_rename`) is ready at the next scan, at first
+    look, without waiting `min_age`: it is complete by the dropper contract. That scan credits it
+    with `min_age` of rest for the stat it saw, so it stays ready while unchanged (as any ready
+    file does), but a later change (an in-place rewrite) starts over under the stability rule.
+    The vouch itself is spent by that one scan, and `forget` drops it.
     """
 
     def __init__(self, min_age: float) -> None:
         self.min_age = min_age
         # name -> (stat as last seen, wall time since which it has been seen unchanged)
         self._seen: dict[str, tuple[FileStat, float]] = {}
+        # names vouched for since the last scan; only that next scan honours them
+        self._vouched: set[str] = set()
+
+    def vouch(self, names: Iterable[str]) -> None:
+        """Names known to have arrived complete (by rename): ready at the next `observe`."""
+        self._vouched.update(names)
 
     def observe(self, stats: Mapping[str, FileStat], now: float) -> list[str]:
         """Record one scan; return the names ready to claim, sorted (oldest-name order)."""
+        vouched, self._vouched = self._vouched, set()
         ready: list[str] = []
         seen: dict[str, tuple[FileStat, float]] = {}
         for name, stat in stats.items():
             previous = self._seen.get(name)
-            if previous is not None and previous[0] == stat:
+            if name in vouched:
+                since = now - self.min_age  # as if it had rested min_age in this very state
+                ready.append(name)
+            elif previous is not None and previous[0] == stat:
                 since = previous[1]
                 if self._age(stat, since, now) >= self.min_age:
                     ready.append(name)
@@ -104,8 +136,11 @@ class StabilityTracker:
     def next_wait(self, now: float) -> float | None:
         """Seconds until another scan could make a pending file ready; None when none is pending.
 
-        0.0 means "just needs a second look": the file is old enough but seen only once.
+        0.0 means "just needs another look": the file is old enough but seen only once, or a
+        name was vouched for since the last scan.
         """
+        if self._vouched:
+            return 0.0
         waits = [
             max(0.0, self.min_age - self._age(stat, since, now))
             for stat, since in self._seen.values()
@@ -113,12 +148,60 @@ class StabilityTracker:
         return min(waits) if waits else None
 
     def forget(self, name: str) -> None:
-        """Drop what is known about `name` (after it was claimed)."""
+        """Drop what is known about `name`, its vouch included (after it was claimed)."""
         self._seen.pop(name, None)
+        self._vouched.discard(name)
 
     @staticmethod
     def _age(stat: FileStat, since: float, now: float) -> float:
         return max(now - stat.mtime, now - since)
+
+
+# --- file events: which names arrived by a completed rename -----------------------------------
+
+
+class EntryChange(enum.Enum):
+    """What one file event said about an inbox entry (the watcher's kinds, mapped by the caller)."""
+
+    ADDED = "added"  # created, or renamed to this name
+    MODIFIED = "modified"  # written to (or its metadata changed)
+    DELETED = "deleted"  # removed, or renamed away from this name
+
+
+def is_setup_probe(name: str) -> bool:
+    """Whether `name` is a queue-setup rename probe (`JobQueue.setup`), ours or another worker's."""
+    return name.startswith(SETUP_PROBE_PREFIX) and name.endswith(".tmp")
+
+
+def arrived_by_rename(batch: Iterable[tuple[EntryChange, str]]) -> frozenset[str]:
+    """The candidate names one event batch shows arriving complete, by a rename in inbox/.
+
+    A Maildir drop (`.x.tmp` or `x.json.part` renamed to `x.json`) shows in one batch as the
+    in-progress name deleted and the candidate added; an in-place write shows only the candidate
+    added (and modified). So the candidates added in a batch are vouched for when the batch also
+    deleted at least as many in-progress names. More candidates added than in-progress names
+    deleted is ambiguous (some were written in place, we cannot tell which): none is vouched for.
+
+    A batch is a set without order, so a candidate that was also modified or deleted in it may
+    have been written or replaced after arriving: it counts as added but is not vouched for.
+    Setup probes are no evidence: workers create and rename them out of inbox/ as they start.
+    """
+    added: set[str] = set()
+    doubtful: set[str] = set()
+    renamed_away: set[str] = set()
+    for change, name in batch:
+        kind = classify_name(name)
+        if kind is NameKind.CANDIDATE:
+            (added if change is EntryChange.ADDED else doubtful).add(name)
+        elif (
+            kind is NameKind.IN_PROGRESS
+            and change is EntryChange.DELETED
+            and not is_setup_probe(name)
+        ):
+            renamed_away.add(name)
+    if len(added) > len(renamed_away):
+        return frozenset()
+    return frozenset(added - doubtful)
 
 
 # --- leases ------------------------------------------------------------------------------------

@@ -69,6 +69,26 @@ async def test_file_event_picks_up_a_new_file_promptly(tmp_path: Path) -> None:
     assert seen_at - dropped_at[0] < 2.0  # rescan_interval is 30 s: this came from events
 
 
+async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path) -> None:
+    # min_age far beyond the time limit: only a completed rename seen in the file events can
+    # bring a fresh file out; the in-place file cannot be ready before the test ends.
+    queue = make_queue(tmp_path, min_age=30.0)
+
+    async def drop() -> None:
+        await anyio.sleep(0.5)  # discovery is watching by now
+        (queue.paths.inbox / "in-place.json").write_text('{"v": 1}')
+        await anyio.sleep(1.0)  # its events come in a batch of their own
+        tmp = queue.paths.inbox / ".renamed.json.tmp"
+        tmp.write_text('{"v": 2}')
+        tmp.rename(queue.paths.inbox / "renamed.json")  # the Maildir way
+
+    [(candidate, _)] = await first_candidates(queue, 1, limit=10, during=drop)
+    assert candidate.name == "renamed.json"
+    assert await queue.claim(candidate) is not None
+    assert queue.scan() == []  # in-place.json: seen, fresh, not vouched for
+    assert queue.pending_wait() is not None
+
+
 async def test_polling_mode_picks_up_a_new_file(tmp_path: Path) -> None:
     queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.1)
     dropped_at: list[float] = []

@@ -1,4 +1,5 @@
-"""Pure queue rules: names, job ids, stability of in-place writes, lease staleness."""
+"""Pure queue rules: names, job ids, stability of in-place writes, renames seen in file events,
+lease staleness."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from worker.queue_rules import (
+    EntryChange,
     FileStat,
     Lease,
     NameKind,
     StabilityTracker,
+    arrived_by_rename,
     classify_name,
     job_id_for,
     lease_age,
@@ -120,6 +123,115 @@ def test_forget_requires_fresh_observation() -> None:
     tracker.observe({"a.json": st}, now=10.0)
     tracker.forget("a.json")
     assert tracker.observe({"a.json": st}, now=11.0) == []
+
+
+# --- completed renames, from one file-event batch --------------------------------------------
+
+ADD, MOD, DEL = EntryChange.ADDED, EntryChange.MODIFIED, EntryChange.DELETED
+PROBE = ".probe-0123456789ab.tmp"
+
+
+@pytest.mark.parametrize(
+    ("batch", "vouched"),
+    [
+        pytest.param(
+            [(ADD, "a.json.tmp"), (MOD, "a.json.tmp"), (DEL, "a.json.tmp"), (ADD, "a.json")],
+            {"a.json"},
+            id="tmp-renamed-in-one-batch",
+        ),
+        pytest.param([(DEL, ".c"), (ADD, "c.json")], {"c.json"}, id="dot-name-renamed"),
+        pytest.param([(DEL, "d.csv.part"), (ADD, "d.csv")], {"d.csv"}, id="part-renamed"),
+        pytest.param(
+            [(DEL, ".a.tmp"), (ADD, "a.json"), (DEL, ".b.tmp"), (ADD, "b.csv")],
+            {"a.json", "b.csv"},
+            id="two-renames",
+        ),
+        pytest.param(
+            [(DEL, ".a.tmp"), (DEL, ".x.tmp"), (ADD, "a.json")],
+            {"a.json"},
+            id="more-in-progress-deleted-than-added",
+        ),
+        pytest.param([(ADD, "b.json")], set(), id="in-place-write"),
+        pytest.param([(ADD, "b.json"), (MOD, "b.json")], set(), id="in-place-write-modified"),
+        pytest.param(
+            [(DEL, ".a.tmp"), (ADD, "a.json"), (ADD, "b.json")],
+            set(),
+            id="ambiguous-more-added-than-renamed",
+        ),
+        pytest.param(
+            [(ADD, PROBE), (DEL, PROBE), (ADD, "b.json")], set(), id="setup-probe-is-no-evidence"
+        ),
+        pytest.param(
+            [(DEL, PROBE), (DEL, ".a.tmp"), (ADD, "a.json"), (ADD, "b.json")],
+            set(),
+            id="setup-probe-does-not-settle-ambiguity",
+        ),
+        pytest.param(
+            [(DEL, ".a.tmp"), (ADD, "a.json"), (MOD, "a.json")],
+            set(),
+            id="written-after-rename",
+        ),
+        pytest.param(
+            [(DEL, ".a.tmp"), (ADD, "a.json"), (DEL, "a.json")],
+            set(),
+            id="deleted-in-same-batch",
+        ),
+        pytest.param([(DEL, ".a.tmp"), (ADD, "a.txt")], set(), id="not-a-candidate"),
+        pytest.param([(DEL, "a.json.tmp"), (MOD, "b.json")], set(), id="only-modified"),
+        pytest.param([], set(), id="empty"),
+    ],
+)
+def test_arrived_by_rename(batch: list[tuple[EntryChange, str]], vouched: set[str]) -> None:
+    assert arrived_by_rename(batch) == vouched
+
+
+def test_vouched_name_is_ready_at_first_look() -> None:
+    tracker = StabilityTracker(min_age=2.0)
+    tracker.vouch({"a.json"})
+    assert tracker.next_wait(100.0) == 0.0  # pending vouch: scan now
+    fresh = FileStat(10, mtime=100.0, ino=1)
+    assert tracker.observe({"a.json": fresh}, now=100.01) == ["a.json"]
+
+
+def test_vouch_is_for_the_next_scan_only() -> None:
+    tracker = StabilityTracker(min_age=2.0)
+    tracker.vouch({"a.json"})
+    assert tracker.observe({}, now=100.0) == []  # not there (claimed elsewhere meanwhile)
+    assert tracker.next_wait(100.0) is None
+    st = FileStat(10, mtime=100.1, ino=1)
+    assert tracker.observe({"a.json": st}, now=100.2) == []  # written in place later
+    assert tracker.observe({"a.json": st}, now=100.3) == []  # and still needs min_age
+    assert tracker.observe({"a.json": st}, now=102.2) == ["a.json"]
+
+
+def test_vouch_does_not_cover_a_later_rewrite() -> None:
+    tracker = StabilityTracker(min_age=2.0)
+    tracker.vouch({"a.json"})
+    st = FileStat(10, mtime=100.0, ino=1)
+    assert tracker.observe({"a.json": st}, now=100.01) == ["a.json"]
+    assert tracker.observe({"a.json": st}, now=100.1) == ["a.json"]  # unchanged: still ready
+    rewritten = FileStat(4, mtime=100.2, ino=1)  # truncated and being rewritten in place
+    assert tracker.observe({"a.json": rewritten}, now=100.25) == []
+    assert tracker.observe({"a.json": rewritten}, now=100.3) == []
+    assert tracker.next_wait(100.3) == pytest.approx(1.9)
+    assert tracker.observe({"a.json": rewritten}, now=102.3) == ["a.json"]
+
+
+def test_vouch_covers_only_the_names_vouched_for() -> None:
+    tracker = StabilityTracker(min_age=2.0)
+    tracker.vouch({"a.json"})
+    renamed, in_place = FileStat(10, 100.0, 1), FileStat(10, 100.0, 2)
+    assert tracker.observe({"a.json": renamed, "b.json": in_place}, now=100.01) == ["a.json"]
+    assert tracker.observe({"a.json": renamed, "b.json": in_place}, now=100.1) == ["a.json"]
+    assert tracker.next_wait(100.1) == 0.0  # a.json, ready but not claimed yet
+
+
+def test_forget_drops_a_vouch() -> None:
+    tracker = StabilityTracker(min_age=2.0)
+    tracker.vouch({"a.json"})
+    tracker.forget("a.json")
+    assert tracker.next_wait(100.0) is None
+    assert tracker.observe({"a.json": FileStat(10, 100.0, 1)}, now=100.01) == []
 
 
 # --- lease staleness -----------------------------------------------------------------------
