@@ -10,8 +10,11 @@ error. Between trials the job is left to finish and the stats are reset; each dr
 random offset so that polling's phase is averaged over.
 
 Four modes: file events and polling (ENROLLER_QUEUE_POLLING=1, default poll interval), each
-with ENROLLER_MIN_AGE=0 and with the default min_age (a file renamed in just now has a fresh
-mtime, so the stability rule holds it until it is min_age old).
+with ENROLLER_MIN_AGE=0 and with the default min_age. A file renamed in just now has a fresh
+mtime, so the stability rule would hold it until it is min_age old. With file events the worker
+sees the rename (the dot-name deleted, the manifest added in one batch) and takes the file at
+once, so min_age should barely matter there; polling cannot see a rename, so with the default
+min_age it still waits.
 """
 
 from __future__ import annotations
