@@ -2,9 +2,10 @@
 
 Owns: reading the manifest, preflight, the fan-out of its enrollments under the shared limits,
 the lease heartbeat while it runs, the usage-record check afterwards, and the three report
-files. Enrollments stream through a fixed set of runner tasks fed from a zero-buffer channel:
-a 100 000-enrollment manifest never becomes 100 000 tasks, and finished results live in the
-journal on disk, not in memory (only counts are kept).
+files. Enrollments stream from the manifest through a few preflight threads into a fixed set
+of runner tasks over a zero-buffer channel: a 100 000-enrollment manifest never becomes
+100 000 tasks or models, the first request goes out as soon as the first enrollment passes
+preflight, and finished results live in the journal on disk, not in memory (only counts).
 
 It never decides an enrollment's next step (`enrollment_rules`) and never touches queue files
 other than through `queue.py`.
@@ -25,7 +26,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 import structlog
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from worker.api import errors
 from worker.api.client import ApiClient
@@ -34,7 +35,7 @@ from worker.api.schemas import UsageRecord
 from worker.enrollment import EnrollmentDriver, FatalApiError
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_write_json
-from worker.jobinput import JobInput, PlannedEnrollment, load_job_input, preflight_all
+from worker.jobinput import JobInput, PlannedEnrollment, PlanStream, load_job_input
 from worker.journal import (
     EnrollmentOutcome,
     ErrorInfo,
@@ -45,14 +46,12 @@ from worker.journal import (
     load_state,
     outcomes,
 )
-from worker.manifest import ManifestDefaults
+from worker.manifest import ManifestDefaults, Problem
 from worker.queue import ClaimedJob, JobQueue, LeaseLost
 from worker.report import (
-    RETRYABLE,
     ReportSummary,
     UsageCheck,
     count_outcomes,
-    write_failures_csv,
     write_report_json,
 )
 from worker.settings import Settings
@@ -60,6 +59,9 @@ from worker.settings import Settings
 log = structlog.get_logger(__name__)
 
 PROGRESS_EVERY_S = 2.0
+# Threads preflighting ahead of the runners, per job: ~0.7 ms per small file each, far ahead
+# of what any rate limit lets the runners consume.
+PREFLIGHT_THREADS = 4
 USAGE_CLOCK_SKEW = timedelta(minutes=5)
 # Usage pages fetched at once: the check after the last compute takes pages / 8 round trips.
 USAGE_READ_AHEAD = 8
@@ -183,20 +185,18 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
     settings = ctx.settings
     defaults = ManifestDefaults.from_settings(settings)
     loaded = await anyio.to_thread.run_sync(load_job_input, job.manifest_path, defaults)
+    if loaded.file_problems:
+        await _reject_manifest(job, ctx, result, loaded.file_problems)
+        return
     state: JournalState = await anyio.to_thread.run_sync(load_state, job.journal_path)
-    if not loaded.file_problems:
-        await preflight_all(loaded, skip=state.done_keys)
-    if loaded.file_problems or (loaded.runnable == 0 and not state.done_keys):
+    plan = loaded.planned(skip=state.done_keys)
+    head, runnable = await anyio.to_thread.run_sync(plan.head)
+    if not runnable and not state.done_keys:
         # Nothing can run: the producer gets every problem in failed/, no API call was made.
-        problems = loaded.all_problems()
-        result.failed_manifest = True
-        result.problems = [str(p) for p in problems]
-        for problem in result.problems:
-            log.warning("manifest_rejected", problem=problem)
-        await ctx.queue.fail(job, [p.model_dump(mode="json") for p in problems])
+        await _reject_manifest(job, ctx, result, [p for item in head for p in item.problems])
         return
 
-    total = len(loaded.enrollments)
+    total = loaded.total
     progress = _Progress(total=total)
     async with Journal(job.journal_path) as journal:
         started = state.started
@@ -221,11 +221,15 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
                     runners.start_soon(_runner, receive.clone(), ctx, journal, state, progress)
                 receive.close()
                 async with send:
-                    for planned in loaded.enrollments:
+                    for planned in head:
                         if ctx.stop.is_set():
                             break  # shutdown: the rest resumes from the journal next start
-                        if planned.key not in state.done_keys:
-                            await send.send(planned)
+                        await send.send(planned)
+                    head.clear()  # sent: the runners hold them now
+                    threads = anyio.CapacityLimiter(PREFLIGHT_THREADS)
+                    async with anyio.create_task_group() as feeders:
+                        for _ in range(PREFLIGHT_THREADS):
+                            feeders.start_soon(_feed, plan, send.clone(), ctx.stop, threads)
             reporting.cancel_scope.cancel()
         await _write_progress(job, progress)
 
@@ -241,6 +245,32 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
     log.info("job_finished", report=str(result.report), **result.counts)
 
 
+async def _reject_manifest(
+    job: ClaimedJob, ctx: JobContext, result: JobResult, problems: list[Problem]
+) -> None:
+    """A manifest with nothing to run goes to failed/ with every problem beside it."""
+    result.failed_manifest = True
+    result.problems = [str(p) for p in problems]
+    for problem in result.problems:
+        log.warning("manifest_rejected", problem=problem)
+    await ctx.queue.fail(job, [p.model_dump(mode="json") for p in problems])
+
+
+async def _feed(
+    plan: PlanStream,
+    send: MemoryObjectSendStream[PlannedEnrollment],
+    stop: anyio.Event,
+    threads: anyio.CapacityLimiter,
+) -> None:
+    """Preflight the next enrollment in a thread, hand it to a runner; until the end or stop."""
+    async with send:
+        while not stop.is_set():
+            planned = await anyio.to_thread.run_sync(plan.next_preflighted, limiter=threads)
+            if planned is None or stop.is_set():
+                return  # at stop: not started, so not journaled; it resumes next start
+            await send.send(planned)
+
+
 async def _runner(
     receive: MemoryObjectReceiveStream[PlannedEnrollment],
     ctx: JobContext,
@@ -250,6 +280,8 @@ async def _runner(
 ) -> None:
     async with receive:
         async for planned in receive:
+            if ctx.stop.is_set():
+                continue  # shutdown: not started, so not journaled; it resumes next start
             async with ctx.slots:
                 outcome = await _enroll(planned, ctx, journal, state)
             await journal.append(outcome)
@@ -380,9 +412,7 @@ async def _write_reports(
             },
         )
         write_report_json(paths.report, summary, outcomes(path))
-        write_failures_csv(paths.failures, loaded.failure_rows(outcomes(path)))
-        retry_keys = {o.key for o in outcomes(path) if o.outcome in RETRYABLE}
-        loaded.write_retry_manifest(paths.retry, retry_keys)
+        loaded.write_outputs(lambda: outcomes(path), paths.failures, paths.retry)
         result.counts = dict(counts)
         result.report = paths.report
 

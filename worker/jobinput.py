@@ -1,22 +1,25 @@
-"""A job's input: its manifest parsed and preflighted, ready for the engine.
+"""A job's input: its manifest as a stream of enrollments, each preflighted as it is reached.
 
 Owns: the bridge from `manifest.py` / `validate.py` (what the producer asked for, and what is
 wrong with it) to `enrollment.py` (what to run), plus the two outputs that speak the input's
-own language: the failures CSV rows and the retry manifest. Preflight runs for the whole job
-before the first API call, so a producer learns every local problem before any credit is
-spent, and a manifest with nothing runnable goes to `failed/` untouched by the API.
+own language: the failures CSV rows and the retry manifest.
+
+Nothing here holds the whole job: a 50 000-enrollment manifest is walked one enrollment at a
+time (`planned()`), preflight runs a few files ahead of the API work instead of all of it
+before the first request, and the report outputs walk the manifest again, keeping only the
+enrollments that failed. Preflight still costs no API call: an enrollment whose files are
+bad never reaches the driver, and `head()` keeps a manifest with nothing runnable away from
+the API entirely.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import anyio
-import anyio.to_thread
 
 from worker.enrollment import EnrollmentTask, outcome_record
 from worker.enrollment_rules import Outcome, Step
@@ -25,16 +28,14 @@ from worker.journal import EnrollmentOutcome, ErrorInfo
 from worker.manifest import (
     Enrollment,
     ManifestDefaults,
-    ParsedManifest,
+    ManifestItem,
+    ManifestStream,
     Problem,
-    RejectedEnrollment,
-    read_manifest,
+    open_manifest,
     retry_manifest_chunks,
 )
-from worker.report import failure_csv_rows
+from worker.report import NOT_OK, RETRYABLE, failure_csv_rows, write_failures_csv
 from worker.validate import preflight_enrollment
-
-PREFLIGHT_THREADS = 4
 
 
 @dataclass(slots=True)
@@ -48,7 +49,6 @@ class PlannedEnrollment:
     owner: str
     space: str
     enrollment: Enrollment | None
-    rows: tuple[dict[str, str], ...] = ()
     problems: list[Problem] = field(default_factory=list)
     task: EnrollmentTask | None = None
 
@@ -65,7 +65,7 @@ class PlannedEnrollment:
         return "; ".join(p.brief() for p in self.problems)
 
 
-def _planned(item: Enrollment | RejectedEnrollment) -> PlannedEnrollment:
+def _planned(item: ManifestItem) -> PlannedEnrollment:
     if isinstance(item, Enrollment):
         return PlannedEnrollment(
             key=item.key,
@@ -75,115 +75,162 @@ def _planned(item: Enrollment | RejectedEnrollment) -> PlannedEnrollment:
             owner=item.owner,
             space=item.space,
             enrollment=item,
-            rows=item.rows,
         )
     return PlannedEnrollment(
-        key=f"invalid@{item.source}",  # never a real key: it has no runnable identity
+        key=_rejected_key(item.source),
         source=item.source,
         identity=item.identity or "",
         voiceprint=item.voiceprint or "",
         owner=item.owner or "",
         space=item.space or "",
         enrollment=None,
-        rows=item.rows,
         problems=list(item.problems),
     )
 
 
+def _rejected_key(source: str) -> str:
+    return f"invalid@{source}"  # never a real key: it has no runnable identity
+
+
+def _key(item: ManifestItem) -> str:
+    return item.key if isinstance(item, Enrollment) else _rejected_key(item.source)
+
+
 @dataclass
 class JobInput:
-    """The parsed manifest and its enrollments in manifest order."""
+    """The manifest of one job: checked as a file, its enrollments built when walked."""
 
-    parsed: ParsedManifest
+    manifest: ManifestStream
     audio_root: Path
-    enrollments: list[PlannedEnrollment]
 
     @property
     def file_problems(self) -> list[Problem]:
-        return self.parsed.file_problems
+        return self.manifest.file_problems
 
     @property
-    def runnable(self) -> int:
-        return sum(1 for p in self.enrollments if p.task is not None)
+    def total(self) -> int:
+        return self.manifest.total
 
-    def all_problems(self) -> list[Problem]:
-        out = list(self.parsed.file_problems)
-        for planned in self.enrollments:
-            out.extend(planned.problems)
-        return out
+    def planned(self, skip: Iterable[str] = frozenset()) -> PlanStream:
+        """The enrollments in manifest order, not preflighted yet, minus the keys in `skip`."""
+        return PlanStream(self, frozenset(skip))
 
-    def failure_rows(self, rows: Iterable[EnrollmentOutcome]) -> Iterator[list[str]]:
-        by_key = {p.key: p for p in self.enrollments}
+    def preflight(self, planned: PlannedEnrollment) -> PlannedEnrollment:
+        """Check one enrollment's files (blocking): sets its `task`, or its `problems`."""
+        enrollment = planned.enrollment
+        if enrollment is None:
+            return planned
+        result = preflight_enrollment(enrollment, self.audio_root, self.manifest.file)
+        if not result.ok:
+            planned.problems = list(result.problems)
+            return planned
+        planned.task = EnrollmentTask(
+            key=enrollment.key,
+            owner=enrollment.owner,
+            space=enrollment.space,
+            identity=enrollment.identity,
+            voiceprint=enrollment.voiceprint,
+            model=enrollment.model,
+            min_audios=enrollment.min_audios,
+            alias=enrollment.alias,
+            create_identity=enrollment.create_identity,
+            files=tuple(
+                (f.sha256, path) for f, path in zip(result.facts, enrollment.audios, strict=True)
+            ),
+            source=enrollment.source,
+        )
+        planned.enrollment = None  # the task has what the driver needs; let the model go
+        return planned
+
+    def write_outputs(
+        self,
+        outcomes: Callable[[], Iterable[EnrollmentOutcome]],
+        failures: Path,
+        retry: Path,
+    ) -> None:
+        """The failures CSV and the retry manifest of a finished job (blocking).
+
+        `outcomes()` (the journal's, read from disk each call) is walked twice: once for the
+        keys that failed, once for the rows. The manifest is walked once, only if something
+        failed, and only failed enrollments are kept from it.
+        """
+        not_ok: set[str] = set()
+        retryable: set[str] = set()
+        for outcome in outcomes():
+            if outcome.outcome in NOT_OK:
+                not_ok.add(outcome.key)
+            if outcome.outcome in RETRYABLE:
+                retryable.add(outcome.key)
+        rows: dict[str, tuple[dict[str, str], ...]] = {}
+        again: list[Enrollment] = []
+        if not_ok:
+            for item in self.manifest.items():
+                key = _key(item)
+                if key in not_ok and item.rows:
+                    rows[key] = item.rows
+                if key in retryable and isinstance(item, Enrollment):
+                    again.append(item)
 
         def original(outcome: EnrollmentOutcome) -> list[dict[str, str]]:
-            planned = by_key.get(outcome.key)
-            return list(planned.rows) if planned is not None else []
+            return list(rows.get(outcome.key, ()))
 
-        columns = self.parsed.csv_columns
-        return failure_csv_rows(rows, columns, original if columns else None)
+        columns = self.manifest.csv_columns
+        rows_out = failure_csv_rows(outcomes(), columns, original if columns else None)
+        write_failures_csv(failures, rows_out)
+        self._write_retry_manifest(retry, again)
 
-    def write_retry_manifest(self, path: Path, keys: set[str]) -> bool:
-        """Write a manifest of the enrollments under `keys` that can run again; False if none."""
-        retry = [
-            p.enrollment for p in self.enrollments if p.key in keys and p.enrollment is not None
-        ]
-        if not retry:
+    def _write_retry_manifest(self, path: Path, enrollments: list[Enrollment]) -> None:
+        if not enrollments:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # an older run's retry file of the same job
-            return False
-        comment = f"retry of {self.parsed.file}: {len(retry)} enrollments"
+            return
+        comment = f"retry of {self.manifest.file}: {len(enrollments)} enrollments"
         with atomic_writer(path) as fh:
-            for chunk in retry_manifest_chunks(retry, self.audio_root, comment):
+            for chunk in retry_manifest_chunks(enrollments, self.audio_root, comment):
                 fh.write(chunk.encode("utf-8"))
-        return True
+
+
+class PlanStream:
+    """A job's enrollments, one at a time, shared by several preflight threads.
+
+    The manifest's generator is not thread-safe, so taking the next item is serialised; the
+    preflight itself (file reads, hashing) runs outside the lock.
+    """
+
+    def __init__(self, job: JobInput, skip: frozenset[str]) -> None:
+        self._job = job
+        self._skip = skip
+        self._items = job.manifest.items()
+        self._lock = threading.Lock()
+
+    def next_planned(self) -> PlannedEnrollment | None:
+        """The next enrollment not skipped, not preflighted; None at the end (blocking)."""
+        with self._lock:
+            for item in self._items:
+                if _key(item) not in self._skip:
+                    return _planned(item)
+            return None
+
+    def next_preflighted(self) -> PlannedEnrollment | None:
+        """The next enrollment, preflighted; None at the end (blocking)."""
+        planned = self.next_planned()
+        return self._job.preflight(planned) if planned is not None else None
+
+    def head(self) -> tuple[list[PlannedEnrollment], bool]:
+        """Preflight up to and including the first runnable enrollment (blocking).
+
+        Returns those enrollments and whether the manifest holds a runnable one at all (when
+        not, the list is every enrollment left and none of them needs the API).
+        """
+        head: list[PlannedEnrollment] = []
+        while (planned := self.next_preflighted()) is not None:
+            head.append(planned)
+            if planned.task is not None:
+                return head, True
+        return head, False
 
 
 def load_job_input(manifest_path: Path, settings_defaults: ManifestDefaults) -> JobInput:
-    """Parse a manifest (blocking). Messages name the file by its base name, as dropped."""
-    parsed = read_manifest(manifest_path, settings_defaults, name=manifest_path.name)
-    items: list[Enrollment | RejectedEnrollment] = [*parsed.enrollments, *parsed.rejected]
-    items.sort(key=lambda e: e.position)
-    return JobInput(
-        parsed=parsed,
-        audio_root=settings_defaults.audio_root,
-        enrollments=[_planned(item) for item in items],
-    )
-
-
-def _preflight_one(planned: PlannedEnrollment, job: JobInput) -> None:
-    enrollment = planned.enrollment
-    if enrollment is None:
-        return
-    result = preflight_enrollment(enrollment, job.audio_root, job.parsed.file)
-    if not result.ok:
-        planned.problems = list(result.problems)
-        return
-    planned.task = EnrollmentTask(
-        key=enrollment.key,
-        owner=enrollment.owner,
-        space=enrollment.space,
-        identity=enrollment.identity,
-        voiceprint=enrollment.voiceprint,
-        model=enrollment.model,
-        min_audios=enrollment.min_audios,
-        alias=enrollment.alias,
-        create_identity=enrollment.create_identity,
-        files=tuple(
-            (f.sha256, path) for f, path in zip(result.facts, enrollment.audios, strict=True)
-        ),
-        source=enrollment.source,
-    )
-
-
-async def preflight_all(job: JobInput, skip: set[str] | frozenset[str] = frozenset()) -> None:
-    """Preflight every enrollment not in `skip`, a few files at a time in worker threads."""
-    # No cross-enrollment cache: facts of 100 000 files would sit in memory for a rare saving.
-    pending = iter([p for p in job.enrollments if p.key not in skip])
-
-    async def worker() -> None:
-        for planned in pending:  # a shared iterator: each enrollment is taken once
-            await anyio.to_thread.run_sync(_preflight_one, planned, job)
-
-    async with anyio.create_task_group() as tg:
-        for _ in range(PREFLIGHT_THREADS):
-            tg.start_soon(worker)
+    """Read and check a manifest (blocking). Messages name the file by its base name."""
+    manifest = open_manifest(manifest_path, settings_defaults, name=manifest_path.name)
+    return JobInput(manifest=manifest, audio_root=settings_defaults.audio_root)

@@ -12,16 +12,21 @@ becomes a `RejectedEnrollment` with its problems, and the good ones are still re
 what spoils the whole file (unparseable, not UTF-8, empty, too large, no enrollments, missing
 CSV columns, invalid job-level defaults) is a file problem. Nothing here ever raises for bad
 input.
+
+A `ManifestStream` builds enrollments one at a time as they are reached (`items()`): 50 000
+`Enrollment` models at once cost ~100 MB, while a job only ever needs those in flight.
+`ParsedManifest` (`collect()`) is the whole list, for `validate` and small files.
 """
 
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
@@ -202,6 +207,57 @@ class ParsedManifest(BaseModel):
     @property
     def total(self) -> int:
         return len(self.enrollments) + len(self.rejected)
+
+
+ManifestItem = Enrollment | RejectedEnrollment
+
+
+@dataclass
+class ManifestStream:
+    """A manifest read and checked as a file, its enrollments built only when iterated.
+
+    What spoils the whole file is known at once (`file_problems`), and so is `total`. Each
+    `items()` call starts over from the parsed document, so a job can walk it again at report
+    time (for the failures CSV and the retry manifest) instead of keeping every enrollment.
+    """
+
+    file: str
+    defaults: ManifestDefaults
+    kind: Kind | None = None
+    total: int = 0
+    file_problems: list[Problem] = field(default_factory=list)
+    csv_columns: list[str] | None = None  # a CSV's header, as written
+    field_names: Mapping[str, str] = field(default_factory=dict)  # JSON name -> name shown
+    generate: Callable[[_Builder], Iterator[ManifestItem]] | None = None
+
+    def items(self) -> Iterator[ManifestItem]:
+        """Every enrollment, valid or rejected, in manifest order (by `position`)."""
+        return self._items(self._builder())
+
+    def collect(self) -> ParsedManifest:
+        """The whole manifest at once: enrollments, rejections, warnings."""
+        builder = self._builder()
+        good: list[Enrollment] = []
+        bad: list[RejectedEnrollment] = []
+        for item in self._items(builder):
+            (good if isinstance(item, Enrollment) else bad).append(item)  # type: ignore[arg-type]
+        return ParsedManifest(
+            file=self.file,
+            kind=self.kind,
+            enrollments=good,
+            rejected=bad,
+            file_problems=self.file_problems,
+            warnings=builder.warnings,
+            csv_columns=self.csv_columns,
+        )
+
+    def _builder(self) -> _Builder:
+        return _Builder(self.file, self.defaults, self.field_names)
+
+    def _items(self, builder: _Builder) -> Iterator[ManifestItem]:
+        if self.file_problems or self.generate is None:
+            return iter(())
+        return self.generate(builder)
 
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -477,18 +533,18 @@ class _Builder:
             rows=cand.rows,
         )
 
-    def build_all(
-        self, candidates: Iterable[_Candidate]
-    ) -> tuple[list[Enrollment], list[RejectedEnrollment]]:
-        """Validate each candidate, then the rules across enrollments (first one wins)."""
-        good: list[Enrollment] = []
-        bad: list[RejectedEnrollment] = []
-        seen_keys: dict[str, str] = {}
-        audio_owner: dict[tuple[str, str, Path], tuple[str, str]] = {}
+    def build_each(self, candidates: Iterable[_Candidate]) -> Iterator[ManifestItem]:
+        """Validate each candidate, then the rules across enrollments (first one wins).
+
+        A generator: only the keys and audio paths already listed are remembered (as short
+        strings), never the enrollments themselves.
+        """
+        seen_keys: dict[str, str] = {}  # key -> place first listed
+        audio_owner: dict[str, tuple[str, str]] = {}  # owner/space/path -> (identity, place)
         for cand in candidates:
             built = self.build(cand)
             if isinstance(built, RejectedEnrollment):
-                bad.append(built)
+                yield built
                 continue
             cross: list[Problem] = []
             if built.key in seen_keys:
@@ -501,8 +557,9 @@ class _Builder:
                         f"{seen_keys[built.key]}; a voiceprint may appear once per job",
                     )
                 )
-            for path, name in zip(built.audios, built.audio_names, strict=True):
-                other = audio_owner.get((built.owner, built.space, path))
+            audio_keys = [f"{built.owner}/{built.space}/{path}" for path in built.audios]
+            for audio_key, name in zip(audio_keys, built.audio_names, strict=True):
+                other = audio_owner.get(audio_key)
                 if other is not None and other[0] != built.identity:
                     cross.append(
                         self.problem(
@@ -514,26 +571,21 @@ class _Builder:
                         )
                     )
             if cross:
-                bad.append(
-                    RejectedEnrollment(
-                        source=built.source,
-                        position=built.position,
-                        owner=built.owner,
-                        space=built.space,
-                        identity=built.identity,
-                        voiceprint=built.voiceprint,
-                        problems=tuple(cross),
-                        rows=built.rows,
-                    )
+                yield RejectedEnrollment(
+                    source=built.source,
+                    position=built.position,
+                    owner=built.owner,
+                    space=built.space,
+                    identity=built.identity,
+                    voiceprint=built.voiceprint,
+                    problems=tuple(cross),
+                    rows=built.rows,
                 )
                 continue
             seen_keys[built.key] = built.source
-            for path in built.audios:
-                audio_owner.setdefault(
-                    (built.owner, built.space, path), (built.identity, built.source)
-                )
-            good.append(built)
-        return good, bad
+            for audio_key in audio_keys:
+                audio_owner.setdefault(audio_key, (built.identity, built.source))
+            yield built
 
 
 def _model_text(value: Any) -> str | tuple[Any, str]:
@@ -616,52 +668,59 @@ def _decode(data: bytes, file: str, max_bytes: int) -> str | Problem:
 
 def parse_manifest(data: bytes, file: str, defaults: ManifestDefaults) -> ParsedManifest:
     """Parse a manifest of either format; CSV when the name ends in `.csv`, else by content."""
+    return stream_manifest(data, file, defaults).collect()
+
+
+def stream_manifest(data: bytes, file: str, defaults: ManifestDefaults) -> ManifestStream:
+    """`parse_manifest`, with the enrollments built only as they are iterated."""
     text = _decode(data, file, defaults.max_bytes)
     if isinstance(text, Problem):
-        return ParsedManifest(file=file, file_problems=[text])
+        return ManifestStream(file=file, defaults=defaults, file_problems=[text])
     if file.lower().endswith(".csv"):
-        return parse_csv(text, file, defaults)
+        return stream_csv(text, file, defaults)
     if file.lower().endswith(".json") or text.lstrip().startswith(("{", "[")):
-        return parse_json(text, file, defaults)
-    return parse_csv(text, file, defaults)
+        return stream_json(text, file, defaults)
+    return stream_csv(text, file, defaults)
 
 
 def read_manifest(
     path: Path, defaults: ManifestDefaults, name: str | None = None
 ) -> ParsedManifest:
-    """Read and parse a manifest file (blocking I/O). `name` is how messages call the file.
+    """Read and parse a manifest file (blocking I/O). `name` is how messages call the file."""
+    return open_manifest(path, defaults, name).collect()
+
+
+def open_manifest(
+    path: Path, defaults: ManifestDefaults, name: str | None = None
+) -> ManifestStream:
+    """`read_manifest`, with the enrollments built only as they are iterated.
 
     The size limit is checked before reading, so a huge file is never loaded.
     """
     shown = name if name is not None else str(path)
+
+    def broken(reason: str) -> ManifestStream:
+        problem = Problem(file=shown, reason=reason)
+        return ManifestStream(file=shown, defaults=defaults, file_problems=[problem])
+
     try:
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size > defaults.max_bytes:
-                return ParsedManifest(
-                    file=shown,
-                    file_problems=[
-                        Problem(
-                            file=shown,
-                            reason=f"{size / 2**20:.1f} MiB is over the "
-                            f"{defaults.max_bytes / 2**20:g} MiB manifest limit "
-                            "(ENROLLER_MAX_MANIFEST_BYTES)",
-                        )
-                    ],
+                return broken(
+                    f"{size / 2**20:.1f} MiB is over the {defaults.max_bytes / 2**20:g} MiB "
+                    "manifest limit (ENROLLER_MAX_MANIFEST_BYTES)"
                 )
             data = fh.read(defaults.max_bytes + 1)
     except IsADirectoryError:
-        return ParsedManifest(
-            file=shown, file_problems=[Problem(file=shown, reason="is a directory")]
-        )
+        return broken("is a directory")
     except OSError as exc:
-        reason = (
+        return broken(
             "does not exist"
             if isinstance(exc, FileNotFoundError)
             else (f"cannot be read ({exc.strerror or exc})")
         )
-        return ParsedManifest(file=shown, file_problems=[Problem(file=shown, reason=reason)])
-    return parse_manifest(data, shown, defaults)
+    return stream_manifest(data, shown, defaults)
 
 
 # --- JSON --------------------------------------------------------------------------------------
@@ -671,47 +730,57 @@ _JSON_NAMES: dict[str, str] = {}
 
 def parse_json(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifest:
     """Parse a JSON job (`{"enrollments": [...]}`) or a single enrollment (`{"identity": ...}`)."""
+    return stream_json(text, file, defaults).collect()
+
+
+def stream_json(text: str, file: str, defaults: ManifestDefaults) -> ManifestStream:
+    """`parse_json`, with the enrollments built only as they are iterated.
+
+    The decoded document is kept (about 400 bytes per enrollment): it is what `items()` walks.
+    """
+
+    def broken(problem: Problem, kind: Kind | None = None) -> ManifestStream:
+        return ManifestStream(file=file, defaults=defaults, kind=kind, file_problems=[problem])
+
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        return ParsedManifest(
-            file=file,
-            file_problems=[
-                Problem(
-                    file=file,
-                    place=f"line {exc.lineno} column {exc.colno}",
-                    reason=f"not valid JSON: {exc.msg}",
-                )
-            ],
+        return broken(
+            Problem(
+                file=file,
+                place=f"line {exc.lineno} column {exc.colno}",
+                reason=f"not valid JSON: {exc.msg}",
+            )
         )
     except RecursionError:
-        return ParsedManifest(
-            file=file,
-            file_problems=[Problem(file=file, reason="not valid JSON: nested too deeply")],
-        )
+        return broken(Problem(file=file, reason="not valid JSON: nested too deeply"))
     if not isinstance(doc, dict):
-        return ParsedManifest(
-            file=file,
-            file_problems=[
-                Problem(
-                    file=file,
-                    reason='must be a JSON object: a job {"enrollments": [...]} or one enrollment',
-                )
-            ],
+        return broken(
+            Problem(
+                file=file,
+                reason='must be a JSON object: a job {"enrollments": [...]} or one enrollment',
+            )
         )
-    builder = _Builder(file, defaults, _JSON_NAMES)
     if "enrollments" in doc:
-        return _parse_job(doc, file, defaults, builder)
+        return _stream_job(doc, file, defaults)
 
     unknown = sorted(set(doc) - _ENROLLMENT_KEYS - _IGNORED_KEYS)
-    problems = [
-        Problem(file=file, field=key, reason=_unknown_reason(_ENROLLMENT_KEYS)) for key in unknown
-    ]
-    cand = _json_candidate(file, doc, {}, "enrollment", "", 0)
-    cand.preset.extend(problems)
-    good, bad = builder.build_all([cand])
-    return ParsedManifest(
-        file=file, kind="single", enrollments=good, rejected=bad, warnings=builder.warnings
+
+    def generate(builder: _Builder) -> Iterator[ManifestItem]:
+        cand = _json_candidate(file, doc, {}, "enrollment", "", 0)
+        cand.preset.extend(
+            Problem(file=file, field=key, reason=_unknown_reason(_ENROLLMENT_KEYS))
+            for key in unknown
+        )
+        return builder.build_each([cand])
+
+    return ManifestStream(
+        file=file,
+        defaults=defaults,
+        kind="single",
+        total=1,
+        field_names=_JSON_NAMES,
+        generate=generate,
     )
 
 
@@ -719,9 +788,7 @@ def _unknown_reason(known: Iterable[str]) -> str:
     return "unknown field; known fields are " + ", ".join(sorted(known)) + ' (and "comment")'
 
 
-def _parse_job(
-    doc: dict[str, Any], file: str, defaults: ManifestDefaults, builder: _Builder
-) -> ParsedManifest:
+def _stream_job(doc: dict[str, Any], file: str, defaults: ManifestDefaults) -> ManifestStream:
     file_problems = [
         Problem(file=file, field=key, reason=_unknown_reason(_JOB_KEYS))
         for key in sorted(set(doc) - _JOB_KEYS - _IGNORED_KEYS)
@@ -739,7 +806,7 @@ def _parse_job(
     elif not enrollments:
         file_problems.append(Problem(file=file, field="enrollments", reason="no enrollments"))
     if file_problems:
-        return ParsedManifest(file=file, kind="job", file_problems=file_problems)
+        return ManifestStream(file=file, defaults=defaults, kind="job", file_problems=file_problems)
 
     def candidates() -> Iterator[_Candidate]:
         for i, item in enumerate(enrollments):
@@ -764,9 +831,13 @@ def _parse_job(
                 )
             yield cand
 
-    good, bad = builder.build_all(candidates())
-    return ParsedManifest(
-        file=file, kind="job", enrollments=good, rejected=bad, warnings=builder.warnings
+    return ManifestStream(
+        file=file,
+        defaults=defaults,
+        kind="job",
+        total=len(enrollments),
+        field_names=_JSON_NAMES,
+        generate=lambda builder: builder.build_each(candidates()),
     )
 
 
@@ -856,6 +927,20 @@ def parse_csv(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifes
     the set of their lines. Unknown columns are kept (the failures CSV repeats them) and
     otherwise ignored, since exports often carry the operator's own columns.
     """
+    return stream_csv(text, file, defaults).collect()
+
+
+def stream_csv(text: str, file: str, defaults: ManifestDefaults) -> ManifestStream:
+    """`parse_csv`, with the enrollments built only as they are iterated.
+
+    The rows are read (and grouped) at once, since one enrollment's rows may be far apart.
+    """
+
+    def broken(problems: list[Problem], header: list[str] | None) -> ManifestStream:
+        return ManifestStream(
+            file=file, defaults=defaults, kind="csv", file_problems=problems, csv_columns=header
+        )
+
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     columns: dict[str, int] = {}
@@ -872,9 +957,7 @@ def parse_csv(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifes
                 header = cells
                 problems = _csv_header(cells, columns, file, line)
                 if problems:
-                    return ParsedManifest(
-                        file=file, kind="csv", file_problems=problems, csv_columns=header
-                    )
+                    return broken(problems, header)
                 continue
             original = {h: (cells[i] if i < len(cells) else "") for i, h in enumerate(header)}
             if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
@@ -901,24 +984,14 @@ def parse_csv(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifes
             }
             rows.append(_Row(line=line, values=values, original=original))
     except csv.Error as exc:
-        return ParsedManifest(
-            file=file,
-            kind="csv",
-            file_problems=[
-                Problem(file=file, place=f"line {reader.line_num}", reason=f"not valid CSV: {exc}")
-            ],
-            csv_columns=header,
+        problem = Problem(
+            file=file, place=f"line {reader.line_num}", reason=f"not valid CSV: {exc}"
         )
+        return broken([problem], header)
     assert header is not None  # the text is not blank, so some row was the header
     if not rows and not rejected_rows:
-        return ParsedManifest(
-            file=file,
-            kind="csv",
-            file_problems=[
-                Problem(file=file, reason="no enrollments (the file has only a header row)")
-            ],
-            csv_columns=header,
-        )
+        problem = Problem(file=file, reason="no enrollments (the file has only a header row)")
+        return broken([problem], header)
 
     groups: dict[tuple[Any, ...], list[_Row]] = {}
     for row in rows:
@@ -935,7 +1008,6 @@ def parse_csv(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifes
 
     names = {"audios": header[columns["audio"]]}
     names.update({name: header[i] for name, i in columns.items()})
-    builder = _Builder(file, defaults, names)
 
     def candidates() -> Iterator[_Candidate]:
         for group in groups.values():
@@ -974,16 +1046,19 @@ def parse_csv(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifes
                     values[name] = next(iter(seen))
             yield cand
 
-    good, bad = builder.build_all(candidates())
-    bad.extend(rejected_rows)
-    bad.sort(key=lambda r: r.position)
-    return ParsedManifest(
+    def generate(builder: _Builder) -> Iterator[ManifestItem]:
+        # Groups come in the order of their first line; merged with the rows rejected alone.
+        built = builder.build_each(candidates())
+        return heapq.merge(built, rejected_rows, key=lambda item: item.position)
+
+    return ManifestStream(
         file=file,
+        defaults=defaults,
         kind="csv",
-        enrollments=good,
-        rejected=bad,
-        warnings=builder.warnings,
+        total=len(groups) + len(rejected_rows),
         csv_columns=header,
+        field_names=names,
+        generate=generate,
     )
 
 
