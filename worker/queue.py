@@ -433,6 +433,9 @@ class JobQueue:
         try:
             next_rescan = time.monotonic() + self.rescan_interval
             scan_due = True  # the full scan at start
+            # The watch only begins with the first `__anext__`: a file dropped between the
+            # first scan and then raises no event, so the first answer triggers another scan.
+            watching = False
             while not stop_event.is_set():
                 if scan_due:
                     # Scan; while a pending file may become ready sooner than the watcher's
@@ -459,7 +462,8 @@ class JobQueue:
                 if changes:  # before the scan they trigger: a vouch holds for that scan only
                     self._vouch_renamed((kinds[kind], os.path.basename(p)) for kind, p in changes)
                 now = time.monotonic()
-                scan_due = bool(changes) or now >= next_rescan or now >= next_check
+                scan_due = bool(changes) or now >= next_rescan or now >= next_check or not watching
+                watching = True
                 if now >= next_rescan:
                     next_rescan = now + self.rescan_interval
         finally:

@@ -69,6 +69,24 @@ async def test_file_event_picks_up_a_new_file_promptly(tmp_path: Path) -> None:
     assert seen_at - dropped_at[0] < 2.0  # rescan_interval is 30 s: this came from events
 
 
+async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
+    tmp_path: Path,
+) -> None:
+    """The watch starts only after the first scan: a drop in between raises no event."""
+    queue = make_queue(tmp_path)  # rescan_interval 30 s: the limit below comes first
+    first_scan = queue.scan
+
+    def scan_then_drop() -> list[Candidate]:
+        found = first_scan()
+        queue.scan = first_scan  # type: ignore[method-assign]  # only the first time
+        (queue.paths.inbox / "early.json").write_text("{}")
+        return found
+
+    queue.scan = scan_then_drop  # type: ignore[method-assign]
+    [(candidate, _)] = await first_candidates(queue, 1, limit=10)
+    assert candidate.name == "early.json"
+
+
 async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path) -> None:
     # min_age far beyond the time limit: only a completed rename seen in the file events can
     # bring a fresh file out; the in-place file cannot be ready before the test ends.
