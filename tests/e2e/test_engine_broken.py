@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 
-from tests.e2e.test_engine import make_settings, run_once
+from tests.e2e.test_engine import make_settings, report_of, run_once
 from tests.e2e.test_validate_cli import BROKEN, audio_root, good_enrollment, write
 from tests.emulator_harness import EmulatorHandle
 
@@ -77,3 +77,27 @@ async def test_broken_folder_through_the_worker(
     # The slow writer's file was taken only once complete: it enrolled, it was not "bad JSON".
     assert reports["growing.json"]["counts"]["enrolled"] == 1
     assert reports["good.json"]["counts"]["enrolled"] == 1
+
+
+async def test_preflight_failures_before_the_first_runnable_enrollment(
+    tmp_path: Path, audio_root: Path, emulator: EmulatorHandle
+) -> None:
+    """Preflight streams ahead of the API work; it still spends no request on a manifest with
+    nothing runnable, and one runnable enrollment after many bad ones still runs."""
+    queue = tmp_path / "queue"
+    missing = [{"identity": f"gone-{i}", "audios": [f"gone/{i}.wav"]} for i in range(5)]
+    write(queue / "inbox", "nothing.json", {"enrollments": missing})
+    settings = make_settings(queue, emulator.base_url, audio_root=audio_root)
+    await emulator.reset_stats()
+    assert await run_once(settings) == 1
+    [error_file] = (queue / "failed").glob("nothing-*.error.json")
+    problems = json.loads(error_file.read_text())["problems"]
+    assert [p["place"] for p in problems] == [f"enrollments[{i}]" for i in range(5)]
+    by_route = (await emulator.stats())["requests"]["by_route"]
+    assert set(by_route) == {"GET /user"}  # the start-up check only: no enrollment request
+
+    write(queue / "inbox", "late.json", {"enrollments": [*missing, good_enrollment("zed")]})
+    assert await run_once(settings) == 1  # the failed rows make the exit code 1
+    rows = report_of(queue, "late")["enrollments"]
+    assert [r["outcome"] for r in rows].count("failed") == 5
+    assert [r["identity"] for r in rows if r["outcome"] == "enrolled"] == ["zed"]
