@@ -240,7 +240,10 @@ class ManifestStream:
         good: list[Enrollment] = []
         bad: list[RejectedEnrollment] = []
         for item in self._items(builder):
-            (good if isinstance(item, Enrollment) else bad).append(item)  # type: ignore[arg-type]
+            if isinstance(item, Enrollment):
+                good.append(item)
+            else:
+                bad.append(item)
         return ParsedManifest(
             file=self.file,
             kind=self.kind,

@@ -531,18 +531,16 @@ class ApiClient:
             "after": after,
             "before": before,
         }
-        page = 1
-        while True:
+        page, last = 1, None
+        while last is None:
             result = await self.get_page(route, model, path, {**params, "page": page})
             for item in result.items:
                 yield item
             if result.is_last or not result.items:
                 return
             page = result.page_current + 1
-            if read_ahead > 1 and result.page_total is not None:
-                break
-        last = result.page_total
-        assert last is not None
+            if read_ahead > 1:
+                last = result.page_total  # known: fetch the rest in windows below
         while page <= last:
             numbers = range(page, min(page + read_ahead, last + 1))
             pages: dict[int, Page[M]] = {}
