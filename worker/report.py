@@ -18,6 +18,7 @@ from typing import IO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from worker.csvsafe import spreadsheet_safe_row
 from worker.enrollment_rules import Outcome
 from worker.fsutil import atomic_writer
 from worker.journal import EnrollmentOutcome
@@ -128,10 +129,11 @@ def write_failures_csv(path: Path, csv_rows: Iterable[list[str]]) -> None:
 
 
 def _write_csv(fh: IO[bytes], csv_rows: Iterable[list[str]]) -> None:
+    """Every cell spreadsheet-safe (worker/csvsafe.py): this file is opened in spreadsheets."""
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    writer = csv.writer(text, lineterminator="\r\n")  # RFC 4180: a CR inside a cell is quoted
     for row in csv_rows:
-        writer.writerow(row)
+        writer.writerow(spreadsheet_safe_row(row))
         if text.tell() > 1 << 16:
             fh.write(text.getvalue().encode())
             text.seek(0)
