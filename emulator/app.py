@@ -28,7 +28,7 @@ from emulator.config import EmulatorOptions
 from emulator.faults import FaultInjector, FaultKind
 from emulator.pagination import PageResult, PaginationError, parse_page_request
 from emulator.persist import Persister
-from emulator.ratelimit import RateLimiter
+from emulator.ratelimit import RateLimiter, retry_after_header
 from emulator.rules import model_name
 from emulator.state import ApiError, Space, State, User, bad_request
 from emulator.stats import Stats
@@ -530,10 +530,13 @@ async def emulation_middleware(request: web.Request, handler: Handler) -> web.St
         decision = emu.limiter.check(token, time.monotonic())
         if not decision.allowed:
             emu.stats.rate_limited += 1
+            retry_after = retry_after_header(
+                decision.retry_after, emu.options.retry_after_format, time.time()
+            )
             return _json(
                 {"message": f"rate limit exceeded; retry after {decision.retry_after} s"},
                 status=429,
-                headers={"Retry-After": str(decision.retry_after)},
+                headers={"Retry-After": retry_after},
             )
     fault = emu.faults.decide(request.method)
     if fault is None:

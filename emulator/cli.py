@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
@@ -22,17 +22,40 @@ EXIT_OK = 0
 EXIT_CONFIG = 2
 
 
+MODES = """\
+modes (all off by default; combine freely):
+  rate limit     --rate-limit R --burst B: 429 + Retry-After per token beyond R requests/s;
+                 --retry-after-format seconds|http-date says how Retry-After is written.
+  credits        --credits N (or per owner in --config): computes beyond N answer
+                 429 "Not enough credits" without Retry-After.
+  async files    --file-delay-ms N: a received file (raw upload or inline base64) reads
+                 avaitingFile for N ms before available/notAvailable; adding it to a
+                 voiceprint meanwhile answers 409 "still being processed".
+  async compute  --compute-delay-ms N: compute answers 200 with the voiceprint still
+                 computable; it reads computed, with its usage record, N ms later; computing
+                 again or changing its audios meanwhile answers 409 "being computed".
+  faults         --fault-rate F --seed S: that fraction of requests answers 500/503 or
+                 drops the connection (a write may fail after its effect); reproducible.
+  latency        --latency-ms N: every API answer is delayed N ms.
+  persistence    --state-file PATH: the world survives a restart (atomic writes).
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enroller emulator",
         description="A local voiceprint API (see api-contract.md), served under /v1.",
+        epilog=MODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for name, field in EmulatorOptions.model_fields.items():
+        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
             default=argparse.SUPPRESS,
-            metavar=name.upper(),
+            metavar="|".join(choices) if choices else name.upper(),
+            choices=choices,
             help=f"{field.description} (env EMULATOR_{name.upper()}; default {field.default})",
         )
     return parser

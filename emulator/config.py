@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,22 @@ class EmulatorOptions(BaseSettings):
     )
     max_upload_bytes: int = Field(
         MAX_UPLOAD_BYTES, ge=1, description="Largest audio file accepted (413 above)."
+    )
+    # Where the real service may differ (api-contract.md §5): off by default.
+    file_delay_ms: float = Field(
+        0.0,
+        ge=0,
+        description="Asynchronous files: a received file reads avaitingFile this long before "
+        "available/notAvailable; adding it meanwhile is a 409.",
+    )
+    compute_delay_ms: float = Field(
+        0.0,
+        ge=0,
+        description="Asynchronous compute: compute answers 200 still computable, computed "
+        "(with its usage record) this long after; computing again meanwhile is a 409.",
+    )
+    retry_after_format: Literal["seconds", "http-date"] = Field(
+        "seconds", description="How a rate-limit 429 writes Retry-After (RFC 9110 allows both)."
     )
 
 

@@ -1,14 +1,19 @@
 """Per-token request rate limiting: a token bucket per Bearer token, plus Retry-After tracking.
 
-Owns: the arithmetic of `--rate-limit` / `--burst` and of `Retry-After`, and the count of
-requests that ignored a Retry-After (`retry_after_violations`, for client tests). Pure: the
-caller passes `now` (monotonic seconds), so tests need no clock and no sleeping.
+Owns: the arithmetic of `--rate-limit` / `--burst` and of `Retry-After` (as seconds or as an
+HTTP-date, `--retry-after-format`), and the count of requests that ignored a Retry-After
+(`retry_after_violations`, for client tests). Pure: the caller passes `now` (monotonic seconds),
+so tests need no clock and no sleeping.
 """
 
 from __future__ import annotations
 
+import email.utils
 import math
 from dataclasses import dataclass, field
+from typing import Literal
+
+RetryAfterFormat = Literal["seconds", "http-date"]
 
 # A client that sleeps exactly Retry-After may wake a hair early by its timer's resolution;
 # that is obeying, not violating.
@@ -72,3 +77,14 @@ class RateLimiter:
         bucket.blocked_until = max(bucket.blocked_until, now + retry_after)
         self.limited += 1
         return Decision(allowed=False, retry_after=retry_after, violated_retry_after=violated)
+
+
+def retry_after_header(seconds: int, fmt: RetryAfterFormat, wall_now: float) -> str:
+    """`Retry-After` as delay-seconds or as an HTTP-date (RFC 9110 §10.2.3), never earlier.
+
+    An HTTP-date has whole-second resolution: the instant is rounded *up*, so a client that
+    waits until the date never arrives before the bucket has a token for it.
+    """
+    if fmt == "seconds":
+        return str(seconds)
+    return email.utils.formatdate(math.ceil(wall_now) + seconds, usegmt=True)

@@ -34,6 +34,8 @@ def build_emulator(
         token_ttl=options.token_ttl,
         seed=options.seed,
         clock=clock,
+        file_delay_ms=options.file_delay_ms,
+        compute_delay_ms=options.compute_delay_ms,
     )
     persister = Persister(options.state_file, state.snapshot_json)
     saved = persister.load()

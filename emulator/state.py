@@ -6,6 +6,9 @@ verifications; access control (403), existence (404), collisions (409), model re
 persistence. Synchronous and free of I/O: the aiohttp layer (`app.py`) calls one method per
 request and never mutates anything itself, so every rule is testable without a socket.
 Audio decoding happens before a method is called (see `audio.py`); the result is passed in.
+The records themselves are in `records.py`; the delays of asynchronous processing
+(`--file-delay-ms`, `--compute-delay-ms`) are scheduled by `processing.py` and applied here,
+lazily, whenever a request reads the world (`settle`).
 """
 
 from __future__ import annotations
@@ -15,15 +18,31 @@ import random
 import secrets
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-from pydantic import TypeAdapter
 
 from emulator.audio import Analysis
 from emulator.config import WorldConfig
 from emulator.pagination import PageRequest, PageResult, PaginationError, paginate
+from emulator.processing import Kind, Processing
+from emulator.records import (
+    SNAPSHOT_ADAPTER,
+    SNAPSHOT_VERSION,
+    ApiError,
+    Audio,
+    Identity,
+    Org,
+    Record,
+    Session,
+    Snapshot,
+    Space,
+    User,
+    Verification,
+    Voiceprint,
+    bad_request,
+    conflict,
+    not_found,
+)
 from emulator.rules import (
     MIN_AUDIOS_RANGE,
     MIN_TOTAL_VOICE_S,
@@ -36,159 +55,7 @@ from emulator.rules import (
     requirement_failure,
 )
 
-SNAPSHOT_VERSION = 1
-
-# --- errors ----------------------------------------------------------------------------------
-
-
-class ApiError(Exception):
-    """A rule refused the request; `status` and `message` become the HTTP answer."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
-def bad_request(message: str) -> ApiError:
-    return ApiError(400, message)
-
-
-def not_found(message: str) -> ApiError:
-    return ApiError(404, message)
-
-
-def conflict(message: str) -> ApiError:
-    return ApiError(409, message)
-
-
-# --- the world's records -----------------------------------------------------------------------
-# Plain dataclasses: pydantic's TypeAdapter turns the whole `Snapshot` into JSON and back.
-
-
-@dataclass
-class User:
-    handle: str
-    alias: str | None
-    password: str | None
-    api_keys: list[str]
-    orgs: list[str]
-
-
-@dataclass
-class Org:
-    handle: str
-    alias: str | None
-
-
-@dataclass
-class Session:
-    token: str
-    user: str
-    issued_at: datetime
-    expires_at: datetime
-
-
-@dataclass
-class Identity:
-    id: str
-    handle: str
-    alias: str | None
-    created_at: datetime
-    audios: int = 0  # audios linked to this identity
-    voiceprints: int = 0
-    verifications: int = 0
-
-
-@dataclass
-class Audio:
-    id: str
-    handle: str
-    alias: str | None
-    created_at: datetime
-    state: str = "avaitingFile"  # the vendor's spelling [doc]
-    identity: str | None = None
-    duration: float | None = None
-    voice_duration: float | None = None
-    sample_rate: int | None = None
-    channels: int | None = None
-    format: str | None = None
-    size: int | None = None
-    uploaded_at: datetime | None = None
-    voiceprints: int = 0
-    verifications: int = 0
-
-
-@dataclass
-class Voiceprint:
-    id: str
-    handle: str
-    alias: str | None
-    identity: str
-    model: str
-    min_audios: int
-    created_at: datetime
-    audios: list[str] = field(default_factory=list)
-    state: str = "notComputable"
-    computed_at: datetime | None = None
-    verifications: int = 0
-
-
-@dataclass
-class Verification:
-    id: str
-    handle: str
-    alias: str | None
-    state: str
-    model: str
-    audio: str
-    identity: str
-    voiceprint: str
-    score: float | None
-    created_at: datetime
-    performed_at: datetime | None
-
-
-@dataclass
-class Space:
-    id: str
-    owner: str
-    handle: str
-    alias: str | None
-    created_at: datetime
-    identities: dict[str, Identity] = field(default_factory=dict)
-    audios: dict[str, Audio] = field(default_factory=dict)
-    voiceprints: dict[str, Voiceprint] = field(default_factory=dict)  # "identity/handle"
-    verifications: dict[str, Verification] = field(default_factory=dict)
-
-
-@dataclass
-class Record:
-    id: str
-    handle: str
-    actor: dict[str, Any]
-    model: str
-    voiceprint: dict[str, Any]
-    space: dict[str, Any]
-    owner: dict[str, Any]
-    computed_at: datetime
-
-
-@dataclass
-class Snapshot:
-    """Everything that survives a restart (audio bytes do not; their measurements do)."""
-
-    version: int
-    users: dict[str, User]
-    orgs: dict[str, Org]
-    sessions: dict[str, Session]
-    spaces: dict[str, Space]  # "owner/handle"
-    records: list[Record]
-    credits_used: dict[str, int]
-
-
-_SNAPSHOT = TypeAdapter(Snapshot)
+__all__ = ["ApiError", "Space", "State", "User", "bad_request", "conflict", "not_found"]
 
 
 def _paginate(items: Any, req: PageRequest, **how: Any) -> PageResult[Any]:
@@ -210,6 +77,7 @@ class State:
 
     `clock` gives the current UTC time (injected so tests can move time); `credits` is the
     balance every owner starts with (None = unlimited), overridden per owner by the world config.
+    `file_delay_ms` / `compute_delay_ms` turn on asynchronous processing (see `processing.py`).
     """
 
     def __init__(
@@ -220,8 +88,11 @@ class State:
         token_ttl: float = 3600.0,
         seed: int | None = None,
         clock: Callable[[], datetime] | None = None,
+        file_delay_ms: float = 0.0,
+        compute_delay_ms: float = 0.0,
     ) -> None:
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.processing = Processing(file_delay_ms, compute_delay_ms)
         self.token_ttl = token_ttl
         self.default_credits = credits
         self.credit_overrides = dict(world.credits)
@@ -318,7 +189,37 @@ class State:
         found = self.spaces.get(f"{owner}/{space}")
         if found is None:
             raise not_found(f"space {owner}/{space} not found")
+        self.settle()
         return found
+
+    # --- asynchronous processing -----------------------------------------------------------
+
+    def settle(self) -> None:
+        """Apply every delayed file and compute whose time has come (before any read)."""
+        if not len(self.processing):
+            return
+        for due in self.processing.due(self.clock()):
+            sp = self.spaces.get(due.space)
+            if sp is None:
+                continue
+            if due.kind is Kind.FILE:
+                audio = sp.audios.get(due.key)
+                if audio is not None and audio.ready_state is not None:
+                    audio.state, audio.ready_state, audio.ready_at = audio.ready_state, None, None
+            else:
+                vp = sp.voiceprints.get(due.key)
+                if vp is not None and vp.computing_until is not None:
+                    self._finish_compute(sp, vp, vp.computing_actor or {}, vp.computing_until)
+
+    def _pending(self) -> Iterator[tuple[datetime, Kind, str, str]]:
+        """What a restored snapshot still has to settle."""
+        for key, sp in self.spaces.items():
+            for audio in sp.audios.values():
+                if audio.ready_at is not None:
+                    yield audio.ready_at, Kind.FILE, key, audio.handle
+            for vp_key, vp in sp.voiceprints.items():
+                if vp.computing_until is not None:
+                    yield vp.computing_until, Kind.COMPUTE, key, vp_key
 
     # --- credits ---------------------------------------------------------------------------
 
@@ -406,7 +307,7 @@ class State:
 
     def check_awaiting_file(self, sp: Space, handle: str) -> Audio:
         audio = self.audio(sp, handle)
-        if audio.state != "avaitingFile":
+        if audio.state != "avaitingFile" or audio.ready_state is not None:
             raise conflict(f"audio {handle} already has a file; an audio takes exactly one")
         return audio
 
@@ -414,16 +315,23 @@ class State:
         """Store a file's measurements; the second file for one audio is a 409."""
         audio = self.check_awaiting_file(sp, handle)
         audio.size = size
-        audio.uploaded_at = self.clock()
+        audio.uploaded_at = now = self.clock()
         if analysis.decodable:
-            audio.state = "available"
+            ready = "available"
             audio.duration = analysis.duration
             audio.voice_duration = analysis.voice_duration
             audio.sample_rate = analysis.sample_rate
             audio.channels = analysis.channels
             audio.format = analysis.format
         else:
-            audio.state = "notAvailable"
+            ready = "notAvailable"
+        if self.processing.delayed(Kind.FILE):
+            audio.ready_state = ready  # still reads avaitingFile until then
+            audio.ready_at = self.processing.schedule(
+                Kind.FILE, f"{sp.owner}/{sp.handle}", handle, now
+            )
+        else:
+            audio.state = ready
         return audio
 
     def _link(self, sp: Space, audio: Audio, identity: str) -> None:
@@ -445,14 +353,15 @@ class State:
 
     def audio_wire(self, sp: Space, audio: Audio) -> dict[str, Any]:
         ident = sp.identities.get(audio.identity) if audio.identity else None
+        measured = audio.state != "avaitingFile"  # nothing is known while still processing
         return {
             "id": audio.id,
             "handle": audio.handle,
             "alias": audio.alias,
             "state": audio.state,
-            "duration": format_duration(audio.duration),
-            "voiceDuration": format_duration(audio.voice_duration),
-            "sampleRate": audio.sample_rate,
+            "duration": format_duration(audio.duration if measured else None),
+            "voiceDuration": format_duration(audio.voice_duration if measured else None),
+            "sampleRate": audio.sample_rate if measured else None,
             "identity": {"handle": ident.handle, "alias": ident.alias} if ident else None,
             "voiceprints": audio.voiceprints,
             "verifications": audio.verifications,
@@ -531,10 +440,13 @@ class State:
     def add_audio(self, sp: Space, identity: str, handle: str, audio_handle: str) -> Voiceprint:
         vp = self.voiceprint(sp, identity, handle)
         audio = self.audio(sp, audio_handle)
+        self._check_not_computing(vp)
         if vp.state == "computed":
             raise conflict(f"voiceprint {handle} is computed; its audios can no longer change")
         if audio_handle in vp.audios:
             raise conflict(f"audio {audio_handle} is already added to voiceprint {handle}")
+        if audio.ready_state is not None:
+            raise conflict(f"audio {audio_handle} is still being processed; not available yet")
         if audio.state == "avaitingFile":
             raise conflict(f"audio {audio_handle} has no file yet; upload it first")
         if audio.identity is not None and audio.identity != identity:
@@ -562,6 +474,7 @@ class State:
     def remove_audio(self, sp: Space, identity: str, handle: str, audio_handle: str) -> Voiceprint:
         vp = self.voiceprint(sp, identity, handle)
         self.audio(sp, audio_handle)
+        self._check_not_computing(vp)
         if vp.state == "computed":
             raise conflict(f"voiceprint {handle} is computed; its audios can no longer change")
         if audio_handle not in vp.audios:
@@ -574,6 +487,7 @@ class State:
     def compute(self, sp: Space, identity: str, handle: str, actor: User) -> Voiceprint:
         """computable → computed, once; costs the space owner one credit and writes a record."""
         vp = self.voiceprint(sp, identity, handle)
+        self._check_not_computing(vp)
         if vp.state == "computed":
             raise conflict(f"voiceprint {handle} is already computed")
         if vp.state != "computable":
@@ -586,15 +500,36 @@ class State:
         if left is not None and left < 1:
             raise ApiError(429, "Not enough credits")
         now = self.clock()
+        # Charged when accepted, so that a compute in progress cannot overdraw the balance.
+        self.credits_used[sp.owner] = self.credits_used.get(sp.owner, 0) + 1
+        actor_ref = {"handle": actor.handle, "alias": actor.alias}
+        if self.processing.delayed(Kind.COMPUTE):
+            key = _vp_key(identity, handle)
+            vp.computing_actor = actor_ref
+            vp.computing_until = self.processing.schedule(
+                Kind.COMPUTE, f"{sp.owner}/{sp.handle}", key, now
+            )
+            return vp  # still computable: it reads computed once the delay has passed
+        self._finish_compute(sp, vp, actor_ref, now)
+        return vp
+
+    def _check_not_computing(self, vp: Voiceprint) -> None:
+        if vp.computing_until is not None:
+            raise conflict(f"voiceprint {vp.handle} is being computed; not computed yet")
+
+    def _finish_compute(
+        self, sp: Space, vp: Voiceprint, actor: dict[str, Any], now: datetime
+    ) -> None:
+        """computable → computed, and the usage record that bills it."""
         vp.state = "computed"
         vp.computed_at = now
-        self.credits_used[sp.owner] = self.credits_used.get(sp.owner, 0) + 1
-        ident = sp.identities[identity]
+        vp.computing_until = vp.computing_actor = None
+        ident = sp.identities[vp.identity]
         self.records.append(
             Record(
                 id=self._id(),
                 handle=self._new_handle({r.handle for r in self.records}),
-                actor={"handle": actor.handle, "alias": actor.alias},
+                actor=actor,
                 model=vp.model,
                 voiceprint={
                     "handle": vp.handle,
@@ -607,7 +542,6 @@ class State:
                 computed_at=now,
             )
         )
-        return vp
 
     def voiceprint_wire(self, sp: Space, vp: Voiceprint) -> dict[str, Any]:
         total, voice = self._totals(sp, vp)
@@ -655,6 +589,7 @@ class State:
     # --- usage records -----------------------------------------------------------------------
 
     def _list_records(self, owner: str, req: PageRequest) -> PageResult[Record]:
+        self.settle()
         return _paginate(
             (r for r in self.records if r.owner["handle"] == owner),
             req,
@@ -761,6 +696,7 @@ class State:
     # --- counts for stats --------------------------------------------------------------------
 
     def iter_audios(self) -> Iterator[tuple[Space, Audio]]:
+        self.settle()
         for sp in self.spaces.values():
             for audio in sp.audios.values():
                 yield sp, audio
@@ -778,12 +714,12 @@ class State:
             self.records,
             self.credits_used,
         )
-        return _SNAPSHOT.dump_json(snap)
+        return SNAPSHOT_ADAPTER.dump_json(snap)
 
     def restore_json(self, data: bytes) -> None:
         """Replace the world with a snapshot. Users, orgs and spaces of the current config that
         the snapshot lacks are kept, so a config that grows still applies after a restart."""
-        snap = _SNAPSHOT.validate_json(data)
+        snap = SNAPSHOT_ADAPTER.validate_json(data)
         if snap.version != SNAPSHOT_VERSION:
             raise ValueError(f"state file version {snap.version} is not {SNAPSHOT_VERSION}")
         # Users and orgs come from configuration, never from the API: the config wins.
@@ -794,5 +730,6 @@ class State:
         self.records = snap.records
         self.credits_used = snap.credits_used
         self._keys = {key: u.handle for u in self.users.values() for key in u.api_keys}
+        self.processing.rebuild(self._pending())
         # Handles and ids must not repeat what the snapshot holds, yet stay reproducible.
         self._rng = random.Random(f"{self._seed}:{hashlib.sha256(data).hexdigest()}")
