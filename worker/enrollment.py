@@ -215,8 +215,9 @@ class EnrollmentDriver:
         self.calls += 1
         try:
             return await self._dispatch(action)
-        except errors.CreditsExhausted:
-            return [CreditsExhausted()]
+        except errors.CreditsExhausted as exc:
+            reason = f"credits exhausted: {exc.message}"
+            return [CreditsExhausted(action.step, reason)]
         except errors.Unauthorized as exc:
             raise FatalApiError(str(exc)) from None
         except (errors.ServerError, errors.RateLimited, errors.NotSent) as exc:

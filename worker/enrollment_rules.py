@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Literal
 
 VOICE_NEEDED_S = 4.5
+CREDITS_REASON = "credits exhausted: compute paused"
 MAX_ATTEMPTS_PER_STEP = 4
 
 
@@ -100,6 +101,8 @@ class View:
     computed_here: bool = False  # this run (or its journal) computed the voiceprint
     validated: bool = False
     credits_exhausted: bool = False
+    credits_reason: str = ""  # the server's message, with the step that got it
+    credits_step: Step = Step.COMPUTE
     attempts: dict[str, int] = field(default_factory=dict)
 
     def audio(self, sha: str) -> AudioSeen | Unknown | Absent:
@@ -195,6 +198,9 @@ def decide(view: View) -> Action:
     """The next action for this enrollment; `Done` when it has reached an outcome."""
     plan = view.plan
     vp = view.voiceprint
+    if view.credits_exhausted:
+        # Whichever call the server refused for credits: asking again would be refused too.
+        return Done(Outcome.SKIPPED, view.credits_step, view.credits_reason or CREDITS_REASON)
     if vp == UNKNOWN:
         # Creating the identity first is cheaper for new customers: a 201 proves that neither a
         # voiceprint nor an audio of ours can exist under it, which saves two reads.
@@ -260,8 +266,6 @@ def decide(view: View) -> Action:
 
     if vp.state == "notComputable":
         return Done(Outcome.FAILED, Step.COMPUTE, not_computable_reason(plan, vp))
-    if view.credits_exhausted:
-        return Done(Outcome.SKIPPED, Step.COMPUTE, "credits exhausted: compute paused")
     return Compute()
 
 
@@ -355,7 +359,10 @@ class Validated:
 
 @dataclass(frozen=True)
 class CreditsExhausted:
-    pass
+    """A 429 without Retry-After on `step` (the server's `reason`): the owner cannot pay."""
+
+    step: Step = Step.COMPUTE
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -415,8 +422,8 @@ def observe(view: View, obs: Observation) -> View:
             return replace(view, voiceprint=vp, computed_here=True)
         case Validated(voiceprint=vp):
             return replace(view, voiceprint=vp, validated=True)
-        case CreditsExhausted():
-            return replace(view, credits_exhausted=True)
+        case CreditsExhausted(step=step, reason=reason):
+            return replace(view, credits_exhausted=True, credits_step=step, credits_reason=reason)
         case Transient(step=step):
             return _bump(view, str(step))
     raise TypeError(f"unknown observation {obs!r}")  # pragma: no cover

@@ -7,7 +7,9 @@ behaviours are tested against the real emulator in tests/e2e/test_client*.py.
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -187,11 +189,56 @@ async def test_rate_limited_pauses_the_governor_and_resends_without_using_a_retr
     assert client.governor.stats.throttled == 1 and client.governor.stats.retries == 0
 
 
-async def test_rate_limited_is_bounded_too() -> None:
-    script = Script(*[fail(429, "rate", {"Retry-After": "0"})] * 4)
-    with pytest.raises(e.RateLimited):
-        await make(script, max_throttled=3).get_user()
-    assert len(script.sent) == 4
+async def test_throttling_is_waited_out_however_long_and_never_a_failure() -> None:
+    # 60 throttles, each longer than the whole retry time: still no failure, no retry used.
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    script = Script(*[fail(429, "rate", {"Retry-After": "90"})] * 60, ok({"handle": "me"}))
+    client = make(script, max_time=60, max_retries=0)
+    client.governor = Governor(10_000, 100, sleep=sleep)
+    assert (await client.get_user()).handle == "me"
+    assert len(script.sent) == 61 and client.governor.stats.throttled == 60
+    assert client.governor.stats.retries == 0
+
+
+async def test_retry_after_as_an_http_date_pauses_until_then() -> None:
+    paused: list[float] = []
+    script = Script(fail(429, "rate", {"Retry-After": "Thu, 01 Jan 2026 00:00:03 GMT"}), ok(VP))
+    client = make(script)
+    client.governor.throttled = paused.append  # type: ignore[method-assign]
+    await client.get_voiceprint(OWNER, SPACE, "bob", "vp")
+    assert len(paused) == 1 and paused[0] == 0.0  # that date is long past: go at once
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    script = Script(fail(429, "rate", {"Retry-After": future}), ok(VP))
+    client = make(script)
+    client.governor.throttled = paused.append  # type: ignore[method-assign]
+    await client.get_voiceprint(OWNER, SPACE, "bob", "vp")
+    assert 25 < paused[1] <= 30
+
+
+@pytest.mark.parametrize("message", ["Not enough credits", "quota exceeded", "slow down"])
+async def test_a_429_without_retry_after_is_credits_on_any_call_and_is_not_resent(
+    message: str,
+) -> None:
+    script = Script(fail(429, message))
+    client = make(script)
+    with pytest.raises(e.CreditsExhausted, match=message) as info:
+        await client.create_audio(OWNER, SPACE, alias="sha256:ab")
+    assert info.value.sent and len(script.sent) == 1
+    assert client.governor.credits_exhausted
+    # That route is billed now: refused locally, like every compute, until the recheck.
+    with pytest.raises(e.CreditsExhausted, match="paused") as info:
+        await client.create_audio(OWNER, SPACE, alias="sha256:cd")
+    assert not info.value.sent
+    with pytest.raises(e.CreditsExhausted, match="paused"):
+        await client.compute_voiceprint(OWNER, SPACE, "bob", "vp")
+    assert len(script.sent) == 1
+    # Reads are not billed: they still go out.
+    script.steps.append(ok({"handle": "bob"}))
+    assert (await client.get_identity(OWNER, SPACE, "bob")).handle == "bob"
 
 
 async def test_credits_exhausted_is_raised_once_then_computes_are_refused_locally() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from worker.api import errors as e
@@ -18,8 +20,13 @@ from worker.api import errors as e
         (413, "too large", {}, e.PayloadTooLarge),
         (422, "too short", {}, e.Unprocessable),
         (429, "rate limit exceeded", {"Retry-After": "2"}, e.RateLimited),
+        (429, "slow", {"Retry-After": "Thu, 01 Jan 2026 00:00:03 GMT"}, e.RateLimited),
         (429, "Not enough credits", {}, e.CreditsExhausted),
-        (429, "slow down", {}, e.RateLimited),  # no header and no credits word: a rate limit
+        # Without Retry-After a 429 is credits whatever it says: the wording is the server's.
+        (429, "slow down", {}, e.CreditsExhausted),
+        (429, "Quota exhausted for this billing period", {}, e.CreditsExhausted),
+        # With one it is throttling, even if the message speaks of credits.
+        (429, "credit-based rate limit", {"Retry-After": "1"}, e.RateLimited),
         (500, "boom", {}, e.ServerError),
         (503, "unavailable", {"Retry-After": "1"}, e.ServerError),
         (418, "teapot", {}, e.HttpStatusError),
@@ -35,18 +42,40 @@ def test_status_classification(
     assert str(error) == f"GET /x/{{y}}: HTTP {status}: {message}"
 
 
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def test_rate_limited_carries_retry_after() -> None:
     error = e.error_from_response(429, "slow", {"Retry-After": "1.5"})
     assert isinstance(error, e.RateLimited) and error.retry_after == 1.5
-    assert e.error_from_response(429, "slow", {}).retry_after is None  # type: ignore[attr-defined]
+    dated = e.error_from_response(
+        429, "slow", {"Retry-After": "Thu, 01 Jan 2026 00:00:07 GMT"}, now=NOW
+    )
+    assert isinstance(dated, e.RateLimited) and dated.retry_after == 7.0
+    unreadable = e.error_from_response(429, "slow", {"Retry-After": "soon"})
+    assert isinstance(unreadable, e.RateLimited) and unreadable.retry_after is None
 
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [("3", 3.0), (" 0.25 ", 0.25), ("-4", 0.0), ("soon", None), (None, None), ("nan", None)],
+    [
+        ("3", 3.0),
+        (" 0.25 ", 0.25),
+        ("-4", 0.0),
+        ("soon", None),
+        (None, None),
+        ("nan", None),
+        ("", None),
+        # HTTP-dates (RFC 9110): the preferred IMF-fixdate and the two obsolete forms.
+        ("Thu, 01 Jan 2026 00:00:03 GMT", 3.0),
+        ("Thursday, 01-Jan-26 00:01:00 GMT", 60.0),
+        ("Thu Jan  1 00:00:10 2026", 10.0),
+        ("Wed, 31 Dec 2025 23:59:00 GMT", 0.0),  # already past: go now
+        ("Thu, 01 Jan 2026 25:00:00 GMT", None),
+    ],
 )
 def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
-    assert e.parse_retry_after(value) == seconds
+    assert e.parse_retry_after(value, NOW) == seconds
 
 
 def test_server_message_reads_the_contract_body_or_an_excerpt() -> None:

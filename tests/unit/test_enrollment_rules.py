@@ -294,6 +294,16 @@ def test_credits_observation_sets_flag() -> None:
     assert observe(view(), CreditsExhausted()).credits_exhausted
 
 
+@pytest.mark.parametrize("step", [Step.IDENTITY, Step.AUDIO, Step.UPLOAD, Step.ADD_AUDIO])
+def test_credits_on_any_call_skips_with_the_servers_message_instead_of_asking_again(
+    step: Step,
+) -> None:
+    midway = view(voiceprint=ABSENT, identity_ready=True)
+    assert isinstance(decide(midway), FindAudio)
+    after = observe(midway, CreditsExhausted(step, "credits exhausted: Quota exhausted"))
+    assert decide(after) == Done(Outcome.SKIPPED, step, "credits exhausted: Quota exhausted")
+
+
 def test_uncomputed_voiceprint_with_other_min_audios_is_conflict() -> None:
     existing = VoiceprintSeen("notComputable", "phone/v1", 0, None, min_audios=3)
     action = decide(view(voiceprint=existing, audios=AVAILABLE))

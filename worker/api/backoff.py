@@ -24,15 +24,15 @@ class RetryPolicy:
     max_time: seconds from the first attempt after which no retry is started; a delay that
       would end past it is not slept either, so a call gives up within max_time.
     base, cap: the backoff ceiling for retry n (0-based) is min(cap, base * 2**n).
-    max_throttled: resends after 429 + Retry-After, counted apart from max_retries because a
-      throttled request was refused, not failed; still bounded so a call never spins forever.
+
+    A 429 with Retry-After is not bounded here: the server says how long to wait, the client
+    waits that long, and the wait is neither a retry nor retry time (api-contract.md §5).
     """
 
     max_retries: int = 6
     max_time: float = 120.0
     base: float = 0.25
     cap: float = 10.0
-    max_throttled: int = 50
 
 
 def backoff_ceiling(retry: int, *, base: float, cap: float) -> float:

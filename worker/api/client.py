@@ -16,10 +16,12 @@ Retry rules, per operation (each method's docstring says which applies):
   create, verification, a voiceprint created without a handle). Retried only when the request
   certainly did not take effect (`NotSent`, 429); a timeout, reset or 5xx raises
   `OutcomeUnknown` at once so that the caller reconciles (e.g. searches the `sha256:` alias).
-- Every call: 429 + Retry-After pauses the whole governor, then the call is resent (bounded by
-  `max_throttled`, not by `max_retries`); a credits 429 marks the governor and is raised, and
-  computes are refused locally from then on; a 401 in credentials mode signs in again once and
-  resends.
+- Every call: 429 + Retry-After (seconds or an HTTP-date) pauses the whole governor until
+  then, however long, and the call is resent: throttling is never a failure and uses neither
+  `max_retries` nor `max_time`. A 429 without Retry-After is credits whatever its wording: it
+  marks the governor and is raised, and computes (and any route so refused) are refused
+  locally from then on, until `credits_recheck`. A 401 in credentials mode signs in again
+  once and resends.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ from worker.settings import Settings
 M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = "voiceprint-enroller/0.1"
+# A 429 whose Retry-After cannot be read still asks us to wait: this long, then try again.
+UNREADABLE_WAIT_S = 1.0
+# Throttle waits this long or longer are logged as warnings (an operator may want to know).
+LONG_THROTTLE_S = 30.0
 
 
 class Retry(enum.Enum):
@@ -297,7 +303,7 @@ class ApiClient:
         attempts = retries = throttles = 0
         renewed = unknown_before = False
         while True:
-            if compute:
+            if compute or self.governor.billed(route):
                 self.governor.check_credits()
             token, generation = await self._bearer() if auth else (None, 0)
             attempts += 1
@@ -331,22 +337,21 @@ class ApiClient:
                 self.governor.mark_credits_exhausted(error)
                 raise error
             if isinstance(error, RateLimited):
-                self.governor.throttled(error.retry_after)
+                wait = error.retry_after if error.retry_after is not None else UNREADABLE_WAIT_S
+                self.governor.throttled(wait)
                 throttles += 1
-                if error.retry_after is not None:
-                    if (
-                        throttles <= policy.max_throttled
-                        and elapsed + error.retry_after < policy.max_time
-                    ):
-                        self._log.info(
-                            "api.throttled",
-                            method=method,
-                            route=route,
-                            retry_after=error.retry_after,
-                            attempt=attempts,
-                        )
-                        continue
-                    raise error
+                # The wait is the server's, not a failure's: it spends no retry time.
+                started += wait
+                log = self._log.warning if wait >= LONG_THROTTLE_S else self._log.info
+                log(
+                    "api.throttled",
+                    method=method,
+                    route=route,
+                    retry_after=round(wait, 3),
+                    attempt=attempts,
+                    throttles=throttles,
+                )
+                continue
             if isinstance(error, ServerError) and retry is Retry.UNSAFE:
                 error = OutcomeUnknown(
                     error.message,
@@ -357,9 +362,9 @@ class ApiClient:
                     attempts=attempts,
                 )
 
-            # A refused request (429 without Retry-After) or one that never left is safe to
-            # resend whatever the operation; anything else only if the operation is SAFE.
-            retryable = isinstance(error, NotSent | RateLimited) or (
+            # A request that never left is safe to resend whatever the operation; anything
+            # else only if the operation is SAFE.
+            retryable = isinstance(error, NotSent) or (
                 retry is Retry.SAFE and isinstance(error, ServerError | OutcomeUnknown)
             )
             if retryable:
@@ -387,7 +392,7 @@ class ApiClient:
                     continue
             if isinstance(error, Conflict) and unknown_before:
                 error.after_unknown_outcome = True
-            if isinstance(error, OutcomeUnknown | NotSent | ServerError | RateLimited):
+            if isinstance(error, OutcomeUnknown | NotSent | ServerError):
                 self._log.warning(
                     "api.gave_up",
                     method=method,

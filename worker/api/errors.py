@@ -12,8 +12,8 @@ ApiError
 │   └── HttpStatusError     the server answered with an error status (.status, .message)
 │       ├── BadRequest 400 · Unauthorized 401 · Forbidden 403 · NotFound 404 · Conflict 409
 │       ├── PayloadTooLarge 413 · Unprocessable 422
-│       ├── RateLimited 429 + Retry-After       (the client waits and retries by itself)
-│       ├── CreditsExhausted 429 "credits"      (computes are paused for the whole process)
+│       ├── RateLimited 429 + Retry-After       (the client waits it out and resends)
+│       ├── CreditsExhausted 429, no Retry-After (billed calls pause for the whole process)
 │       └── ServerError 5xx                     (on a safe-to-repeat call only; see below)
 ├── OutcomeUnknown          timeout, reset or 5xx after a non-idempotent request was sent:
 │                           it may have taken effect; reconcile (search) before repeating
@@ -27,8 +27,10 @@ for the caller it is the same situation as a timeout.
 
 from __future__ import annotations
 
+import email.utils
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 
@@ -148,8 +150,9 @@ class Unprocessable(HttpStatusError):
 class RateLimited(HttpStatusError):
     """429 with `Retry-After`: the request rate was exceeded; nothing was done.
 
-    The client handles it (pauses every request, then retries); callers only see it when the
-    bound on throttled attempts or on retry time is reached.
+    The client handles it itself: every request waits until then, however long, and the call
+    is resent; throttling is never a failure (api-contract.md §5). `retry_after` is None when
+    the header is there but unreadable (the client then waits a default pause).
     """
 
     status = 429
@@ -161,11 +164,12 @@ class RateLimited(HttpStatusError):
 
 
 class CreditsExhausted(HttpStatusError):
-    """429 "Not enough credits": the owner cannot pay for computes.
+    """429 without `Retry-After`: the owner cannot pay ("Not enough credits", in any wording).
 
-    Raised by the server, and afterwards raised by the client itself, without a request,
-    for every compute until `Governor.clear_credits_exhausted()`. Never retried in a loop.
-    `sent` is false when the client refused the call from its own credits state.
+    Raised by the server on any call it bills, and afterwards raised by the client itself,
+    without a request, for every compute (and every call on a route that got one) until the
+    governor's `credits_recheck` has passed or `clear_credits_exhausted()`. Never retried in a
+    loop. `sent` is false when the client refused the call from its own credits state.
     """
 
     status = 429
@@ -224,21 +228,33 @@ _BY_STATUS: dict[int, type[HttpStatusError]] = {
 }
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds (≥ 0), or None when absent or not a number of seconds.
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds to wait (≥ 0), or None when absent or unreadable.
 
-    The contract only uses delta-seconds; HTTP-dates are not produced by the service and are
-    treated as absent rather than guessed at.
+    RFC 9110 §10.2.3 allows delay-seconds or an HTTP-date; a date is turned into the seconds
+    from `now` (default: the current UTC time) until then, 0 when it has passed already.
     """
     if value is None:
         return None
+    text = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(text)
     except ValueError:
-        return None
+        return _seconds_until(text, now)
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         return None
     return max(0.0, seconds)
+
+
+def _seconds_until(http_date: str, now: datetime | None) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000" or an obsolete form: RFC 9110 dates are GMT
+        when = when.replace(tzinfo=UTC)
+    now = now if now is not None else datetime.now(UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def server_message(body: bytes | str, fallback: str) -> str:
@@ -262,18 +278,20 @@ def error_from_response(
     method: str = "",
     route: str = "",
     attempts: int = 1,
+    now: datetime | None = None,
 ) -> HttpStatusError:
-    """Classify an error answer (status ≥ 400) into the error tree. Pure.
+    """Classify an error answer (status ≥ 400) into the error tree. Pure but for `now`.
 
-    A 429 is about credits when its message says so (the contract's "Not enough credits");
-    otherwise it is a rate limit, with `retry_after` None when the server gave no usable header.
+    A 429 *with* a `Retry-After` header is throttling (seconds or an HTTP-date, from `now`);
+    a 429 *without* one is credits, whatever its wording (api-contract.md §5): a service that
+    wants to be asked again says when.
     """
     kw: dict[str, Any] = {"method": method, "route": route, "attempts": attempts}
     if status == 429:
-        retry_after = parse_retry_after(headers.get("Retry-After"))
-        if "credit" in message.lower():
+        header = headers.get("Retry-After")
+        if header is None:
             return CreditsExhausted(message, **kw)
-        return RateLimited(message, retry_after=retry_after, **kw)
+        return RateLimited(message, retry_after=parse_retry_after(header, now), **kw)
     if status >= 500:
         return ServerError(message, status=status, **kw)
     cls = _BY_STATUS.get(status)

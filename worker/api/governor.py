@@ -175,6 +175,8 @@ class Governor:
         self._sleep = sleep
         self._credits: CreditsExhausted | None = None
         self._credits_since = 0.0
+        # Routes the server has billed (answered a credits 429): compute, plus any other.
+        self._billed: set[str] = set()
         # After this long, one compute may ask again: a long-lived worker notices a top-up
         # without a restart, at the cost of one refused request per interval.
         self.credits_recheck = credits_recheck
@@ -261,8 +263,14 @@ class Governor:
         return self._credits is not None
 
     def mark_credits_exhausted(self, error: CreditsExhausted) -> None:
-        """Remember a credits 429 so that every later compute is refused without a request."""
+        """Remember a credits 429 so that every later billed call is refused without a request.
+
+        The call's route joins the billed ones: whichever call the server refused for credits
+        (an upload, a create…) pauses with the computes, instead of being re-sent forever.
+        """
         self.stats.credits_refused += 1
+        if error.route:
+            self._billed.add(error.route)
         if self._credits is None:
             self._credits = error
             self._credits_since = self._clock()
@@ -271,8 +279,12 @@ class Governor:
         """Allow computes again (credits were topped up, or an operator says so)."""
         self._credits = None
 
+    def billed(self, route: str) -> bool:
+        """Whether the server has refused this route for credits before (besides compute)."""
+        return route in self._billed
+
     def check_credits(self) -> None:
-        """Raise `CreditsExhausted` (not sent) if computes are paused; called before a compute."""
+        """Raise `CreditsExhausted` (not sent) if billed calls are paused; called before one."""
         if self.credits_exhausted:
             assert self._credits is not None
             self.stats.credits_refused += 1
