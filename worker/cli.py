@@ -16,7 +16,18 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from worker.settings import Settings
+from worker.keyfile import KeyFileProblem
+from worker.masking import mask_url_userinfo
+from worker.settings import (
+    InvalidSettings,
+    Settings,
+    describe_invalid,
+    env_name,
+    flag_name,
+    key_file_warning,
+    load_settings,
+    secret_settings,
+)
 
 PLUGIN_GROUP = "enroller.commands"
 
@@ -26,13 +37,56 @@ EXIT_FATAL = 2
 
 
 def _flag(field_name: str) -> str:
-    return "--" + field_name.replace("_", "-")
+    return flag_name(field_name)
+
+
+def secret_flag_refusal(name: str) -> str:
+    """Why `--<secret>` is refused, and the safe ways to give that secret instead."""
+    key_file = f"{flag_name('api_key_file')} / {env_name('api_key_file')}"
+    return (
+        f"{flag_name(name)} is refused: a command line can be read by every user of this host "
+        f"(ps, /proc/<pid>/cmdline) and stays in shell history; set {env_name(name)} in the "
+        f"environment or in .env, or put the API key in a file and name it with {key_file}"
+    )
+
+
+class _RefuseSecret(argparse.Action):
+    """A secret given as a flag: exit 2 with the safe ways, never echoing what was given."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        name = self.dest.removeprefix("refused__")
+        parser.exit(EXIT_FATAL, f"enroller: {secret_flag_refusal(name)}\n")
+
+
+def _add_secret_refusals(parser: argparse.ArgumentParser) -> None:
+    for name in secret_settings():
+        parser.add_argument(
+            _flag(name),
+            dest=f"refused__{name}",
+            nargs="?",
+            action=_RefuseSecret,
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Settings field; absent flags stay absent so env and .env still apply."""
+    """One flag per Settings field; absent flags stay absent so env and .env still apply.
+
+    Secrets get a hidden flag that refuses them (see `secret_flag_refusal`), so a key typed
+    on a command line by habit ends in a clear line instead of "unrecognized arguments: <key>".
+    """
     group = parser.add_argument_group("settings (each also ENROLLER_<NAME> in env or .env)")
+    secrets = secret_settings()
     for name, field in Settings.model_fields.items():
+        if name in secrets:
+            continue
         kwargs: dict[str, Any] = {
             "dest": f"setting__{name}",
             "default": argparse.SUPPRESS,
@@ -43,42 +97,44 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs["metavar"] = name.upper()
         group.add_argument(_flag(name), **kwargs)
+    _add_secret_refusals(parser)
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Build Settings with CLI flags taking precedence over env and .env."""
+    """Build Settings with CLI flags taking precedence over env and .env.
+
+    Raises `InvalidSettings` (one line per problem, no values) when any source is invalid.
+    """
     overrides = {
         key.removeprefix("setting__"): value
         for key, value in vars(args).items()
         if key.startswith("setting__")
     }
-    return Settings(**overrides)
-
-
-def describe_settings_error(exc: ValidationError) -> str:
-    """A settings error a person can act on, with no input values echoed (they may be secrets)."""
-    lines = ["invalid configuration:"]
-    for err in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(part) for part in err["loc"]) or "settings"
-        env = f"ENROLLER_{loc.upper()}" if loc in Settings.model_fields else ""
-        where = f"{_flag(loc)} / {env}" if env else loc
-        lines.append(f"  {where}: {err['msg']}")
-    return "\n".join(lines)
+    return load_settings(overrides)
 
 
 def masked_settings(settings: Settings) -> dict[str, Any]:
-    """The effective configuration, JSON-ready, with every secret masked."""
+    """The effective configuration, JSON-ready, with every secret masked.
+
+    Secrets show as the mask; every text has the user-info of any URL in it masked
+    (`https://********@host/v1`), whichever setting holds it.
+    """
     out: dict[str, Any] = {}
     for name in Settings.model_fields:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
             out[name] = "********"
-        elif value is None or isinstance(value, bool | int | float | str):
+        elif value is None or isinstance(value, bool | int | float):
             out[name] = value
         else:
-            out[name] = str(value)
-    out["audio_root"] = str(settings.resolved_audio_root)
+            out[name] = mask_url_userinfo(str(value))
+    out["audio_root"] = mask_url_userinfo(str(settings.resolved_audio_root))
     return out
+
+
+def _print_errors(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(f"enroller: {line}", file=sys.stderr)
 
 
 # --- subcommand handlers -------------------------------------------------------------------
@@ -109,12 +165,27 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
+    import structlog
 
     from worker.log import configure_logging
+    from worker.masking import url_has_userinfo
     from worker.service import run_worker
+    from worker.settings import secret_values
 
-    secrets = [s.get_secret_value() for s in (settings.api_key, settings.api_password) if s]
-    configure_logging(settings.log_level, settings.log_format, secrets)
+    configure_logging(settings.log_level, settings.log_format, secret_values(settings))
+    log = structlog.get_logger("worker.cli")
+    if (warning := key_file_warning(settings)) is not None:
+        log.warning("api_key_file_too_open", reason=warning)
+    if url_has_userinfo(settings.api_url):
+        # aiohttp cannot send URL credentials and a Bearer token together: refuse at start.
+        log.error(
+            "worker_cannot_start",
+            reason=f"api_url {mask_url_userinfo(settings.api_url)} holds credentials "
+            f"(user:password@), which this API does not take (it authenticates by API key or "
+            f"sign-in token only): remove them and set {env_name('api_key')} or "
+            f"{env_name('api_key_file')}",
+        )
+        return EXIT_FATAL
     return anyio.run(lambda: run_worker(settings, once=args.once))
 
 
@@ -129,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="enroller",
         description="Enroll voiceprints from manifest files through the voiceprint API.",
     )
+    _add_secret_refusals(parser)  # before the command too: `enroller --api-key K run`
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="watch the queue and enroll (daemon)")
@@ -167,22 +239,39 @@ def _plugins() -> list[Any]:
     return [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in builtin]
 
 
+def _run_plugin(plugin_main: Callable[[list[str]], int], argv: list[str]) -> int:
+    """A plugin command; one that builds the worker's Settings gets the same clean refusal."""
+    try:
+        return plugin_main(argv)
+    except InvalidSettings as exc:
+        _print_errors(exc.lines)
+    except KeyFileProblem as exc:
+        _print_errors([str(exc)])
+    except ValidationError as exc:
+        if exc.title != Settings.__name__:
+            raise
+        _print_errors(describe_invalid(exc))
+    return EXIT_FATAL
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Plugin commands parse their own arguments.
     if argv and not argv[0].startswith("-"):
         for ep in _plugins():
             if ep.name == argv[0]:
-                plugin_main: Callable[[list[str]], int] = ep.load()
-                return plugin_main(argv[1:])
+                return _run_plugin(ep.load(), argv[1:])
 
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings = settings_from_args(args)
-    except ValidationError as exc:
-        print(describe_settings_error(exc), file=sys.stderr)
+    except InvalidSettings as exc:
+        _print_errors(exc.lines)
         return EXIT_FATAL
+    quiet = args.command == "run" or getattr(args, "quiet", False)  # run logs it itself
+    if not quiet and (warning := key_file_warning(settings)) is not None:
+        print(f"enroller: warning: {warning}", file=sys.stderr)
     return int(args.handler(args, settings))
 
 

@@ -2,6 +2,8 @@
 
 Owns: the only global logging state of the worker. Modules log with `structlog.get_logger()`
 and bind `job_id` / `identity`; they never format secrets themselves, and never configure logging.
+Masked in every line: known secret values, secret-named keys, Bearer tokens, and the user-info
+of any URL (`https://********@host`), known or not.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any
 
 import structlog
 
+from worker.masking import MASK, mask_url_userinfo
+
 # Keys whose values are secrets whatever they hold.
 SECRET_KEYS = frozenset(
     {"api_key", "apikey", "password", "api_password", "token", "authorization", "secret"}
 )
-MASK = "********"
 _BEARER = re.compile(r"(Bearer\s+)[^\s'\"]+", re.IGNORECASE)
 
 
@@ -36,7 +39,7 @@ class SecretRedactor:
         if isinstance(value, str):
             for secret in self._secrets:
                 value = value.replace(secret, MASK)
-            return _BEARER.sub(r"\1" + MASK, value)
+            return mask_url_userinfo(_BEARER.sub(r"\1" + MASK, value))
         if isinstance(value, dict):
             return {
                 k: (MASK if str(k).lower() in SECRET_KEYS else self.scrub(v))

@@ -1,22 +1,60 @@
 """Every knob of the worker, in one pydantic-settings model.
 
-Owns: names, defaults, validation and the secret-file indirection of all configuration.
+Owns: names, defaults, validation and the secret-file indirection of all configuration, and
+turning a bad configuration into one plain line per problem (`InvalidSettings`).
 Sources, strongest first: CLI flags (passed in as init values by `cli.py`), environment
 variables `ENROLLER_*`, a `.env` file in the working directory, then the defaults below.
 `Settings` is built once in the CLI and passed down; no other module reads the environment.
+Secrets (`SecretStr` fields) come from the environment, `.env` or a file, never from a flag:
+a command line is readable by every user of the host.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+
+from worker.keyfile import KeyFileProblem, read_key_file, too_open_warning
+from worker.masking import url_secrets
 
 DEFAULT_API_URL = "http://127.0.0.1:8765/v1"
+ENV_PREFIX = "ENROLLER_"
+
+
+class UrlSetting:
+    """Marks a setting as a URL (Annotated metadata): checked for a scheme and a host, and its
+    user-info masked wherever the configuration is shown. Settings named `*_url` are masked too."""
+
+    def __init__(self, *schemes: str) -> None:
+        self.schemes = schemes
+
+
+class InvalidSettings(Exception):
+    """A configuration that cannot be used: one line per problem, never a value.
+
+    Not a ValueError on purpose: raised inside a validator, pydantic lets it through as it is.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 def _default_worker_id() -> str:
@@ -27,7 +65,7 @@ class Settings(BaseSettings):
     """Configuration of one worker process. Field descriptions feed `--help` and the README."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ENROLLER_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
@@ -35,15 +73,19 @@ class Settings(BaseSettings):
     )
 
     # --- API access (issue "API client") ---
-    api_url: str = Field(
+    api_url: Annotated[str, UrlSetting("http", "https")] = Field(
         DEFAULT_API_URL, description="Base URL of the API, up to and including /v1."
     )
     api_key: SecretStr | None = Field(None, description="API key sent as Bearer token.")
     api_key_file: Path | None = Field(
-        None, description="File holding the API key (container secrets); read at start."
+        None,
+        description="File holding the API key (container secrets); read at start. "
+        "Warns when group or others can read it.",
     )
     api_handle: str | None = Field(None, description="User handle for credentials sign-in.")
-    api_password: SecretStr | None = Field(None, description="Password for credentials sign-in.")
+    api_password: SecretStr | None = Field(
+        None, description="Password for credentials sign-in (8 to 50 characters)."
+    )
     owner: str | None = Field(None, description="Default owner for manifests that name none.")
     space: str | None = Field(None, description="Default space for manifests that name none.")
 
@@ -129,23 +171,162 @@ class Settings(BaseSettings):
         30.0, gt=0, description="enroller healthcheck fails when the heartbeat is older."
     )
 
+    _key_file_mode: int | None = PrivateAttr(None)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _check_urls(cls, value: Any, info: Any) -> Any:
+        marker = url_marker(info.field_name)
+        if marker is not None and isinstance(value, str):
+            check_url(value, marker.schemes)
+        return value
+
+    @field_validator("api_password", mode="after")
+    @classmethod
+    def _password_length(cls, value: SecretStr | None) -> SecretStr | None:
+        # Not Field(min_length=…): pydantic's message would tell the secret's length.
+        if value is not None and not 8 <= len(value.get_secret_value()) <= 50:
+            raise PydanticCustomError("password_length", "must be 8 to 50 characters long")
+        return value
+
     @model_validator(mode="after")
     def _read_key_file(self) -> Settings:
         if self.api_key is None and self.api_key_file is not None:
-            try:
-                key = self.api_key_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ValueError(
-                    f"api_key_file {self.api_key_file}: cannot be read ({exc.strerror})"
-                ) from None
-            if not key:
-                raise ValueError(f"api_key_file {self.api_key_file}: is empty")
+            key, mode = read_key_file(self.api_key_file)
             self.api_key = SecretStr(key)
+            self._key_file_mode = mode
         return self
+
+    @property
+    def key_file_mode(self) -> int | None:
+        """Permission bits of the key file the key was read from (None: no file was read)."""
+        return self._key_file_mode
 
     @property
     def resolved_audio_root(self) -> Path:
         return self.audio_root if self.audio_root is not None else self.queue_dir / "audio"
+
+
+# --- what the rest of the package asks about settings -------------------------------------
+
+
+def url_marker(name: str) -> UrlSetting | None:
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return None
+    return next((m for m in field.metadata if isinstance(m, UrlSetting)), None)
+
+
+def url_settings() -> list[str]:
+    """Settings that hold a URL, whose user-info is masked wherever they are shown."""
+    return [n for n in Settings.model_fields if n.endswith("_url") or url_marker(n) is not None]
+
+
+def secret_settings() -> list[str]:
+    """Settings that are secrets: taken from the environment, `.env` or a file, never a flag."""
+    return [
+        name
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    ]
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the process holds, for the log redactor: keys, passwords, URL user-info."""
+    out = [
+        value.get_secret_value()
+        for name in secret_settings()
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    for name in url_settings():
+        value = getattr(settings, name)
+        if isinstance(value, str):
+            out.extend(url_secrets(value))
+    return [s for s in out if s]
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_url(value: str, schemes: tuple[str, ...]) -> None:
+    """Raise a rule (never the value: a URL may hold credentials) unless `value` is usable."""
+    want = " or ".join(f"{s}://" for s in schemes)
+    rule = f"must be a URL ({want}) with a host"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise PydanticCustomError("url", rule + " and a numeric port") from None
+    if parts.scheme.lower() not in schemes or not parts.hostname:
+        raise PydanticCustomError("url", rule)
+
+
+def key_file_warning(settings: Settings) -> str | None:
+    """The warning (as ssh gives) when the key file can be read by group or others."""
+    if settings.api_key_file is None or settings.key_file_mode is None:
+        return None
+    return too_open_warning(settings.api_key_file, settings.key_file_mode)
+
+
+# --- a bad configuration, in plain lines -----------------------------------------------------
+
+_SHOULD = re.compile(r"^(Input|String|Value|List) should ")
+
+
+def _env_has(name: str) -> bool:
+    wanted = env_name(name)
+    return any(key.upper() == wanted for key in os.environ)  # env names are case-insensitive
+
+
+def _source(name: str, flags: Mapping[str, Any]) -> str:
+    if name in flags:
+        return flag_name(name)
+    if _env_has(name):
+        return f"{env_name(name)} in the environment"
+    return f"{env_name(name)} in .env"
+
+
+def _problems(exc: ValidationError, flags: Mapping[str, Any]) -> Iterator[str]:
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        name = str(err["loc"][0]) if err["loc"] else ""
+        rule = _SHOULD.sub("must ", err["msg"]).removeprefix("Value error, ")
+        if name in Settings.model_fields:
+            yield f"invalid setting {name} (from {_source(name, flags)}): {rule}"
+        else:
+            yield f"invalid settings: {rule}"
+
+
+def load_settings(flags: Mapping[str, Any]) -> Settings:
+    """Settings from `flags` (strongest), the environment, `.env` and defaults.
+
+    Raises `InvalidSettings` with one line per problem: the setting, where it came from and
+    the rule it breaks, never the value (it may be a secret).
+    """
+    try:
+        return Settings(**flags)
+    except KeyFileProblem as exc:
+        source = _source("api_key_file", flags)
+        raise InvalidSettings(
+            [f"invalid setting api_key_file (from {source}): {exc.rule}"]
+        ) from None
+    except ValidationError as exc:
+        raise InvalidSettings(list(_problems(exc, flags))) from None
+    except SourceError as exc:  # pydantic-settings' own parse error; names field and source
+        raise InvalidSettings([f"invalid settings: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise InvalidSettings([".env: is not UTF-8 text"]) from None
+    except OSError as exc:
+        raise InvalidSettings([f".env: cannot be read ({exc.strerror})"]) from None
+
+
+def describe_invalid(exc: ValidationError) -> list[str]:
+    """Lines for a `Settings(...)` built in code (plugins) that failed validation."""
+    return list(_problems(exc, {}))
 
 
 # --- the README table (tests/unit/test_config_table.py keeps README.md equal to this) ---------
@@ -173,11 +354,20 @@ def settings_markdown_table() -> str:
         "| setting | env var | flag | default | meaning |",
         "|---|---|---|---|---|",
     ]
+    secrets = secret_settings()
     for name, field in Settings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
+        flag = f"`{flag_name(name)}`"
         if field.annotation is bool:
-            flag = f"{flag} / --no-{name.replace('_', '-')}"
+            flag = f"`{flag_name(name)} / --no-{name.replace('_', '-')}`"
+        elif name in secrets:
+            file_flag = flag_name(name + "_file")
+            via = (
+                f", .env or `{file_flag}`"
+                if f"{name}_file" in Settings.model_fields
+                else " or .env"
+            )
+            flag = f"refused (secret): env{via}"
         default = _DEFAULT_SHOWN.get(name) or _cell(field.default)
         meaning = (field.description or "").replace("|", "\\|").replace("<", "&lt;")
-        rows.append(f"| `{name}` | `ENROLLER_{name.upper()}` | `{flag}` | {default} | {meaning} |")
+        rows.append(f"| `{name}` | `{env_name(name)}` | {flag} | {default} | {meaning} |")
     return "\n".join(rows) + "\n"

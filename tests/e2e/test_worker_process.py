@@ -106,17 +106,18 @@ def test_run_without_credentials_exits_2(
     assert "ENROLLER_API_KEY" in capsys.readouterr().err
 
 
-def test_run_against_an_unreachable_api_exits_2(tmp_path: Path) -> None:
+def test_run_against_an_unreachable_api_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from worker.cli import main
 
+    monkeypatch.setenv("ENROLLER_API_KEY", "k-unreachable")  # a key is never a flag (issue 21)
     code = main(
         [
             "run",
             "--once",
             "--queue-dir",
             str(tmp_path / "q"),
-            "--api-key",
-            "k-unreachable",
             "--api-url",
             "http://127.0.0.1:9/v1",
             "--max-retries",

@@ -2,7 +2,9 @@
 
 Runs last (file order). Its own scenario covers what the others do not: the daemon with
 /metrics and /healthz served (scraped into files), retries logged at debug level under faults,
-broken files and rows, and a start with a key the API refuses (the 401 path). Then it sweeps the
+broken files and rows, a start with a key the API refuses (the 401 path), and the refusals of
+issue 21 (the key as a flag, in the API URL's user-info, as a password too long to be one),
+whose output is kept as artifacts. Then it sweeps the
 whole session's artifacts — every worker's stderr, every queue tree (reports, failures CSVs,
 retry manifests, failed/ error files, journals, progress, heartbeats) and the scraped metrics —
 for the key and for any 12-character piece of it.
@@ -20,6 +22,7 @@ import pytest
 from tests.emulator_harness import running_emulator
 from tests.reliability.support import (
     SECRET_KEY,
+    WORKER_ARGV,
     assert_no_crash,
     drop,
     identities,
@@ -108,12 +111,39 @@ async def _refused_key_scenario(area: Path) -> None:
     assert "401" in log.read_text() or "credentials" in log.read_text()
 
 
+async def _refusals_scenario(area: Path, private: Path) -> None:
+    """Each way the key could reach a command line, a URL or a refusal: exit 2, output kept."""
+    key_file = private / "api_key"
+    key_file.write_text(SECRET_KEY)
+    key_file.chmod(0o644)  # also draws the warning, which names the file, not the key
+    queue = make_queue(area / "refusals", [])
+    url = f"http://demo:{SECRET_KEY}@127.0.0.1:9/v1"
+    cases = {
+        "flag": (["--once", "--api-key", SECRET_KEY], {}),
+        "url": (["--once"], {"api_url": url, "api_key_file": str(key_file)}),
+        "config": (["--api-url", url], {}),  # `enroller config`: shown masked, exit 0
+        "password": (["--once"], {"api_handle": "demo", "api_password": SECRET_KEY * 2}),
+    }
+    for name, (argv, extra) in cases.items():
+        env = worker_env(queue, "http://127.0.0.1:9/v1", **extra)
+        env.pop("ENROLLER_API_KEY")
+        command = (
+            [*WORKER_ARGV[:-1], "config", *argv] if name == "config" else [*WORKER_ARGV, *argv]
+        )
+        result = await anyio.run_process(command, env=env, check=False)
+        (area / f"refusal-{name}.out").write_bytes(result.stdout)
+        (area / f"refusal-{name}.log").write_bytes(result.stderr)
+        assert b"Traceback" not in result.stderr, name
+        assert result.returncode == (0 if name == "config" else 2), (name, result.stderr)
+
+
 @pytest.mark.timeout(120)
 async def test_the_key_is_in_no_log_report_or_metric(
     area: Path, artifacts: Path, private: Path
 ) -> None:
     await _daemon_scenario(area, private)
     await _refused_key_scenario(area)
+    await _refusals_scenario(area, private)
     swept, leaks = await anyio.to_thread.run_sync(_sweep, artifacts)
     assert any(p.name.endswith(".report.json") for p in swept)
     assert any(p.name.endswith(".log") for p in swept)

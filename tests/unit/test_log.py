@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from worker.log import MASK, SecretRedactor
+import json
+import logging
+
+import pytest
+import structlog
+
+from worker.log import MASK, SecretRedactor, configure_logging, reset_logging
 
 
 def test_known_secret_is_masked_in_any_field() -> None:
@@ -27,3 +33,33 @@ def test_bearer_tokens_are_masked_even_when_unknown() -> None:
 def test_exception_values_are_scrubbed() -> None:
     event = SecretRedactor(["tok"])(None, "error", {"event": "e", "error": RuntimeError("bad tok")})
     assert "tok" not in event["error"].replace(MASK, "")
+
+
+def test_url_credentials_are_masked_in_any_field_even_when_unknown() -> None:
+    event = SecretRedactor()(
+        None,
+        "error",
+        {
+            "event": "cannot reach https://bob:hunter2@api.example.com/v1/user",
+            "nested": {"urls": ["redis://:r3dis-pw@cache:6379/0"]},
+        },
+    )
+    assert event["event"] == f"cannot reach https://{MASK}@api.example.com/v1/user"
+    assert event["nested"]["urls"] == [f"redis://{MASK}@cache:6379/0"]
+
+
+def test_library_lines_are_masked_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """A stdlib logger (aiohttp, asyncio) goes through the same redaction as structlog."""
+    configure_logging("info", "json", ["k-known-1234"])
+    try:
+        logging.getLogger("aiohttp.client").error(
+            "retrying http://u:p4ss-w0rd@h/v1 with k-known-1234"
+        )
+        structlog.get_logger("t").info("start", api_url="http://u:p4ss-w0rd@h/v1")
+    finally:
+        reset_logging()
+    err = capsys.readouterr().err
+    assert "p4ss-w0rd" not in err and "k-known-1234" not in err
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert lines[0]["event"] == f"retrying http://{MASK}@h/v1 with {MASK}"
+    assert lines[1]["api_url"] == f"http://{MASK}@h/v1"
