@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emulator.samples import FORMATS, samples, write_audio
+from emulator.samples import FORMATS, samples, write_audio, write_signal
 
-__all__ = ["FORMATS", "samples", "write_audio", "write_garbage"]
+__all__ = ["FORMATS", "samples", "write_audio", "write_garbage", "write_signal"]
 
 
 def write_garbage(path: Path, size: int = 4096) -> Path:

@@ -5,8 +5,10 @@ one file against it (inside the audio root, exists, readable, decodes, not empty
 sample rate, format, size), and the streaming sha256 that becomes the upload alias
 `sha256:<hex>`. A file that fails here costs no API call and no credit.
 
-It reads headers only (`soundfile.info`), never decodes whole files, and holds at most one
-chunk of a file in memory. It knows nothing of manifests: `worker.validate` turns these
+It decodes every file to its end with FFmpeg (`worker.decode`), the decoder the service is
+measured against, so a file that only starts like audio, or that another decoder would choke
+on, is known here; the accepted formats are `worker.formats`'s. It holds at most one chunk or
+decoded frame of a file in memory. It knows nothing of manifests: `worker.validate` turns these
 per-file results into per-enrollment problems. Everything is synchronous blocking I/O; the
 async engine calls it in a worker thread.
 """
@@ -20,15 +22,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-import soundfile as sf
 from pydantic import BaseModel, ConfigDict
+
+from worker.decode import DecodeError, probe
+from worker.formats import format_problem
 
 CHUNK_BYTES = 1 << 20
 # The emulator answers 413 above this (contract §2); checking it here saves an upload.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-# Formats the API accepts (contract §3 "Audios"); libsndfile reads more (AIFF, AU…) but the
-# service would mark those `notAvailable` after an upload.
-ACCEPTED_FORMATS = frozenset({"WAV", "FLAC", "OGG"})
+# Decoding stops past this much audio: longer than any model takes, so the file fails anyway,
+# and a small file that expands to hours (a constant FLAC stream) is not decoded for hours.
+DECODE_LIMIT_S = 3600.0
 # A voiceprint needs this much voice in total (contract §3 "Voiceprints").
 MIN_TOTAL_VOICE_S = 4.5
 
@@ -100,10 +104,11 @@ class AudioFacts(BaseModel):
     sha256: str  # hex, of the whole file as it will be uploaded
     duration: float  # seconds
     samplerate: int  # Hz
-    frames: int
+    frames: int  # samples per channel, as decoded
     channels: int
-    format: str  # libsndfile major format: WAV, FLAC, OGG
-    subtype: str  # PCM_16, VORBIS, …
+    format: str  # container, worker.formats' short name: wav, flac, ogg, webm, mp3, m4a, …
+    codec: str  # FFmpeg codec name: pcm_s16le, pcm_mulaw, flac, opus, vorbis, mp3, aac, …
+    complete: bool = True  # False when decoding stopped at DECODE_LIMIT_S
 
     @property
     def alias(self) -> str:
@@ -167,7 +172,7 @@ def _os_reason(exc: OSError) -> str:
 
 
 def inspect_audio(path: Path, audio_root: Path) -> AudioFacts:
-    """Read the header and hash of one file that must lie inside `audio_root`.
+    """Decode and hash one file that must lie inside `audio_root`.
 
     Raises `AudioUnreadable` with a reason a person understands. The containment check comes
     first and follows symlinks, so a link pointing outside the root is never opened.
@@ -181,11 +186,9 @@ def inspect_audio(path: Path, audio_root: Path) -> AudioFacts:
             if size == 0:
                 raise AudioUnreadable("is empty (0 bytes)")
             try:
-                info = sf.info(fh)
-            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
-                raise AudioUnreadable(
-                    "cannot be decoded as audio (WAV, FLAC or OGG expected)"
-                ) from None
+                info = probe(fh, stop_after_s=DECODE_LIMIT_S)
+            except DecodeError as exc:
+                raise AudioUnreadable(str(exc)) from None
             fh.seek(0)
             digest = hashlib.sha256()
             while chunk := fh.read(CHUNK_BYTES):
@@ -198,12 +201,13 @@ def inspect_audio(path: Path, audio_root: Path) -> AudioFacts:
         path=real,
         size=size,
         sha256=digest.hexdigest(),
-        duration=float(info.frames) / info.samplerate if info.samplerate else 0.0,
-        samplerate=int(info.samplerate),
-        frames=int(info.frames),
-        channels=int(info.channels),
-        format=str(info.format),
-        subtype=str(info.subtype),
+        duration=info.duration,
+        samplerate=info.sample_rate,
+        frames=info.frames,
+        channels=info.channels,
+        format=info.container,
+        codec=info.codec,
+        complete=info.complete,
     )
 
 
@@ -214,8 +218,8 @@ def requirement_problems(
     problems: list[str] = []
     if facts.frames == 0:
         return ["contains no audio (0 frames)"]
-    if facts.format not in ACCEPTED_FORMATS:
-        problems.append(f"format {facts.format} is not accepted by the API (WAV, FLAC or OGG)")
+    if (problem := format_problem(facts.format, facts.codec)) is not None:
+        problems.append(problem)
     if facts.size > max_bytes:
         problems.append(
             f"{facts.size / 2**20:.1f} MiB is larger than the {max_bytes / 2**20:.0f} MiB "
@@ -230,8 +234,10 @@ def requirement_problems(
             f"that {model} needs"
         )
     if facts.duration > req.max_duration_s:
+        more = "" if facts.complete else " or more"
         problems.append(
-            f"{facts.duration:.1f} s is longer than the {req.max_duration_s:g} s maximum of {model}"
+            f"{facts.duration:.1f} s{more} is longer than the {req.max_duration_s:g} s maximum "
+            f"of {model}"
         )
     needed = req.min_voice_per_audio_s(min_audios)
     if facts.duration < needed:

@@ -56,7 +56,7 @@ async def test_create_without_file_waits_for_it(api: ApiClient) -> None:
     [
         ("a.wav", 8000, 2.0, 1.0),
         ("b.flac", 16000, 3.0, 0.5),
-        ("c.ogg", 44100, 1.5, 1.5),
+        ("c.ogg", 48000, 1.5, 1.5),  # Ogg Opus: decoded at 48 kHz whatever it was made from
         ("d.wav", 22050, 0.0, 2.0),
     ],
 )

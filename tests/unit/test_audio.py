@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
-from tests.audiogen import write_audio, write_garbage
+from tests.audiogen import write_audio, write_garbage, write_signal
 from worker import audio
 from worker.audio import (
     MODELS,
@@ -24,6 +23,7 @@ from worker.audio import (
     requirement_problems,
     sha256_file,
 )
+from worker.formats import ACCEPTED_TEXT
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_unknown_and_deprecated_models() -> None:
         ("short-ok.wav", lambda p: write_audio(p, 1.0, 0, 16000), "phone/v1", 5, []),
         (
             "empty.wav",
-            lambda p: sf.write(p, np.zeros(0, dtype=np.float32), 16000),
+            lambda p: write_signal(p, np.zeros(0, dtype=np.float32), 16000),
             "phone/v1",
             1,
             ["contains no audio (0 frames)"],
@@ -111,14 +111,28 @@ def test_unknown_and_deprecated_models() -> None:
             write_garbage,
             "phone/v1",
             1,
-            ["cannot be decoded as audio (WAV, FLAC or OGG expected)"],
+            ["cannot be decoded as audio (FFmpeg: Invalid data found when processing input)"],
         ),
         (
-            "a.aiff",
-            lambda p: sf.write(p, np.zeros(16000 * 5, dtype=np.float32), 16000, format="AIFF"),
+            "a.mp3",
+            lambda p: write_audio(p, 5.0, 0, 16000),
             "phone/v1",
             1,
-            ["format AIFF is not accepted by the API (WAV, FLAC or OGG)"],
+            [f"format mp3 is not accepted by the API (accepted: {ACCEPTED_TEXT})"],
+        ),
+        (
+            "a.m4a",
+            lambda p: write_audio(p, 5.0, 0, 16000),
+            "phone/v1",
+            1,
+            [f"format m4a (aac) is not accepted by the API (accepted: {ACCEPTED_TEXT})"],
+        ),
+        (
+            "u8.wav",
+            lambda p: write_audio(p, 5.0, 0, 16000, codec="pcm_u8"),
+            "phone/v1",
+            1,
+            [f"format wav (pcm_u8) is not accepted by the API (accepted: {ACCEPTED_TEXT})"],
         ),
         ("missing.wav", lambda p: None, "phone/v1", 1, ["does not exist"]),
         ("folder.wav", lambda p: p.mkdir(), "phone/v1", 1, ["is a directory, not an audio file"]),
@@ -149,12 +163,14 @@ def test_facts_of_a_good_file(root: Path) -> None:
     path = write_audio(root / "ann" / "1.flac", 2.0, 0.5, 16000)
     facts = inspect_audio(path, root)
     assert facts.path == path.resolve()
-    assert (facts.format, facts.samplerate, facts.channels, facts.frames) == (
-        "FLAC",
+    assert (facts.format, facts.codec, facts.samplerate, facts.channels, facts.frames) == (
+        "flac",
+        "flac",
         16000,
         1,
         40000,
     )
+    assert facts.complete
     assert facts.duration == pytest.approx(2.5)
     assert facts.size == path.stat().st_size
     assert facts.alias == f"sha256:{facts.sha256}"
