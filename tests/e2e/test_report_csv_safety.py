@@ -88,3 +88,12 @@ async def test_failures_csv_escapes_formula_cells_and_json_keeps_them(tmp_path: 
             wanted = f'identity "{want["identity"].strip()}"'
         assert any(r.startswith(wanted) for r in reasons), (wanted, reasons)
     assert not any("\"'" in r for r in reasons)
+
+    # The retry manifest is input for the worker: the values exactly as read, no quote added.
+    (retry,) = (queue / "reports").glob("evil*.retry.json")
+    again = {e["identity"]: e for e in json.loads(retry.read_text(encoding="utf-8"))["enrollments"]}
+    for want in rows:
+        if want["identity"].startswith("ok-"):
+            assert again[want["identity"]]["alias"] == want["alias"].strip()
+            assert again[want["identity"]]["audios"] == [want["audio"].strip()]
+    assert len(again) == len(DANGEROUS)
