@@ -24,6 +24,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -175,7 +176,7 @@ class Settings(BaseSettings):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _check_urls(cls, value: Any, info: Any) -> Any:
+    def _check_urls(cls, value: Any, info: ValidationInfo) -> Any:
         marker = url_marker(info.field_name)
         if marker is not None and isinstance(value, str):
             check_url(value, marker.schemes)
