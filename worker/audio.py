@@ -15,7 +15,6 @@ async engine calls it in a worker thread.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from collections.abc import Mapping
@@ -24,8 +23,11 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict
 
+from worker.audiofile import AudioUnreadable, open_audio, os_reason
 from worker.decode import DecodeError, probe
 from worker.formats import format_problem
+
+__all__ = ["AudioUnreadable"]  # re-exported: callers catch it from here
 
 CHUNK_BYTES = 1 << 20
 # The emulator answers 413 above this (contract §2); checking it here saves an upload.
@@ -139,10 +141,6 @@ class AudioCheck(BaseModel):
         return "; ".join(f"{self.name}: {e}" for e in self.errors)
 
 
-class AudioUnreadable(Exception):
-    """A file that cannot be inspected at all; the message is the reason, for a person."""
-
-
 def is_inside(path: Path, root: Path) -> bool:
     """Whether `path` lies inside `root` after both are resolved (symlinks, `..`) on disk."""
     real = Path(os.path.realpath(path))
@@ -159,32 +157,24 @@ def sha256_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
     return digest.hexdigest()
 
 
-def _os_reason(exc: OSError) -> str:
-    if exc.errno == errno.ENOENT:
-        return "does not exist"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "cannot be read (permission denied)"
-    if exc.errno == errno.EISDIR:
-        return "is a directory, not an audio file"
-    if exc.errno == errno.ELOOP:
-        return "is a symlink loop"
-    return f"cannot be read ({exc.strerror or exc})"
-
-
-def inspect_audio(path: Path, audio_root: Path) -> AudioFacts:
+def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> AudioFacts:
     """Decode and hash one file that must lie inside `audio_root`.
 
     Raises `AudioUnreadable` with a reason a person understands. The containment check comes
-    first and follows symlinks, so a link pointing outside the root is never opened.
+    first and follows symlinks, so a link pointing outside the root is never opened. The file
+    is opened once, as a regular file only (`open_audio`: a FIFO or device never hangs or
+    feeds it), and its size is checked before anything is hashed.
     """
     if not is_inside(path, audio_root):
         raise AudioUnreadable("leads outside the audio root")
     real = Path(os.path.realpath(path))
     try:
-        with open(real, "rb") as fh:
+        with open_audio(real) as fh:
             size = os.fstat(fh.fileno()).st_size
             if size == 0:
                 raise AudioUnreadable("is empty (0 bytes)")
+            if size > max_bytes:
+                raise AudioUnreadable(too_large_reason(size, max_bytes))
             try:
                 info = probe(fh, stop_after_s=DECODE_LIMIT_S)
             except DecodeError as exc:
@@ -193,10 +183,8 @@ def inspect_audio(path: Path, audio_root: Path) -> AudioFacts:
             digest = hashlib.sha256()
             while chunk := fh.read(CHUNK_BYTES):
                 digest.update(chunk)
-    except IsADirectoryError:
-        raise AudioUnreadable("is a directory, not an audio file") from None
     except OSError as exc:
-        raise AudioUnreadable(_os_reason(exc)) from None
+        raise AudioUnreadable(os_reason(exc)) from None
     return AudioFacts(
         path=real,
         size=size,
@@ -211,6 +199,10 @@ def inspect_audio(path: Path, audio_root: Path) -> AudioFacts:
     )
 
 
+def too_large_reason(size: int, max_bytes: int) -> str:
+    return f"{size / 2**20:.1f} MiB is larger than the {max_bytes / 2**20:.0f} MiB the API accepts"
+
+
 def requirement_problems(
     facts: AudioFacts, model: str, min_audios: int = 1, max_bytes: int = MAX_UPLOAD_BYTES
 ) -> list[str]:
@@ -221,10 +213,7 @@ def requirement_problems(
     if (problem := format_problem(facts.format, facts.codec)) is not None:
         problems.append(problem)
     if facts.size > max_bytes:
-        problems.append(
-            f"{facts.size / 2**20:.1f} MiB is larger than the {max_bytes / 2**20:.0f} MiB "
-            "the API accepts"
-        )
+        problems.append(too_large_reason(facts.size, max_bytes))
     req = MODELS.get(model)
     if req is None:
         return problems  # the unknown model is reported once per enrollment, not per file
@@ -262,7 +251,7 @@ def preflight_audio(
     """
     shown = name if name is not None else str(path)
     try:
-        facts = inspect_audio(path, audio_root)
+        facts = inspect_audio(path, audio_root, max_bytes)
     except AudioUnreadable as exc:
         return AudioCheck(name=shown, errors=(str(exc),))
     errors = requirement_problems(facts, model, min_audios, max_bytes)

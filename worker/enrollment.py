@@ -12,7 +12,6 @@ is sent, and a created audio's handle is on disk before the step that depends on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import structlog
@@ -20,6 +19,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.api.schemas import Audio, Voiceprint
+from worker.audiofile import AudioUnreadable, VerifiedUpload
 from worker.enrollment_rules import (
     ABSENT,
     Absent,
@@ -91,7 +91,7 @@ class EnrollmentTask:
     min_audios: int
     alias: str | None
     create_identity: bool
-    files: tuple[tuple[str, Path], ...]  # (sha256, path), in manifest order
+    files: tuple[VerifiedUpload, ...]  # in manifest order; each re-checks its sha256 on upload
     source: str
 
     @property
@@ -102,7 +102,7 @@ class EnrollmentTask:
             model=self.model,
             min_audios=self.min_audios,
             create_identity=self.create_identity,
-            shas=tuple(sha for sha, _ in self.files),
+            shas=tuple(f.sha256 for f in self.files),
         )
 
     def outcome(self, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
@@ -184,7 +184,7 @@ class EnrollmentDriver:
         self.last_voiceprint: Voiceprint | None = None
         self.calls = 0
         self._last_transient = ""
-        self._files = dict(task.files)
+        self._files = {f.sha256: f for f in task.files}
 
     async def run(self) -> EnrollmentOutcome:
         view = View(
@@ -231,8 +231,9 @@ class EnrollmentDriver:
             raise _Failed(action.step, exc.message, exc.status) from None
         except errors.ApiError as exc:
             raise _Failed(action.step, str(exc)) from None
-        except OSError as exc:  # the audio file vanished or became unreadable since preflight
-            raise _Failed(action.step, f"{exc.filename or 'file'}: {exc.strerror}") from None
+        except AudioUnreadable as exc:  # vanished, swapped or changed since preflight
+            name = self._files[action.sha].path.name if isinstance(action, UploadFile) else "file"
+            raise _Failed(action.step, f"{name}: {exc}") from None
 
     def _transient(self, step: Step, reason: str) -> Transient:
         self._last_transient = reason
@@ -326,7 +327,7 @@ class EnrollmentDriver:
                     self.last_voiceprint = vp
                     return [Added(sha, handle), SawVoiceprint(seen(vp))]
                 except errors.Unprocessable as exc:
-                    name = self._files[sha].name
+                    name = self._files[sha].path.name
                     raise _Failed(Step.ADD_AUDIO, f"{name}: {exc.message}", 422) from None
                 self.last_voiceprint = vp
                 return [Added(sha, handle, seen(vp))]

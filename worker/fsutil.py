@@ -13,13 +13,63 @@ dropper contract ignores, so a half-written retry manifest in `inbox/` is never 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
+
+
+class NotRegularFile(OSError):
+    """A path that names a FIFO, a device, a socket, a directory or a symlink, not a file."""
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words a person reads in a report."""
+    for test, words in _KINDS:
+        if test(mode):
+            return words
+    return "not a regular file"
+
+
+def open_regular(path: Path) -> IO[bytes]:
+    """Open `path` for reading only if it is a regular file, without ever blocking on it.
+
+    `O_NOFOLLOW` refuses a symlink as the last component (one swapped in after a check cannot
+    redirect the read), `O_NONBLOCK` keeps a FIFO from hanging the open, and `fstat` on the
+    open descriptor (not the path) decides: what is read is what was checked. Raises
+    `NotRegularFile` (an `OSError`) or the `OSError` of the open.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and os.path.islink(path):
+            raise NotRegularFile(errno.ELOOP, "a symlink, not a regular file", str(path)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+            raise NotRegularFile(code, f"{file_kind(mode)}, not a regular file", str(path))
+        os.set_blocking(fd, True)  # regular files never block; plain reads from here on
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def fsync_dir(path: Path) -> None:
@@ -78,9 +128,19 @@ def _json_default(value: Any) -> Any:
 
 
 def dumps_json(document: Any, indent: int | None = 2) -> bytes:
-    """The worker's JSON file encoding: UTF-8, datetimes as ISO 8601, paths as strings."""
+    """The worker's JSON file encoding: UTF-8, datetimes as ISO 8601, paths as strings.
+
+    Total over any text: a lone surrogate (from a `\\ud800` escape in a manifest, or a file
+    name that is not UTF-8) cannot be UTF-8, so it is written as the JSON escape `\\ud800`,
+    which reads back as the same string.
+    """
     text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
-    return text.encode("utf-8") + b"\n"
+    return encode_text(text + "\n")
+
+
+def encode_text(text: str) -> bytes:
+    """UTF-8 for any `str`: lone surrogates become `\\udXXX` escapes instead of raising."""
+    return text.encode("utf-8", "backslashreplace")
 
 
 def atomic_write_json(path: Path, document: Any, indent: int | None = 2) -> None:

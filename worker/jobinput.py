@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker.audiofile import VerifiedUpload
 from worker.enrollment import EnrollmentTask, outcome_record
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_writer
@@ -134,8 +135,9 @@ class JobInput:
             min_audios=enrollment.min_audios,
             alias=enrollment.alias,
             create_identity=enrollment.create_identity,
+            # The resolved path preflight opened and hashed: the upload opens that, no symlink.
             files=tuple(
-                (f.sha256, path) for f, path in zip(result.facts, enrollment.audios, strict=True)
+                VerifiedUpload(path=f.path, size=f.size, sha256=f.sha256) for f in result.facts
             ),
             source=enrollment.source,
         )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import anyio
+import anyio.from_thread
 import pytest
+from structlog.testing import capture_logs
 
 from worker.journal import (
     AudioCreated,
@@ -16,6 +19,8 @@ from worker.journal import (
     JobStarted,
     Journal,
     JournalCorrupt,
+    JournalWriteFailed,
+    heal_torn_tail,
     load_state,
     outcomes,
     read_records,
@@ -103,3 +108,78 @@ def test_first_outcome_per_key_wins(tmp_path: Path) -> None:
 def test_missing_journal_is_empty(tmp_path: Path) -> None:
     state = load_state(tmp_path / "absent.jsonl")
     assert state.started is None and not state.done_keys
+
+
+async def test_torn_tail_then_two_restarts_stays_readable(tmp_path: Path) -> None:
+    """The bug the old torn-line test hid: a fragment glued to the next run's first record."""
+    path = tmp_path / "journal.jsonl"
+    good = outcome("a").model_dump_json()
+    path.write_text(good + "\n" + good[: len(good) // 2])
+    for key in ("b", "c"):  # two restarts, each appending after opening
+        async with Journal(path) as journal:
+            await journal.append(outcome(key))
+    assert [o.key for o in outcomes(path)] == ["a", "b", "c"]
+    assert path.read_bytes().endswith(b"\n")
+
+
+async def test_opening_truncates_the_torn_tail_and_logs_its_size(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    good = outcome("a").model_dump_json() + "\n"
+    fragment = '{"kind": "outcome", "key": "b'
+    path.write_text(good + fragment)
+    with capture_logs() as logs:
+        async with Journal(path):
+            pass
+    assert path.read_text() == good
+    healed = [e for e in logs if e["event"] == "journal_torn_tail_truncated"]
+    assert [e["bytes"] for e in healed] == [len(fragment)]
+
+
+async def test_a_journal_that_is_only_a_fragment_is_emptied(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    path.write_bytes(b'{"kind": "job_st')
+    assert heal_torn_tail(path) == 16
+    assert path.read_bytes() == b""
+    assert heal_torn_tail(path) == 0
+
+
+async def test_a_failed_write_raises_for_every_record_it_lost_and_refuses_later_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "journal.jsonl"
+    results: dict[str, str] = {}
+    async with Journal(path) as journal:
+        await journal.append(outcome("before"))
+        release = anyio.Event()
+        original = journal._write
+
+        def failing_write(data: bytes) -> None:
+            anyio.from_thread.run(release.wait)  # let the other appends queue behind us
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(journal, "_write", failing_write)
+
+        async def append(key: str) -> None:
+            try:
+                await journal.append(outcome(key))
+            except JournalWriteFailed as exc:
+                results[key] = str(exc)
+            else:
+                results[key] = "flushed"
+
+        async with anyio.create_task_group() as tg:
+            for i in range(5):
+                tg.start_soon(append, f"k{i}")
+            await anyio.wait_all_tasks_blocked()
+            release.set()
+        monkeypatch.setattr(journal, "_write", original)
+        with pytest.raises(JournalWriteFailed, match="No space left on device"):
+            await journal.append(outcome("after"))
+    assert set(results) == {f"k{i}" for i in range(5)}
+    assert all("No space left on device" in why for why in results.values()), results
+    assert [o.key for o in outcomes(path)] == ["before"]  # nothing claimed durable was lost
+
+
+def test_a_journal_write_failure_is_not_an_os_error() -> None:
+    """The driver maps file problems to a failed enrollment; a lost record must not look so."""
+    assert not issubclass(JournalWriteFailed, OSError)

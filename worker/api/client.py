@@ -76,6 +76,7 @@ from worker.api.schemas import (
     Voiceprint,
     VoiceprintCreate,
 )
+from worker.audiofile import VerifiedUpload
 from worker.log import MASK, REDACTOR
 from worker.settings import Settings
 
@@ -290,7 +291,7 @@ class ApiClient:
         path: Mapping[str, str] | None = None,
         json: Any = None,
         params: Query | None = None,
-        file: Path | None = None,
+        file: VerifiedUpload | None = None,
         retry: Retry = Retry.SAFE,
         compute: bool = False,
         auth: bool = True,
@@ -411,12 +412,14 @@ class ApiClient:
         token: str | None,
         json: Any,
         query: dict[str, str],
-        file: Path | None,
+        file: VerifiedUpload | None,
     ) -> _Answer:
         """One attempt, inside a governor slot; transport failures become NotSent/OutcomeUnknown.
 
-        The upload body is the open file itself: aiohttp streams it in 64 KiB chunks read in a
-        thread and sets Content-Length from its size, so memory does not grow with the file.
+        The upload body streams from the file in chunks read in a thread, with the exact
+        Content-Length preflight measured, so memory does not grow with the file; the chunks
+        re-check the file's size and sha256 and abort the body if it changed (`VerifiedUpload`),
+        which is the file's problem (`AudioUnreadable`), never an unknown outcome.
         Uploads get per-read timeouts instead of a total, since a large file takes long.
         """
         if self._session is None:
@@ -429,45 +432,63 @@ class ApiClient:
         else:
             timeout = aiohttp.ClientTimeout(total=self.request_timeout)
         async with self.governor.slot(upload=file is not None):
-            handle = None
             try:
-                data: Any = None
-                if file is not None:
-                    handle = await anyio.to_thread.run_sync(file.open, "rb")
-                    headers["Content-Type"] = "application/octet-stream"
-                    data = handle
-                async with self._session.request(
-                    method,
-                    url,
-                    params=query or None,
-                    json=json,
-                    data=data,
-                    headers=headers,
-                    timeout=timeout,
-                    # A redirect would resend the Authorization header to a place we did not
-                    # choose; the contract has none, so one is an error answer, not followed.
-                    allow_redirects=False,
-                ) as response:
-                    body = await response.read()
-                    return _Answer(response.status, response.headers, body)
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                raise NotSent(
-                    _describe(exc), method=method, route=route
-                ) from None  # the cause may hold request info with headers: not chained
-            except TimeoutError as exc:
-                raise OutcomeUnknown(
-                    f"no answer within {self.request_timeout:g} s ({_describe(exc)})",
-                    kind="timeout",
-                    method=method,
-                    route=route,
-                ) from None
-            except (aiohttp.ClientError, OSError) as exc:
-                raise OutcomeUnknown(
-                    _describe(exc), kind="connection", method=method, route=route
-                ) from None
-            finally:
-                if handle is not None:
-                    handle.close()
+                return await self._exchange(
+                    self._session, method, url, route, headers, timeout, json, query, file
+                )
+            except ApiError:
+                if file is not None and file.failure is not None:
+                    raise file.failure from None  # the file, not the network, stopped it
+                raise
+
+    async def _exchange(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: URL,
+        route: str,
+        headers: dict[str, str],
+        client_timeout: aiohttp.ClientTimeout,
+        json: Any,
+        query: dict[str, str],
+        file: VerifiedUpload | None,
+    ) -> _Answer:
+        """The request itself; transport failures become NotSent/OutcomeUnknown."""
+        try:
+            data: Any = None
+            if file is not None:
+                headers["Content-Type"] = "application/octet-stream"
+                headers["Content-Length"] = str(file.size)
+                data = file.chunks()
+            async with session.request(
+                method,
+                url,
+                params=query or None,
+                json=json,
+                data=data,
+                headers=headers,
+                timeout=client_timeout,
+                # A redirect would resend the Authorization header to a place we did not
+                # choose; the contract has none, so one is an error answer, not followed.
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                return _Answer(response.status, response.headers, body)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise NotSent(
+                _describe(exc), method=method, route=route
+            ) from None  # the cause may hold request info with headers: not chained
+        except TimeoutError as exc:
+            raise OutcomeUnknown(
+                f"no answer within {self.request_timeout:g} s ({_describe(exc)})",
+                kind="timeout",
+                method=method,
+                route=route,
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise OutcomeUnknown(
+                _describe(exc), kind="connection", method=method, route=route
+            ) from None
 
     # --- parsing ----------------------------------------------------------------------------
 
@@ -633,7 +654,9 @@ class ApiClient:
         )
         return self._parse(answer, Audio, "POST", route)
 
-    async def upload_audio_file(self, owner: str, space: str, audio: str, file: Path) -> Audio:
+    async def upload_audio_file(
+        self, owner: str, space: str, audio: str, file: VerifiedUpload | Path
+    ) -> Audio:
         """Stream a file's raw bytes to an audio in `avaitingFile`, inside the upload cap.
 
         SAFE: an audio takes one file; a repeat after success answers `Conflict`
@@ -641,6 +664,8 @@ class ApiClient:
         audio to confirm it is `available`. `PayloadTooLarge` is permanent.
         """
         route = "/spaces/{owner}/{space}/audios/{audio}/file"
+        if isinstance(file, Path):  # no preflight measured it: measure it now
+            file = await anyio.to_thread.run_sync(VerifiedUpload.from_path, file)
         answer = await self._call(
             "POST", route, path={"owner": owner, "space": space, "audio": audio}, file=file
         )
