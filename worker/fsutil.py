@@ -23,6 +23,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from worker.text import encode_text
+
 
 class NotRegularFile(OSError):
     """A path that names a FIFO, a device, a socket, a directory or a symlink, not a file."""
@@ -136,11 +138,6 @@ def dumps_json(document: Any, indent: int | None = 2) -> bytes:
     """
     text = json.dumps(document, indent=indent, ensure_ascii=False, default=_json_default)
     return encode_text(text + "\n")
-
-
-def encode_text(text: str) -> bytes:
-    """UTF-8 for any `str`: lone surrogates become `\\udXXX` escapes instead of raising."""
-    return text.encode("utf-8", "backslashreplace")
 
 
 def atomic_write_json(path: Path, document: Any, indent: int | None = 2) -> None:

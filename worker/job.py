@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,12 +30,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.api.governor import REQUEST_METER, RequestMeter
+from worker.api.governor import REQUEST_METER
 from worker.api.schemas import UsageRecord
-from worker.enrollment import EnrollmentDriver, FatalApiError
+from worker.crashpoints import crash_point
+from worker.enrollment import EnrollmentDriver
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_write_json
 from worker.jobinput import JobInput, PlannedEnrollment, PlanStream, load_job_input
+from worker.jobstarts import StartCounter
 from worker.journal import (
     EnrollmentOutcome,
     ErrorInfo,
@@ -47,7 +49,7 @@ from worker.journal import (
     outcomes,
 )
 from worker.manifest import ManifestDefaults, Problem
-from worker.queue import ClaimedJob, JobQueue, LeaseLost
+from worker.queue import ClaimedJob, JobQueue
 from worker.report import (
     ReportSummary,
     UsageCheck,
@@ -128,6 +130,8 @@ class JobResult:
     fatal: str | None = None
     report: Path | None = None
     problems: list[str] = field(default_factory=list)
+    finished: bool = False  # reports written and the manifest moved to done/
+    phase: str = "start"  # how far it got: start, parse, resume, enroll, usage, report, finish
 
 
 @dataclass
@@ -151,44 +155,29 @@ class _Progress:
         }
 
 
-async def run_job(job: ClaimedJob, ctx: JobContext) -> JobResult:
-    """Run one claimed job to its report (or to a checkpoint, on shutdown or a lost lease)."""
-    with structlog.contextvars.bound_contextvars(job_id=job.job_id):
-        REQUEST_METER.set(RequestMeter())  # this task's context: counts this job's requests
-        result = JobResult(job_id=job.job_id, manifest=job.name)
-        async with anyio.create_task_group() as tg:
-
-            async def keep_lease() -> None:
-                try:
-                    await ctx.queue.heartbeat(job)
-                except LeaseLost:
-                    result.interrupted = True
-                    tg.cancel_scope.cancel()  # another worker has it now: stop touching it
-
-            tg.start_soon(keep_lease)
-            try:
-                await _run(job, ctx, result)
-            except FatalApiError as exc:
-                result.fatal = str(exc)
-                result.interrupted = True
-                log.error("job_stopped_fatal", reason=str(exc))
-            tg.cancel_scope.cancel()
-        if result.interrupted and not result.failed_manifest:
-            await anyio.to_thread.run_sync(ctx.queue.release, job)
-            log.info("job_checkpointed", **result.counts)
-        if ctx.observer is not None:
-            ctx.observer.job_ended(result)
-        return result
-
-
-async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
+async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: StartCounter) -> None:
+    """The job's work, from the manifest to done/; `worker.boundary` runs it inside the fault
+    boundary, so anything that escapes from here ends this job and nothing else."""
     settings = ctx.settings
+
+    async def phase(name: str) -> None:
+        result.phase = name
+        await anyio.to_thread.run_sync(counter.phase, name)
+
+    await phase("parse")
     defaults = ManifestDefaults.from_settings(settings)
     loaded = await anyio.to_thread.run_sync(load_job_input, job.manifest_path, defaults)
     if loaded.file_problems:
         await _reject_manifest(job, ctx, result, loaded.file_problems)
         return
+    await phase("resume")
     state: JournalState = await anyio.to_thread.run_sync(load_state, job.journal_path)
+    if state.finished:  # crashed after its reports and `JobFinished`: only the move is left
+        counts = await anyio.to_thread.run_sync(lambda: count_outcomes(outcomes(job.journal_path)))
+        result.counts = dict(counts)
+        result.report = ctx.queue.paths.report_paths(job.job_id).report
+        await _finish(job, ctx, result, phase)
+        return
     plan = loaded.planned(skip=state.done_keys)
     head, runnable = await anyio.to_thread.run_sync(plan.head)
     if not runnable and not state.done_keys:
@@ -213,6 +202,7 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
         if ctx.observer is not None:
             ctx.observer.job_started(job.job_id, job.name, progress)
 
+        await phase("enroll")
         send, receive = anyio.create_memory_object_stream[PlannedEnrollment](0)
         async with anyio.create_task_group() as reporting:
             reporting.start_soon(_report_progress, job, progress)
@@ -225,6 +215,7 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
                         if ctx.stop.is_set():
                             break  # shutdown: the rest resumes from the journal next start
                         await send.send(planned)
+                        crash_point("job.enrolling", job.name)
                     head.clear()  # sent: the runners hold them now
                     threads = anyio.CapacityLimiter(PREFLIGHT_THREADS)
                     async with anyio.create_task_group() as feeders:
@@ -238,10 +229,23 @@ async def _run(job: ClaimedJob, ctx: JobContext, result: JobResult) -> None:
             result.counts = dict(progress.counts)
             return
 
+        await phase("usage")
         usage = await _check_usage(ctx.client, job, started.at)
+        await phase("report")
         await _write_reports(job, ctx, loaded, started.at, usage, result)
+        crash_point("job.reported", job.name)
         await journal.append(JobFinished())
+        crash_point("job.finished_record", job.name)
+    await _finish(job, ctx, result, phase)
+
+
+async def _finish(
+    job: ClaimedJob, ctx: JobContext, result: JobResult, phase: Callable[[str], Awaitable[None]]
+) -> None:
+    await phase("finish")
     await ctx.queue.finish(job)
+    result.finished = True
+    crash_point("job.done", job.name)
     log.info("job_finished", report=str(result.report), **result.counts)
 
 

@@ -36,6 +36,7 @@ from worker.manifest import (
     retry_manifest_chunks,
 )
 from worker.report import NOT_OK, RETRYABLE, failure_csv_rows, write_failures_csv
+from worker.text import encode_text
 from worker.validate import preflight_enrollment
 
 
@@ -189,7 +190,7 @@ class JobInput:
         comment = f"retry of {self.manifest.file}: {len(enrollments)} enrollments"
         with atomic_writer(path) as fh:
             for chunk in retry_manifest_chunks(enrollments, self.audio_root, comment):
-                fh.write(chunk.encode("utf-8"))
+                fh.write(encode_text(chunk))
 
 
 class PlanStream:

@@ -25,6 +25,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from worker.fsutil import fsync_dir
+from worker.text import SafeStr
 
 log = structlog.get_logger(__name__)
 
@@ -85,19 +86,19 @@ class ErrorInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
     step: str
     status: int | None = None
-    reason: str
+    reason: SafeStr  # may quote the manifest or the server: always encodable (worker.text)
 
 
 class EnrollmentOutcome(_Record):
     """The final word on one enrollment; also the report's row for it."""
 
     kind: Literal["outcome"] = "outcome"
-    key: str
-    identity: str
-    voiceprint: str
-    owner: str
-    space: str
-    source: str  # where the manifest names it: "enrollments[3]" or "line 14" / "lines 14-16"
+    key: SafeStr
+    identity: SafeStr
+    voiceprint: SafeStr
+    owner: SafeStr
+    space: SafeStr
+    source: SafeStr  # where the manifest names it: "enrollments[3]" or "line 14" / "lines 14-16"
     outcome: str
     model: str | None = None
     voiceprint_id: str | None = None

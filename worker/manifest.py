@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio import DEFAULT_MODEL, model_problem, model_warning
+from worker.fsutil import NotRegularFile, open_regular
+from worker.text import SafeStr, encode_text, has_lone_surrogate, safe_text
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -45,6 +47,7 @@ MIN_AUDIOS_MIN, MIN_AUDIOS_MAX = 1, 20
 DEFAULT_VOICEPRINT = "main"
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 _VALUE_SHOWN_MAX = 60
+NOT_UNICODE = "is not valid Unicode text (a lone surrogate, e.g. an escape \\ud800 with no pair)"
 
 Kind = Literal["job", "single", "csv"]
 
@@ -86,11 +89,12 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    file: str
-    place: str = ""
-    field: str = ""
-    value: str | None = None
-    reason: str
+    # Every text is safe to write (worker.text): a manifest may quote lone surrogates.
+    file: SafeStr
+    place: SafeStr = ""
+    field: SafeStr = ""
+    value: SafeStr | None = None
+    reason: SafeStr
     severity: Literal["error", "warning"] = "error"
 
     def __str__(self) -> str:
@@ -270,11 +274,11 @@ def show(value: Any) -> str:
     """A value as a person should see it in a message: strings quoted, long ones shortened."""
     if isinstance(value, str):
         text = value if len(value) <= _VALUE_SHOWN_MAX else value[: _VALUE_SHOWN_MAX - 1] + "…"
-        return json.dumps(text, ensure_ascii=False)
+        return safe_text(json.dumps(text, ensure_ascii=False))
     try:
-        text = json.dumps(value, ensure_ascii=False)
+        text = safe_text(json.dumps(value, ensure_ascii=False))
     except (TypeError, ValueError):
-        text = repr(value)
+        text = safe_text(repr(value))
     return text if len(text) <= _VALUE_SHOWN_MAX else text[: _VALUE_SHOWN_MAX - 1] + "…"
 
 
@@ -292,6 +296,8 @@ def handle_problem(value: str) -> str | None:
 
 
 def alias_problem(value: str) -> str | None:
+    if has_lone_surrogate(value):
+        return NOT_UNICODE
     if not value:
         return f"must not be empty (aliases are 1–{ALIAS_MAX} characters; omit it or use null)"
     if len(value) > ALIAS_MAX:
@@ -314,6 +320,8 @@ def _audio_path(raw: str, root: Path) -> tuple[Path, str] | str:
         return "must not be empty"
     if "\x00" in raw:
         return "contains a NUL character"
+    if has_lone_surrogate(raw):
+        return NOT_UNICODE
     root_n = os.path.normpath(root)
     absolute = os.path.isabs(raw)
     full = os.path.normpath(raw if absolute else os.path.join(root_n, raw))
@@ -707,7 +715,7 @@ def open_manifest(
         return ManifestStream(file=shown, defaults=defaults, file_problems=[problem])
 
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:  # a FIFO or device swapped in never blocks the read
             size = os.fstat(fh.fileno()).st_size
             if size > defaults.max_bytes:
                 return broken(
@@ -717,6 +725,8 @@ def open_manifest(
             data = fh.read(defaults.max_bytes + 1)
     except IsADirectoryError:
         return broken("is a directory")
+    except NotRegularFile as exc:
+        return broken(f"is {exc.strerror}")
     except OSError as exc:
         return broken(
             "does not exist"
@@ -757,6 +767,8 @@ def stream_json(text: str, file: str, defaults: ManifestDefaults) -> ManifestStr
         )
     except RecursionError:
         return broken(Problem(file=file, reason="not valid JSON: nested too deeply"))
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return broken(Problem(file=file, reason=f"not valid JSON: {exc}"))
     if not isinstance(doc, dict):
         return broken(
             Problem(
@@ -991,7 +1003,11 @@ def stream_csv(text: str, file: str, defaults: ManifestDefaults) -> ManifestStre
             file=file, place=f"line {reader.line_num}", reason=f"not valid CSV: {exc}"
         )
         return broken([problem], header)
-    assert header is not None  # the text is not blank, so some row was the header
+    if header is None:  # only blank rows or empty cells: a spreadsheet export of nothing
+        problem = Problem(
+            file=file, reason="is empty: no header row (identity, audio) and no enrollments"
+        )
+        return broken([problem], None)
     if not rows and not rejected_rows:
         problem = Problem(file=file, reason="no enrollments (the file has only a header row)")
         return broken([problem], header)
@@ -1156,4 +1172,4 @@ def retry_manifest_chunks(
 def retry_manifest_bytes(
     enrollments: Iterable[Enrollment], audio_root: Path, comment: str | None = None
 ) -> bytes:
-    return "".join(retry_manifest_chunks(enrollments, audio_root, comment)).encode("utf-8")
+    return encode_text("".join(retry_manifest_chunks(enrollments, audio_root, comment)))

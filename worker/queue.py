@@ -71,7 +71,7 @@ import shutil
 import socket
 import stat
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,7 +82,7 @@ import anyio.to_thread
 import structlog
 from pydantic import ValidationError
 
-from worker.fsutil import atomic_write_json, dumps_json, fsync_dir, temp_name_for
+from worker.fsutil import atomic_write_json, dumps_json, fsync_dir, open_regular, temp_name_for
 from worker.queue_rules import (
     SETUP_PROBE_PREFIX,
     EntryChange,
@@ -106,6 +106,7 @@ STAGING_PREFIX = ".claim-"
 MANIFEST_DIR = "manifest"
 JOURNAL_NAME = "journal.jsonl"
 PROGRESS_NAME = "progress.json"
+STARTS_NAME = "starts.json"  # the poison-pill counter (worker/jobstarts.py)
 _LEASE_RE = re.compile(r"^lease\.(\d+)\.json$")
 _HASH_CHUNK = 1 << 20
 
@@ -221,6 +222,10 @@ class ClaimedJob:
     def lease_path(self) -> Path:
         return lease_file(self.dir, self.generation)
 
+    @property
+    def starts_path(self) -> Path:
+        return self.dir / STARTS_NAME
+
 
 def lease_file(job_dir: Path, generation: int) -> Path:
     return job_dir / f"lease.{generation}.json"
@@ -249,8 +254,9 @@ def read_lease(job_dir: Path) -> tuple[int | None, Lease | None]:
 
 
 def sha256_file(path: Path) -> str:
+    """Hash a claimed manifest; a FIFO or device swapped in raises instead of blocking."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open_regular(path) as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -788,29 +794,42 @@ class JobQueue:
         log.info("queue_done", job_id=job.job_id, file=job.name)
         return dest
 
-    async def fail(self, job: ClaimedJob, problems: Sequence[Any]) -> Path:
-        """Move a job that could not be run at all to failed/, with its `.error.json` beside it."""
-        return await anyio.to_thread.run_sync(self.fail_sync, job, problems)
+    async def fail(
+        self, job: ClaimedJob, problems: Sequence[Any], error: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Move a job that could not be run at all to failed/, with its `.error.json` beside it.
 
-    def fail_sync(self, job: ClaimedJob, problems: Sequence[Any]) -> Path:
+        `error` (exception, message, phase) is given when the job crashed rather than being
+        rejected for its content.
+        """
+        return await anyio.to_thread.run_sync(self.fail_sync, job, problems, error)
+
+    def fail_sync(
+        self, job: ClaimedJob, problems: Sequence[Any], error: Mapping[str, Any] | None = None
+    ) -> Path:
         self._assert_holder(job)
-        dest = self._move_to_failed(job.dir, job.name, job.job_id, problems)
+        dest = self._move_to_failed(job.dir, job.name, job.job_id, problems, error)
         log.warning("queue_failed", job_id=job.job_id, file=job.name, problems=len(problems))
         return dest
 
     def _move_to_failed(
-        self, job_dir: Path, name: str, job_id: str, problems: Sequence[Any]
+        self,
+        job_dir: Path,
+        name: str,
+        job_id: str,
+        problems: Sequence[Any],
+        error: Mapping[str, Any] | None = None,
     ) -> Path:
         # Error file first: a crash in between leaves the job in active/ to be failed again.
-        atomic_write_json(
-            self.paths.error_path(job_id),
-            {
-                "job_id": job_id,
-                "file": name,
-                "problems": list(problems),
-                "failed_at": _utcnow(),
-            },
-        )
+        document: dict[str, Any] = {
+            "job_id": job_id,
+            "file": name,
+            "problems": list(problems),
+            "failed_at": _utcnow(),
+        }
+        if error is not None:
+            document["error"] = dict(error)
+        atomic_write_json(self.paths.error_path(job_id), document)
         dest = self.paths.failed / f"{job_id}{Path(name).suffix}"
         os.rename(job_dir / MANIFEST_DIR / name, dest)
         fsync_dir(self.paths.failed)

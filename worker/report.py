@@ -22,6 +22,7 @@ from worker.csvsafe import spreadsheet_safe_row
 from worker.enrollment_rules import Outcome
 from worker.fsutil import atomic_writer
 from worker.journal import EnrollmentOutcome
+from worker.text import encode_text
 
 RETRYABLE = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value})
 NOT_OK = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value, Outcome.CONFLICT.value})
@@ -120,7 +121,7 @@ def write_report_json(
 ) -> None:
     with atomic_writer(path) as fh:
         for chunk in report_json_chunks(summary, rows):
-            fh.write(chunk.encode())
+            fh.write(encode_text(chunk))
 
 
 def write_failures_csv(path: Path, csv_rows: Iterable[list[str]]) -> None:
@@ -135,7 +136,7 @@ def _write_csv(fh: IO[bytes], csv_rows: Iterable[list[str]]) -> None:
     for row in csv_rows:
         writer.writerow(spreadsheet_safe_row(row))
         if text.tell() > 1 << 16:
-            fh.write(text.getvalue().encode())
+            fh.write(encode_text(text.getvalue()))
             text.seek(0)
             text.truncate()
-    fh.write(text.getvalue().encode())
+    fh.write(encode_text(text.getvalue()))

@@ -20,7 +20,8 @@ import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.job import JobContext, JobObserver, JobResult, VoiceprintLocks, run_job
+from worker.boundary import run_job
+from worker.job import JobContext, JobObserver, JobResult, VoiceprintLocks
 from worker.queue import ClaimedJob, JobQueue, QueueSetupError
 from worker.report import exit_code_for
 from worker.settings import Settings

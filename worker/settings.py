@@ -151,6 +151,12 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         20.0, ge=0, description="Seconds in-flight steps get to finish after SIGTERM."
     )
+    max_job_starts: int = Field(
+        3,
+        ge=1,
+        description="Starts in a row without progress before a job goes to failed/ "
+        "(a manifest that crashes the worker).",
+    )
 
     # --- Operations (issue "operations") ---
     log_level: Literal["debug", "info", "warning", "error"] = Field(
