@@ -257,7 +257,7 @@ async def test_a_job_cancelled_by_the_end_of_the_grace_period_releases_its_lease
             seen += chunk
             if b'"job_started"' in seen:
                 break
-        while (await emulator.stats())["requests"]["in_flight"] == 0:
+        while (await emulator.stats())["requests"]["in_flight"] == 0:  # noqa: ASYNC110 - another process
             await anyio.sleep(0.05)  # ...and one of its requests is on the wire (3 s each)
         proc.send_signal(signal.SIGTERM)
         async for chunk in proc.stderr:
