@@ -506,6 +506,11 @@ class _Builder:
                 )
             )
 
+        complete = owner and space and identity and voiceprint and model_ok and min_ok
+        if not problems and not (complete and create is not None):
+            # Every missing value above adds a problem; reaching this is a parser bug, and it
+            # rejects this enrollment rather than stopping the job.
+            problems.append(self.problem(place, "", None, "could not be read (internal error)"))
         if problems:
             return RejectedEnrollment(
                 source=cand.source,
@@ -517,15 +522,6 @@ class _Builder:
                 problems=tuple(problems),
                 rows=cand.rows,
             )
-        assert (
-            owner
-            and space
-            and identity
-            and voiceprint
-            and model_ok
-            and min_ok
-            and create is not None
-        )
         return Enrollment(
             owner=owner,
             space=space,
