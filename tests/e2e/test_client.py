@@ -58,7 +58,7 @@ async def test_one_enrollment_end_to_end(emu: EmulatorHandle, tmp_path: Path) ->
 
         bob = await api.create_identity(OWNER, SPACE, "bob", alias="Bob")
         assert bob.handle == "bob" and bob.created_at is not None
-        with pytest.raises(Conflict):
+        with pytest.raises(Conflict, match=r"HTTP 409: identity bob already exists in demo/main"):
             await api.create_identity(OWNER, SPACE, "bob")
         assert (await api.get_identity(OWNER, SPACE, "bob")).alias == "Bob"
 
@@ -68,7 +68,9 @@ async def test_one_enrollment_end_to_end(emu: EmulatorHandle, tmp_path: Path) ->
         assert audio.state is AudioState.AVAILABLE
         assert audio.duration == pytest.approx(7.0, abs=0.01)
         assert audio.sample_rate == 16000
-        with pytest.raises(Conflict):  # one file per audio
+        with pytest.raises(
+            Conflict, match=r"HTTP 409: audio \S+ already has a file"
+        ):  # one file per audio
             await api.upload_audio_file(OWNER, SPACE, audio.handle, wav)
         assert [a.handle for a in await api.find_audios_by_alias(OWNER, SPACE, alias)] == [
             audio.handle
@@ -82,11 +84,13 @@ async def test_one_enrollment_end_to_end(emu: EmulatorHandle, tmp_path: Path) ->
         assert vp.state is VoiceprintState.NOT_COMPUTABLE and vp.model == "phone/v1"
         vp = await api.add_audio_to_voiceprint(OWNER, SPACE, "bob", "main", audio.handle)
         assert vp.state is VoiceprintState.COMPUTABLE
-        with pytest.raises(Conflict):
+        with pytest.raises(
+            Conflict, match=r"HTTP 409: audio \S+ is already added to voiceprint main"
+        ):
             await api.add_audio_to_voiceprint(OWNER, SPACE, "bob", "main", audio.handle)
         vp = await api.compute_voiceprint(OWNER, SPACE, "bob", "main")
         assert vp.state is VoiceprintState.COMPUTED and vp.computed_at is not None
-        with pytest.raises(Conflict):
+        with pytest.raises(Conflict, match=r"HTTP 409: voiceprint main is already computed"):
             await api.compute_voiceprint(OWNER, SPACE, "bob", "main")
 
         assert (await api.get_voiceprint(OWNER, SPACE, "bob", "main")).audios == 1
@@ -161,10 +165,15 @@ async def test_pagination_read_ahead_fetches_pages_together_in_order_once() -> N
 
 async def test_permanent_errors_carry_the_server_message(emu: EmulatorHandle) -> None:
     async with client_for(emu.base_url) as api:
-        with pytest.raises(NotFound) as info:
+        with pytest.raises(
+            NotFound, match=r"HTTP 404: identity nobody not found in demo/main"
+        ) as info:
             await api.get_identity(OWNER, SPACE, "nobody")
         assert info.value.message and info.value.attempts == 1
-        with pytest.raises(Forbidden):
+        with pytest.raises(
+            Forbidden,
+            match=r"HTTP 403: access denied: other is neither you nor one of your organizations",
+        ):
             await api.get_identity("other", "private", "x")
 
 
@@ -193,7 +202,9 @@ async def test_credentials_sign_in_and_renewal_after_expiry(tmp_path: Path) -> N
 async def test_wrong_credentials_are_unauthorized(emu: EmulatorHandle) -> None:
     auth = CredentialsAuth("demo", SecretStr("wrong-password"))
     async with ApiClient(emu.base_url, auth) as api:
-        with pytest.raises(Unauthorized) as info:
+        with pytest.raises(
+            Unauthorized, match=r"POST /auth/credentials: HTTP 401: invalid handle or password"
+        ) as info:
             await api.get_user()
     assert "wrong-password" not in str(info.value) + repr(info.value)
 
@@ -206,7 +217,7 @@ async def test_the_key_never_reaches_logs_errors_or_reprs(emu: EmulatorHandle) -
             ApiKeyAuth(SecretStr(secret_key)),
             retry=RetryPolicy(max_retries=2, base=0.01),
         ) as api:
-            with pytest.raises(Unauthorized) as info:
+            with pytest.raises(Unauthorized, match=r"GET /user: HTTP 401: invalid token") as info:
                 await api.get_user()
             text = str(info.value) + repr(info.value) + repr(api) + repr(api._auth)
     # and a client that retries and logs a lot, with a valid key, against a faulty server

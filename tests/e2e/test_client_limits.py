@@ -160,7 +160,9 @@ async def done_or_ours(call: Awaitable[object]) -> None:
 async def test_timed_out_audio_create_is_outcome_unknown_and_not_retried() -> None:
     async with running_emulator(latency_ms=600) as emu:
         async with make_client(emu.base_url, 100, timeout=0.2) as api:
-            with pytest.raises(OutcomeUnknown) as info:
+            with pytest.raises(
+                OutcomeUnknown, match=r"outcome unknown \(timeout\): no answer within 0\.2 s"
+            ) as info:
                 await api.create_audio(OWNER, SPACE, alias="sha256:slow")
             assert info.value.kind == "timeout" and info.value.attempts == 1
             assert api.governor.stats.requests == 1 and api.governor.stats.retries == 0
@@ -175,7 +177,9 @@ async def test_timed_out_read_is_retried_then_outcome_unknown() -> None:
         running_emulator(latency_ms=400) as emu,
         make_client(emu.base_url, 100, timeout=0.1, max_retries=2) as api,
     ):
-        with pytest.raises(OutcomeUnknown) as info:
+        with pytest.raises(
+            OutcomeUnknown, match=r"outcome unknown \(timeout\): no answer within 0\.1 s"
+        ) as info:
             await api.get_identity(OWNER, SPACE, "x")
     assert info.value.attempts == 3 and api.governor.stats.retries == 2
 
@@ -190,9 +194,13 @@ async def test_credits_exhausted_pauses_computes_without_spinning(tmp_path: Path
             for vp in ("one", "two"):
                 await api.create_voiceprint(OWNER, SPACE, "c", "phone/v1", handle=vp)
                 await api.add_audio_to_voiceprint(OWNER, SPACE, "c", vp, audio.handle)
-            with pytest.raises(CreditsExhausted) as first:
+            with pytest.raises(
+                CreditsExhausted, match=r"compute: HTTP 429: Not enough credits"
+            ) as first:
                 await api.compute_voiceprint(OWNER, SPACE, "c", "one")
-            with pytest.raises(CreditsExhausted) as second:
+            with pytest.raises(
+                CreditsExhausted, match=r"computes paused: Not enough credits"
+            ) as second:
                 await api.compute_voiceprint(OWNER, SPACE, "c", "two")
             await api.get_voiceprint(OWNER, SPACE, "c", "two")  # other calls go on
         stats = await emu.stats()

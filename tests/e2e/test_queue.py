@@ -196,9 +196,9 @@ def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
     assert [t.job_id for t in taken] == [job.job_id]
     assert taken[0].resumed and taken[0].generation == 1
     assert taken[0].manifest_path.exists()
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost, match=r"lease taken over \(generation 1\)"):
         mine.renew(job)
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost, match=r"lease taken over \(generation 1\)"):
         mine.finish_sync(job)
     other.renew(taken[0])
     assert sorted(p.name for p in job.dir.iterdir()) == ["lease.1.json", "manifest"]
@@ -252,7 +252,7 @@ async def test_heartbeat_keeps_the_lease_and_raises_when_lost(tmp_path: Path) ->
     assert other.recover_stale_sync() == []  # kept fresh for longer than ttl
     queue.release(job)
     assert len(other.recover_stale_sync()) == 1
-    with pytest.raises(LeaseLost):
+    with pytest.raises(LeaseLost, match=r"lease taken over \(generation 1\)"):
         await queue.heartbeat(job, interval=0.01)
 
 
@@ -265,13 +265,13 @@ def test_crash_at_every_claim_step_is_recovered(
 
     def hook(at: str) -> None:
         if at == step:
-            raise Crash
+            raise Crash(f"died at {at}")
 
     queue = make_queue(tmp_path, lease_ttl=0.3)
     drop(queue, "a.json", '{"v": 42}')
     candidates = queue.scan() or queue.scan()
     monkeypatch.setattr(queue_mod, "crash_hook", hook)
-    with pytest.raises(Crash):
+    with pytest.raises(Crash, match=rf"^died at {step}$"):
         queue.claim_sync(candidates[0])
     monkeypatch.setattr(queue_mod, "crash_hook", None)
 

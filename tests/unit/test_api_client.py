@@ -116,7 +116,7 @@ async def test_safe_call_is_retried_through_5xx_timeouts_and_resets() -> None:
 
 async def test_retries_are_bounded_and_the_last_error_is_raised() -> None:
     script = Script(*[fail(500, "boom")] * 5)
-    with pytest.raises(e.ServerError) as info:
+    with pytest.raises(e.ServerError, match=r"HTTP 500: boom") as info:
         await make(script).get_audio(OWNER, SPACE, "a-1")
     assert info.value.attempts == 5 and len(script.sent) == 5  # 1 + max_retries
 
@@ -124,14 +124,14 @@ async def test_retries_are_bounded_and_the_last_error_is_raised() -> None:
 async def test_retries_are_bounded_by_time() -> None:
     script = Script(*[fail(500, "boom")] * 5)
     client = make(script, max_time=0)
-    with pytest.raises(e.ServerError):
+    with pytest.raises(e.ServerError, match=r"HTTP 500: boom"):
         await client.get_audio(OWNER, SPACE, "a-1")
     assert len(script.sent) == 1
 
 
 async def test_audio_create_with_unknown_outcome_is_not_retried() -> None:
     script = Script(timeout(), ok(AUDIO, 201))
-    with pytest.raises(e.OutcomeUnknown) as info:
+    with pytest.raises(e.OutcomeUnknown, match=r"outcome unknown \(timeout\)") as info:
         await make(script).create_audio(OWNER, SPACE, alias="sha256:ab")
     assert info.value.kind == "timeout" and info.value.attempts == 1
     assert len(script.sent) == 1
@@ -139,7 +139,9 @@ async def test_audio_create_with_unknown_outcome_is_not_retried() -> None:
 
 async def test_audio_create_answered_5xx_is_outcome_unknown_too() -> None:
     script = Script(fail(500, "db write failed"), ok(AUDIO, 201))
-    with pytest.raises(e.OutcomeUnknown) as info:
+    with pytest.raises(
+        e.OutcomeUnknown, match=r"outcome unknown \(server HTTP 500\): db write failed"
+    ) as info:
         await make(script).create_audio(OWNER, SPACE, alias="sha256:ab")
     assert (info.value.kind, info.value.status) == ("server", 500)
     assert len(script.sent) == 1
@@ -157,18 +159,18 @@ async def test_voiceprint_create_is_safe_only_with_a_handle() -> None:
     await make(script).create_voiceprint(OWNER, SPACE, "bob", "phone/v1", handle="vp")
     assert len(script.sent) == 2
     script = Script(reset(), ok(VP, 201))
-    with pytest.raises(e.OutcomeUnknown):
+    with pytest.raises(e.OutcomeUnknown, match=r"outcome unknown \(connection\)"):
         await make(script).create_voiceprint(OWNER, SPACE, "bob", "phone/v1")
     assert len(script.sent) == 1
 
 
 async def test_conflict_after_an_unknown_outcome_is_flagged() -> None:
     script = Script(timeout(), fail(409, "voiceprint already computed"))
-    with pytest.raises(e.Conflict) as info:
+    with pytest.raises(e.Conflict, match=r"HTTP 409: voiceprint already computed") as info:
         await make(script).compute_voiceprint(OWNER, SPACE, "bob", "vp")
     assert info.value.after_unknown_outcome
     script = Script(fail(409, "already added"))
-    with pytest.raises(e.Conflict) as info:
+    with pytest.raises(e.Conflict, match=r"HTTP 409: already added") as info:
         await make(script).add_audio_to_voiceprint(OWNER, SPACE, "bob", "vp", "a-1")
     assert not info.value.after_unknown_outcome
 
@@ -176,7 +178,7 @@ async def test_conflict_after_an_unknown_outcome_is_flagged() -> None:
 async def test_permanent_errors_are_not_retried() -> None:
     for status, cls in [(400, e.BadRequest), (403, e.Forbidden), (422, e.Unprocessable)]:
         script = Script(fail(status, "no"))
-        with pytest.raises(cls):
+        with pytest.raises(cls, match=rf"HTTP {status}: no"):
             await make(script).add_audio_to_voiceprint(OWNER, SPACE, "bob", "vp", "a-1")
         assert len(script.sent) == 1
 
@@ -244,10 +246,10 @@ async def test_a_429_without_retry_after_is_credits_on_any_call_and_is_not_resen
 async def test_credits_exhausted_is_raised_once_then_computes_are_refused_locally() -> None:
     script = Script(fail(429, "Not enough credits"))
     client = make(script)
-    with pytest.raises(e.CreditsExhausted) as info:
+    with pytest.raises(e.CreditsExhausted, match=r"HTTP 429: Not enough credits") as info:
         await client.compute_voiceprint(OWNER, SPACE, "bob", "vp")
     assert info.value.sent
-    with pytest.raises(e.CreditsExhausted) as info:
+    with pytest.raises(e.CreditsExhausted, match=r"Not enough credits") as info:
         await client.compute_voiceprint(OWNER, SPACE, "bob", "vp2")
     assert not info.value.sent and len(script.sent) == 1
     client.governor.clear_credits_exhausted()
@@ -292,21 +294,24 @@ async def test_a_second_401_in_one_call_is_raised() -> None:
     script = Script(
         signed_in("tok-SECRET-1"), fail(401, "no"), signed_in("tok-SECRET-2"), fail(401, "no")
     )
-    with pytest.raises(e.Unauthorized):
+    with pytest.raises(e.Unauthorized, match=r"GET /user: HTTP 401: no"):
         await make(script, auth=CREDS).get_user()
     assert len(script.sent) == 4
 
 
 async def test_api_key_401_is_raised_at_once() -> None:
     script = Script(fail(401, "invalid token"))
-    with pytest.raises(e.Unauthorized):
+    with pytest.raises(e.Unauthorized, match=r"GET /user: HTTP 401: invalid token"):
         await make(script).get_user()
     assert script.sent[0]["token"] == KEY
 
 
 async def test_secrets_echoed_by_the_server_never_reach_errors_or_logs() -> None:
     script = Script(*[fail(500, f"bad header Bearer {KEY}")] * 5)
-    with capture_logs() as logs, pytest.raises(e.ServerError) as info:
+    with (
+        capture_logs() as logs,
+        pytest.raises(e.ServerError, match=r"GET /user: HTTP 500: bad header Bearer \*{8}") as info,
+    ):
         await make(script).get_user()
     for text in (str(info.value), repr(info.value), info.value.message, repr(logs)):
         assert KEY not in text
@@ -352,7 +357,10 @@ async def test_usage_records_path_depends_on_who_owns() -> None:
 
 async def test_invalid_success_body_is_invalid_response_without_values() -> None:
     script = Script(ok({"token": 12345678}))
-    with pytest.raises(e.InvalidResponse) as info:
+    with pytest.raises(
+        e.InvalidResponse,
+        match=r"unexpected response body: token: Input should be a valid string",
+    ) as info:
         await make(script, auth=CREDS).get_user()
     assert "12345678" not in str(info.value)
 

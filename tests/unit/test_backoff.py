@@ -19,7 +19,7 @@ def test_huge_retry_numbers_do_not_overflow() -> None:
 
 
 def test_negative_retry_is_a_bug() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"retry must be >= 0"):
         backoff_ceiling(-1, base=1, cap=1)
 
 

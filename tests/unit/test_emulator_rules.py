@@ -135,24 +135,24 @@ def test_pagination_headers() -> None:
 
 
 @pytest.mark.parametrize(
-    "query",
+    ("query", "message"),
     [
-        {"page": "0"},
-        {"page": "9"},
-        {"page-size": "51"},
-        {"page-size": "0"},
-        {"sort": "alias"},
-        {"after": "soon"},
-        {"page": "1.5"},
+        ({"page": "0"}, r"page must be between 1 and 1000000, got 0"),
+        ({"page": "9"}, r"page 9 is beyond the last page \(1\)"),
+        ({"page-size": "51"}, r"page-size must be between 1 and 50, got 51"),
+        ({"page-size": "0"}, r"page-size must be between 1 and 50, got 0"),
+        ({"sort": "alias"}, r"sort must be one of createdAt, handle"),
+        ({"after": "soon"}, r"after must be an ISO-8601 date-time, got 'soon'"),
+        ({"page": "1.5"}, r"page must be an integer, got '1\.5'"),
     ],
 )
-def test_pagination_out_of_range(query: dict[str, str]) -> None:
-    with pytest.raises(PaginationError):
+def test_pagination_out_of_range(query: dict[str, str], message: str) -> None:
+    with pytest.raises(PaginationError, match=message):
         _page(query)
 
 
 def test_search_refused_where_unsupported() -> None:
-    with pytest.raises(PaginationError):
+    with pytest.raises(PaginationError, match=r"this list does not support search"):
         parse_page_request({"search": "x"}, ["computedAt"], searchable=False)
 
 
@@ -205,9 +205,9 @@ def test_voice_detector_ignores_silence_and_faint_noise() -> None:
 def test_world_config_is_validated() -> None:
     world = default_world()
     assert {u.handle for u in world.users} == {"demo", "other"}
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"user u is in unknown orgs \['ghost'\]"):
         WorldConfig(users=[UserConfig(handle="u", orgs=["ghost"])])
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match=r"an API key is given to more than one user"):
         WorldConfig(
             users=[
                 UserConfig(handle="a", api_keys=["k"]),
@@ -242,5 +242,5 @@ async def test_persister_reports_write_errors(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     persister = Persister(blocker / "s.json", lambda: b"{}")  # parent is a file
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match=r"File exists"):
         await persister.commit()

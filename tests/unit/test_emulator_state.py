@@ -38,7 +38,7 @@ def test_session_expires_at_ttl() -> None:
     clock.now += timedelta(seconds=59)
     assert state.authenticate(token).handle == "demo"
     clock.now += timedelta(seconds=1)
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(ApiError, match=r"token expired; sign in again") as exc:
         state.authenticate(token)
     assert _status(exc) == 401
 
@@ -47,10 +47,12 @@ def test_access_is_owner_or_org() -> None:
     state, _ = _state()
     demo, other = state.users["demo"], state.users["other"]
     assert state.space(demo, "acme", "onboarding").handle == "onboarding"
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(
+        ApiError, match=r"access denied: acme is neither you nor one of your organizations"
+    ) as exc:
         state.space(other, "acme", "onboarding")
     assert _status(exc) == 403
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(ApiError, match=r"space demo/nope not found") as exc:
         state.space(demo, "demo", "nope")
     assert _status(exc) == 404
 
@@ -65,7 +67,9 @@ def test_voiceprint_lifecycle_and_credit() -> None:
     b = state.create_audio(sp, None, None, voice(1.0), 10)
     c = state.create_audio(sp, None, None, voice(2.25), 10)
     state.add_audio(sp, "ann", "vp", a.handle)
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(
+        ApiError, match=r"voice 1\.00 s is below the 2\.25 s this model needs per audio"
+    ) as exc:
         state.add_audio(sp, "ann", "vp", b.handle)
     assert _status(exc) == 422
     assert vp.state == "notComputable"
@@ -78,12 +82,14 @@ def test_voiceprint_lifecycle_and_credit() -> None:
     assert vp.state == "computed" and state.credits_left("demo") == 0
     assert len(state.records) == 1
     vp2 = state.create_voiceprint(sp, "ann", "phone/v1", 1, "vp2")
-    with pytest.raises(ApiError) as exc:  # minAudios 1: one audio must hold all 4.5 s
+    with pytest.raises(
+        ApiError, match=r"voice 3\.00 s is below the 4\.50 s"
+    ) as exc:  # minAudios 1: one audio holds all 4.5 s
         state.add_audio(sp, "ann", "vp2", a.handle)
     assert _status(exc) == 422
     big = state.create_audio(sp, None, None, voice(5.0), 10)
     state.add_audio(sp, "ann", "vp2", big.handle)
-    with pytest.raises(ApiError) as exc:
+    with pytest.raises(ApiError, match=r"^Not enough credits$") as exc:
         state.compute(sp, "ann", "vp2", demo)
     assert _status(exc) == 429 and exc.value.message == "Not enough credits"
     assert vp2.state == "computable"

@@ -23,7 +23,7 @@ def test_write_bytes_creates_and_replaces(tmp_path: Path) -> None:
 def test_failed_write_leaves_old_content_and_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "r.json"
     target.write_bytes(b"old")
-    with pytest.raises(RuntimeError), atomic_writer(target) as fh:
+    with pytest.raises(RuntimeError, match=r"^boom$"), atomic_writer(target) as fh:
         fh.write(b"half")
         raise RuntimeError("boom")
     assert target.read_bytes() == b"old"

@@ -88,9 +88,9 @@ def test_throttle_never_goes_below_the_floor_nor_adapts_when_off() -> None:
 
 
 def test_invalid_parameters_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"rate must be > 0 and burst >= 1"):
         TokenBucket(0, 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"rate must be > 0 and burst >= 1"):
         TokenBucket(1, 0)
 
 
@@ -155,7 +155,9 @@ def test_credits_exhausted_refuses_computes_until_cleared() -> None:
     gov.check_credits()  # nothing to refuse yet
     gov.mark_credits_exhausted(CreditsExhausted("Not enough credits", method="POST", route="/x"))
     assert gov.credits_exhausted
-    with pytest.raises(CreditsExhausted) as info:
+    with pytest.raises(
+        CreditsExhausted, match=r"HTTP 429: computes paused: Not enough credits"
+    ) as info:
         gov.check_credits()
     assert info.value.sent is False and "Not enough credits" in str(info.value)
     gov.clear_credits_exhausted()
@@ -193,7 +195,7 @@ def test_credits_pause_lifts_after_the_recheck_interval() -> None:
     governor.mark_credits_exhausted(CreditsExhausted("Not enough credits"))
     now[0] += 299.0
     assert governor.credits_exhausted
-    with pytest.raises(CreditsExhausted) as refused:
+    with pytest.raises(CreditsExhausted, match=r"computes paused: Not enough credits") as refused:
         governor.check_credits()
     assert refused.value.sent is False  # refused locally: no request
     now[0] += 1.0
