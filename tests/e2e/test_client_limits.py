@@ -7,7 +7,7 @@ never on wall time."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from worker.api import (
     OutcomeUnknown,
     RetryPolicy,
 )
+from worker.api.governor import Reservation
 
 OWNER, SPACE = "demo", "main"
 
@@ -42,17 +43,22 @@ def make_client(
     )
 
 
-def record_sends(governor: Governor, clock: Callable[[], float]) -> list[float]:
-    """Wrap the governor so that the send time of every attempt is recorded."""
-    sent: list[float] = []
-    wait_turn = governor.wait_turn
+def record_slots(governor: Governor) -> list[float]:
+    """Wrap the governor's bucket so that every send time it hands out is recorded.
 
-    async def recorded() -> None:
-        await wait_turn()
-        sent.append(clock())
+    These are the times the client's own clock scheduled, so their spacing is exact whatever
+    the load: a stalled event loop delays a send but never moves its slot.
+    """
+    slots: list[float] = []
+    reserve = governor.bucket.reserve
 
-    governor.wait_turn = recorded  # type: ignore[method-assign]
-    return sent
+    def recorded(now: float) -> Reservation:
+        reservation = reserve(now)
+        slots.append(reservation.at)
+        return reservation
+
+    governor.bucket.reserve = recorded  # type: ignore[method-assign]
+    return slots
 
 
 async def hammer(api: ApiClient, requests: int, tasks: int) -> None:
@@ -70,38 +76,39 @@ async def hammer(api: ApiClient, requests: int, tasks: int) -> None:
 
 async def test_client_at_the_server_rate_gets_no_429_and_spreads_evenly() -> None:
     rate, requests = 100.0, 300
-    async with running_emulator(rate_limit=rate) as emu:
+    # The server's burst absorbs a stall of the shared event loop (0.3 s of slots): after one,
+    # due sends go out together although each kept its slot. A client that did not pace would
+    # still send 50 at once, again and again, and be refused.
+    async with running_emulator(rate_limit=rate, burst=30) as emu:
         async with make_client(emu.base_url, rate) as api:
-            sent = record_sends(api.governor, anyio.current_time)
+            slots = record_slots(api.governor)
             await hammer(api, requests, tasks=50)
         stats = await emu.stats()
     assert stats["rate_limited"] == 0 and api.governor.stats.throttled == 0
     assert stats["requests"]["by_status"] == {"200": requests}
-    # Even: no quarter second holds more than its share. The slack (+5, half the server's
-    # burst) absorbs an event-loop stall on a loaded machine, after which due slots go at once.
-    sent.sort()
-    window = 0.25
-    j = 0
-    for i in range(len(sent)):
-        while sent[i] - sent[j] > window:
-            j += 1
-        assert i - j + 1 <= rate * window + 5
-    gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert sum(gaps) / len(gaps) == pytest.approx(1 / rate, rel=0.2)
+    # Even: one slot per request, each at least 1/rate after the one before (burst 1), on the
+    # client's clock: no two requests were ever scheduled together.
+    assert len(slots) == requests
+    slots.sort()
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
+    assert min(gaps) >= 1 / rate - 1e-9, min(gaps)
 
 
 async def test_client_at_twice_the_server_rate_succeeds_with_few_429s() -> None:
-    server, requests = 100.0, 300
-    async with running_emulator(rate_limit=server) as emu:
+    # A low rate, so that even a loaded machine sends at twice the server's: the server's burst
+    # of 5 is gone within half a second and it must refuse; the client must then learn.
+    server, requests = 30.0, 120
+    async with running_emulator(rate_limit=server, burst=5) as emu:
         async with make_client(emu.base_url, 2 * server) as api:
-            await hammer(api, requests, tasks=50)
+            await hammer(api, requests, tasks=30)
         stats = await emu.stats()
     throttled = stats["rate_limited"]
     assert stats["requests"]["by_status"].get("200") == requests  # every call succeeded
     assert throttled == api.governor.stats.throttled
     print(f"429s: {throttled} of {requests}; rate learned {api.governor.stats.rate:.1f}/s")
-    assert 0 < throttled <= 0.1 * requests, stats
+    assert 1 <= throttled <= 0.1 * requests, stats
     assert api.governor.stats.rate < 2 * server  # it learned to slow down
+    assert stats["retry_after_violations"] == 0, stats  # and waited as told
 
 
 async def test_every_idempotent_call_succeeds_through_20_percent_faults(tmp_path: Path) -> None:
@@ -166,10 +173,37 @@ async def test_timed_out_audio_create_is_outcome_unknown_and_not_retried() -> No
                 await api.create_audio(OWNER, SPACE, alias="sha256:slow")
             assert info.value.kind == "timeout" and info.value.attempts == 1
             assert api.governor.stats.requests == 1 and api.governor.stats.retries == 0
-        await anyio.sleep(0.6)  # the server finishes what it was asked
+        # The server finishes what it was asked after the client gave up: wait for that
+        # request to end (the stats route itself is never counted in flight).
+        with anyio.fail_after(20):
+            while (await emu.stats())["requests"]["in_flight"]:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
         async with make_client(emu.base_url, 100, timeout=5) as patient:
             found = await patient.find_audios_by_alias(OWNER, SPACE, "sha256:slow")
-    assert len(found) <= 1  # created at most once: the caller reconciles from here
+        stats = await emu.stats()
+    # Sent exactly once (never retried), and the caller's reconciliation by alias sees exactly
+    # what the server did with that one attempt.
+    assert stats["requests"]["by_route"]["POST /spaces/{owner}/{space}/audios"] == 1
+    assert len(found) == stats["created"]["audios"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="emulator bug: latency_ms is spent before the request body is read, so a client "
+    "timeout always aborts the create (ConnectionResetError in the handler) and a timed-out "
+    "create can never have taken effect (only dropped answers test that case)",
+)
+async def test_timed_out_audio_create_that_took_effect_is_found_exactly_once() -> None:
+    async with running_emulator(latency_ms=600) as emu:
+        async with make_client(emu.base_url, 100, timeout=0.2) as api:
+            with pytest.raises(OutcomeUnknown, match=r"outcome unknown \(timeout\)"):
+                await api.create_audio(OWNER, SPACE, alias="sha256:slow")
+        with anyio.fail_after(20):
+            while (await emu.stats())["requests"]["in_flight"]:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        async with make_client(emu.base_url, 100, timeout=5) as patient:
+            found = await patient.find_audios_by_alias(OWNER, SPACE, "sha256:slow")
+    assert len(found) == 1
 
 
 async def test_timed_out_read_is_retried_then_outcome_unknown() -> None:

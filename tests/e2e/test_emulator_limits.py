@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 import aiohttp
 import pytest
@@ -147,21 +146,35 @@ async def test_fault_after_effect_leaves_the_effect_in_place() -> None:
 
 
 async def test_reads_fail_only_before_and_stats_are_never_faulted() -> None:
-    async with running_emulator(fault_rate=1.0, seed=5, latency_ms=50) as emu:
+    async with running_emulator(fault_rate=1.0, seed=5) as emu:
         for _ in range(5):
             async with emu.client() as api:
                 with contextlib.suppress(aiohttp.ClientError):
                     await api.get("/user")
-        started = time.monotonic()
-        stats = await emu.stats()  # no fault, no latency on /_emulator
-        assert time.monotonic() - started < 0.05
+        stats = await emu.stats()  # answered, whole, at a fault rate of 1.0
     assert stats["faults"].get("after_effect", 0) == 0
     # aiohttp resends an idempotent GET once after a disconnect, so count what arrived.
     assert stats["faults"]["before_effect"] == stats["requests"]["by_route"]["GET /user"] >= 5
 
 
-async def test_latency_is_added_to_api_responses() -> None:
-    async with running_emulator(latency_ms=150) as emu, emu.client() as api:
-        started = time.monotonic()
-        await api.get("/user")
-        assert time.monotonic() - started >= 0.15
+async def test_latency_is_added_to_api_responses_and_never_to_stats() -> None:
+    """By event order, not by a stopwatch: while one API request sits in its latency, a stats
+    request goes in and comes back, still seeing the API request in flight."""
+    async with running_emulator(latency_ms=2000, fault_rate=1.0, seed=5) as emu:
+        answered: list[int] = []
+
+        async def slow_call() -> None:
+            async with emu.client() as api:
+                with contextlib.suppress(aiohttp.ClientError):
+                    answered.append((await api.get("/user")).status)
+
+        async with asyncio.timeout(30), asyncio.TaskGroup() as tg:
+            tg.create_task(slow_call())
+            while emu.emulator.stats.in_flight == 0:  # noqa: ASYNC110  # the request arrived
+                await asyncio.sleep(0.01)
+            during = await emu.stats()
+            assert not answered  # the API request is still held by its latency
+        after = await emu.stats()
+    assert during["requests"]["in_flight"] == 1  # stats went past it: no latency, no fault
+    assert after["requests"]["in_flight"] == 0
+    assert after["requests"]["by_route"]["GET /user"] >= 1

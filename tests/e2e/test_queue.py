@@ -12,16 +12,19 @@ from typing import Any
 import pytest
 import structlog
 
+from tests.fakeclock import FakeClock
+from tests.unprivileged import rerun_unprivileged
 from worker import queue as queue_mod
-from worker.queue import Candidate, ClaimedJob, JobQueue, LeaseLost, QueueSetupError
+from worker.queue import Candidate, ClaimedJob, JobQueue, LeaseLost, QueueSetupError, read_lease
 from worker.queue_rules import job_id_for
 from worker.settings import Settings
 
 
-def make_queue(root: Path, **overrides: Any) -> JobQueue:
+def make_queue(root: Path, clock: FakeClock | None = None, **overrides: Any) -> JobQueue:
+    """A queue on `root`; with `clock`, leases and min_age follow that clock, not the wall."""
     values: dict[str, Any] = {"queue_dir": root, "min_age": 0.0, "lease_ttl": 0.5}
     values.update(overrides)
-    queue = JobQueue(Settings(**values))
+    queue = JobQueue(Settings(**values), clock=clock or time.time)
     queue.setup()
     return queue
 
@@ -56,8 +59,9 @@ def test_setup_creates_the_five_folders(tmp_path: Path) -> None:
     assert list((tmp_path / "q" / "inbox").iterdir()) == []  # the probe is gone
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permissions")
-def test_setup_reports_an_unwritable_folder(tmp_path: Path) -> None:
+def test_setup_reports_an_unwritable_folder(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if rerun_unprivileged(request):
+        return  # root ignores mode bits: the test just ran as uid 1000 in a user namespace
     queue = make_queue(tmp_path)
     queue.paths.done.chmod(0o500)
     try:
@@ -95,10 +99,13 @@ def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None
 
 
 def test_min_age_holds_back_a_fresh_file(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, min_age=0.3)
+    clock = FakeClock()
+    queue = make_queue(tmp_path, clock, min_age=0.3)
     drop(queue, "a.json")
     assert ready(queue) == []
-    time.sleep(0.35)
+    clock.advance(0.29)
+    assert queue.scan() == []  # unchanged, but not yet min_age old
+    clock.advance(0.02)
     assert [c.name for c in queue.scan()] == ["a.json"]
 
 
@@ -182,16 +189,17 @@ def test_report_paths(tmp_path: Path) -> None:
 
 
 def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
-    mine = make_queue(tmp_path, worker_id="a")
-    other = make_queue(tmp_path, worker_id="b")
+    clock = FakeClock()
+    mine = make_queue(tmp_path, clock, worker_id="a")
+    other = make_queue(tmp_path, clock, worker_id="b")
     drop(mine, "a.json")
     job = claim_one(mine)
     assert other.recover_stale_sync() == []
-    time.sleep(0.3)
+    clock.advance(0.3)
     mine.renew(job)
-    time.sleep(0.3)
-    assert other.recover_stale_sync() == []  # renewed 0.3 s ago, ttl 0.5 s
-    time.sleep(0.3)
+    clock.advance(0.49)
+    assert other.recover_stale_sync() == []  # renewed 0.49 s ago, ttl 0.5 s
+    clock.advance(0.02)
     taken = other.recover_stale_sync()
     assert [t.job_id for t in taken] == [job.job_id]
     assert taken[0].resumed and taken[0].generation == 1
@@ -205,11 +213,12 @@ def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
 
 
 def test_two_takers_of_one_stale_lease_one_wins(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    clock = FakeClock()
+    queue = make_queue(tmp_path, clock)
     drop(queue, "a.json")
     claim_one(queue)
-    time.sleep(0.6)
-    takers = [make_queue(tmp_path, worker_id=f"t{i}") for i in range(2)]
+    clock.advance(0.6)
+    takers = [make_queue(tmp_path, clock, worker_id=f"t{i}") for i in range(2)]
     # Both have read the stale lease; only one can create the next generation.
     job_dir = next(queue.paths.active.iterdir())
     assert takers[0]._try_acquire(job_dir, 1, "x") is True
@@ -229,12 +238,14 @@ def test_released_lease_is_taken_over_at_once(tmp_path: Path) -> None:
 
 
 def test_restarted_worker_resumes_its_own_job(tmp_path: Path) -> None:
-    before = make_queue(tmp_path, worker_id="same")
+    clock = FakeClock()
+    before = make_queue(tmp_path, clock, worker_id="same")
     drop(before, "a.json")
     job = claim_one(before)
     job.journal_path.write_text('{"kind": "x"}\n')
-    time.sleep(0.6)
-    after = make_queue(tmp_path, worker_id="same")
+    after = make_queue(tmp_path, clock, worker_id="same")
+    assert after.recover_stale_sync() == []  # its lease is fresh: it may still be alive
+    clock.advance(0.6)
     resumed = after.recover_stale_sync()
     assert [j.job_id for j in resumed] == [job.job_id]
     assert resumed[0].journal_path.read_text() == '{"kind": "x"}\n'
@@ -243,12 +254,19 @@ def test_restarted_worker_resumes_its_own_job(tmp_path: Path) -> None:
 async def test_heartbeat_keeps_the_lease_and_raises_when_lost(tmp_path: Path) -> None:
     import anyio
 
-    queue = make_queue(tmp_path, lease_ttl=0.3)
+    clock = FakeClock()
+    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json")
     job = claim_one(queue)
-    other = make_queue(tmp_path, lease_ttl=0.3)
-    with anyio.move_on_after(0.8):
-        await queue.heartbeat(job)
+    other = make_queue(tmp_path, clock, lease_ttl=0.3)
+    clock.advance(10)  # the lease written at claim time is long stale by now...
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(queue.heartbeat, job, 0.01)
+            # ...until the heartbeat renews it on this clock (another writer: poll the file).
+            while read_lease(job.dir)[1].heartbeat.timestamp() != clock.now:  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
     assert other.recover_stale_sync() == []  # kept fresh for longer than ttl
     queue.release(job)
     assert len(other.recover_stale_sync()) == 1
@@ -267,7 +285,8 @@ def test_crash_at_every_claim_step_is_recovered(
         if at == step:
             raise Crash(f"died at {at}")
 
-    queue = make_queue(tmp_path, lease_ttl=0.3)
+    clock = FakeClock()
+    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json", '{"v": 42}')
     candidates = queue.scan() or queue.scan()
     monkeypatch.setattr(queue_mod, "crash_hook", hook)
@@ -275,9 +294,9 @@ def test_crash_at_every_claim_step_is_recovered(
         queue.claim_sync(candidates[0])
     monkeypatch.setattr(queue_mod, "crash_hook", None)
 
-    survivor = make_queue(tmp_path, lease_ttl=0.3)
+    survivor = make_queue(tmp_path, clock, lease_ttl=0.3)
     assert survivor.recover_stale_sync() == []  # the dead claimer's lease is still fresh
-    time.sleep(0.4)
+    clock.advance(0.4)
     jobs = survivor.recover_stale_sync()
     if step == "staged":  # died before the claim rename: the file is still in inbox
         assert jobs == []
@@ -289,11 +308,14 @@ def test_crash_at_every_claim_step_is_recovered(
 
 
 def test_interrupted_finish_is_cleaned_up(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, lease_ttl=0.3)
+    clock = FakeClock()
+    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json")
     job = claim_one(queue)
     os.rename(job.manifest_path, queue.paths.done / "a.json")  # crash after the move
-    time.sleep(0.4)
+    assert queue.recover_stale_sync() == []  # a live finisher's lease: left alone
+    assert job.dir.exists()
+    clock.advance(0.4)
     assert queue.recover_stale_sync() == []
     assert list(queue.paths.active.iterdir()) == []
 
@@ -319,15 +341,16 @@ def test_unreadable_manifest_goes_to_failed(
 def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
-    slow = make_queue(tmp_path, lease_ttl=0.3, worker_id="slow")
-    other = make_queue(tmp_path, lease_ttl=0.3, worker_id="other")
+    clock = FakeClock()
+    slow = make_queue(tmp_path, clock, lease_ttl=0.3, worker_id="slow")
+    other = make_queue(tmp_path, clock, lease_ttl=0.3, worker_id="other")
     drop(slow, "a.json", '{"v": 3}')
     taken: list[ClaimedJob | None] = []
 
     def stall(at: str) -> None:
         if at == step and not taken:
             taken.append(None)  # once: the taker's own claim passes the same steps
-            time.sleep(0.4)  # a frozen process: its lease goes stale meanwhile
+            clock.advance(0.4)  # a frozen process: its lease goes stale meanwhile
             taken.extend(other.recover_stale_sync())
 
     monkeypatch.setattr(queue_mod, "crash_hook", stall)
@@ -344,10 +367,11 @@ def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(
 def test_unreadable_manifest_found_by_recovery_goes_to_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = make_queue(tmp_path, lease_ttl=0.2)
+    clock = FakeClock()
+    queue = make_queue(tmp_path, clock, lease_ttl=0.2)
     drop(queue, "a.json")
     job = claim_one(queue)
-    time.sleep(0.3)
+    clock.advance(0.3)
 
     def unreadable(path: Path) -> str:
         raise PermissionError(13, "Permission denied")
@@ -360,13 +384,16 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
 
 
 def test_pending_wait_tells_a_drain_when_to_look_again(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, min_age=0.2)
+    clock = FakeClock()
+    queue = make_queue(tmp_path, clock, min_age=0.2)
     assert queue.scan() == [] and queue.pending_wait() is None
     drop(queue, "a.json")
     assert queue.scan() == []
-    wait = queue.pending_wait()
-    assert wait is not None and 0 < wait <= 0.2
-    time.sleep(wait + 0.01)
+    assert queue.pending_wait() == pytest.approx(0.2)  # first seen now: min_age to go
+    clock.advance(0.15)
+    assert queue.pending_wait() == pytest.approx(0.05, abs=1e-6)
+    assert queue.scan() == []
+    clock.advance(0.051)
     [candidate] = queue.scan()
     assert queue.claim_sync(candidate) is not None
     assert queue.scan() == [] and queue.pending_wait() is None
