@@ -1,36 +1,86 @@
-"""Discovery on a real directory: start scan, file events, polling, in-place writers, bad files."""
+"""Discovery on a real directory: start scan, file events, polling, in-place writers, bad files.
+
+No stopwatch: producers act after a given scan (`Scans`), min_age runs on a `FakeClock`, and a
+pickup "came from events" because no rescan can happen within the test (rescan_interval 1 h).
+"""
 
 from __future__ import annotations
 
-import time
+import threading
+from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from tests.fakeclock import FakeClock
 from worker.queue import Candidate, JobQueue
 from worker.settings import Settings
 
+NO_RESCAN = 3600.0  # far beyond any test's limit: a pickup must come from a scan or an event
 
-def make_queue(root: Path, **overrides: Any) -> JobQueue:
+
+def make_queue(root: Path, clock: Callable[[], float] | None = None, **overrides: Any) -> JobQueue:
     values: dict[str, Any] = {
         "queue_dir": root,
         "min_age": 0.0,
         "lease_ttl": 5.0,
-        "rescan_interval": 30.0,  # long: a prompt pickup must come from events, not rescans
+        "rescan_interval": NO_RESCAN,
     }
     values.update(overrides)
-    queue = JobQueue(Settings(**values))
+    queue = JobQueue(Settings(**values), **({"clock": clock} if clock else {}))
     queue.setup()
     return queue
 
 
+class Scans:
+    """Counts the queue's scans (they run in worker threads) and what each one saw.
+
+    `await scans.reach(n)` returns once n scans have ended: a producer that drops a file after
+    `reach(2)` drops it while discovery is watching, with nothing left to find it but events.
+    """
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.count = 0
+        self.seen: list[set[str]] = []  # per scan: the inbox names the tracker knew after it
+        self.ready: list[list[str]] = []  # per scan: the names it yielded as ready
+        self._lock = threading.Lock()
+        inner = queue.scan
+
+        def scan() -> list[Candidate]:
+            found = inner()
+            with self._lock:
+                self.seen.append(set(queue._tracker._seen))
+                self.ready.append([c.name for c in found])
+                self.count += 1
+            return found
+
+        queue.scan = scan  # type: ignore[method-assign]
+
+    async def reach(self, n: int) -> None:
+        while self.count < n:  # noqa: ASYNC110  # scans run in threads: nothing to await
+            await anyio.sleep(0.005)
+
+    async def until_seen(self, name: str) -> int:
+        """Wait for a scan that saw `name` in inbox/; its number (1-based)."""
+        while True:
+            with self._lock:
+                for i, names in enumerate(self.seen):
+                    if name in names:
+                        return i + 1
+            await anyio.sleep(0.005)
+
+    def first_ready(self, name: str) -> int:
+        """The number (1-based) of the first scan that yielded `name`."""
+        return next(i + 1 for i, names in enumerate(self.ready) if name in names)
+
+
 async def first_candidates(
-    queue: JobQueue, want: int, limit: float, during: Any = None
-) -> list[tuple[Candidate, float]]:
-    """Run discovery until `want` distinct files were yielded; each with when it came."""
-    found: dict[str, tuple[Candidate, float]] = {}
+    queue: JobQueue, want: int, limit: float = 30, during: Any = None
+) -> list[Candidate]:
+    """Run discovery until `want` distinct files were yielded (in order of first yield)."""
+    found: dict[str, Candidate] = {}
     stop = anyio.Event()
     with anyio.fail_after(limit):
         async with anyio.create_task_group() as tg:
@@ -38,7 +88,7 @@ async def first_candidates(
                 tg.start_soon(during)
             async with aclosing(queue.discover(stop)) as candidates:
                 async for candidate in candidates:
-                    found.setdefault(candidate.name, (candidate, time.monotonic()))
+                    found.setdefault(candidate.name, candidate)
                     if len(found) >= want:
                         stop.set()
             tg.cancel_scope.cancel()
@@ -49,31 +99,37 @@ async def test_full_scan_at_start_finds_waiting_files(tmp_path: Path) -> None:
     queue = make_queue(tmp_path)
     for name in ["a.json", "b.csv", ".c.json", "d.tmp"]:
         (queue.paths.inbox / name).write_text("x")
-    found = await first_candidates(queue, 2, limit=5)
-    assert sorted(c.name for c, _ in found) == ["a.json", "b.csv"]
+    scans = Scans(queue)
+    found = await first_candidates(queue, 2)
+    assert sorted(c.name for c in found) == ["a.json", "b.csv"]
+    # The start scan and its second look (a file is ready once seen unchanged): no event.
+    assert scans.first_ready("a.json") == scans.first_ready("b.csv") == 2
 
 
-async def test_file_event_picks_up_a_new_file_promptly(tmp_path: Path) -> None:
+async def test_file_event_picks_up_a_new_file_without_a_rescan(tmp_path: Path) -> None:
     queue = make_queue(tmp_path)
-    dropped_at: list[float] = []
+    scans = Scans(queue)
+    dropped_after: list[int] = []
 
     async def drop() -> None:
-        await anyio.sleep(0.5)  # discovery is watching by now
+        await scans.reach(2)  # the start scan, then the one after the watch began
+        dropped_after.append(scans.count)
         tmp = queue.paths.inbox / ".new.json.tmp"
         tmp.write_text('{"v": 1}')
         tmp.rename(queue.paths.inbox / "new.json")  # the Maildir way
-        dropped_at.append(time.monotonic())
 
-    [(candidate, seen_at)] = await first_candidates(queue, 1, limit=10, during=drop)
+    [candidate] = await first_candidates(queue, 1, during=drop)
     assert candidate.name == "new.json"
-    assert seen_at - dropped_at[0] < 2.0  # rescan_interval is 30 s: this came from events
+    # Found by a scan after the drop; with no pending file and no rescan due (1 h), only the
+    # file event can have caused that scan.
+    assert scans.first_ready("new.json") > dropped_after[0]
 
 
 async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
     tmp_path: Path,
 ) -> None:
     """The watch starts only after the first scan: a drop in between raises no event."""
-    queue = make_queue(tmp_path)  # rescan_interval 30 s: the limit below comes first
+    queue = make_queue(tmp_path)  # rescan_interval 1 h: only a scan of its own can find it
     first_scan = queue.scan
 
     def scan_then_drop() -> list[Candidate]:
@@ -83,49 +139,55 @@ async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
         return found
 
     queue.scan = scan_then_drop  # type: ignore[method-assign]
-    [(candidate, _)] = await first_candidates(queue, 1, limit=10)
+    [candidate] = await first_candidates(queue, 1)
     assert candidate.name == "early.json"
 
 
 async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path) -> None:
-    # min_age far beyond the time limit: only a completed rename seen in the file events can
-    # bring a fresh file out; the in-place file cannot be ready before the test ends.
-    queue = make_queue(tmp_path, min_age=30.0)
+    # min_age 30 s on a clock that never moves: only a completed rename seen in the file events
+    # can bring a fresh file out; the in-place file can never be ready.
+    queue = make_queue(tmp_path, FakeClock(), min_age=30.0)
+    scans = Scans(queue)
 
     async def drop() -> None:
-        await anyio.sleep(0.5)  # discovery is watching by now
+        await scans.reach(2)  # discovery is watching by now
         (queue.paths.inbox / "in-place.json").write_text('{"v": 1}')
-        await anyio.sleep(1.0)  # its events come in a batch of their own
+        await scans.until_seen("in-place.json")  # its events came in a batch of their own
         tmp = queue.paths.inbox / ".renamed.json.tmp"
         tmp.write_text('{"v": 2}')
         tmp.rename(queue.paths.inbox / "renamed.json")  # the Maildir way
 
-    [(candidate, _)] = await first_candidates(queue, 1, limit=10, during=drop)
+    [candidate] = await first_candidates(queue, 1, during=drop)
     assert candidate.name == "renamed.json"
     assert await queue.claim(candidate) is not None
     assert queue.scan() == []  # in-place.json: seen, fresh, not vouched for
-    assert queue.pending_wait() is not None
+    assert queue.pending_wait() == 30.0
 
 
 async def test_polling_mode_picks_up_a_new_file(tmp_path: Path) -> None:
     queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.1)
-    dropped_at: list[float] = []
+    scans = Scans(queue)
+    dropped_after: list[int] = []
 
     async def drop() -> None:
-        await anyio.sleep(0.3)
+        await scans.reach(1)
+        dropped_after.append(scans.count)
         (queue.paths.inbox / "polled.csv").write_text("identity,audio\n")
-        dropped_at.append(time.monotonic())
 
-    [(candidate, seen_at)] = await first_candidates(queue, 1, limit=10, during=drop)
+    [candidate] = await first_candidates(queue, 1, during=drop)
     assert candidate.name == "polled.csv"
-    assert seen_at - dropped_at[0] < 1.0
+    assert scans.first_ready("polled.csv") > dropped_after[0]  # a later poll found it
 
 
 async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, min_age=0.3, queue_polling=True, poll_interval=0.05)
+    # Far from the epoch: file mtimes look as if from the future, so only the time a file has
+    # rested under the queue's own observation counts, on this clock the writer moves.
+    clock = FakeClock(start=1_000_000.0)
+    queue = make_queue(tmp_path, clock, min_age=0.3, queue_polling=True, poll_interval=0.02)
+    scans = Scans(queue)
     path = queue.paths.inbox / "growing.csv"
-    last_write: list[float] = []
     finished = anyio.Event()
+    resting: list[int] = []
 
     async def write_in_place() -> None:
         with path.open("w") as fh:
@@ -133,13 +195,16 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
             for i in range(12):
                 fh.write(f"id{i},a{i}.wav\n")
                 fh.flush()
-                last_write[:] = [time.monotonic()]
-                await anyio.sleep(0.1)
+                await scans.reach(scans.count + 2)  # seen, and seen unchanged once
+                clock.advance(0.1)  # less than min_age between writes
         finished.set()
+        await scans.reach(scans.count + 2)  # unchanged, but not min_age old yet
+        resting.append(scans.count)
+        clock.advance(0.3)
 
-    [(candidate, seen_at)] = await first_candidates(queue, 1, limit=10, during=write_in_place)
+    [candidate] = await first_candidates(queue, 1, during=write_in_place)
     assert finished.is_set(), "yielded while the producer was still writing"
-    assert seen_at - last_write[0] >= 0.25  # rested min_age (0.3 s) after the last write
+    assert scans.first_ready("growing.csv") > resting[0]  # only once it rested min_age
     job = await queue.claim(candidate)
     assert job is not None
     assert job.manifest_path.read_text().count("\n") == 13  # whole, not half
@@ -150,38 +215,42 @@ async def test_bad_entries_never_stop_discovery(tmp_path: Path) -> None:
     (queue.paths.inbox / "dir.json").mkdir()
     (queue.paths.inbox / "dangling.json").symlink_to(tmp_path / "nowhere")
     (queue.paths.inbox / "notes.txt").write_text("x")
+    scans = Scans(queue)
 
     async def drop() -> None:
-        await anyio.sleep(0.3)
+        await scans.reach(2)  # discovery went past the bad entries, twice
         (queue.paths.inbox / "good.json").write_text("{}")
 
-    [(candidate, _)] = await first_candidates(queue, 1, limit=10, during=drop)
+    [candidate] = await first_candidates(queue, 1, during=drop)
     assert candidate.name == "good.json"
 
 
 async def test_vanished_candidate_claims_nothing(tmp_path: Path) -> None:
     queue = make_queue(tmp_path)
     (queue.paths.inbox / "a.json").write_text("{}")
-    [(candidate, _)] = await first_candidates(queue, 1, limit=5)
+    [candidate] = await first_candidates(queue, 1)
     candidate.path.unlink()
     assert await queue.claim(candidate) is None
 
 
 async def test_claimed_files_are_not_yielded_again(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.05)
+    queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.02)
     for i in range(5):
         (queue.paths.inbox / f"m{i}.json").write_text(str(i))
+    scans = Scans(queue)
     seen: list[str] = []
     stop = anyio.Event()
-    with anyio.fail_after(10):
-        async with aclosing(queue.discover(stop)) as candidates:
+
+    async def three_more_polls() -> None:
+        await scans.reach(scans.count + 3)
+        stop.set()
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg, aclosing(queue.discover(stop)) as candidates:
             async for candidate in candidates:
                 seen.append(candidate.name)
                 assert await queue.claim(candidate) is not None
                 if len(seen) == 5:
-                    # a few more polls must bring nothing new
-                    with anyio.move_on_after(0.3):
-                        async for extra in candidates:
-                            seen.append(extra.name)
-                    break
+                    tg.start_soon(three_more_polls)  # they must bring nothing new
     assert sorted(seen) == [f"m{i}.json" for i in range(5)]
+    assert scans.count >= 4
