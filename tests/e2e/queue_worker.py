@@ -1,7 +1,8 @@
 """A tiny worker process for queue tests: real processes racing over one queue directory.
 
 Usage: python queue_worker.py MODE QUEUE_DIR [ARGS...]
-  race GO_FILE       wait for GO_FILE, claim every inbox file it can, print one JSON line each
+  race GO_FILE       print "ready", wait for GO_FILE, claim every inbox file it can, print
+                     one JSON line each
   hold TTL           claim one file, print its job as JSON, heartbeat until killed
   crash STEP         claim one file and die (os._exit) at the claim step named STEP
 """
@@ -45,6 +46,7 @@ def _candidates(queue: JobQueue) -> list[Candidate]:
 
 def race(root: str, go_file: str) -> None:
     queue = _queue(root)
+    print("ready", flush=True)  # imported and set up: the parent's barrier
     while not os.path.exists(go_file):
         time.sleep(0.001)
     while candidates := _candidates(queue):

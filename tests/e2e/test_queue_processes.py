@@ -13,16 +13,17 @@ from typing import Any
 
 import pytest
 
-from worker.queue import JobQueue
+from tests.fakeclock import FakeClock
+from worker.queue import JobQueue, read_lease
 from worker.settings import Settings
 
 HELPER = Path(__file__).with_name("queue_worker.py")
 
 
-def make_queue(root: Path, **overrides: Any) -> JobQueue:
+def make_queue(root: Path, clock: FakeClock, **overrides: Any) -> JobQueue:
     values: dict[str, Any] = {"queue_dir": root, "min_age": 0.0, "lease_ttl": 0.5}
     values.update(overrides)
-    queue = JobQueue(Settings(**values))
+    queue = JobQueue(Settings(**values), clock=clock)
     queue.setup()
     return queue
 
@@ -37,19 +38,22 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 
 
 def test_two_processes_racing_over_50_files_claim_each_exactly_once(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path / "q")
+    queue = make_queue(tmp_path / "q", FakeClock())
     names = {f"m{i:02d}.json" for i in range(50)}
     for name in names:
         (queue.paths.inbox / name).write_text(json.dumps({"n": name}))
     go = tmp_path / "go"
     procs = [spawn("race", str(queue.paths.root), str(go)) for _ in range(2)]
-    time.sleep(0.5)  # both imported and waiting: the race starts at one instant
+    for proc in procs:  # the barrier: both imported, set up and spinning on the go file
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n", proc.communicate(timeout=30)
     go.touch()
     claimed: list[set[str]] = []
     for proc in procs:
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 0, err
         claimed.append({json.loads(line)["name"] for line in out.splitlines()})
+    assert all(claimed), [len(c) for c in claimed]  # both raced: a real contest, not a relay
     assert claimed[0].isdisjoint(claimed[1])
     assert claimed[0] | claimed[1] == names
     active = {next((d / "manifest").iterdir()).name for d in queue.paths.active.iterdir()}
@@ -57,24 +61,40 @@ def test_two_processes_racing_over_50_files_claim_each_exactly_once(tmp_path: Pa
     assert list(queue.paths.inbox.iterdir()) == []
 
 
+def heartbeat_of(job_dir: Path) -> float:
+    """The holder's last renewal, as it wrote it (epoch seconds)."""
+    _, lease = read_lease(job_dir)
+    assert lease is not None
+    return lease.heartbeat.timestamp()
+
+
 def test_kill_9_of_a_holder_then_takeover_after_ttl(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path / "q", lease_ttl=1.0, worker_id="survivor")
+    # The survivor judges staleness on its own FakeClock, set from the holder's heartbeats:
+    # what is stale is decided by arithmetic on what the holder wrote, not by sleeping.
+    clock = FakeClock()
+    queue = make_queue(tmp_path / "q", clock, lease_ttl=1.0, worker_id="survivor")
     (queue.paths.inbox / "a.json").write_text('{"v": 1}')
     proc = spawn("hold", str(queue.paths.root), "1.0")
     try:
         assert proc.stdout is not None
         job_id = json.loads(proc.stdout.readline())["job_id"]
-        time.sleep(1.5)  # longer than the ttl: only the heartbeat keeps it held
-        assert queue.recover_stale_sync() == []
+        job_dir = queue.paths.active / job_id
+        claimed_at = heartbeat_of(job_dir)
+        # The holder keeps renewing for longer than the ttl: only its heartbeat holds the job.
+        deadline = time.monotonic() + 60  # a bound on a hang, not a timing assertion
+        while heartbeat_of(job_dir) < claimed_at + 1.5:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+            time.sleep(0.05)
+        clock.now = heartbeat_of(job_dir) + 0.5
+        assert queue.recover_stale_sync() == []  # renewed half a ttl ago
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
+    last = heartbeat_of(job_dir)  # the dead holder's final word
+    clock.now = last + 0.99
     assert queue.recover_stale_sync() == []  # not yet stale
-    deadline = time.monotonic() + 5
-    taken = []
-    while not taken and time.monotonic() < deadline:
-        time.sleep(0.1)
-        taken = queue.recover_stale_sync()
+    clock.now = last + 1.01
+    taken = queue.recover_stale_sync()
     assert [j.job_id for j in taken] == [job_id]
     assert taken[0].resumed
     assert taken[0].manifest_path.read_text() == '{"v": 1}'
@@ -84,12 +104,13 @@ def test_kill_9_of_a_holder_then_takeover_after_ttl(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("step", ["staged", "claimed", "hashed", "settled"])
 def test_process_dying_at_each_claim_step_loses_nothing(tmp_path: Path, step: str) -> None:
-    queue = make_queue(tmp_path / "q", lease_ttl=0.5)
+    clock = FakeClock()
+    queue = make_queue(tmp_path / "q", clock, lease_ttl=0.5)
     (queue.paths.inbox / "a.json").write_text('{"v": 7}')
     proc = spawn("crash", str(queue.paths.root), step)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 9, err
-    time.sleep(0.6)
+    clock.now = time.time() + 0.6  # the dead claimer's lease (ttl 0.5 s) is stale now
     jobs = queue.recover_stale_sync()
     for _ in range(2):
         for candidate in queue.scan():
