@@ -204,13 +204,21 @@ def too_large_reason(size: int, max_bytes: int) -> str:
 
 
 def requirement_problems(
-    facts: AudioFacts, model: str, min_audios: int = 1, max_bytes: int = MAX_UPLOAD_BYTES
+    facts: AudioFacts,
+    model: str,
+    min_audios: int = 1,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    converted: bool = False,
 ) -> list[str]:
-    """Every way a readable file fails `model`, as reasons without the file name."""
+    """Every way a readable file fails `model`, as reasons without the file name.
+
+    `converted`: the file is converted to FLAC before upload (worker.derive), so its own
+    format does not matter.
+    """
     problems: list[str] = []
     if facts.frames == 0:
         return ["contains no audio (0 frames)"]
-    if (problem := format_problem(facts.format, facts.codec)) is not None:
+    if not converted and (problem := format_problem(facts.format, facts.codec)) is not None:
         problems.append(problem)
     if facts.size > max_bytes:
         problems.append(too_large_reason(facts.size, max_bytes))

@@ -71,7 +71,12 @@ _IGNORED_KEYS = frozenset({"comment"})
 
 # CSV columns, matched case-insensitively and ignoring `_`, `-` and spaces (`min_audios`).
 CSV_REQUIRED = ("identity", "audio")
-CSV_OPTIONAL = ("voiceprint", "model", "minAudios", "alias", "owner", "space", "createIdentity")
+CSV_OPTIONAL = (
+    *("voiceprint", "model", "minAudios", "alias", "owner", "space", "createIdentity"),
+    "channel",  # the customer's channel of a stereo recording, 0-based (worker.derive)
+)
+# An audio given as an object: {"path": "calls/c1.wav", "channel": 1}.
+_AUDIO_KEYS = frozenset({"path", "channel"})
 _TRUE = frozenset({"true", "yes", "y", "1"})
 _FALSE = frozenset({"false", "no", "n", "0"})
 
@@ -128,6 +133,9 @@ class ManifestDefaults(BaseModel):
     space: str | None = None
     model: str = DEFAULT_MODEL
     max_bytes: int = DEFAULT_MAX_BYTES
+    # How preflight treats recordings (worker.derive): stereo without a channel, other formats.
+    stereo: Literal["channel", "downmix"] = "channel"
+    convert: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManifestDefaults:
@@ -136,6 +144,8 @@ class ManifestDefaults(BaseModel):
             owner=settings.owner,
             space=settings.space,
             max_bytes=settings.max_manifest_bytes,
+            stereo=settings.stereo,
+            convert=settings.convert,
         )
 
 
@@ -160,9 +170,16 @@ class Enrollment(BaseModel):
     # ("enrollments[3]" or the CSV row's "line 14").
     audio_fields: tuple[str, ...] = ()
     audio_places: tuple[str, ...] = ()
+    # The channel named for each file (0-based), None where none was: a stereo file needs one.
+    audio_channels: tuple[int | None, ...] = ()
     source: str  # "enrollments[3]", "enrollment" (single form), "line 14", "lines 14-16"
     position: int  # order in the manifest, from 0
     rows: tuple[dict[str, str], ...] = ()  # CSV: the original rows, for the failures CSV
+
+    @property
+    def channels(self) -> tuple[int | None, ...]:
+        """The channel named for each file, None where none was (also for older models)."""
+        return self.audio_channels or (None,) * len(self.audios)
 
     @property
     def key(self) -> str:
@@ -341,9 +358,39 @@ def _audio_path(raw: str, root: Path) -> tuple[Path, str] | str:
 
 @dataclass
 class _AudioIn:
-    raw: Any
+    raw: Any  # a path, or {"path": …, "channel": …}
     field: str  # "audios[1]" or "audio"
     place: str  # where to point the person: the enrollment's place, or the CSV row's line
+    channel: Any = None  # the CSV `channel` cell, when the file has that column
+
+
+def _channel_value(value: Any) -> int | str | None:
+    """A channel number (0-based), None when not given, or the reason it is refused."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return "channel must be a whole number from 0 (the first channel)"
+    return value
+
+
+def _audio_entry(item: _AudioIn) -> tuple[str, int | None] | str:
+    """(path, channel) of one listed audio, or the reason it cannot be one."""
+    raw, channel = item.raw, item.channel
+    if isinstance(raw, dict):
+        unknown = sorted(str(k) for k in raw if k not in _AUDIO_KEYS)
+        if unknown:
+            return f"unknown key {show(unknown[0])} (an audio has path and channel)"
+        if "path" not in raw:
+            return 'an audio object needs a "path"'
+        raw, channel = raw["path"], raw.get("channel")
+    if not isinstance(raw, str):
+        return "must be a path (text), or an object with path and channel"
+    checked = _channel_value(channel)
+    if isinstance(checked, str):
+        return checked
+    return raw, checked
 
 
 @dataclass
@@ -467,31 +514,36 @@ class _Builder:
         names: list[str] = []
         fields: list[str] = []
         places: list[str] = []
-        first_seen: dict[Path, str] = {}
+        channels: list[int | None] = []
+        first_seen: dict[tuple[Path, int | None], str] = {}
         for item in cand.audios:
-            if not isinstance(item.raw, str):
-                problems.append(
-                    self.problem(item.place, item.field, item.raw, "must be a path (text)")
-                )
+            entry = _audio_entry(item)
+            if isinstance(entry, str):
+                problems.append(self.problem(item.place, item.field, item.raw, entry))
                 continue
-            resolved = _audio_path(item.raw, self.defaults.audio_root)
+            raw, channel = entry
+            resolved = _audio_path(raw, self.defaults.audio_root)
             if isinstance(resolved, str):
-                problems.append(self.problem(item.place, item.field, item.raw, resolved))
+                problems.append(self.problem(item.place, item.field, raw, resolved))
                 continue
             path, name = resolved
             where = item.field if item.place == place else item.place
-            if path in first_seen:
+            if (path, channel) in first_seen:
                 problems.append(
                     self.problem(
-                        item.place, item.field, item.raw, f"listed twice (also {first_seen[path]})"
+                        item.place,
+                        item.field,
+                        raw,
+                        f"listed twice (also {first_seen[path, channel]})",
                     )
                 )
                 continue
-            first_seen[path] = where
+            first_seen[path, channel] = where
             paths.append(path)
             names.append(name)
             fields.append(self.names.get(item.field, item.field))
             places.append(item.place)
+            channels.append(channel)
         if not cand.audios and not cand.audios_invalid:
             problems.append(self.problem(place, "audios", None, "none listed", given=False))
         elif cand.audios and min_ok is not None and len(cand.audios) < min_ok:
@@ -535,6 +587,8 @@ class _Builder:
             audio_names=tuple(names),
             audio_fields=tuple(fields),
             audio_places=tuple(places),
+            # Kept only when some file names a channel: most manifests never do.
+            audio_channels=tuple(channels) if any(c is not None for c in channels) else (),
             source=cand.source,
             position=cand.position,
             rows=cand.rows,
@@ -564,7 +618,11 @@ class _Builder:
                         f"{seen_keys[built.key]}; a voiceprint may appear once per job",
                     )
                 )
-            audio_keys = [f"{built.owner}/{built.space}/{path}" for path in built.audios]
+            # One channel of a call is one audio: the agent's channel may enroll the agent.
+            audio_keys = [
+                f"{built.owner}/{built.space}/{path}" + ("" if ch is None else f"#{ch}")
+                for path, ch in zip(built.audios, built.channels, strict=True)
+            ]
             for audio_key, name in zip(audio_keys, built.audio_names, strict=True):
                 other = audio_owner.get(audio_key)
                 if other is not None and other[0] != built.identity:
@@ -1038,7 +1096,13 @@ def stream_csv(text: str, file: str, defaults: ManifestDefaults) -> ManifestStre
                 position=lines[0],
                 values=values,
                 audios=[
-                    _AudioIn(r.values.get("audio", ""), "audio", f"line {r.line}") for r in group
+                    _AudioIn(
+                        r.values.get("audio", ""),
+                        "audio",
+                        f"line {r.line}",
+                        r.values.get("channel"),
+                    )
+                    for r in group
                 ],
                 rows=tuple(r.original for r in group),
             )
@@ -1141,7 +1205,12 @@ def enrollment_json(enrollment: Enrollment, audio_root: Path) -> dict[str, Any]:
     if enrollment.alias is not None:
         out["alias"] = enrollment.alias
     out["createIdentity"] = enrollment.create_identity
-    out["audios"] = [_relative(p, audio_root) for p in enrollment.audios]
+    out["audios"] = [
+        _relative(p, audio_root)
+        if ch is None
+        else {"path": _relative(p, audio_root), "channel": ch}
+        for p, ch in zip(enrollment.audios, enrollment.channels, strict=True)
+    ]
     return out
 
 

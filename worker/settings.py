@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     max_manifest_bytes: int = Field(
         256 * 1024 * 1024, gt=0, description="Largest manifest accepted, in bytes."
     )
+
+    # --- Recordings (README "Recordings") ---
+    convert: bool = Field(
+        False,
+        description="Convert audio in formats the API refuses (MP3, M4A…) to FLAC before upload.",
+    )
+    stereo: Literal["channel", "downmix"] = Field(
+        "channel",
+        description="channel: a stereo file must name the customer's channel; downmix: mix it.",
+    )
     worker_id: str = Field(
         default_factory=_default_worker_id, description="Name of this worker in leases."
     )

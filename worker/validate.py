@@ -20,6 +20,7 @@ from typing import TextIO
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from worker.audio import AudioFacts, AudioUnreadable, inspect_audio, requirement_problems
+from worker.derive import Derivation, StereoMode, plan_derivation
 from worker.manifest import (
     Enrollment,
     ManifestDefaults,
@@ -44,6 +45,8 @@ class EnrollmentPreflight(BaseModel):
 
     enrollment: Enrollment
     facts: tuple[AudioFacts, ...] = ()  # one per audio, in manifest order, when all are good
+    # Per audio, what is done to it before upload (a channel, a mix, a conversion), or None.
+    derivations: tuple[Derivation | None, ...] = ()
     problems: tuple[Problem, ...] = ()
 
     @property
@@ -68,15 +71,20 @@ def preflight_enrollment(
     audio_root: Path,
     file: str,
     cache: AudioCache | None = None,
+    stereo: StereoMode = "channel",
+    convert: bool = False,
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
 
     `file` names the manifest in messages. `cache` lets a caller that checks many enrollments
-    read and hash a file shared by several voiceprints only once.
+    read and hash a file shared by several voiceprints only once. `stereo` and `convert` say
+    what may be derived from a file (worker.derive): a mix of a stereo file, a conversion.
     """
     problems: list[Problem] = []
     facts: list[AudioFacts] = []
+    derivations: list[Derivation | None] = []
     first_by_sha: dict[str, str] = {}
+    channels = enrollment.channels
     for i, (path, name) in enumerate(zip(enrollment.audios, enrollment.audio_names, strict=True)):
         field = enrollment.audio_fields[i] if enrollment.audio_fields else f"audios[{i}]"
         place = enrollment.audio_places[i] if enrollment.audio_places else enrollment.source
@@ -90,19 +98,38 @@ def preflight_enrollment(
         if isinstance(found, str):
             problem(found)
             continue
-        reasons = requirement_problems(found, enrollment.model, enrollment.min_audios)
+        derivation = plan_derivation(
+            sha256=found.sha256,
+            container=found.format,
+            codec=found.codec,
+            channels=found.channels,
+            channel=channels[i],
+            stereo=stereo,
+            convert=convert,
+        )
+        converted = isinstance(derivation, Derivation) and derivation.converted
+        reasons = requirement_problems(
+            found, enrollment.model, enrollment.min_audios, converted=converted
+        )
+        if isinstance(derivation, str):
+            reasons.insert(0, derivation)
         for reason in reasons:
             problem(reason)
-        if found.sha256 in first_by_sha:
-            # Two names, one content: the server would hold one audio, the voiceprint one less.
-            problem(f"has the same content as {first_by_sha[found.sha256]}")
+        # Two names, one content: the server would hold one audio, the voiceprint one less.
+        # (Two channels of one call are two contents.)
+        content = found.sha256 if channels[i] is None else f"{found.sha256}#{channels[i]}"
+        if content in first_by_sha:
+            problem(f"has the same content as {first_by_sha[content]}")
             continue
-        first_by_sha[found.sha256] = show(name)
+        first_by_sha[content] = show(name)
         if not reasons:
             facts.append(found)
+            derivations.append(derivation if isinstance(derivation, Derivation) else None)
     if problems:
         return EnrollmentPreflight(enrollment=enrollment, problems=tuple(problems))
-    return EnrollmentPreflight(enrollment=enrollment, facts=tuple(facts))
+    return EnrollmentPreflight(
+        enrollment=enrollment, facts=tuple(facts), derivations=tuple(derivations)
+    )
 
 
 # --- results of `enroller validate` ------------------------------------------------------------
@@ -196,7 +223,11 @@ def manifest_paths(args: Sequence[str]) -> tuple[list[tuple[Path, str]], list[Pr
 
 
 def check_manifest(
-    parsed: ParsedManifest, audio_root: Path, cache: AudioCache | None = None
+    parsed: ParsedManifest,
+    audio_root: Path,
+    cache: AudioCache | None = None,
+    stereo: StereoMode = "channel",
+    convert: bool = False,
 ) -> tuple[list[EnrollmentPreflight], FileResult]:
     """Preflight every enrollment of a parsed manifest; the preflights and the file's result."""
     cache = {} if cache is None else cache
@@ -212,7 +243,14 @@ def check_manifest(
         (r.position, list(r.problems)) for r in parsed.rejected
     ]
     for enrollment in parsed.enrollments:
-        pre = preflight_enrollment(enrollment, audio_root, parsed.file, cache)
+        pre = preflight_enrollment(
+            enrollment,
+            audio_root,
+            parsed.file,
+            cache,
+            stereo=stereo,
+            convert=convert,
+        )
         checked.append(pre)
         if pre.ok:
             result.valid += 1
@@ -242,7 +280,9 @@ def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> Validatio
     cache: AudioCache = {}
     for path, name in paths:
         parsed = read_manifest(path, defaults, name=name)
-        _, file_result = check_manifest(parsed, defaults.audio_root, cache)
+        _, file_result = check_manifest(
+            parsed, defaults.audio_root, cache, defaults.stereo, defaults.convert
+        )
         result.files.append(file_result)
     return result
 

@@ -176,7 +176,10 @@ E = {"identity": "ann", "audios": ["a.wav"]}
         ({"identity": "ann", "audios": []}, "audios: none listed"),
         ({"identity": "ann", "audios": "a.wav"}, 'audios "a.wav": must be a list of paths'),
         ({"identity": "ann", "audios": [""]}, 'audios[0] "": must not be empty'),
-        ({"identity": "ann", "audios": [3]}, "audios[0] 3: must be a path (text)"),
+        (
+            {"identity": "ann", "audios": [3]},
+            "audios[0] 3: must be a path (text), or an object with path and channel",
+        ),
         ({"identity": "ann", "audios": ["../x.wav"]}, "leads outside the audio root"),
         ({"identity": "ann", "audios": ["a/../../x.wav"]}, "leads outside the audio root"),
         ({"identity": "ann", "audios": ["/etc/x.wav"]}, '"/etc/x.wav": is outside the audio root'),

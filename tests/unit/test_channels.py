@@ -1,0 +1,200 @@
+"""The customer's channel: manifest entries, what preflight decides, and the derived FLAC."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emulator.audio import analyze
+from tests.audiogen import samples, write_audio, write_signal
+from worker.decode import probe
+from worker.derive import Derivation, derive_flac, plan_derivation
+from worker.manifest import ManifestDefaults, enrollment_json, parse_csv, parse_json
+from worker.validate import preflight_enrollment
+
+RATE = 8000
+STEREO = "stereo recording: name the customer's channel (channel 0 or 1)"
+FOUR = "recording with 4 channels: name the customer's channel (channel 0 to 3)"
+CUSTOMER_VOICE, AGENT_VOICE, LENGTH = 2.0, 5.0, 6.0
+
+
+def call(path: Path, codec: str | None = "pcm_mulaw") -> Path:
+    """A stereo call: the agent (5 s of 220 Hz) on channel 0, the customer (2 s, 330 Hz) on 1."""
+    agent = samples(AGENT_VOICE, LENGTH - AGENT_VOICE, RATE)
+    customer = samples(CUSTOMER_VOICE, LENGTH - CUSTOMER_VOICE, RATE, pitch=330.0)
+    return write_signal(path, np.stack([agent, customer]), RATE, codec)
+
+
+def defaults(root: Path, **kw: object) -> ManifestDefaults:
+    return ManifestDefaults(audio_root=root, owner="demo", space="main", **kw)  # type: ignore[arg-type]
+
+
+# --- manifest entries --------------------------------------------------------------------------
+
+
+def test_an_audio_may_be_an_object_with_its_channel(tmp_path: Path) -> None:
+    doc = {
+        "identity": "ann",
+        "minAudios": 2,
+        "audios": ["a.wav", {"path": "calls/c1.wav", "channel": 1}, {"path": "b.wav"}],
+    }
+    parsed = parse_json(json.dumps(doc), "one.json", defaults(tmp_path))
+    [e] = parsed.enrollments
+    assert e.audio_names == ("a.wav", "calls/c1.wav", "b.wav")
+    assert e.channels == (None, 1, None)
+    out = enrollment_json(e, tmp_path)["audios"]
+    assert out == ["a.wav", {"path": "calls/c1.wav", "channel": 1}, "b.wav"]  # retry manifest
+
+
+def test_both_channels_of_one_call_are_two_audios_but_one_twice_is_refused(tmp_path: Path) -> None:
+    two = {
+        "identity": "ann",
+        "audios": [{"path": "c.wav", "channel": 0}, {"path": "c.wav", "channel": 1}],
+    }
+    assert parse_json(json.dumps(two), "j.json", defaults(tmp_path)).ok
+    twice = {
+        "identity": "ann",
+        "audios": [{"path": "c.wav", "channel": 1}, {"path": "c.wav", "channel": 1}],
+    }
+    [problem] = parse_json(json.dumps(twice), "j.json", defaults(tmp_path)).problems
+    assert problem.reason == "listed twice (also audios[0])"
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        (
+            {"path": "c.wav", "channel": -1},
+            "channel must be a whole number from 0 (the first channel)",
+        ),
+        ({"path": "c.wav", "channel": "left"}, "channel must be a whole number from 0"),
+        ({"path": "c.wav", "channel": True}, "channel must be a whole number from 0"),
+        ({"path": "c.wav", "chanel": 1}, 'unknown key "chanel" (an audio has path and channel)'),
+        ({"channel": 1}, 'an audio object needs a "path"'),
+        ({"path": 7}, "must be a path (text), or an object with path and channel"),
+    ],
+)
+def test_bad_audio_objects_say_what_is_wrong(tmp_path: Path, entry: object, reason: str) -> None:
+    doc = {"identity": "ann", "audios": [entry]}
+    [problem] = parse_json(json.dumps(doc), "j.json", defaults(tmp_path)).problems
+    assert problem.field == "audios[0]" and problem.reason.startswith(reason)
+
+
+def test_the_csv_channel_column(tmp_path: Path) -> None:
+    text = "identity,audio,channel\nann,calls/c1.wav,1\nann,calls/c2.wav,\nbob,calls/c3.wav,x\n"
+    parsed = parse_csv(text, "calls.csv", defaults(tmp_path))
+    [ann] = parsed.enrollments
+    assert ann.channels == (1, None)
+    [bob] = parsed.rejected
+    assert bob.problems[0].reason.startswith("channel must be a whole number")
+    assert bob.problems[0].place == "line 4"
+
+
+# --- what preflight decides --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channels", "channel", "stereo", "accepted", "convert", "expected"),
+    [
+        (1, None, "channel", True, False, None),
+        (1, 0, "channel", True, False, None),
+        (1, 1, "channel", True, False, "channel 1 does not exist: the recording has 1 channel"),
+        (2, None, "channel", True, False, STEREO),
+        (4, None, "channel", True, False, FOUR),
+        (2, 2, "channel", True, False, "channel 2 does not exist: the recording has 2 channels"),
+        (2, 1, "channel", True, False, "channel 1 of 2 as mono FLAC"),
+        (2, None, "downmix", True, False, "2 channels mixed as mono FLAC"),
+        (2, 0, "downmix", True, False, "channel 0 of 2 as mono FLAC"),  # a named channel wins
+        (1, None, "channel", False, False, None),  # preflight names the format problem
+        (1, None, "channel", False, True, "converted from mp3, as mono FLAC"),
+        (2, 1, "channel", False, True, "converted from mp3, channel 1 of 2 as mono FLAC"),
+        (2, None, "channel", False, True, STEREO),
+    ],
+)  # fmt: skip
+def test_plan_derivation(
+    channels: int,
+    channel: int | None,
+    stereo: str,
+    accepted: bool,
+    convert: bool,
+    expected: str | None,
+) -> None:
+    container, codec = ("wav", "pcm_mulaw") if accepted else ("mp3", "mp3")
+    found = plan_derivation(
+        sha256="ab" * 32, container=container, codec=codec, channels=channels,
+        channel=channel, stereo=stereo, convert=convert,  # type: ignore[arg-type]
+    )  # fmt: skip
+    shown = found.describe() if isinstance(found, Derivation) else found
+    assert shown == expected
+
+
+def test_the_journal_key_names_source_channel_and_conversion() -> None:
+    d = Derivation(
+        source_sha256="ab" * 32, source_format="wav", source_channels=2, channel=1, converted=False
+    )
+    mix = d.model_copy(update={"channel": None})
+    assert d.key == "ab" * 32 + ":ch1:flac-s16-mono" and mix.key.endswith(":mix:flac-s16-mono")
+
+
+def test_preflight_refuses_a_stereo_call_without_a_channel_and_accepts_it_with_one(
+    tmp_path: Path,
+) -> None:
+    call(tmp_path / "calls" / "c1.wav")
+    doc = {
+        "enrollments": [
+            {"identity": "ann", "audios": ["calls/c1.wav"]},
+            {"identity": "bob", "audios": [{"path": "calls/c1.wav", "channel": 1}]},
+        ]
+    }
+    parsed = parse_json(json.dumps(doc), "calls.json", defaults(tmp_path))
+    ann, bob = (preflight_enrollment(e, tmp_path, "calls.json") for e in parsed.enrollments)
+    assert [str(p) for p in ann.problems] == [
+        'calls.json enrollments[0]: audios[0] "calls/c1.wav": stereo recording: '
+        "name the customer's channel (channel 0 or 1)"
+    ]
+    assert bob.ok and bob.derivations[0] is not None
+    assert bob.derivations[0].describe() == "channel 1 of 2 as mono FLAC"
+    mixed = preflight_enrollment(parsed.enrollments[0], tmp_path, "calls.json", stereo="downmix")
+    assert mixed.ok and mixed.derivations[0] is not None and mixed.derivations[0].channel is None
+
+
+def test_convert_lets_an_mp3_through_preflight(tmp_path: Path) -> None:
+    write_audio(tmp_path / "a.mp3", 5.0, 0.0, RATE)
+    doc = {"identity": "ann", "audios": ["a.mp3"]}
+    [e] = parse_json(json.dumps(doc), "j.json", defaults(tmp_path)).enrollments
+    refused = preflight_enrollment(e, tmp_path, "j.json")
+    assert refused.problems[0].reason.startswith("format mp3 is not accepted by the API")
+    converted = preflight_enrollment(e, tmp_path, "j.json", convert=True)
+    assert converted.ok and converted.derivations[0] is not None
+    assert converted.derivations[0].converted
+
+
+# --- the derived file --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channel", "voice"), [(0, AGENT_VOICE), (1, CUSTOMER_VOICE), (None, AGENT_VOICE)]
+)
+def test_the_derived_flac_holds_that_channel_only(
+    tmp_path: Path, channel: int | None, voice: float
+) -> None:
+    source = call(tmp_path / "c.wav")
+    d = Derivation(
+        source_sha256="0" * 64, source_format="wav", source_channels=2, channel=channel,
+        converted=False,
+    )  # fmt: skip
+    with source.open("rb") as fh:
+        path, sha, size = derive_flac(fh, d, tmp_path / "work")
+    assert path.name == f"{sha}.flac" and path.stat().st_size == size
+    with path.open("rb") as fh:
+        out = probe(fh)
+    assert (out.container, out.channels, out.sample_rate) == ("flac", 1, RATE)
+    assert out.frames == LENGTH * RATE
+    found = analyze(path)
+    assert found.voice_duration == pytest.approx(voice, abs=0.1)
+    assert [p.name for p in (tmp_path / "work").iterdir()] == [path.name]  # no temp file left
+    with source.open("rb") as fh:
+        assert derive_flac(fh, d, tmp_path / "again")[1] == sha  # same input, same bytes
