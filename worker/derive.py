@@ -9,6 +9,10 @@ alias, so it names the bytes actually sent. The same input always encodes to the
 
 Why mono: a voiceprint made from a stereo call mixes the agent's voice into the customer's,
 and the service analyses audio as mono without saying how it mixes (contract §3 "Audios").
+
+Derived files live in the job's work folder (`active/<job>/work/`, removed with the job). Each
+is deleted once its enrollment has ended, so the folder holds the files of the enrollments in
+progress only; a kill mid-conversion leaves a `.tmp` file that the job's next start removes.
 """
 
 from __future__ import annotations
@@ -16,18 +20,27 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 import av
 import numpy as np
+import structlog
 from pydantic import BaseModel, ConfigDict
 
+from worker.audiofile import AudioUnreadable, VerifiedUpload, open_audio
+from worker.crashpoints import crash_point
 from worker.decode import DEFAULT_TIME_LIMIT_S, AudioReader, DecodeError
 from worker.formats import format_label, is_accepted
+from worker.journal import AudioDerived, DerivedInfo
+
+log = structlog.get_logger(__name__)
 
 StereoMode = Literal["channel", "downmix"]
+WORK_DIR_NAME = "work"  # inside the job's folder in active/
 DERIVED_SUFFIX = ".flac"
+_TMP_PREFIX, _TMP_SUFFIX = ".derive-", ".tmp"
 # Encoded output is flushed in pieces of about this many samples per channel.
 _ENCODE_SAMPLES = 1 << 16
 
@@ -126,7 +139,7 @@ def derive_flac(
     `DecodeError` when the source does not decode.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=work_dir, prefix=".derive-", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=work_dir, prefix=_TMP_PREFIX, suffix=_TMP_SUFFIX)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w+b") as out:
@@ -141,6 +154,7 @@ def derive_flac(
                 size += len(chunk)
         sha = digest.hexdigest()
         final = derived_path(work_dir, sha)
+        crash_point("derive.written")
         os.replace(tmp, final)
         dir_fd = os.open(work_dir, os.O_RDONLY)
         try:
@@ -169,6 +183,7 @@ def _encode(source: BinaryIO, channel: int | None, out: BinaryIO, time_limit_s: 
             for block in reader.blocks():
                 pending.append(np.clip(_mono(block, channel), -1.0, 1.0))
                 held += pending[-1].size
+                crash_point("derive.encoding")
                 if held >= _ENCODE_SAMPLES:
                     _write(container, stream, to_s16, np.concatenate(pending), rate)
                     pending, held = [], 0
@@ -184,3 +199,109 @@ def _write(container: Any, stream: Any, to_s16: Any, mono: np.ndarray, rate: int
     for converted in to_s16.resample(frame):
         for packet in stream.encode(converted):
             container.mux(packet)
+
+
+# --- derived uploads of a job ------------------------------------------------------------------
+
+
+@dataclass
+class DerivedUpload:
+    """One derived file of an enrollment: where it comes from and the upload made of it."""
+
+    derivation: Derivation
+    source: Path  # the resolved source file preflight read
+    name: str  # the source as the manifest names it
+    channel: int | None  # as the manifest names it
+    upload: VerifiedUpload  # the derived file in the work folder, its size and sha256
+
+    def info(self) -> DerivedInfo:
+        return DerivedInfo(
+            file=self.name,
+            channel=self.channel,
+            done=self.derivation.describe(),
+            sha256=self.upload.sha256,
+        )
+
+    def record(self, key: str) -> AudioDerived:
+        """The journal's word, written before the first request that uses the alias."""
+        return AudioDerived(
+            key=key,
+            derivation=self.derivation.key,
+            sha256=self.upload.sha256,
+            size=self.upload.size,
+        )
+
+    def ensure(self) -> None:
+        """Make the file exist again if it is gone (blocking): the same input, the same bytes.
+
+        Needed only when a restart trusted the journal's hash and then found the audio not
+        yet uploaded; raises `AudioUnreadable` if the bytes came out different.
+        """
+        if self.upload.path.exists():
+            return
+        _, sha, size = _derive_from(
+            self.source, self.derivation, self.upload.path.parent, self.name
+        )
+        if (sha, size) != (self.upload.sha256, self.upload.size):
+            raise AudioUnreadable(
+                f"derived again, it is not the file the journal names (sha256 {sha[:12]}…, "
+                f"expected {self.upload.sha256[:12]}…): was the source changed?"
+            )
+
+    def discard(self) -> None:
+        """Delete the derived file: its upload is confirmed, or its enrollment ended (blocking)."""
+        crash_point("derive.discard")
+        self.upload.path.unlink(missing_ok=True)
+
+
+def _derive_from(
+    source: Path, derivation: Derivation, work_dir: Path, name: str
+) -> tuple[Path, str, int]:
+    try:
+        with open_audio(source) as fh:
+            path, sha, size = derive_flac(fh, derivation, work_dir)
+    except DecodeError as exc:
+        raise AudioUnreadable(str(exc)) from None
+    log.info("audio_derived", file=name, done=derivation.describe(), sha256=sha, size=size)
+    return path, sha, size
+
+
+def derived_upload(
+    source: Path,
+    name: str,
+    channel: int | None,
+    derivation: Derivation,
+    work_dir: Path,
+    known: tuple[str, int] | None,
+) -> DerivedUpload:
+    """The upload for `derivation` of `source` (blocking): made now, or as the journal knew it.
+
+    `known` is the journal's (sha256, size) for this derivation: then nothing is converted
+    now; the file is made again only if the upload still needs it (`DerivedUpload.ensure`).
+    """
+    if known is not None:
+        sha, size = known
+        path = derived_path(work_dir, sha)
+    else:
+        path, sha, size = _derive_from(source, derivation, work_dir, name)
+    return DerivedUpload(
+        derivation=derivation,
+        source=source,
+        name=name,
+        channel=channel,
+        upload=VerifiedUpload(path=path, size=size, sha256=sha),
+    )
+
+
+def sweep_work_dir(work_dir: Path) -> int:
+    """Remove what a kill mid-conversion left (`.tmp` files); returns how many (blocking)."""
+    removed = 0
+    try:
+        entries = list(os.scandir(work_dir))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(_TMP_PREFIX) and entry.name.endswith(_TMP_SUFFIX):
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed

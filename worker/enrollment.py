@@ -14,12 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import anyio.to_thread
 import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.api.schemas import Audio, Voiceprint
 from worker.audiofile import AudioUnreadable, VerifiedUpload
+from worker.derive import DerivedUpload
 from worker.enrollment_rules import (
     ABSENT,
     Absent,
@@ -93,6 +95,8 @@ class EnrollmentTask:
     create_identity: bool
     files: tuple[VerifiedUpload, ...]  # in manifest order; each re-checks its sha256 on upload
     source: str
+    # The files uploaded as derived copies (a channel, a mix, a conversion; worker.derive).
+    derived: tuple[DerivedUpload, ...] = ()
 
     @property
     def plan(self) -> Plan:
@@ -106,7 +110,13 @@ class EnrollmentTask:
         )
 
     def outcome(self, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
-        return outcome_record(self, outcome, model=self.model, **fields)
+        derived = [d.info() for d in self.derived]
+        return outcome_record(self, outcome, model=self.model, derived=derived, **fields)
+
+    def discard_derived(self) -> None:
+        """Delete this enrollment's derived files: it has ended (blocking)."""
+        for d in self.derived:
+            d.discard()
 
 
 class EnrollmentRef(Protocol):
@@ -185,6 +195,7 @@ class EnrollmentDriver:
         self.calls = 0
         self._last_transient = ""
         self._files = {f.sha256: f for f in task.files}
+        self._derived = {d.upload.sha256: d for d in task.derived}
 
     async def run(self) -> EnrollmentOutcome:
         view = View(
@@ -232,8 +243,14 @@ class EnrollmentDriver:
         except errors.ApiError as exc:
             raise _Failed(action.step, str(exc)) from None
         except AudioUnreadable as exc:  # vanished, swapped or changed since preflight
-            name = self._files[action.sha].path.name if isinstance(action, UploadFile) else "file"
+            name = self._file_name(action.sha) if isinstance(action, UploadFile) else "file"
             raise _Failed(action.step, f"{name}: {exc}") from None
+
+    def _file_name(self, sha: str) -> str:
+        """The file as a person knows it: a derived copy by its source and what was done."""
+        if (derived := self._derived.get(sha)) is not None:
+            return f"{derived.name} ({derived.derivation.describe()})"
+        return self._files[sha].path.name
 
     def _transient(self, step: Step, reason: str) -> Transient:
         self._last_transient = reason
@@ -285,7 +302,9 @@ class EnrollmentDriver:
             case FindAudio(sha=sha):
                 return [SawAudio(sha, await self._find_audio(sha))]
             case CreateAudio(sha=sha):
-                await self.journal.append(AudioIntent(key=t.key, sha256=sha))
+                # A derived file's alias is tied to its source before the server sees it.
+                derived = [d.record(t.key) for d in (self._derived.get(sha),) if d is not None]
+                await self.journal.append(*derived, AudioIntent(key=t.key, sha256=sha))
                 audio = await c.create_audio(
                     t.owner, t.space, alias=audio_alias(sha), identity=t.identity
                 )
@@ -293,11 +312,15 @@ class EnrollmentDriver:
                 await self.journal.append(AudioCreated(key=t.key, sha256=sha, audio=audio.handle))
                 return [SawAudio(sha, _audio_seen(audio))]
             case UploadFile(sha=sha, handle=handle):
+                if (derived := self._derived.get(sha)) is not None:
+                    await anyio.to_thread.run_sync(derived.ensure)  # made again after a restart
                 try:
                     audio = await c.upload_audio_file(t.owner, t.space, handle, self._files[sha])
                 except errors.Conflict:
                     audio = await c.get_audio(t.owner, t.space, handle)  # it has its file already
                 await self.journal.append(AudioUploaded(key=t.key, sha256=sha, audio=handle))
+                if derived is not None:
+                    await anyio.to_thread.run_sync(derived.discard)  # confirmed: not needed again
                 return [SawAudio(sha, _audio_seen(audio))]
             case CreateVoiceprint():
                 try:
@@ -327,7 +350,7 @@ class EnrollmentDriver:
                     self.last_voiceprint = vp
                     return [Added(sha, handle), SawVoiceprint(seen(vp))]
                 except errors.Unprocessable as exc:
-                    name = self._files[sha].path.name
+                    name = self._file_name(sha)
                     raise _Failed(Step.ADD_AUDIO, f"{name}: {exc.message}", 422) from None
                 self.last_voiceprint = vp
                 return [Added(sha, handle, seen(vp))]

@@ -33,6 +33,7 @@ from worker.api.client import ApiClient
 from worker.api.governor import REQUEST_METER
 from worker.api.schemas import UsageRecord
 from worker.crashpoints import crash_point
+from worker.derive import WORK_DIR_NAME
 from worker.enrollment import EnrollmentDriver
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_write_json
@@ -178,6 +179,8 @@ async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: Sta
         result.report = ctx.queue.paths.report_paths(job.job_id).report
         await _finish(job, ctx, result, phase)
         return
+    work_dir = job.dir / WORK_DIR_NAME  # derived uploads; removed with the job's folder
+    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, state.derived)
     plan = loaded.planned(skip=state.done_keys)
     head, runnable = await anyio.to_thread.run_sync(plan.head)
     if not runnable and not state.done_keys:
@@ -289,6 +292,8 @@ async def _runner(
             async with ctx.slots:
                 outcome = await _enroll(planned, ctx, journal, state)
             await journal.append(outcome)
+            if planned.task is not None and planned.task.derived:
+                await anyio.to_thread.run_sync(planned.task.discard_derived)
             progress.counts[outcome.outcome] += 1
             if ctx.observer is not None:
                 ctx.observer.enrollment_finished(outcome.outcome)

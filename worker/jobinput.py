@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from worker.audiofile import VerifiedUpload
+from worker.audio import MAX_UPLOAD_BYTES, too_large_reason
+from worker.audiofile import AudioUnreadable, VerifiedUpload
+from worker.derive import DerivedUpload, derived_upload, sweep_work_dir
 from worker.enrollment import EnrollmentTask, outcome_record
 from worker.enrollment_rules import Outcome, Step
 from worker.fsutil import atomic_writer
@@ -37,7 +39,7 @@ from worker.manifest import (
 )
 from worker.report import NOT_OK, RETRYABLE, failure_csv_rows, write_failures_csv
 from worker.text import encode_text
-from worker.validate import preflight_enrollment
+from worker.validate import EnrollmentPreflight, audio_problem, preflight_enrollment
 
 
 @dataclass(slots=True)
@@ -104,6 +106,17 @@ class JobInput:
 
     manifest: ManifestStream
     audio_root: Path
+    # Where derived uploads (a channel, a mix, a conversion) are written; None: nowhere, so
+    # an enrollment that needs one cannot run (see `use_work_dir`).
+    work_dir: Path | None = None
+    # The journal's derived files: derivation key → (sha256, size) (worker.derive).
+    derived_known: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+
+    def use_work_dir(self, work_dir: Path, known: Mapping[str, tuple[str, int]]) -> None:
+        """Derive into `work_dir`, trusting `known` (blocking: sweeps a killed run's leftovers)."""
+        sweep_work_dir(work_dir)
+        self.work_dir = work_dir
+        self.derived_known = known
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -122,9 +135,22 @@ class JobInput:
         enrollment = planned.enrollment
         if enrollment is None:
             return planned
-        result = preflight_enrollment(enrollment, self.audio_root, self.manifest.file)
+        defaults = self.manifest.defaults
+        result = preflight_enrollment(
+            enrollment,
+            self.audio_root,
+            self.manifest.file,
+            stereo=defaults.stereo,
+            convert=defaults.convert,
+        )
         if not result.ok:
             planned.problems = list(result.problems)
+            return planned
+        files, derived, problems = self._uploads(result)
+        if problems:
+            for d in derived:
+                d.discard()
+            planned.problems = problems
             return planned
         planned.task = EnrollmentTask(
             key=enrollment.key,
@@ -136,14 +162,54 @@ class JobInput:
             min_audios=enrollment.min_audios,
             alias=enrollment.alias,
             create_identity=enrollment.create_identity,
-            # The resolved path preflight opened and hashed: the upload opens that, no symlink.
-            files=tuple(
-                VerifiedUpload(path=f.path, size=f.size, sha256=f.sha256) for f in result.facts
-            ),
+            files=files,
+            derived=tuple(derived),
             source=enrollment.source,
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned
+
+    def _uploads(
+        self, result: EnrollmentPreflight
+    ) -> tuple[tuple[VerifiedUpload, ...], list[DerivedUpload], list[Problem]]:
+        """What each audio uploads: the file itself, or its derived copy, made now (blocking).
+
+        A derivation that fails is a problem of that audio (`result`'s enrollment keeps it).
+        """
+        enrollment = result.enrollment
+        problems: list[Problem] = []
+        files: list[VerifiedUpload] = []
+        derived: list[DerivedUpload] = []
+        for i, (facts, derivation) in enumerate(zip(result.facts, result.derivations, strict=True)):
+            if derivation is None:
+                # The resolved path preflight opened and hashed: the upload opens that.
+                files.append(VerifiedUpload(path=facts.path, size=facts.size, sha256=facts.sha256))
+                continue
+            reason: str | None = None
+            if self.work_dir is None:
+                reason = f"needs {derivation.describe()}, which only a running job does"
+            else:
+                try:
+                    d = derived_upload(
+                        facts.path,
+                        enrollment.audio_names[i],
+                        enrollment.channels[i],
+                        derivation,
+                        self.work_dir,
+                        self.derived_known.get(derivation.key),
+                    )
+                except AudioUnreadable as exc:
+                    reason = f"cannot be made {derivation.describe()}: {exc}"
+                else:
+                    derived.append(d)
+                    files.append(d.upload)
+                    if d.upload.size > MAX_UPLOAD_BYTES:
+                        reason = f"{derivation.describe()}: " + too_large_reason(
+                            d.upload.size, MAX_UPLOAD_BYTES
+                        )
+            if reason is not None:
+                problems.append(audio_problem(enrollment, i, self.manifest.file, reason))
+        return tuple(files), derived, problems
 
     def write_outputs(
         self,

@@ -69,6 +69,20 @@ class AudioUploaded(_Record):
     audio: str
 
 
+class AudioDerived(_Record):
+    """A derived file (one channel, a mix, a conversion) is about to be uploaded as `sha256`.
+
+    Ties (source sha256, channel, conversion), the `derivation` key, to the bytes' hash, so
+    that a restart finds the earlier upload by its alias instead of converting again.
+    """
+
+    kind: Literal["audio_derived"] = "audio_derived"
+    key: str
+    derivation: str  # worker.derive.Derivation.key
+    sha256: str
+    size: int
+
+
 class ComputeIntent(_Record):
     """About to spend a credit: the billed event of the API."""
 
@@ -80,6 +94,16 @@ class Computed(_Record):
     kind: Literal["computed"] = "computed"
     key: str
     voiceprint_id: str | None = None
+
+
+class DerivedInfo(BaseModel):
+    """A file uploaded as a derived copy: which source, which channel, what was done."""
+
+    model_config = ConfigDict(frozen=True)
+    file: SafeStr  # the source, as the manifest names it
+    channel: int | None  # as the manifest names it
+    done: str  # "channel 1 of 2 as mono FLAC", "converted from mp3, as mono FLAC"
+    sha256: str  # of the uploaded bytes: the audio's alias is sha256:<this>
 
 
 class ErrorInfo(BaseModel):
@@ -108,6 +132,7 @@ class EnrollmentOutcome(_Record):
     total_voice_s: float | None = None
     attempts: int = 1
     error: ErrorInfo | None = None
+    derived: list[DerivedInfo] = Field(default_factory=list)  # files not uploaded as they are
 
 
 class JobFinished(_Record):
@@ -119,6 +144,7 @@ JournalRecord = Annotated[
     | AudioIntent
     | AudioCreated
     | AudioUploaded
+    | AudioDerived
     | ComputeIntent
     | Computed
     | EnrollmentOutcome
@@ -222,6 +248,8 @@ class JournalState(BaseModel):
     finished: bool = False
     done_keys: set[str] = Field(default_factory=set)
     memory: dict[str, EnrollmentMemory] = Field(default_factory=dict)
+    # Derivation key → (sha256, size) of the derived file recorded for it (AudioDerived).
+    derived: dict[str, tuple[str, int]] = Field(default_factory=dict)
 
     def of(self, key: str) -> EnrollmentMemory:
         return self.memory.get(key) or EnrollmentMemory()
@@ -248,6 +276,8 @@ def load_state(path: Path) -> JournalState:
                 mem = state.memory.setdefault(key, EnrollmentMemory())
                 mem.audios[sha] = audio
                 mem.uploaded.add(sha)
+            case AudioDerived(derivation=derivation, sha256=sha, size=size):
+                state.derived[derivation] = (sha, size)
             case Computed(key=key):
                 state.memory.setdefault(key, EnrollmentMemory()).computed = True
             case ComputeIntent(key=key):

@@ -66,6 +66,14 @@ def _inspect(path: Path, audio_root: Path, cache: AudioCache | None) -> AudioFac
     return result
 
 
+def audio_problem(enrollment: Enrollment, i: int, file: str, reason: str) -> Problem:
+    """A problem with the `i`-th audio of `enrollment`, located where the manifest names it."""
+    field = enrollment.audio_fields[i] if enrollment.audio_fields else f"audios[{i}]"
+    place = enrollment.audio_places[i] if enrollment.audio_places else enrollment.source
+    name = show(enrollment.audio_names[i])
+    return Problem(file=file, place=place, field=field, value=name, reason=reason)
+
+
 def preflight_enrollment(
     enrollment: Enrollment,
     audio_root: Path,
@@ -86,13 +94,9 @@ def preflight_enrollment(
     first_by_sha: dict[str, str] = {}
     channels = enrollment.channels
     for i, (path, name) in enumerate(zip(enrollment.audios, enrollment.audio_names, strict=True)):
-        field = enrollment.audio_fields[i] if enrollment.audio_fields else f"audios[{i}]"
-        place = enrollment.audio_places[i] if enrollment.audio_places else enrollment.source
 
-        def problem(reason: str, field: str = field, place: str = place, name: str = name) -> None:
-            problems.append(
-                Problem(file=file, place=place, field=field, value=show(name), reason=reason)
-            )
+        def problem(reason: str, i: int = i) -> None:
+            problems.append(audio_problem(enrollment, i, file, reason))
 
         found = _inspect(path, audio_root, cache)
         if isinstance(found, str):
