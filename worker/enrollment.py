@@ -11,52 +11,63 @@ is sent, and a created audio's handle is on disk before the step that depends on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import contextlib
+import time
+from collections.abc import Callable
 
-import anyio.to_thread
+import anyio
 import structlog
 
+from worker import collisions
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.api.schemas import Audio, Voiceprint
-from worker.audiofile import AudioUnreadable, VerifiedUpload
-from worker.derive import DerivedUpload
-from worker.enrollment_rules import (
-    ABSENT,
-    Absent,
+from worker.audiofile import AudioUnreadable
+from worker.enrollment_actions import (
     Action,
     AddAudio,
-    Added,
-    AudioOutcomeUnknown,
-    AudioSeen,
+    AwaitAudio,
+    AwaitCompute,
     Compute,
-    Computed,
     CreateAudio,
     CreateVoiceprint,
-    CreditsExhausted,
     Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
-    IdentityReady,
     ListVoiceprintAudios,
+    UploadFile,
+    Validate,
+    action_key,
+)
+from worker.enrollment_observe import (
+    Added,
+    AudioOutcomeUnknown,
+    ComputeAccepted,
+    Computed,
+    CreditsExhausted,
+    IdentityReady,
     Observation,
-    Outcome,
-    Plan,
+    Polled,
     SawAudio,
     SawVoiceprint,
     SawVoiceprintAudios,
-    Step,
     Transient,
-    UploadFile,
-    Validate,
     Validated,
+    advance,
+    exhausted_attempts,
+)
+from worker.enrollment_reads import Reads, audio_seen, seen
+from worker.enrollment_rules import decide
+from worker.enrollment_task import EnrollmentTask, audio_alias, outcome_record
+from worker.enrollment_view import (
+    ABSENT,
+    Absent,
+    AudioSeen,
+    Limits,
+    Outcome,
+    Step,
     View,
     VoiceprintSeen,
-    decide,
-    exhausted_attempts,
-    observe,
 )
 from worker.journal import (
     AudioCreated,
@@ -69,85 +80,11 @@ from worker.journal import (
     Journal,
 )
 from worker.journal import Computed as ComputedRecord
+from worker.locks import PROCESS_AUDIO_LOCKS, AudioLocks
+
+__all__ = ["EnrollmentDriver", "EnrollmentTask", "FatalApiError", "audio_alias", "outcome_record"]
 
 log = structlog.get_logger(__name__)
-
-ALIAS_PREFIX = "sha256:"
-
-
-def audio_alias(sha256: str) -> str:
-    """The alias that lets a re-run (or a reconcile) find the audio made from one file."""
-    return ALIAS_PREFIX + sha256
-
-
-@dataclass(frozen=True)
-class EnrollmentTask:
-    """One enrollment, preflighted: everything the driver needs, nothing it must look up."""
-
-    key: str  # owner/space/identity/voiceprint: unique within a job, the journal's key
-    owner: str
-    space: str
-    identity: str
-    voiceprint: str
-    model: str
-    min_audios: int
-    alias: str | None
-    create_identity: bool
-    files: tuple[VerifiedUpload, ...]  # in manifest order; each re-checks its sha256 on upload
-    source: str
-    # The files uploaded as derived copies (a channel, a mix, a conversion; worker.derive).
-    derived: tuple[DerivedUpload, ...] = ()
-
-    @property
-    def plan(self) -> Plan:
-        return Plan(
-            identity=self.identity,
-            voiceprint=self.voiceprint,
-            model=self.model,
-            min_audios=self.min_audios,
-            create_identity=self.create_identity,
-            shas=tuple(f.sha256 for f in self.files),
-        )
-
-    def outcome(self, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
-        derived = [d.info() for d in self.derived]
-        return outcome_record(self, outcome, model=self.model, derived=derived, **fields)
-
-    def discard_derived(self) -> None:
-        """Delete this enrollment's derived files: it has ended (blocking)."""
-        for d in self.derived:
-            d.discard()
-
-
-class EnrollmentRef(Protocol):
-    """What names an enrollment in a report row, runnable or not."""
-
-    @property
-    def key(self) -> str: ...
-    @property
-    def identity(self) -> str: ...
-    @property
-    def voiceprint(self) -> str: ...
-    @property
-    def owner(self) -> str: ...
-    @property
-    def space(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-
-
-def outcome_record(ref: EnrollmentRef, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
-    """The journal's (and report's) row for one enrollment's outcome."""
-    return EnrollmentOutcome(
-        key=ref.key,
-        identity=ref.identity,
-        voiceprint=ref.voiceprint,
-        owner=ref.owner,
-        space=ref.space,
-        source=ref.source,
-        outcome=outcome.value,
-        **fields,  # type: ignore[arg-type]
-    )
 
 
 class FatalApiError(Exception):
@@ -162,23 +99,15 @@ class _Failed(Exception):
         self.step, self.reason, self.status = step, reason, status
 
 
-def seen(vp: Voiceprint) -> VoiceprintSeen:
-    return VoiceprintSeen(
-        state=vp.state.value,  # type: ignore[arg-type]
-        model=vp.model,
-        audio_count=vp.audios,
-        total_voice_s=vp.total_voice_duration,
-        id=vp.id,
-        min_audios=vp.min_audios,
-    )
-
-
-def _audio_seen(audio: Audio) -> AudioSeen:
-    return AudioSeen(audio.handle, audio.state.value)  # type: ignore[arg-type]
+AUDIO_ACTIONS = (FindAudio, CreateAudio, UploadFile)  # done under the file's AudioLocks lock
 
 
 class EnrollmentDriver:
-    """Runs one enrollment to an outcome against the API, journaling as it goes."""
+    """Runs one enrollment to an outcome against the API, journaling as it goes.
+
+    `limits` bound it (stalls, processing timeout); `audio_locks` is the process's lock per
+    file, so that voiceprints sharing a file get one audio; `clock` is monotonic seconds.
+    """
 
     def __init__(
         self,
@@ -186,39 +115,71 @@ class EnrollmentDriver:
         client: ApiClient,
         journal: Journal,
         memory: EnrollmentMemory | None = None,
+        *,
+        limits: Limits | None = None,
+        audio_locks: AudioLocks = PROCESS_AUDIO_LOCKS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.task = task
         self.client = client
         self.journal = journal
         self.memory = memory or EnrollmentMemory()
-        self.last_voiceprint: Voiceprint | None = None
+        self.limits = limits or Limits()
+        self.audio_locks = audio_locks
+        self.clock = clock
+        self.reads = Reads(task, client)
         self.calls = 0
         self._last_transient = ""
         self._files = {f.sha256: f for f in task.files}
         self._derived = {d.upload.sha256: d for d in task.derived}
+        self._guarded: str | None = None  # the sha256 whose AudioLocks lock we hold
+        self._guard = contextlib.AsyncExitStack()
+        self._compute_sent = self.memory.compute_sent  # a compute of ours may have taken effect
+        self._compute_recorded = self.memory.computed
 
     async def run(self) -> EnrollmentOutcome:
         view = View(
-            plan=self.task.plan, computed_here=self.memory.computed or self.memory.compute_sent
+            plan=self.task.plan,
+            limits=self.limits,
+            computed_here=self.memory.computed or self.memory.compute_sent,
         )
-        while True:
-            if (tried := exhausted_attempts(view)) is not None:
-                step = tried.split(":", 1)[0]
-                done = Done(
-                    Outcome.FAILED, Step(step), f"gave up after retries: {self._last_transient}"
-                )
-                break
-            action = decide(view)
-            if isinstance(action, Done):
-                done = action
-                break
-            try:
-                for obs in await self._perform(action):
-                    view = observe(view, obs)
-            except _Failed as failed:
-                done = Done(Outcome.FAILED, failed.step, failed.reason, failed.status)
-                break
+        try:
+            while True:
+                if (tried := exhausted_attempts(view)) is not None:
+                    step = tried.split(":", 1)[0]
+                    reason = f"gave up after retries: {self._last_transient}"
+                    done = Done(Outcome.FAILED, Step(step), reason)
+                    break
+                action = decide(view)
+                if isinstance(action, Done):
+                    done = action
+                    break
+                await self._hold_audio_lock(action)
+                try:
+                    observations = await self._perform(action)
+                except _Failed as failed:
+                    done = Done(Outcome.FAILED, failed.step, failed.reason, failed.status)
+                    break
+                view = advance(view, action_key(action), observations)
+        finally:
+            await self._guard.aclose()
         return self._outcome(done, view)
+
+    async def _hold_audio_lock(self, action: Action) -> None:
+        """Hold the file's lock across find → create → upload of one audio; nothing else."""
+        sha = action.sha if isinstance(action, AUDIO_ACTIONS) else None
+        if sha == self._guarded:
+            return
+        await self._guard.aclose()
+        self._guard = contextlib.AsyncExitStack()
+        self._guarded = None
+        if sha is not None:
+            await self._guard.enter_async_context(self.audio_locks.hold(self._audio_key(sha)))
+            self._guarded = sha
+
+    def _audio_key(self, sha: str) -> str:
+        t = self.task  # the API too: a process (a test run) may talk to more than one
+        return f"{self.client.base_url} {t.owner}/{t.space}/{t.identity}/{sha}"
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -227,8 +188,7 @@ class EnrollmentDriver:
         try:
             return await self._dispatch(action)
         except errors.CreditsExhausted as exc:
-            reason = f"credits exhausted: {exc.message}"
-            return [CreditsExhausted(action.step, reason)]
+            return [CreditsExhausted(action.step, f"credits exhausted: {exc.message}")]
         except errors.Unauthorized as exc:
             raise FatalApiError(str(exc)) from None
         except (errors.ServerError, errors.RateLimited, errors.NotSent) as exc:
@@ -261,47 +221,24 @@ class EnrollmentDriver:
         t = self.task
         c = self.client
         match action:
-            case GetVoiceprint() | Validate():
-                try:
-                    vp = await c.get_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
-                except errors.NotFound:
-                    return [SawVoiceprint(ABSENT)]
-                self.last_voiceprint = vp
-                return [
-                    Validated(seen(vp)) if isinstance(action, Validate) else SawVoiceprint(seen(vp))
-                ]
+            case GetVoiceprint():
+                return [SawVoiceprint(await self.reads.voiceprint())]
+            case Validate():
+                vp = await self.reads.voiceprint()
+                return [Validated(vp) if vp != ABSENT else SawVoiceprint(ABSENT)]
             case ListVoiceprintAudios():
-                handles: set[str] = set()
-                shas: set[str] = set()
-                async for audio in c.list_voiceprint_audios(
-                    t.owner, t.space, t.identity, t.voiceprint
-                ):
-                    handles.add(audio.handle)
-                    if audio.alias and audio.alias.startswith(ALIAS_PREFIX):
-                        shas.add(audio.alias.removeprefix(ALIAS_PREFIX))
-                    else:
-                        shas.add(f"?{audio.handle}")  # not one of ours: never equals a plan
-                return [SawVoiceprintAudios(frozenset(handles), frozenset(shas))]
+                return [SawVoiceprintAudios(await self.reads.held())]
             case EnsureIdentity(create=create):
-                if create:
-                    try:
-                        await c.create_identity(t.owner, t.space, t.identity, alias=t.alias)
-                    except errors.Conflict:
-                        return [IdentityReady()]  # it exists (maybe from our own earlier try)
-                    return [IdentityReady(fresh=True)]
-                else:
-                    try:
-                        await c.get_identity(t.owner, t.space, t.identity)
-                    except errors.NotFound:
-                        raise _Failed(
-                            Step.IDENTITY,
-                            f"identity {t.identity!r} does not exist and createIdentity is false",
-                            404,
-                        ) from None
-                return [IdentityReady()]
+                return [await self._ensure_identity(create)]
             case FindAudio(sha=sha):
+                known = self.audio_locks.known(self._audio_key(sha))
+                if known is not None:  # another enrollment of this process made it
+                    return [await self._adopt(sha, known)]
                 return [SawAudio(sha, await self._find_audio(sha))]
             case CreateAudio(sha=sha):
+                known = self.audio_locks.known(self._audio_key(sha))
+                if known is not None:  # shared file: made (under this lock) by another
+                    return [await self._adopt(sha, known)]
                 # A derived file's alias is tied to its source before the server sees it.
                 derived = [d.record(t.key) for d in (self._derived.get(sha),) if d is not None]
                 await self.journal.append(*derived, AudioIntent(key=t.key, sha256=sha))
@@ -310,18 +247,16 @@ class EnrollmentDriver:
                 )
                 self.memory.audios[sha] = audio.handle
                 await self.journal.append(AudioCreated(key=t.key, sha256=sha, audio=audio.handle))
-                return [SawAudio(sha, _audio_seen(audio))]
+                return [self._learn(sha, audio_seen(audio))]
             case UploadFile(sha=sha, handle=handle):
-                if (derived := self._derived.get(sha)) is not None:
-                    await anyio.to_thread.run_sync(derived.ensure)  # made again after a restart
-                try:
-                    audio = await c.upload_audio_file(t.owner, t.space, handle, self._files[sha])
-                except errors.Conflict:
-                    audio = await c.get_audio(t.owner, t.space, handle)  # it has its file already
-                await self.journal.append(AudioUploaded(key=t.key, sha256=sha, audio=handle))
-                if derived is not None:
-                    await anyio.to_thread.run_sync(derived.discard)  # confirmed: not needed again
-                return [SawAudio(sha, _audio_seen(audio))]
+                return await self._upload(sha, handle)
+            case AwaitAudio(sha=sha, handle=handle, delay=delay):
+                await anyio.sleep(delay)
+                audio = await self.reads.audio(handle)
+                polled = Polled(f"audio:{sha}", self.clock())
+                if audio == ABSENT:
+                    return [SawAudio(sha, ABSENT), polled]
+                return [self._learn(sha, audio), polled]
             case CreateVoiceprint():
                 try:
                     vp = await c.create_voiceprint(
@@ -333,47 +268,145 @@ class EnrollmentDriver:
                         handle=t.voiceprint,
                         alias=t.alias,
                     )
-                    self.last_voiceprint = vp
-                    return [SawVoiceprint(seen(vp)), SawVoiceprintAudios(frozenset(), frozenset())]
                 except errors.Conflict:
-                    vp = await c.get_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
-                    self.last_voiceprint = vp
-                    return [SawVoiceprint(seen(vp))]
-            case AddAudio(sha=sha, handle=handle):
-                try:
-                    vp = await c.add_audio_to_voiceprint(
-                        t.owner, t.space, t.identity, t.voiceprint, handle
+                    return self._explain(
+                        Step.CREATE_VOICEPRINT,
+                        collisions.after_create_voiceprint(await self.reads.voiceprint()),
                     )
-                except errors.Conflict:
-                    # Already added, or the voiceprint was computed meanwhile: read the truth.
-                    vp = await c.get_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
-                    self.last_voiceprint = vp
-                    return [Added(sha, handle), SawVoiceprint(seen(vp))]
-                except errors.Unprocessable as exc:
-                    name = self._file_name(sha)
-                    raise _Failed(Step.ADD_AUDIO, f"{name}: {exc.message}", 422) from None
-                self.last_voiceprint = vp
-                return [Added(sha, handle, seen(vp))]
+                self.reads.last_voiceprint = vp
+                return [SawVoiceprint(seen(vp)), SawVoiceprintAudios(())]
+            case AddAudio(sha=sha, handle=handle):
+                return await self._add_audio(sha, handle)
             case Compute():
-                await self.journal.append(ComputeIntent(key=t.key))
-                try:
-                    vp = await c.compute_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
-                except errors.Conflict:
-                    vp = await c.get_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
-                    self.last_voiceprint = vp
-                    return [SawVoiceprint(seen(vp), computed_here=vp.state.value == "computed")]
-                self.last_voiceprint = vp
-                await self.journal.append(ComputedRecord(key=t.key, voiceprint_id=vp.id))
-                return [Computed(seen(vp))]
+                return await self._compute()
+            case AwaitCompute(delay=delay):
+                await anyio.sleep(delay)
+                vp = await self.reads.voiceprint()
+                polled = Polled("compute", self.clock())
+                return [Validated(vp) if vp != ABSENT else SawVoiceprint(ABSENT), polled]
         raise AssertionError(f"no driver for {action!r}")  # pragma: no cover
+
+    async def _upload(self, sha: str, handle: str) -> list[Observation]:
+        t = self.task
+        if (derived := self._derived.get(sha)) is not None:
+            await anyio.to_thread.run_sync(derived.ensure)  # made again after a restart
+        try:
+            audio = await self.client.upload_audio_file(t.owner, t.space, handle, self._files[sha])
+        except errors.Conflict:
+            read = await self.reads.audio(handle)
+            observations = self._explain(Step.UPLOAD, collisions.after_upload(sha, read))
+            if isinstance(read, AudioSeen):  # it exists and refused a file: it has one
+                await self._uploaded(sha, handle)
+                for obs in observations:
+                    if isinstance(obs, SawAudio) and isinstance(obs.audio, AudioSeen):
+                        self._learn(sha, obs.audio)
+            return observations
+        await self._uploaded(sha, handle)
+        return [self._learn(sha, audio_seen(audio, received=True))]
+
+    async def _uploaded(self, sha: str, handle: str) -> None:
+        await self.journal.append(AudioUploaded(key=self.task.key, sha256=sha, audio=handle))
+        if (derived := self._derived.get(sha)) is not None:
+            await anyio.to_thread.run_sync(derived.discard)  # confirmed: not needed again
+
+    async def _ensure_identity(self, create: bool) -> Observation:
+        t = self.task
+        if create:
+            try:
+                await self.client.create_identity(t.owner, t.space, t.identity, alias=t.alias)
+            except errors.Conflict:
+                return IdentityReady()  # a duplicate handle: the only 409 of this create
+            return IdentityReady(fresh=True)
+        try:
+            await self.client.get_identity(t.owner, t.space, t.identity)
+        except errors.NotFound:
+            raise _Failed(
+                Step.IDENTITY,
+                f"identity {t.identity!r} does not exist and createIdentity is false",
+                404,
+            ) from None
+        return IdentityReady()
+
+    async def _add_audio(self, sha: str, handle: str) -> list[Observation]:
+        t = self.task
+        try:
+            vp = await self.client.add_audio_to_voiceprint(
+                t.owner, t.space, t.identity, t.voiceprint, handle
+            )
+        except errors.Conflict:
+            # Already added? Computed meanwhile? Not available yet? Another identity's? Read.
+            held = await self.reads.held()
+            voiceprint = await self.reads.voiceprint()
+            audio = None
+            unexplained = isinstance(voiceprint, VoiceprintSeen) and voiceprint.state != "computed"
+            if sha not in held and unexplained:
+                audio = await self.reads.audio(handle)
+            return self._explain(
+                Step.ADD_AUDIO, collisions.after_add(sha, t.identity, held, voiceprint, audio)
+            )
+        except errors.Unprocessable as exc:
+            name = self._file_name(sha)
+            raise _Failed(Step.ADD_AUDIO, f"{name}: {exc.message}", 422) from None
+        self.reads.last_voiceprint = vp
+        return [Added(sha, handle, seen(vp))]
+
+    async def _compute(self) -> list[Observation]:
+        t = self.task
+        await self.journal.append(ComputeIntent(key=t.key))
+        sent_before = self._compute_sent
+        self._compute_sent = True
+        try:
+            vp = await self.client.compute_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
+        except errors.Conflict as exc:
+            ours = exc.after_unknown_outcome or sent_before
+            name, observations = collisions.after_compute(await self.reads.voiceprint(), ours=ours)
+            if any(isinstance(o, ComputeAccepted) and o.ours for o in observations):
+                await self._record_compute()
+            return self._explain(Step.COMPUTE, (name, observations))
+        self.reads.last_voiceprint = vp
+        await self._record_compute()
+        if vp.state.value == "computed":
+            return [Computed(seen(vp))]
+        # Asynchronous: accepted (and billed), still processing; read until it is computed.
+        return [ComputeAccepted(ours=True), SawVoiceprint(seen(vp))]
+
+    async def _record_compute(self) -> None:
+        """Journal a compute of ours that took effect once: the job's credits count them."""
+        if not self._compute_recorded:
+            vp_id = (
+                self.reads.last_voiceprint.id if self.reads.last_voiceprint is not None else None
+            )
+            await self.journal.append(ComputedRecord(key=self.task.key, voiceprint_id=vp_id))
+            self._compute_recorded = True
+
+    def _explain(self, step: Step, explained: collisions.Explained) -> list[Observation]:
+        name, observations = explained
+        log.info("enrollment_conflict", step=step.value, collision=name)
+        return observations
+
+    def _learn(self, sha: str, audio: AudioSeen) -> SawAudio:
+        """Tell the process what this file's audio is now, and the rules too."""
+        self.audio_locks.learn(self._audio_key(sha), audio)
+        return SawAudio(sha, audio)
+
+    async def _adopt(self, sha: str, known: AudioSeen) -> SawAudio:
+        """Use the audio another enrollment of this process made from the same file."""
+        if self.memory.audios.get(sha) != known.handle:
+            self.memory.audios[sha] = known.handle
+            await self.journal.append(
+                AudioCreated(key=self.task.key, sha256=sha, audio=known.handle)
+            )
+        return SawAudio(sha, known)
 
     async def _find_audio(self, sha: str) -> AudioSeen | Absent:
         """The audio already made from this file: by the journal's handle, else by alias."""
         t = self.task
         known = self.memory.audios.get(sha)
+        received = sha in self.memory.uploaded
         if known is not None:
             try:
-                return _audio_seen(await self.client.get_audio(t.owner, t.space, known))
+                audio = await self.client.get_audio(t.owner, t.space, known)
+                return self._learn(sha, audio_seen(audio, received)).audio
             except errors.NotFound:
                 pass
         found = await self.client.find_audios_by_alias(t.owner, t.space, audio_alias(sha))
@@ -381,14 +414,14 @@ class EnrollmentDriver:
         if not ours:
             return ABSENT
         # Prefer one that already has its file; then the oldest (the first one created).
-        ours.sort(key=lambda a: (a.state.value != "available", a.state.value == "notAvailable"))
+        ours.sort(key=lambda a: (a.state.value != "available", a.uploaded_at is None))
         self.memory.audios[sha] = ours[0].handle
-        return _audio_seen(ours[0])
+        return self._learn(sha, audio_seen(ours[0])).audio
 
     # --- the result ------------------------------------------------------------------------
 
     def _outcome(self, done: Done, view: View) -> EnrollmentOutcome:
-        vp = self.last_voiceprint
+        vp = self.reads.last_voiceprint
         error = (
             ErrorInfo(step=done.step.value, status=done.status, reason=done.reason)
             if done.outcome is not Outcome.ENROLLED

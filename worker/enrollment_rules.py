@@ -1,10 +1,10 @@
 """The enrollment state machine, as pure transitions (design.md §4).
 
 Owns: what to do next for one enrollment, given what is known about it. `decide(view)` returns
-the next action; `observe(view, observation)` folds the result of that action back into the
-view. Nothing here performs I/O or knows about HTTP: the async driver in `enrollment.py` does the
+the next action; `enrollment_observe.advance` folds the action's results back into the view.
+Nothing here performs I/O or knows about HTTP: the async driver in `enrollment.py` does the
 calls and turns their results (or errors) into observations. That split keeps every branch of
-the upsert testable with plain values.
+the upsert testable with plain values. The values themselves are in `enrollment_view.py`.
 
 Invariants the rules guarantee:
 - a voiceprint computed earlier is never touched: same model and same audios → `unchanged`,
@@ -12,195 +12,137 @@ Invariants the rules guarantee:
 - nothing is uploaded before the voiceprint was read (an unchanged enrollment costs no upload);
 - an audio whose create had an unknown outcome is looked up again (by its sha256 alias) before
   any new create;
-- compute only once every listed audio has been added and the server says `computable`.
+- membership is by content: the voiceprint holding an audio with our sha256 *is* that file
+  added, whatever its handle; it never gets a second copy;
+- compute only right after a listing shows the voiceprint holds exactly the manifest's files
+  (no more, no fewer, no repeats) and the server says `computable`;
+- what the server is still processing (a file, a compute) is waited for by reading it, paced,
+  within `Limits.processing_timeout`;
+- every enrollment ends: actions that make no progress are capped (`Limits.max_stalls`), and the
+  failure names the loop.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Literal
+from collections import Counter
 
-VOICE_NEEDED_S = 4.5
-CREDITS_REASON = "credits exhausted: compute paused"
-MAX_ATTEMPTS_PER_STEP = 4
-
-
-class Outcome(StrEnum):
-    ENROLLED = "enrolled"  # computed by this run and validated
-    UNCHANGED = "unchanged"  # already computed earlier with the same model and audios
-    FAILED = "failed"  # a step failed permanently; the report says which and why
-    CONFLICT = "conflict"  # a computed voiceprint differs from the manifest; left as it is
-    SKIPPED = "skipped"  # never finished for a reason outside the enrollment (shutdown, credits)
-
-
-class Step(StrEnum):
-    PREFLIGHT = "preflight"
-    VOICEPRINT = "voiceprint"
-    IDENTITY = "identity"
-    AUDIO = "audio"
-    UPLOAD = "upload"
-    CREATE_VOICEPRINT = "create_voiceprint"
-    ADD_AUDIO = "add_audio"
-    COMPUTE = "compute"
-    VALIDATE = "validate"
-
-
-# --- what is known ---------------------------------------------------------------------------
-
-Unknown = Literal["unknown"]
-Absent = Literal["absent"]
-UNKNOWN: Unknown = "unknown"
-ABSENT: Absent = "absent"
-
-AudioState = Literal["avaitingFile", "available", "notAvailable"]
-
-
-@dataclass(frozen=True)
-class AudioSeen:
-    """An audio on the server that holds (or will hold) one of our files."""
-
-    handle: str
-    state: AudioState
-
-
-@dataclass(frozen=True)
-class VoiceprintSeen:
-    """The voiceprint as the server last described it."""
-
-    state: Literal["notComputable", "computable", "computed"]
-    model: str
-    audio_count: int
-    total_voice_s: float | None = None
-    id: str | None = None
-    min_audios: int | None = None
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The enrollment as the manifest asks for it (after preflight)."""
-
-    identity: str
-    voiceprint: str
-    model: str
-    min_audios: int
-    create_identity: bool
-    shas: tuple[str, ...]  # one per audio file, in manifest order, all distinct
-
-
-@dataclass(frozen=True)
-class View:
-    plan: Plan
-    voiceprint: VoiceprintSeen | Unknown | Absent = UNKNOWN
-    identity_ready: bool = False
-    audios: dict[str, AudioSeen | Unknown | Absent] = field(default_factory=dict)
-    added: frozenset[str] = frozenset()  # audio handles known to be in the voiceprint
-    added_known: bool = False  # whether `added` was read from the server (or built by us)
-    foreign_audios: int = 0  # audios in the (uncomputed) voiceprint that the manifest lacks
-    computed_audio_shas: frozenset[str] | None = None  # of a voiceprint computed before we came
-    computed_here: bool = False  # this run (or its journal) computed the voiceprint
-    validated: bool = False
-    credits_exhausted: bool = False
-    credits_reason: str = ""  # the server's message, with the step that got it
-    credits_step: Step = Step.COMPUTE
-    attempts: dict[str, int] = field(default_factory=dict)
-
-    def audio(self, sha: str) -> AudioSeen | Unknown | Absent:
-        return self.audios.get(sha, UNKNOWN)
-
-
-# --- what to do ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GetVoiceprint:
-    step: Step = Step.VOICEPRINT
-
-
-@dataclass(frozen=True)
-class ListVoiceprintAudios:
-    """Read which audios a voiceprint holds (their sha256 aliases, and handles)."""
-
-    step: Step = Step.VOICEPRINT
-
-
-@dataclass(frozen=True)
-class EnsureIdentity:
-    create: bool
-    step: Step = Step.IDENTITY
-
-
-@dataclass(frozen=True)
-class FindAudio:
-    sha: str
-    step: Step = Step.AUDIO
-
-
-@dataclass(frozen=True)
-class CreateAudio:
-    sha: str
-    step: Step = Step.AUDIO
-
-
-@dataclass(frozen=True)
-class UploadFile:
-    sha: str
-    handle: str
-    step: Step = Step.UPLOAD
-
-
-@dataclass(frozen=True)
-class CreateVoiceprint:
-    step: Step = Step.CREATE_VOICEPRINT
-
-
-@dataclass(frozen=True)
-class AddAudio:
-    sha: str
-    handle: str
-    step: Step = Step.ADD_AUDIO
-
-
-@dataclass(frozen=True)
-class Compute:
-    step: Step = Step.COMPUTE
-
-
-@dataclass(frozen=True)
-class Validate:
-    step: Step = Step.VALIDATE
-
-
-@dataclass(frozen=True)
-class Done:
-    outcome: Outcome
-    step: Step | None = None
-    reason: str = ""
-    status: int | None = None
-
-
-Action = (
-    GetVoiceprint
-    | ListVoiceprintAudios
-    | EnsureIdentity
-    | FindAudio
-    | CreateAudio
-    | UploadFile
-    | CreateVoiceprint
-    | AddAudio
-    | Compute
-    | Validate
-    | Done
+from worker.enrollment_actions import (
+    Action,
+    AddAudio,
+    AwaitAudio,
+    AwaitCompute,
+    Compute,
+    CreateAudio,
+    CreateVoiceprint,
+    Done,
+    EnsureIdentity,
+    FindAudio,
+    GetVoiceprint,
+    ListVoiceprintAudios,
+    UploadFile,
+    Validate,
+    action_key,
 )
+from worker.enrollment_observe import (
+    Added,
+    AudioOutcomeUnknown,
+    ComputeAccepted,
+    Computed,
+    CreditsExhausted,
+    IdentityReady,
+    Observation,
+    Polled,
+    Rejected,
+    SawAudio,
+    SawVoiceprint,
+    SawVoiceprintAudios,
+    Transient,
+    Validated,
+    advance,
+    exhausted_attempts,
+    observe,
+)
+from worker.enrollment_view import (
+    ABSENT,
+    CREDITS_REASON,
+    MAX_ATTEMPTS_PER_STEP,
+    UNKNOWN,
+    VOICE_NEEDED_S,
+    Absent,
+    AudioSeen,
+    Limits,
+    Outcome,
+    Plan,
+    Step,
+    Unknown,
+    Verdict,
+    View,
+    VoiceprintSeen,
+)
+
+__all__ = [  # the names callers use, wherever they are defined
+    "ABSENT",
+    "MAX_ATTEMPTS_PER_STEP",
+    "UNKNOWN",
+    "Absent",
+    "Action",
+    "AddAudio",
+    "Added",
+    "AudioOutcomeUnknown",
+    "AudioSeen",
+    "AwaitAudio",
+    "AwaitCompute",
+    "Compute",
+    "ComputeAccepted",
+    "Computed",
+    "CreateAudio",
+    "CreateVoiceprint",
+    "CreditsExhausted",
+    "Done",
+    "EnsureIdentity",
+    "FindAudio",
+    "GetVoiceprint",
+    "IdentityReady",
+    "Limits",
+    "ListVoiceprintAudios",
+    "Observation",
+    "Outcome",
+    "Plan",
+    "Polled",
+    "Rejected",
+    "SawAudio",
+    "SawVoiceprint",
+    "SawVoiceprintAudios",
+    "Step",
+    "Transient",
+    "Unknown",
+    "UploadFile",
+    "Validate",
+    "Validated",
+    "Verdict",
+    "View",
+    "VoiceprintSeen",
+    "action_key",
+    "advance",
+    "decide",
+    "exhausted_attempts",
+    "not_computable_reason",
+    "observe",
+]
 
 
 def decide(view: View) -> Action:
     """The next action for this enrollment; `Done` when it has reached an outcome."""
-    plan = view.plan
-    vp = view.voiceprint
+    if view.verdict is not None:
+        v = view.verdict
+        return Done(v.outcome, v.step, v.reason, v.status)
     if view.credits_exhausted:
         # Whichever call the server refused for credits: asking again would be refused too.
         return Done(Outcome.SKIPPED, view.credits_step, view.credits_reason or CREDITS_REASON)
+    if len(view.stalls) >= view.limits.max_stalls:
+        return _loop_failure(view)
+    plan = view.plan
+    vp = view.voiceprint
     if vp == UNKNOWN:
         # Creating the identity first is cheaper for new customers: a 201 proves that neither a
         # voiceprint nor an audio of ours can exist under it, which saves two reads.
@@ -225,10 +167,26 @@ def decide(view: View) -> Action:
                 f"voiceprint {plan.voiceprint!r} exists with minAudios {vp.min_audios}, "
                 f"the manifest asks for {plan.min_audios}; left untouched",
             )
+        if view.compute_accepted:
+            return _await(view, "compute", Step.COMPUTE, "voiceprint compute") or AwaitCompute(
+                _delay(view, "compute")
+            )
 
     if not view.identity_ready and vp == ABSENT:
         return EnsureIdentity(create=plan.create_identity)
 
+    if (action := _decide_audios(view)) is not None:
+        return action
+
+    if vp == ABSENT:
+        return CreateVoiceprint()
+    assert isinstance(vp, VoiceprintSeen)
+    return _decide_members(view, vp)
+
+
+def _decide_audios(view: View) -> Action | None:
+    """Every file first gets its audio and is uploaded; then we wait for their processing."""
+    plan = view.plan
     for sha in plan.shas:
         seen = view.audio(sha)
         if seen == UNKNOWN:
@@ -236,7 +194,14 @@ def decide(view: View) -> Action:
         if seen == ABSENT:
             return CreateAudio(sha)
         assert isinstance(seen, AudioSeen)
-        if seen.state == "avaitingFile":
+        if seen.identity is not None and seen.identity != plan.identity:
+            return Done(
+                Outcome.CONFLICT,
+                Step.AUDIO,
+                f"audio {seen.handle} (sha256 {sha[:12]}…) is linked to identity "
+                f"{seen.identity!r}, not {plan.identity!r}; left untouched",
+            )
+        if seen.state == "avaitingFile" and not seen.received:
             return UploadFile(sha, seen.handle)
         if seen.state == "notAvailable":
             return Done(
@@ -244,26 +209,38 @@ def decide(view: View) -> Action:
                 Step.UPLOAD,
                 f"audio {seen.handle} (sha256 {sha[:12]}…) could not be decoded by the server",
             )
+    for sha in plan.shas:  # uploaded, still being processed: one wait covers them all
+        seen = view.audio(sha)
+        assert isinstance(seen, AudioSeen)
+        if seen.state == "avaitingFile":
+            resource = f"audio:{sha}"
+            what = f"audio {seen.handle} (sha256 {sha[:12]}…)"
+            return _await(view, resource, Step.UPLOAD, what) or AwaitAudio(
+                sha, seen.handle, _delay(view, resource)
+            )
+    return None
 
-    if vp == ABSENT:
-        return CreateVoiceprint()
-    assert isinstance(vp, VoiceprintSeen)
 
-    if not view.added_known:
+def _decide_members(view: View, vp: VoiceprintSeen) -> Action:
+    """Add what is missing, refuse what is foreign, and compute only an exact listing."""
+    plan = view.plan
+    if view.held is None:
         return ListVoiceprintAudios()
-    if view.foreign_audios:
+    extra = _extra(view.held, plan.shas)
+    if extra:
         return Done(
             Outcome.CONFLICT,
             Step.VOICEPRINT,
-            f"voiceprint {plan.voiceprint!r} already holds {view.foreign_audios} audio(s) "
-            "that the manifest does not list; not computed, left untouched",
+            f"voiceprint {plan.voiceprint!r} holds {_shas(view.held)}, the manifest lists "
+            f"{_shas(plan.shas)}; not computed, left untouched",
         )
     for sha in plan.shas:
-        seen = view.audio(sha)
-        assert isinstance(seen, AudioSeen)
-        if seen.handle not in view.added:
+        if sha not in view.held:  # by content: an audio with our sha counts as added
+            seen = view.audio(sha)
+            assert isinstance(seen, AudioSeen)
             return AddAudio(sha, seen.handle)
-
+    if not view.listed:
+        return ListVoiceprintAudios()  # re-listed right before compute: exactly ours
     if vp.state == "notComputable":
         return Done(Outcome.FAILED, Step.COMPUTE, not_computable_reason(plan, vp))
     return Compute()
@@ -281,16 +258,15 @@ def _decide_computed(view: View, vp: VoiceprintSeen) -> Action:
                 f"computed voiceprint holds {vp.audio_count} audios, expected {len(plan.shas)}",
             )
         return Done(Outcome.ENROLLED)
-    if view.computed_audio_shas is None:
+    if view.held is None:
         return ListVoiceprintAudios()
-    if view.computed_audio_shas == frozenset(plan.shas):
+    if sorted(view.held) == sorted(plan.shas):
         return Done(Outcome.UNCHANGED)
     return Done(
         Outcome.CONFLICT,
         Step.VOICEPRINT,
-        f"voiceprint {plan.voiceprint!r} was computed earlier from other audios "
-        f"({len(view.computed_audio_shas)} on the server, {len(plan.shas)} in the manifest); "
-        "left untouched",
+        f"voiceprint {plan.voiceprint!r} was computed earlier from {_shas(view.held)}, "
+        f"the manifest lists {_shas(plan.shas)}; left untouched",
     )
 
 
@@ -303,139 +279,49 @@ def not_computable_reason(plan: Plan, vp: VoiceprintSeen) -> str:
     return "the server still reports notComputable after every audio was added"
 
 
-# --- observations ----------------------------------------------------------------------------
+# --- helpers ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SawVoiceprint:
-    voiceprint: VoiceprintSeen | Absent
-    computed_here: bool = False
+def _delay(view: View, resource: str) -> float:
+    wait = view.waits.get(resource)
+    return view.limits.wait_delay(wait.polls if wait else 0)
 
 
-@dataclass(frozen=True)
-class SawVoiceprintAudios:
-    """The audios a voiceprint holds: handle → sha256 from the alias (None if not ours)."""
-
-    handles: frozenset[str]
-    shas: frozenset[str]
-
-
-@dataclass(frozen=True)
-class IdentityReady:
-    """The identity exists; `fresh` when this very call created it (201, not 409)."""
-
-    fresh: bool = False
-
-
-@dataclass(frozen=True)
-class SawAudio:
-    sha: str
-    audio: AudioSeen | Absent
+def _await(view: View, resource: str, step: Step, what: str) -> Done | None:
+    """The failure once a resource has been processing longer than the timeout, else None."""
+    wait = view.waits.get(resource)
+    timeout = view.limits.processing_timeout
+    if wait is None or wait.last - wait.started < timeout:
+        return None
+    return Done(
+        Outcome.FAILED,
+        step,
+        f"{what} still processing after {wait.last - wait.started:.0f} s "
+        f"({wait.polls} reads; ENROLLER_PROCESSING_TIMEOUT is {timeout:g} s)",
+    )
 
 
-@dataclass(frozen=True)
-class AudioOutcomeUnknown:
-    """A create whose result never arrived: look the audio up again before creating anew."""
-
-    sha: str
-
-
-@dataclass(frozen=True)
-class Added:
-    sha: str
-    handle: str
-    voiceprint: VoiceprintSeen | None = None
+def _extra(held: tuple[str, ...], wanted: tuple[str, ...]) -> list[str]:
+    """What the voiceprint holds beyond the manifest's files: foreign audios and repeats."""
+    extra = Counter(held)
+    extra.subtract(Counter(wanted))
+    return sorted(sha for sha, n in extra.items() if n > 0)
 
 
-@dataclass(frozen=True)
-class Computed:
-    voiceprint: VoiceprintSeen
+def _shas(shas: tuple[str, ...]) -> str:
+    """A list of audios for a report: sha256 prefixes (foreign ones by handle), in order."""
+    return (
+        "[" + ", ".join(sha[:12] if not sha.startswith("?") else sha for sha in sorted(shas)) + "]"
+    )
 
 
-@dataclass(frozen=True)
-class Validated:
-    voiceprint: VoiceprintSeen
-
-
-@dataclass(frozen=True)
-class CreditsExhausted:
-    """A 429 without Retry-After on `step` (the server's `reason`): the owner cannot pay."""
-
-    step: Step = Step.COMPUTE
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class Transient:
-    """A step that may be tried again (counted, bounded by MAX_ATTEMPTS_PER_STEP)."""
-
-    step: Step
-    reason: str
-
-
-Observation = (
-    SawVoiceprint
-    | SawVoiceprintAudios
-    | IdentityReady
-    | SawAudio
-    | AudioOutcomeUnknown
-    | Added
-    | Computed
-    | Validated
-    | CreditsExhausted
-    | Transient
-)
-
-
-def observe(view: View, obs: Observation) -> View:
-    """Fold one observation into the view."""
-    match obs:
-        case SawVoiceprint(voiceprint=vp, computed_here=here):
-            changes: dict[str, object] = {"voiceprint": vp}
-            if isinstance(vp, VoiceprintSeen):
-                changes["identity_ready"] = True
-            if here:
-                changes["computed_here"] = True
-            return replace(view, **changes)  # type: ignore[arg-type]
-        case SawVoiceprintAudios(handles=handles, shas=shas):
-            vp = view.voiceprint
-            if isinstance(vp, VoiceprintSeen) and vp.state == "computed" and not view.computed_here:
-                return replace(view, computed_audio_shas=shas)
-            foreign = len(shas - frozenset(view.plan.shas))
-            return replace(view, added=handles, added_known=True, foreign_audios=foreign)
-        case IdentityReady(fresh=fresh):
-            if fresh:  # nothing can hang under an identity that did not exist a moment ago
-                absent: dict[str, AudioSeen | Unknown | Absent] = dict.fromkeys(
-                    view.plan.shas, ABSENT
-                )
-                return replace(view, identity_ready=True, voiceprint=ABSENT, audios=absent)
-            return replace(view, identity_ready=True)
-        case SawAudio(sha=sha, audio=audio):
-            return replace(view, audios={**view.audios, sha: audio})
-        case AudioOutcomeUnknown(sha=sha):
-            bumped = _bump(view, f"{Step.AUDIO}:{sha}")
-            return replace(bumped, audios={**view.audios, sha: UNKNOWN})
-        case Added(handle=handle, voiceprint=vp):
-            new = replace(view, added=view.added | {handle})
-            return replace(new, voiceprint=vp) if vp is not None else new
-        case Computed(voiceprint=vp):
-            return replace(view, voiceprint=vp, computed_here=True)
-        case Validated(voiceprint=vp):
-            return replace(view, voiceprint=vp, validated=True)
-        case CreditsExhausted(step=step, reason=reason):
-            return replace(view, credits_exhausted=True, credits_step=step, credits_reason=reason)
-        case Transient(step=step):
-            return _bump(view, str(step))
-    raise TypeError(f"unknown observation {obs!r}")  # pragma: no cover
-
-
-def _bump(view: View, key: str) -> View:
-    return replace(view, attempts={**view.attempts, key: view.attempts.get(key, 0) + 1})
-
-
-def exhausted_attempts(view: View) -> str | None:
-    """The step key that has been tried too often, if any (guards against loops)."""
-    for key, count in view.attempts.items():
-        if count >= MAX_ATTEMPTS_PER_STEP:
-            return key
-    return None
+def _loop_failure(view: View) -> Done:
+    counts = Counter(view.stalls)
+    (step, _), _ = counts.most_common(1)[0]
+    loop = ", ".join(f"{name} ×{n}" for (_, name), n in counts.most_common(3))
+    return Done(
+        Outcome.FAILED,
+        step,
+        f"gave up after {len(view.stalls)} actions that made no progress "
+        f"(ENROLLER_MAX_ACTIONS); the loop: {loop}",
+    )

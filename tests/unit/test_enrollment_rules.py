@@ -1,4 +1,4 @@
-"""The enrollment upsert as a table: (what is known) → (next action)."""
+"""The enrollment upsert as tables: (what is known) → (next action), and the loops it bounds."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from worker.enrollment_rules import (
     Added,
     AudioOutcomeUnknown,
     AudioSeen,
+    AwaitAudio,
+    AwaitCompute,
     Compute,
+    ComputeAccepted,
     Computed,
     CreateAudio,
     CreateVoiceprint,
@@ -22,9 +25,11 @@ from worker.enrollment_rules import (
     FindAudio,
     GetVoiceprint,
     IdentityReady,
+    Limits,
     ListVoiceprintAudios,
     Outcome,
     Plan,
+    Polled,
     SawAudio,
     SawVoiceprint,
     SawVoiceprintAudios,
@@ -35,6 +40,8 @@ from worker.enrollment_rules import (
     Validated,
     View,
     VoiceprintSeen,
+    action_key,
+    advance,
     decide,
     exhausted_attempts,
     observe,
@@ -42,6 +49,7 @@ from worker.enrollment_rules import (
 
 PLAN = Plan("cust-1", "main", "phone/v1", 1, True, ("aa", "bb"))
 AVAILABLE = {"aa": AudioSeen("h-aa", "available"), "bb": AudioSeen("h-bb", "available")}
+BOTH = ("aa", "bb")
 
 
 def vp(state: str = "notComputable", model: str = "phone/v1", count: int = 0, voice=None):
@@ -52,13 +60,14 @@ def view(**kw) -> View:
     return View(plan=kw.pop("plan", PLAN), **kw)
 
 
+def ready(**kw) -> View:
+    """Both audios available and the voiceprint known: the membership stage."""
+    return view(**{"voiceprint": vp(count=0), "audios": AVAILABLE, **kw})
+
+
 CASES = [
     ("nothing known: create the identity first", view(), EnsureIdentity(create=True)),
-    (
-        "identity exists (409): read the voiceprint",
-        view(identity_ready=True),
-        GetVoiceprint(),
-    ),
+    ("identity exists (409): read the voiceprint", view(identity_ready=True), GetVoiceprint()),
     (
         "createIdentity false: read the voiceprint first",
         view(plan=replace(PLAN, create_identity=False)),
@@ -87,18 +96,32 @@ CASES = [
     (
         "created, awaiting its file: upload",
         view(
-            voiceprint=ABSENT,
-            identity_ready=True,
-            audios={"aa": AudioSeen("h-aa", "avaitingFile")},
+            voiceprint=ABSENT, identity_ready=True, audios={"aa": AudioSeen("h-aa", "avaitingFile")}
         ),
         UploadFile("aa", "h-aa"),
     ),
     (
-        "server could not decode: fail at upload",
+        "first file received but processing: upload the second before waiting",
         view(
             voiceprint=ABSENT,
             identity_ready=True,
-            audios={"aa": AudioSeen("h-aa", "notAvailable")},
+            audios={"aa": AudioSeen("h-aa", "avaitingFile", received=True), "bb": ABSENT},
+        ),
+        CreateAudio("bb"),
+    ),
+    (
+        "every file received, one still processing: wait for it (0.2 s first)",
+        view(
+            voiceprint=ABSENT,
+            identity_ready=True,
+            audios={**AVAILABLE, "bb": AudioSeen("h-bb", "avaitingFile", received=True)},
+        ),
+        AwaitAudio("bb", "h-bb", 0.2),
+    ),
+    (
+        "server could not decode: fail at upload",
+        view(
+            voiceprint=ABSENT, identity_ready=True, audios={"aa": AudioSeen("h-aa", "notAvailable")}
         ),
         Done(
             Outcome.FAILED,
@@ -107,55 +130,90 @@ CASES = [
         ),
     ),
     (
+        "an audio of another identity: conflict, untouched",
+        view(
+            voiceprint=ABSENT,
+            identity_ready=True,
+            audios={"aa": AudioSeen("h-aa", "available", identity="eve")},
+        ),
+        Done(
+            Outcome.CONFLICT,
+            Step.AUDIO,
+            "audio h-aa (sha256 aa…) is linked to identity 'eve', not 'cust-1'; left untouched",
+        ),
+    ),
+    (
         "all audios available: create the voiceprint",
         view(voiceprint=ABSENT, identity_ready=True, audios=AVAILABLE),
         CreateVoiceprint(),
     ),
+    ("voiceprint exists: learn which audios it holds", ready(), ListVoiceprintAudios()),
+    ("add the missing audio only", ready(held=("aa",), listed=True), AddAudio("bb", "h-bb")),
     (
-        "voiceprint exists: learn which audios it has",
-        view(voiceprint=vp(), identity_ready=True, audios=AVAILABLE),
-        ListVoiceprintAudios(),
-    ),
-    (
-        "add the missing audio only",
-        view(
-            voiceprint=vp(count=1),
-            audios=AVAILABLE,
-            added=frozenset({"h-aa"}),
-            added_known=True,
+        "membership by content: an audio with our sha is ours whatever its handle",
+        ready(
+            audios={**AVAILABLE, "aa": AudioSeen("h-other", "available")}, held=("aa",), listed=True
         ),
         AddAudio("bb", "h-bb"),
     ),
     (
-        "all added and computable: compute",
-        view(
-            voiceprint=vp("computable", count=2, voice=9.0),
-            audios=AVAILABLE,
-            added=frozenset({"h-aa", "h-bb"}),
-            added_known=True,
-        ),
+        "all added by us: list again right before compute",
+        ready(voiceprint=vp("computable", count=2, voice=9.0), held=BOTH, listed=False),
+        ListVoiceprintAudios(),
+    ),
+    (
+        "the listing is exactly the manifest's files and computable: compute",
+        ready(voiceprint=vp("computable", count=2, voice=9.0), held=BOTH, listed=True),
         Compute(),
     ),
     (
-        "all added but not computable: fail with the voice shortfall",
-        view(
-            voiceprint=vp("notComputable", count=2, voice=3.1),
-            audios=AVAILABLE,
-            added=frozenset({"h-aa", "h-bb"}),
-            added_known=True,
+        "the same content twice: conflict with both lists, not computed",
+        ready(
+            voiceprint=vp("computable", count=3, voice=9.0), held=("aa", "aa", "bb"), listed=True
         ),
+        Done(
+            Outcome.CONFLICT,
+            Step.VOICEPRINT,
+            "voiceprint 'main' holds [aa, aa, bb], the manifest lists [aa, bb]; not computed, "
+            "left untouched",
+        ),
+    ),
+    (
+        "a foreign audio: conflict with both lists, not computed",
+        ready(
+            voiceprint=vp("computable", count=3, voice=9.0), held=("?h-zz", "aa", "bb"), listed=True
+        ),
+        Done(
+            Outcome.CONFLICT,
+            Step.VOICEPRINT,
+            "voiceprint 'main' holds [?h-zz, aa, bb], the manifest lists [aa, bb]; not computed, "
+            "left untouched",
+        ),
+    ),
+    (
+        "all added but not computable: fail with the voice shortfall",
+        ready(voiceprint=vp("notComputable", count=2, voice=3.1), held=BOTH, listed=True),
         Done(Outcome.FAILED, Step.COMPUTE, "total voice 3.1 s < 4.5 s"),
     ),
     (
         "credits exhausted: skip, do not compute",
-        view(
+        ready(
             voiceprint=vp("computable", count=2, voice=9.0),
-            audios=AVAILABLE,
-            added=frozenset({"h-aa", "h-bb"}),
-            added_known=True,
+            held=BOTH,
+            listed=True,
             credits_exhausted=True,
         ),
         Done(Outcome.SKIPPED, Step.COMPUTE, "credits exhausted: compute paused"),
+    ),
+    (
+        "compute accepted, still computable: wait for it",
+        ready(
+            voiceprint=vp("computable", count=2, voice=9.0),
+            held=BOTH,
+            computed_here=True,
+            compute_accepted=True,
+        ),
+        AwaitCompute(0.2),
     ),
     (
         "computed by us: validate",
@@ -168,19 +226,24 @@ CASES = [
         Done(Outcome.ENROLLED),
     ),
     (
-        "validated with the wrong audio count: failed",
-        view(voiceprint=vp("computed", count=1), computed_here=True, validated=True),
-        Done(Outcome.FAILED, Step.VALIDATE, "computed voiceprint holds 1 audios, expected 2"),
-    ),
-    (
-        "computed before us: check its audios, upload nothing",
+        "computed before us: learn from which audios",
         view(voiceprint=vp("computed", count=2)),
         ListVoiceprintAudios(),
     ),
     (
         "computed before us from the same audios: unchanged",
-        view(voiceprint=vp("computed", count=2), computed_audio_shas=frozenset({"aa", "bb"})),
+        view(voiceprint=vp("computed", count=2), held=BOTH),
         Done(Outcome.UNCHANGED),
+    ),
+    (
+        "computed before us from other audios: conflict with both lists",
+        view(voiceprint=vp("computed", count=1), held=("zz",)),
+        Done(
+            Outcome.CONFLICT,
+            Step.VOICEPRINT,
+            "voiceprint 'main' was computed earlier from [zz], the manifest lists [aa, bb]; "
+            "left untouched",
+        ),
     ),
 ]
 
@@ -196,54 +259,52 @@ def test_computed_with_other_model_is_conflict_and_untouched() -> None:
     assert "digital/v1" in action.reason
 
 
-def test_computed_from_other_audios_is_conflict() -> None:
-    action = decide(view(voiceprint=vp("computed", count=2), computed_audio_shas=frozenset({"zz"})))
-    assert isinstance(action, Done) and action.outcome is Outcome.CONFLICT
-
-
 def test_not_computable_names_min_audios_shortfall() -> None:
     plan = replace(PLAN, min_audios=3)
-    action = decide(
-        view(
-            plan=plan,
-            voiceprint=vp("notComputable", count=2, voice=9.0),
-            audios=AVAILABLE,
-            added=frozenset({"h-aa", "h-bb"}),
-            added_known=True,
-        )
-    )
-    assert action == Done(Outcome.FAILED, Step.COMPUTE, "2 audios added < minAudios 3")
+    given = ready(plan=plan, voiceprint=vp(count=2, voice=9.0), held=BOTH, listed=True)
+    assert decide(given) == Done(Outcome.FAILED, Step.COMPUTE, "2 audios added < minAudios 3")
 
 
-def run_to_done(observations: list) -> tuple[View, list]:
-    """Feed observations in order and record the actions decided on the way."""
-    current = view()
-    actions = [decide(current)]
+def test_uncomputed_voiceprint_with_other_min_audios_is_conflict() -> None:
+    existing = VoiceprintSeen("notComputable", "phone/v1", 0, None, min_audios=3)
+    action = decide(view(voiceprint=existing, audios=AVAILABLE))
+    assert isinstance(action, Done) and action.outcome is Outcome.CONFLICT
+    assert "minAudios 3" in action.reason
+
+
+# --- walks: observations in, actions out -------------------------------------------------------
+
+
+def walk(observations: list, start: View | None = None) -> tuple[View, list[str]]:
+    """Feed each action's observations through `advance`; the kinds of action decided."""
+    current = start or view()
+    kinds = [type(decide(current)).__name__]
     for obs in observations:
-        current = observe(current, obs)
-        actions.append(decide(current))
-    return current, actions
+        current = advance(
+            current, action_key(decide(current)), obs if isinstance(obs, list) else [obs]
+        )
+        kinds.append(type(decide(current)).__name__)
+    return current, kinds
 
 
 def test_happy_path_walk_for_a_new_identity() -> None:
-    computed = vp("computed", count=2, voice=9.0)
-    final, actions = run_to_done(
+    computable = vp("computable", count=2, voice=9.0)
+    final, kinds = walk(
         [
             IdentityReady(fresh=True),
             SawAudio("aa", AudioSeen("h-aa", "avaitingFile")),
-            SawAudio("aa", AudioSeen("h-aa", "available")),
+            SawAudio("aa", AudioSeen("h-aa", "available", received=True)),
             SawAudio("bb", AudioSeen("h-bb", "avaitingFile")),
-            SawAudio("bb", AudioSeen("h-bb", "available")),
-            SawVoiceprint(vp()),
-            SawVoiceprintAudios(frozenset(), frozenset()),
+            SawAudio("bb", AudioSeen("h-bb", "available", received=True)),
+            [SawVoiceprint(vp()), SawVoiceprintAudios(())],
             Added("aa", "h-aa"),
-            Added("bb", "h-bb", vp("computable", count=2, voice=9.0)),
-            Computed(computed),
-            Validated(computed),
+            Added("bb", "h-bb", computable),
+            SawVoiceprintAudios(BOTH),
+            Computed(vp("computed", count=2, voice=9.0)),
         ]
     )
-    kinds = [type(a).__name__ for a in actions]
-    # A fresh identity (201) skips the voiceprint read and the alias searches.
+    # A fresh identity (201) skips the voiceprint read and the alias searches; the compute's
+    # answer validates, and the listing right before compute is the only extra read.
     assert kinds == [
         "EnsureIdentity",
         "CreateAudio",
@@ -251,19 +312,90 @@ def test_happy_path_walk_for_a_new_identity() -> None:
         "CreateAudio",
         "UploadFile",
         "CreateVoiceprint",
+        "AddAudio",
+        "AddAudio",
         "ListVoiceprintAudios",
-        "AddAudio",
-        "AddAudio",
         "Compute",
-        "Validate",
         "Done",
     ]
-    assert actions[-1] == Done(Outcome.ENROLLED)
-    assert final.computed_here
+    assert decide(final) == Done(Outcome.ENROLLED) and final.stalls == ()
+
+
+def test_async_walk_waits_for_files_and_for_the_compute_with_doubling_delays() -> None:
+    start = view(voiceprint=ABSENT, identity_ready=True, audios=dict.fromkeys(BOTH, ABSENT))
+    processing = {sha: AudioSeen(f"h-{sha}", "avaitingFile", received=True) for sha in BOTH}
+    current, kinds = walk(
+        [
+            SawAudio("aa", AudioSeen("h-aa", "avaitingFile")),
+            SawAudio("aa", processing["aa"]),
+            SawAudio("bb", AudioSeen("h-bb", "avaitingFile")),
+            SawAudio("bb", processing["bb"]),
+            [SawAudio("aa", AudioSeen("h-aa", "avaitingFile")), Polled("audio:aa", 10.2)],
+            [SawAudio("aa", AVAILABLE["aa"]), Polled("audio:aa", 10.6)],
+            [SawAudio("bb", AVAILABLE["bb"]), Polled("audio:bb", 10.8)],
+        ],
+        start,
+    )
+    assert kinds == [
+        "CreateAudio", "UploadFile", "CreateAudio", "UploadFile",
+        "AwaitAudio", "AwaitAudio", "AwaitAudio", "CreateVoiceprint",
+    ]  # fmt: skip
+    # A read that still says avaitingFile keeps what we know: the server has the file.
+    assert current.audio("aa") == AVAILABLE["aa"]
+    assert current.waits["audio:aa"].polls == 2 and current.stalls == ()
+
+    computing = ready(voiceprint=vp("computable", count=2, voice=9.0), held=BOTH, listed=True)
+    current = advance(
+        computing,
+        action_key(Compute()),
+        [ComputeAccepted(), SawVoiceprint(vp("computable", count=2, voice=9.0))],
+    )
+    delays = []
+    for now in (1.0, 2.0, 3.0):
+        action = decide(current)
+        assert isinstance(action, AwaitCompute)
+        delays.append(action.delay)
+        current = advance(
+            current,
+            action_key(action),
+            [Validated(vp("computable", count=2)), Polled("compute", now)],
+        )
+    assert delays == [0.2, 0.4, 0.8]
+    current = advance(
+        current, ("compute", "wait"), [Validated(vp("computed", count=2)), Polled("compute", 4.0)]
+    )
+    assert decide(current) == Done(Outcome.ENROLLED)  # the settling read validated it
+
+
+@pytest.mark.parametrize(
+    ("polls", "delay"), [(0, 0.2), (1, 0.4), (2, 0.8), (3, 1.6), (4, 3.2), (5, 5.0), (40, 5.0)]
+)
+def test_wait_delays_double_from_0_2_to_5_seconds(polls: int, delay: float) -> None:
+    assert Limits().wait_delay(polls) == pytest.approx(delay)
+
+
+def test_processing_past_the_timeout_fails_and_says_so() -> None:
+    limits = Limits(processing_timeout=30)
+    current = view(
+        limits=limits,
+        voiceprint=ABSENT,
+        identity_ready=True,
+        audios={**AVAILABLE, "bb": AudioSeen("h-bb", "avaitingFile", received=True)},
+    )
+    for now in (100.0, 120.0, 129.9):
+        current = observe(current, Polled("audio:bb", now))
+        assert isinstance(decide(current), AwaitAudio)
+    current = observe(current, Polled("audio:bb", 130.0))
+    assert decide(current) == Done(
+        Outcome.FAILED,
+        Step.UPLOAD,
+        "audio h-bb (sha256 bb…) still processing after 30 s "
+        "(4 reads; ENROLLER_PROCESSING_TIMEOUT is 30 s)",
+    )
 
 
 def test_existing_identity_reconciles_before_acting() -> None:
-    _, actions = run_to_done(
+    _, kinds = walk(
         [
             IdentityReady(fresh=False),
             SawVoiceprint(ABSENT),
@@ -271,7 +403,6 @@ def test_existing_identity_reconciles_before_acting() -> None:
             SawAudio("bb", ABSENT),
         ]
     )
-    kinds = [type(a).__name__ for a in actions]
     assert kinds == ["EnsureIdentity", "GetVoiceprint", "FindAudio", "FindAudio", "CreateAudio"]
 
 
@@ -290,6 +421,60 @@ def test_repeated_transients_are_bounded() -> None:
     assert exhausted_attempts(current) == "voiceprint"
 
 
+# --- the cap: observations without progress ---------------------------------------------------
+
+LOOPS = [
+    (
+        "an add-audio 409 that the reads do not explain",
+        ready(held=("aa",), listed=True),
+        [SawVoiceprintAudios(("aa",)), SawVoiceprint(vp(count=1)), SawAudio("bb", AVAILABLE["bb"])],
+        "add audio h-bb",
+    ),
+    (
+        "an upload answered 409 whose audio still reads as never having had a file",
+        view(
+            voiceprint=ABSENT,
+            identity_ready=True,
+            audios={**AVAILABLE, "bb": AudioSeen("h-bb", "avaitingFile")},
+        ),
+        [SawAudio("bb", AudioSeen("h-bb", "avaitingFile"))],
+        "upload h-bb",
+    ),
+    (
+        "a compute 409 whose read shows the voiceprint computable and nothing else",
+        ready(voiceprint=vp("computable", count=2, voice=9.0), held=BOTH, listed=True),
+        [SawVoiceprint(vp("computable", count=2, voice=9.0))],
+        "compute",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "start", "answer", "loop"), LOOPS, ids=[c[0] for c in LOOPS])
+def test_a_loop_without_progress_is_capped_and_named(
+    name: str, start: View, answer: list, loop: str
+) -> None:
+    current = start
+    for _ in range(200):
+        action = decide(current)
+        if isinstance(action, Done):
+            break
+        current = advance(current, action_key(action), answer)
+    assert len(current.stalls) == 60  # the default cap, then the failure
+    assert isinstance(action, Done) and action.outcome is Outcome.FAILED
+    assert action.reason.startswith("gave up after 60 actions that made no progress")
+    assert f"the loop: {loop} ×60" in action.reason
+
+
+def test_progress_is_not_a_stall_and_a_return_to_an_old_state_is() -> None:
+    start = ready()
+    listed = advance(start, ("voiceprint", "list"), [SawVoiceprintAudios(())])
+    assert listed.stalls == ()  # something new was learned
+    again = advance(listed, ("voiceprint", "list"), [SawVoiceprintAudios(())])
+    assert again.stalls == (("voiceprint", "list"),)  # nothing new
+    polled = advance(again, ("upload", "wait"), [Polled("audio:aa", 1.0)])
+    assert polled.stalls == again.stalls  # waiting is bounded by time, not by the cap
+
+
 def test_credits_observation_sets_flag() -> None:
     assert observe(view(), CreditsExhausted()).credits_exhausted
 
@@ -304,18 +489,7 @@ def test_credits_on_any_call_skips_with_the_servers_message_instead_of_asking_ag
     assert decide(after) == Done(Outcome.SKIPPED, step, "credits exhausted: Quota exhausted")
 
 
-def test_uncomputed_voiceprint_with_other_min_audios_is_conflict() -> None:
-    existing = VoiceprintSeen("notComputable", "phone/v1", 0, None, min_audios=3)
-    action = decide(view(voiceprint=existing, audios=AVAILABLE))
-    assert isinstance(action, Done) and action.outcome is Outcome.CONFLICT
-    assert "minAudios 3" in action.reason
-
-
-def test_uncomputed_voiceprint_holding_foreign_audios_is_conflict_not_computed() -> None:
-    current = observe(
-        view(voiceprint=vp(count=2), audios=AVAILABLE),
-        SawVoiceprintAudios(frozenset({"h-aa", "h-zz"}), frozenset({"aa", "zz"})),
-    )
-    action = decide(current)
-    assert isinstance(action, Done) and action.outcome is Outcome.CONFLICT
-    assert "1 audio(s)" in action.reason
+def test_a_voiceprint_computed_by_someone_else_is_listed_afresh() -> None:
+    current = ready(held=BOTH, listed=True)
+    current = observe(current, SawVoiceprint(vp("computed", count=3)))
+    assert current.held is None and decide(current) == ListVoiceprintAudios()
