@@ -1,9 +1,12 @@
 """Throughput of the whole worker against a rate-limited API; prints one JSON object.
 
     .venv/bin/python benchmarks/throughput.py [--rate-limit R] [--latency-ms L] [--enrollments N]
+        [--file-delay-ms F --compute-delay-ms C] [--audios 1,2]
 
 The emulator runs in its own process (`python -m emulator --rate-limit R --latency-ms L`);
-N enrollments (one small distinct audio each) are dropped into a fresh queue as one manifest;
+N enrollments (one small distinct audio each, or `--audios 1,2`: 1, 2, 1, 2 … each) are
+dropped into a fresh queue as one manifest; `--file-delay-ms` / `--compute-delay-ms` turn on
+the emulator's asynchronous processing (api-contract.md §5);
 `python -m worker run --once` runs as a child with ENROLLER_RATE_LIMIT=R and drains it.
 
 Reported: wall time of the worker process (start to exit, Python start-up included),
@@ -24,8 +27,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
+    MODEL,
     drop_manifest,
     emit,
+    identity_of,
     job_manifest,
     machine,
     read_report,
@@ -53,20 +58,41 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         help="ENROLLER_RATE_LIMIT when it should differ from R",
     )
+    p.add_argument("--file-delay-ms", type=float, default=0.0, help="emulator: async files")
+    p.add_argument("--compute-delay-ms", type=float, default=0.0, help="emulator: async compute")
+    p.add_argument("--audios", default="1", help="audios per enrollment, cycled: '1', '2' or '1,2'")
     return p
+
+
+def cycled_manifest(names: list[str], sizes: list[int]) -> dict[str, Any]:
+    """Enrollments of `sizes[i % len]` audios each, taking the names in order."""
+    enrollments, at, i = [], 0, 0
+    while at < len(names):
+        group = names[at : at + sizes[i % len(sizes)]]
+        enrollments.append({"identity": identity_of(group[0]), "audios": group})
+        at += len(group)
+        i += 1
+    return {"model": MODEL, "enrollments": enrollments}
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     r, n = args.rate_limit, args.enrollments
     client_rate = args.worker_rate_limit or r
+    sizes = [int(k) for k in args.audios.split(",")]
+    files = sum(sizes[i % len(sizes)] for i in range(n))
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         root = Path(tmp)
         queue = root / "queue"
-        names = write_distinct_audio(queue / "audio", n)
+        names = write_distinct_audio(queue / "audio", files)
+        delays = {"file_delay_ms": args.file_delay_ms, "compute_delay_ms": args.compute_delay_ms}
         async with emulator_process(
-            rate_limit=r, burst=args.burst, latency_ms=args.latency_ms
+            rate_limit=r,
+            burst=args.burst,
+            latency_ms=args.latency_ms,
+            **{k: v for k, v in delays.items() if v},
         ) as emu:
-            drop_manifest(queue, "bench.json", job_manifest(names))
+            manifest = job_manifest(names) if sizes == [1] else cycled_manifest(names, sizes)
+            drop_manifest(queue, "bench.json", manifest)
             extra = {} if args.worker_burst is None else {"burst": args.worker_burst}
             env = worker_env(queue, emu.base_url, client_rate, **extra)
             run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
@@ -89,6 +115,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "emulator_burst": args.burst,
             "latency_ms": args.latency_ms,
             "enrollments": n,
+            "audios_per_enrollment": args.audios,
+            "audio_files": files,
+            "file_delay_ms": args.file_delay_ms,
+            "compute_delay_ms": args.compute_delay_ms,
         },
         "exit_code": run.returncode,
         "enrolled": counts.get("enrolled", 0),
@@ -101,6 +131,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "by_route": requests["by_route"],
         "achieved_rps": round(total / active, 2),
         "achieved_fraction_of_r": round(total / active / r, 3),
+        "http_409": requests["by_status"].get("409", 0),
         "http_429": stats["rate_limited"],
         "retry_after_violations": stats.get("retry_after_violations"),
         "worker_cpu_s": round(run.cpu_s, 2),
