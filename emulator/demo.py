@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,12 @@ from emulator.server import EmulatorServer
 
 DEMO_KEY = "demo-key"  # the seeded demo user's published API key
 MARKER = ".enroller-demo"
-EXAMPLES = Path(__file__).resolve().parent.parent / "jobs" / "examples"
+# The example manifests: beside the source in a checkout (and an editable install); where an
+# installed copy keeps them otherwise (the image puts them there, see the Dockerfile).
+EXAMPLE_DIRS = (
+    Path(__file__).resolve().parent.parent / "jobs" / "examples",
+    Path(sys.prefix) / "share" / "voiceprint-enroller" / "examples",
+)
 
 # (path under the audio root, seconds of voice, seconds of silence, sample rate)
 SAMPLE_AUDIO: list[tuple[str, float, float, int]] = [
@@ -49,8 +55,18 @@ cust-0009,cust-0009/never-recorded.wav,acme,onboarding,the file does not exist
 """
 
 
+def find_examples() -> Path:
+    """The first folder of `EXAMPLE_DIRS` that holds manifests."""
+    for folder in EXAMPLE_DIRS:
+        if any(folder.glob("*.json")):
+            return folder
+    tried = ", ".join(str(f) for f in EXAMPLE_DIRS)
+    raise SystemExit(f"enroller demo: no example manifests found (looked in {tried})")
+
+
 def _prepare(root: Path) -> Path:
     """A fresh demo folder: the queue, its audio and the manifests in its inbox."""
+    examples = find_examples()
     if root.exists():
         if not (root / MARKER).exists():
             raise SystemExit(f"enroller demo: {root} exists and is not a demo folder; use --dir")
@@ -60,8 +76,8 @@ def _prepare(root: Path) -> Path:
     (root / MARKER).write_text("made by `enroller demo`; deleted by the next run\n")
     for name, voice, silence, rate in SAMPLE_AUDIO:
         write_audio(queue / "audio" / name, voice_s=voice, silence_s=silence, samplerate=rate)
-    manifests = {p.name: p.read_bytes() for p in sorted(EXAMPLES.glob("*.json"))}
-    manifests |= {p.name: p.read_bytes() for p in sorted(EXAMPLES.glob("*.csv"))}
+    manifests = {p.name: p.read_bytes() for p in sorted(examples.glob("*.json"))}
+    manifests |= {p.name: p.read_bytes() for p in sorted(examples.glob("*.csv"))}
     manifests["with-mistakes.csv"] = MISTAKES_CSV.encode()
     for name, data in manifests.items():
         tmp = queue / "inbox" / f".{name}.tmp"  # the dropper contract: write, then rename
