@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint test-reliability bench clean
+.PHONY: demo test lint test-reliability test-container bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,3 +45,10 @@ bench: $(STAMP)
 # The reliability suite at full size (the short cases also run in `make test`).
 test-reliability: $(STAMP)
 	RELIABILITY_FULL=1 $(BIN)/python -m pytest tests/reliability
+
+# The image and the compose stack in a real Docker engine (tests/container/; issue 15): builds
+# the image, acts the README's container block out, runs `enroller demo` in the image. Minutes
+# on a vfs engine, so not part of `make test`. ../shared/tools/docker-engine.sh provides an engine.
+test-container: $(STAMP)
+	@docker info >/dev/null 2>&1 || { echo "test-container: no Docker engine answers; run ../shared/tools/docker-engine.sh"; exit 1; }
+	CONTAINER_TESTS=1 $(BIN)/python -m pytest -m container -s --durations=0 tests/container
