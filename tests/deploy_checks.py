@@ -7,6 +7,7 @@ helpers hold each `enroller …` command to the real CLI parser and each `ENROLL
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable
 
@@ -37,20 +38,26 @@ def check_variable(name: str, where: str) -> None:
         raise AssertionError(f"{where}: {name} is neither ENROLLER_* nor EMULATOR_*")
 
 
+_CRON_PREFIX = re.compile(r"^\s*(?:[\d*/,-]+\s+){5}[a-z_][a-z0-9_-]*\s+")
+_SHELL_OPERATOR = re.compile(r"^(?:[;&|<>]|\d+>)")  # ; && || | & > >> < 2>&1 2>file
+
+
 def enroller_commands_in_shell(text: str) -> list[list[str]]:
     """Every `enroller …` command in shell-like lines (crontab, ExecStart=, README blocks).
 
     A command ends at a shell operator (`;`, `&&`, `|`, `>`, …); what precedes `enroller` on
-    the line (a path, `flock …`, `docker compose exec worker`) is not part of it.
+    the line (a path, `flock …`, `docker compose exec worker`, a cron.d schedule and user) is
+    not part of it.
     """
     found: list[list[str]] = []
     for line in text.splitlines():
+        line = _CRON_PREFIX.sub("", line)  # /etc/cron.d: 5 schedule fields, then the user
         words = shlex.split(line, comments=True)
         for i, word in enumerate(words):
             if word == "enroller" or word.endswith("/enroller"):
                 argv = ["enroller"]
                 for part in words[i + 1 :]:
-                    if part in {";", "&&", "||", "|", ">", ">>", "2>&1", "&"}:
+                    if _SHELL_OPERATOR.match(part):
                         break
                     argv.append(part)
                 if len(argv) > 1:

@@ -2,7 +2,8 @@
 secret, run as local processes, must turn the examples dropped into the inbox into reports.
 
 What this cannot prove (image build, networking, bind-mount permissions, tini) needs a Docker
-engine; see the README's "Container" section. What it does prove is the wiring: the emulator
+engine: `make test-container` (tests/container/) proves it there. This one runs in every `make
+test`, in seconds, and proves the wiring: the emulator
 command serves, the `samples` command writes the audio the examples need, the worker started
 from the compose environment and the example secret enrolls them, and is healthy meanwhile.
 Container paths are mapped to temporary ones: /jobs, /run/secrets/api_key, emulator:8765.

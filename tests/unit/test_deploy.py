@@ -22,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy_checks import check_enroller_command, check_variable
+from tests.deploy_checks import check_enroller_command, check_variable, enroller_commands_in_shell
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,3 +213,12 @@ def test_the_example_secret_is_the_emulators_public_demo_key_and_real_ones_are_i
     assert (ROOT / "secrets" / "api_key.example").read_text().strip() == "demo-key"
     ignored = (ROOT / "secrets" / ".gitignore").read_text().splitlines()
     assert "*" in ignored and "!api_key.example" in ignored
+
+
+def test_every_enroller_command_in_the_readmes_shell_blocks_parses() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.DOTALL)
+    commands = [argv for block in blocks for argv in enroller_commands_in_shell(block)]
+    assert ["enroller", "run", "--once"] in commands and ["enroller", "status"] in commands
+    for argv in commands:
+        check_enroller_command(argv)
