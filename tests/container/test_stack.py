@@ -44,7 +44,9 @@ from worker.queue import JOURNAL_NAME
 require_engine_or_skip()
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
 
-BULK = 60  # enough enrollments that a `stop` lands in the middle of the job
+# Enough enrollments that the job cannot end within the worker's 20 s shutdown grace: at the
+# default 20 requests/s and at least 3 requests each, 200 need 30 s or more on any machine.
+BULK = 200
 
 
 def free_port() -> int:
@@ -220,6 +222,7 @@ def test_the_readme_container_block(stack: Compose) -> None:
     stage("bulk report after restart", t0)
     assert outcomes(final) == {"enrolled"}, final["counts"]
     assert final["counts"]["enrolled"] == BULK
+    assert "worker_started" in {e["event"] for e in worker_log(compose)}  # still JSON, kept
     stats = json.loads(http_get(f"{emulator_url}/_emulator/stats"))
     assert stats["created"]["computes"] == enrolled + BULK, stats["created"]
 
