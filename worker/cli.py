@@ -163,6 +163,24 @@ def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     return run_validate(args.paths, ManifestDefaults.from_settings(settings), as_json=args.json)
 
 
+def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.manifest import ManifestDefaults
+    from worker.plan import run_plan
+
+    defaults = ManifestDefaults.from_settings(settings)
+    return run_plan(args.paths, defaults, settings.rate_limit, as_json=args.json)
+
+
+def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.manifest import ManifestDefaults
+    from worker.submit import run_submit
+
+    defaults = ManifestDefaults.from_settings(settings)
+    return run_submit(
+        args.files, settings.queue_dir, defaults, validate=args.validate, as_json=args.json
+    )
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
     import structlog
@@ -212,6 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--json", action="store_true", help="machine-readable output")
     validate.set_defaults(handler=_cmd_validate)
 
+    plan = sub.add_parser(
+        "plan", help="requests, credits, bytes and time a run will cost; no network"
+    )
+    plan.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
+    plan.add_argument("--json", action="store_true", help="machine-readable output")
+    plan.set_defaults(handler=_cmd_plan)
+
+    submit = sub.add_parser("submit", help="validate manifests and drop them into the inbox safely")
+    submit.add_argument("files", nargs="+", metavar="FILE", help="manifest files (*.json, *.csv)")
+    submit.add_argument(
+        "--no-validate", dest="validate", action="store_false", help="skip the local preflight"
+    )
+    submit.add_argument("--json", action="store_true", help="machine-readable output")
+    submit.set_defaults(handler=_cmd_submit)
+
     status = sub.add_parser("status", help="queue counts and active jobs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_cmd_status)
@@ -226,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--quiet", action="store_true", help="no output when healthy")
     health.set_defaults(handler=_cmd_healthcheck)
 
-    for sp in (run, validate, status, config, health):
+    for sp in (run, validate, plan, submit, status, config, health):
         add_settings_flags(sp)
 
     for ep in _plugins():
@@ -235,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    builtin = {"run", "validate", "status", "config", "healthcheck"}
+    builtin = {"run", "validate", "plan", "submit", "status", "config", "healthcheck"}
     return [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in builtin]
 
 

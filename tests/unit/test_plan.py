@@ -1,0 +1,58 @@
+"""The plan's arithmetic, from plain values (the e2e test compares it with a real run)."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.plan import EnrollmentCost, plan_manifest, plan_totals
+from worker.request_plan import (
+    WORKER_START_REQUESTS,
+    enrollment_requests,
+    usage_check_requests,
+)
+
+
+def cost(owner: str = "demo", files: int = 1, size: int = 1000) -> EnrollmentCost:
+    return EnrollmentCost(
+        owner=owner, space="main", model="phone/v1", file_sizes=(size,) * files, audio_seconds=5.0
+    )
+
+
+@pytest.mark.parametrize(("computes", "pages"), [(0, 0), (1, 1), (50, 1), (51, 2), (120, 3)])
+def test_usage_check_reads_one_page_per_50_computes(computes: int, pages: int) -> None:
+    assert usage_check_requests(computes) == pages
+
+
+def test_more_audios_cost_more_requests() -> None:
+    one, two = enrollment_requests([10]), enrollment_requests([10, 10])
+    assert 0 < one < two
+    assert enrollment_requests([10, 10, 10]) - two == two - one  # a constant cost per audio
+
+
+def test_manifest_figures() -> None:
+    costs = [cost(), cost(files=2, size=500), cost(owner="acme")]
+    plan = plan_manifest("m.csv", costs, rate_limit=10.0, total=5)
+    assert (plan.enrollments, plan.runnable, plan.rejected) == (5, 3, 2)
+    assert plan.audio_files == 4
+    assert plan.upload_bytes == 3000
+    assert plan.credits == 3 and plan.credits_by_owner == {"acme": 1, "demo": 2}
+    # One usage-check page per owner that computed anything.
+    assert plan.usage_check_requests == 2
+    expected = 2 * enrollment_requests([1000]) + enrollment_requests([500, 500]) + 2
+    assert plan.requests == expected
+    assert plan.seconds_at_rate_limit == pytest.approx(expected / 10.0)
+    assert plan.spaces == ["acme/main", "demo/main"]
+
+
+def test_totals_add_the_worker_start_once() -> None:
+    a = plan_manifest("a.csv", [cost()], rate_limit=5.0)
+    b = plan_manifest("b.csv", [cost(), cost(owner="acme")], rate_limit=5.0)
+    totals = plan_totals([a, b], rate_limit=5.0)
+    assert totals.requests == a.requests + b.requests + WORKER_START_REQUESTS
+    assert totals.credits_by_owner == {"acme": 1, "demo": 2}
+    assert plan_totals([], rate_limit=5.0).requests == 0
+
+
+def test_a_manifest_with_nothing_runnable_costs_nothing() -> None:
+    plan = plan_manifest("bad.csv", [], rate_limit=5.0, total=3)
+    assert (plan.requests, plan.credits, plan.rejected) == (0, 0, 3)
