@@ -13,10 +13,9 @@ other than through `queue.py`.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,16 +27,14 @@ import anyio.to_thread
 import structlog
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from worker.api import errors
 from worker.api.client import ApiClient
-from worker.api.governor import REQUEST_METER
-from worker.api.schemas import UsageRecord
 from worker.crashpoints import crash_point
 from worker.derive import WORK_DIR_NAME
 from worker.enrollment import EnrollmentDriver
-from worker.enrollment_rules import Outcome, Step
+from worker.enrollment_rules import Limits, Outcome, Step
 from worker.fsutil import atomic_write_json
-from worker.jobinput import JobInput, PlannedEnrollment, PlanStream, load_job_input
+from worker.job_reports import run_report_paths, write_reports
+from worker.jobinput import PlannedEnrollment, PlanStream, load_job_input
 from worker.jobstarts import StartCounter
 from worker.journal import (
     EnrollmentOutcome,
@@ -49,15 +46,14 @@ from worker.journal import (
     load_state,
     outcomes,
 )
+from worker.locks import EnrollmentLocks
 from worker.manifest import ManifestDefaults, Problem
 from worker.queue import ClaimedJob, JobQueue
 from worker.report import (
-    ReportSummary,
-    UsageCheck,
     count_outcomes,
-    write_report_json,
 )
 from worker.settings import Settings
+from worker.usage import check_usage
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +64,7 @@ PREFLIGHT_THREADS = 4
 USAGE_CLOCK_SKEW = timedelta(minutes=5)
 # Usage pages fetched at once: the check after the last compute takes pages / 8 round trips.
 USAGE_READ_AHEAD = 8
+MAX_REPORT_RUNS = 10_000  # runs of one job id whose reports are kept side by side
 
 
 class JobObserver(Protocol):
@@ -83,31 +80,6 @@ class JobObserver(Protocol):
     def job_ended(self, result: JobResult) -> None: ...
 
 
-class VoiceprintLocks:
-    """One lock per voiceprint key, shared by every job of the process.
-
-    Two manifests that ask for the same voiceprint take turns instead of mixing their audios
-    into it; the second then sees the first one's result (unchanged, or a conflict).
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[anyio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (anyio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 @dataclass
 class JobContext:
     """What every job of a process shares: settings, the one client, the queue, the limits."""
@@ -117,7 +89,7 @@ class JobContext:
     queue: JobQueue
     slots: anyio.CapacityLimiter  # enrollments in progress across all jobs
     stop: anyio.Event  # shutdown phase one: start no new enrollments
-    voiceprint_locks: VoiceprintLocks  # one per process: per job, it would lock nothing
+    voiceprint_locks: EnrollmentLocks  # one per process: per job, it would lock nothing
     observer: JobObserver | None = None  # metrics and progress display (worker/ops.py)
 
 
@@ -176,7 +148,13 @@ async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: Sta
     if state.finished:  # crashed after its reports and `JobFinished`: only the move is left
         counts = await anyio.to_thread.run_sync(lambda: count_outcomes(outcomes(job.journal_path)))
         result.counts = dict(counts)
-        result.report = ctx.queue.paths.report_paths(job.job_id).report
+        result.report = await anyio.to_thread.run_sync(
+            lambda: (
+                run_report_paths(ctx.queue, job.job_id, state.started.at).report
+                if state.started is not None
+                else ctx.queue.paths.report_paths(job.job_id).report
+            )
+        )
         await _finish(job, ctx, result, phase)
         return
     work_dir = job.dir / WORK_DIR_NAME  # derived uploads; removed with the job's folder
@@ -233,9 +211,10 @@ async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: Sta
             return
 
         await phase("usage")
-        usage = await _check_usage(ctx.client, job, started.at)
+        usage = await check_usage(ctx.client, job, started.at)
         await phase("report")
-        await _write_reports(job, ctx, loaded, started.at, usage, result)
+        counts, result.report = await write_reports(job, ctx.queue, loaded, started.at, usage)
+        result.counts = counts
         crash_point("job.reported", job.name)
         await journal.append(JobFinished())
         crash_point("job.finished_record", job.name)
@@ -324,8 +303,13 @@ async def _enroll(
                 Outcome.SKIPPED,
                 error=ErrorInfo(step=Step.COMPUTE.value, reason="credits exhausted: not started"),
             )
+        limits = Limits(
+            max_stalls=ctx.settings.max_actions,
+            processing_timeout=ctx.settings.processing_timeout,
+        )
         async with ctx.voiceprint_locks.hold(task.key):
-            driver = EnrollmentDriver(task, ctx.client, journal, state.of(task.key))
+            memory = state.of(task.key)
+            driver = EnrollmentDriver(task, ctx.client, journal, memory, limits=limits)
             return await driver.run()
 
 
@@ -342,87 +326,3 @@ async def _write_progress(job: ClaimedJob, progress: _Progress) -> None:
         await anyio.to_thread.run_sync(atomic_write_json, job.progress_path, progress.as_json())
     except OSError as exc:
         log.warning("progress_not_written", error=exc.strerror)
-
-
-async def _check_usage(client: ApiClient, job: ClaimedJob, started_at: datetime) -> UsageCheck:
-    """One usage record per voiceprint this job computed: none missing, none charged twice."""
-    enrolled = await anyio.to_thread.run_sync(_enrolled_keys, job.journal_path)
-    expected = dict.fromkeys(enrolled, 0)
-    owners = set(enrolled.values())
-    found = 0
-    try:
-        for owner in sorted(owners):
-            async for record in client.list_usage_records(
-                owner,
-                after=started_at - USAGE_CLOCK_SKEW,
-                sort="computedAt",  # oldest first: records billed meanwhile land on later pages
-                read_ahead=USAGE_READ_AHEAD,
-            ):
-                key = _record_key(owner, record)
-                if key in expected:
-                    expected[key] += 1
-                    found += 1
-    except errors.ApiError as exc:
-        return UsageCheck(expected=len(expected), found=found, error=str(exc))
-    return UsageCheck(
-        expected=len(expected),
-        found=found,
-        missing=sorted(k for k, n in expected.items() if n == 0),
-        double_charged=sorted(k for k, n in expected.items() if n > 1),
-    )
-
-
-def _enrolled_keys(journal_path: Path) -> dict[str, str]:
-    """Key → owner of every enrollment this job computed (blocking: reads the journal)."""
-    return {
-        rec.key: rec.owner
-        for rec in outcomes(journal_path)
-        if rec.outcome == Outcome.ENROLLED.value
-    }
-
-
-def _record_key(owner: str, record: UsageRecord) -> str:
-    """The enrollment key a usage record bills: owner/space/identity/voiceprint."""
-    vp = record.voiceprint
-    space = record.space.handle if record.space else ""
-    identity = vp.identity.handle if vp.identity else ""
-    return f"{owner}/{space}/{identity}/{vp.handle}"
-
-
-async def _write_reports(
-    job: ClaimedJob,
-    ctx: JobContext,
-    loaded: JobInput,
-    started_at: datetime,
-    usage: UsageCheck,
-    result: JobResult,
-) -> None:
-    paths = ctx.queue.paths.report_paths(job.job_id)
-    path = job.journal_path
-    meter = REQUEST_METER.get()  # read here: `write` runs in a worker thread
-
-    def write() -> None:
-        counts = count_outcomes(outcomes(path))
-        summary = ReportSummary(
-            job_id=job.job_id,
-            manifest=job.name,
-            manifest_sha256=job.sha256,
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            total=sum(counts.values()),
-            counts=dict(counts),
-            requests=meter.requests if meter is not None else None,
-            credits_spent=usage.found if usage.error is None else None,
-            usage=usage,
-            files={
-                "report": str(paths.report),
-                "failures": str(paths.failures),
-                "retry": str(paths.retry),
-            },
-        )
-        write_report_json(paths.report, summary, outcomes(path))
-        loaded.write_outputs(lambda: outcomes(path), paths.failures, paths.retry)
-        result.counts = dict(counts)
-        result.report = paths.report
-
-    await anyio.to_thread.run_sync(write)

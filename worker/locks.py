@@ -49,13 +49,11 @@ class _Entry:
     fd: int | None = None
 
 
-class AudioLocks:
-    """In-process locks per `owner/space/identity/sha256`, and the audio each one guards."""
+class KeyedLocks:
+    """In-process: one holder per key; a key's lock exists only while someone wants it."""
 
-    def __init__(self, remember: int = REMEMBERED_AUDIOS) -> None:
+    def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
-        self._known: OrderedDict[str, AudioSeen] = OrderedDict()
-        self._remember = remember
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
@@ -68,6 +66,15 @@ class AudioLocks:
             entry.users -= 1
             if entry.users == 0:
                 del self._entries[key]
+
+
+class AudioLocks(KeyedLocks):
+    """In-process locks per `owner/space/identity/sha256`, and the audio each one guards."""
+
+    def __init__(self, remember: int = REMEMBERED_AUDIOS) -> None:
+        super().__init__()
+        self._known: OrderedDict[str, AudioSeen] = OrderedDict()
+        self._remember = remember
 
     def known(self, key: str) -> AudioSeen | None:
         """The audio this process last saw for the file (under the lock), if it remembers."""
@@ -156,3 +163,26 @@ def _release(path: Path, fd: int) -> None:
             os.unlink(path)
     finally:
         os.close(fd)
+
+
+class EnrollmentLocks:
+    """Who may work on a voiceprint: one task, in one process, at a time.
+
+    `hold("owner/space/identity/voiceprint")` takes the identity's file lock (shared by the
+    tasks of this process, ordering processes), then the voiceprint's in-process lock. Two
+    manifests that ask for one voiceprint thus take turns instead of mixing their audios into
+    it, in one process or across several; the second then sees the first one's result.
+    """
+
+    def __init__(self, files: FileLocks | None = None) -> None:
+        self.files = files
+        self._voiceprints = KeyedLocks()
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        identity = key.rsplit("/", 1)[0]
+        async with contextlib.AsyncExitStack() as stack:
+            if self.files is not None:
+                await stack.enter_async_context(self.files.hold(identity))
+            await stack.enter_async_context(self._voiceprints.hold(key))
+            yield

@@ -21,7 +21,8 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.boundary import run_job
-from worker.job import JobContext, JobObserver, JobResult, VoiceprintLocks
+from worker.job import JobContext, JobObserver, JobResult
+from worker.locks import EnrollmentLocks, FileLocks
 from worker.queue import ClaimedJob, JobQueue, QueueSetupError
 from worker.report import exit_code_for
 from worker.settings import Settings
@@ -87,7 +88,8 @@ class Service:
         self.stop = anyio.Event()
         self.totals = RunTotals()
         self._slots = anyio.CapacityLimiter(settings.max_enrollments)
-        self._voiceprint_locks = VoiceprintLocks()
+        # One per process (per job it would lock nothing); files order the processes.
+        self._voiceprint_locks = EnrollmentLocks(FileLocks.for_queue(settings.queue_dir))
         self._running: set[str] = set()
         self._idle = anyio.Event()
         self._job_ended = anyio.Event()

@@ -161,6 +161,18 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         20.0, ge=0, description="Seconds in-flight steps get to finish after SIGTERM."
     )
+    processing_timeout: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds an enrollment waits for the API to finish processing an uploaded "
+        "file or a compute (read with paced backoff) before it fails.",
+    )
+    max_actions: int = Field(
+        60,
+        ge=1,
+        description="Actions without progress one enrollment may take before it fails; the "
+        "report names the loop.",
+    )
     max_job_starts: int = Field(
         3,
         ge=1,

@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from worker.enrollment_view import AudioSeen
-from worker.locks import AudioLocks, FileLocks
+from worker.locks import AudioLocks, EnrollmentLocks, FileLocks
 
 HOLDER = """
 import fcntl, os, sys, time
@@ -125,3 +125,29 @@ async def test_a_waiter_on_a_removed_lock_file_takes_the_new_one(tmp_path: Path)
 def test_lock_file_names_are_short_and_safe(tmp_path: Path, key: str) -> None:
     name = FileLocks(tmp_path).path(key).name
     assert len(name) == 37 and name.endswith(".lock") and "/" not in name
+
+
+async def test_enrollment_locks_order_processes_by_identity_and_tasks_by_voiceprint(
+    tmp_path: Path,
+) -> None:
+    # Two EnrollmentLocks on one directory stand for two processes sharing a queue.
+    here, there = (EnrollmentLocks(FileLocks(tmp_path)) for _ in range(2))
+    inside: list[str] = []
+    overlaps: list[tuple[str, ...]] = []
+
+    async def enroll(locks: EnrollmentLocks, who: str, key: str) -> None:
+        async with locks.hold(key):
+            inside.append(who)
+            overlaps.append(tuple(sorted(inside)))
+            await anyio.sleep(0.05)
+            inside.remove(who)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(enroll, here, "here-vp1", "acme/main/ann/vp1")
+        tg.start_soon(enroll, here, "here-vp2", "acme/main/ann/vp2")  # same process: together
+        tg.start_soon(enroll, here, "here-vp1-again", "acme/main/ann/vp1")  # same voiceprint
+        await anyio.sleep(0.01)
+        tg.start_soon(enroll, there, "there-vp3", "acme/main/ann/vp3")  # other process: waits
+    assert ("here-vp1", "here-vp2") in overlaps
+    assert not any("here-vp1" in o and "here-vp1-again" in o for o in overlaps)
+    assert not any("there-vp3" in o and len(o) > 1 for o in overlaps)
