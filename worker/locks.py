@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 import anyio.to_thread
@@ -165,24 +166,31 @@ def _release(path: Path, fd: int) -> None:
         os.close(fd)
 
 
+class CrossProcessLocks(Protocol):
+    """Locks that order processes: `FileLocks`, or a fleet's (Redis) locks wrapping them."""
+
+    def hold(self, key: str) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
 class EnrollmentLocks:
     """Who may work on a voiceprint: one task, in one process, at a time.
 
-    `hold("owner/space/identity/voiceprint")` takes the identity's file lock (shared by the
-    tasks of this process, ordering processes), then the voiceprint's in-process lock. Two
-    manifests that ask for one voiceprint thus take turns instead of mixing their audios into
-    it, in one process or across several; the second then sees the first one's result.
+    `hold("owner/space/identity/voiceprint")` takes the identity's cross-process lock (key
+    `owner/space/identity`; `FileLocks` shares it among the tasks of this process), then the
+    voiceprint's in-process lock. Two manifests that ask for one voiceprint thus take turns
+    instead of mixing their audios into it, in one process or across several; the second then
+    sees the first one's result. `cross` may be replaced (by a fleet's locks) before jobs run.
     """
 
-    def __init__(self, files: FileLocks | None = None) -> None:
-        self.files = files
+    def __init__(self, cross: CrossProcessLocks | None = None) -> None:
+        self.cross = cross
         self._voiceprints = KeyedLocks()
 
     @contextlib.asynccontextmanager
     async def hold(self, key: str) -> AsyncIterator[None]:
         identity = key.rsplit("/", 1)[0]
         async with contextlib.AsyncExitStack() as stack:
-            if self.files is not None:
-                await stack.enter_async_context(self.files.hold(identity))
+            if self.cross is not None:
+                await stack.enter_async_context(self.cross.hold(identity))
             await stack.enter_async_context(self._voiceprints.hold(key))
             yield
