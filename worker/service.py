@@ -11,8 +11,11 @@ Unfinished jobs release their lease so another worker (or the next start) takes 
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
@@ -26,6 +29,9 @@ from worker.locks import EnrollmentLocks, FileLocks
 from worker.queue import ClaimedJob, JobQueue, QueueSetupError
 from worker.report import exit_code_for
 from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.fleet.session import Fleet
 
 log = structlog.get_logger(__name__)
 
@@ -68,10 +74,13 @@ class RunTotals:
         return exit_code_for(self.counts)
 
 
-async def check_access(client: ApiClient) -> None:
-    """Fail fast on a bad key or URL instead of failing every enrollment one by one."""
+async def check_access(client: ApiClient) -> str:
+    """Fail fast on a bad key or URL instead of failing every enrollment one by one.
+
+    Returns the caller's handle: the account a fleet's shared budget belongs to.
+    """
     try:
-        await client.get_user()
+        return (await client.get_user()).handle
     except errors.Unauthorized:
         raise FatalError("the API refused the credentials (401): check ENROLLER_API_KEY") from None
     except errors.ApiError as exc:
@@ -97,6 +106,8 @@ class Service:
         self.signalled = False
         self._feeding_done = False
         self.observer: JobObserver | None = None  # set by worker/ops.py (metrics, progress)
+        self.user_handle = ""  # who the credentials are, from the start-up check
+        self.fleet: Fleet | None = None  # set while running in fleet mode (ENROLLER_REDIS_URL)
 
     def _context(self) -> JobContext:
         return JobContext(
@@ -114,7 +125,7 @@ class Service:
             await anyio.to_thread.run_sync(self.queue.setup)
         except QueueSetupError as exc:
             raise FatalError(str(exc)) from None
-        await check_access(self.client)
+        self.user_handle = await check_access(self.client)
 
     async def _run_job(self, job: ClaimedJob) -> None:
         try:
@@ -161,6 +172,30 @@ class Service:
             return EXIT_FATAL
         log.info("worker_started", worker_id=self.settings.worker_id, once=once)
         self._once = once
+        async with self._joined_fleet():
+            await self._run_jobs(once=once)
+        log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
+        return self.totals.exit_code
+
+    @contextlib.asynccontextmanager
+    async def _joined_fleet(self) -> AsyncIterator[None]:
+        """The fleet (shared budget, heartbeat) around the run, when Redis is configured."""
+        if not self.settings.redis_url:
+            yield
+            return
+        from worker.fleet.session import joined_fleet  # lazy: a lone worker never loads Redis
+
+        running = self._running
+        async with joined_fleet(
+            self.settings, self.client.governor, self.user_handle, lambda: len(running)
+        ) as fleet:
+            self.fleet = fleet
+            try:
+                yield
+            finally:
+                self.fleet = None
+
+    async def _run_jobs(self, *, once: bool) -> None:
         async with anyio.create_task_group() as jobs_tg:
             async with anyio.create_task_group() as feed_tg:
                 if once:
@@ -183,8 +218,6 @@ class Service:
                 if self._running:
                     log.warning("worker_grace_expired", jobs=sorted(self._running))
                     jobs_tg.cancel_scope.cancel()
-        log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
-        return self.totals.exit_code
 
     async def _feed_once(self, jobs_tg: anyio.abc.TaskGroup) -> None:
         """Claim the stale active jobs and every inbox file until the inbox has nothing left."""

@@ -180,6 +180,13 @@ class Settings(BaseSettings):
         "(a manifest that crashes the worker).",
     )
 
+    # --- Fleet (issue "one fleet, one budget") ---
+    redis_url: Annotated[str | None, UrlSetting("redis", "rediss", "unix")] = Field(
+        None,
+        description="Redis or Valkey shared by a fleet of workers (redis://, rediss://, unix://): "
+        "one rate budget per API account, fleet-wide pauses and locks. Unset: no Redis at all.",
+    )
+
     # --- Operations (issue "operations") ---
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest log level written."
@@ -291,7 +298,10 @@ def check_url(value: str, schemes: tuple[str, ...]) -> None:
         _ = parts.port  # raises on a port that is not a number
     except ValueError:
         raise PydanticCustomError("url", rule + " and a numeric port") from None
-    if parts.scheme.lower() not in schemes or not parts.hostname:
+    scheme = parts.scheme.lower()
+    if scheme == "unix" and scheme in schemes and parts.path:
+        return  # a Unix socket: unix:///run/redis.sock names a path, no host
+    if scheme not in schemes or not parts.hostname:
         raise PydanticCustomError("url", rule)
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 
@@ -29,6 +29,22 @@ if TYPE_CHECKING:
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class SharedBudget(Protocol):
+    """The fleet's budget for one API account (worker/fleet/budget.py), when there is a fleet.
+
+    The governor keeps its caps and its own 429 pause; the send times come from the shared
+    budget, and what this worker learns (a 429, a credits refusal) goes to the whole fleet.
+    """
+
+    credits_message: str | None  # the fleet's credits pause, as last seen; None: billed may go
+
+    async def wait_turn(self) -> None: ...
+
+    def pause(self, delay: float) -> None: ...
+
+    def mark_credits(self, message: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +197,7 @@ class Governor:
         # without a restart, at the cost of one refused request per interval.
         self.credits_recheck = credits_recheck
         self.stats = GovernorStats(rate=self.bucket.rate)
+        self.shared: SharedBudget | None = None  # set in fleet mode (ENROLLER_REDIS_URL)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Governor:
@@ -197,6 +214,14 @@ class Governor:
     async def wait_turn(self) -> None:
         """Sleep until this request's send time; take a new one if a pause voided it."""
         started = self._clock()
+        if self.shared is not None:
+            # A 429 seen here holds this worker at once; the fleet learns it from the budget.
+            hold = self.bucket.paused_until - started
+            if hold > 0:
+                await self._sleep(hold)
+            await self.shared.wait_turn()
+            self.stats.wait_seconds += self._clock() - started
+            return
         while True:
             now = self._clock()
             reservation = self.bucket.reserve(now)
@@ -238,6 +263,8 @@ class Governor:
         delay = retry_after if retry_after is not None else 1.0 / self.bucket.rate
         self.stats.throttled += 1
         self.bucket.pause(now + delay)
+        if self.shared is not None:
+            self.shared.pause(delay)
         self.bucket.throttled(now, delay)
         self.stats.rate = self.bucket.rate
 
@@ -255,6 +282,10 @@ class Governor:
 
     @property
     def credits_exhausted(self) -> bool:
+        shared = self.shared.credits_message if self.shared is not None else None
+        if shared is not None and self._credits is None:
+            self._credits = CreditsExhausted(f"{shared} (another worker of the fleet)", sent=False)
+            self._credits_since = self._clock()
         if (
             self._credits is not None
             and self._clock() - self._credits_since >= self.credits_recheck
@@ -269,6 +300,8 @@ class Governor:
         (an upload, a create…) pauses with the computes, instead of being re-sent forever.
         """
         self.stats.credits_refused += 1
+        if self.shared is not None and error.sent:
+            self.shared.mark_credits(error.message)
         if error.route:
             self._billed.add(error.route)
         if self._credits is None:
