@@ -104,7 +104,11 @@ class FleetBudget:
         self.redis = redis
         self.keys = keys
         self.rate = rate
+        # The fleet keeps its slots evenly spaced (burst 1) and leaves the account's burst
+        # tolerance to the server: requests of several hosts reach it with some jitter (each
+        # host's scheduling, its distance), and that jitter must not cost a 429 that pauses all.
         self.burst = burst
+        self._schedule_burst = 1
         self.credits_recheck = credits_recheck
         self.fleet_size = 1  # last seen, from membership: the share to take when Redis is gone
         self.degraded = False
@@ -161,7 +165,7 @@ class FleetBudget:
             interval_us = US / self.rate
             tat, start, credits = await self._reserve(
                 keys=[self.keys.tat, self.keys.pause, self.keys.credits],
-                args=[f"{interval_us:.3f}", self.burst, n],
+                args=[f"{interval_us:.3f}", self._schedule_burst, n],
             )
             self.redis_calls += 1
         except (RedisError, OSError) as exc:
@@ -173,7 +177,7 @@ class FleetBudget:
             log.warning("fleet_redis_back", rate=self.rate)
         text = credits.decode() if isinstance(credits, bytes) else str(credits)
         self.credits_message = text or None
-        offsets = slot_offsets(float(tat), float(start), interval_us, self.burst, n)
+        offsets = slot_offsets(float(tat), float(start), interval_us, self._schedule_burst, n)
         self._slots.extend(now + offset for offset in offsets)
 
     async def _push_pending(self) -> None:
