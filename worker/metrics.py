@@ -79,6 +79,17 @@ class GovernorCollector:
         yield GaugeMetricFamily(
             "enroller_api_rate", "Current pacing, requests/s (lower after 429s).", value=stats.rate
         )
+        shared = self._governor.shared
+        yield GaugeMetricFamily(
+            "enroller_fleet_size",
+            "Workers in this worker's fleet (1 without ENROLLER_REDIS_URL).",
+            value=shared.fleet_size if shared is not None else 1,
+        )
+        yield GaugeMetricFamily(
+            "enroller_fleet_degraded",
+            "1 while Redis is unreachable and this worker paces alone at rate / fleet size.",
+            value=int(shared.degraded) if shared is not None else 0,
+        )
 
 
 class QueueCollector:

@@ -81,7 +81,15 @@ async def operations(
 
     def health() -> dict[str, Any]:
         name, jobs = state()
-        return {"status": name, "worker_id": settings.worker_id, "jobs_running": jobs}
+        doc: dict[str, Any] = {
+            "status": name,
+            "worker_id": settings.worker_id,
+            "jobs_running": jobs,
+        }
+        shared = service.client.governor.shared
+        if shared is not None:  # fleet mode: say when this worker paces alone (Redis gone)
+            doc["fleet"] = {"size": shared.fleet_size, "degraded": shared.degraded}
+        return doc
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(heartbeat_forever, settings, state)

@@ -140,8 +140,52 @@ def render_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def gather_fleet(redis_url: str) -> dict[str, Any]:
+    """The fleets in the configured Redis: worker id, host, jobs, last seen (read-only)."""
+    import anyio  # lazy, like Redis itself: only a fleet's status needs them
+
+    from worker.fleet.membership import list_fleets
+    from worker.fleet.session import connect
+
+    async def read() -> dict[str, Any]:
+        redis = connect(redis_url)
+        try:
+            fleets = await list_fleets(redis)
+        finally:
+            await redis.aclose()
+        return {
+            account: [m.model_dump(mode="json") for m in members]
+            for account, members in fleets.items()
+        }
+
+    try:
+        return {"reachable": True, "accounts": anyio.run(read)}
+    except Exception as exc:  # any Redis or network failure: status still shows the queue
+        return {"reachable": False, "error": type(exc).__name__, "accounts": {}}
+
+
+def render_fleet(fleet: dict[str, Any]) -> list[str]:
+    if not fleet["reachable"]:
+        return [f"fleet: Redis unreachable ({fleet['error']})"]
+    lines = []
+    for account, members in fleet["accounts"].items():
+        lines.append(f"fleet of account {account}: {len(members)} worker(s)")
+        for m in members:
+            note = " (alone: Redis unreachable)" if m.get("degraded") else ""
+            lines.append(
+                f"  {m['worker_id']}  host {m['host']}  jobs {m['jobs']}  "
+                f"last seen {m['last_seen']}{note}"
+            )
+    return lines or ["fleet: no worker has a live heartbeat"]
+
+
 def run_status(settings: Settings, as_json: bool) -> int:
     """Print the status; exit code 0 (a missing queue directory is reported, not an error)."""
     doc = gather(settings)
+    if settings.redis_url:
+        doc["fleet"] = gather_fleet(settings.redis_url)
+    if not as_json and "fleet" in doc:
+        print(render_text(doc) + "\n" + "\n".join(render_fleet(doc["fleet"])))
+        return 0
     print(json.dumps(doc, indent=2, ensure_ascii=False) if as_json else render_text(doc))
     return 0

@@ -185,3 +185,21 @@ async def test_without_redis_the_inner_lock_alone_holds(tmp_path: Path) -> None:
     await client.aclose()
     assert inner.held == 1
     assert [e["event"] for e in logs] == ["fleet_lock_unavailable"]
+
+
+def test_status_lists_the_fleet_and_says_when_redis_is_gone(server: RedisServer) -> None:
+    from worker.status import gather_fleet, render_fleet
+
+    async def beat() -> None:
+        client = Redis.from_url(server.url)
+        await FleetMembership(client, KEYS, "host-a:7", interval=5).beat(jobs=2)
+        await client.aclose()
+
+    anyio.run(beat)
+    fleet = gather_fleet(server.url)
+    [member] = fleet["accounts"][KEYS.account]
+    assert (member["worker_id"], member["jobs"]) == ("host-a:7", 2)
+    assert render_fleet(fleet)[0] == f"fleet of account {KEYS.account}: 1 worker(s)"
+    gone = gather_fleet(f"redis://127.0.0.1:{free_port()}/0")
+    assert gone["reachable"] is False
+    assert render_fleet(gone)[0].startswith("fleet: Redis unreachable")

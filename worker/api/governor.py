@@ -39,6 +39,8 @@ class SharedBudget(Protocol):
     """
 
     credits_message: str | None  # the fleet's credits pause, as last seen; None: billed may go
+    fleet_size: int  # workers seen in the fleet (its heartbeats)
+    degraded: bool  # Redis unreachable: this worker goes on alone at its share
 
     async def wait_turn(self) -> None: ...
 

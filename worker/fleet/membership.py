@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from worker.fleet.budget import FleetBudget
-from worker.fleet.keys import AccountKeys
+from worker.fleet.keys import PREFIX, AccountKeys
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +99,18 @@ class FleetMembership:
             await self.redis.delete(self.keys.member(self.worker_id))
         except (RedisError, OSError):
             pass
+
+
+async def list_fleets(redis: Redis) -> dict[str, list[FleetMember]]:
+    """Every account's fleet in this Redis, by account id (what `enroller status` shows)."""
+    fleets: dict[str, list[FleetMember]] = {}
+    async for raw in redis.scan_iter(match=f"{PREFIX}:{{*}}:members", count=100):
+        name = raw.decode() if isinstance(raw, bytes) else str(raw)
+        account = name.split("{", 1)[1].split("}", 1)[0]
+        members = await list_fleet(redis, AccountKeys(account))
+        if members:
+            fleets[account] = members
+    return fleets
 
 
 async def list_fleet(redis: Redis, keys: AccountKeys) -> list[FleetMember]:
