@@ -88,6 +88,7 @@ from worker.queue_rules import (
     EntryChange,
     FileStat,
     Lease,
+    LeaseWatch,
     NameKind,
     StabilityTracker,
     arrived_by_rename,
@@ -273,7 +274,13 @@ class JobQueue:
     the async methods run them off the event loop.
     """
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.paths = QueuePaths(settings.queue_dir)
         self.worker_id = settings.worker_id
         self.lease_ttl = settings.lease_ttl
@@ -284,6 +291,8 @@ class JobQueue:
         self._tracker = StabilityTracker(settings.min_age)
         self._noted: dict[str, str] = {}  # inbox name -> reason already logged
         self._host = socket.gethostname()
+        self._monotonic = monotonic
+        self._watch = LeaseWatch()  # leases of other hosts, judged by our own clock
 
     # --- setup -----------------------------------------------------------------------------
 
@@ -585,7 +594,7 @@ class JobQueue:
             gen, lease = read_lease(job_dir)
         except FileNotFoundError:
             return True  # vanished meanwhile: retry the rename
-        if lease is not None and not lease_is_stale(lease, self._clock(), self.lease_ttl):
+        if lease is not None and not self._lease_stale(job_dir.name, gen, lease):
             return False  # its holder is finishing it right now
         next_gen = -1 if gen is None else gen
         if not self._try_acquire(job_dir, next_gen + 1, secrets.token_hex(8)):
@@ -607,6 +616,20 @@ class JobQueue:
             heartbeat=datetime.fromtimestamp(self._clock(), UTC),
             **kw,
         )
+
+    def _lease_stale(self, name: str, gen: int | None, lease: Lease) -> bool:
+        """Whether a lease may be taken over (design.md §9: clock skew never decides).
+
+        A lease of this host was stamped by this host's clock, so its heartbeat's age is exact.
+        A lease of another host is stale only once this worker has seen it unchanged for
+        `lease_ttl` by its own monotonic clock, however that host's clock is set.
+        """
+        if lease.released:
+            return True
+        if lease.host == self._host:
+            return lease_is_stale(lease, self._clock(), self.lease_ttl)
+        content = (gen, lease.token, lease.heartbeat)
+        return self._watch.unchanged_for(name, content, self._monotonic()) > self.lease_ttl
 
     def _try_acquire(self, job_dir: Path, gen: int, token: str) -> bool:
         """Create lease generation `gen` exclusively; False if another worker created it first."""
@@ -725,7 +748,7 @@ class JobQueue:
         now = self._clock()
         gen, lease = read_lease(job_dir)
         if lease is not None:
-            if not lease_is_stale(lease, now, self.lease_ttl):
+            if not self._lease_stale(job_dir.name, gen, lease):
                 return None
             previous = {"holder": lease.holder, "age": round(lease_age(lease, now), 3)}
         else:

@@ -233,5 +233,33 @@ def lease_age(lease: Lease, now: float) -> float:
 
 
 def lease_is_stale(lease: Lease, now: float, ttl: float) -> bool:
-    """A lease is stale when released, or not renewed within `ttl` seconds."""
+    """A lease is stale when released, or not renewed within `ttl` seconds.
+
+    Exact only when `now` comes from the clock that wrote the heartbeat (the same host); for a
+    lease of another host, `LeaseWatch` judges instead.
+    """
     return lease.released or lease_age(lease, now) > ttl
+
+
+class LeaseWatch:
+    """How long this worker has seen each lease unchanged, by its own monotonic clock. Pure.
+
+    Another host's heartbeat time is written by that host's clock: ten minutes of skew would
+    make a live lease look dead (a stolen job) or a dead one look alive (a job kept forever).
+    What this worker can trust is its own observation: a lease whose content (generation,
+    token, heartbeat) has not changed for `ttl` seconds of its own clock is not being renewed.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[object, float]] = {}
+
+    def unchanged_for(self, key: str, content: object, now: float) -> float:
+        """Seconds `key` has shown `content`; 0 when it is new or changed since the last look."""
+        seen = self._seen.get(key)
+        if seen is None or seen[0] != content:
+            self._seen[key] = (content, now)
+            return 0.0
+        return now - seen[1]
+
+    def forget(self, key: str) -> None:
+        self._seen.pop(key, None)
