@@ -190,10 +190,14 @@ class Service:
             self.settings, self.client.governor, self.user_handle, lambda: len(running)
         ) as fleet:
             self.fleet = fleet
+            own = self._voiceprint_locks.cross
+            if fleet is not None and own is not None:
+                self._voiceprint_locks.cross = fleet.locks(own)  # Redis around the file locks
             try:
                 yield
             finally:
                 self.fleet = None
+                self._voiceprint_locks.cross = own
 
     async def _run_jobs(self, *, once: bool) -> None:
         async with anyio.create_task_group() as jobs_tg:
