@@ -524,6 +524,10 @@ async def emulation_middleware(request: web.Request, handler: Handler) -> web.St
         return await handler(request)
     emu = _emu(request)
     if emu.options.latency_ms > 0:
+        if request.content_type == "application/json" and request.can_read_body:
+            # Received first, slow afterwards: a client that times out meanwhile leaves a
+            # request the server still carries out (the real "outcome unknown").
+            await request.read()
         await asyncio.sleep(emu.options.latency_ms / 1000)
     if emu.limiter.enabled:
         token = _bearer(request) or f"anonymous:{request.remote}"
