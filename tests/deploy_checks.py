@@ -1,4 +1,4 @@
-"""Checks shared by the tests of deployment files (compose, Kubernetes, systemd, cron lines).
+"""Checks shared by the tests of deployment files (compose, Kubernetes, systemd, cron, alerts).
 
 A deployment file goes stale silently: a renamed flag or setting still parses as YAML. These
 helpers hold each `enroller …` command to the real CLI parser and each `ENROLLER_*` /
@@ -7,9 +7,14 @@ helpers hold each `enroller …` command to the real CLI parser and each `ENROLL
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 from emulator.cli import build_parser as emulator_parser
 from emulator.config import EmulatorOptions
@@ -68,3 +73,48 @@ def enroller_commands_in_shell(text: str) -> list[list[str]]:
 def variables_in(names: Iterable[str]) -> list[str]:
     """The ENROLLER_* / EMULATOR_* names among `names` (others are not ours to check)."""
     return [n for n in names if n.startswith(("ENROLLER_", "EMULATOR_"))]
+
+
+# --- monitoring: the PromQL of deploy/prometheus/alerts.yml and deploy/grafana/enroller.json ---
+
+ROOT = Path(__file__).resolve().parents[1]
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "enroller.json"
+PROMETHEUS_OWN = {"up"}  # recorded by Prometheus per target, not served by the worker
+_SELECTOR = re.compile(r"\b([a-z_][a-z0-9_]*)\s*(\{[^}]*\})?\s*(?:\[|\)|$|\s|/|>|<|=|\*|\+|-)")
+_MATCHER = re.compile(r'([a-z_][a-z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+_PROMQL_WORDS = {
+    "sum", "max", "min", "count", "avg", "by", "without", "and", "or", "unless", "on",
+    "rate", "increase", "delta", "absent", "absent_over_time", "humanize", "bool",
+}  # fmt: skip
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    doc = yaml.safe_load(ALERTS.read_text(encoding="utf-8"))
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def dashboard_panels() -> list[dict[str, Any]]:
+    doc = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    return [p for p in doc["panels"] if p["type"] != "row"]
+
+
+def monitoring_expressions() -> dict[str, str]:
+    """where → PromQL, for every alert rule and every dashboard query."""
+    out = {f"alerts.yml {r['alert']}": str(r["expr"]) for r in alert_rules()}
+    for panel in dashboard_panels():
+        for target in panel["targets"]:
+            out[f"enroller.json {panel['title']} {target['refId']}"] = target["expr"]
+    return out
+
+
+def selectors(expr: str) -> list[tuple[str, dict[str, tuple[str, str]]]]:
+    """(metric, {label: (operator, value)}) of each series selector in `expr`."""
+    expr = re.sub(r"\b(?:by|without|on|ignoring)\s*\([^)]*\)", " ", expr)  # grouping labels
+    found = []
+    for match in _SELECTOR.finditer(expr + " "):
+        name, braces = match.group(1), match.group(2) or ""
+        if name in _PROMQL_WORDS or name.startswith("__") or re.fullmatch(r"\d+[smhd]?", name):
+            continue
+        found.append((name, {k: (op, v) for k, op, v in _MATCHER.findall(braces)}))
+    return found

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from tests.container.engine import (
     run,
     wait_until,
 )
+from tests.ports import free_port
 from worker.journal import JobStarted, load_state, read_records
 from worker.queue import JOURNAL_NAME
 
@@ -47,12 +47,6 @@ pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
 # Enough enrollments that the job cannot end within the worker's 20 s shutdown grace: at the
 # default 20 requests/s and at least 3 requests each, 200 need 30 s or more on any machine.
 BULK = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str) -> bytes:
