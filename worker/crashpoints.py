@@ -16,7 +16,10 @@ through `Settings`, because they are not settings: nothing an operator should ev
 Points in use: `job.started` (a start recorded and found not poisonous, before the manifest is
 read), `job.enrolling` (an enrollment handed to the runners), `job.reported` (reports written,
 `JobFinished` not yet journaled), `job.finished_record` (`JobFinished` journaled, manifest not
-yet in done/), `job.done` (manifest in done/, job directory removed).
+yet in done/), `job.done` (manifest in done/, job directory removed); `derive.encoding` (each
+decoded block of a channel, mix or conversion being written), `derive.written` (a derived FLAC
+complete, not yet renamed), `derive.discard` (a derived file about to be deleted: its upload
+confirmed or its enrollment ended).
 """
 
 from __future__ import annotations

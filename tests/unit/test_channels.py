@@ -10,8 +10,15 @@ import pytest
 
 from emulator.audio import analyze
 from tests.audiogen import samples, write_audio, write_signal
+from worker.audiofile import AudioUnreadable
 from worker.decode import probe
-from worker.derive import Derivation, derive_flac, plan_derivation
+from worker.derive import (
+    Derivation,
+    derive_flac,
+    derived_upload,
+    plan_derivation,
+    sweep_work_dir,
+)
 from worker.manifest import ManifestDefaults, enrollment_json, parse_csv, parse_json
 from worker.validate import preflight_enrollment
 
@@ -198,3 +205,49 @@ def test_the_derived_flac_holds_that_channel_only(
     assert [p.name for p in (tmp_path / "work").iterdir()] == [path.name]  # no temp file left
     with source.open("rb") as fh:
         assert derive_flac(fh, d, tmp_path / "again")[1] == sha  # same input, same bytes
+
+
+# --- a derived upload across restarts ----------------------------------------------------------
+
+
+def _derivation(channel: int | None = 1) -> Derivation:
+    return Derivation(
+        source_sha256="0" * 64, source_format="wav", source_channels=2, channel=channel,
+        converted=False,
+    )  # fmt: skip
+
+
+def test_a_known_derivation_is_not_converted_until_its_file_is_needed(tmp_path: Path) -> None:
+    source = call(tmp_path / "c.wav")
+    work = tmp_path / "work"
+    made = derived_upload(source, "c.wav", 1, _derivation(), work, known=None)
+    sha, size = made.upload.sha256, made.upload.size
+    assert made.upload.path.exists() and made.info().done == "channel 1 of 2 as mono FLAC"
+    made.discard()  # the upload was confirmed
+    again = derived_upload(source, "c.wav", 1, _derivation(), work, known=(sha, size))
+    assert (again.upload.sha256, again.upload.size) == (sha, size)
+    assert not again.upload.path.exists()  # trusted the journal: nothing converted
+    again.ensure()  # the audio still needs its file: made again, the very same bytes
+    assert again.upload.path.exists() and again.upload.path.stat().st_size == size
+    assert again.record("k").model_dump(include={"derivation", "sha256", "size"}) == {
+        "derivation": _derivation().key, "sha256": sha, "size": size,
+    }  # fmt: skip
+
+
+def test_a_changed_source_is_not_uploaded_under_the_old_alias(tmp_path: Path) -> None:
+    source = call(tmp_path / "c.wav")
+    made = derived_upload(source, "c.wav", 1, _derivation(), tmp_path / "w", known=None)
+    made.discard()
+    write_signal(source, np.zeros((2, RATE), dtype=np.float32), RATE)  # replaced meanwhile
+    with pytest.raises(AudioUnreadable, match=r"derived again, it is not the file the journal"):
+        made.ensure()
+
+
+def test_the_sweep_removes_only_what_a_killed_conversion_left(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".derive-abc.tmp").write_bytes(b"half a flac")
+    (work / f"{'1' * 64}.flac").write_bytes(b"a finished one")
+    assert sweep_work_dir(work) == 1
+    assert [p.name for p in work.iterdir()] == [f"{'1' * 64}.flac"]
+    assert sweep_work_dir(tmp_path / "none") == 0
