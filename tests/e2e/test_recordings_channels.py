@@ -148,7 +148,7 @@ def _crash_queue(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("crash_at", "converts_again"),
     [
-        ("derive.encoding:3", True),  # killed while the first FLAC is being written
+        ("derive.encoding:2", True),  # killed while the first FLAC is being written
         ("derive.discard", False),  # killed right after the first upload was confirmed
     ],
 )
