@@ -50,7 +50,7 @@ SAMPLE_AUDIO: list[tuple[str, float, float, int]] = [
 MISTAKES_CSV = """identity,audio,owner,space,note
 cust-0006,cust-0006/call-1.wav,acme,onboarding,fine
 Cust 7,cust-0006/call-1.wav,acme,onboarding,a handle with a capital and a space
-cust-0008,cust-0008/mostly-silence.wav,acme,onboarding,the server hears too little voice
+cust-0008,cust-0008/mostly-silence.wav,acme,onboarding,too little voice: refused before upload
 cust-0009,cust-0009/never-recorded.wav,acme,onboarding,the file does not exist
 """
 

@@ -1,8 +1,10 @@
-"""Sample audio made on the fly: a tone stands for voice, silence for no voice.
+"""Sample audio made on the fly: a voiced tone stands for voice, silence for no voice.
 
 Owns: the synthetic audio the demo ships with and the tests use, so no binary audio is ever
 committed, encoded with FFmpeg (PyAV) in any container and codec a call-centre platform
-produces. The emulator's voice detector hears the tone as voice and the silence as none.
+produces. The emulator's voice detector hears the tone as voice and the silence as none, and
+so does the worker's (WebRTC's VAD): the tone is a fundamental with its first harmonics, as a
+voiced vowel is, because a pure sine reads as speech to that detector at some pitches only.
 """
 
 from __future__ import annotations
@@ -35,11 +37,14 @@ _RATES: Mapping[str, tuple[int, ...]] = MappingProxyType(
 def samples(
     voice_s: float, silence_s: float = 0.0, samplerate: int = 16000, pitch: float = 220.0
 ) -> np.ndarray:
-    """`voice_s` seconds of a `pitch` Hz tone (plus faint noise), then `silence_s` of silence."""
+    """`voice_s` seconds of a `pitch` Hz voiced tone (plus faint noise), then `silence_s` of
+    silence. The tone has the pitch's harmonics (amplitude 1/k, up to the 6th, below Nyquist)."""
     rng = np.random.default_rng(7)
     n_voice = round(voice_s * samplerate)
     t = np.arange(n_voice) / samplerate
-    voice = 0.5 * np.sin(2 * np.pi * pitch * t) + 0.01 * rng.standard_normal(n_voice)
+    harmonics = [k for k in range(1, 7) if k * pitch < samplerate / 2]
+    tone = sum(np.sin(2 * np.pi * k * pitch * t) / k for k in harmonics)
+    voice = 0.3 * tone + 0.01 * rng.standard_normal(n_voice)
     silence = np.zeros(round(silence_s * samplerate))
     return np.concatenate([voice, silence]).astype(np.float32)
 

@@ -24,8 +24,9 @@ from types import MappingProxyType
 from pydantic import BaseModel, ConfigDict
 
 from worker.audiofile import AudioUnreadable, open_audio, os_reason
-from worker.decode import DecodeError, probe
+from worker.decode import DecodeError, Probe, probe
 from worker.formats import format_problem
+from worker.voice import VoiceFigures, measure_voice_stream
 
 __all__ = ["AudioUnreadable"]  # re-exported: callers catch it from here
 
@@ -111,6 +112,7 @@ class AudioFacts(BaseModel):
     format: str  # container, worker.formats' short name: wav, flac, ogg, webm, mp3, m4a, …
     codec: str  # FFmpeg codec name: pcm_s16le, pcm_mulaw, flac, opus, vorbis, mp3, aac, …
     complete: bool = True  # False when decoding stopped at DECODE_LIMIT_S
+    voice: VoiceFigures | None = None  # measured locally (worker.voice); None: too long to use
 
     @property
     def alias(self) -> str:
@@ -180,6 +182,8 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
             except DecodeError as exc:
                 raise AudioUnreadable(str(exc)) from None
             fh.seek(0)
+            voice = measure_voice_stream(fh) if _voice_worth_measuring(info) else None
+            fh.seek(0)
             digest = hashlib.sha256()
             while chunk := fh.read(CHUNK_BYTES):
                 digest.update(chunk)
@@ -196,7 +200,14 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
         format=info.container,
         codec=info.codec,
         complete=info.complete,
+        voice=voice,
     )
+
+
+def _voice_worth_measuring(info: Probe) -> bool:
+    """Voice is measured (worker.voice) only in a file some model could take at all."""
+    longest = max(req.max_duration_s for req in MODELS.values())
+    return info.complete and 0 < info.duration <= longest
 
 
 def too_large_reason(size: int, max_bytes: int) -> str:

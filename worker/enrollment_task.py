@@ -14,6 +14,7 @@ from worker.audiofile import VerifiedUpload
 from worker.derive import DerivedUpload
 from worker.enrollment_view import Outcome, Plan
 from worker.journal import EnrollmentOutcome
+from worker.voice_rule import LocalVoice, with_local_voice
 
 ALIAS_PREFIX = "sha256:"
 
@@ -40,6 +41,8 @@ class EnrollmentTask:
     source: str
     # The files uploaded as derived copies (a channel, a mix, a conversion; worker.derive).
     derived: tuple[DerivedUpload, ...] = ()
+    # Each file's voice as preflight measured it (worker.voice), shown beside the server's.
+    local_voice: tuple[LocalVoice, ...] = ()
 
     @property
     def plan(self) -> Plan:
@@ -54,6 +57,7 @@ class EnrollmentTask:
 
     def outcome(self, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
         derived = [d.info() for d in self.derived]
+        fields = with_local_voice(fields, self.local_voice)
         return outcome_record(self, outcome, model=self.model, derived=derived, **fields)
 
     def discard_derived(self) -> None:

@@ -142,6 +142,7 @@ class JobInput:
             self.manifest.file,
             stereo=defaults.stereo,
             convert=defaults.convert,
+            voice_margin=defaults.voice_margin,
         )
         if not result.ok:
             planned.problems = list(result.problems)
@@ -164,6 +165,7 @@ class JobInput:
             create_identity=enrollment.create_identity,
             files=files,
             derived=tuple(derived),
+            local_voice=result.voice,
             source=enrollment.source,
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go

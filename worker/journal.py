@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from worker.fsutil import fsync_dir
 from worker.text import SafeStr
+from worker.voice_rule import LocalVoice
 
 log = structlog.get_logger(__name__)
 
@@ -133,6 +134,7 @@ class EnrollmentOutcome(_Record):
     attempts: int = 1
     error: ErrorInfo | None = None
     derived: list[DerivedInfo] = Field(default_factory=list)  # files not uploaded as they are
+    local_voice: list[LocalVoice] = Field(default_factory=list)  # preflight's own figures
 
 
 class JobFinished(_Record):

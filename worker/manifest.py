@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.audio import DEFAULT_MODEL, model_problem, model_warning
 from worker.fsutil import NotRegularFile, open_regular
 from worker.text import SafeStr, encode_text, has_lone_surrogate, safe_text
+from worker.voice_rule import DEFAULT_VOICE_MARGIN
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -136,6 +137,7 @@ class ManifestDefaults(BaseModel):
     # How preflight treats recordings (worker.derive): stereo without a channel, other formats.
     stereo: Literal["channel", "downmix"] = "channel"
     convert: bool = False
+    voice_margin: float = DEFAULT_VOICE_MARGIN  # worker.voice_rule: refuse only clearly below
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManifestDefaults:
@@ -146,6 +148,7 @@ class ManifestDefaults(BaseModel):
             max_bytes=settings.max_manifest_bytes,
             stereo=settings.stereo,
             convert=settings.convert,
+            voice_margin=settings.voice_margin,
         )
 
 

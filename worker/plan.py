@@ -196,7 +196,14 @@ def plan_paths(args: Sequence[str], defaults: ManifestDefaults, rate_limit: floa
     cache: AudioCache = {}
     for path, name in paths:
         parsed = read_manifest(path, defaults, name=name)
-        checked, file_result = check_manifest(parsed, defaults.audio_root, cache)
+        checked, file_result = check_manifest(
+            parsed,
+            defaults.audio_root,
+            cache,
+            defaults.stereo,
+            defaults.convert,
+            defaults.voice_margin,
+        )
         costs = [enrollment_cost(pre) for pre in checked if pre.ok]
         result.files.append(
             plan_manifest(

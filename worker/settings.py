@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         "channel",
         description="channel: a stereo file must name the customer's channel; downmix: mix it.",
     )
+    voice_margin: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Files whose locally measured voice is short of the model's rule by more "
+        "than this fraction are refused before upload; nearer ones are uploaded (1: never refuse).",
+    )
     worker_id: str = Field(
         default_factory=_default_worker_id, description="Name of this worker in leases."
     )

@@ -181,7 +181,13 @@ def _publish(staged: _Staged, inbox: Path) -> tuple[str, bool]:
 def _validation_problems(staged: _Staged, defaults: ManifestDefaults) -> list[Problem]:
     """Parse and preflight the staged copy, exactly as the worker will read it."""
     parsed = read_manifest(staged.tmp, defaults, name=staged.source)
-    _, result = check_manifest(parsed, defaults.audio_root)
+    _, result = check_manifest(
+        parsed,
+        defaults.audio_root,
+        stereo=defaults.stereo,
+        convert=defaults.convert,
+        voice_margin=defaults.voice_margin,
+    )
     return list(result.errors)
 
 

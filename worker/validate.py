@@ -19,7 +19,7 @@ from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from worker.audio import AudioFacts, AudioUnreadable, inspect_audio, requirement_problems
+from worker.audio import MODELS, AudioFacts, AudioUnreadable, inspect_audio, requirement_problems
 from worker.derive import Derivation, StereoMode, plan_derivation
 from worker.manifest import (
     Enrollment,
@@ -30,6 +30,14 @@ from worker.manifest import (
     show,
 )
 from worker.queue_rules import NameKind, classify_name
+from worker.voice_rule import (
+    DEFAULT_VOICE_MARGIN,
+    LocalVoice,
+    VoiceVerdict,
+    near_warning,
+    too_little_reason,
+    voice_verdict,
+)
 
 # Files the worker itself writes next to manifests; never manifests themselves.
 _OUTPUT_SUFFIXES = (".error.json", ".report.json", ".progress.json")
@@ -47,7 +55,10 @@ class EnrollmentPreflight(BaseModel):
     facts: tuple[AudioFacts, ...] = ()  # one per audio, in manifest order, when all are good
     # Per audio, what is done to it before upload (a channel, a mix, a conversion), or None.
     derivations: tuple[Derivation | None, ...] = ()
+    # Per audio that passed, its voice as measured locally (worker.voice), for the report.
+    voice: tuple[LocalVoice, ...] = ()
     problems: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # e.g. voice near the model's rule: uploaded anyway
 
     @property
     def ok(self) -> bool:
@@ -81,14 +92,19 @@ def preflight_enrollment(
     cache: AudioCache | None = None,
     stereo: StereoMode = "channel",
     convert: bool = False,
+    voice_margin: float = DEFAULT_VOICE_MARGIN,
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
 
     `file` names the manifest in messages. `cache` lets a caller that checks many enrollments
     read and hash a file shared by several voiceprints only once. `stereo` and `convert` say
     what may be derived from a file (worker.derive): a mix of a stereo file, a conversion.
+    Each file that passes is measured for voice (`voice_check`): clearly too little is a
+    problem, a little short (within `voice_margin`) a warning, and it is uploaded anyway.
     """
     problems: list[Problem] = []
+    warnings: list[Problem] = []
+    voices: list[LocalVoice] = []
     facts: list[AudioFacts] = []
     derivations: list[Derivation | None] = []
     first_by_sha: dict[str, str] = {}
@@ -127,13 +143,48 @@ def preflight_enrollment(
             continue
         first_by_sha[content] = show(name)
         if not reasons:
+            voice = voice_check(found, channels[i], enrollment, name, voice_margin)
+            if isinstance(voice, str):
+                problem(voice)
+                continue
+            if voice is not None:
+                voices.append(voice)
+                if voice.verdict is VoiceVerdict.NEAR:
+                    warning = near_warning(voice.voice_s, voice.needed_s, voice_margin)
+                    base = audio_problem(enrollment, i, file, warning)
+                    warnings.append(base.model_copy(update={"severity": "warning"}))
             facts.append(found)
             derivations.append(derivation if isinstance(derivation, Derivation) else None)
     if problems:
         return EnrollmentPreflight(enrollment=enrollment, problems=tuple(problems))
     return EnrollmentPreflight(
-        enrollment=enrollment, facts=tuple(facts), derivations=tuple(derivations)
+        enrollment=enrollment,
+        facts=tuple(facts),
+        derivations=tuple(derivations),
+        voice=tuple(voices),
+        warnings=tuple(warnings),
     )
+
+
+def voice_check(
+    facts: AudioFacts, channel: int | None, enrollment: Enrollment, name: str, margin: float
+) -> LocalVoice | str | None:
+    """The file's voice measured locally and judged (`worker.voice_rule`); blocking.
+
+    A reason (str) when it is clearly too little; None when the model is unknown (reported
+    once per enrollment elsewhere) or the file was not measured (too long for any model).
+    """
+    req = MODELS.get(enrollment.model)
+    if req is None:
+        return None
+    if facts.voice is None:
+        return None
+    needed = req.min_voice_per_audio_s(enrollment.min_audios)
+    voice_s = facts.voice.of(channel)
+    verdict = voice_verdict(voice_s, needed, margin)
+    if verdict is VoiceVerdict.TOO_LITTLE:
+        return too_little_reason(voice_s, needed, enrollment.model, enrollment.min_audios, margin)
+    return LocalVoice(audio=name, voice_s=round(voice_s, 3), needed_s=needed, verdict=verdict)
 
 
 # --- results of `enroller validate` ------------------------------------------------------------
@@ -232,6 +283,7 @@ def check_manifest(
     cache: AudioCache | None = None,
     stereo: StereoMode = "channel",
     convert: bool = False,
+    voice_margin: float = DEFAULT_VOICE_MARGIN,
 ) -> tuple[list[EnrollmentPreflight], FileResult]:
     """Preflight every enrollment of a parsed manifest; the preflights and the file's result."""
     cache = {} if cache is None else cache
@@ -254,9 +306,11 @@ def check_manifest(
             cache,
             stereo=stereo,
             convert=convert,
+            voice_margin=voice_margin,
         )
         checked.append(pre)
         if pre.ok:
+            result.warnings.extend(pre.warnings)
             result.valid += 1
             result.audio_files += len(pre.facts)
             result.audio_seconds += sum(f.duration for f in pre.facts)
@@ -285,7 +339,12 @@ def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> Validatio
     for path, name in paths:
         parsed = read_manifest(path, defaults, name=name)
         _, file_result = check_manifest(
-            parsed, defaults.audio_root, cache, defaults.stereo, defaults.convert
+            parsed,
+            defaults.audio_root,
+            cache,
+            defaults.stereo,
+            defaults.convert,
+            defaults.voice_margin,
         )
         result.files.append(file_result)
     return result

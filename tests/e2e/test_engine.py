@@ -156,9 +156,10 @@ async def test_credits_exhausted_midway_skips_the_rest(queue: Path) -> None:
 
 
 async def test_model_rejection_reports_the_reason(queue: Path, emulator: EmulatorHandle) -> None:
-    # Long enough to pass local preflight; too little voice for the model, which only the
-    # server's voice detector can tell: 422 on add, with its reason in the report.
-    write_audio(queue / "audio" / "short.wav", voice_s=1.0, silence_s=4.0, samplerate=8000)
+    # Voice a little short of the model's 4.5 s: near enough for the local check (within
+    # ENROLLER_VOICE_MARGIN) to upload it, and the server's detector refuses it: 422 on add,
+    # with its reason (its figure) and the local figure in the report.
+    write_audio(queue / "audio" / "short.wav", voice_s=4.0, silence_s=1.0, samplerate=8000)
     drop(
         queue,
         "one.json",
@@ -169,7 +170,12 @@ async def test_model_rejection_reports_the_reason(queue: Path, emulator: Emulato
     [row] = report_of(queue, "one")["enrollments"]
     assert row["outcome"] == "failed"
     assert row["error"]["step"] == "add_audio" and row["error"]["status"] == 422
-    assert "short.wav" in row["error"]["reason"] and "voice" in row["error"]["reason"]
+    assert (
+        "short.wav" in row["error"]["reason"] and "voice 4.02 s is below" in row["error"]["reason"]
+    )
+    [local] = row["local_voice"]
+    assert local["verdict"] == "near" and 3.825 <= local["voice_s"] < 4.5
+    assert f"(voice measured locally: short.wav {local['voice_s']:.2f} s)" in row["error"]["reason"]
 
 
 async def test_faults_still_enroll_everything(queue: Path) -> None:

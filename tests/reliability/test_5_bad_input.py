@@ -113,7 +113,7 @@ def _materialize(queue: Path, spec: list[Any]) -> list[Expect]:
                 write_audio(audio / file, voice_s=4.6 + seq / 1000, samplerate=8000)
             elif row_kind == "garbage_audio":
                 write_garbage(audio / file)
-            elif row_kind == "quiet":  # decodes, passes preflight; the server finds no voice
+            elif row_kind == "quiet":  # decodes; too little voice: the local voice check refuses it
                 write_audio(audio / file, voice_s=1.0 + seq / 1000, silence_s=4.0, samplerate=8000)
             elif row_kind == "escapes_root":
                 file = "../outside.wav"
