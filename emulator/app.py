@@ -428,6 +428,25 @@ async def user_records(request: web.Request) -> web.Response:
     return _page(state.user_records(user, req), state.record_wire)
 
 
+async def owner_credits(request: web.Request) -> web.Response:
+    """`GET /owners/{owner}/credits` [ours, not the vendor's]: the reference documents no
+    credits read (contract §5); `enroller check` uses this one where a server serves it.
+    `left` and `limit` are null when the owner's credits are unlimited."""
+    state = _emu(request).state
+    user = _user(request)
+    owner = request.match_info["owner"]
+    if not state.may_act_for(user, owner):
+        raise ApiError(403, f"access denied: {owner} is neither you nor one of your organizations")
+    return _json(
+        {
+            "owner": owner,
+            "limit": state.credit_limit(owner),
+            "used": state.credits_used.get(owner, 0),
+            "left": state.credits_left(owner),
+        }
+    )
+
+
 async def create_verification(request: web.Request) -> web.Response:
     state, _, sp = _space(request)
     body = await _body(request, VerificationBody)
@@ -578,6 +597,7 @@ def build_app(emulator: Emulator) -> web.Application:
             web.get(f"{API_PREFIX}/user/records/voiceprint", user_records),
             web.get(f"{API_PREFIX}/orgs/{{org:{P}}}/records/voiceprint", org_records),
             web.get(f"{API_PREFIX}/models", get_models),
+            web.get(f"{API_PREFIX}/owners/{{owner:{P}}}/credits", owner_credits),  # ours
             web.post(f"{sp}/identities", create_identity),
             web.get(f"{sp}/identities", list_identities),
             web.get(f"{sp}/identities/{{identity:{P}}}", get_identity),

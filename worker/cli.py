@@ -171,6 +171,12 @@ def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     return run_plan(args.paths, defaults, settings.rate_limit, as_json=args.json)
 
 
+def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.check import run_check
+
+    return run_check(settings, args.paths, as_json=args.json)
+
+
 def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     from worker.manifest import ManifestDefaults
     from worker.submit import run_submit
@@ -237,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="machine-readable output")
     plan.set_defaults(handler=_cmd_plan)
 
+    check = sub.add_parser(
+        "check", help="online preflight, reads only: key, spaces, models, credits against the plan"
+    )
+    check.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or folders")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.set_defaults(handler=_cmd_check)
+
     submit = sub.add_parser("submit", help="validate manifests and drop them into the inbox safely")
     submit.add_argument("files", nargs="+", metavar="FILE", help="manifest files (*.json, *.csv)")
     submit.add_argument(
@@ -259,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--quiet", action="store_true", help="no output when healthy")
     health.set_defaults(handler=_cmd_healthcheck)
 
-    for sp in (run, validate, plan, submit, status, config, health):
+    for sp in (run, validate, plan, check, submit, status, config, health):
         add_settings_flags(sp)
 
     for ep in _plugins():
@@ -268,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    builtin = {"run", "validate", "plan", "submit", "status", "config", "healthcheck"}
+    builtin = {"run", "validate", "plan", "check", "submit", "status", "config", "healthcheck"}
     return [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in builtin]
 
 

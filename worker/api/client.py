@@ -64,6 +64,7 @@ from worker.api.schemas import (
     AudioCreate,
     AudioIdentify,
     Credentials,
+    Credits,
     Identity,
     IdentityCreate,
     Model,
@@ -725,6 +726,11 @@ class ApiClient:
         """`GET /models` (emulator; the real service has no such list). SAFE."""
         answer = await self._call("GET", "/models")
         return self._parse_list(answer, Model, "GET", "/models")
+
+    async def get_credits(self, owner: str) -> Credits:
+        """`GET /owners/{owner}/credits` (ours; the emulator serves it, the vendor documents
+        no credits read, so a real service may answer 404). SAFE."""
+        return await self._get("/owners/{owner}/credits", Credits, owner=owner)
 
     # --- voiceprints ------------------------------------------------------------------------
 

@@ -179,6 +179,16 @@ class Audio(ApiModel):
     uploaded_at: datetime | None = None
 
 
+class Credits(ApiModel):
+    """`GET /owners/{owner}/credits`: ours, not the vendor's (contract §5: it documents none).
+
+    `left` is None when the owner's credits are unlimited."""
+
+    owner: str
+    left: int | None = None
+    used: int | None = None
+
+
 class Model(ApiModel):
     """A voiceprint model, `GET /models` (emulator only; the worker also has a local table)."""
 
