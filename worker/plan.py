@@ -28,6 +28,7 @@ from worker.request_plan import (
     usage_check_requests,
 )
 from worker.validate import AudioCache, EnrollmentPreflight, check_manifest, manifest_paths
+from worker.voice_rule import VoiceVerdict
 
 
 class EnrollmentCost(BaseModel):
@@ -40,6 +41,8 @@ class EnrollmentCost(BaseModel):
     model: str
     file_sizes: tuple[int, ...]
     audio_seconds: float
+    derived_files: int = 0  # uploaded as a mono FLAC made first (worker.derive): size differs
+    voice_near: bool = False  # a file near the voice rule: the server may refuse it (no compute)
 
 
 class ManifestPlan(BaseModel):
@@ -49,9 +52,11 @@ class ManifestPlan(BaseModel):
     kind: str | None = None
     enrollments: int = 0  # every enrollment the file names
     runnable: int = 0  # those that pass local preflight
+    voice_near: int = 0  # runnable ones with a file near the voice rule: the server decides
     rejected: int = 0  # those that preflight already rejects: no request, no credit
     audio_files: int = 0
-    upload_bytes: int = 0
+    upload_bytes: int = 0  # of the files as they are; a derived FLAC's own size is not known yet
+    derived_files: int = 0
     audio_seconds: float = 0.0
     requests: int = 0  # enrollments plus the job's usage check
     usage_check_requests: int = 0
@@ -132,6 +137,8 @@ def plan_manifest(
         rejected=enrollments - len(costs),
         audio_files=sum(len(c.file_sizes) for c in costs),
         upload_bytes=sum(sum(c.file_sizes) for c in costs),
+        derived_files=sum(c.derived_files for c in costs),
+        voice_near=sum(c.voice_near for c in costs),
         audio_seconds=round(sum(c.audio_seconds for c in costs), 3),
         requests=requests,
         usage_check_requests=usage,
@@ -174,6 +181,8 @@ def enrollment_cost(pre: EnrollmentPreflight) -> EnrollmentCost:
         model=e.model,
         file_sizes=tuple(f.size for f in pre.facts),
         audio_seconds=sum(f.duration for f in pre.facts),
+        derived_files=sum(d is not None for d in pre.derivations),
+        voice_near=any(v.verdict is VoiceVerdict.NEAR for v in pre.voice),
     )
 
 
@@ -253,14 +262,25 @@ def render_text(result: PlanResult) -> Iterator[str]:
             yield str(problem)
         for warning in plan.warnings:
             yield str(warning)
+        near = (
+            f" ({plan.voice_near} near the voice rule: the server may refuse them, and their "
+            "computes are then not spent)"
+            if plan.voice_near
+            else ""
+        )
         yield (
-            f"{plan.file}: {_count(plan.enrollments, 'enrollment')}: {plan.runnable} to run, "
+            f"{plan.file}: {_count(plan.enrollments, 'enrollment')}: {plan.runnable} to run{near}, "
             f"{plan.rejected} rejected by preflight (no request, no credit)"
         )
         if plan.runnable:
+            derived = (
+                f"; {plan.derived_files} made into mono FLAC first, counted at the source's size"
+                if plan.derived_files
+                else ""
+            )
             yield (
                 f"  upload {_count(plan.audio_files, 'audio file')}, {_mib(plan.upload_bytes)} "
-                f"({plan.audio_seconds:.1f} s of audio)"
+                f"({plan.audio_seconds:.1f} s of audio{derived})"
             )
             yield (
                 f"  {plan.requests} requests ({plan.usage_check_requests} for the usage check), "

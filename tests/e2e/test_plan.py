@@ -132,3 +132,19 @@ def test_plan_command_makes_no_request(tmp_path: Path, capsys: pytest.CaptureFix
     assert code == 0
     out = capsys.readouterr().out
     assert "at 4 requests/s (ENROLLER_RATE_LIMIT)" in out
+
+
+def test_plan_names_enrollments_near_the_voice_rule(tmp_path: Path) -> None:
+    root = tmp_path / "audio"
+    write_audio(root / "ok.wav", 5.0, 0.0, 8000)
+    write_audio(root / "near.wav", 4.0, 1.0, 8000)  # a little short: uploaded, server decides
+    write_audio(root / "quiet.wav", 1.0, 5.0, 8000)  # clearly short: refused, costs nothing
+    path = tmp_path / "m.csv"
+    path.write_text("identity,audio\nok,ok.wav\nnear,near.wav\nquiet,quiet.wav\n")
+    defaults = ManifestDefaults(audio_root=root, owner="demo", space="main")
+    [figures] = plan_paths([str(path)], defaults, 10.0).files
+    assert (figures.runnable, figures.voice_near, figures.rejected, figures.credits) == (2, 1, 1, 2)
+    [problem] = figures.problems
+    assert problem.place == "line 4" and "(measured locally) is below" in problem.reason
+    [warning] = figures.warnings
+    assert warning.place == "line 3" and "within 15% of the 4.50 s needed" in warning.reason

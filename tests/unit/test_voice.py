@@ -14,10 +14,11 @@ import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
 from worker.audio import inspect_audio
+from worker.journal import ErrorInfo
 from worker.manifest import ManifestDefaults, parse_json
 from worker.validate import EnrollmentPreflight, preflight_enrollment
 from worker.voice import VoiceCounter, measure_voice, vad_rate
-from worker.voice_rule import VoiceVerdict, voice_verdict
+from worker.voice_rule import LocalVoice, VoiceVerdict, voice_verdict, with_local_voice
 
 # WebRTC's VAD keeps calling a few frames speech after speech stops (its hangover): about
 # 0.2 s per stretch of voice, never less than the voice there is.
@@ -71,7 +72,7 @@ def test_the_detector_runs_at_a_rate_it_takes() -> None:
         16000,
         16000,
         16000,
-        48000,
+        16000,
     ]
     counter = VoiceCounter(44100)
     counter.add(samples(2.0, 0.0, 44100), last=True)
@@ -147,3 +148,16 @@ def test_the_share_per_audio_follows_min_audios(tmp_path: Path) -> None:
 def test_margin_one_never_refuses(tmp_path: Path) -> None:
     write_audio(tmp_path / "quiet.wav", voice_s=0.5, silence_s=5.0, samplerate=8000)
     assert _preflight(tmp_path, ["quiet.wav"], margin=1.0).ok
+
+
+def test_a_voice_refusal_by_the_server_shows_both_figures() -> None:
+    local = [LocalVoice(audio="a.wav", voice_s=4.17, needed_s=4.5, verdict=VoiceVerdict.NEAR)]
+    refused = ErrorInfo(step="add_audio", status=422, reason="audio x: voice 4.02 s is below …")
+    fields = with_local_voice({"error": refused}, local)
+    assert fields["local_voice"] == local
+    assert fields["error"].reason == (
+        "audio x: voice 4.02 s is below … (voice measured locally: a.wav 4.17 s)"
+    )
+    other = ErrorInfo(step="compute", status=429, reason="Not enough credits")
+    assert with_local_voice({"error": other}, local)["error"] == other
+    assert with_local_voice({"error": refused}, []) == {"error": refused}
