@@ -39,6 +39,7 @@ from worker.api import (
     OutcomeUnknown,
     RetryPolicy,
 )
+from worker.audiofile import VerifiedUpload
 
 OWNER, SPACE = "demo", "main"
 
@@ -172,6 +173,40 @@ async def upload_scenario(megabytes: int) -> dict[str, Any]:
         "state": str(result.state),
         "elapsed_s": round(elapsed, 2),
         "mb_per_s": round(megabytes / elapsed, 1),
+        "traced_peak_mb": round(peak / 1e6, 2),
+        "max_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),  # ru_maxrss is KiB
+    }
+
+
+async def inline_scenario(megabytes: int, files: int) -> dict[str, Any]:
+    """RSS growth of `files` audio creates with `megabytes` MiB each inline (base64, streamed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for n in range(files):
+            path = Path(tmp) / f"inline-{n}.wav"
+            with path.open("wb") as f:
+                for _ in range(megabytes):
+                    f.write(bytes([n % 256]) * (1024 * 1024))
+            paths.append(path)
+        uploads = [VerifiedUpload.from_path(p) for p in paths]
+        limit = (megabytes + 1) * 1024 * 1024
+        async with (
+            emulator_process(max_upload_bytes=limit) as emu,
+            client(emu.base_url, 20) as api,
+        ):
+            rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            tracemalloc.start()
+            started = time.monotonic()
+            for n, upload in enumerate(uploads):
+                await api.create_audio(OWNER, SPACE, alias=f"bench-inline-{n}", file=upload)
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "file_mb": megabytes,
+        "files": files,
+        "elapsed_s": round(elapsed, 2),
         "traced_peak_mb": round(peak / 1e6, 2),
         "max_rss_growth_mb": round((rss_after - rss_before) / 1024, 1),  # ru_maxrss is KiB
     }

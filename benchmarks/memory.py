@@ -10,6 +10,8 @@
    50 000 uploads on the same cores); `--enrollments` scales it down.
 2. The RSS growth of streaming one large file through `ApiClient.upload_audio_file`: measured by
    `client_rate.upload_scenario` (one implementation), first, in this still-small process.
+3. The same for `--inline-files` creates with `--inline-mb` MiB each inline (base64 streamed
+   inside the JSON body, `client_rate.inline_scenario`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import structlog
-from client_rate import upload_scenario
+from client_rate import inline_scenario, upload_scenario
 from harness import (
     drop_manifest,
     emit,
@@ -48,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--enrollments", type=int, default=50_000, help="N in the one manifest")
     p.add_argument("--upload-mb", type=int, default=200, help="size of the upload (0: skip)")
+    p.add_argument("--inline-mb", type=int, default=8, help="size of each inline upload (0: skip)")
+    p.add_argument("--inline-files", type=int, default=8, help="inline uploads, one after another")
     return p
 
 
@@ -92,6 +96,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "memory", "machine": machine()}
     if args.upload_mb:
         result["upload"] = await upload_scenario(args.upload_mb)
+    if args.inline_mb:
+        result["inline_upload"] = await inline_scenario(args.inline_mb, args.inline_files)
     result["manifest"] = await big_manifest(args.enrollments)
     result["machine_after"] = machine()["loadavg"]
     return result

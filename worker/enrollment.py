@@ -11,7 +11,6 @@ is sent, and a created audio's handle is on disk before the step that depends on
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 
@@ -39,6 +38,7 @@ from worker.enrollment_actions import (
     Validate,
     action_key,
 )
+from worker.enrollment_audio import AudioWork, explained
 from worker.enrollment_observe import (
     Added,
     AudioOutcomeUnknown,
@@ -56,12 +56,11 @@ from worker.enrollment_observe import (
     advance,
     exhausted_attempts,
 )
-from worker.enrollment_reads import Reads, audio_seen, seen
+from worker.enrollment_reads import Reads, seen
 from worker.enrollment_rules import decide
 from worker.enrollment_task import EnrollmentTask, audio_alias, outcome_record
 from worker.enrollment_view import (
     ABSENT,
-    Absent,
     AudioSeen,
     Limits,
     Outcome,
@@ -69,17 +68,14 @@ from worker.enrollment_view import (
     View,
     VoiceprintSeen,
 )
+from worker.journal import Computed as ComputedRecord
 from worker.journal import (
-    AudioCreated,
-    AudioIntent,
-    AudioUploaded,
     ComputeIntent,
     EnrollmentMemory,
     EnrollmentOutcome,
     ErrorInfo,
     Journal,
 )
-from worker.journal import Computed as ComputedRecord
 from worker.locks import PROCESS_AUDIO_LOCKS, AudioLocks
 
 __all__ = ["EnrollmentDriver", "EnrollmentTask", "FatalApiError", "audio_alias", "outcome_record"]
@@ -99,7 +95,7 @@ class _Failed(Exception):
         self.step, self.reason, self.status = step, reason, status
 
 
-AUDIO_ACTIONS = (FindAudio, CreateAudio, UploadFile)  # done under the file's AudioLocks lock
+INLINE_MAX_BYTES = 8 * 1024 * 1024  # the default of ENROLLER_INLINE_UPLOAD_MAX_BYTES
 
 
 class EnrollmentDriver:
@@ -119,21 +115,20 @@ class EnrollmentDriver:
         limits: Limits | None = None,
         audio_locks: AudioLocks = PROCESS_AUDIO_LOCKS,
         clock: Callable[[], float] = time.monotonic,
+        inline_max_bytes: int = INLINE_MAX_BYTES,
     ) -> None:
         self.task = task
         self.client = client
         self.journal = journal
         self.memory = memory or EnrollmentMemory()
         self.limits = limits or Limits()
-        self.audio_locks = audio_locks
         self.clock = clock
         self.reads = Reads(task, client)
         self.calls = 0
         self._last_transient = ""
-        self._files = {f.sha256: f for f in task.files}
-        self._derived = {d.upload.sha256: d for d in task.derived}
-        self._guarded: str | None = None  # the sha256 whose AudioLocks lock we hold
-        self._guard = contextlib.AsyncExitStack()
+        self.audio = AudioWork(
+            task, client, journal, self.memory, self.reads, audio_locks, inline_max_bytes
+        )
         self._compute_sent = self.memory.compute_sent  # a compute of ours may have taken effect
         self._compute_recorded = self.memory.computed
 
@@ -154,7 +149,7 @@ class EnrollmentDriver:
                 if isinstance(action, Done):
                     done = action
                     break
-                await self._hold_audio_lock(action)
+                await self.audio.hold_for(action)
                 try:
                     observations = await self._perform(action)
                 except _Failed as failed:
@@ -162,24 +157,8 @@ class EnrollmentDriver:
                     break
                 view = advance(view, action_key(action), observations)
         finally:
-            await self._guard.aclose()
+            await self.audio.release()
         return self._outcome(done, view)
-
-    async def _hold_audio_lock(self, action: Action) -> None:
-        """Hold the file's lock across find → create → upload of one audio; nothing else."""
-        sha = action.sha if isinstance(action, AUDIO_ACTIONS) else None
-        if sha == self._guarded:
-            return
-        await self._guard.aclose()
-        self._guard = contextlib.AsyncExitStack()
-        self._guarded = None
-        if sha is not None:
-            await self._guard.enter_async_context(self.audio_locks.hold(self._audio_key(sha)))
-            self._guarded = sha
-
-    def _audio_key(self, sha: str) -> str:
-        t = self.task  # the API too: a process (a test run) may talk to more than one
-        return f"{self.client.base_url} {t.owner}/{t.space}/{t.identity}/{sha}"
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -203,14 +182,8 @@ class EnrollmentDriver:
         except errors.ApiError as exc:
             raise _Failed(action.step, str(exc)) from None
         except AudioUnreadable as exc:  # vanished, swapped or changed since preflight
-            name = self._file_name(action.sha) if isinstance(action, UploadFile) else "file"
+            name = self.audio.file_name(action.sha) if isinstance(action, UploadFile) else "file"
             raise _Failed(action.step, f"{name}: {exc}") from None
-
-    def _file_name(self, sha: str) -> str:
-        """The file as a person knows it: a derived copy by its source and what was done."""
-        if (derived := self._derived.get(sha)) is not None:
-            return f"{derived.name} ({derived.derivation.describe()})"
-        return self._files[sha].path.name
 
     def _transient(self, step: Step, reason: str) -> Transient:
         self._last_transient = reason
@@ -231,32 +204,18 @@ class EnrollmentDriver:
             case EnsureIdentity(create=create):
                 return [await self._ensure_identity(create)]
             case FindAudio(sha=sha):
-                known = self.audio_locks.known(self._audio_key(sha))
-                if known is not None:  # another enrollment of this process made it
-                    return [await self._adopt(sha, known)]
-                return [SawAudio(sha, await self._find_audio(sha))]
+                return await self.audio.find(sha)
             case CreateAudio(sha=sha):
-                known = self.audio_locks.known(self._audio_key(sha))
-                if known is not None:  # shared file: made (under this lock) by another
-                    return [await self._adopt(sha, known)]
-                # A derived file's alias is tied to its source before the server sees it.
-                derived = [d.record(t.key) for d in (self._derived.get(sha),) if d is not None]
-                await self.journal.append(*derived, AudioIntent(key=t.key, sha256=sha))
-                audio = await c.create_audio(
-                    t.owner, t.space, alias=audio_alias(sha), identity=t.identity
-                )
-                self.memory.audios[sha] = audio.handle
-                await self.journal.append(AudioCreated(key=t.key, sha256=sha, audio=audio.handle))
-                return [self._learn(sha, audio_seen(audio))]
+                return await self.audio.create(sha)
             case UploadFile(sha=sha, handle=handle):
-                return await self._upload(sha, handle)
+                return await self.audio.upload(sha, handle)
             case AwaitAudio(sha=sha, handle=handle, delay=delay):
                 await anyio.sleep(delay)
                 audio = await self.reads.audio(handle)
                 polled = Polled(f"audio:{sha}", self.clock())
                 if audio == ABSENT:
                     return [SawAudio(sha, ABSENT), polled]
-                return [self._learn(sha, audio), polled]
+                return [self.audio.learn(sha, audio), polled]
             case CreateVoiceprint():
                 try:
                     vp = await c.create_voiceprint(
@@ -269,7 +228,7 @@ class EnrollmentDriver:
                         alias=t.alias,
                     )
                 except errors.Conflict:
-                    return self._explain(
+                    return explained(
                         Step.CREATE_VOICEPRINT,
                         collisions.after_create_voiceprint(await self.reads.voiceprint()),
                     )
@@ -283,31 +242,10 @@ class EnrollmentDriver:
                 await anyio.sleep(delay)
                 vp = await self.reads.voiceprint()
                 polled = Polled("compute", self.clock())
-                return [Validated(vp) if vp != ABSENT else SawVoiceprint(ABSENT), polled]
+                if vp == ABSENT:
+                    return [SawVoiceprint(ABSENT), polled]
+                return [Validated(vp, by="settled read"), polled]
         raise AssertionError(f"no driver for {action!r}")  # pragma: no cover
-
-    async def _upload(self, sha: str, handle: str) -> list[Observation]:
-        t = self.task
-        if (derived := self._derived.get(sha)) is not None:
-            await anyio.to_thread.run_sync(derived.ensure)  # made again after a restart
-        try:
-            audio = await self.client.upload_audio_file(t.owner, t.space, handle, self._files[sha])
-        except errors.Conflict:
-            read = await self.reads.audio(handle)
-            observations = self._explain(Step.UPLOAD, collisions.after_upload(sha, read))
-            if isinstance(read, AudioSeen):  # it exists and refused a file: it has one
-                await self._uploaded(sha, handle)
-                for obs in observations:
-                    if isinstance(obs, SawAudio) and isinstance(obs.audio, AudioSeen):
-                        self._learn(sha, obs.audio)
-            return observations
-        await self._uploaded(sha, handle)
-        return [self._learn(sha, audio_seen(audio, received=True))]
-
-    async def _uploaded(self, sha: str, handle: str) -> None:
-        await self.journal.append(AudioUploaded(key=self.task.key, sha256=sha, audio=handle))
-        if (derived := self._derived.get(sha)) is not None:
-            await anyio.to_thread.run_sync(derived.discard)  # confirmed: not needed again
 
     async def _ensure_identity(self, create: bool) -> Observation:
         t = self.task
@@ -341,11 +279,11 @@ class EnrollmentDriver:
             unexplained = isinstance(voiceprint, VoiceprintSeen) and voiceprint.state != "computed"
             if sha not in held and unexplained:
                 audio = await self.reads.audio(handle)
-            return self._explain(
+            return explained(
                 Step.ADD_AUDIO, collisions.after_add(sha, t.identity, held, voiceprint, audio)
             )
         except errors.Unprocessable as exc:
-            name = self._file_name(sha)
+            name = self.audio.file_name(sha)
             raise _Failed(Step.ADD_AUDIO, f"{name}: {exc.message}", 422) from None
         self.reads.last_voiceprint = vp
         return [Added(sha, handle, seen(vp))]
@@ -362,7 +300,7 @@ class EnrollmentDriver:
             name, observations = collisions.after_compute(await self.reads.voiceprint(), ours=ours)
             if any(isinstance(o, ComputeAccepted) and o.ours for o in observations):
                 await self._record_compute()
-            return self._explain(Step.COMPUTE, (name, observations))
+            return explained(Step.COMPUTE, (name, observations))
         self.reads.last_voiceprint = vp
         await self._record_compute()
         if vp.state.value == "computed":
@@ -378,45 +316,6 @@ class EnrollmentDriver:
             )
             await self.journal.append(ComputedRecord(key=self.task.key, voiceprint_id=vp_id))
             self._compute_recorded = True
-
-    def _explain(self, step: Step, explained: collisions.Explained) -> list[Observation]:
-        name, observations = explained
-        log.info("enrollment_conflict", step=step.value, collision=name)
-        return observations
-
-    def _learn(self, sha: str, audio: AudioSeen) -> SawAudio:
-        """Tell the process what this file's audio is now, and the rules too."""
-        self.audio_locks.learn(self._audio_key(sha), audio)
-        return SawAudio(sha, audio)
-
-    async def _adopt(self, sha: str, known: AudioSeen) -> SawAudio:
-        """Use the audio another enrollment of this process made from the same file."""
-        if self.memory.audios.get(sha) != known.handle:
-            self.memory.audios[sha] = known.handle
-            await self.journal.append(
-                AudioCreated(key=self.task.key, sha256=sha, audio=known.handle)
-            )
-        return SawAudio(sha, known)
-
-    async def _find_audio(self, sha: str) -> AudioSeen | Absent:
-        """The audio already made from this file: by the journal's handle, else by alias."""
-        t = self.task
-        known = self.memory.audios.get(sha)
-        received = sha in self.memory.uploaded
-        if known is not None:
-            try:
-                audio = await self.client.get_audio(t.owner, t.space, known)
-                return self._learn(sha, audio_seen(audio, received)).audio
-            except errors.NotFound:
-                pass
-        found = await self.client.find_audios_by_alias(t.owner, t.space, audio_alias(sha))
-        ours = [a for a in found if a.identity is None or a.identity.handle == t.identity]
-        if not ours:
-            return ABSENT
-        # Prefer one that already has its file; then the oldest (the first one created).
-        ours.sort(key=lambda a: (a.state.value != "available", a.uploaded_at is None))
-        self.memory.audios[sha] = ours[0].handle
-        return self._learn(sha, audio_seen(ours[0])).audio
 
     # --- the result ------------------------------------------------------------------------
 
@@ -439,4 +338,5 @@ class EnrollmentDriver:
             total_voice_s=vp.total_voice_duration if vp else None,
             attempts=1 + sum(view.attempts.values()),
             error=error,
+            validated_by=view.validated_by if done.outcome is Outcome.ENROLLED else None,
         )

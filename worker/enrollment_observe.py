@@ -83,7 +83,10 @@ class ComputeAccepted:
 
 @dataclass(frozen=True)
 class Validated:
+    """A read of the voiceprint after compute: `by` a separate GET, or the settling read."""
+
     voiceprint: VoiceprintSeen
+    by: str = "get"
 
 
 @dataclass(frozen=True)
@@ -155,17 +158,30 @@ def observe(view: View, obs: Observation) -> View:
             return replace(bumped, audios={**view.audios, sha: "unknown"})
         case Added(sha=sha, voiceprint=vp):
             held = tuple(sorted((*view.held, sha))) if view.held is not None else None
-            new = replace(view, held=held, listed=False)
+            # The add's answer counts the voiceprint's audios: when that is exactly what we
+            # hold by our own listing and adds, the set is proven and needs no second listing.
+            proven = view.listed and held is not None and vp is not None
+            listed = proven and vp is not None and vp.audio_count == len(held or ())
+            new = replace(view, held=held, listed=listed)
             return replace(new, voiceprint=vp) if vp is not None else new
         case Computed(voiceprint=vp):
+            by_answer = not view.limits.validate_with_get
             return replace(
-                view, voiceprint=vp, computed_here=True, compute_accepted=False, validated=True
+                view,
+                voiceprint=vp,
+                computed_here=True,
+                compute_accepted=False,
+                validated=by_answer,
+                validated_by="compute answer" if by_answer else None,
             )
         case ComputeAccepted(ours=ours):
             return replace(view, compute_accepted=True, computed_here=view.computed_here or ours)
-        case Validated(voiceprint=vp):
+        case Validated(voiceprint=vp, by=by):
             new = _saw_voiceprint(view, vp, False)
-            return replace(new, validated=view.computed_here and vp.state == "computed")
+            validated = view.computed_here and vp.state == "computed"
+            if validated and by != "get" and view.limits.validate_with_get:
+                validated = False  # the operator wants the separate GET all the same
+            return replace(new, validated=validated, validated_by=by if validated else None)
         case Polled(resource=resource, now=now):
             wait = view.waits.get(resource)
             polled = Wait(wait.polls + 1, wait.started, now) if wait else Wait(1, now, now)

@@ -86,7 +86,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds of one enrollment (settings `max_actions`, `processing_timeout`).
+    """Bounds and policy of one enrollment (settings `max_actions`, `processing_timeout`,
+    `validate_with_get`).
 
     `max_stalls`: actions whose observations made no progress (left the enrollment in a state
     it had been in before) before it fails, naming the loop. Waiting for the server to process
@@ -98,6 +99,7 @@ class Limits:
     processing_timeout: float = 300.0
     wait_first: float = 0.2
     wait_cap: float = 5.0
+    validate_with_get: bool = False  # a GET after compute even when its answer proves it
 
     def wait_delay(self, polls: int) -> float:
         """Seconds before poll number `polls` (0-based): 0.2, 0.4, 0.8 … up to 5."""
@@ -137,6 +139,7 @@ class View:
     computed_here: bool = False  # this run (or its journal) computed the voiceprint
     compute_accepted: bool = False  # the server took a compute and is still processing it
     validated: bool = False
+    validated_by: str | None = None  # "compute answer", "settled read" or "get"
     credits_exhausted: bool = False
     credits_reason: str = ""  # the server's message, with the step that got it
     credits_step: Step = Step.COMPUTE

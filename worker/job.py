@@ -306,10 +306,17 @@ async def _enroll(
         limits = Limits(
             max_stalls=ctx.settings.max_actions,
             processing_timeout=ctx.settings.processing_timeout,
+            validate_with_get=ctx.settings.validate_with_get,
         )
         async with ctx.voiceprint_locks.hold(task.key):
-            memory = state.of(task.key)
-            driver = EnrollmentDriver(task, ctx.client, journal, memory, limits=limits)
+            driver = EnrollmentDriver(
+                task,
+                ctx.client,
+                journal,
+                state.of(task.key),
+                limits=limits,
+                inline_max_bytes=ctx.settings.inline_upload_max_bytes,
+            )
             return await driver.run()
 
 

@@ -135,6 +135,8 @@ class EnrollmentOutcome(_Record):
     error: ErrorInfo | None = None
     derived: list[DerivedInfo] = Field(default_factory=list)  # files not uploaded as they are
     local_voice: list[LocalVoice] = Field(default_factory=list)  # preflight's own figures
+    # How an enrolled voiceprint was validated: "compute answer", "settled read" or "get".
+    validated_by: str | None = None
 
 
 class JobFinished(_Record):

@@ -1,4 +1,4 @@
-"""The request plan of one enrollment and of one job, as the engine spends requests today.
+"""The request plan of one enrollment and of one job, as the engine spends requests.
 
 Owns: the number of API requests a fresh enrollment costs, the requests of a job's usage
 check and of a worker start, and the credits a compute costs (design.md §8: requests are the
@@ -20,20 +20,28 @@ USAGE_PAGE_SIZE = 50
 # Requests made once per worker start, whatever it runs: `GET /user` (the caller's handle
 # tells the usage check which records path to read; the client caches it).
 WORKER_START_REQUESTS = 1
+# Files up to this size go inline with their create (ENROLLER_INLINE_UPLOAD_MAX_BYTES default).
+INLINE_UPLOAD_MAX_BYTES = 8 * 1024 * 1024
 # Credits one compute costs: compute is the billed event (contract §3 "Usage records").
 CREDITS_PER_COMPUTE = 1
 
 
-def enrollment_requests(file_sizes: Sequence[int]) -> int:
+def enrollment_requests(
+    file_sizes: Sequence[int], inline_max_bytes: int = INLINE_UPLOAD_MAX_BYTES
+) -> int:
     """Requests of one fresh enrollment whose audio files have these sizes (bytes).
 
-    Today, for k files: create the identity (1); per file, create the audio and upload its
-    raw bytes (2k); create the voiceprint (1); per file, add it (k); compute (1); read the
-    voiceprint back to validate it (1). That is 4 + 3k: 7 for one audio. The sizes are taken
-    so that a size-dependent upload (inline below a threshold, two-step above) fits here.
+    For k files: create the identity (1); per file, create the audio with its bytes inline
+    (1) when it is at most `inline_max_bytes` (ENROLLER_INLINE_UPLOAD_MAX_BYTES), else create
+    it and upload its raw bytes (2); create the voiceprint (1); per file, add it (k); compute
+    (1), whose answer is the validation (the adds' answers already counted exactly our audios,
+    so no listing is needed before it). That is 3 + 2k with inline uploads: 5 for one audio.
+    An asynchronous API adds the reads that wait for processing; ENROLLER_VALIDATE_WITH_GET
+    one GET.
     """
     k = len(file_sizes)
-    return 1 + 2 * k + 1 + k + 1 + 1
+    uploads = sum(1 if size <= inline_max_bytes else 2 for size in file_sizes)
+    return 1 + uploads + 1 + k + 1
 
 
 def usage_check_requests(computes: int) -> int:

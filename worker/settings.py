@@ -180,6 +180,17 @@ class Settings(BaseSettings):
         description="Actions without progress one enrollment may take before it fails; the "
         "report names the loop.",
     )
+    inline_upload_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="Files up to this size are created with their bytes inline (one request, "
+        "base64 streamed); larger ones take create + raw upload. 0: always two steps.",
+    )
+    validate_with_get: bool = Field(
+        False,
+        description="Read the voiceprint back after compute even when compute's answer already "
+        "shows it computed with the manifest's model and audios (the guide's literal step).",
+    )
     max_job_starts: int = Field(
         3,
         ge=1,

@@ -79,9 +79,10 @@ async def test_happy_path_enrolls_and_reports(queue: Path, emulator: EmulatorHan
     assert all(r["state"] == "computed" for r in report["enrollments"])
     assert report["usage"]["found"] == 5 and not report["usage"]["double_charged"]
     assert report["credits_spent"] == 5
-    # 7 requests per new customer (identity, audio, file, voiceprint, add, compute, validate)
-    # and one page of usage records: the report counts this job's requests only.
-    assert report["requests"] == 5 * 7 + 1
+    # 5 requests per new customer (identity, audio with its file inline, voiceprint, add,
+    # compute, whose answer validates) and one page of usage records: the report counts this
+    # job's requests only.
+    assert report["requests"] == 5 * 5 + 1
     assert list((queue / "done").glob("batch-*.json"))
     assert not list((queue / "inbox").iterdir())
     stats = await emulator.stats()

@@ -95,15 +95,15 @@ def test_plan_prints_rejected_rows_and_json(tmp_path: Path) -> None:
     text = out.getvalue()
     assert f'{path} line 3: identity "Bad Name": handles are lowercase' in text
     assert "2 enrollments: 1 to run, 1 rejected by preflight" in text
-    assert "7 requests (0 for the usage check)" not in text  # the usage check is counted
-    assert "8 requests (1 for the usage check), 1 credit (demo 1)" in text
+    assert "5 requests (0 for the usage check)" not in text  # the usage check is counted
+    assert "6 requests (1 for the usage check), 1 credit (demo 1)" in text
 
     out = io.StringIO()
     run_plan([str(path)], defaults, 10.0, as_json=True, out=out)
     doc = json.loads(out.getvalue())
     assert doc["ok"] is False
-    assert doc["totals"]["requests"] == 9  # with the worker start's GET /user
-    assert doc["totals"]["seconds_at_rate_limit"] == pytest.approx(0.9)
+    assert doc["totals"]["requests"] == 7  # with the worker start's GET /user
+    assert doc["totals"]["seconds_at_rate_limit"] == pytest.approx(0.7)
     assert doc["files"][0]["problems"][0]["place"] == "line 3"
 
 

@@ -493,3 +493,28 @@ def test_a_voiceprint_computed_by_someone_else_is_listed_afresh() -> None:
     current = ready(held=BOTH, listed=True)
     current = observe(current, SawVoiceprint(vp("computed", count=3)))
     assert current.held is None and decide(current) == ListVoiceprintAudios()
+
+
+def test_adds_whose_answers_count_exactly_our_audios_need_no_second_listing() -> None:
+    created = ready(held=(), listed=True)  # we created it: empty, by its 201
+    one = advance(created, ("add_audio", "a"), [Added("aa", "h-aa", vp(count=1))])
+    both = advance(
+        one, ("add_audio", "b"), [Added("bb", "h-bb", vp("computable", count=2, voice=9.0))]
+    )
+    assert both.listed and decide(both) == Compute()
+    # One audio more than we added: someone else added one; list before any compute.
+    foreign = advance(
+        one, ("add_audio", "b"), [Added("bb", "h-bb", vp("computable", count=3, voice=9.0))]
+    )
+    assert not foreign.listed and decide(foreign) == ListVoiceprintAudios()
+
+
+def test_validate_with_get_keeps_the_guides_read_after_compute() -> None:
+    given = ready(limits=Limits(validate_with_get=True), held=BOTH, listed=True)
+    computed = observe(given, Computed(vp("computed", count=2, voice=9.0)))
+    assert decide(computed) == Validate()
+    validated = observe(computed, Validated(vp("computed", count=2, voice=9.0)))
+    assert decide(validated) == Done(Outcome.ENROLLED) and validated.validated_by == "get"
+    by_answer = observe(ready(held=BOTH, listed=True), Computed(vp("computed", count=2)))
+    assert decide(by_answer) == Done(Outcome.ENROLLED)
+    assert by_answer.validated_by == "compute answer"

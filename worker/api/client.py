@@ -59,6 +59,7 @@ from worker.api.errors import (
     server_message,
 )
 from worker.api.governor import Governor
+from worker.api.inline import InlineAudioBody
 from worker.api.schemas import (
     Audio,
     AudioCreate,
@@ -84,6 +85,7 @@ from worker.settings import Settings
 M = TypeVar("M", bound=BaseModel)
 
 USER_AGENT = "voiceprint-enroller/0.1"
+OCTET_STREAM = "application/octet-stream"
 # A 429 whose Retry-After cannot be read still asks us to wait: this long, then try again.
 UNREADABLE_WAIT_S = 1.0
 # Throttle waits this long or longer are logged as warnings (an operator may want to know).
@@ -292,7 +294,7 @@ class ApiClient:
         path: Mapping[str, str] | None = None,
         json: Any = None,
         params: Query | None = None,
-        file: VerifiedUpload | None = None,
+        file: VerifiedUpload | InlineAudioBody | None = None,
         retry: Retry = Retry.SAFE,
         compute: bool = False,
         auth: bool = True,
@@ -413,7 +415,7 @@ class ApiClient:
         token: str | None,
         json: Any,
         query: dict[str, str],
-        file: VerifiedUpload | None,
+        file: VerifiedUpload | InlineAudioBody | None,
     ) -> _Answer:
         """One attempt, inside a governor slot; transport failures become NotSent/OutcomeUnknown.
 
@@ -452,13 +454,14 @@ class ApiClient:
         client_timeout: aiohttp.ClientTimeout,
         json: Any,
         query: dict[str, str],
-        file: VerifiedUpload | None,
+        file: VerifiedUpload | InlineAudioBody | None,
     ) -> _Answer:
         """The request itself; transport failures become NotSent/OutcomeUnknown."""
         try:
             data: Any = None
             if file is not None:
-                headers["Content-Type"] = "application/octet-stream"
+                inline = isinstance(file, InlineAudioBody)
+                headers["Content-Type"] = file.content_type if inline else OCTET_STREAM
                 headers["Content-Length"] = str(file.size)
                 data = file.chunks()
             async with session.request(
@@ -638,19 +641,30 @@ class ApiClient:
     # --- audios -----------------------------------------------------------------------------
 
     async def create_audio(
-        self, owner: str, space: str, *, alias: str | None = None, identity: str | None = None
+        self,
+        owner: str,
+        space: str,
+        *,
+        alias: str | None = None,
+        identity: str | None = None,
+        file: VerifiedUpload | None = None,
     ) -> Audio:
-        """Create an audio without a file (state `avaitingFile`); the server picks the handle.
+        """Create an audio; the server picks the handle. Without `file` it awaits its file
+        (`avaitingFile`); with one, the bytes go inline as base64, streamed inside the upload
+        cap (`InlineAudioBody`): one request instead of create + raw upload.
 
         UNSAFE: a repeat would create a second audio. A timeout, reset or 5xx raises
         `OutcomeUnknown` without a retry: find the audio by its alias before creating again.
+        A file changed since preflight raises `AudioUnreadable` before the body is complete.
         """
         route = "/spaces/{owner}/{space}/audios"
+        fields = AudioCreate(alias=alias, identity=identity).to_wire()
         answer = await self._call(
             "POST",
             route,
             path={"owner": owner, "space": space},
-            json=AudioCreate(alias=alias, identity=identity).to_wire(),
+            json=fields if file is None else None,
+            file=InlineAudioBody(file, fields) if file is not None else None,
             retry=Retry.UNSAFE,
         )
         return self._parse(answer, Audio, "POST", route)

@@ -1,0 +1,110 @@
+"""Requests are the budget (design.md §8), counted by the emulator, route by route.
+
+A fresh single-audio enrollment makes exactly 5 requests, one with k audios 3 + 2k; a re-run of
+an enrolled identity reads at most twice; the usage check reads one page per 50 computes; the
+worker asks `GET /user` once. Files above ENROLLER_INLINE_UPLOAD_MAX_BYTES take two steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_engine import drop, make_settings, report_of, run_once
+from tests.e2e.test_engine_exactly_once import audio
+from tests.emulator_harness import running_emulator
+
+SP = "/spaces/{owner}/{space}"
+VP = f"{SP}/voiceprints/{{identity}}/{{voiceprint}}"
+START = {"GET /user": 1}
+
+
+def manifest(enrollments: dict[str, list[str]]) -> dict[str, Any]:
+    rows = [{"identity": i, "audios": files} for i, files in enrollments.items()]
+    return {"model": "phone/v1", "enrollments": rows}
+
+
+def fresh(k: int, n: int = 1, *, inline: bool = True) -> dict[str, int]:
+    """The routes n fresh enrollments of k audios each take, and the one usage page."""
+    routes = {
+        f"POST {SP}/identities": n,
+        f"POST {SP}/audios": n * k,
+        f"POST {SP}/voiceprints": n,
+        f"POST {VP}/audios/{{audio}}": n * k,
+        f"POST {VP}:compute": n,
+        "GET /user/records/voiceprint": 1,
+    }
+    if not inline:
+        routes[f"POST {SP}/audios/{{audio}}/file"] = n * k
+    return routes
+
+
+async def run_counted(queue: Path, name: str, doc: dict[str, Any], **settings: Any) -> Any:
+    async with running_emulator() as emu:
+        drop(queue, name, doc)
+        assert await run_once(make_settings(queue, emu.base_url, **settings)) == 0
+        return (await emu.stats())["requests"]["by_route"], emu
+
+
+@pytest.mark.parametrize(("k", "per_enrollment"), [(1, 5), (2, 7), (3, 9)])
+async def test_a_fresh_enrollment_costs_3_plus_2k_requests(
+    tmp_path: Path, k: int, per_enrollment: int
+) -> None:
+    queue = tmp_path / "queue"
+    files = [audio(queue, f"ann-{i}.wav").name for i in range(k)]
+    by_route, _ = await run_counted(queue, "fresh.json", manifest({"ann": files}))
+    assert by_route == {**START, **fresh(k)}
+    assert sum(fresh(k).values()) - 1 == per_enrollment == 3 + 2 * k
+    row = report_of(queue, "fresh")["enrollments"][0]
+    assert row["outcome"] == "enrolled" and row["validated_by"] == "compute answer"
+
+
+async def test_files_above_the_inline_limit_take_create_and_raw_upload(tmp_path: Path) -> None:
+    queue = tmp_path / "queue"
+    name = audio(queue, "big.wav").name
+    by_route, _ = await run_counted(
+        queue, "big.json", manifest({"bob": [name]}), inline_upload_max_bytes=1000
+    )
+    assert by_route == {**START, **fresh(1, inline=False)}
+
+
+async def test_validate_with_get_restores_the_separate_read(tmp_path: Path) -> None:
+    queue = tmp_path / "queue"
+    name = audio(queue, "cat.wav").name
+    by_route, _ = await run_counted(
+        queue, "get.json", manifest({"cat": [name]}), validate_with_get=True
+    )
+    assert by_route == {**START, **fresh(1), f"GET {VP}": 1}
+    assert report_of(queue, "get")["enrollments"][0]["validated_by"] == "get"
+
+
+async def test_a_rerun_of_an_enrolled_identity_reads_at_most_twice(tmp_path: Path) -> None:
+    queue = tmp_path / "queue"
+    doc = manifest({"dan": [audio(queue, "dan.wav").name]})
+    async with running_emulator() as emu:
+        settings = make_settings(queue, emu.base_url)
+        drop(queue, "first.json", doc)
+        assert await run_once(settings) == 0
+        await emu.reset_stats()
+        drop(queue, "again.json", doc)
+        assert await run_once(settings) == 0
+        stats = await emu.stats()
+    by_route = stats["requests"]["by_route"]
+    reads = {route: n for route, n in by_route.items() if route.startswith("GET ")}
+    assert reads.pop("GET /user") == 1
+    assert sum(reads.values()) <= 2, reads  # the voiceprint, and what it was computed from
+    # The only write is the identity create that finds it exists (409); nothing is billed.
+    assert {r: n for r, n in by_route.items() if r.startswith("POST ")} == {
+        f"POST {SP}/identities": 1
+    }
+    assert report_of(queue, "again")["counts"]["unchanged"] == 1
+
+
+async def test_the_usage_check_reads_one_page_per_50_computes(tmp_path: Path) -> None:
+    queue = tmp_path / "queue"
+    ids = [f"cust-{i}" for i in range(60)]
+    doc = manifest({i: [audio(queue, f"{i}.wav").name] for i in ids})
+    by_route, _ = await run_counted(queue, "sixty.json", doc)
+    assert by_route == {**START, **fresh(1, n=60), "GET /user/records/voiceprint": 2}
