@@ -171,7 +171,11 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
     assert final["enroller_enrollments_total"] == len(ids)
     assert 'enroller_enrollments_total{outcome="enrolled"} 16.0' in scrapes[-1]
     assert 'enroller_jobs_total{result="done"} 1.0' in scrapes[-1]
-    assert 'route="/spaces/{owner}/{space}/audios/{audio}/file"' in scrapes[-1]
+    # Routes are templates (files go inline with the audio create, so compute is the example).
+    assert (
+        'route="/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}:compute"'
+        in (scrapes[-1])
+    )
     assert 'enroller_queue_files{folder="reports"} 1.0' in scrapes[-1]
 
     # Logs: JSON lines off a terminal; every job line names the job, every enrollment line the
