@@ -5,8 +5,8 @@ docker-compose.yml, under a project name of its own and on free host ports, then
 `samples` writes the audio; `up -d`; the examples are dropped into the inbox the Maildir way;
 each becomes a report whose enrollments are all `enrolled`; the worker turns `healthy` by the
 image's own HEALTHCHECK, runs as a non-root uid on a read-only root filesystem, logs JSON lines
-and serves /metrics on the published port; `stop` in the middle of a job exits 0 before the
-grace period runs out and leaves a journal that reads back whole, from which `start` finishes
+and serves /metrics on the published port; `stop` in the middle of a job exits 0 before
+Compose's stop_grace_period would SIGKILL it and leaves a journal that reads back whole, from which `start` finishes
 the job without enrolling anything twice; `down -v` leaves nothing behind. And `enroller demo`
 runs inside the image.
 """
