@@ -1,14 +1,15 @@
 """The README's container block, acted out in a real Docker engine with the project's own files.
 
 A fresh copy of the working tree (what a clone holds) is built and brought up with its own
-docker-compose.yml, under a project name of its own and on free host ports, then:
-`samples` writes the audio; `up -d`; the examples are dropped into the inbox the Maildir way;
-each becomes a report whose enrollments are all `enrolled`; the worker turns `healthy` by the
+docker-compose.yml, under a project name of its own and on free host ports, then: `samples`
+writes the audio; `up -d`; the examples go into the inbox by `enroller submit` in the worker
+container, as the README does (a later manifest is dropped the Maildir way by hand); each
+becomes a report whose enrollments are all `enrolled`; the worker turns `healthy` by the
 image's own HEALTHCHECK, runs as a non-root uid on a read-only root filesystem, logs JSON lines
 and serves /metrics on the published port; `stop` in the middle of a job exits 0 before
-Compose's stop_grace_period would SIGKILL it and leaves a journal that reads back whole, from which `start` finishes
-the job without enrolling anything twice; `down -v` leaves nothing behind. And `enroller demo`
-runs inside the image.
+Compose's stop_grace_period would SIGKILL it, and leaves a journal that reads back whole, from
+which `start` finishes the job without enrolling anything twice; `down -v` leaves nothing
+behind. And `enroller demo` runs inside the image.
 """
 
 from __future__ import annotations
@@ -125,8 +126,10 @@ def test_the_readme_container_block(stack: Compose) -> None:
     # docker compose up -d; then the examples, the Maildir way
     ok(compose("up", "-d", timeout=300))
     stage("up -d", t0)
-    for example in examples:
-        drop(jobs / "inbox", example.name, example.read_bytes())
+    # the README's way: `enroller submit` validates each and puts it into inbox/ (dot-name, rename)
+    submitted = compose("exec", "-T", "worker", "enroller", "submit",
+                        *(f"/jobs/examples/{e.name}" for e in examples))  # fmt: skip
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     done = wait_until(
         lambda: len(r := reports(jobs)) == len(examples) and r,
         limit=180,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -76,14 +75,8 @@ async def test_compose_services_turn_the_examples_into_reports(tmp_path: Path) -
         # It listens on every interface, as in the container; we talk to it over loopback.
         base_url = match.group(1).decode().replace("0.0.0.0", "127.0.0.1")  # noqa: S104
 
-        # the examples, dropped the way the README says
-        inbox = jobs / "inbox"
-        inbox.mkdir(exist_ok=True)
         examples = sorted((ROOT / "jobs" / "examples").glob("*.json"))
         examples += sorted((ROOT / "jobs" / "examples").glob("*.csv"))
-        for example in examples:
-            shutil.copy(example, inbox / f".{example.name}.tmp")
-            os.replace(inbox / f".{example.name}.tmp", inbox / example.name)
 
         # worker: the compose environment, the compose secret, the compose command
         worker = services["worker"]
@@ -101,6 +94,14 @@ async def test_compose_services_turn_the_examples_into_reports(tmp_path: Path) -
             ENROLLER_MIN_AGE="0",
             ENROLLER_HEARTBEAT_INTERVAL="0.2",
         )
+        # the examples, submitted the way the README says (`compose exec worker enroller submit`)
+        submit = ["enroller", "submit", *(str(e) for e in examples)]
+        submitted = await anyio.run_process(local_argv(submit), env=env, check=False)
+        assert submitted.returncode == 0, submitted.stdout.decode() + submitted.stderr.decode()
+        assert sorted(p.name for p in (jobs / "inbox").iterdir()) == sorted(
+            e.name for e in examples
+        )
+
         proc = await anyio.open_process(
             local_argv(worker["command"]), env=env, stderr=subprocess.PIPE
         )
