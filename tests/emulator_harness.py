@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
+import emulator.server as server_module
 from emulator.app import Emulator
 from emulator.config import EmulatorOptions
 from emulator.server import EmulatorServer
@@ -113,12 +115,61 @@ async def api_client(base_url: str, token: str | None = DEMO_KEY) -> AsyncIterat
         yield ApiClient(session, base_url, token)
 
 
+@dataclass(frozen=True)
+class Seen:
+    """One API request as it arrived: method, path (with /v1) and query string."""
+
+    method: str
+    path: str
+    query: str
+
+    def mentions(self, handle: str) -> bool:
+        """Whether `handle` is a whole segment of the path (…/identities/ann, …/ann/vp:compute)."""
+        return handle in re.split(r"[/:]", self.path)
+
+
+class RecordingServer(EmulatorServer):
+    """The real emulator server, plus a log of every request it received (`requests`).
+
+    Outermost middleware, so it sees every request before latency, limits or faults; the
+    emulator itself is untouched.
+    """
+
+    def __init__(self, options: EmulatorOptions) -> None:
+        super().__init__(options)
+        self.requests: list[Seen] = []
+
+    async def start(self) -> None:
+        @web.middleware
+        async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+            self.requests.append(Seen(request.method, request.path, request.query_string))
+            return await handler(request)
+
+        build = server_module.build_app
+
+        def build_recording(emulator: Emulator) -> web.Application:
+            app = build(emulator)
+            app.middlewares.insert(0, record)
+            return app
+
+        server_module.build_app = build_recording  # type: ignore[assignment]
+        try:
+            await super().start()  # builds the app before its first await
+        finally:
+            server_module.build_app = build
+
+
 @dataclass
 class EmulatorHandle:
-    """An in-process emulator. `.emulator` exposes its state for white-box assertions."""
+    """An in-process emulator. `.emulator` exposes its state for white-box assertions;
+    `.requests` lists every request received since the last (re)start."""
 
     options: EmulatorOptions
-    server: EmulatorServer
+    server: RecordingServer
+
+    @property
+    def requests(self) -> list[Seen]:
+        return self.server.requests
 
     @property
     def base_url(self) -> str:
@@ -160,7 +211,7 @@ class EmulatorHandle:
         await self.server.stop()
         data = {**self.options.model_dump(), "port": self.server.port, **changes}
         self.options = EmulatorOptions(**data)
-        self.server = EmulatorServer(self.options)
+        self.server = RecordingServer(self.options)
         await self.server.start()
 
 
@@ -174,7 +225,7 @@ def _options(options: dict[str, Any]) -> EmulatorOptions:
 async def running_emulator(**options: Any) -> AsyncIterator[EmulatorHandle]:
     """An emulator in this process and event loop, on a free port of 127.0.0.1."""
     opts = _options(options)
-    handle = EmulatorHandle(opts, EmulatorServer(opts))
+    handle = EmulatorHandle(opts, RecordingServer(opts))
     await handle.server.start()
     try:
         yield handle

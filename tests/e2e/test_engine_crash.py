@@ -13,6 +13,7 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
+from tests.jobwatch import journal_records, kinds, lease_stale, reports, wait_for
 from tests.worker_process import WORKER, worker_env
 
 IDENTITIES = [f"crash-{i:02d}" for i in range(24)]
@@ -37,20 +38,28 @@ async def test_sigkill_midjob_then_restart_completes_exactly_once(tmp_path: Path
             ENROLLER_LEASE_TTL="1",
         )
         argv = [*WORKER, "run", "--once"]
-        kills = 0
+        kills: list[int] = []  # journal records when each kill landed
         for _ in range(3):
+            before = len(journal_records(queue))
             proc = await anyio.open_process(argv, env=env, stderr=subprocess.DEVNULL)
-            await anyio.sleep(rng.uniform(0.6, 1.4))
-            if proc.returncode is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
+            # Kill after this incarnation has journaled 1 to 12 new records: mid-step, at a
+            # point set by progress, not by how fast the machine started the process.
+            target = before + rng.randint(1, 12)
+            await wait_for(lambda t=target: len(journal_records(queue)) >= t, 60, "progress")
+            proc.send_signal(signal.SIGKILL)
             await proc.wait()
-            await anyio.sleep(1.1)  # let the dead worker's lease go stale
+            records = journal_records(queue)
+            # It landed mid-job: nothing finished, nothing reported, the job still active.
+            assert not kinds(records, "job_finished") and not reports(queue), records[-3:]
+            assert len(kinds(records, "outcome")) < len(IDENTITIES)
+            kills.append(len(records))
+            # The next start takes the job over once the dead worker's lease (ttl 1 s) is stale.
+            await wait_for(lambda: lease_stale(queue, 1.0), 30, "the dead worker's lease stale")
         final = await anyio.run_process(argv, env=env, check=False)
         assert final.returncode == 0, final.stderr.decode()[-2000:]
 
         stats = await emulator.stats()
-    assert kills >= 2  # the job was really interrupted
+    assert kills == sorted(kills) and len(set(kills)) == 3  # each run made progress
     [report_path] = (queue / "reports").glob("crash-*.report.json")
     report = json.loads(report_path.read_text())
     rows = report["enrollments"]

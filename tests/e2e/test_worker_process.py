@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -14,6 +13,7 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
+from tests.jobwatch import current_lease, job_dirs, journal_records, kinds, wait_for
 from tests.worker_process import WORKER, worker_env
 
 
@@ -31,13 +31,6 @@ def drop(queue: Path, name: str, identities: list[str]) -> None:
     os.replace(tmp, queue / "inbox" / name)
 
 
-async def wait_for(predicate: Callable[[], object], seconds: float) -> None:
-    """Poll the file system (another process writes it: there is no event to wait on)."""
-    with anyio.fail_after(seconds):
-        while not predicate():  # noqa: ASYNC110
-            await anyio.sleep(0.1)
-
-
 @pytest.mark.timeout(90)
 async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: Path) -> None:
     ids = [f"term-{i:02d}" for i in range(30)]
@@ -53,9 +46,8 @@ async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: P
         )
         argv = [*WORKER, "run", "--once"]
         proc = await anyio.open_process(argv, env=env, stderr=subprocess.PIPE)
-        journal = lambda: list((queue / "active").glob("*/journal.jsonl"))  # noqa: E731
         await wait_for(
-            lambda: any(b'"kind":"outcome"' in j.read_bytes() for j in journal()), seconds=30
+            lambda: kinds(journal_records(queue), "outcome"), 30, "a first enrollment outcome"
         )
         proc.send_signal(signal.SIGTERM)
         with anyio.fail_after(15):  # the grace period plus start-up slack
@@ -64,15 +56,27 @@ async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: P
         stderr = (await proc.stderr.receive(1 << 20)).decode(errors="replace")
         assert code == 0, stderr[-2000:]
         assert "worker_stopping" in stderr
-        # The job is checkpointed, not reported: it is still active, its lease released.
-        assert list((queue / "active").iterdir()) and not list((queue / "reports").glob("*"))
+        # The job is checkpointed, not reported: still active, its lease released at once.
+        assert job_dirs(queue) and not list((queue / "reports").glob("*"))
+        lease = current_lease(queue)
+        assert lease is not None and lease["released"] is True, lease
+        journal = journal_records(queue)
+        done = {r["identity"] for r in kinds(journal, "outcome")}
+        assert 0 < len(done) < len(ids), done  # stopped mid-job
+        assert not kinds(journal, "job_finished")
 
+        emulator.requests.clear()
         final = await anyio.run_process(argv, env=env, check=False)
         assert final.returncode == 0, final.stderr.decode()[-2000:]
         stats = await emulator.stats()
+        resumed = list(emulator.requests)
     [report] = (queue / "reports").glob("big-*.report.json")
     rows = json.loads(report.read_text())["enrollments"]
     assert sorted(r["identity"] for r in rows) == ids
+    # Resumed from the journal: what it proves done costs no request at all the second time.
+    about_done = [r for r in resumed if any(r.mentions(i) for i in done)]
+    assert about_done == [], about_done[:5]
+    assert any(r.mentions(i) for r in resumed for i in set(ids) - done)  # the rest did run
     assert stats["created"]["voiceprints"] == len(ids) == stats["created"]["computes"]
     assert stats["created"]["audios"] == len(ids)
 
@@ -80,20 +84,22 @@ async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: P
 @pytest.mark.timeout(60)
 async def test_daemon_picks_up_dropped_files_until_sigterm(tmp_path: Path) -> None:
     queue = make_queue(tmp_path / "queue", ["day-1", "day-2"])
+    log = tmp_path / "worker.log"
     async with running_emulator() as emulator:
         env = worker_env(queue, emulator.base_url)
-        proc = await anyio.open_process([*WORKER, "run"], env=env, stderr=subprocess.DEVNULL)
+        with log.open("wb") as err:
+            proc = await anyio.open_process([*WORKER, "run"], env=env, stderr=err)
         try:
-            await anyio.sleep(1.0)  # the daemon is up and idle
+            await wait_for(lambda: b"worker_started" in log.read_bytes(), 30, "worker_started")
             drop(queue, "morning.json", ["day-1"])
-            await wait_for(lambda: list((queue / "reports").glob("morning-*.report.json")), 20)
+            await wait_for(lambda: list((queue / "reports").glob("morning-*.report.json")), 30)
             drop(queue, "evening.json", ["day-2"])
-            await wait_for(lambda: list((queue / "reports").glob("evening-*.report.json")), 20)
+            await wait_for(lambda: list((queue / "reports").glob("evening-*.report.json")), 30)
         finally:
             proc.send_signal(signal.SIGTERM)
             with anyio.fail_after(15):
                 code = await proc.wait()
-    assert code == 0
+    assert code == 0, log.read_text()[-2000:]
     assert len(list((queue / "done").iterdir())) == 2
 
 

@@ -11,10 +11,10 @@ import random
 import signal
 from pathlib import Path
 
-import anyio
 import pytest
 
 from tests.emulator_harness import running_emulator
+from tests.jobwatch import journal_records, kinds, lease_stale, reports, wait_for
 from tests.reliability.support import (
     assert_enrolled_once,
     assert_no_crash,
@@ -51,24 +51,30 @@ async def test_sigkill_at_random_instants_then_restart_exactly_once(
     async with running_emulator(config=write_world(tmp_path / "emulator")) as emu:
         # The rate keeps the job long enough (≈7 requests per enrollment) to be hit many times.
         env = worker_env(queue, emu.base_url, rate_limit=rate)
-        killed = 0
-        while killed < kills:
+        landed: list[int] = []  # journal records when each kill landed
+        while len(landed) < kills:
+            before = len(journal_records(queue))
             proc = await start_worker(env, log)
-            # Start-up (imports, GET /user, lease takeover) takes ~1 s; aim past and into it.
-            await anyio.sleep(rng.uniform(0.3, 2.2))
-            if proc.returncode is not None:
-                break  # finished before this kill: the job was shorter than planned
+            # A random instant, measured in progress: after 1 to 15 new journal records of this
+            # incarnation, so every kill hits a running job, however slowly the machine starts.
+            target = before + rng.randint(1, 15)
+            await wait_for(lambda t=target: len(journal_records(queue)) >= t, 120, "progress")
             proc.send_signal(signal.SIGKILL)
             await proc.wait()
-            killed += 1
-            await anyio.sleep(1.1)  # the dead worker's lease (ttl 1 s) goes stale
+            records = journal_records(queue)
+            # It landed mid-job: nothing finished or reported, the job still active.
+            assert not kinds(records, "job_finished") and not reports(queue), records[-3:]
+            assert len(kinds(records, "outcome")) < n
+            landed.append(len(records))
+            # The dead worker's lease (ttl 1 s) must go stale before the next start takes over.
+            await wait_for(lambda: lease_stale(queue, 1.0), 30, "the dead worker's lease stale")
         code = await run_worker(env, log)
         assert_no_crash(log)
         assert code == 0
         stats = await emu.stats()
         await assert_enrolled_once(emu.base_url, ids)
 
-    assert killed >= kills, f"the job finished after {killed} kills; lower the rate"
+    assert landed == sorted(landed) and len(set(landed)) == kills  # each incarnation progressed
     assert_report_complete(only_report(queue), ids)
     created = stats["created"]
     assert created["identities"] == n and created["voiceprints"] == n
