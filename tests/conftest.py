@@ -8,7 +8,21 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import structlog
 
+import tests.fuzzing  # noqa: F401  # registers and loads the Hypothesis profile first
 from tests.emulator_harness import EmulatorHandle, running_emulator
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "fuzz: uses Hypothesis (marked automatically); `make fuzz` runs these"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every Hypothesis test `fuzz`, so `make fuzz` (-m fuzz) finds new ones by itself."""
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.fuzz)
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@ file, bad rows fail alone, good work goes on, and a file still being written is 
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -11,6 +12,11 @@ import anyio
 from tests.e2e.test_engine import make_settings, report_of, run_once
 from tests.e2e.test_validate_cli import BROKEN, audio_root, good_enrollment, write
 from tests.emulator_harness import EmulatorHandle
+from tests.fakeclock import FakeClock
+from tests.scans import Scans
+from worker.api.client import ApiClient
+from worker.queue import JobQueue
+from worker.service import Service
 
 __all__ = ["audio_root"]  # the fixture, shared with the validate tests
 
@@ -24,30 +30,61 @@ UNRUNNABLE = {
 }
 
 
+def own_identity(name: str) -> str:
+    return f"ann-{Path(name).stem}"
+
+
+def own_identities(name: str, content: object) -> object:
+    """`content` with its good rows' identity `ann` renamed to one of this file's own.
+
+    In validate's folder several files ask for the voiceprint ann/main; through the worker the
+    first to run would win and the others end `unchanged` or `conflict` in an order nobody can
+    predict. With one identity per file, every good row has exactly one right outcome.
+    """
+    mine = own_identity(name)
+    if isinstance(content, str):  # CSV: identity is the first column
+        return "".join(
+            mine + line[3:] if line.startswith("ann,") else line
+            for line in content.splitlines(keepends=True)
+        )
+    if isinstance(content, dict):
+        doc = copy.deepcopy(content)
+        for row in doc.get("enrollments", [doc]):
+            if isinstance(row, dict) and row.get("identity") == "ann":
+                row["identity"] = mine
+        return doc
+    return content
+
+
 async def test_broken_folder_through_the_worker(
     tmp_path: Path, audio_root: Path, emulator: EmulatorHandle
 ) -> None:
     queue = tmp_path / "queue"
     inbox = queue / "inbox"
     for name, (content, _) in BROKEN.items():
-        write(inbox, name, content)
+        write(inbox, name, own_identities(name, content))
     write(inbox, "good.json", {"enrollments": [good_enrollment("zed")]})
-    # A producer writing in place, slowly: half a manifest now, the rest in a moment.
+    # A producer writing in place, slowly: half a manifest now, the rest later. The queue runs
+    # on a FakeClock that only this writer moves, and less than min_age between its writes.
     growing = inbox / "growing.json"
     whole = json.dumps({"enrollments": [good_enrollment("yan")]})
     growing.write_text(whole[:20])
-    settings = make_settings(queue, emulator.base_url, audio_root=audio_root, min_age=1.0)
+    settings = make_settings(queue, emulator.base_url, audio_root=audio_root, min_age=0.3)
+    clock = FakeClock()
+    job_queue = JobQueue(settings, clock=clock)
+    scans = Scans(job_queue)
 
     async def finish_writing() -> None:
-        for cut in (40, 60):
-            await anyio.sleep(0.6)
+        for cut in (40, 60, len(whole)):
+            await scans.reach(scans.count + 2)  # seen, and seen unchanged
+            clock.advance(0.1)
             growing.write_text(whole[:cut])
-        await anyio.sleep(0.6)
-        growing.write_text(whole)
+        await scans.reach(scans.count + 2)
+        clock.advance(0.35)  # now it has rested min_age
 
-    async with anyio.create_task_group() as tg:
+    async with anyio.create_task_group() as tg, ApiClient.from_settings(settings) as client:
         tg.start_soon(finish_writing)
-        code = await run_once(settings)
+        code = await Service(settings, client, job_queue).run(once=True)
     assert code == 1
 
     failed = {p.name for p in (queue / "failed").iterdir()}
@@ -66,17 +103,20 @@ async def test_broken_folder_through_the_worker(
     assert set(reports) == runnable | {"good.json", "growing.json"}
     for name in runnable:
         rows = reports[name]["enrollments"]
-        bad = [r for r in rows if r["error"] and r["error"]["step"] == "preflight"]
-        assert len(bad) == 1, name  # exactly the one broken row
-        assert bad[0]["outcome"] == "failed" and bad[0]["error"]["reason"]
-        # The good rows run. Several files ask for the same voiceprint `ann/main` with other
-        # audios or minAudios: one wins, the others are told so instead of being mixed in.
-        for row in rows:
-            if row not in bad:
-                assert row["outcome"] in {"enrolled", "unchanged", "conflict"}, row
+        bad = [r for r in rows if r["outcome"] != "enrolled"]
+        assert len(bad) == 1, (name, rows)  # exactly the one broken row, and it failed
+        assert bad[0]["outcome"] == "failed" and bad[0]["error"]["step"] == "preflight", bad
+        # validate's message for that row ends with the reason the report gives.
+        expected = BROKEN[name][1].replace('identity "ann"', f'identity "{own_identity(name)}"')
+        assert bad[0]["error"]["reason"] and expected.endswith(bad[0]["error"]["reason"]), (
+            bad[0]["error"]["reason"],
+            expected,
+        )
+        good = [r for r in rows if r is not bad[0]]
+        assert good and all(r["outcome"] == "enrolled" for r in good), (name, good)
     # The slow writer's file was taken only once complete: it enrolled, it was not "bad JSON".
-    assert reports["growing.json"]["counts"]["enrolled"] == 1
-    assert reports["good.json"]["counts"]["enrolled"] == 1
+    assert [r["outcome"] for r in reports["growing.json"]["enrollments"]] == ["enrolled"]
+    assert [r["outcome"] for r in reports["good.json"]["enrollments"]] == ["enrolled"]
 
 
 async def test_preflight_failures_before_the_first_runnable_enrollment(

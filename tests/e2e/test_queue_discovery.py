@@ -6,7 +6,6 @@ pickup "came from events" because no rescan can happen within the test (rescan_i
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from contextlib import aclosing
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import anyio
 
 from tests.fakeclock import FakeClock
+from tests.scans import Scans
 from worker.queue import Candidate, JobQueue
 from worker.settings import Settings
 
@@ -32,48 +32,6 @@ def make_queue(root: Path, clock: Callable[[], float] | None = None, **overrides
     queue = JobQueue(Settings(**values), **({"clock": clock} if clock else {}))
     queue.setup()
     return queue
-
-
-class Scans:
-    """Counts the queue's scans (they run in worker threads) and what each one saw.
-
-    `await scans.reach(n)` returns once n scans have ended: a producer that drops a file after
-    `reach(2)` drops it while discovery is watching, with nothing left to find it but events.
-    """
-
-    def __init__(self, queue: JobQueue) -> None:
-        self.count = 0
-        self.seen: list[set[str]] = []  # per scan: the inbox names the tracker knew after it
-        self.ready: list[list[str]] = []  # per scan: the names it yielded as ready
-        self._lock = threading.Lock()
-        inner = queue.scan
-
-        def scan() -> list[Candidate]:
-            found = inner()
-            with self._lock:
-                self.seen.append(set(queue._tracker._seen))
-                self.ready.append([c.name for c in found])
-                self.count += 1
-            return found
-
-        queue.scan = scan  # type: ignore[method-assign]
-
-    async def reach(self, n: int) -> None:
-        while self.count < n:  # noqa: ASYNC110  # scans run in threads: nothing to await
-            await anyio.sleep(0.005)
-
-    async def until_seen(self, name: str) -> int:
-        """Wait for a scan that saw `name` in inbox/; its number (1-based)."""
-        while True:
-            with self._lock:
-                for i, names in enumerate(self.seen):
-                    if name in names:
-                        return i + 1
-            await anyio.sleep(0.005)
-
-    def first_ready(self, name: str) -> int:
-        """The number (1-based) of the first scan that yielded `name`."""
-        return next(i + 1 for i, names in enumerate(self.ready) if name in names)
 
 
 async def first_candidates(
@@ -200,7 +158,7 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
         finished.set()
         await scans.reach(scans.count + 2)  # unchanged, but not min_age old yet
         resting.append(scans.count)
-        clock.advance(0.3)
+        clock.advance(0.35)  # past min_age, with room for float rounding
 
     [candidate] = await first_candidates(queue, 1, during=write_in_place)
     assert finished.is_set(), "yielded while the producer was still writing"

@@ -3,7 +3,8 @@
 Proves that no input takes the worker down (exit 0 or 1, never 2, no traceback), that every
 broken file lands in failed/ with an error file, that every broken row ends as a failed row with
 a reason (or, when no row of a file can run, the file in failed/), and that every valid row
-beside them is enrolled. Examples are derandomized: the same inputs on every run.
+beside them is enrolled. Examples vary from run to run (tests/fuzzing.py): `make test` tries a
+few, `make fuzz` many; a failing one is kept in .hypothesis/ and replayed first next time.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from tests.audiogen import write_audio, write_garbage
 from tests.emulator_harness import running_emulator
+from tests.fuzzing import examples, timeout_for
 from tests.reliability.support import (
     MODEL,
     assert_no_crash,
@@ -142,6 +144,21 @@ def _job_files(folder: Path, name: str, suffix: str) -> list[Path]:
     return [p for p in folder.iterdir() if pattern.fullmatch(p.name)]
 
 
+# What each broken row's reason must say: the row is reported as failed for *its* fault.
+REASONS = {
+    "bad_handle": r"identity|handle",
+    "missing_audio": r"does not exist",
+    "garbage_audio": r"decod|not an audio|audio format|cannot be read",
+    "escapes_root": r"leads outside the audio root",
+    "quiet": r"voice|speech",
+}
+
+
+def _source(fmt: str, index: int) -> str:
+    """Where the report says a row was: JSON enrollments[i], CSV line i+2 (after the header)."""
+    return f"enrollments[{index}]" if fmt == "json" else f"line {index + 2}"
+
+
 def _check(queue: Path, expects: list[Expect]) -> None:
     for exp in expects:
         failed = _job_files(queue / "failed", exp.name, ".error.json")
@@ -149,26 +166,38 @@ def _check(queue: Path, expects: list[Expect]) -> None:
         assert len(failed) + len(reports) == 1, (exp, failed, reports)
         if exp.broken_file:
             assert failed, f"{exp.name}: a broken file must land in failed/ ({reports})"
-            assert json.loads(failed[0].read_text()), exp.name  # says why
+            error = json.loads(failed[0].read_text())
+            assert error["file"] == exp.name and error["problems"], (exp.name, error)  # says why
             continue
+        fmt = Path(exp.name).suffix[1:]
         valid = [ident for kind, ident in exp.rows if kind == VALID]
         if failed:
-            # Only a file with no runnable row may be refused as a whole.
+            # Only a file with no runnable row may be refused as a whole, and its error file
+            # then names every row with its reason.
             assert not valid, f"{exp.name}: valid rows {valid} refused with the file"
-            assert json.loads(failed[0].read_text()), exp.name
+            error = json.loads(failed[0].read_text())
+            places = [str(p.get("place") if isinstance(p, dict) else p) for p in error["problems"]]
+            for r, (kind, _) in enumerate(exp.rows):
+                if kind == "quiet":
+                    continue  # passes local preflight: never the reason a file is refused
+                where = _source(fmt, r)
+                assert any(where in place for place in places), (exp.name, where, error)
             continue
         report = json.loads(reports[0].read_text())
-        by_identity = {r["identity"]: r for r in report["enrollments"]}
-        for ident in valid:
-            assert by_identity[ident]["outcome"] == "enrolled", (exp.name, by_identity[ident])
-        for row in report["enrollments"]:
-            if row["identity"] in valid:
+        by_source = {row["source"]: row for row in report["enrollments"]}
+        assert len(by_source) == len(report["enrollments"]) == len(exp.rows), (exp, report)
+        for r, (kind, ident) in enumerate(exp.rows):
+            row = by_source.get(_source(fmt, r))
+            assert row is not None, (exp.name, r, kind, sorted(by_source))  # every row is there
+            if kind == VALID:
+                assert row["identity"] == ident and row["outcome"] == "enrolled", (exp.name, row)
                 continue
-            assert row["outcome"] == "failed", (exp.name, row)
-            assert row["error"] and row["error"]["reason"], (exp.name, row)
-        broken = len(exp.rows) - len(valid)
-        assert report["counts"]["failed"] >= min(broken, 1), (exp.name, report["counts"])
+            # Every broken row: failed, with a reason that names its own fault.
+            assert row["outcome"] == "failed", (exp.name, kind, row)
+            reason = (row["error"] or {}).get("reason") or ""
+            assert re.search(REASONS[kind], reason, re.IGNORECASE), (exp.name, kind, row)
         assert report["counts"]["enrolled"] == len(valid), (exp.name, report["counts"])
+        assert report["counts"]["failed"] == len(exp.rows) - len(valid), (exp.name, report)
 
 
 async def _run_example(root: Path, private: Path, spec: list[Any]) -> None:
@@ -191,24 +220,21 @@ def _example(artifacts: Path, private: Path, spec: list[Any]) -> None:
     anyio.run(_run_example, root, private, spec)
 
 
-COMMON = dict(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+COMMON = dict(suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SHORT = examples(default=3, fuzz=60)  # ≈ 3 s each: a worker process and an emulator
+FULL = examples(default=30, fuzz=300)
 
 
-@pytest.mark.timeout(120)
-@settings(max_examples=3, **COMMON)  # type: ignore[arg-type]
+@pytest.mark.timeout(timeout_for(SHORT, 10))
+@settings(max_examples=SHORT, **COMMON)  # type: ignore[arg-type]
 @given(spec=queues)
 def test_bad_input_short(artifacts: Path, private: Path, spec: list[Any]) -> None:
     _example(artifacts, private, spec)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-@settings(max_examples=30, **COMMON)  # type: ignore[arg-type]
+@pytest.mark.timeout(timeout_for(FULL, 10))
+@settings(max_examples=FULL, **COMMON)  # type: ignore[arg-type]
 @given(spec=queues)
 def test_bad_input_full(artifacts: Path, private: Path, spec: list[Any]) -> None:
     _example(artifacts, private, spec)

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,8 +163,18 @@ def test_progress_bar_renders_done_total_rate_and_eta_on_a_terminal() -> None:
 
 
 def test_progress_display_ignores_jobs_it_never_saw_start() -> None:
-    display = ProgressDisplay(Console(file=io.StringIO(), force_terminal=True))
-    display.job_ended(JobResult("rejected-1", "bad.json", failed_manifest=True))  # no error
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120, color_system=None)
+    display = ProgressDisplay(console, refresh_per_second=50)
+    display.start()
+    try:
+        display.job_ended(JobResult("rejected-1", "bad.json", failed_manifest=True))  # no error
+        display.progress.refresh()
+    finally:
+        display.stop()
+    assert display.progress.tasks == []  # no bar was made for it
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue())  # cursor moves aside
+    assert shown.strip() == "", repr(shown)  # and nothing at all was drawn
 
 
 def test_a_failing_observer_never_reaches_the_job_and_the_others_still_hear() -> None:
