@@ -117,11 +117,12 @@ async def api_client(base_url: str, token: str | None = DEMO_KEY) -> AsyncIterat
 
 @dataclass(frozen=True)
 class Seen:
-    """One API request as it arrived: method, path (with /v1) and query string."""
+    """One API request as it arrived: method, path (with /v1), query string, bearer token."""
 
     method: str
     path: str
     query: str
+    token: str = ""
 
     def mentions(self, handle: str) -> bool:
         """Whether `handle` is a whole segment of the path (…/identities/ann, …/ann/vp:compute)."""
@@ -142,7 +143,8 @@ class RecordingServer(EmulatorServer):
     async def start(self) -> None:
         @web.middleware
         async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-            self.requests.append(Seen(request.method, request.path, request.query_string))
+            bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            self.requests.append(Seen(request.method, request.path, request.query_string, bearer))
             return await handler(request)
 
         build = server_module.build_app
