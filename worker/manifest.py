@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio import DEFAULT_MODEL, model_problem, model_warning
 from worker.fsutil import NotRegularFile, open_regular
+from worker.keyindex import KeyIndex
 from worker.text import SafeStr, encode_text, has_lone_surrogate, safe_text
 from worker.voice_rule import DEFAULT_VOICE_MARGIN
 
@@ -279,7 +280,8 @@ class ManifestStream:
         )
 
     def _builder(self) -> _Builder:
-        return _Builder(self.file, self.defaults, self.field_names)
+        place_of = _csv_place if self.kind == "csv" else _json_place
+        return _Builder(self.file, self.defaults, self.field_names, place_of)
 
     def _items(self, builder: _Builder) -> Iterator[ManifestItem]:
         if self.file_problems or self.generate is None:
@@ -288,6 +290,14 @@ class ManifestStream:
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _json_place(position: int) -> str:
+    return f"enrollments[{position}]"
+
+
+def _csv_place(position: int) -> str:
+    return f"line {position}"  # a CSV enrollment's position is its first line
 
 
 def show(value: Any) -> str:
@@ -414,10 +424,17 @@ class _Candidate:
 class _Builder:
     """Validates candidates into enrollments and collects problems for one file."""
 
-    def __init__(self, file: str, defaults: ManifestDefaults, field_names: Mapping[str, str]):
+    def __init__(
+        self,
+        file: str,
+        defaults: ManifestDefaults,
+        field_names: Mapping[str, str],
+        place_of: Callable[[int], str] | None = None,
+    ):
         self.file = file
         self.defaults = defaults
         self.names = field_names  # JSON name -> name shown (CSV shows its column names)
+        self.place_of = place_of or _json_place  # a position -> how a message names it
         self.warned_models: set[str] = set()
         self.warnings: list[Problem] = []
 
@@ -603,22 +620,24 @@ class _Builder:
         A generator: only the keys and audio paths already listed are remembered (as short
         strings), never the enrollments themselves.
         """
-        seen_keys: dict[str, str] = {}  # key -> place first listed
-        audio_owner: dict[str, tuple[str, str]] = {}  # owner/space/path -> (identity, place)
+        seen_keys = KeyIndex()  # key -> position first listed (8-byte hashes: ~32 MB/million)
+        audio_owner = KeyIndex()  # owner/space/path -> position of the first identity
+        audio_identity = KeyIndex()  # owner/space/path + identity -> position
         for cand in candidates:
             built = self.build(cand)
             if isinstance(built, RejectedEnrollment):
                 yield built
                 continue
             cross: list[Problem] = []
-            if built.key in seen_keys:
+            first = seen_keys.get(built.key)
+            if first is not None:
                 cross.append(
                     self.problem(
                         cand.place,
                         "identity",
                         built.identity,
                         f"voiceprint {show(built.voiceprint)} is already listed at "
-                        f"{seen_keys[built.key]}; a voiceprint may appear once per job",
+                        f"{self.place_of(first)}; a voiceprint may appear once per job",
                     )
                 )
             # One channel of a call is one audio: the agent's channel may enroll the agent.
@@ -628,13 +647,13 @@ class _Builder:
             ]
             for audio_key, name in zip(audio_keys, built.audio_names, strict=True):
                 other = audio_owner.get(audio_key)
-                if other is not None and other[0] != built.identity:
+                if other is not None and f"{audio_key}\n{built.identity}" not in audio_identity:
                     cross.append(
                         self.problem(
                             cand.place,
                             self.names.get("audios", "audios"),
                             name,
-                            f"also listed for identity {show(other[0])} at {other[1]}; "
+                            f"also listed for another identity at {self.place_of(other)}; "
                             "an audio can belong to one identity only",
                         )
                     )
@@ -650,9 +669,10 @@ class _Builder:
                     rows=built.rows,
                 )
                 continue
-            seen_keys[built.key] = built.source
+            seen_keys.setdefault(built.key, built.position)
             for audio_key in audio_keys:
-                audio_owner.setdefault(audio_key, (built.identity, built.source))
+                if audio_owner.setdefault(audio_key, built.position) == built.position:
+                    audio_identity.setdefault(f"{audio_key}\n{built.identity}", built.position)
             yield built
 
 

@@ -254,7 +254,7 @@ def test_one_audio_for_two_identities_is_refused_but_two_voiceprints_may_share_i
     )
     assert len(parsed.enrollments) == 2
     assert lines(parsed) == [
-        'j.json enrollments[2]: audios "a.wav": also listed for identity "ann" at '
+        'j.json enrollments[2]: audios "a.wav": also listed for another identity at '
         "enrollments[0]; an audio can belong to one identity only"
     ]
 
