@@ -29,12 +29,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio import DEFAULT_MODEL, model_problem, model_warning
 from worker.fsutil import NotRegularFile, open_regular
+from worker.jsonscan import JsonScanError, iter_enrollments, scan_job
 from worker.keyindex import KeyIndex
 from worker.text import SafeStr, encode_text, has_lone_surrogate, safe_text
 from worker.voice_rule import DEFAULT_VOICE_MARGIN
@@ -258,6 +259,11 @@ class ManifestStream:
     def items(self) -> Iterator[ManifestItem]:
         """Every enrollment, valid or rejected, in manifest order (by `position`)."""
         return self._items(self._builder())
+
+    def walk(self) -> tuple[Iterator[ManifestItem], list[Problem]]:
+        """`items()`, and the warnings list the walk fills as it goes (a deprecated model…)."""
+        builder = self._builder()
+        return self._items(builder), builder.warnings
 
     def collect(self) -> ParsedManifest:
         """The whole manifest at once: enrollments, rejections, warnings."""
@@ -621,8 +627,7 @@ class _Builder:
         strings), never the enrollments themselves.
         """
         seen_keys = KeyIndex()  # key -> position first listed (8-byte hashes: ~32 MB/million)
-        audio_owner = KeyIndex()  # owner/space/path -> position of the first identity
-        audio_identity = KeyIndex()  # owner/space/path + identity -> position
+        audio_owner = KeyIndex(tagged=True)  # owner/space/path -> first position, its identity
         for cand in candidates:
             built = self.build(cand)
             if isinstance(built, RejectedEnrollment):
@@ -647,7 +652,7 @@ class _Builder:
             ]
             for audio_key, name in zip(audio_keys, built.audio_names, strict=True):
                 other = audio_owner.get(audio_key)
-                if other is not None and f"{audio_key}\n{built.identity}" not in audio_identity:
+                if other is not None and not audio_owner.tag_matches(audio_key, built.identity):
                     cross.append(
                         self.problem(
                             cand.place,
@@ -671,8 +676,7 @@ class _Builder:
                 continue
             seen_keys.setdefault(built.key, built.position)
             for audio_key in audio_keys:
-                if audio_owner.setdefault(audio_key, built.position) == built.position:
-                    audio_identity.setdefault(f"{audio_key}\n{built.identity}", built.position)
+                audio_owner.setdefault(audio_key, built.position, tag=built.identity)
             yield built
 
 
@@ -799,6 +803,8 @@ def open_manifest(
                     f"{size / 2**20:.1f} MiB is over the {defaults.max_bytes / 2**20:g} MiB "
                     "manifest limit (ENROLLER_MAX_MANIFEST_BYTES)"
                 )
+            if size >= STREAM_JSON_MIN_BYTES and _looks_like_json(fh, shown):
+                return _stream_json_file(path, fh, shown, defaults)
             data = fh.read(defaults.max_bytes + 1)
     except IsADirectoryError:
         return broken("is a directory")
@@ -814,6 +820,69 @@ def open_manifest(
 
 
 # --- JSON --------------------------------------------------------------------------------------
+
+# From this size on, a JSON manifest is read as a stream (worker/jsonscan.py), never whole.
+# Smaller files are parsed whole, for exact error positions (line and column) and tolerance of
+# NaN, which the streaming parser does not give.
+STREAM_JSON_MIN_BYTES = 4 * 1024 * 1024
+
+
+def _looks_like_json(fh: IO[bytes], file: str) -> bool:
+    """JSON by name, or (not named .csv) by its first non-blank byte; leaves `fh` at 0."""
+    if file.lower().endswith(".csv"):
+        return False
+    if file.lower().endswith(".json"):
+        return True
+    head = fh.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()
+    fh.seek(0)
+    return head[:1] in (b"{", b"[")
+
+
+def _stream_json_file(
+    path: Path, fh: IO[bytes], file: str, defaults: ManifestDefaults
+) -> ManifestStream:
+    """A large JSON job as a stream: defaults from a first pass, enrollments from a second."""
+
+    def broken(reason: str) -> ManifestStream:
+        problem = Problem(file=file, reason=reason)
+        return ManifestStream(file=file, defaults=defaults, file_problems=[problem])
+
+    try:
+        scan = scan_job(fh)
+    except JsonScanError as exc:
+        return broken(str(exc))
+    if scan.top_level != "object":
+        return broken('must be a JSON object: a job {"enrollments": [...]} or one enrollment')
+    if "enrollments" not in scan.keys:
+        fh.seek(0)  # one enrollment of this size is odd, but it is read the ordinary way
+        return stream_manifest(fh.read(defaults.max_bytes + 1), file, defaults)
+    doc_defaults = {k: v for k, v in scan.scalars.items() if k in _JOB_KEYS}
+    for key in set(scan.keys) & (_JOB_KEYS - {"enrollments"}) - set(doc_defaults):
+        doc_defaults[key] = _NOT_SCALAR  # a list or object where a default belongs
+
+    def items() -> Iterator[Any]:
+        with open_regular(path) as again:
+            yield from iter_enrollments(again)
+
+    return _stream_job(
+        keys=scan.keys,
+        job_defaults=doc_defaults,
+        enrollments_kind=scan.enrollments or "missing",
+        count=scan.count,
+        items=items,
+        file=file,
+        defaults=defaults,
+    )
+
+
+class _NotScalar:
+    """A default given as a list or object: shown as such, refused by the checks."""
+
+    def __repr__(self) -> str:
+        return "a list or object"
+
+
+_NOT_SCALAR = _NotScalar()
 
 _JSON_NAMES: dict[str, str] = {}
 
@@ -854,7 +923,7 @@ def stream_json(text: str, file: str, defaults: ManifestDefaults) -> ManifestStr
             )
         )
     if "enrollments" in doc:
-        return _stream_job(doc, file, defaults)
+        return _stream_job_document(doc, file, defaults)
 
     unknown = sorted(set(doc) - _ENROLLMENT_KEYS - _IGNORED_KEYS)
 
@@ -880,28 +949,59 @@ def _unknown_reason(known: Iterable[str]) -> str:
     return "unknown field; known fields are " + ", ".join(sorted(known)) + ' (and "comment")'
 
 
-def _stream_job(doc: dict[str, Any], file: str, defaults: ManifestDefaults) -> ManifestStream:
+def _stream_job_document(
+    doc: dict[str, Any], file: str, defaults: ManifestDefaults
+) -> ManifestStream:
+    """A JSON job already parsed whole (a small file)."""
+    enrollments = doc["enrollments"]
+    kind = "list" if isinstance(enrollments, list) else "other"
+    return _stream_job(
+        keys=list(doc),
+        job_defaults={k: doc[k] for k in _JOB_DEFAULT_KEYS if k in doc},
+        enrollments_kind=kind,
+        count=len(enrollments) if isinstance(enrollments, list) else 0,
+        items=lambda: iter(enrollments if isinstance(enrollments, list) else ()),
+        file=file,
+        defaults=defaults,
+    )
+
+
+_JOB_DEFAULT_KEYS = ("owner", "space", "model", "minAudios", "createIdentity")
+
+
+def _stream_job(
+    *,
+    keys: Iterable[str],
+    job_defaults: dict[str, Any],
+    enrollments_kind: str,
+    count: int,
+    items: Callable[[], Iterable[Any]],
+    file: str,
+    defaults: ManifestDefaults,
+) -> ManifestStream:
+    """A JSON job from its top-level keys and defaults and a source of its enrollments.
+
+    `items()` yields the enrollments afresh at each call: from the parsed document of a small
+    file, or from a new streaming pass over a large one.
+    """
     file_problems = [
         Problem(file=file, field=key, reason=_unknown_reason(_JOB_KEYS))
-        for key in sorted(set(doc) - _JOB_KEYS - _IGNORED_KEYS)
+        for key in sorted(set(keys) - _JOB_KEYS - _IGNORED_KEYS)
     ]
-    job_defaults = {
-        k: doc[k] for k in ("owner", "space", "model", "minAudios", "createIdentity") if k in doc
-    }
+    job_defaults = {k: job_defaults[k] for k in _JOB_DEFAULT_KEYS if k in job_defaults}
     # Job-level defaults are checked once, as file problems: a bad default spoils every row.
     file_problems.extend(_check_job_defaults(job_defaults, file))
-    enrollments = doc["enrollments"]
-    if not isinstance(enrollments, list):
+    if enrollments_kind != "list":
         file_problems.append(
             Problem(file=file, field="enrollments", reason="must be a list of enrollments")
         )
-    elif not enrollments:
+    elif not count:
         file_problems.append(Problem(file=file, field="enrollments", reason="no enrollments"))
     if file_problems:
         return ManifestStream(file=file, defaults=defaults, kind="job", file_problems=file_problems)
 
     def candidates() -> Iterator[_Candidate]:
-        for i, item in enumerate(enrollments):
+        for i, item in enumerate(items()):
             place = f"enrollments[{i}]"
             if not isinstance(item, dict):
                 cand = _Candidate(
@@ -927,7 +1027,7 @@ def _stream_job(doc: dict[str, Any], file: str, defaults: ManifestDefaults) -> M
         file=file,
         defaults=defaults,
         kind="job",
-        total=len(enrollments),
+        total=count,
         field_names=_JSON_NAMES,
         generate=lambda builder: builder.build_each(candidates()),
     )

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -24,8 +25,10 @@ from worker.derive import Derivation, StereoMode, plan_derivation
 from worker.manifest import (
     Enrollment,
     ManifestDefaults,
+    ManifestStream,
     ParsedManifest,
     Problem,
+    open_manifest,
     read_manifest,
     show,
 )
@@ -44,6 +47,22 @@ _OUTPUT_SUFFIXES = (".error.json", ".report.json", ".progress.json")
 
 # What `inspect_audio` learned about a path: facts, or the reason it could not be read.
 AudioCache = dict[Path, AudioFacts | str]
+# How many paths a streamed validation remembers (files shared by several enrollments are
+# usually listed close together): its memory stays flat for a manifest of any length.
+STREAM_CACHE_PATHS = 10_000
+
+
+class BoundedCache(OrderedDict[Path, "AudioFacts | str"]):
+    """An `AudioCache` that forgets its oldest path beyond `limit`."""
+
+    def __init__(self, limit: int = STREAM_CACHE_PATHS) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: Path, value: AudioFacts | str) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
 
 
 class EnrollmentPreflight(BaseModel):
@@ -202,15 +221,18 @@ class FileResult(BaseModel):
     audio_seconds: float = 0.0
     errors: list[Problem] = Field(default_factory=list)
     warnings: list[Problem] = Field(default_factory=list)
+    # Problems found: the length of `errors`, or, when they were printed as found instead of
+    # kept (a streamed validation), how many were printed.
+    problem_count: int = 0
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        return not self.errors
+        return not self.errors and not self.problem_count
 
     def summary(self) -> str:
         """One line a person reads after the file's problems."""
-        n = len(self.errors)
+        n = max(len(self.errors), self.problem_count)
         plural = "s" if n != 1 else ""
         if self.ok:
             extra = f", {len(self.warnings)} warning(s)" if self.warnings else ""
@@ -324,6 +346,51 @@ def check_manifest(
     return checked, result
 
 
+def check_stream(
+    stream: ManifestStream,
+    audio_root: Path,
+    emit: Callable[[Problem], None],
+    cache: AudioCache | None = None,
+    stereo: StereoMode = "channel",
+    convert: bool = False,
+) -> FileResult:
+    """Preflight a manifest enrollment by enrollment, handing each problem to `emit` at once.
+
+    Nothing is kept per enrollment (counts only), so a million rows, even a million bad ones,
+    cost the memory of one: what `enroller validate` prints as it goes.
+    """
+    cache = BoundedCache() if cache is None else cache
+    result = FileResult(file=stream.file, kind=stream.kind, enrollments=stream.total)
+
+    def problem(found: Problem) -> None:
+        result.problem_count += 1
+        emit(found)
+
+    for found in stream.file_problems:
+        problem(found)
+    items, warnings = stream.walk()
+    for item in items:
+        if not isinstance(item, Enrollment):
+            result.invalid += 1
+            for found in item.problems:
+                problem(found)
+            continue
+        pre = preflight_enrollment(
+            item, audio_root, stream.file, cache, stereo=stereo, convert=convert
+        )
+        if pre.ok:
+            result.valid += 1
+            result.audio_files += len(pre.facts)
+            result.audio_seconds += sum(f.duration for f in pre.facts)
+        else:
+            result.invalid += 1
+            for found in pre.problems:
+                problem(found)
+    result.warnings = list(warnings)
+    result.audio_seconds = round(result.audio_seconds, 3)
+    return result
+
+
 def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
     """Parse and preflight every manifest named by `args`; no network, nothing written."""
     paths, arg_problems = manifest_paths(args)
@@ -374,10 +441,42 @@ def run_validate(
 ) -> int:
     """`enroller validate`: print the result; 0 when everything is valid, 1 otherwise."""
     stream = out if out is not None else sys.stdout
+    if not as_json:
+        return _run_validate_streamed(args, defaults, stream)
     result = validate_paths(args, defaults)
-    if as_json:
-        stream.write(result.model_dump_json(indent=2) + "\n")
-    else:
-        for line in render_text(result):
-            stream.write(line + "\n")
+    stream.write(result.model_dump_json(indent=2) + "\n")
+    return 0 if result.ok else 1
+
+
+def _run_validate_streamed(args: Sequence[str], defaults: ManifestDefaults, out: TextIO) -> int:
+    """Text output: each problem is printed when found, so memory stays flat (issue 18)."""
+    paths, arg_problems = manifest_paths(args)
+    result = ValidationResult(audio_root=str(defaults.audio_root), errors=arg_problems)
+    if paths and not defaults.audio_root.is_dir():
+        result.errors.append(
+            Problem(
+                file=str(defaults.audio_root),
+                reason="the audio root is not a folder (set ENROLLER_AUDIO_ROOT or --audio-root)",
+            )
+        )
+    for problem in result.errors:
+        out.write(f"{problem}\n")
+    cache = BoundedCache()
+    for path, name in paths:
+        manifest = open_manifest(path, defaults, name=name)
+        file_result = check_stream(
+            manifest,
+            defaults.audio_root,
+            lambda p: out.write(f"{p}\n"),
+            cache,
+            defaults.stereo,
+            defaults.convert,
+        )
+        for warning in file_result.warnings:
+            out.write(f"{warning}\n")
+        out.write(file_result.summary() + "\n")
+        file_result.warnings = []
+        result.files.append(file_result)
+    for line in list(render_text(result))[-1:]:  # the verdict line only: the rest is printed
+        out.write(line + "\n")
     return 0 if result.ok else 1

@@ -24,7 +24,16 @@ def test_growth_keeps_every_key_with_its_value() -> None:
     assert len(index) == 5000
     assert all(index.get(f"key-{i}") == i for i in range(5000))
     assert index.get("key-5000") is None
-    assert index._keys.nbytes + index._values.nbytes <= 16 * 4 * 5000  # ≤ 4 slots per key
+    assert index.nbytes <= 12 * 2.5 * 5000  # 12 bytes a slot, at most 2.5 slots per key
+
+
+def test_a_tag_remembers_who_stored_the_key_first() -> None:
+    index = KeyIndex(tagged=True)
+    index.setdefault("demo/main/a.wav", 0, tag="ann")
+    index.setdefault("demo/main/a.wav", 5, tag="bob")  # too late: ann listed it first
+    assert index.tag_matches("demo/main/a.wav", "ann")
+    assert not index.tag_matches("demo/main/a.wav", "bob")
+    assert not index.tag_matches("demo/main/b.wav", "ann")
 
 
 @settings(deadline=None)
