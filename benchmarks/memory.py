@@ -12,6 +12,13 @@
    `client_rate.upload_scenario` (one implementation), first, in this still-small process.
 3. The same for `--inline-files` creates with `--inline-mb` MiB each inline (base64 streamed
    inside the JSON body, `client_rate.inline_scenario`).
+
+`--parse-only` (issue 18) instead runs `enroller validate` and `enroller plan` as children over a
+generated `--rows`-row CSV and a `--rows`-enrollment JSON manifest (no audio exists, so every
+row is a problem: the worst case for anything that keeps problems) and reports each child's
+peak RSS (`ru_maxrss` from `os.wait4`) and wall time:
+
+    .venv/bin/python benchmarks/memory.py --parse-only [--rows 1000000]
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--upload-mb", type=int, default=200, help="size of the upload (0: skip)")
     p.add_argument("--inline-mb", type=int, default=8, help="size of each inline upload (0: skip)")
     p.add_argument("--inline-files", type=int, default=8, help="inline uploads, one after another")
+    p.add_argument("--parse-only", action="store_true", help="validate/plan over huge manifests")
+    p.add_argument("--rows", type=int, default=1_000_000, help="rows of the --parse-only files")
     return p
 
 
@@ -91,7 +102,54 @@ async def big_manifest(n: int) -> dict[str, Any]:
     return result
 
 
+def _write_parse_manifests(directory: Path, rows: int) -> dict[str, Path]:
+    csv_path, json_path = directory / "big.csv", directory / "big.json"
+    with csv_path.open("w", encoding="utf-8") as fh:
+        fh.write("identity,audio\n")
+        for i in range(rows):
+            fh.write(f"cust-{i:07d},cust-{i:07d}/call-1.wav\n")
+    with json_path.open("w", encoding="utf-8") as fh:
+        fh.write('{"enrollments": [\n')
+        for i in range(rows):
+            sep = "" if i == 0 else ",\n"
+            fh.write(f'{sep}{{"identity": "cust-{i:07d}", "audios": ["cust-{i:07d}/call-1.wav"]}}')
+        fh.write("\n]}\n")
+    return {"csv": csv_path, "json": json_path}
+
+
+def _child_peak(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    started = time.monotonic()
+    with open(os.devnull, "wb") as sink:
+        proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=sink)
+        _, status, usage = os.wait4(proc.pid, 0)
+    return {
+        "exit_code": os.waitstatus_to_exitcode(status),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+
+
+def parse_only(rows: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
+        root = Path(tmp)
+        (root / "audio").mkdir()
+        files = _write_parse_manifests(root, rows)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
+        env.update(ENROLLER_OWNER="demo", ENROLLER_SPACE="main", ENROLLER_LOG_LEVEL="error")
+        enroller = [sys.executable, "-m", "worker"]
+        out: dict[str, Any] = {"rows": rows}
+        out["idle"] = _child_peak([*enroller, "config"], env)
+        for kind, path in files.items():
+            out[kind] = {"bytes": path.stat().st_size}
+            for command in ("validate", "plan"):
+                argv = [*enroller, command, "--audio-root", str(root / "audio"), str(path)]
+                out[kind][command] = _child_peak(argv, env)
+        return out
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    if args.parse_only:
+        return {"benchmark": "memory-parse", "machine": machine(), **parse_only(args.rows)}
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
     result: dict[str, Any] = {"benchmark": "memory", "machine": machine()}
     if args.upload_mb:

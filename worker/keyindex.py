@@ -20,6 +20,7 @@ _EMPTY = 0
 _INITIAL = 1021
 _MAX_LOAD = 0.7
 _GROWTH = 1.6
+_REHASH_SLICE = 1 << 14
 
 
 def key_hash(key: str) -> int:
@@ -91,12 +92,17 @@ class KeyIndex:
 
     def _grow(self) -> None:
         keys, values, tags = self._keys, self._values, self._tags
-        used = np.flatnonzero(keys != _EMPTY)
         self._allocate(int(len(keys) * _GROWTH) | 1)
-        old_tags = tags[used].tolist() if self._tagged else [0] * len(used)
-        for h, v, t in zip(keys[used].tolist(), values[used].tolist(), old_tags, strict=True):
-            i = self._slot(h)
-            self._keys[i] = h
-            self._values[i] = v
-            if self._tagged:
-                self._tags[i] = t
+        # In slices: Python lists of every key at once would cost ~100 bytes a key for a moment.
+        for start in range(0, len(keys), _REHASH_SLICE):
+            part = slice(start, start + _REHASH_SLICE)
+            used = np.flatnonzero(keys[part] != _EMPTY)
+            old_tags = tags[part][used].tolist() if self._tagged else [0] * len(used)
+            for h, v, t in zip(
+                keys[part][used].tolist(), values[part][used].tolist(), old_tags, strict=True
+            ):
+                i = self._slot(h)
+                self._keys[i] = h
+                self._values[i] = v
+                if self._tagged:
+                    self._tags[i] = t
