@@ -284,6 +284,8 @@ async def run_worker(settings: Settings, *, once: bool) -> int:
 
     async with client:
         service = Service(settings, client)
+        # A second SIGTERM cancels the run before it returns a code: that is a stop on request.
+        code = EXIT_OK
         async with operations(settings, service), anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, service, tg.cancel_scope)
             code = await service.run(once=once)

@@ -174,16 +174,7 @@ async def test_a_worker_frozen_past_its_lease_stops_reports_nothing_charges_once
     "second_sigterm",
     [
         pytest.param(False, id="grace-expires"),
-        pytest.param(
-            True,
-            id="second-sigterm",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="worker bug (worker/service.py run_worker): a second SIGTERM cancels the "
-                "scope around `code = await service.run(...)`, so `code` is unbound: "
-                "UnboundLocalError traceback and exit 1 instead of a clean exit 0",
-            ),
-        ),
+        pytest.param(True, id="second-sigterm"),
     ],
 )
 @pytest.mark.timeout(120)
