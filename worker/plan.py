@@ -27,7 +27,7 @@ from worker.request_plan import (
     enrollment_requests,
     usage_check_requests,
 )
-from worker.validate import AudioCache, EnrollmentPreflight, check_manifest, manifest_paths
+from worker.validate import AudioCache, EnrollmentPreflight, check_manifest, checked_paths
 from worker.voice_rule import VoiceVerdict
 
 
@@ -191,17 +191,8 @@ def enrollment_cost(pre: EnrollmentPreflight) -> EnrollmentCost:
 
 def plan_paths(args: Sequence[str], defaults: ManifestDefaults, rate_limit: float) -> PlanResult:
     """Parse and preflight every manifest named by `args`, and cost it; no network."""
-    paths, arg_problems = manifest_paths(args)
-    result = PlanResult(
-        audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=arg_problems
-    )
-    if paths and not defaults.audio_root.is_dir():
-        result.errors.append(
-            Problem(
-                file=str(defaults.audio_root),
-                reason="the audio root is not a folder (set ENROLLER_AUDIO_ROOT or --audio-root)",
-            )
-        )
+    paths, errors = checked_paths(args, defaults)
+    result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
     cache: AudioCache = {}
     for path, name in paths:
         parsed = read_manifest(path, defaults, name=name)

@@ -391,17 +391,25 @@ def check_stream(
     return result
 
 
-def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
-    """Parse and preflight every manifest named by `args`; no network, nothing written."""
-    paths, arg_problems = manifest_paths(args)
-    result = ValidationResult(audio_root=str(defaults.audio_root), errors=arg_problems)
+def checked_paths(
+    args: Sequence[str], defaults: ManifestDefaults
+) -> tuple[list[tuple[Path, str]], list[Problem]]:
+    """The manifests `args` name, and the problems with the arguments or the audio root."""
+    paths, problems = manifest_paths(args)
     if paths and not defaults.audio_root.is_dir():
-        result.errors.append(
+        problems.append(
             Problem(
                 file=str(defaults.audio_root),
                 reason="the audio root is not a folder (set ENROLLER_AUDIO_ROOT or --audio-root)",
             )
         )
+    return paths, problems
+
+
+def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
+    """Parse and preflight every manifest named by `args`; no network, nothing written."""
+    paths, errors = checked_paths(args, defaults)
+    result = ValidationResult(audio_root=str(defaults.audio_root), errors=errors)
     cache: AudioCache = {}
     for path, name in paths:
         parsed = read_manifest(path, defaults, name=name)
@@ -450,15 +458,8 @@ def run_validate(
 
 def _run_validate_streamed(args: Sequence[str], defaults: ManifestDefaults, out: TextIO) -> int:
     """Text output: each problem is printed when found, so memory stays flat (issue 18)."""
-    paths, arg_problems = manifest_paths(args)
-    result = ValidationResult(audio_root=str(defaults.audio_root), errors=arg_problems)
-    if paths and not defaults.audio_root.is_dir():
-        result.errors.append(
-            Problem(
-                file=str(defaults.audio_root),
-                reason="the audio root is not a folder (set ENROLLER_AUDIO_ROOT or --audio-root)",
-            )
-        )
+    paths, errors = checked_paths(args, defaults)
+    result = ValidationResult(audio_root=str(defaults.audio_root), errors=errors)
     for problem in result.errors:
         out.write(f"{problem}\n")
     cache = BoundedCache()
