@@ -1,0 +1,137 @@
+"""The disk refuses a write the worker depends on (ENOSPC, EIO), injected at the one seam that
+makes each write: a journal append (`Journal._write`), a report write (`report.atomic_writer`),
+a lease renewal (`queue.atomic_write_json`). Real emulator, real queue; the worker in-process so
+the seam can be reached. The job must be checkpointed, not marked done nor failed, and the next
+run must finish it with nothing redone and nothing charged twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.audiogen import write_audio
+from tests.e2e.test_engine import make_settings, run_once
+from tests.emulator_harness import EmulatorHandle
+from worker import journal as journal_module
+from worker import queue as queue_module
+from worker import report as report_module
+
+IDS = [f"disk-{i}" for i in range(6)]
+
+
+def make_queue(root: Path) -> Path:
+    for i, name in enumerate(IDS):
+        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + i / 1000, samplerate=8000)
+    (root / "inbox").mkdir(parents=True)
+    rows = [{"identity": i, "audios": [f"{i}.wav"]} for i in IDS]
+    (root / "inbox" / "disk.json").write_text(json.dumps({"enrollments": rows}))
+    return root
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def full_disk(code: int = errno.ENOSPC) -> OSError:
+    return OSError(code, "No space left on device" if code == errno.ENOSPC else "I/O error")
+
+
+def journal_fails_after(n: int) -> Callable[..., None]:
+    real = journal_module.Journal._write
+    calls = [0]
+
+    def write(self: Any, data: bytes) -> None:
+        calls[0] += 1
+        if calls[0] > n:
+            raise full_disk()
+        real(self, data)
+
+    return write
+
+
+@contextlib.contextmanager
+def refused_report_writes() -> Iterator[None]:
+    raise full_disk()
+    yield  # pragma: no cover
+
+
+def lease_writes_fail(real: Callable[..., None]) -> Callable[..., None]:
+    def write(path: Path, document: Any, *args: Any, **kwargs: Any) -> None:
+        if path.name.startswith("lease."):
+            raise full_disk(errno.EIO)
+        real(path, document, *args, **kwargs)
+
+    return write
+
+
+async def assert_resumes_and_finishes_once(queue: Path, emulator: EmulatorHandle) -> None:
+    # Checkpointed: still active (a later start resumes it), neither done nor failed.
+    assert len(names(queue / "active")) == 1
+    assert names(queue / "done") == names(queue / "failed") == []
+    assert list((queue / "reports").glob("*.report.json")) == []
+    with anyio.fail_after(60):
+        assert await run_once(make_settings(queue, emulator.base_url, lease_ttl=0.5)) == 0
+    [report] = (queue / "reports").glob("*.report.json")
+    rows = json.loads(report.read_text())["enrollments"]
+    assert sorted(r["identity"] for r in rows) == IDS
+    assert {r["outcome"] for r in rows} == {"enrolled"}
+    assert len(names(queue / "done")) == 1 and names(queue / "active") == []
+    stats = await emulator.stats()
+    assert stats["created"]["computes"] == stats["created"]["voiceprints"] == len(IDS)
+    assert stats["created"]["audios"] == len(IDS)  # nothing redone
+
+
+async def test_enospc_on_a_journal_append_checkpoints_the_job(
+    tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = make_queue(tmp_path / "queue")
+    settings = make_settings(queue, emulator.base_url, rate_limit=50, lease_ttl=0.5)
+    with monkeypatch.context() as patch:
+        patch.setattr(journal_module.Journal, "_write", journal_fails_after(8))
+        await run_once(settings)
+    await assert_resumes_and_finishes_once(queue, emulator)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="worker bug (worker/boundary.py): an OSError (ENOSPC) writing the report is treated "
+    "as a crash of the job, which goes to failed/ although every enrollment is done and the "
+    "journal can rewrite the report on the next start",
+)
+async def test_enospc_on_the_report_write_checkpoints_the_job(
+    tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = make_queue(tmp_path / "queue")
+    settings = make_settings(queue, emulator.base_url, lease_ttl=0.5)
+    with monkeypatch.context() as patch:
+        patch.setattr(report_module, "atomic_writer", lambda path: refused_report_writes())
+        await run_once(settings)
+    await assert_resumes_and_finishes_once(queue, emulator)
+
+
+@pytest.mark.xfail(
+    run=False,  # it hangs until the 60 s bound; run it with --runxfail
+    reason="worker bug, cause not found yet: after a job stops because every lease renewal "
+    "failed (EIO, job_lease_lost), the next run takes it over and then sends no request at all "
+    "(stuck at done=0 after GET /user; seen in-process and with a fresh worker process)",
+)
+async def test_eio_on_every_lease_renewal_stops_the_job_before_its_lease_goes_stale(
+    tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queue = make_queue(tmp_path / "queue")
+    # Slow enough that the lease (ttl 0.5 s, renewed every 0.17 s) is lost mid-job.
+    settings = make_settings(queue, emulator.base_url, rate_limit=10, burst=1, lease_ttl=0.5)
+    with monkeypatch.context() as patch:
+        patch.setattr(
+            queue_module, "atomic_write_json", lease_writes_fail(queue_module.atomic_write_json)
+        )
+        await run_once(settings)
+    await assert_resumes_and_finishes_once(queue, emulator)
