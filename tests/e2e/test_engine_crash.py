@@ -72,3 +72,41 @@ async def test_sigkill_midjob_then_restart_completes_exactly_once(tmp_path: Path
     assert stats["created"]["computes"] == len(IDENTITIES)  # one charge per identity
     assert stats["created"]["audios"] == len(IDENTITIES)  # each file uploaded once
     assert not list((queue / "inbox").iterdir()) and list((queue / "done").iterdir())
+
+
+@pytest.mark.timeout(120)
+async def test_a_torn_journal_tail_then_two_resumes_completes_exactly_once(tmp_path: Path) -> None:
+    """kill -9 mid-append leaves half a line; the next start heals it and is killed again
+    after its own progress; the third start finishes. Nothing lost, nothing done twice."""
+    ids = IDENTITIES[:8]
+    queue = tmp_path / "queue"
+    for name in ids:
+        write_audio(queue / "audio" / f"{name}.wav", voice_s=5.0, samplerate=8000)
+    (queue / "inbox").mkdir(parents=True)
+    manifest = {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in ids]}
+    (queue / "inbox" / "torn.json").write_text(json.dumps(manifest))
+    async with running_emulator() as emulator:
+        env = worker_env(queue, emulator.base_url, ENROLLER_RATE_LIMIT="40", ENROLLER_LEASE_TTL="1")
+        argv = [*WORKER, "run", "--once"]
+        for round_ in range(2):
+            before = len(journal_records(queue))
+            proc = await anyio.open_process(argv, env=env, stderr=subprocess.DEVNULL)
+            await wait_for(lambda b=before: len(journal_records(queue)) >= b + 3, 60, "progress")
+            proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+            assert not reports(queue)  # landed mid-job
+            [journal] = (queue / "active").glob("*/journal.jsonl")
+            if round_ == 0:
+                with journal.open("ab") as fh:  # what a kill in the middle of a write leaves
+                    fh.write(b'{"kind": "computed", "key": "torn-')
+            await wait_for(lambda: lease_stale(queue, 1.0), 30, "the dead worker's lease stale")
+        final = await anyio.run_process(argv, env=env, check=False)
+        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        stats = await emulator.stats()
+    [report_path] = (queue / "reports").glob("torn-*.report.json")
+    rows = json.loads(report_path.read_text())["enrollments"]
+    assert sorted(r["identity"] for r in rows) == ids
+    assert {r["outcome"] for r in rows} <= {"enrolled", "unchanged"}
+    assert stats["created"]["computes"] == stats["created"]["voiceprints"] == len(ids)
+    assert stats["created"]["audios"] == len(ids)
+    assert list((queue / "failed").iterdir()) == []  # healed, not judged corrupt
