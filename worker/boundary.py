@@ -12,6 +12,8 @@ It never does a job's work itself (`job.work`) and never raises to the service.
 
 from __future__ import annotations
 
+import errno
+
 import anyio
 import anyio.to_thread
 import structlog
@@ -87,11 +89,12 @@ async def _stopped(
             result.fatal = str(exc)  # e.g. credentials revoked: the service stops everything
             log.error("job_stopped_fatal", reason=str(exc))
             return True
-        case JournalWriteFailed():
-            # The disk refused the journal: checkpoint (it heals on the next start). It counts
-            # as a start that did not end, so a disk that stays full fails the job in the end.
+        case JournalWriteFailed() | OSError() if _disk_refused(exc):
+            # The disk refused the journal or a report: checkpoint (the journal heals on the
+            # next start, which writes the reports again). It counts as a start that did not
+            # end, so a disk that stays full fails the job after `max_job_starts`.
             error = _job_error(exc, result.phase)
-            log.error("job_checkpointed_journal_failed", phase=result.phase, error=error.message)
+            log.error("job_checkpointed_disk_refused", phase=result.phase, error=error.message)
             await anyio.to_thread.run_sync(counter.error, error)
             return True
     result.interrupted = False
@@ -132,6 +135,16 @@ async def _run_with_heartbeat(
         tg.start_soon(ctx.queue.heartbeat, job)
         await work(job, ctx, result, counter)
         tg.cancel_scope.cancel()
+
+
+# What a full or failing disk answers: the job is not at fault, so it is kept, not failed.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def _disk_refused(exc: Exception) -> bool:
+    return isinstance(exc, JournalWriteFailed) or (
+        isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+    )
 
 
 def _leaf(exc: BaseException) -> Exception:

@@ -124,7 +124,10 @@ class FileLocks:
             if entry.users == 0:
                 del self._entries[key]
                 if entry.fd is not None:
-                    await anyio.to_thread.run_sync(_release, self.path(key), entry.fd)
+                    # Shielded: a cancelled holder (lease lost, grace over) must still let go,
+                    # or the job's next run waits on its own lock for as long as we live.
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(_release, self.path(key), entry.fd)
 
     async def _acquire(self, path: Path) -> int:
         delay = POLL_FIRST_S

@@ -27,14 +27,6 @@ from worker import report as report_module
 IDS = [f"disk-{i}" for i in range(6)]
 
 
-LOCK_LEAK = (
-    "worker bug (worker/locks.py FileLocks.hold): a cancelled enrollment never releases its "
-    "cross-process audio flock (`await anyio.to_thread.run_sync(_release, ...)` in a finally "
-    "runs under the cancellation and is itself cancelled), so the job resumed in the same "
-    "process, or by any other worker while this one lives, waits on that lock forever"
-)
-
-
 def make_queue(root: Path) -> Path:
     for i, name in enumerate(IDS):
         write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + i / 1000, samplerate=8000)
@@ -97,7 +89,6 @@ async def assert_resumes_and_finishes_once(queue: Path, emulator: EmulatorHandle
     assert stats["created"]["audios"] == len(IDS)  # nothing redone
 
 
-@pytest.mark.xfail(run=False, reason=LOCK_LEAK + " (when the failed append lands mid-audio)")
 async def test_enospc_on_a_journal_append_checkpoints_the_job(
     tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -109,12 +100,6 @@ async def test_enospc_on_a_journal_append_checkpoints_the_job(
     await assert_resumes_and_finishes_once(queue, emulator)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker bug (worker/boundary.py): an OSError (ENOSPC) writing the report is treated "
-    "as a crash of the job, which goes to failed/ although every enrollment is done and the "
-    "journal can rewrite the report on the next start",
-)
 async def test_enospc_on_the_report_write_checkpoints_the_job(
     tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -126,7 +111,6 @@ async def test_enospc_on_the_report_write_checkpoints_the_job(
     await assert_resumes_and_finishes_once(queue, emulator)
 
 
-@pytest.mark.xfail(run=False, reason=LOCK_LEAK + " (it hangs until the 60 s bound)")
 async def test_eio_on_every_lease_renewal_stops_the_job_before_its_lease_goes_stale(
     tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
