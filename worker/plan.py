@@ -20,14 +20,14 @@ from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from worker.manifest import ManifestDefaults, Problem, read_manifest
+from worker.manifest import ManifestDefaults, Problem
 from worker.request_plan import (
     WORKER_START_REQUESTS,
     enrollment_credits,
     enrollment_requests,
     usage_check_requests,
 )
-from worker.validate import AudioCache, EnrollmentPreflight, check_manifest, checked_paths
+from worker.validate import EnrollmentPreflight, checked_manifests, checked_paths
 from worker.voice_rule import VoiceVerdict
 
 
@@ -193,17 +193,7 @@ def plan_paths(args: Sequence[str], defaults: ManifestDefaults, rate_limit: floa
     """Parse and preflight every manifest named by `args`, and cost it; no network."""
     paths, errors = checked_paths(args, defaults)
     result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
-    cache: AudioCache = {}
-    for path, name in paths:
-        parsed = read_manifest(path, defaults, name=name)
-        checked, file_result = check_manifest(
-            parsed,
-            defaults.audio_root,
-            cache,
-            defaults.stereo,
-            defaults.convert,
-            defaults.voice_margin,
-        )
+    for checked, file_result in checked_manifests(paths, defaults):
         costs = [enrollment_cost(pre) for pre in checked if pre.ok]
         result.files.append(
             plan_manifest(

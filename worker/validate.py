@@ -406,14 +406,14 @@ def checked_paths(
     return paths, problems
 
 
-def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
-    """Parse and preflight every manifest named by `args`; no network, nothing written."""
-    paths, errors = checked_paths(args, defaults)
-    result = ValidationResult(audio_root=str(defaults.audio_root), errors=errors)
+def checked_manifests(
+    paths: Sequence[tuple[Path, str]], defaults: ManifestDefaults
+) -> Iterator[tuple[list[EnrollmentPreflight], FileResult]]:
+    """Each manifest read whole and preflighted (one audio cache across them), in order."""
     cache: AudioCache = {}
     for path, name in paths:
         parsed = read_manifest(path, defaults, name=name)
-        _, file_result = check_manifest(
+        yield check_manifest(
             parsed,
             defaults.audio_root,
             cache,
@@ -421,6 +421,13 @@ def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> Validatio
             defaults.convert,
             defaults.voice_margin,
         )
+
+
+def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
+    """Parse and preflight every manifest named by `args`; no network, nothing written."""
+    paths, errors = checked_paths(args, defaults)
+    result = ValidationResult(audio_root=str(defaults.audio_root), errors=errors)
+    for _, file_result in checked_manifests(paths, defaults):
         result.files.append(file_result)
     return result
 

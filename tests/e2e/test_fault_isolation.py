@@ -33,6 +33,15 @@ def _audio(queue: Path) -> Path:
     return root
 
 
+def _queue(tmp_path: Path) -> tuple[Path, Path]:
+    """A queue with the test audio in place and an empty inbox: (queue, inbox)."""
+    queue = tmp_path / "queue"
+    _audio(queue)
+    inbox = queue / "inbox"
+    inbox.mkdir(parents=True)
+    return queue, inbox
+
+
 def _one(audio: str, identity: str = "ok-1") -> bytes:
     return json.dumps({"identity": identity, "audios": [audio]}).encode()
 
@@ -97,10 +106,7 @@ def _tracebacks(stderr: bytes) -> int:
 async def test_a_hostile_queue_drains_in_two_runs_with_no_traceback(
     tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
-    queue = tmp_path / "queue"
-    _audio(queue)
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True)
+    queue, inbox = _queue(tmp_path)
     for name, data in HOSTILE.items():
         (inbox / name).write_bytes(data)
     _drop_non_utf8_name(inbox)
@@ -143,10 +149,7 @@ async def test_a_hostile_queue_drains_in_two_runs_with_no_traceback(
 async def test_an_exception_in_one_job_fails_that_job_alone(
     tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
-    queue = tmp_path / "queue"
-    _audio(queue)
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True)
+    queue, inbox = _queue(tmp_path)
     _good_manifests(inbox)
     (inbox / "doomed.json").write_text(json.dumps({"identity": "doomed", "audios": ["real.wav"]}))
     env = worker_env(
@@ -185,10 +188,7 @@ async def test_an_exception_in_one_job_fails_that_job_alone(
 async def test_a_job_that_kills_its_worker_is_failed_after_three_starts(
     tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
-    queue = tmp_path / "queue"
-    _audio(queue)
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True)
+    queue, inbox = _queue(tmp_path)
     (inbox / "poison.json").write_text(json.dumps({"identity": "poison", "audios": ["real.wav"]}))
     env = worker_env(
         queue,
@@ -210,10 +210,7 @@ async def test_a_job_that_kills_its_worker_is_failed_after_three_starts(
 
 @pytest.mark.timeout(90)
 async def test_a_corrupt_journal_fails_its_job_and_the_worker_goes_on(tmp_path: Path) -> None:
-    queue = tmp_path / "queue"
-    _audio(queue)
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True)
+    queue, inbox = _queue(tmp_path)
     (inbox / "torn.json").write_text(
         json.dumps({"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in GOOD_IDS]})
     )
@@ -241,10 +238,7 @@ async def test_a_corrupt_journal_fails_its_job_and_the_worker_goes_on(tmp_path: 
 async def test_a_job_cancelled_by_the_end_of_the_grace_period_releases_its_lease(
     tmp_path: Path,
 ) -> None:
-    queue = tmp_path / "queue"
-    _audio(queue)
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True)
+    queue, inbox = _queue(tmp_path)
     (inbox / "slow.json").write_text(json.dumps({"identity": "slow", "audios": ["real.wav"]}))
     async with running_emulator(latency_ms=3000) as emulator:
         env = worker_env(
