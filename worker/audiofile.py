@@ -69,6 +69,9 @@ class VerifiedUpload:
     sha256: str
     chunk_bytes: int = CHUNK_BYTES
     failure: AudioUnreadable | None = field(default=None, init=False)
+    # Files `chunks()` has open: `close()` shuts them even when the HTTP library abandons the
+    # body mid-stream (a dropped connection), instead of leaving that to the garbage collector.
+    _open_files: set[IO[bytes]] = field(default_factory=set, init=False, repr=False)
 
     @classmethod
     def from_path(cls, path: Path) -> VerifiedUpload:
@@ -82,7 +85,11 @@ class VerifiedUpload:
         return cls(path=path, size=size, sha256=digest.hexdigest())
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        fh = await anyio.to_thread.run_sync(self._open)
+        # Opened here, not in a thread: `open_regular` never blocks (O_NONBLOCK, a regular
+        # file only), and a thread's open whose caller is cancelled meanwhile would hand back
+        # a file nobody closes. Reads, which may take long, do go to a thread.
+        fh = self._open()
+        self._open_files.add(fh)
         try:
             digest = hashlib.sha256()
             sent = 0
@@ -105,7 +112,13 @@ class VerifiedUpload:
             if held is not None:
                 yield held
         finally:
+            self._open_files.discard(fh)
             fh.close()
+
+    def close(self) -> None:
+        """Close whatever an abandoned `chunks()` still holds open (idempotent)."""
+        while self._open_files:
+            self._open_files.pop().close()
 
     def _open(self) -> IO[bytes]:
         try:

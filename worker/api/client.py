@@ -493,6 +493,9 @@ class ApiClient:
             raise OutcomeUnknown(
                 _describe(exc), kind="connection", method=method, route=route
             ) from None
+        finally:
+            if file is not None:
+                file.close()  # a body abandoned mid-stream must not keep its file open
 
     # --- parsing ----------------------------------------------------------------------------
 

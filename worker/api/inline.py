@@ -46,6 +46,9 @@ class InlineAudioBody:
     def failure(self) -> AudioUnreadable | None:
         return self.upload.failure
 
+    def close(self) -> None:
+        self.upload.close()
+
     async def chunks(self) -> AsyncIterator[bytes]:
         yield self._prefix
         carry = b""
