@@ -1,8 +1,10 @@
 """The operational surfaces around one `enroller run`: heartbeat, /metrics, the progress bar.
 
-Owns: wiring them to a `Service` for the lifetime of the run, and nothing else. The service
-works the same with or without them; they only observe (the client's `on_attempt` hook, the
-service's `observer`), so a failure here can never change what is enrolled.
+Owns: running them for the lifetime of the run and handing back the one `JobObserver` the
+service is built with, and nothing else. It never imports the service (the service imports
+it): it sees only the API client, a `stopping()` question and the settings. The service works
+the same with or without them; they only observe (the client's `on_attempt` hook, the
+observer the service is given), so a failure here can never change what is enrolled.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from worker.settings import Settings
 from worker.status import gather
 
 if TYPE_CHECKING:
+    from worker.api.client import ApiClient
     from worker.job import JobObserver, JobResult
-    from worker.service import Service
 
 log = structlog.get_logger(__name__)
 
@@ -59,13 +61,20 @@ def wants_progress_bar(settings: Settings) -> bool:
 
 @asynccontextmanager
 async def operations(
-    settings: Settings, service: Service, *, progress_bar: bool | None = None
-) -> AsyncIterator[Metrics]:
-    """Run heartbeat, metrics server and progress display while the block runs."""
+    settings: Settings,
+    client: ApiClient,
+    stopping: Callable[[], bool],
+    *,
+    progress_bar: bool | None = None,
+) -> AsyncIterator[FanOut]:
+    """Run heartbeat, metrics server and progress display while the block runs.
+
+    Yields the observer to build the service with (metrics, and the bar when one shows).
+    """
     metrics = Metrics()
-    metrics.watch_governor(service.client.governor)
+    metrics.watch_governor(client.governor)
     metrics.watch_queue(lambda: gather(settings)["counts"])
-    service.client.on_attempt = metrics.on_attempt
+    client.on_attempt = metrics.on_attempt
     observers: list[Any] = [metrics]
     show_bar = wants_progress_bar(settings) if progress_bar is None else progress_bar
     display = None
@@ -74,10 +83,10 @@ async def operations(
 
         display = ProgressDisplay()
         observers.append(display)
-    service.observer = FanOut(observers)
+    observer = FanOut(observers)
 
     def state() -> tuple[str, int]:
-        return ("stopping" if service.stop.is_set() else "running", metrics.running)
+        return ("stopping" if stopping() else "running", metrics.running)
 
     def health() -> dict[str, Any]:
         name, jobs = state()
@@ -86,7 +95,7 @@ async def operations(
             "worker_id": settings.worker_id,
             "jobs_running": jobs,
         }
-        shared = service.client.governor.shared
+        shared = client.governor.shared
         if shared is not None:  # fleet mode: say when this worker paces alone (Redis gone)
             doc["fleet"] = {"size": shared.fleet_size, "degraded": shared.degraded}
         return doc
@@ -100,7 +109,7 @@ async def operations(
         if display is not None:
             display.start()
         try:
-            yield metrics
+            yield observer
         finally:
             if display is not None:
                 display.stop()

@@ -90,11 +90,21 @@ async def check_access(client: ApiClient) -> str:
 class Service:
     """Runs jobs from one queue directory through one API client."""
 
-    def __init__(self, settings: Settings, client: ApiClient, queue: JobQueue | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        client: ApiClient,
+        queue: JobQueue | None = None,
+        *,
+        observer: JobObserver | None = None,
+        stop: anyio.Event | None = None,
+    ):
+        """`observer` is told of every job and enrollment (metrics, progress: see ops.py);
+        `stop` may be shared with whoever watches the run, as the operations do."""
         self.settings = settings
         self.client = client
         self.queue = queue or JobQueue(settings)
-        self.stop = anyio.Event()
+        self.stop = stop or anyio.Event()
         self.totals = RunTotals()
         self._slots = anyio.CapacityLimiter(settings.max_enrollments)
         # One per process (per job it would lock nothing); files order the processes.
@@ -105,7 +115,7 @@ class Service:
         self._once = False
         self.signalled = False
         self._feeding_done = False
-        self.observer: JobObserver | None = None  # set by worker/ops.py (metrics, progress)
+        self.observer = observer
         self.user_handle = ""  # who the credentials are, from the start-up check
         self.fleet: Fleet | None = None  # set while running in fleet mode (ENROLLER_REDIS_URL)
 
@@ -282,11 +292,12 @@ async def run_worker(settings: Settings, *, once: bool) -> int:
         return EXIT_FATAL
     from worker.ops import operations  # lazy: metrics and rich load only for `run`
 
-    async with client:
-        service = Service(settings, client)
+    stop = anyio.Event()
+    async with client, operations(settings, client, stop.is_set) as observer:
+        service = Service(settings, client, observer=observer, stop=stop)
         # A second SIGTERM cancels the run before it returns a code: that is a stop on request.
         code = EXIT_OK
-        async with operations(settings, service), anyio.create_task_group() as tg:
+        async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, service, tg.cancel_scope)
             code = await service.run(once=once)
             tg.cancel_scope.cancel()
