@@ -13,6 +13,7 @@ It never does a job's work itself (`job.work`) and never raises to the service.
 from __future__ import annotations
 
 import errno
+import functools
 
 import anyio
 import anyio.to_thread
@@ -24,6 +25,7 @@ from worker.enrollment import FatalApiError
 from worker.job import JobContext, JobResult, work
 from worker.jobstarts import JobError, StartCounter, crashed_too_often, poison_reason
 from worker.journal import JournalWriteFailed
+from worker.leaseguard import LEASE_GUARD, LeaseGuard
 from worker.log import REDACTOR
 from worker.manifest import Problem
 from worker.queue import ClaimedJob, LeaseLost
@@ -130,11 +132,19 @@ async def _fail_job(
 async def _run_with_heartbeat(
     job: ClaimedJob, ctx: JobContext, result: JobResult, counter: StartCounter
 ) -> None:
-    """`_run` while the lease is renewed; a lost lease cancels the work (LeaseLost escapes)."""
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(ctx.queue.heartbeat, job)
-        await work(job, ctx, result, counter)
-        tg.cancel_scope.cancel()
+    """`_run` while the lease is renewed; a lost lease cancels the work (LeaseLost escapes).
+
+    No request leaves once the lease may have lapsed (a frozen process, thawed): see `leaseguard`.
+    """
+    guard = LeaseGuard(ctx.queue.lease_ttl)
+    token = LEASE_GUARD.set(guard)  # every task of this job inherits it, so every sender asks
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(functools.partial(ctx.queue.heartbeat, job, guard=guard))
+            await work(job, ctx, result, counter)
+            tg.cancel_scope.cancel()
+    finally:
+        LEASE_GUARD.reset(token)
 
 
 # What a full or failing disk answers: the job is not at fault, so it is kept, not failed.

@@ -83,6 +83,7 @@ import structlog
 from pydantic import ValidationError
 
 from worker.fsutil import atomic_write_json, dumps_json, fsync_dir, open_regular, temp_name_for
+from worker.leaseguard import LeaseGuard
 from worker.queue_rules import (
     SETUP_PROBE_PREFIX,
     EntryChange,
@@ -676,17 +677,24 @@ class JobQueue:
         )
         atomic_write_json(job.lease_path, lease.model_dump(mode="json"))
 
-    async def heartbeat(self, job: ClaimedJob, interval: float | None = None) -> None:
+    async def heartbeat(
+        self, job: ClaimedJob, interval: float | None = None, guard: LeaseGuard | None = None
+    ) -> None:
         """Renew the lease every `lease_ttl / 3` until cancelled; raise LeaseLost when lost.
 
         Run it in the job's task group and cancel the job when it raises. A renewal that fails
         for an I/O reason is retried; once none has succeeded for `lease_ttl`, others consider
-        the lease stale, so this worker must consider the job lost too.
+        the lease stale, so this worker must consider the job lost too. With a `guard`, each
+        renewal is reported to it, and a sender that no longer trusts the lease wakes it early.
         """
         every = interval if interval is not None else self.lease_ttl / 3
         last_ok = time.monotonic()
         while True:
-            await anyio.sleep(every)
+            if guard is None:
+                await anyio.sleep(every)
+            else:
+                await guard.wait_asked(every)
+            started = time.monotonic()
             try:
                 await anyio.to_thread.run_sync(self.renew, job)
             except LeaseLost:
@@ -698,6 +706,8 @@ class JobQueue:
                     raise LeaseLost(f"job {job.job_id}: lease not renewed in time") from exc
                 continue
             last_ok = time.monotonic()
+            if guard is not None:
+                guard.renewed(started)
 
     def release(self, job: ClaimedJob) -> None:
         """Give the job up on a clean shutdown so another worker may take it over at once.

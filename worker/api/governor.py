@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from worker.api.errors import CreditsExhausted
+from worker.leaseguard import lease_confirmed
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -243,6 +244,7 @@ class Governor:
                 stack.callback(self._upload_done)
             await stack.enter_async_context(self._in_flight)
             await self.wait_turn()
+            await lease_confirmed()  # a thawed process sends nothing on a lease it may have lost
             self.stats.requests += 1
             meter = REQUEST_METER.get()
             if meter is not None:
