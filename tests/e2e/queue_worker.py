@@ -17,9 +17,9 @@ from pathlib import Path
 
 import anyio
 
-from worker import queue as queue_mod
 from worker.log import configure_logging
 from worker.queue import Candidate, JobQueue
+from worker.queue import claim as queue_mod
 from worker.settings import Settings
 
 

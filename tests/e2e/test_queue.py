@@ -14,8 +14,8 @@ import structlog
 
 from tests.fakeclock import FakeClock
 from tests.unprivileged import rerun_unprivileged
-from worker import queue as queue_mod
 from worker.queue import Candidate, ClaimedJob, JobQueue, LeaseLost, QueueSetupError, read_lease
+from worker.queue import claim as queue_mod
 from worker.queue_rules import job_id_for
 from worker.settings import Settings
 
