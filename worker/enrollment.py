@@ -282,6 +282,13 @@ class EnrollmentDriver:
             return explained(
                 Step.ADD_AUDIO, collisions.after_add(sha, t.identity, held, voiceprint, audio)
             )
+        except errors.NotFound:
+            if await self.reads.audio(handle) != ABSENT:
+                raise  # the voiceprint or identity is what is missing: fail as it says
+            found = await self.audio.lost(sha, handle)
+            if found is None:
+                raise
+            return found
         except errors.Unprocessable as exc:
             name = self.audio.file_name(sha)
             raise _Failed(Step.ADD_AUDIO, f"{name}: {exc.message}", 422) from None

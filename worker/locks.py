@@ -84,6 +84,12 @@ class AudioLocks(KeyedLocks):
             self._known.move_to_end(key)
         return seen
 
+    def forget(self, key: str, handle: str) -> None:
+        """The server has no audio `handle` any more: stop handing it out (unless replaced)."""
+        seen = self._known.get(key)
+        if seen is not None and seen.handle == handle:
+            del self._known[key]
+
     def learn(self, key: str, seen: AudioSeen) -> None:
         self._known[key] = seen
         self._known.move_to_end(key)

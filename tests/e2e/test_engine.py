@@ -237,3 +237,20 @@ async def test_max_jobs_bounds_what_is_claimed(queue: Path, emulator: EmulatorHa
         tg.cancel_scope.cancel()
     assert most_active == 1  # one job at a time; the others waited in the inbox
     assert len(list((queue / "reports").glob("part-*.report.json"))) == 3
+
+
+async def test_an_audio_the_server_lost_is_found_or_made_again_not_a_failure(
+    queue: Path, emulator: EmulatorHandle
+) -> None:
+    # A long-lived worker remembers which audio it made from each file. The service then
+    # loses it (restored from a backup, deleted by an operator; here: a restart without state).
+    settings = make_settings(queue, emulator.base_url)
+    drop(queue, "first.json", job_manifest(["cust-0"]))
+    assert await run_once(settings) == 0
+    await emulator.restart()
+    drop(queue, "again.json", job_manifest(["cust-0"]))
+    assert await run_once(settings) == 0
+    [row] = report_of(queue, "again")["enrollments"]
+    assert (row["identity"], row["outcome"]) == ("cust-0", "enrolled"), row
+    stats = await emulator.stats()
+    assert stats["created"]["audios"] == 1  # made once on the new server, not twice
