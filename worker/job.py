@@ -5,7 +5,9 @@ the lease heartbeat while it runs, the usage-record check afterwards, and the th
 files. Enrollments stream from the manifest through a few preflight threads into a fixed set
 of runner tasks over a zero-buffer channel: a 100 000-enrollment manifest never becomes
 100 000 tasks or models, the first request goes out as soon as the first enrollment passes
-preflight, and finished results live in the journal on disk, not in memory (only counts).
+preflight, and finished results live in the journal on disk, not in memory (only counts):
+resume, the usage check and the reports ask the journal's index (`worker.journal_index`),
+never a set of keys.
 
 It never decides an enrollment's next step (`enrollment_rules`) and never touches queue files
 other than through `queue.py`.
@@ -17,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -34,7 +36,7 @@ from worker.enrollment import EnrollmentDriver
 from worker.enrollment_rules import Limits, Outcome, Step
 from worker.fsutil import atomic_write_json
 from worker.job_reports import run_report_paths, write_reports
-from worker.jobinput import PlannedEnrollment, PlanStream, load_job_input
+from worker.jobinput import JobInput, PlannedEnrollment, PlanStream, load_job_input
 from worker.jobstarts import StartCounter
 from worker.journal import (
     EnrollmentOutcome,
@@ -43,15 +45,11 @@ from worker.journal import (
     JobStarted,
     Journal,
     JournalState,
-    load_state,
-    outcomes,
 )
+from worker.journal_index import JournalIndex
 from worker.locks import EnrollmentLocks
 from worker.manifest import ManifestDefaults, Problem
 from worker.queue import ClaimedJob, JobQueue
-from worker.report import (
-    count_outcomes,
-)
 from worker.settings import Settings
 from worker.usage import check_usage
 
@@ -61,10 +59,6 @@ PROGRESS_EVERY_S = 2.0
 # Threads preflighting ahead of the runners, per job: ~0.7 ms per small file each, far ahead
 # of what any rate limit lets the runners consume.
 PREFLIGHT_THREADS = 4
-USAGE_CLOCK_SKEW = timedelta(minutes=5)
-# Usage pages fetched at once: the check after the last compute takes pages / 8 round trips.
-USAGE_READ_AHEAD = 8
-MAX_REPORT_RUNS = 10_000  # runs of one job id whose reports are kept side by side
 
 
 class JobObserver(Protocol):
@@ -131,23 +125,44 @@ class _Progress:
 async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: StartCounter) -> None:
     """The job's work, from the manifest to done/; `worker.boundary` runs it inside the fault
     boundary, so anything that escapes from here ends this job and nothing else."""
-    settings = ctx.settings
 
     async def phase(name: str) -> None:
         result.phase = name
         await anyio.to_thread.run_sync(counter.phase, name)
 
     await phase("parse")
-    defaults = ManifestDefaults.from_settings(settings)
+    defaults = ManifestDefaults.from_settings(ctx.settings)
     loaded = await anyio.to_thread.run_sync(load_job_input, job.manifest_path, defaults)
     if loaded.file_problems:
         await _reject_manifest(job, ctx, result, loaded.file_problems)
         return
     await phase("resume")
-    state: JournalState = await anyio.to_thread.run_sync(load_state, job.journal_path)
+    # Done keys, computes and derived files of earlier runs: asked of the index, never held.
+    index = await anyio.to_thread.run_sync(JournalIndex, job.journal_path)
+    try:
+        await _run(job, ctx, result, loaded, index, phase)
+    finally:
+        # Ended here (done/ or failed/): nobody resumes from it. Otherwise kept for the resume
+        # (blocking, but local and quick, and it must happen even when cancelled).
+        if result.finished or result.failed_manifest:
+            index.remove()
+        else:
+            index.close()
+
+
+async def _run(
+    job: ClaimedJob,
+    ctx: JobContext,
+    result: JobResult,
+    loaded: JobInput,
+    index: JournalIndex,
+    phase: Callable[[str], Awaitable[None]],
+) -> None:
+    settings = ctx.settings
+    state = JournalState()
+    await anyio.to_thread.run_sync(index.load, state)  # replays the journal, indexes its tail
     if state.finished:  # crashed after its reports and `JobFinished`: only the move is left
-        counts = await anyio.to_thread.run_sync(lambda: count_outcomes(outcomes(job.journal_path)))
-        result.counts = dict(counts)
+        result.counts = dict(await anyio.to_thread.run_sync(index.counts))
         result.report = await anyio.to_thread.run_sync(
             lambda: (
                 run_report_paths(ctx.queue, job.job_id, state.started.at).report
@@ -158,10 +173,11 @@ async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: Sta
         await _finish(job, ctx, result, phase)
         return
     work_dir = job.dir / WORK_DIR_NAME  # derived uploads; removed with the job's folder
-    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, state.derived)
-    plan = loaded.planned(skip=state.done_keys)
+    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, index)
+    resumed = await anyio.to_thread.run_sync(index.count)
+    plan = loaded.planned(skip=index if resumed else frozenset())
     head, runnable = await anyio.to_thread.run_sync(plan.head)
-    if not runnable and not state.done_keys:
+    if not runnable and not resumed:
         # Nothing can run: the producer gets every problem in failed/, no API call was made.
         await _reject_manifest(job, ctx, result, [p for item in head for p in item.problems])
         return
@@ -176,9 +192,7 @@ async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: Sta
             )
             await journal.append(started)
         # Outcomes of an earlier run of this job (after a crash or a shutdown).
-        progress.counts.update(
-            await anyio.to_thread.run_sync(lambda: count_outcomes(outcomes(job.journal_path)))
-        )
+        progress.counts.update(await anyio.to_thread.run_sync(index.counts))
         log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
         if ctx.observer is not None:
             ctx.observer.job_started(job.job_id, job.name, progress)
@@ -211,9 +225,11 @@ async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: Sta
             return
 
         await phase("usage")
-        usage = await check_usage(ctx.client, job, started.at)
+        usage = await check_usage(ctx.client, index, started.at)
         await phase("report")
-        counts, result.report = await write_reports(job, ctx.queue, loaded, started.at, usage)
+        counts, result.report = await write_reports(
+            job, ctx.queue, loaded, started.at, usage, index
+        )
         result.counts = counts
         crash_point("job.reported", job.name)
         await journal.append(JobFinished())

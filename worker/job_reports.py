@@ -18,9 +18,9 @@ import anyio.to_thread
 
 from worker.api.governor import REQUEST_METER
 from worker.jobinput import JobInput
-from worker.journal import outcomes
+from worker.journal_index import JournalIndex
 from worker.queue import ClaimedJob, JobQueue, ReportPaths
-from worker.report import ReportSummary, UsageCheck, count_outcomes, write_report_json
+from worker.report import ReportSummary, UsageCheck, write_report_json
 
 MAX_REPORT_RUNS = 10_000  # runs of one job id whose reports are kept side by side
 
@@ -31,14 +31,20 @@ async def write_reports(
     loaded: JobInput,
     started_at: datetime,
     usage: UsageCheck,
+    index: JournalIndex,
 ) -> tuple[dict[str, int], Path]:
-    """Write this run's three report files; returns the counts by outcome and the report."""
-    path = job.journal_path
+    """Write this run's three report files; returns the counts by outcome and the report.
+
+    Everything is streamed: the counts are the index's, the report's rows are read back from
+    the journal one at a time (`index.outcomes()`), the failures CSV and the retry manifest
+    come from one walk of the manifest (`JobInput.write_outputs`).
+    """
     meter = REQUEST_METER.get()  # read here: `write` runs in a worker thread
 
     def write() -> tuple[dict[str, int], Path]:
         paths = run_report_paths(queue, job.job_id, started_at)
-        counts = count_outcomes(outcomes(path))
+        index.catch_up()
+        counts = index.counts()
         summary = ReportSummary(
             job_id=job.job_id,
             manifest=job.name,
@@ -56,8 +62,8 @@ async def write_reports(
                 "retry": str(paths.retry),
             },
         )
-        write_report_json(paths.report, summary, outcomes(path))
-        loaded.write_outputs(lambda: outcomes(path), paths.failures, paths.retry)
+        write_report_json(paths.report, summary, index.outcomes())
+        loaded.write_outputs(index, paths.failures, paths.retry)
         return dict(counts), paths.report
 
     return await anyio.to_thread.run_sync(write)

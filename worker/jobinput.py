@@ -6,10 +6,10 @@ own language: the failures CSV rows and the retry manifest.
 
 Nothing here holds the whole job: a 50 000-enrollment manifest is walked one enrollment at a
 time (`planned()`), preflight runs a few files ahead of the API work instead of all of it
-before the first request, and the report outputs walk the manifest again, keeping only the
-enrollments that failed. Preflight still costs no API call: an enrollment whose files are
-bad never reaches the driver, and `head()` keeps a manifest with nothing runnable away from
-the API entirely.
+before the first request, and the report outputs walk the manifest again, one enrollment at a
+time, asking the journal's index how each one ended. Preflight still costs no API call: an
+enrollment whose files are bad never reaches the driver, and `head()` keeps a manifest with
+nothing runnable away from the API entirely.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from worker.audio import MAX_UPLOAD_BYTES, too_large_reason
 from worker.audiofile import AudioUnreadable, VerifiedUpload
@@ -37,7 +38,7 @@ from worker.manifest import (
     open_manifest,
     retry_manifest_chunks,
 )
-from worker.report import NOT_OK, RETRYABLE, failure_csv_rows, write_failures_csv
+from worker.report import NOT_OK, RETRYABLE, FailuresCsv
 from worker.text import encode_text
 from worker.validate import EnrollmentPreflight, audio_problem, preflight_enrollment
 
@@ -110,9 +111,9 @@ class JobInput:
     # an enrollment that needs one cannot run (see `use_work_dir`).
     work_dir: Path | None = None
     # The journal's derived files: derivation key → (sha256, size) (worker.derive).
-    derived_known: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    derived_known: DerivedLookup = field(default_factory=dict)
 
-    def use_work_dir(self, work_dir: Path, known: Mapping[str, tuple[str, int]]) -> None:
+    def use_work_dir(self, work_dir: Path, known: DerivedLookup) -> None:
         """Derive into `work_dir`, trusting `known` (blocking: sweeps a killed run's leftovers)."""
         sweep_work_dir(work_dir)
         self.work_dir = work_dir
@@ -126,9 +127,10 @@ class JobInput:
     def total(self) -> int:
         return self.manifest.total
 
-    def planned(self, skip: Iterable[str] = frozenset()) -> PlanStream:
-        """The enrollments in manifest order, not preflighted yet, minus the keys in `skip`."""
-        return PlanStream(self, frozenset(skip))
+    def planned(self, skip: Container[str] = frozenset()) -> PlanStream:
+        """The enrollments in manifest order, not preflighted yet, minus the keys in `skip`
+        (on resume the journal's index, asked one key at a time: no set of done keys)."""
+        return PlanStream(self, skip)
 
     def preflight(self, planned: PlannedEnrollment) -> PlannedEnrollment:
         """Check one enrollment's files (blocking): sets its `task`, or its `problems`."""
@@ -213,52 +215,59 @@ class JobInput:
                 problems.append(audio_problem(enrollment, i, self.manifest.file, reason))
         return tuple(files), derived, problems
 
-    def write_outputs(
-        self,
-        outcomes: Callable[[], Iterable[EnrollmentOutcome]],
-        failures: Path,
-        retry: Path,
-    ) -> None:
+    def write_outputs(self, outcomes: OutcomeLookup, failures: Path, retry: Path) -> None:
         """The failures CSV and the retry manifest of a finished job (blocking).
 
-        `outcomes()` (the journal's, read from disk each call) is walked twice: once for the
-        keys that failed, once for the rows. The manifest is walked once, only if something
-        failed, and only failed enrollments are kept from it.
+        Both come from one walk of the manifest, in its order, asking `outcomes` (the journal's
+        index) about each enrollment: one enrollment and its rows are held at a time, even
+        when every one failed. Nothing failed: no walk, a header-only CSV, no retry file.
         """
-        not_ok: set[str] = set()
-        retryable: set[str] = set()
-        for outcome in outcomes():
-            if outcome.outcome in NOT_OK:
-                not_ok.add(outcome.key)
-            if outcome.outcome in RETRYABLE:
-                retryable.add(outcome.key)
-        rows: dict[str, tuple[dict[str, str], ...]] = {}
-        again: list[Enrollment] = []
-        if not_ok:
-            for item in self.manifest.items():
-                key = _key(item)
-                if key in not_ok and item.rows:
-                    rows[key] = item.rows
-                if key in retryable and isinstance(item, Enrollment):
-                    again.append(item)
+        retried = outcomes.count(RETRYABLE, runnable=True)
+        with atomic_writer(failures) as fh:
+            csv_out = FailuresCsv(fh, self.manifest.csv_columns)
 
-        def original(outcome: EnrollmentOutcome) -> list[dict[str, str]]:
-            return list(rows.get(outcome.key, ()))
+            def again() -> Iterator[Enrollment]:
+                """The walk: each failed enrollment goes to the CSV; those to retry are yielded."""
+                if not outcomes.count(NOT_OK):
+                    return
+                for item in self.manifest.items():
+                    key = _key(item)
+                    if outcomes.status(key) not in NOT_OK:
+                        continue
+                    outcome = outcomes.outcome(key)
+                    if outcome is None:
+                        continue
+                    csv_out.add(outcome, item.rows)
+                    if outcome.outcome in RETRYABLE and isinstance(item, Enrollment):
+                        yield item
 
-        columns = self.manifest.csv_columns
-        rows_out = failure_csv_rows(outcomes(), columns, original if columns else None)
-        write_failures_csv(failures, rows_out)
-        self._write_retry_manifest(retry, again)
+            if retried:
+                comment = f"retry of {self.manifest.file}: {retried} enrollments"
+                with atomic_writer(retry) as retry_fh:
+                    for chunk in retry_manifest_chunks(again(), self.audio_root, comment):
+                        retry_fh.write(encode_text(chunk))
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(retry)  # an older run's retry file of the same job
+                for _ in again():
+                    pass  # nothing to retry: the walk still writes the failures
+            csv_out.flush()
 
-    def _write_retry_manifest(self, path: Path, enrollments: list[Enrollment]) -> None:
-        if not enrollments:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)  # an older run's retry file of the same job
-            return
-        comment = f"retry of {self.manifest.file}: {len(enrollments)} enrollments"
-        with atomic_writer(path) as fh:
-            for chunk in retry_manifest_chunks(enrollments, self.audio_root, comment):
-                fh.write(encode_text(chunk))
+
+class OutcomeLookup(Protocol):
+    """What the report outputs ask of the journal (`worker.journal_index.JournalIndex`)."""
+
+    def count(self, outcomes: Iterable[str] | None = None, *, runnable: bool = False) -> int: ...
+
+    def status(self, key: str) -> str | None: ...
+
+    def outcome(self, key: str) -> EnrollmentOutcome | None: ...
+
+
+class DerivedLookup(Protocol):
+    """Derivation key → (sha256, size) journaled for it (`JournalIndex.get`, or a dict)."""
+
+    def get(self, key: str, /) -> tuple[str, int] | None: ...
 
 
 class PlanStream:
@@ -268,7 +277,7 @@ class PlanStream:
     preflight itself (file reads, hashing) runs outside the lock.
     """
 
-    def __init__(self, job: JobInput, skip: frozenset[str]) -> None:
+    def __init__(self, job: JobInput, skip: Container[str]) -> None:
         self._job = job
         self._skip = skip
         self._items = job.manifest.items()

@@ -206,29 +206,34 @@ def heal_torn_tail(path: Path) -> int:
     return size - end
 
 
-def read_records(path: Path) -> Iterator[JournalRecord]:
-    """Every record in order. A torn last line (a crash mid-write) is skipped, nothing else.
+def read_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, int]]:
+    """(offset, line, line number counted from `start`) of every whole line from `start` on.
 
-    Reading never changes the file; `Journal` cuts the torn line off when it opens for appends.
+    A torn last line (a crash mid-write) is skipped, nothing else. Reading never changes the
+    file; `Journal` cuts the torn line off when it opens for appends.
     """
-    if not path.exists():
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
         return
-    with path.open("rb") as fh:
-        previous: bytes | None = None
-        number = 0
-        for line in fh:
-            if previous is not None:
-                yield _parse(previous, path, number)
-            previous = line
-            number += 1
-        if previous is not None:
-            if not previous.endswith(b"\n"):
+    with fh:
+        fh.seek(start)
+        offset = start
+        for number, line in enumerate(fh, 1):
+            if not line.endswith(b"\n"):
                 log.warning("journal_torn_tail_skipped", path=str(path), line=number)
                 return
-            yield _parse(previous, path, number)
+            yield offset, line, number
+            offset += len(line)
 
 
-def _parse(line: bytes, path: Path, number: int) -> JournalRecord:
+def read_records(path: Path) -> Iterator[JournalRecord]:
+    """Every record in order; a torn last line is skipped (`read_lines`)."""
+    for _, line, number in read_lines(path):
+        yield parse_record(line, path, number)
+
+
+def parse_record(line: bytes, path: Path, number: int) -> JournalRecord:
     try:
         return _RECORD.validate_json(line)
     except ValidationError as exc:
@@ -246,56 +251,51 @@ class EnrollmentMemory(BaseModel):
 
 
 class JournalState(BaseModel):
-    """A journal read back: finished keys, and memory of the unfinished ones."""
+    """A journal read back: its start and end, and memory of the unfinished enrollments.
+
+    Only unfinished enrollments are kept (an outcome drops its key), so this stays as small as
+    the number of enrollments in flight when the job stopped. What finished enrollments left
+    (done keys, computes, derived files) is asked of `worker.journal_index` instead.
+    """
 
     started: JobStarted | None = None
     finished: bool = False
-    done_keys: set[str] = Field(default_factory=set)
     memory: dict[str, EnrollmentMemory] = Field(default_factory=dict)
-    # Derivation key → (sha256, size) of the derived file recorded for it (AudioDerived).
-    derived: dict[str, tuple[str, int]] = Field(default_factory=dict)
 
     def of(self, key: str) -> EnrollmentMemory:
         return self.memory.get(key) or EnrollmentMemory()
 
-
-def load_state(path: Path) -> JournalState:
-    state = JournalState()
-    for record in read_records(path):
+    def apply(self, record: JournalRecord) -> None:
+        """Replay one record, in journal order."""
         match record:
             case JobStarted():
-                state.started = state.started or record
+                self.started = self.started or record
             case JobFinished():
-                state.finished = True
+                self.finished = True
             case EnrollmentOutcome(key=key):
-                state.done_keys.add(key)
-                state.memory.pop(key, None)
+                self.memory.pop(key, None)
             case AudioIntent(key=key, sha256=sha):
-                state.memory.setdefault(key, EnrollmentMemory()).intents.add(sha)
+                self.memory.setdefault(key, EnrollmentMemory()).intents.add(sha)
             case AudioCreated(key=key, sha256=sha, audio=audio):
-                mem = state.memory.setdefault(key, EnrollmentMemory())
+                mem = self.memory.setdefault(key, EnrollmentMemory())
                 mem.audios[sha] = audio
                 mem.intents.discard(sha)
             case AudioUploaded(key=key, sha256=sha, audio=audio):
-                mem = state.memory.setdefault(key, EnrollmentMemory())
+                mem = self.memory.setdefault(key, EnrollmentMemory())
                 mem.audios[sha] = audio
                 mem.uploaded.add(sha)
-            case AudioDerived(derivation=derivation, sha256=sha, size=size):
-                state.derived[derivation] = (sha, size)
             case Computed(key=key):
-                state.memory.setdefault(key, EnrollmentMemory()).computed = True
+                self.memory.setdefault(key, EnrollmentMemory()).computed = True
             case ComputeIntent(key=key):
-                state.memory.setdefault(key, EnrollmentMemory()).compute_sent = True
-    return state
+                self.memory.setdefault(key, EnrollmentMemory()).compute_sent = True
 
 
-def outcomes(path: Path) -> Iterator[EnrollmentOutcome]:
-    """The outcome records in journal order; should a key appear twice, its first word stands."""
-    seen: set[str] = set()
+def load_state(path: Path) -> JournalState:
+    """The journal replayed (blocking: reads); `JournalIndex.load` does it with the index."""
+    state = JournalState()
     for record in read_records(path):
-        if isinstance(record, EnrollmentOutcome) and record.key not in seen:
-            seen.add(record.key)
-            yield record
+        state.apply(record)
+    return state
 
 
 class Journal:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -36,8 +36,12 @@ class UsageCheck(BaseModel):
     model_config = ConfigDict(frozen=True)
     expected: int
     found: int
-    missing: list[str] = Field(default_factory=list)  # keys computed here without a record
-    double_charged: list[str] = Field(default_factory=list)  # keys with more than one record
+    # Keys computed here without a record / with more than one: the first 100 in key order,
+    # and how many there are (a million missing keys would not fit in a report).
+    missing: list[str] = Field(default_factory=list)
+    double_charged: list[str] = Field(default_factory=list)
+    missing_count: int = 0
+    double_charged_count: int = 0
     error: str | None = None  # the records could not be read; the reason
 
 
@@ -84,36 +88,63 @@ def report_json_chunks(summary: ReportSummary, rows: Iterable[EnrollmentOutcome]
 
 
 def failure_csv_rows(
-    rows: Iterable[EnrollmentOutcome],
+    failed: Iterable[tuple[EnrollmentOutcome, Sequence[Mapping[str, str]]]],
     input_columns: list[str] | None,
-    input_rows: Callable[[EnrollmentOutcome], list[dict[str, str]]] | None = None,
 ) -> Iterator[list[str]]:
     """Header, then one row per failed input line, in the input's own columns.
 
-    `input_columns`/`input_rows` describe a CSV manifest (its header, and the original rows of
-    one enrollment); for JSON manifests both are None and the enrollment's fields are used.
+    `failed`: enrollments with their original CSV rows; `input_columns` is a CSV manifest's
+    header. For JSON manifests it is None (and the rows are empty): the enrollment's fields
+    are used. Outcomes that succeeded are skipped.
     """
     columns = list(input_columns) if input_columns else list(JSON_INPUT_COLUMNS)
     yield [*columns, *ERROR_COLUMNS]
-    for row in rows:
-        if row.outcome not in NOT_OK:
-            continue
-        step = row.error.step if row.error else ""
-        reason = row.error.reason if row.error else row.outcome
-        if input_columns and input_rows is not None:
-            for original in input_rows(row):
-                yield [original.get(c, "") for c in columns] + [step, reason]
-        else:
-            values = {
-                "identity": row.identity,
-                "voiceprint": row.voiceprint,
-                "owner": row.owner,
-                "space": row.space,
-                "model": row.model or "",
-                "audios": ";".join(row.audios),
-                "source": row.source,
-            }
-            yield [values[c] for c in columns] + [step, reason]
+    for row, originals in failed:
+        yield from _failure_lines(row, originals, columns, csv_input=bool(input_columns))
+
+
+def _failure_lines(
+    row: EnrollmentOutcome,
+    originals: Sequence[Mapping[str, str]],
+    columns: list[str],
+    *,
+    csv_input: bool,
+) -> Iterator[list[str]]:
+    if row.outcome not in NOT_OK:
+        return
+    step = row.error.step if row.error else ""
+    reason = row.error.reason if row.error else row.outcome
+    if csv_input:
+        for original in originals:
+            yield [original.get(c, "") for c in columns] + [step, reason]
+        return
+    values = {
+        "identity": row.identity,
+        "voiceprint": row.voiceprint,
+        "owner": row.owner,
+        "space": row.space,
+        "model": row.model or "",
+        "audios": ";".join(row.audios),
+        "source": row.source,
+    }
+    yield [values[c] for c in columns] + [step, reason]
+
+
+class FailuresCsv:
+    """The failures CSV written one failed enrollment at a time (push, for a single walk)."""
+
+    def __init__(self, fh: IO[bytes], input_columns: list[str] | None) -> None:
+        self._csv_input = bool(input_columns)
+        self._columns = list(input_columns) if input_columns else list(JSON_INPUT_COLUMNS)
+        self._out = _CsvOut(fh)
+        self._out.write([*self._columns, *ERROR_COLUMNS])
+
+    def add(self, row: EnrollmentOutcome, originals: Sequence[Mapping[str, str]] = ()) -> None:
+        for line in _failure_lines(row, originals, self._columns, csv_input=self._csv_input):
+            self._out.write(line)
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 def write_report_json(
@@ -130,13 +161,29 @@ def write_failures_csv(path: Path, csv_rows: Iterable[list[str]]) -> None:
 
 
 def _write_csv(fh: IO[bytes], csv_rows: Iterable[list[str]]) -> None:
-    """Every cell spreadsheet-safe (worker/csvsafe.py): this file is opened in spreadsheets."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\r\n")  # RFC 4180: a CR inside a cell is quoted
+    out = _CsvOut(fh)
     for row in csv_rows:
-        writer.writerow(spreadsheet_safe_row(row))
-        if text.tell() > 1 << 16:
-            fh.write(encode_text(text.getvalue()))
-            text.seek(0)
-            text.truncate()
-    fh.write(encode_text(text.getvalue()))
+        out.write(row)
+    out.flush()
+
+
+class _CsvOut:
+    """Every cell spreadsheet-safe (worker/csvsafe.py): this file is opened in spreadsheets.
+
+    Rows are encoded 64 KiB at a time, so a million of them never sit in memory at once.
+    """
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._text = io.StringIO()
+        self._writer = csv.writer(self._text, lineterminator="\r\n")  # RFC 4180: CR is quoted
+
+    def write(self, row: list[str]) -> None:
+        self._writer.writerow(spreadsheet_safe_row(row))
+        if self._text.tell() > 1 << 16:
+            self.flush()
+
+    def flush(self) -> None:
+        self._fh.write(encode_text(self._text.getvalue()))
+        self._text.seek(0)
+        self._text.truncate()

@@ -9,7 +9,6 @@ is a credit spent: `UsageCheck.expected` is the job's `credits_spent`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import anyio
 import anyio.to_thread
@@ -17,53 +16,58 @@ import anyio.to_thread
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.api.schemas import UsageRecord
-from worker.journal import Computed as ComputedRecord
-from worker.journal import read_records
-from worker.queue import ClaimedJob
+from worker.journal_index import JournalIndex
 from worker.report import UsageCheck
 
 USAGE_CLOCK_SKEW = timedelta(minutes=5)
 # Usage pages fetched at once: the check after the last compute takes pages / 8 round trips.
 USAGE_READ_AHEAD = 8
+CHARGE_BATCH = 1_000  # usage records counted into the index at once
+LISTED = 100  # missing / double-charged keys named in the report (all are counted)
 
 
-async def check_usage(client: ApiClient, job: ClaimedJob, started_at: datetime) -> UsageCheck:
+async def check_usage(client: ApiClient, index: JournalIndex, started_at: datetime) -> UsageCheck:
     """One usage record per voiceprint this job computed, whatever its outcome afterwards:
-    none missing, none charged twice."""
-    computed = await anyio.to_thread.run_sync(_computed_keys, job.journal_path)
-    expected = dict.fromkeys(computed, 0)
-    owners = set(computed.values())
+    none missing, none charged twice.
+
+    The computed keys and their charges live in the journal's index (`Computed` records, put
+    there by `index.catch_up()` first), not in a dict: a million-enrollment job checks its
+    usage in the same memory as a ten-enrollment one.
+    """
+    await anyio.to_thread.run_sync(index.catch_up)
+    await anyio.to_thread.run_sync(index.reset_charges)  # an earlier, interrupted check's
+    expected = await anyio.to_thread.run_sync(index.computed_count)
     found = 0
     try:
-        for owner in sorted(owners):
+        for owner in await anyio.to_thread.run_sync(index.computed_owners):
+            keys: list[str] = []
             async for record in client.list_usage_records(
                 owner,
                 after=started_at - USAGE_CLOCK_SKEW,
                 sort="computedAt",  # oldest first: records billed meanwhile land on later pages
                 read_ahead=USAGE_READ_AHEAD,
             ):
-                key = _record_key(owner, record)
-                if key in expected:
-                    expected[key] += 1
-                    found += 1
+                keys.append(_record_key(owner, record))
+                if len(keys) >= CHARGE_BATCH:
+                    found += await anyio.to_thread.run_sync(index.charge, keys)
+                    keys = []
+            found += await anyio.to_thread.run_sync(index.charge, keys)
     except errors.ApiError as exc:
-        return UsageCheck(expected=len(expected), found=found, error=str(exc))
-    return UsageCheck(
-        expected=len(expected),
-        found=found,
-        missing=sorted(k for k, n in expected.items() if n == 0),
-        double_charged=sorted(k for k, n in expected.items() if n > 1),
+        return UsageCheck(expected=expected, found=found, error=str(exc))
+    missing, missing_keys = await anyio.to_thread.run_sync(
+        lambda: index.charged(times="= 0", limit=LISTED)
     )
-
-
-def _computed_keys(journal_path: Path) -> dict[str, str]:
-    """Key → owner of every voiceprint this job computed, enrolled or not afterwards: the
-    driver journals `Computed` once a compute of ours took effect (blocking: reads)."""
-    return {
-        rec.key: rec.key.split("/", 1)[0]
-        for rec in read_records(journal_path)
-        if isinstance(rec, ComputedRecord)
-    }
+    double, double_keys = await anyio.to_thread.run_sync(
+        lambda: index.charged(times="> 1", limit=LISTED)
+    )
+    return UsageCheck(
+        expected=expected,
+        found=found,
+        missing=missing_keys,
+        double_charged=double_keys,
+        missing_count=missing,
+        double_charged_count=double,
+    )
 
 
 def _record_key(owner: str, record: UsageRecord) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tests.audiogen import write_audio
@@ -97,6 +97,29 @@ def outcome(key: str, source: str, result: Outcome, reason: str | None = None) -
     )
 
 
+class Outcomes:
+    """The outcome questions `write_outputs` asks (`OutcomeLookup`), over a list."""
+
+    def __init__(self, rows: list[EnrollmentOutcome]) -> None:
+        self.rows = {r.key: r for r in reversed(rows)}  # the first word stands
+
+    def count(self, outcomes: Iterable[str] | None = None, *, runnable: bool = False) -> int:
+        wanted = set(outcomes) if outcomes is not None else None
+        return sum(
+            1
+            for r in self.rows.values()
+            if (wanted is None or r.outcome in wanted)
+            and not (runnable and r.key.startswith("invalid@"))
+        )
+
+    def status(self, key: str) -> str | None:
+        row = self.rows.get(key)
+        return row.outcome if row else None
+
+    def outcome(self, key: str) -> EnrollmentOutcome | None:
+        return self.rows.get(key)
+
+
 def test_outputs_repeat_the_failed_rows_and_retry_only_what_can_run_again(tmp_path: Path) -> None:
     job = csv_job(tmp_path)
     rows = [
@@ -106,7 +129,7 @@ def test_outputs_repeat_the_failed_rows_and_retry_only_what_can_run_again(tmp_pa
         outcome("o/s/cid/main", "line 6", Outcome.CONFLICT, "other model"),
     ]
     failures, retry = tmp_path / "f.csv", tmp_path / "r.json"
-    job.write_outputs(lambda: iter(rows), failures, retry)
+    job.write_outputs(Outcomes(rows), failures, retry)
 
     with failures.open(newline="") as fh:
         table = list(csv.reader(fh))
@@ -133,6 +156,6 @@ def test_nothing_failed_leaves_no_retry_file_and_skips_the_second_walk(tmp_path:
 
     job.manifest.generate = walked
     ok = [outcome("o/s/ann/main", "lines 2, 5", Outcome.ENROLLED)]
-    job.write_outputs(lambda: iter(ok), tmp_path / "f.csv", retry)
+    job.write_outputs(Outcomes(ok), tmp_path / "f.csv", retry)
     assert not retry.exists()
     assert len((tmp_path / "f.csv").read_text().splitlines()) == 1  # the header only

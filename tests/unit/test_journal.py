@@ -22,9 +22,12 @@ from worker.journal import (
     JournalWriteFailed,
     heal_torn_tail,
     load_state,
-    outcomes,
     read_records,
 )
+
+
+def outcomes(path: Path) -> list[EnrollmentOutcome]:
+    return [r for r in read_records(path) if isinstance(r, EnrollmentOutcome)]
 
 
 def outcome(key: str, result: str = "enrolled") -> EnrollmentOutcome:
@@ -53,7 +56,7 @@ async def test_records_round_trip_and_state(tmp_path: Path) -> None:
         await journal.append(outcome("b"))
     state = load_state(path)
     assert state.started is not None and state.started.job_id == "j"
-    assert state.done_keys == {"b"}
+    assert "b" not in state.memory  # finished: only unfinished enrollments are remembered
     mem = state.of("a")
     assert mem.audios == {"s1": "h1"}
     assert mem.uploaded == {"s1"}
@@ -97,17 +100,9 @@ def test_damage_before_the_last_line_is_an_error(tmp_path: Path) -> None:
         list(read_records(path))
 
 
-def test_first_outcome_per_key_wins(tmp_path: Path) -> None:
-    path = tmp_path / "journal.jsonl"
-    path.write_text(
-        outcome("a").model_dump_json() + "\n" + outcome("a", "failed").model_dump_json() + "\n"
-    )
-    assert [o.outcome for o in outcomes(path)] == ["enrolled"]
-
-
 def test_missing_journal_is_empty(tmp_path: Path) -> None:
     state = load_state(tmp_path / "absent.jsonl")
-    assert state.started is None and not state.done_keys
+    assert state.started is None and not state.memory
 
 
 async def test_torn_tail_then_two_restarts_stays_readable(tmp_path: Path) -> None:

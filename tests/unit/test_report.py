@@ -93,7 +93,8 @@ def test_report_json_without_rows_is_valid(tmp_path: Path) -> None:
 
 def test_failures_csv_keeps_the_input_columns(tmp_path: Path) -> None:
     originals = {"bad-3": [{"identity": "bad-3", "audio": "x.wav", "extra": "keep me"}]}
-    rows = failure_csv_rows(ROWS, ["identity", "audio", "extra"], lambda r: originals[r.identity])
+    failed = [(r, originals.get(r.identity, [])) for r in ROWS]
+    rows = failure_csv_rows(failed, ["identity", "audio", "extra"])
     path = tmp_path / "f.csv"
     write_failures_csv(path, rows)
     with path.open() as fh:
@@ -110,6 +111,6 @@ def test_failures_csv_keeps_the_input_columns(tmp_path: Path) -> None:
 
 
 def test_failures_csv_for_json_input_uses_enrollment_fields() -> None:
-    header, *body = list(failure_csv_rows(ROWS, None))
+    header, *body = list(failure_csv_rows([(r, ()) for r in ROWS], None))
     assert header[-2:] == ["error_step", "error"]
     assert len(body) == 1 and body[0][0] == "bad-3"

@@ -1,0 +1,156 @@
+"""Run-mode memory (issue 18): the worker's peak RSS at N enrollments, and its slope; prints JSON.
+
+    nice -n 19 .venv/bin/python benchmarks/memory_run.py [--sizes 10000,50000,200000]
+
+For each N: a fresh queue, one JSON manifest of N single-audio enrollments (distinct
+identities), then `python -m worker run --once` as a child against the emulator in its own
+process (no rate limit, latency 0, synchronous files and computes: its fastest settings) with
+the worker's own limit set out of reach. The figure is the worker child's peak RSS (VmHWM
+sampled every 50 ms, and `ru_maxrss` from `os.wait4`, whichever is larger): the emulator holds
+every identity, audio and voiceprint in its own memory, and none of that is counted here.
+
+To keep 200 000 enrollments feasible on a small machine, each enrollment's audio is a hard link
+to one of `--audio-pool` distinct 4.6 s files (8 kHz, ~74 kB): 200 000 distinct files would be
+15 GB. Every enrollment still has its own path (preflight opens, hashes and decodes each one),
+identity, voiceprint, audio resource, upload, compute and journal records, so everything the
+worker keeps per enrollment is exercised. Logs are at `warning` (a line per request costs CPU,
+not memory).
+
+The slope is (peak at the largest N − peak at the smallest N) / (largest N − smallest N), in
+kB (1000 bytes) per enrollment; issue 18's target is below 0.1 between 10 000 and 200 000.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    MODEL,
+    emit,
+    machine,
+    read_report,
+    run_worker_once,
+    stderr_tail,
+    worker_env,
+    write_distinct_audio,
+)
+
+from tests.emulator_harness import emulator_process
+
+WORKER_RATE = 100_000  # "unlimited": the governor never paces
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10000,50000,200000", help="comma-separated N")
+    p.add_argument("--audio-pool", type=int, default=500, help="distinct audio files reused")
+    p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    return p
+
+
+def linked_audio(directory: Path, n: int, pool: int) -> list[str]:
+    """`n` audio paths: hard links to `pool` distinct files (one inode each, many names)."""
+    originals = write_distinct_audio(directory / "pool", min(pool, n))
+    names = []
+    for i in range(n):
+        name = f"cust-{i:07d}.wav"
+        os.link(directory / "pool" / originals[i % len(originals)], directory / name)
+        names.append(name)
+    return names
+
+
+def write_manifest(path: Path, n: int, audios: list[str]) -> float:
+    """The manifest of `n` enrollments, streamed to disk (a 200 000 one is ~15 MB of JSON);
+    dropped by rename like any producer. Returns its size in MB."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(f'{{"model": {json.dumps(MODEL)}, "enrollments": [\n')
+        for i in range(n):
+            sep = "" if i == 0 else ",\n"
+            fh.write(f'{sep}{{"identity": "cust-{i:07d}", "audios": ["{audios[i]}"]}}')
+        fh.write("\n]}\n")
+    size = tmp.stat().st_size
+    tmp.rename(path)
+    return size / 1e6
+
+
+async def one_size(n: int, pool: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-memrun-") as tmp:
+        root = Path(tmp)
+        queue = root / "queue"
+        audios = linked_audio(queue / "audio", n, pool)
+        (queue / "inbox").mkdir(parents=True)
+        async with emulator_process(rate_limit=0, latency_ms=0) as emu:
+            env = worker_env(
+                queue, emu.base_url, WORKER_RATE, burst=1000, log_level="warning", voice_margin=1
+            )
+            manifest_mb = write_manifest(queue / "inbox" / "run.json", n, audios)
+            started = time.monotonic()
+            run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
+            wall = time.monotonic() - started
+            stats = await emu.stats()
+        report = read_report(queue) or {}
+        tail = stderr_tail(run.stderr_path) if run.returncode else ""
+    out: dict[str, Any] = {
+        "enrollments": n,
+        "manifest_mb": round(manifest_mb, 1),
+        "exit_code": run.returncode,
+        "counts": report.get("counts", {}),
+        "usage_found": (report.get("usage") or {}).get("found"),
+        "wall_s": round(wall, 1),
+        "enrollments_per_s": round(n / max(wall, 1e-9), 1),
+        "requests": stats["requests"]["total"],
+        "worker_cpu_s": round(run.cpu_s, 1),
+        "peak_rss_mb": run.peak_rss_mb,
+    }
+    if tail:
+        out["worker_stderr_tail"] = tail
+    return out
+
+
+def slope_kb(runs: list[dict[str, Any]]) -> float | None:
+    """kB (1000 bytes) of peak RSS per enrollment, between the smallest and the largest N."""
+    if len(runs) < 2:
+        return None
+    lo, hi = runs[0], runs[-1]
+    mb = hi["peak_rss_mb"] - lo["peak_rss_mb"]  # MiB, as the harness reports
+    return round(mb * 1024 * 1024 / 1000 / (hi["enrollments"] - lo["enrollments"]), 4)
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    runs = []
+    for n in sizes:
+        runs.append(await one_size(n, args.audio_pool))
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)  # progress of a long run
+    return {
+        "benchmark": "memory-run",
+        "machine": machine(),
+        "audio_pool": args.audio_pool,
+        "runs": runs,
+        "slope_kb_per_enrollment": slope_kb(runs),
+        "target_kb_per_enrollment": 0.1,
+        "machine_after": machine()["loadavg"],
+    }
+
+
+def main() -> None:
+    args = parser().parse_args()
+    result = asyncio.run(measure(args))
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()
