@@ -128,28 +128,29 @@ def slope_kb(runs: list[dict[str, Any]]) -> float | None:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Every size in turn; with `--out`, the file is rewritten after each one (a long run
+    that is stopped keeps the sizes it finished)."""
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    runs = []
-    for n in sizes:
-        runs.append(await one_size(n, args.audio_pool))
-        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)  # progress of a long run
-    return {
+    result: dict[str, Any] = {
         "benchmark": "memory-run",
         "machine": machine(),
         "audio_pool": args.audio_pool,
-        "runs": runs,
-        "slope_kb_per_enrollment": slope_kb(runs),
+        "runs": [],
+        "slope_kb_per_enrollment": None,
         "target_kb_per_enrollment": 0.1,
-        "machine_after": machine()["loadavg"],
     }
+    for n in sizes:
+        result["runs"].append(await one_size(n, args.audio_pool))
+        result["slope_kb_per_enrollment"] = slope_kb(result["runs"])
+        result["machine_after"] = machine()["loadavg"]
+        print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)  # progress
+        if args.out is not None:
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 def main() -> None:
-    args = parser().parse_args()
-    result = asyncio.run(measure(args))
-    if args.out is not None:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-    emit(result)
+    emit(asyncio.run(measure(parser().parse_args())))
 
 
 if __name__ == "__main__":
