@@ -1,4 +1,4 @@
-"""The journal's SQLite index: exact answers, a prefix of the journal, rebuilt when it does not match."""
+"""The journal's SQLite index: exact answers over a prefix of the journal, rebuilt on mismatch."""
 
 from __future__ import annotations
 
