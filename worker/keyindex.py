@@ -36,9 +36,11 @@ class KeyIndex:
     (e.g. the identity that listed an audio first), which `tag_matches` compares later.
     """
 
-    def __init__(self, *, tagged: bool = False) -> None:
+    def __init__(self, *, tagged: bool = False, capacity: int = 0) -> None:
+        """`capacity`: the keys expected, when known; sized for them at once, the table never
+        grows (a growth holds the old and the new arrays together for a moment)."""
         self._tagged = tagged
-        self._allocate(_INITIAL)
+        self._allocate(max(_INITIAL, int(capacity / _MAX_LOAD) + 1) | 1)
         self._count = 0
 
     def _allocate(self, size: int) -> None:

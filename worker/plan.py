@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from worker.manifest import ManifestDefaults, Problem
+from worker.manifest import ManifestDefaults, Problem, open_manifest
+from worker.plan_text import file_lines, total_lines
 from worker.request_plan import (
     WORKER_START_REQUESTS,
     enrollment_credits,
     enrollment_requests,
     usage_check_requests,
 )
-from worker.validate import EnrollmentPreflight, checked_manifests, checked_paths
+from worker.streamout import Spool, StreamedObject
+from worker.validate import BoundedCache, Checks, EnrollmentPreflight, check_stream, checked_paths
 from worker.voice_rule import VoiceVerdict
 
 
@@ -106,9 +110,73 @@ class PlanResult(BaseModel):
 # --- pure arithmetic ---------------------------------------------------------------------------
 
 
+@dataclass
+class CostSum:
+    """The figures of runnable enrollments, summed one at a time (pure): no list is kept."""
+
+    credits_by_owner: Counter[str] = field(default_factory=Counter)
+    requests: int = 0
+    runnable: int = 0
+    audio_files: int = 0
+    upload_bytes: int = 0
+    derived_files: int = 0
+    voice_near: int = 0
+    audio_seconds: float = 0.0
+    spaces: set[str] = field(default_factory=set)
+    models: set[str] = field(default_factory=set)
+
+    def add(self, cost: EnrollmentCost) -> None:
+        self.requests += enrollment_requests(cost.file_sizes)
+        self.credits_by_owner[cost.owner] += enrollment_credits()
+        self.runnable += 1
+        self.audio_files += len(cost.file_sizes)
+        self.upload_bytes += sum(cost.file_sizes)
+        self.derived_files += cost.derived_files
+        self.voice_near += cost.voice_near
+        self.audio_seconds += cost.audio_seconds
+        self.spaces.add(f"{cost.owner}/{cost.space}")
+        self.models.add(cost.model)
+
+    def plan(
+        self,
+        file: str,
+        rate_limit: float,
+        *,
+        kind: str | None = None,
+        total: int | None = None,
+        problems: Sequence[Problem] = (),
+        warnings: Sequence[Problem] = (),
+    ) -> ManifestPlan:
+        # The usage check reads each owner's records once per job: one page per 50 computes.
+        usage = sum(usage_check_requests(n) for n in self.credits_by_owner.values())
+        requests = self.requests + usage
+        enrollments = self.runnable if total is None else total
+        return ManifestPlan(
+            file=file,
+            kind=kind,
+            enrollments=enrollments,
+            runnable=self.runnable,
+            rejected=enrollments - self.runnable,
+            audio_files=self.audio_files,
+            upload_bytes=self.upload_bytes,
+            derived_files=self.derived_files,
+            voice_near=self.voice_near,
+            audio_seconds=round(self.audio_seconds, 3),
+            requests=requests,
+            usage_check_requests=usage,
+            credits=sum(self.credits_by_owner.values()),
+            credits_by_owner=dict(sorted(self.credits_by_owner.items())),
+            spaces=sorted(self.spaces),
+            models=sorted(self.models),
+            seconds_at_rate_limit=round(requests / rate_limit, 3),
+            problems=list(problems),
+            warnings=list(warnings),
+        )
+
+
 def plan_manifest(
     file: str,
-    costs: Sequence[EnrollmentCost],
+    costs: Iterable[EnrollmentCost],
     rate_limit: float,
     *,
     kind: str | None = None,
@@ -120,35 +188,11 @@ def plan_manifest(
 
     `total` is how many enrollments the file names (runnable ones plus rejected ones).
     """
-    credits_by_owner: Counter[str] = Counter()
-    requests = 0
+    summed = CostSum()
     for cost in costs:
-        requests += enrollment_requests(cost.file_sizes)
-        credits_by_owner[cost.owner] += enrollment_credits()
-    # The usage check reads each owner's records once per job: one page per 50 computes.
-    usage = sum(usage_check_requests(n) for n in credits_by_owner.values())
-    requests += usage
-    enrollments = len(costs) if total is None else total
-    return ManifestPlan(
-        file=file,
-        kind=kind,
-        enrollments=enrollments,
-        runnable=len(costs),
-        rejected=enrollments - len(costs),
-        audio_files=sum(len(c.file_sizes) for c in costs),
-        upload_bytes=sum(sum(c.file_sizes) for c in costs),
-        derived_files=sum(c.derived_files for c in costs),
-        voice_near=sum(c.voice_near for c in costs),
-        audio_seconds=round(sum(c.audio_seconds for c in costs), 3),
-        requests=requests,
-        usage_check_requests=usage,
-        credits=sum(credits_by_owner.values()),
-        credits_by_owner=dict(sorted(credits_by_owner.items())),
-        spaces=sorted({f"{c.owner}/{c.space}" for c in costs}),
-        models=sorted({c.model for c in costs}),
-        seconds_at_rate_limit=round(requests / rate_limit, 3),
-        problems=list(problems),
-        warnings=list(warnings),
+        summed.add(cost)
+    return summed.plan(
+        file, rate_limit, kind=kind, total=total, problems=problems, warnings=warnings
     )
 
 
@@ -189,95 +233,53 @@ def enrollment_cost(pre: EnrollmentPreflight) -> EnrollmentCost:
 # --- local I/O: parse and preflight, as `enroller validate` does -------------------------------
 
 
+def plan_file(
+    path: Path,
+    name: str,
+    defaults: ManifestDefaults,
+    rate_limit: float,
+    emit: Callable[[Problem], None],
+    warn: Callable[[Problem], None],
+    cache: BoundedCache,
+) -> tuple[ManifestPlan, int]:
+    """Parse, preflight and cost one manifest, handing each problem on as it is found.
+
+    Returns the figures (without the problems and the preflight's warnings) and how many
+    problems there were.
+    """
+    summed = CostSum()
+    manifest = open_manifest(path, defaults, name=name)
+    found = check_stream(
+        manifest,
+        Checks.of(defaults),
+        emit,
+        warn,
+        cache,
+        valid=lambda pre: summed.add(enrollment_cost(pre)),
+    )
+    plan = summed.plan(
+        found.file, rate_limit, kind=found.kind, total=found.enrollments, warnings=found.warnings
+    )
+    return plan, found.problem_count
+
+
 def plan_paths(args: Sequence[str], defaults: ManifestDefaults, rate_limit: float) -> PlanResult:
-    """Parse and preflight every manifest named by `args`, and cost it; no network."""
+    """Parse, preflight and cost every manifest named by `args`, keeping every problem (for
+    callers that want the whole result; the command itself streams). No network."""
     paths, errors = checked_paths(args, defaults)
     result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
-    for checked, file_result in checked_manifests(paths, defaults):
-        costs = [enrollment_cost(pre) for pre in checked if pre.ok]
-        result.files.append(
-            plan_manifest(
-                file_result.file,
-                costs,
-                rate_limit,
-                kind=file_result.kind,
-                total=file_result.enrollments,
-                problems=file_result.errors,
-                warnings=file_result.warnings,
-            )
-        )
+    cache = BoundedCache()
+    for path, name in paths:
+        kept: list[Problem] = []
+        warned: list[Problem] = []
+        plan, _ = plan_file(path, name, defaults, rate_limit, kept.append, warned.append, cache)
+        plan.problems, plan.warnings = kept, [*plan.warnings, *warned]
+        result.files.append(plan)
     result.totals = plan_totals(result.files, rate_limit)
     return result
 
 
 # --- output --------------------------------------------------------------------------------------
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _mib(n: int) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
-def _owners(credits_by_owner: dict[str, int]) -> str:
-    return ", ".join(f"{owner} {n}" for owner, n in credits_by_owner.items())
-
-
-def render_text(result: PlanResult) -> Iterator[str]:
-    """Rejected rows first (one line each), then each file's figures, then the total."""
-    for problem in result.errors:
-        yield str(problem)
-    rate = f"{result.rate_limit:g} requests/s"
-    for plan in result.files:
-        for problem in plan.problems:
-            yield str(problem)
-        for warning in plan.warnings:
-            yield str(warning)
-        near = (
-            f" ({plan.voice_near} near the voice rule: the server may refuse them, and their "
-            "computes are then not spent)"
-            if plan.voice_near
-            else ""
-        )
-        yield (
-            f"{plan.file}: {_count(plan.enrollments, 'enrollment')}: {plan.runnable} to run{near}, "
-            f"{plan.rejected} rejected by preflight (no request, no credit)"
-        )
-        if plan.runnable:
-            derived = (
-                f"; {plan.derived_files} made into mono FLAC first, counted at the source's size"
-                if plan.derived_files
-                else ""
-            )
-            yield (
-                f"  upload {_count(plan.audio_files, 'audio file')}, {_mib(plan.upload_bytes)} "
-                f"({plan.audio_seconds:.1f} s of audio{derived})"
-            )
-            yield (
-                f"  {plan.requests} requests ({plan.usage_check_requests} for the usage check), "
-                f"{_count(plan.credits, 'credit')} ({_owners(plan.credits_by_owner)}), "
-                f"{_duration(plan.seconds_at_rate_limit)} at {rate}"
-            )
-    t = result.totals
-    if result.files:
-        yield (
-            f"total: {_count(t.enrollments, 'enrollment')} ({t.runnable} to run), "
-            f"{_mib(t.upload_bytes)} to upload, {t.requests} requests "
-            f"(with {t.worker_start_requests} at worker start), "
-            f"{_count(t.credits, 'credit')}, at least {_duration(t.seconds_at_rate_limit)} "
-            f"at {rate} (ENROLLER_RATE_LIMIT)"
-        )
-        yield f"assuming {result.assumption}"
 
 
 def run_plan(
@@ -287,12 +289,67 @@ def run_plan(
     as_json: bool,
     out: TextIO | None = None,
 ) -> int:
-    """`enroller plan`: print the figures; 0 when every enrollment can run, 1 otherwise."""
+    """`enroller plan`: print the figures as they are found; 0 when every enrollment can run.
+
+    Rejected rows first (one line each, as found), then each file's warnings and figures, then
+    the total; or the `PlanResult` document, each file's problems written as found.
+    """
     stream = out if out is not None else sys.stdout
-    result = plan_paths(args, defaults, rate_limit)
-    if as_json:
-        stream.write(result.model_dump_json(indent=2) + "\n")
-    else:
-        for line in render_text(result):
-            stream.write(line + "\n")
-    return 0 if result.ok else 1
+    paths, errors = checked_paths(args, defaults)
+    result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
+    problems = (_json_run if as_json else _text_run)(paths, result, defaults, stream)
+    return 0 if not errors and not problems else 1
+
+
+def _text_run(
+    paths: Sequence[tuple[Path, str]], result: PlanResult, defaults: ManifestDefaults, out: TextIO
+) -> int:
+    rate = f"{result.rate_limit:g} requests/s"
+    for problem in result.errors:
+        out.write(f"{problem}\n")
+    cache, problems = BoundedCache(), 0
+    for path, name in paths:
+        spool = Spool(Problem)
+        plan, n = plan_file(path, name, defaults, result.rate_limit, _line(out), spool.add, cache)
+        for line in [*(str(w) for w in plan.warnings), *(str(w) for w in spool.replay())]:
+            out.write(line + "\n")
+        for line in file_lines(plan, rate):
+            out.write(line + "\n")
+        plan.warnings = []
+        result.files.append(plan)
+        problems += n
+    result.totals = plan_totals(result.files, result.rate_limit)
+    for line in total_lines(result, rate):
+        out.write(line + "\n")
+    return problems
+
+
+def _line(out: TextIO) -> Callable[[Problem], None]:
+    def write(problem: Problem) -> None:
+        out.write(f"{problem}\n")
+
+    return write
+
+
+def _json_run(
+    paths: Sequence[tuple[Path, str]], result: PlanResult, defaults: ManifestDefaults, out: TextIO
+) -> int:
+    doc = StreamedObject(out)
+    doc.array("files")
+    cache, problems = BoundedCache(), 0
+    for path, name in paths:
+        entry = doc.nested()
+        entry.array("problems")
+        spool = Spool(Problem)
+        plan, n = plan_file(path, name, defaults, result.rate_limit, entry.add, spool.add, cache)
+        entry.array("warnings", [*plan.warnings, *spool.replay()])
+        plan.warnings = []
+        entry.finish(plan, exclude={"problems", "warnings"})
+        result.files.append(plan)
+        problems += n
+    result.totals = plan_totals(result.files, result.rate_limit)
+    doc.array("errors", result.errors)
+    ok = not result.errors and not problems
+    doc.finish(result, exclude={"files", "errors", "ok"}, extra={"ok": ok})
+    out.write("\n")
+    return problems

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from worker import manifest as manifest_mod
 from worker.manifest import ManifestDefaults, open_manifest, parse_manifest
+from worker.manifest import read as manifest_mod
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT)

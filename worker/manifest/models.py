@@ -1,0 +1,185 @@
+"""The models a parsed manifest is made of: problems, defaults, enrollments, whole results.
+
+Owns: `Problem` (one thing wrong, located for a person: `batch.csv line 14: identity "Cust 7":
+handles are …`), `ManifestDefaults` (what a manifest falls back to), `Enrollment` (valid, every
+default applied: what the engine runs), `RejectedEnrollment` and `ParsedManifest`. Pure data:
+nothing here reads a file or checks a value; `build` decides what is valid.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.audio import DEFAULT_MODEL
+from worker.text import SafeStr
+from worker.voice_rule import DEFAULT_VOICE_MARGIN
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+Kind = Literal["job", "single", "csv"]
+
+
+class Problem(BaseModel):
+    """One thing wrong with a manifest, located precisely enough to fix it.
+
+    `place` is a JSON path (`enrollments[3]`), CSV line(s) (`line 14`, `lines 14-16`), a JSON
+    syntax position (`line 3 column 5`) or empty for the whole file. `value` is the offending
+    value as shown to a person (strings quoted), or None.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    # Every text is safe to write (worker.text): a manifest may quote lone surrogates.
+    file: SafeStr
+    place: SafeStr = ""
+    field: SafeStr = ""
+    value: SafeStr | None = None
+    reason: SafeStr
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        head = f"{self.file} {self.place}" if self.place else self.file
+        parts = [head]
+        if self.severity == "warning":
+            parts.append("warning")
+        if label := self._label():
+            parts.append(label)
+        parts.append(self.reason)
+        return ": ".join(parts)
+
+    def brief(self) -> str:
+        """The problem without its file and place, for a report row that already has both."""
+        label = self._label()
+        return f"{label}: {self.reason}" if label else self.reason
+
+    def _label(self) -> str:
+        label = self.field
+        if self.value is not None:
+            label = f"{label} {self.value}" if label else self.value
+        return label
+
+
+class ManifestDefaults(BaseModel):
+    """What a manifest falls back to when it names nothing: a small, explicit config object."""
+
+    model_config = ConfigDict(frozen=True)
+
+    audio_root: Path  # absolute; every audio path must lie inside it
+    owner: str | None = None
+    space: str | None = None
+    model: str = DEFAULT_MODEL
+    max_bytes: int = DEFAULT_MAX_BYTES
+    # How preflight treats recordings (worker.derive): stereo without a channel, other formats.
+    stereo: Literal["channel", "downmix"] = "channel"
+    convert: bool = False
+    voice_margin: float = DEFAULT_VOICE_MARGIN  # worker.voice_rule: refuse only clearly below
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ManifestDefaults:
+        return cls(
+            audio_root=Path(os.path.abspath(settings.resolved_audio_root)),
+            owner=settings.owner,
+            space=settings.space,
+            max_bytes=settings.max_manifest_bytes,
+            stereo=settings.stereo,
+            convert=settings.convert,
+            voice_margin=settings.voice_margin,
+        )
+
+
+class Enrollment(BaseModel):
+    """One valid enrollment, every default applied: what the engine runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner: str
+    space: str
+    identity: str
+    voiceprint: str
+    model: str
+    min_audios: int
+    alias: str | None
+    create_identity: bool
+    # Absolute, lexically normalised, inside the audio root; symlinks are checked at preflight.
+    audios: tuple[Path, ...]
+    # The same files relative to the audio root (POSIX form), as shown to people.
+    audio_names: tuple[str, ...]
+    # Where each file is named, for messages: field ("audios[1]" or the CSV column) and place
+    # ("enrollments[3]" or the CSV row's "line 14").
+    audio_fields: tuple[str, ...] = ()
+    audio_places: tuple[str, ...] = ()
+    # The channel named for each file (0-based), None where none was: a stereo file needs one.
+    audio_channels: tuple[int | None, ...] = ()
+    source: str  # "enrollments[3]", "enrollment" (single form), "line 14", "lines 14-16"
+    position: int  # order in the manifest, from 0
+    rows: tuple[dict[str, str], ...] = ()  # CSV: the original rows, for the failures CSV
+
+    @property
+    def channels(self) -> tuple[int | None, ...]:
+        """The channel named for each file, None where none was (also for older models)."""
+        return self.audio_channels or (None,) * len(self.audios)
+
+    @property
+    def key(self) -> str:
+        """owner/space/identity/voiceprint: unique within a job (duplicates are rejected)."""
+        return f"{self.owner}/{self.space}/{self.identity}/{self.voiceprint}"
+
+    def audio_keys(self) -> list[str]:
+        """owner/space/path[#channel] of each file: one channel of a call is one audio."""
+        return [
+            f"{self.owner}/{self.space}/{path}" + ("" if ch is None else f"#{ch}")
+            for path, ch in zip(self.audios, self.channels, strict=True)
+        ]
+
+
+class RejectedEnrollment(BaseModel):
+    """An enrollment that cannot run, with every reason; fields are best effort (may be None)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    position: int
+    owner: str | None = None
+    space: str | None = None
+    identity: str | None = None
+    voiceprint: str | None = None
+    problems: tuple[Problem, ...]
+    rows: tuple[dict[str, str], ...] = ()
+
+
+ManifestItem = Enrollment | RejectedEnrollment
+
+
+class ParsedManifest(BaseModel):
+    """A parsed manifest: runnable enrollments, rejected ones, and whole-file problems."""
+
+    file: str
+    kind: Kind | None = None
+    enrollments: list[Enrollment] = Field(default_factory=list)
+    rejected: list[RejectedEnrollment] = Field(default_factory=list)
+    file_problems: list[Problem] = Field(default_factory=list)
+    warnings: list[Problem] = Field(default_factory=list)
+    csv_columns: list[str] | None = None  # a CSV's header, as written
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every error: the file's first, then each rejected enrollment's, in manifest order."""
+        out = list(self.file_problems)
+        for rejected in sorted(self.rejected, key=lambda r: r.position):
+            out.extend(rejected.problems)
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return not self.file_problems and not self.rejected
+
+    @property
+    def total(self) -> int:
+        return len(self.enrollments) + len(self.rejected)

@@ -1,0 +1,75 @@
+"""The retry manifest: enrollments written back as a JSON job that can be dropped in again.
+
+Owns: the JSON form of one `Enrollment` with every value explicit (so the file means the same
+under another worker's defaults, its audio paths relative to the audio root) and the writer
+that yields a whole job as text chunks, so memory stays flat for any count. It writes no file
+itself: the job's report writer does, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from worker.manifest.models import Enrollment
+from worker.manifest.values import is_inside, relative_name
+from worker.text import encode_text
+
+
+def _relative(path: Path, audio_root: Path) -> str:
+    root = os.path.normpath(audio_root)
+    full = os.path.normpath(path)
+    if not is_inside(full, root):
+        return full  # cannot happen for a parsed enrollment; keep the path usable anyway
+    return relative_name(full, root)
+
+
+def enrollment_json(enrollment: Enrollment, audio_root: Path) -> dict[str, Any]:
+    """One enrollment in the JSON job format, every value explicit (no reliance on defaults)."""
+    out: dict[str, Any] = {
+        "owner": enrollment.owner,
+        "space": enrollment.space,
+        "identity": enrollment.identity,
+        "voiceprint": enrollment.voiceprint,
+        "model": enrollment.model,
+        "minAudios": enrollment.min_audios,
+    }
+    if enrollment.alias is not None:
+        out["alias"] = enrollment.alias
+    out["createIdentity"] = enrollment.create_identity
+    out["audios"] = [
+        _relative(p, audio_root)
+        if ch is None
+        else {"path": _relative(p, audio_root), "channel": ch}
+        for p, ch in zip(enrollment.audios, enrollment.channels, strict=True)
+    ]
+    return out
+
+
+def retry_manifest_chunks(
+    enrollments: Iterable[Enrollment], audio_root: Path, comment: str | None = None
+) -> Iterator[str]:
+    """A JSON job manifest of `enrollments`, as text chunks (memory stays flat for any count).
+
+    Every value is written out, so the file means the same under another worker's defaults;
+    audio paths are relative to `audio_root`, so it can be dropped back into `inbox/`.
+    """
+    yield "{\n"
+    if comment is not None:
+        yield f'  "comment": {json.dumps(comment, ensure_ascii=False)},\n'
+    yield '  "enrollments": ['
+    first = True
+    for enrollment in enrollments:
+        body = json.dumps(enrollment_json(enrollment, audio_root), ensure_ascii=False)
+        yield ("\n    " if first else ",\n    ") + body
+        first = False
+    yield "]\n}\n" if first else "\n  ]\n}\n"
+
+
+def retry_manifest_bytes(
+    enrollments: Iterable[Enrollment], audio_root: Path, comment: str | None = None
+) -> bytes:
+    return encode_text("".join(retry_manifest_chunks(enrollments, audio_root, comment)))
