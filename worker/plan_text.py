@@ -7,10 +7,8 @@ formats the models `worker.plan` computes; the problems and warnings are printed
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from worker.plan import ManifestPlan, PlanResult
+from worker.plan_models import ManifestPlan, PlanResult
 
 
 def _count(n: int, noun: str) -> str:
