@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint test-reliability test-container fuzz bench clean
+.PHONY: demo test test-scenarios test-under-load lint test-reliability test-container fuzz bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,9 +15,25 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/enroller demo
 
+# The everyday suite, under 5 minutes; the real-process scenarios (marked `scenario`, 5-20 s
+# each) have their own target. CI runs both (.ci/run).
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not scenario"
+
+test-scenarios: $(STAMP)
+	$(BIN)/python -m pytest -m scenario --durations=5
+
+# Both suites ROUNDS times in a row while stress-ng keeps both cores busy: the suite must not
+# depend on a quiet machine (stress-ng is Debian's `stress-ng` package).
+ROUNDS ?= 5
+test-under-load: $(STAMP)
+	@command -v stress-ng >/dev/null || { echo "test-under-load: install stress-ng (apt-get install stress-ng)"; exit 1; }
+	stress-ng --cpu 2 --quiet & load=$$!; trap 'kill $$load' EXIT; \
+	for round in $$(seq $(ROUNDS)); do \
+	  echo "== round $$round of $(ROUNDS) under load"; \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider || exit 1; \
+	done
 
 # Every Hypothesis test (marked `fuzz` automatically by tests/conftest.py) with the large
 # budget of tests/fuzzing.py; failing examples are kept in .hypothesis/ and replayed first.

@@ -19,6 +19,7 @@ from tests.worker_process import WORKER, worker_env
 IDENTITIES = [f"crash-{i:02d}" for i in range(24)]
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(120)
 async def test_sigkill_midjob_then_restart_completes_exactly_once(tmp_path: Path) -> None:
     queue = tmp_path / "queue"
@@ -74,6 +75,7 @@ async def test_sigkill_midjob_then_restart_completes_exactly_once(tmp_path: Path
     assert not list((queue / "inbox").iterdir()) and list((queue / "done").iterdir())
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(120)
 async def test_a_torn_journal_tail_then_two_resumes_completes_exactly_once(tmp_path: Path) -> None:
     """kill -9 mid-append leaves half a line; the next start heals it and is killed again

@@ -184,6 +184,7 @@ async def test_an_exception_in_one_job_fails_that_job_alone(
     assert {r["outcome"] for r in rows} == {"enrolled"}
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(90)
 async def test_a_job_that_kills_its_worker_is_failed_after_three_starts(
     tmp_path: Path, emulator: EmulatorHandle

@@ -35,6 +35,7 @@ def _queue(queue: Path) -> list[str]:
     return identities
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(180)
 async def test_three_workers_share_one_budget_and_survive_a_redis_restart(tmp_path: Path) -> None:
     queue = tmp_path / "queue"

@@ -50,6 +50,7 @@ def local_argv(command: list[str]) -> list[str]:
     raise AssertionError(f"unexpected program {command[0]}")
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(90)
 async def test_compose_services_turn_the_examples_into_reports(tmp_path: Path) -> None:
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]

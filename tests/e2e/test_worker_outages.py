@@ -53,6 +53,7 @@ def no_traceback(log: Path) -> None:
     assert "Traceback" not in text, text[-3000:]
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(120)
 async def test_an_api_outage_longer_than_the_retry_budget_fails_rows_clearly_and_loses_none(
     tmp_path: Path,
@@ -115,6 +116,7 @@ async def test_a_csv_with_crlf_line_ends_runs_through_the_worker(tmp_path: Path)
     assert got == {i: ("enrolled", f"line {n + 2}") for n, i in enumerate(ids)}, got
 
 
+@pytest.mark.scenario
 @pytest.mark.timeout(120)
 async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_charges_once(
     tmp_path: Path,
@@ -169,6 +171,7 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_char
     assert stats["created"]["audios"] == len(ids)
 
 
+@pytest.mark.scenario
 @pytest.mark.parametrize(
     "second_sigterm",
     [
