@@ -222,3 +222,11 @@ def test_every_enroller_command_in_the_readmes_shell_blocks_parses() -> None:
     assert ["enroller", "run", "--once"] in commands and ["enroller", "status"] in commands
     for argv in commands:
         check_enroller_command(argv)
+
+
+def test_every_read_only_service_has_a_tmpfs_tmp_for_the_journal_index() -> None:
+    services = compose()["services"]
+    read_only = [name for name, svc in services.items() if svc.get("read_only")]
+    assert "worker" in read_only
+    for name in read_only:
+        assert "/tmp" in [t.split(":")[0] for t in services[name].get("tmpfs", [])], name

@@ -81,3 +81,14 @@ def test_the_kubernetes_fleet_runs_real_commands_with_real_settings() -> None:
     services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
     host = env["ENROLLER_REDIS_URL"]["value"].split("//")[1].split(":")[0]
     assert host in services  # the URL names the Redis Service shipped beside it
+
+
+def test_the_fleet_workers_read_only_root_keeps_a_writable_tmp_for_the_journal_index() -> None:
+    docs = [d for path in FLEET for d in yaml.safe_load_all(path.read_text(encoding="utf-8"))]
+    [worker] = [d for d in docs if d["kind"] == "Deployment" and "worker" in d["metadata"]["name"]]
+    spec = worker["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    scratch = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+    [tmp] = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert tmp["name"] in scratch and not tmp.get("readOnly")

@@ -146,6 +146,17 @@ def test_pods_run_non_root_with_a_read_only_root_filesystem() -> None:
             assert container["resources"]["requests"] and container["resources"]["limits"]
 
 
+def test_a_read_only_root_still_gives_the_journal_index_a_writable_tmp() -> None:
+    # The journal index lives in TMPDIR (local disk, never the shared queue): without a
+    # volume there, every job would fail to open it (EROFS) and checkpoint forever.
+    for kind, spec in pod_specs().items():
+        scratch = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for container in spec["containers"]:
+            tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert [m["name"] for m in tmp if not m.get("readOnly")] != [], kind
+            assert {m["name"] for m in tmp} <= scratch, kind
+
+
 def test_the_nightly_run_never_overlaps_and_explains_exit_codes() -> None:
     cron = resources()["CronJob"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
