@@ -552,7 +552,7 @@ async def emulation_middleware(request: web.Request, handler: Handler) -> web.St
         token = _bearer(request) or f"anonymous:{request.remote}"
         decision = emu.limiter.check(token, time.monotonic())
         if not decision.allowed:
-            emu.stats.rate_limited += 1
+            emu.stats.throttled(_route_key(request))
             retry_after = retry_after_header(
                 decision.retry_after, emu.options.retry_after_format, time.time()
             )

@@ -7,6 +7,9 @@ write the state one last time. Must not parse command lines or install signal ha
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,6 +25,7 @@ from emulator.state import State
 from emulator.stats import Stats
 
 SHUTDOWN_GRACE_S = 3.0  # in-flight requests get this long to finish on stop
+LOOP_WATCH_S = 0.005  # the loop watcher's tick: how finely a stalled loop is seen
 
 
 def build_emulator(
@@ -60,6 +64,7 @@ class EmulatorServer:
         self.options = options
         self.emulator = build_emulator(options, clock)
         self._runner: web.AppRunner | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self.host = options.host
         self.port = options.port
 
@@ -74,6 +79,16 @@ class EmulatorServer:
         await site.start()
         address: Any = self._runner.addresses[0]
         self.host, self.port = address[0], int(address[1])
+        if self.options.rate_limit > 0:  # only a rate limit cares when requests are seen
+            self._watcher = asyncio.create_task(self._watch_loop())
+
+    async def _watch_loop(self) -> None:
+        """Measure how late the loop wakes: a stall bunches arrivals and empties the bucket."""
+        stats = self.emulator.stats
+        while True:
+            due = time.monotonic() + LOOP_WATCH_S
+            await asyncio.sleep(LOOP_WATCH_S)
+            stats.loop_woke(max(0.0, time.monotonic() - due))
 
     @property
     def root_url(self) -> str:
@@ -86,6 +101,11 @@ class EmulatorServer:
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish briefly, then write the state."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

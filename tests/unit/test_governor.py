@@ -77,6 +77,33 @@ def test_throttle_halves_once_per_episode_and_success_creeps_back() -> None:
     assert bucket.rate == 40
 
 
+def test_a_backlogged_caller_catches_up_a_little_lateness_but_never_a_stall() -> None:
+    bucket = TokenBucket(100, 1, catch_up=3)
+    assert slots(bucket, [0.0, 0.0]) == pytest.approx([0.0, 0.01])  # next slot at 0.02
+    # Woken 25 ms late with others queued: the schedule holds, three slots go back to back.
+    late = [bucket.reserve(0.045, backlogged=True).at for _ in range(4)]
+    assert late == pytest.approx([0.045, 0.045, 0.045, 0.05])
+    # A stall of 0.2 s is not caught up: at most `catch_up` + 1 go together, then the rate.
+    stalled = [bucket.reserve(0.3, backlogged=True).at for _ in range(6)]
+    assert stalled == pytest.approx([0.3] * 4 + [0.31, 0.32])
+    # Nobody queued (an idle spell): nothing to catch up, as before.
+    assert slots(bucket, [1.0, 1.0]) == pytest.approx([1.0, 1.01])
+
+
+def test_throttle_lowers_the_rate_by_the_share_of_in_flight_requests_refused() -> None:
+    bucket = TokenBucket(300, 1)
+    # 29 others in flight when the first 429 came: each 429 of the episode takes 1/30 off.
+    assert bucket.throttled(0.0, retry_after=1.0, in_flight=29)
+    assert bucket.rate == pytest.approx(290)
+    assert bucket.throttled(0.01, in_flight=28)  # same episode: same step
+    assert bucket.rate == pytest.approx(280)
+    for t in range(40):  # a client far too fast: never more than halved in one episode
+        bucket.throttled(0.02 + t / 1000, in_flight=20)
+    assert bucket.rate == pytest.approx(150)
+    assert bucket.throttled(2.0, in_flight=0)  # a new episode, nothing else in flight: halve
+    assert bucket.rate == pytest.approx(75)
+
+
 def test_throttle_never_goes_below_the_floor_nor_adapts_when_off() -> None:
     bucket = TokenBucket(20, 1, min_rate=5)
     for t in range(10):
@@ -131,6 +158,40 @@ async def test_governor_throttle_pauses_everyone_until_retry_after() -> None:
         assert fake.now == pytest.approx(2.0)
     assert gov.stats.throttled == 1
     assert gov.stats.rate == 5  # halved: the server's budget is below ours
+
+
+async def test_a_stalled_loop_releases_a_few_sends_together_not_every_slot_it_missed() -> None:
+    fake = FakeTime()
+    gov = Governor(100, 1, clock=fake.clock, sleep=fake.sleep)
+    sent: list[float] = []
+
+    async def one() -> None:
+        async with gov.slot():
+            sent.append(fake.now)
+            if len(sent) == 5:
+                fake.now += 0.2  # the loop was busy elsewhere for 20 slots
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(30):
+            tg.start_soon(one)
+    assert len(sent) == 30
+    at = [round(t, 9) for t in sent]
+    assert max(at.count(t) for t in at) == gov.bucket.catch_up + 1, at
+    # Afterwards the rate again, not the 20 missed slots at once.
+    assert sent[-1] - sent[-2] == pytest.approx(0.01)
+
+
+def test_margin_paces_under_the_configured_rate() -> None:
+    assert Governor(300, margin=0.01).bucket.rate == pytest.approx(297)
+    with pytest.raises(ValueError, match=r"margin must be in \[0, 1\)"):
+        Governor(300, margin=1.0)
+
+
+async def test_governor_throttle_takes_the_share_refused_of_what_is_in_flight() -> None:
+    gov = Governor(100, 1, max_in_flight=64)
+    gov.stats.in_flight_now = 19  # as the slots of 19 unanswered requests would have it
+    gov.throttled(1.0)
+    assert gov.stats.rate == pytest.approx(95)
 
 
 async def test_caps_bound_requests_in_flight_and_uploads() -> None:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from worker.settings import Settings
 
 Clock = Callable[[], float]
+# Share of the configured rate left unused by a worker (Governor.from_settings): 1 %.
+PACING_MARGIN = 0.01
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -66,10 +68,20 @@ class TokenBucket:
     spell up to `burst` slots are granted at once. `pause(until)` voids every slot handed out so
     far (their holders must reserve again) and starts the schedule afresh at `until`.
 
-    Adaptive (AIMD, as TCP): `throttled(now)` — the server said 429 although we kept to our
-    rate, so its budget is lower than ours — multiplies the rate by `decrease` at most once per
-    throttle episode; each `succeeded()` adds back `increase` × the configured rate. A client set
-    above the server's limit thus settles just under it instead of paying a 429 every few calls.
+    Late holders: the governor lets one waiter at a time hold the next send time, so a stalled
+    event loop wakes one sender, not every slot it slept through at once (which would empty
+    the server's bucket and earn a whole-second 429). `reserve(now, backlogged=True)` — others
+    were queued behind the last sender — keeps the schedule for up to `catch_up` slots of
+    lateness (those go back to back until it is caught up); beyond that, and after an idle
+    spell, the schedule restarts from now as before.
+
+    Adaptive, proportionately: `throttled(now, in_flight=n)` — the server said 429 although we
+    kept to our rate — lowers the rate by 1/n of the episode's starting rate per 429, where n is
+    how many requests were in flight when the episode began: the answers of those requests are
+    the episode's evidence, and the share of them refused is the share by which we are too
+    fast (a client at twice the server's limit sees half refused and halves; one 429 of thirty
+    in flight, a timing accident, costs 3 %). Never more than `decrease` per episode; each
+    `succeeded()` adds back `increase` × the configured rate.
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class TokenBucket:
         decrease: float = 0.5,
         increase: float = 0.005,
         min_rate: float | None = None,
+        catch_up: int = 3,
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
@@ -91,16 +104,24 @@ class TokenBucket:
         self.decrease = decrease
         self.increase = increase
         self.min_rate = min_rate if min_rate is not None else max(self.max_rate / 20, 0.1)
+        self.catch_up = catch_up
         self.paused_until = -math.inf
         self.epoch = 0
         self._tat = -math.inf  # theoretical arrival time of the next request
-        self._guard_until = -math.inf  # no second decrease before this (same episode)
+        self._guard_until = -math.inf  # the throttle episode lasts until then
+        self._episode_rate = self.rate  # the rate when the episode began
+        self._episode_step = 0.0  # rate taken off per 429 in this episode
 
-    def reserve(self, now: float) -> Reservation:
-        """Take the next send time (≥ now, ≥ the end of any pause)."""
+    def reserve(self, now: float, *, backlogged: bool = False) -> Reservation:
+        """Take the next send time (≥ now, ≥ the end of any pause).
+
+        `backlogged`: the caller queued behind the previous sender, so a schedule that is
+        behind `now` is our own lateness, caught up for at most `catch_up` slots.
+        """
         interval = 1.0 / self.rate
         start = max(now, self.paused_until)
-        tat = max(self._tat, start)
+        slack = self.catch_up * interval if backlogged else 0.0
+        tat = max(self._tat, start - slack)
         at = max(start, tat - (self.burst - 1) * interval)
         self._tat = tat + interval
         return Reservation(at, self.epoch)
@@ -118,13 +139,23 @@ class TokenBucket:
         self._tat = until  # slots handed out before are void; the schedule restarts here
         return True
 
-    def throttled(self, now: float, retry_after: float = 0.0) -> bool:
-        """Record a 429 with Retry-After; lower the rate once per episode. Returns if lowered."""
-        if not self.adaptive or now < self._guard_until:
+    def throttled(self, now: float, retry_after: float = 0.0, *, in_flight: int = 0) -> bool:
+        """Record a 429 with Retry-After; lower the rate in proportion. Returns if lowered.
+
+        `in_flight`: requests sent and unanswered when this answer came (this one excluded).
+        """
+        if not self.adaptive:
             return False
-        self.rate = max(self.min_rate, self.rate * self.decrease)
-        # The answers to requests already in flight arrive within about one pause: one episode.
-        self._guard_until = now + max(1.0, retry_after)
+        if now >= self._guard_until:
+            # A new episode. The answers to requests already in flight arrive within about
+            # one pause: they belong to it.
+            self._guard_until = now + max(1.0, retry_after)
+            self._episode_rate = self.rate
+            self._episode_step = self.rate / max(1, in_flight + 1)
+        floor = max(self.min_rate, self._episode_rate * self.decrease)
+        if self.rate <= floor:
+            return False
+        self.rate = max(floor, self.rate - self._episode_step)
         return True
 
     def succeeded(self) -> None:
@@ -181,11 +212,19 @@ class Governor:
         max_in_flight: int = 64,
         max_uploads: int = 8,
         adaptive: bool = True,
+        margin: float = 0.0,
         credits_recheck: float = 300.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:
-        self.bucket = TokenBucket(rate, burst, adaptive=adaptive)
+        if not 0 <= margin < 1:
+            raise ValueError("margin must be in [0, 1)")
+        self.configured_rate = rate
+        # Paced a hair under the limit, the server's bucket drifts back to full between
+        # timing accidents (its clock is not ours) instead of wandering down to empty.
+        self.bucket = TokenBucket(rate * (1 - margin), burst, adaptive=adaptive)
+        # One waiter at a time holds the next send time: a stalled loop wakes one, not all.
+        self._turn = anyio.Lock()
         self.max_in_flight = max_in_flight
         self.max_uploads = max_uploads
         self._in_flight = anyio.Semaphore(max_in_flight)
@@ -209,6 +248,7 @@ class Governor:
             settings.burst,
             max_in_flight=settings.max_in_flight,
             max_uploads=settings.max_uploads,
+            margin=PACING_MARGIN,
             credits_recheck=settings.credits_recheck,
         )
 
@@ -225,13 +265,16 @@ class Governor:
             await self.shared.wait_turn()
             self.stats.wait_seconds += self._clock() - started
             return
-        while True:
-            now = self._clock()
-            reservation = self.bucket.reserve(now)
-            if reservation.at > now:
-                await self._sleep(reservation.at - now)
-            if self.bucket.valid(reservation):
-                break
+        backlogged = self._turn.locked()
+        async with self._turn:
+            while True:
+                now = self._clock()
+                reservation = self.bucket.reserve(now, backlogged=backlogged)
+                if reservation.at > now:
+                    await self._sleep(reservation.at - now)
+                if self.bucket.valid(reservation):
+                    break
+                backlogged = False  # a pause restarted the schedule: nothing to catch up
         self.stats.wait_seconds += self._clock() - started
 
     @asynccontextmanager
@@ -269,7 +312,7 @@ class Governor:
         self.bucket.pause(now + delay)
         if self.shared is not None:
             self.shared.pause(delay)
-        self.bucket.throttled(now, delay)
+        self.bucket.throttled(now, delay, in_flight=self.stats.in_flight_now)
         self.stats.rate = self.bucket.rate
 
     def succeeded(self) -> None:
