@@ -142,7 +142,7 @@ def _print_errors(lines: Sequence[str]) -> None:
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
-        from worker.settings import settings_markdown_table
+        from worker.settings_table import settings_markdown_table
 
         print(settings_markdown_table(), end="")
         return EXIT_OK

@@ -36,6 +36,15 @@ def after_upload(sha: str, audio: AudioSeen | Absent) -> Explained:
     return f"the audio already has its file ({audio.state})", [SawAudio(sha, audio)]
 
 
+def add_needs_audio_read(
+    sha: str, held: tuple[str, ...], voiceprint: VoiceprintSeen | Absent
+) -> bool:
+    """After an add's 409 and the reads of the voiceprint and its audios: whether only a read
+    of the audio itself can explain it (not added, and the voiceprint still takes audios)."""
+    unexplained = isinstance(voiceprint, VoiceprintSeen) and voiceprint.state != "computed"
+    return sha not in held and unexplained
+
+
 def after_add(
     sha: str,
     identity: str,
@@ -79,6 +88,17 @@ def after_compute(voiceprint: VoiceprintSeen | Absent, *, ours: bool) -> Explain
         # Computable and still refused: a compute is in progress (ours, or someone else's).
         return "a compute is in progress", [ComputeAccepted(ours=ours), SawVoiceprint(voiceprint)]
     return "not computable", [SawVoiceprint(voiceprint)]
+
+
+def compute_may_be_ours(*, after_unknown_outcome: bool, sent_before: bool) -> bool:
+    """Whether a compute's 409 may be our own compute having taken effect: the client resent
+    one whose answer was lost, or this enrollment sent one before (this run or a previous)."""
+    return after_unknown_outcome or sent_before
+
+
+def ours_took_effect(observations: list[Observation]) -> bool:
+    """Whether the explained observations say a compute of ours was accepted (it is billed)."""
+    return any(isinstance(o, ComputeAccepted) and o.ours for o in observations)
 
 
 def after_create_voiceprint(voiceprint: VoiceprintSeen | Absent) -> Explained:

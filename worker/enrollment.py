@@ -1,9 +1,10 @@
 """The async driver of one enrollment: performs the actions that `enrollment_rules` decides.
 
-Owns: turning an action into API calls and journal records, and the calls' results and errors
-into observations. It never decides what comes next (that is `enrollment_rules.decide`) and
-never retries by itself beyond what the rules allow: transient failures come back as
-`Transient` observations, counted and bounded by the rules.
+Owns: turning an action into API calls and journal records, and a call's answer into the
+observations it carries. It never decides what an answer means: an error's meaning is
+`enrollment_answers.meaning`, a 409's (after the reads it calls for) `collisions.py`, and what
+comes next `enrollment_rules.decide`. It never retries by itself beyond what the rules allow:
+transient failures come back as `Transient` observations, counted and bounded by the rules.
 
 Journal discipline (design.md §5): an intent is on disk before an audio create or a compute
 is sent, and a created audio's handle is on disk before the step that depends on it.
@@ -38,13 +39,13 @@ from worker.enrollment_actions import (
     Validate,
     action_key,
 )
+from worker.enrollment_answers import Fatal, meaning
 from worker.enrollment_audio import AudioWork, explained
 from worker.enrollment_observe import (
     Added,
     AudioOutcomeUnknown,
     ComputeAccepted,
     Computed,
-    CreditsExhausted,
     IdentityReady,
     Observation,
     Polled,
@@ -66,7 +67,6 @@ from worker.enrollment_view import (
     Outcome,
     Step,
     View,
-    VoiceprintSeen,
 )
 from worker.journal import Computed as ComputedRecord
 from worker.journal import (
@@ -85,14 +85,6 @@ log = structlog.get_logger(__name__)
 
 class FatalApiError(Exception):
     """The worker cannot go on at all (the API refuses our credentials)."""
-
-
-class _Failed(Exception):
-    """A permanent failure of the current step, with what the report should say."""
-
-    def __init__(self, step: Step, reason: str, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.step, self.reason, self.status = step, reason, status
 
 
 INLINE_MAX_BYTES = 8 * 1024 * 1024  # the default of ENROLLER_INLINE_UPLOAD_MAX_BYTES
@@ -150,11 +142,7 @@ class EnrollmentDriver:
                     done = action
                     break
                 await self.audio.hold_for(action)
-                try:
-                    observations = await self._perform(action)
-                except _Failed as failed:
-                    done = Done(Outcome.FAILED, failed.step, failed.reason, failed.status)
-                    break
+                observations = await self._perform(action)
                 view = advance(view, action_key(action), observations)
         finally:
             await self.audio.release()
@@ -163,32 +151,25 @@ class EnrollmentDriver:
     # --- actions ---------------------------------------------------------------------------
 
     async def _perform(self, action: Action) -> list[Observation]:
+        """Perform the action; an error becomes what `enrollment_answers` says it means."""
         self.calls += 1
         try:
             return await self._dispatch(action)
-        except errors.CreditsExhausted as exc:
-            return [CreditsExhausted(action.step, f"credits exhausted: {exc.message}")]
-        except errors.Unauthorized as exc:
-            raise FatalApiError(str(exc)) from None
-        except (errors.ServerError, errors.RateLimited, errors.NotSent) as exc:
-            return [self._transient(action.step, str(exc))]
-        except errors.OutcomeUnknown as exc:
-            if isinstance(action, CreateAudio):
-                self._last_transient = str(exc)
-                return [AudioOutcomeUnknown(action.sha)]
-            return [self._transient(action.step, str(exc))]
-        except errors.HttpStatusError as exc:
-            raise _Failed(action.step, exc.message, exc.status) from None
-        except errors.ApiError as exc:
-            raise _Failed(action.step, str(exc)) from None
-        except AudioUnreadable as exc:  # vanished, swapped or changed since preflight
-            name = self.audio.file_name(action.sha) if isinstance(action, UploadFile) else "file"
-            raise _Failed(action.step, f"{name}: {exc}") from None
+        except (errors.ApiError, AudioUnreadable) as exc:
+            return self._heard(action, exc)
 
-    def _transient(self, step: Step, reason: str) -> Transient:
-        self._last_transient = reason
-        log.info("enrollment_step_transient", step=step.value, reason=reason)
-        return Transient(step, reason)
+    def _heard(self, action: Action, exc: errors.ApiError | AudioUnreadable) -> list[Observation]:
+        sha = getattr(action, "sha", None)
+        name = self.audio.file_name(sha) if sha is not None else ""
+        said = meaning(action, exc, identity=self.task.identity, file_name=name)
+        if isinstance(said, Fatal):
+            raise FatalApiError(said.reason) from None
+        for obs in said:
+            if isinstance(obs, Transient | AudioOutcomeUnknown):
+                self._last_transient = str(exc)  # the reason a give-up after retries names
+            if isinstance(obs, Transient):
+                log.info("enrollment_step_transient", step=obs.step.value, reason=obs.reason)
+        return said
 
     async def _dispatch(self, action: Action) -> list[Observation]:
         t = self.task
@@ -250,19 +231,9 @@ class EnrollmentDriver:
     async def _ensure_identity(self, create: bool) -> Observation:
         t = self.task
         if create:
-            try:
-                await self.client.create_identity(t.owner, t.space, t.identity, alias=t.alias)
-            except errors.Conflict:
-                return IdentityReady()  # a duplicate handle: the only 409 of this create
+            await self.client.create_identity(t.owner, t.space, t.identity, alias=t.alias)
             return IdentityReady(fresh=True)
-        try:
-            await self.client.get_identity(t.owner, t.space, t.identity)
-        except errors.NotFound:
-            raise _Failed(
-                Step.IDENTITY,
-                f"identity {t.identity!r} does not exist and createIdentity is false",
-                404,
-            ) from None
+        await self.client.get_identity(t.owner, t.space, t.identity)
         return IdentityReady()
 
     async def _add_audio(self, sha: str, handle: str) -> list[Observation]:
@@ -276,8 +247,7 @@ class EnrollmentDriver:
             held = await self.reads.held()
             voiceprint = await self.reads.voiceprint()
             audio = None
-            unexplained = isinstance(voiceprint, VoiceprintSeen) and voiceprint.state != "computed"
-            if sha not in held and unexplained:
+            if collisions.add_needs_audio_read(sha, held, voiceprint):
                 audio = await self.reads.audio(handle)
             return explained(
                 Step.ADD_AUDIO, collisions.after_add(sha, t.identity, held, voiceprint, audio)
@@ -289,9 +259,6 @@ class EnrollmentDriver:
             if found is None:
                 raise
             return found
-        except errors.Unprocessable as exc:
-            name = self.audio.file_name(sha)
-            raise _Failed(Step.ADD_AUDIO, f"{name}: {exc.message}", 422) from None
         self.reads.last_voiceprint = vp
         return [Added(sha, handle, seen(vp))]
 
@@ -303,9 +270,11 @@ class EnrollmentDriver:
         try:
             vp = await self.client.compute_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
         except errors.Conflict as exc:
-            ours = exc.after_unknown_outcome or sent_before
+            ours = collisions.compute_may_be_ours(
+                after_unknown_outcome=exc.after_unknown_outcome, sent_before=sent_before
+            )
             name, observations = collisions.after_compute(await self.reads.voiceprint(), ours=ours)
-            if any(isinstance(o, ComputeAccepted) and o.ours for o in observations):
+            if collisions.ours_took_effect(observations):
                 await self._record_compute()
             return explained(Step.COMPUTE, (name, observations))
         self.reads.last_voiceprint = vp

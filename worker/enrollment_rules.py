@@ -3,8 +3,15 @@
 Owns: what to do next for one enrollment, given what is known about it. `decide(view)` returns
 the next action; `enrollment_observe.advance` folds the action's results back into the view.
 Nothing here performs I/O or knows about HTTP: the async driver in `enrollment.py` does the
-calls and turns their results (or errors) into observations. That split keeps every branch of
-the upsert testable with plain values. The values themselves are in `enrollment_view.py`.
+calls; what an error answer means is `enrollment_answers.py`, what a 409 means (after reads)
+`collisions.py`, both pure. That split keeps every branch of the upsert testable with plain
+values. The values themselves are in `enrollment_view.py`.
+
+design.md §4, step by step, and where each row is decided here: identity → `EnsureIdentity`
+(first when it may be created: a 201 proves nothing of ours exists yet); voiceprint → the
+model / minAudios / computed checks of `decide` and `_decide_computed` (`unchanged`,
+`conflict`); audios → `_decide_audios` (find, create, upload, wait); create voiceprint, add
+audios, compute → `_decide_members`; validate → `_decide_computed`.
 
 Invariants the rules guarantee:
 - a voiceprint computed earlier is never touched: same model and same audios → `unchanged`,

@@ -1,7 +1,8 @@
 """Every knob of the worker, in one pydantic-settings model.
 
 Owns: names, defaults, validation and the secret-file indirection of all configuration, and
-turning a bad configuration into one plain line per problem (`InvalidSettings`).
+turning a bad configuration into one plain line per problem (`InvalidSettings`). The README's
+table of these settings is rendered by `settings_table.py`.
 Sources, strongest first: CLI flags (passed in as init values by `cli.py`), environment
 variables `ENROLLER_*`, a `.env` file in the working directory, then the defaults below.
 `Settings` is built once in the CLI and passed down; no other module reads the environment.
@@ -384,47 +385,3 @@ def load_settings(flags: Mapping[str, Any]) -> Settings:
 def describe_invalid(exc: ValidationError) -> list[str]:
     """Lines for a `Settings(...)` built in code (plugins) that failed validation."""
     return list(_problems(exc, {}))
-
-
-# --- the README table (tests/unit/test_config_table.py keeps README.md equal to this) ---------
-
-_DEFAULT_SHOWN = {"worker_id": "`<hostname>:<pid>`", "audio_root": "`<queue_dir>/audio`"}
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(value, Path):
-        return f"`{value}`"
-    return f"`{value}`"
-
-
-def settings_markdown_table() -> str:
-    """Every setting as one Markdown table: name, env var, flag, default, meaning.
-
-    Generated from the model so the README cannot drift from the code: a test compares them,
-    and `enroller config --markdown` prints this for pasting.
-    """
-    rows = [
-        "| setting | env var | flag | default | meaning |",
-        "|---|---|---|---|---|",
-    ]
-    secrets = secret_settings()
-    for name, field in Settings.model_fields.items():
-        flag = f"`{flag_name(name)}`"
-        if field.annotation is bool:
-            flag = f"`{flag_name(name)} / --no-{name.replace('_', '-')}`"
-        elif name in secrets:
-            file_flag = flag_name(name + "_file")
-            via = (
-                f", .env or `{file_flag}`"
-                if f"{name}_file" in Settings.model_fields
-                else " or .env"
-            )
-            flag = f"refused (secret): env{via}"
-        default = _DEFAULT_SHOWN.get(name) or _cell(field.default)
-        meaning = (field.description or "").replace("|", "\\|").replace("<", "&lt;")
-        rows.append(f"| `{name}` | `{env_name(name)}` | {flag} | {default} | {meaning} |")
-    return "\n".join(rows) + "\n"
