@@ -10,7 +10,7 @@ resume, the usage check and the reports ask the journal's index (`worker.journal
 never a set of keys.
 
 It never decides an enrollment's next step (`enrollment_rules`) and never touches queue files
-other than through `queue.py`.
+other than through `worker/queue/`.
 """
 
 from __future__ import annotations

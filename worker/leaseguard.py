@@ -12,7 +12,7 @@ an older one is not, and the sender wakes the heartbeat and waits for its answer
 the request never leaves). In normal running the renewal is at most a third of the TTL old, so
 no sender ever waits.
 
-It never touches the lease file itself (`queue.py` does) and never decides what a lost lease
+It never touches the lease file itself (`queue/lease.py` does) and never decides what a lost lease
 means for the job (`boundary.py` does).
 """
 

@@ -1,6 +1,6 @@
 """The worker loop: discover, claim, run, recover; and the two-phase shutdown.
 
-Owns: which jobs run when. Discovery and claims come from `queue.py`, a job's work from
+Owns: which jobs run when. Discovery and claims come from `worker/queue/`, a job's work from
 `job.py`. It never parses manifests or calls the API itself beyond the start-up check.
 
 Shutdown, phase one (SIGTERM/SIGINT or `stop` set): no more claims, jobs stop starting new
