@@ -85,8 +85,14 @@ def _unknown_models(problems: Iterable[Problem]) -> set[str]:
     return found
 
 
-def wanted_from(plan: PlanResult | None, settings: Settings) -> Wanted:
-    """Spaces, models and credits from the plan of the manifests, plus the settings' space."""
+def wanted_from(
+    plan: PlanResult | None, settings: Settings, unknown_models: Iterable[str] = ()
+) -> Wanted:
+    """Spaces, models and credits from the plan of the manifests, plus the settings' space.
+
+    `unknown_models`: models the manifests name that the worker's table does not know, when
+    the plan did not keep its problems (`plan_for_check`).
+    """
     spaces: set[str] = set()
     models: set[str] = set()
     credits: dict[str, int] = {}
@@ -97,10 +103,23 @@ def wanted_from(plan: PlanResult | None, settings: Settings) -> Wanted:
             spaces.update(f.spaces)
             models.update(f.models)
             models.update(_unknown_models(f.problems))
+        models.update(unknown_models)
         credits = dict(plan.totals.credits_by_owner)
     if not models:
         models.add(DEFAULT_MODEL)
     return Wanted(spaces=sorted(spaces), models=sorted(models), credits_by_owner=credits)
+
+
+def plan_for_check(
+    paths: Sequence[str], defaults: ManifestDefaults, rate_limit: float
+) -> tuple[PlanResult, set[str]]:
+    """The plan of the manifests, keeping of their problems only the unknown models they name
+    (a manifest of a million bad rows costs the memory of one)."""
+    unknown: set[str] = set()
+    plan = plan_paths(
+        paths, defaults, rate_limit, emit=lambda p: unknown.update(_unknown_models([p]))
+    )
+    return plan, unknown
 
 
 # --- the reads --------------------------------------------------------------------------------
@@ -271,11 +290,11 @@ def run_check(
             file=sys.stderr,
         )
         return 2
-    plan = None
+    plan, unknown = None, set()
     if paths:  # local and blocking, before the event loop starts
         defaults = ManifestDefaults.from_settings(settings)
-        plan = plan_paths(paths, defaults, settings.rate_limit)
-    result = anyio.run(check, settings, wanted_from(plan, settings))
+        plan, unknown = plan_for_check(paths, defaults, settings.rate_limit)
+    result = anyio.run(check, settings, wanted_from(plan, settings, unknown))
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:

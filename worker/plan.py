@@ -192,20 +192,34 @@ def plan_file(
     return plan, found.problem_count
 
 
-def plan_paths(args: Sequence[str], defaults: ManifestDefaults, rate_limit: float) -> PlanResult:
-    """Parse, preflight and cost every manifest named by `args`, keeping every problem (for
-    callers that want the whole result; the command itself streams). No network."""
+def plan_paths(
+    args: Sequence[str],
+    defaults: ManifestDefaults,
+    rate_limit: float,
+    emit: Callable[[Problem], None] | None = None,
+) -> PlanResult:
+    """Parse, preflight and cost every manifest named by `args`; no network.
+
+    Every problem and warning is kept in the result, unless `emit` is given: then each problem
+    goes to it as found and only the parser's few warnings are kept (`enroller check`, which
+    needs the figures, not a million rows of problems). The command itself streams.
+    """
     paths, errors = checked_paths(args, defaults)
     result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
     cache = BoundedCache()
     for path, name in paths:
         kept: list[Problem] = []
         warned: list[Problem] = []
-        plan, _ = plan_file(path, name, defaults, rate_limit, kept.append, warned.append, cache)
+        error, warn = (kept.append, warned.append) if emit is None else (emit, _ignore)
+        plan, _ = plan_file(path, name, defaults, rate_limit, error, warn, cache)
         plan.problems, plan.warnings = kept, [*plan.warnings, *warned]
         result.files.append(plan)
     result.totals = plan_totals(result.files, rate_limit)
     return result
+
+
+def _ignore(_: Problem) -> None:
+    return None
 
 
 # --- output --------------------------------------------------------------------------------------

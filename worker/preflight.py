@@ -121,21 +121,7 @@ def preflight_enrollment(
         if isinstance(found, str):
             problem(found)
             continue
-        derivation = plan_derivation(
-            sha256=found.sha256,
-            container=found.format,
-            codec=found.codec,
-            channels=found.channels,
-            channel=channels[i],
-            stereo=stereo,
-            convert=convert,
-        )
-        converted = isinstance(derivation, Derivation) and derivation.converted
-        reasons = requirement_problems(
-            found, enrollment.model, enrollment.min_audios, converted=converted
-        )
-        if isinstance(derivation, str):
-            reasons.insert(0, derivation)
+        derivation, reasons = _requirements(found, channels[i], enrollment, stereo, convert)
         for reason in reasons:
             problem(reason)
         # Two names, one content: the server would hold one audio, the voiceprint one less.
@@ -157,7 +143,7 @@ def preflight_enrollment(
                     base = audio_problem(enrollment, i, file, warning)
                     warnings.append(base.model_copy(update={"severity": "warning"}))
             facts.append(found)
-            derivations.append(derivation if isinstance(derivation, Derivation) else None)
+            derivations.append(derivation)
     if problems:
         return EnrollmentPreflight(enrollment=enrollment, problems=tuple(problems))
     return EnrollmentPreflight(
@@ -167,6 +153,32 @@ def preflight_enrollment(
         voice=tuple(voices),
         warnings=tuple(warnings),
     )
+
+
+def _requirements(
+    found: AudioFacts,
+    channel: int | None,
+    enrollment: Enrollment,
+    stereo: StereoMode,
+    convert: bool,
+) -> tuple[Derivation | None, list[str]]:
+    """What is done to the file before upload, and why it fails the model's rules, if it does."""
+    derivation = plan_derivation(
+        sha256=found.sha256,
+        container=found.format,
+        codec=found.codec,
+        channels=found.channels,
+        channel=channel,
+        stereo=stereo,
+        convert=convert,
+    )
+    converted = isinstance(derivation, Derivation) and derivation.converted
+    reasons = requirement_problems(
+        found, enrollment.model, enrollment.min_audios, converted=converted
+    )
+    if isinstance(derivation, str):
+        return None, [derivation, *reasons]
+    return derivation, reasons
 
 
 def voice_check(

@@ -27,9 +27,9 @@ from typing import TextIO
 from pydantic import BaseModel, Field, computed_field
 
 from worker.fsutil import NotRegularFile, fsync_dir, open_regular, temp_name_for
-from worker.manifest import ManifestDefaults, Problem, read_manifest
+from worker.manifest import ManifestDefaults, Problem, open_manifest
 from worker.queue_rules import NameKind, classify_name, job_id_for
-from worker.validate import check_manifest
+from worker.validate import Checks, check_stream
 
 _CHUNK = 1 << 20
 # Names tried for one file before giving up: `x.csv`, `x-2.csv`, … (each try is one link).
@@ -178,17 +178,29 @@ def _publish(staged: _Staged, inbox: Path) -> tuple[str, bool]:
     raise SubmitRefused(f"{MAX_NAME_TRIES} names like {staged.name} are already in {inbox}")
 
 
+# Problems a refused submit lists; past them it counts (`enroller validate` lists them all).
+SHOWN_PROBLEMS = 1000
+
+
 def _validation_problems(staged: _Staged, defaults: ManifestDefaults) -> list[Problem]:
-    """Parse and preflight the staged copy, exactly as the worker will read it."""
-    parsed = read_manifest(staged.tmp, defaults, name=staged.source)
-    _, result = check_manifest(
-        parsed,
-        defaults.audio_root,
-        stereo=defaults.stereo,
-        convert=defaults.convert,
-        voice_margin=defaults.voice_margin,
-    )
-    return list(result.errors)
+    """Parse and preflight the staged copy, exactly as the worker will read it.
+
+    Streamed, like `enroller validate`: a manifest of a million bad rows costs the memory of
+    `SHOWN_PROBLEMS` problems, the rest are counted in one last problem.
+    """
+    kept: list[Problem] = []
+
+    def keep(problem: Problem) -> None:
+        if len(kept) < SHOWN_PROBLEMS:
+            kept.append(problem)
+
+    manifest = open_manifest(staged.tmp, defaults, name=staged.source)
+    found = check_stream(manifest, Checks.of(defaults), keep, lambda _: None)
+    if found.problem_count > len(kept):
+        more = found.problem_count - len(kept)
+        reason = f"and {more} more problems (enroller validate {staged.source} lists them all)"
+        kept.append(Problem(file=staged.source, reason=reason))
+    return kept
 
 
 def submit_files(
