@@ -13,12 +13,14 @@
 3. The same for `--inline-files` creates with `--inline-mb` MiB each inline (base64 streamed
    inside the JSON body, `client_rate.inline_scenario`).
 
-`--parse-only` (issue 18) instead runs `enroller validate` and `enroller plan` as children over a
-generated `--rows`-row CSV and a `--rows`-enrollment JSON manifest (no audio exists, so every
-row is a problem: the worst case for anything that keeps problems) and reports each child's
-peak RSS (`ru_maxrss` from `os.wait4`) and wall time:
+`--parse-only` (issue 18) instead runs `enroller validate`, `enroller validate --json` and
+`enroller plan` as children over a generated `--rows`-row CSV and a `--rows`-enrollment JSON
+manifest (no audio exists, so every row is a problem: the worst case for anything that keeps
+problems; each child's output is counted, not kept) and reports each child's peak RSS
+(`ru_maxrss` from `os.wait4` in a bare forking interpreter), wall time and lines written,
+with an idle `enroller config` for scale:
 
-    .venv/bin/python benchmarks/memory.py --parse-only [--rows 1000000]
+    .venv/bin/python benchmarks/memory.py --parse-only [--rows 1000000] [--jobs 7]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--inline-files", type=int, default=8, help="inline uploads, one after another")
     p.add_argument("--parse-only", action="store_true", help="validate/plan over huge manifests")
     p.add_argument("--rows", type=int, default=1_000_000, help="rows of the --parse-only files")
+    p.add_argument(
+        "--jobs", type=int, default=1, help="--parse-only children at once (peaks stay apart)"
+    )
     return p
 
 
@@ -117,19 +123,44 @@ def _write_parse_manifests(directory: Path, rows: int) -> dict[str, Path]:
     return {"csv": csv_path, "json": json_path}
 
 
+# A child's peak RSS counts from what its parent held when it forked (Linux copies the high
+# water mark at fork and keeps it across exec), and this process holds ~80 MB of imports. So
+# the child is forked by a bare interpreter instead, which reports the child's own peak.
+_FORKER = """
+import os, sys
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+pid = os.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def _child_peak(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     started = time.monotonic()
-    with open(os.devnull, "wb") as sink:
-        proc = subprocess.Popen(argv, env=env, stdout=sink, stderr=sink)
-        _, status, usage = os.wait4(proc.pid, 0)
+    read_end, write_end = os.pipe()
+    forker = [sys.executable, "-S", "-c", _FORKER, str(write_end)]
+    with tempfile.TemporaryFile() as sink:
+        proc = subprocess.Popen(
+            [*forker, *argv], env=env, stdout=sink, stderr=subprocess.DEVNULL, pass_fds=(write_end,)
+        )
+        os.close(write_end)
+        code = proc.wait()
+        with os.fdopen(read_end, "rb") as fh:
+            max_rss_kib = int(fh.read() or 0)
+        sink.seek(0)
+        lines = sum(chunk.count(b"\n") for chunk in iter(lambda: sink.read(1 << 20), b""))
     return {
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "exit_code": code,
+        "peak_rss_mb": round(max_rss_kib / 1024, 1),
         "wall_s": round(time.monotonic() - started, 1),
+        "output_lines": lines,
     }
 
 
-def parse_only(rows: int) -> dict[str, Any]:
+def parse_only(rows: int, jobs: int = 1) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
         root = Path(tmp)
         (root / "audio").mkdir()
@@ -137,19 +168,27 @@ def parse_only(rows: int) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
         env.update(ENROLLER_OWNER="demo", ENROLLER_SPACE="main", ENROLLER_LOG_LEVEL="error")
         enroller = [sys.executable, "-m", "worker"]
-        out: dict[str, Any] = {"rows": rows}
-        out["idle"] = _child_peak([*enroller, "config"], env)
+        runs: dict[tuple[str, str], list[str]] = {("idle", ""): [*enroller, "config"]}
+        for kind, path in files.items():
+            for command in (["validate"], ["validate", "--json"], ["plan"]):
+                argv = [*enroller, *command, "--audio-root", str(root / "audio"), str(path)]
+                runs[kind, " ".join(command)] = argv
+        # Each child's peak is its own (ru_maxrss), so children may run side by side.
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            done = {key: pool.submit(_child_peak, argv, env) for key, argv in runs.items()}
+        out: dict[str, Any] = {"rows": rows, "jobs": jobs, "idle": done["idle", ""].result()}
         for kind, path in files.items():
             out[kind] = {"bytes": path.stat().st_size}
-            for command in ("validate", "plan"):
-                argv = [*enroller, command, "--audio-root", str(root / "audio"), str(path)]
-                out[kind][command] = _child_peak(argv, env)
+            for (k, command), future in done.items():
+                if k == kind:
+                    out[kind][command] = future.result()
         return out
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     if args.parse_only:
-        return {"benchmark": "memory-parse", "machine": machine(), **parse_only(args.rows)}
+        figures = parse_only(args.rows, args.jobs)
+        return {"benchmark": "memory-parse", "machine": machine(), **figures}
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
     result: dict[str, Any] = {"benchmark": "memory", "machine": machine()}
     if args.upload_mb:

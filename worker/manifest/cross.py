@@ -26,8 +26,16 @@ Lookup = Callable[[int], ManifestItem | None]
 class _FirstListed:
     """key -> (position first listed, its identity), on hashes, confirmed through `lookup`."""
 
-    def __init__(self, keys_of: Callable[[Enrollment], list[str]], lookup: Lookup | None, n: int):
-        self.index = KeyIndex(tagged=True, capacity=n)
+    def __init__(
+        self,
+        keys_of: Callable[[Enrollment], list[str]],
+        lookup: Lookup | None,
+        n: int,
+        *,
+        tagged: bool,
+    ):
+        self.index = KeyIndex(tagged=tagged, capacity=n)  # tagged: the identity is compared
+        self.tagged = tagged
         self.exact: dict[str, tuple[int, str]] = {}  # keys whose hash another key took first
         self.keys_of = keys_of
         self.lookup = lookup
@@ -47,7 +55,7 @@ class _FirstListed:
         if position is None:
             return None
         if self.lookup is None:
-            return position, self.index.tag_matches(key, identity)
+            return position, self.tagged and self.index.tag_matches(key, identity)
         earlier = self._at(position)
         if not isinstance(earlier, Enrollment) or key not in self.keys_of(earlier):
             return None  # another key's hash: this one is new
@@ -74,8 +82,10 @@ def build_each(
     by key (CSV), so two enrollments never share one. `expected`: how many there will be, so
     the tables are sized once.
     """
-    keys = None if unique_keys else _FirstListed(lambda e: [e.key], lookup, expected)
-    audios = _FirstListed(Enrollment.audio_keys, lookup, expected)
+    keys = None
+    if not unique_keys:
+        keys = _FirstListed(lambda e: [e.key], lookup, expected, tagged=False)
+    audios = _FirstListed(Enrollment.audio_keys, lookup, expected, tagged=True)
     for cand in candidates:
         built = builder.build(cand)
         if isinstance(built, RejectedEnrollment):
