@@ -86,7 +86,7 @@ def _check_total(data: bytes, name: str) -> None:
         rows.append(record)
     columns = parsed.csv_columns
     out = io.BytesIO()
-    _write_csv(out, failure_csv_rows(rows, columns, (lambda r: []) if columns else None))
+    _write_csv(out, failure_csv_rows([(row, []) for row in rows], columns))
     good = [e for e in parsed.enrollments if isinstance(e, Enrollment)]
     again = parse_manifest(retry_manifest_bytes(good, ROOT), "retry.json", DEFAULTS)
     assert [e.key for e in again.enrollments] == [e.key for e in good]  # the retry round-trips
