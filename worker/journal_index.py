@@ -12,14 +12,17 @@ key for the whole run (what issue 18 removes); scanning the journal once per que
 be quadratic; a hashed set (worker/keyindex.py) may answer a false "done", which would skip an
 enrollment. A B-tree on disk answers exactly, in microseconds, through a page cache of a few MB.
 
-Where: on local disk (the system's temporary directory, `TMPDIR`), never beside the journal:
-the queue may be a shared volume (NFS, EFS), where SQLite's locks cannot be trusted. The index
-belongs to whichever process holds the job; another host taking the job over builds its own.
+Where: on local disk (the system's temporary directory, `TMPDIR`), not beside the journal:
+the queue may be a shared volume (NFS, EFS), where SQLite's locks cannot be fully trusted. The
+index belongs to whichever process holds the job; another host taking the job over builds its
+own. Only where the temporary directory is not writable (a read-only root filesystem with no
+writable /tmp mounted) does it fall back to a file beside the journal, with a warning.
 
-Crash safety: indexed rows and the journal offset they reach commit in one transaction (WAL,
-synchronous=NORMAL), so after kill -9 or a power cut the index covers an exact prefix of the
-journal and the rest is read again. An index that does not match its journal (another journal
-at that path: its first line differs; a shorter journal; an unreadable database) is rebuilt.
+Crash safety: indexed rows and the journal offset they reach commit in one transaction
+(rollback journal, synchronous=FULL), so after kill -9 or a power cut the index covers an
+exact prefix of the journal and the rest is read again. An index that does not match its
+journal (another journal at that path: its first line differs; a shorter journal; an
+unreadable database) is rebuilt.
 """
 
 from __future__ import annotations
@@ -88,31 +91,47 @@ class JournalIndex:
 
     def __init__(self, journal: Path, directory: Path | None = None) -> None:
         self.journal = journal
-        directory = directory if directory is not None else default_directory()
-        digest = hashlib.sha256(str(journal.resolve()).encode()).hexdigest()[:32]
-        self.path = directory / f"{digest}.sqlite"
         self._lock = threading.Lock()
         self._reader: Any = None  # the journal opened for reading records back, lazily
-        try:
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _sweep(directory)
-            self._db = self._connect()
-            self._check()
-        except sqlite3.Error as exc:
-            raise _as_oserror(exc) from None
+        digest = hashlib.sha256(str(journal.resolve()).encode()).hexdigest()[:32]
+        local = directory if directory is not None else default_directory()
+        # Local disk first; beside the journal only where that is not writable (a container's
+        # read-only root filesystem without a writable /tmp mounted).
+        places = [local / f"{digest}.sqlite", journal.with_name(journal.name + ".index.sqlite")]
+        for place in places:
+            self.path = place
+            try:
+                if place.parent == local:
+                    local.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    _sweep(local)
+                self._db = self._connect()
+                self._check()
+                break
+            except (OSError, sqlite3.Error) as exc:
+                if place == places[-1]:
+                    raise _as_oserror(exc) if isinstance(exc, sqlite3.Error) else exc from None
+                log.warning(
+                    "journal_index_beside_journal",
+                    reason=f"{local} is not writable: {exc}",
+                    hint="mount a writable local /tmp (or set TMPDIR) for the journal index",
+                )
 
     def _connect(self) -> sqlite3.Connection:
         for attempt in (1, 2):
             db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
             try:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
+                # A rollback journal, not WAL: WAL needs shared memory, which the fallback
+                # place (a shared volume) may not give; FULL keeps a power cut from corrupting
+                # it, at a few fsyncs per COMMIT_EVERY lines.
+                db.execute("PRAGMA journal_mode=DELETE")
+                db.execute("PRAGMA synchronous=FULL")
                 db.executescript(_SCHEMA)
                 return db
-            except sqlite3.DatabaseError:
+            except sqlite3.DatabaseError as exc:
                 db.close()
-                if attempt == 2:
-                    raise
+                cannot_write = "unable to open" in str(exc) or "readonly" in str(exc)
+                if cannot_write or attempt == 2:
+                    raise  # the place, not the file: the caller tries the next place
                 log.warning("journal_index_unreadable_rebuilt", index=str(self.path))
                 self._delete_files()
         raise AssertionError("unreachable")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 import worker.journal_index as journal_index
 from worker.journal import (
@@ -206,3 +207,20 @@ def test_remove_deletes_the_index_files(journal: Path, tmp_path: Path) -> None:
     index.catch_up()
     index.remove()
     assert list((tmp_path / "index").iterdir()) == []
+
+
+def test_without_a_writable_local_directory_it_lives_beside_the_journal(
+    journal: Path, tmp_path: Path
+) -> None:
+    """A read-only root filesystem (no writable /tmp): the job still runs, with a warning."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the index directory should be")
+    with capture_logs() as logs, JournalIndex(journal, blocker / "index") as index:
+        index.catch_up()
+        assert index.path.parent == journal.parent
+        assert index.status("demo/main/a/main") == "enrolled"
+    assert [e["event"] for e in logs].count("journal_index_beside_journal") == 1
+    with JournalIndex(journal, blocker / "index") as again:
+        assert again.upto == journal.stat().st_size  # found there again, not rebuilt
+        again.remove()
+    assert sorted(p.name for p in journal.parent.iterdir()) == ["journal.jsonl"]
