@@ -17,8 +17,9 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import IO, Any
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import IO, Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -42,6 +43,7 @@ UPLOAD_TYPES = ("application/octet-stream", "audio/")
 P = "[^{}/:]+"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -54,6 +56,17 @@ class Emulator:
     limiter: RateLimiter
     faults: FaultInjector
     stats: Stats
+    # Base64 decoding and audio analysis, off the event loop and on ONE thread: every extra
+    # thread decoding at once is one more holder of the GIL the loop must wait for, and a
+    # loop stalled for tens of ms bunches arrivals into the rate limiter (429s the client
+    # never earned).
+    audio_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="emulator-audio")
+    )
+
+    async def off_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking audio work on the audio thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.audio_pool, fn, *args)
 
     def stats_wire(self) -> dict[str, Any]:
         return self.stats.to_wire(
@@ -247,12 +260,12 @@ async def create_audio(request: web.Request) -> web.Response:
     analysis: Analysis | None = None
     size: int | None = None
     if body.file is not None:
-        data = await asyncio.to_thread(_decode_base64, body.file)
+        data = await emu.off_loop(_decode_base64, body.file)
         size = len(data)
         if size > emu.options.max_upload_bytes:
             raise _too_large(emu.options.max_upload_bytes)
         emu.stats.bytes_received += size
-        analysis = await asyncio.to_thread(_analyze_bytes, data)
+        analysis = await emu.off_loop(_analyze_bytes, data)
     audio = state.create_audio(sp, body.alias, body.identity, analysis, size)
     emu.stats.created["audios"] += 1
     if analysis is not None:
@@ -319,7 +332,7 @@ async def upload_file(request: web.Request) -> web.Response:
         size = spool.seek(0, 2)
         spool.seek(0)
         emu.stats.bytes_received += size
-        analysis = await asyncio.to_thread(analyze, spool)
+        analysis = await emu.off_loop(analyze, spool)
     # Checked again: a concurrent upload for the same audio may have won meanwhile (→ 409).
     audio = state.attach_file(sp, handle, analysis, size)
     emu.stats.uploads_accepted += 1
@@ -542,25 +555,30 @@ async def emulation_middleware(request: web.Request, handler: Handler) -> web.St
     if not request.path.startswith(API_PREFIX + "/"):
         return await handler(request)
     emu = _emu(request)
+    decision = None
+    if emu.limiter.enabled:
+        # Counted when it arrives, as a gateway does: not after the emulated latency, whose
+        # timers a stalled loop (a busy 2-core machine) fires all at once, bunching requests
+        # that came evenly into refusals the client never earned.
+        token = _bearer(request) or f"anonymous:{request.remote}"
+        decision = emu.limiter.check(token, time.monotonic())
+        refused_at = time.time()
     if emu.options.latency_ms > 0:
         if request.content_type == "application/json" and request.can_read_body:
             # Received first, slow afterwards: a client that times out meanwhile leaves a
             # request the server still carries out (the real "outcome unknown").
             await request.read()
         await asyncio.sleep(emu.options.latency_ms / 1000)
-    if emu.limiter.enabled:
-        token = _bearer(request) or f"anonymous:{request.remote}"
-        decision = emu.limiter.check(token, time.monotonic())
-        if not decision.allowed:
-            emu.stats.throttled(_route_key(request))
-            retry_after = retry_after_header(
-                decision.retry_after, emu.options.retry_after_format, time.time()
-            )
-            return _json(
-                {"message": f"rate limit exceeded; retry after {decision.retry_after} s"},
-                status=429,
-                headers={"Retry-After": retry_after},
-            )
+    if decision is not None and not decision.allowed:
+        emu.stats.throttled(_route_key(request))
+        retry_after = retry_after_header(
+            decision.retry_after, emu.options.retry_after_format, refused_at
+        )
+        return _json(
+            {"message": f"rate limit exceeded; retry after {decision.retry_after} s"},
+            status=429,
+            headers={"Retry-After": retry_after},
+        )
     fault = emu.faults.decide(request.method)
     if fault is None:
         return await handler(request)

@@ -110,3 +110,4 @@ class EmulatorServer:
             await self._runner.cleanup()
             self._runner = None
         await self.emulator.persister.flush()
+        self.emulator.audio_pool.shutdown(wait=False, cancel_futures=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
+
 import anyio
 import anyio.lowlevel
 import pytest
@@ -77,17 +80,14 @@ def test_throttle_halves_once_per_episode_and_success_creeps_back() -> None:
     assert bucket.rate == 40
 
 
-def test_a_backlogged_caller_catches_up_a_little_lateness_but_never_a_stall() -> None:
+def test_a_holder_woken_too_late_restarts_the_schedule_instead_of_sending() -> None:
     bucket = TokenBucket(100, 1, catch_up=3)
-    assert slots(bucket, [0.0, 0.0]) == pytest.approx([0.0, 0.01])  # next slot at 0.02
-    # Woken 25 ms late with others queued: the schedule holds, three slots go back to back.
-    late = [bucket.reserve(0.045, backlogged=True).at for _ in range(4)]
-    assert late == pytest.approx([0.045, 0.045, 0.045, 0.05])
-    # A stall of 0.2 s is not caught up: at most `catch_up` + 1 go together, then the rate.
-    stalled = [bucket.reserve(0.3, backlogged=True).at for _ in range(6)]
-    assert stalled == pytest.approx([0.3] * 4 + [0.31, 0.32])
-    # Nobody queued (an idle spell): nothing to catch up, as before.
-    assert slots(bucket, [1.0, 1.0]) == pytest.approx([1.0, 1.01])
+    slots_ = [bucket.reserve(0.0) for _ in range(10)]  # 0.00 … 0.09
+    assert not bucket.late(slots_[1], 0.035)  # 25 ms late: within 3 slots, it may go
+    assert bucket.late(slots_[1], 0.045)  # 35 ms late: the loop stalled
+    bucket.restart(0.3)
+    assert not any(bucket.valid(r) for r in slots_)  # every slot handed out is void
+    assert slots(bucket, [0.3, 0.3, 0.3]) == pytest.approx([0.3, 0.31, 0.32])  # re-spaced
 
 
 def test_throttle_lowers_the_rate_by_the_share_of_in_flight_requests_refused() -> None:
@@ -160,25 +160,56 @@ async def test_governor_throttle_pauses_everyone_until_retry_after() -> None:
     assert gov.stats.rate == 5  # halved: the server's budget is below ours
 
 
+class VirtualLoop:
+    """Concurrent sleepers on a virtual clock: whatever is due wakes together, as in a loop."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._due: list[tuple[float, int, anyio.Event]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        event = anyio.Event()
+        heapq.heappush(self._due, (self.now + max(0.0, seconds), len(self._due) + id(event), event))
+        await event.wait()
+
+    async def run(self, done: anyio.Event) -> None:
+        while not done.is_set():
+            await anyio.wait_all_tasks_blocked()
+            if not self._due:
+                continue
+            self.now = max(self.now, self._due[0][0])
+            while self._due and self._due[0][0] <= self.now:
+                heapq.heappop(self._due)[2].set()
+
+
 async def test_a_stalled_loop_releases_a_few_sends_together_not_every_slot_it_missed() -> None:
-    fake = FakeTime()
-    gov = Governor(100, 1, clock=fake.clock, sleep=fake.sleep)
+    loop = VirtualLoop()
+    gov = Governor(100, 1, clock=loop.clock, sleep=loop.sleep)
     sent: list[float] = []
 
     async def one() -> None:
         async with gov.slot():
-            sent.append(fake.now)
+            sent.append(loop.now)
             if len(sent) == 5:
-                fake.now += 0.2  # the loop was busy elsewhere for 20 slots
+                loop.now += 0.2  # the loop was busy elsewhere for 20 slots
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(30):
-            tg.start_soon(one)
+    done = anyio.Event()
+    async with anyio.create_task_group() as driver:
+        driver.start_soon(loop.run, done)
+        async with anyio.create_task_group() as tg:
+            for _ in range(30):
+                tg.start_soon(one)
+        done.set()
     assert len(sent) == 30
     at = [round(t, 9) for t in sent]
-    assert max(at.count(t) for t in at) == gov.bucket.catch_up + 1, at
-    # Afterwards the rate again, not the 20 missed slots at once.
-    assert sent[-1] - sent[-2] == pytest.approx(0.01)
+    assert max(at.count(t) for t in at) <= gov.bucket.catch_up + 1, at
+    assert gov.stats.restarts >= 1
+    # Afterwards the rate again (not the 20 missed slots at once), from the end of the stall.
+    assert at[5] == pytest.approx(0.24)
+    assert [b - a for a, b in itertools.pairwise(at[-10:])] == pytest.approx([0.01] * 9)
 
 
 def test_margin_paces_under_the_configured_rate() -> None:

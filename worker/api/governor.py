@@ -68,12 +68,12 @@ class TokenBucket:
     spell up to `burst` slots are granted at once. `pause(until)` voids every slot handed out so
     far (their holders must reserve again) and starts the schedule afresh at `until`.
 
-    Late holders: the governor lets one waiter at a time hold the next send time, so a stalled
-    event loop wakes one sender, not every slot it slept through at once (which would empty
-    the server's bucket and earn a whole-second 429). `reserve(now, backlogged=True)` — others
-    were queued behind the last sender — keeps the schedule for up to `catch_up` slots of
-    lateness (those go back to back until it is caught up); beyond that, and after an idle
-    spell, the schedule restarts from now as before.
+    Late holders: slots are handed out ahead, and their holders sleep until them; when the
+    event loop was busy, every slot it slept through would wake at once and go out together
+    (emptying the server's bucket for a whole-second 429). So a holder woken more than
+    `catch_up` slots late (`late()`) does not send: `restart(now)` voids every slot handed out
+    and starts the schedule afresh from now, and each holder reserves again. At most
+    `catch_up` + 1 late sends thus go back to back.
 
     Adaptive, proportionately: `throttled(now, in_flight=n)` — the server said 429 although we
     kept to our rate — lowers the rate by 1/n of the episode's starting rate per 429, where n is
@@ -112,19 +112,23 @@ class TokenBucket:
         self._episode_rate = self.rate  # the rate when the episode began
         self._episode_step = 0.0  # rate taken off per 429 in this episode
 
-    def reserve(self, now: float, *, backlogged: bool = False) -> Reservation:
-        """Take the next send time (≥ now, ≥ the end of any pause).
-
-        `backlogged`: the caller queued behind the previous sender, so a schedule that is
-        behind `now` is our own lateness, caught up for at most `catch_up` slots.
-        """
+    def reserve(self, now: float) -> Reservation:
+        """Take the next send time (≥ now, ≥ the end of any pause)."""
         interval = 1.0 / self.rate
         start = max(now, self.paused_until)
-        slack = self.catch_up * interval if backlogged else 0.0
-        tat = max(self._tat, start - slack)
+        tat = max(self._tat, start)
         at = max(start, tat - (self.burst - 1) * interval)
         self._tat = tat + interval
         return Reservation(at, self.epoch)
+
+    def late(self, reservation: Reservation, now: float) -> bool:
+        """Whether a holder woken at `now` is too late to send on this reservation."""
+        return now - reservation.at > self.catch_up / self.rate
+
+    def restart(self, now: float) -> None:
+        """Void every slot handed out; the schedule starts again at `now` (after a stall)."""
+        self.epoch += 1
+        self._tat = max(now, self.paused_until)
 
     def valid(self, reservation: Reservation) -> bool:
         """Whether a reservation still holds (no pause began since it was made)."""
@@ -188,6 +192,7 @@ class GovernorStats:
     retries: int = 0  # resends after a transient failure (not after 429 or 401)
     renewals: int = 0  # credentials sign-ins after a 401
     wait_seconds: float = 0.0  # total time requests spent waiting for a slot or a pause
+    restarts: int = 0  # schedules restarted because the loop woke a holder too late
     in_flight_now: int = 0
     uploads_now: int = 0
     rate: float = 0.0  # current pacing rate (lower than configured after 429s)
@@ -223,8 +228,6 @@ class Governor:
         # Paced a hair under the limit, the server's bucket drifts back to full between
         # timing accidents (its clock is not ours) instead of wandering down to empty.
         self.bucket = TokenBucket(rate * (1 - margin), burst, adaptive=adaptive)
-        # One waiter at a time holds the next send time: a stalled loop wakes one, not all.
-        self._turn = anyio.Lock()
         self.max_in_flight = max_in_flight
         self.max_uploads = max_uploads
         self._in_flight = anyio.Semaphore(max_in_flight)
@@ -265,16 +268,19 @@ class Governor:
             await self.shared.wait_turn()
             self.stats.wait_seconds += self._clock() - started
             return
-        backlogged = self._turn.locked()
-        async with self._turn:
-            while True:
-                now = self._clock()
-                reservation = self.bucket.reserve(now, backlogged=backlogged)
-                if reservation.at > now:
-                    await self._sleep(reservation.at - now)
-                if self.bucket.valid(reservation):
-                    break
-                backlogged = False  # a pause restarted the schedule: nothing to catch up
+        while True:
+            now = self._clock()
+            reservation = self.bucket.reserve(now)
+            if reservation.at > now:
+                await self._sleep(reservation.at - now)
+            if not self.bucket.valid(reservation):
+                continue  # a pause or a restart voided it
+            now = self._clock()
+            if self.bucket.late(reservation, now):
+                self.bucket.restart(now)  # the loop stalled: re-space, don't send the backlog
+                self.stats.restarts += 1
+                continue
+            break
         self.stats.wait_seconds += self._clock() - started
 
     @asynccontextmanager
