@@ -108,7 +108,8 @@ def worker_env(queue: Path, base_url: str, rate_limit: float, **extra: Any) -> d
     return env
 
 
-def _vm_hwm_kib(pid: int) -> int:
+def vm_hwm_kib(pid: int) -> int:
+    """A process's peak RSS so far (KiB), 0 once it is gone."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
@@ -156,7 +157,7 @@ class WorkerProcess:
     def _sample(self) -> None:
         assert self.proc is not None
         while not self._done.wait(0.05):
-            self._peak_kib = max(self._peak_kib, _vm_hwm_kib(self.proc.pid))
+            self._peak_kib = max(self._peak_kib, vm_hwm_kib(self.proc.pid))
 
     def terminate(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -36,16 +37,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     MODEL,
+    WorkerProcess,
     emit,
     machine,
     read_report,
-    run_worker_once,
     stderr_tail,
+    vm_hwm_kib,
     worker_env,
     write_distinct_audio,
 )
 
 from tests.emulator_harness import emulator_process
+from worker.manifest.read import STREAM_JSON_MIN_BYTES
+
+SAMPLE_EVERY_S = 5.0  # the trajectory: (enrollments done, peak RSS so far) this often
 
 WORKER_RATE = 100_000  # "unlimited": the governor never paces
 
@@ -71,7 +76,12 @@ def linked_audio(directory: Path, n: int, pool: int) -> list[str]:
 
 def write_manifest(path: Path, n: int, audios: list[str]) -> float:
     """The manifest of `n` enrollments, streamed to disk (a 200 000 one is ~15 MB of JSON);
-    dropped by rename like any producer. Returns its size in MB."""
+    dropped by rename like any producer. Returns its size in MB.
+
+    Padded with trailing blanks to the size from which the worker streams a JSON manifest
+    (`STREAM_JSON_MIN_BYTES`, 4 MiB): a smaller one is parsed whole, which would make the
+    small sizes measure another parser than the large ones.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         fh.write(f'{{"model": {json.dumps(MODEL)}, "enrollments": [\n')
@@ -79,6 +89,7 @@ def write_manifest(path: Path, n: int, audios: list[str]) -> float:
             sep = "" if i == 0 else ",\n"
             fh.write(f'{sep}{{"identity": "cust-{i:07d}", "audios": ["{audios[i]}"]}}')
         fh.write("\n]}\n")
+        fh.write(" " * max(0, STREAM_JSON_MIN_BYTES - fh.tell()) + "\n")
     size = tmp.stat().st_size
     tmp.rename(path)
     return size / 1e6
@@ -96,7 +107,10 @@ async def one_size(n: int, pool: int) -> dict[str, Any]:
             )
             manifest_mb = write_manifest(queue / "inbox" / "run.json", n, audios)
             started = time.monotonic()
-            run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
+            worker = WorkerProcess(env, root, once=True, stderr_path=root / "worker.log")
+            worker.start()
+            trajectory = await sample(worker, queue)
+            run = await asyncio.to_thread(worker.wait)
             wall = time.monotonic() - started
             stats = await emu.stats()
         report = read_report(queue) or {}
@@ -112,10 +126,37 @@ async def one_size(n: int, pool: int) -> dict[str, Any]:
         "requests": stats["requests"]["total"],
         "worker_cpu_s": round(run.cpu_s, 1),
         "peak_rss_mb": run.peak_rss_mb,
+        # (enrollments done, peak RSS MiB so far) every few seconds while it ran
+        "trajectory": trajectory,
     }
     if tail:
         out["worker_stderr_tail"] = tail
     return out
+
+
+async def sample(worker: WorkerProcess, queue: Path) -> list[tuple[int, float]]:
+    """Until the worker exits: its `progress.json` count and VmHWM, every few seconds."""
+    assert worker.proc is not None
+    points: list[tuple[int, float]] = []
+    while _running(worker.proc.pid):
+        await asyncio.sleep(SAMPLE_EVERY_S)
+        done, hwm = await asyncio.to_thread(_done_and_hwm, worker.proc.pid, queue)
+        if hwm:
+            points.append((done, round(hwm / 1024, 1)))
+    return points
+
+
+def _running(pid: int) -> bool:
+    """Not exited yet; leaves the child unreaped for `WorkerProcess.wait` (its wait4 rusage)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
+
+
+def _done_and_hwm(pid: int, queue: Path) -> tuple[int, int]:
+    done = 0
+    for progress in queue.glob("active/*/progress.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            done = int(json.loads(progress.read_text())["done"])
+    return done, vm_hwm_kib(pid)
 
 
 def slope_kb(runs: list[dict[str, Any]]) -> float | None:
