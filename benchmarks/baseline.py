@@ -10,7 +10,13 @@ same N small audio files as `throughput.py`.
 
 The speed-up is throughput.py's enrollments/s over this loop's: read from `--throughput-json`
 (the JSON that throughput.py printed), or, without it, measured by running throughput.py
-with the same arguments first.
+with the same arguments first. The loop runs one enrollment after another, so its rate does
+not depend on N: `--worker-enrollments` lets the worker's run be longer than the loop's (to
+amortize the worker's process start), and the output says both Ns.
+
+`side_by_side` puts issue 13's three figures in one place: the worker's requests per
+enrollment, its fraction of R over the whole `run --once` (process start to exit), and the
+ratio of its enrollments/s to this loop's.
 """
 
 from __future__ import annotations
@@ -43,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--burst", type=int, default=10, help="the emulator's burst (its default)")
     p.add_argument(
         "--throughput-json", type=Path, default=None, help="throughput.py's output to compare"
+    )
+    p.add_argument(
+        "--worker-enrollments",
+        type=int,
+        default=None,
+        help="N of the worker's run when throughput.py runs here (default: --enrollments)",
     )
     return p
 
@@ -104,7 +116,7 @@ def throughput_figures(args: argparse.Namespace) -> dict[str, Any]:
         str(Path(__file__).resolve().parent / "throughput.py"),
         f"--rate-limit={args.rate_limit}",
         f"--latency-ms={args.latency_ms}",
-        f"--enrollments={args.enrollments}",
+        f"--enrollments={args.worker_enrollments or args.enrollments}",
         f"--burst={args.burst}",
     ]
     return json.loads(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
@@ -114,7 +126,11 @@ def main() -> None:
     args = parser().parse_args()
     worker = throughput_figures(args)
     result = asyncio.run(measure(args))
-    same = worker.get("params", {}).get("enrollments") == args.enrollments
+    params = worker.get("params", {})
+    same = params.get("rate_limit") == args.rate_limit and params.get("latency_ms") == (
+        args.latency_ms
+    )
+    result["worker_enrollments"] = params.get("enrollments")
     result["worker_wall_s"] = worker.get("wall_s")
     result["worker_enrollments_per_s"] = worker.get("enrollments_per_s")
     result["speedup"] = (
@@ -124,6 +140,16 @@ def main() -> None:
     result["speedup_ceiling_at_this_r"] = round(
         args.rate_limit * result["wall_s"] / max(result["requests"], 1), 2
     )
+    result["side_by_side"] = {
+        "rate_limit": args.rate_limit,
+        "latency_ms": args.latency_ms,
+        "worker_enrollments": params.get("enrollments"),
+        "loop_enrollments": args.enrollments,
+        "requests_per_enrollment": worker.get("requests_per_enrollment"),
+        "whole_run_fraction_of_r": worker.get("whole_run_fraction_of_r"),
+        "http_429": worker.get("http_429"),
+        "speedup": result["speedup"],
+    }
     emit(result)
 
 

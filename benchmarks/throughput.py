@@ -13,15 +13,26 @@ Reported: wall time of the worker process (start to exit, Python start-up includ
 enrollments/s, requests per enrollment and 429s (from `/_emulator/stats`), achieved
 requests/s over the active window (first to last API request, as the emulator saw them) and
 over the whole run (process start to exit) as fractions of R, and the worker's CPU seconds
-per 1000 requests (`os.wait4` rusage).
+per 1000 requests (`os.wait4` rusage). `phases` splits the time outside the paced pipeline:
+`startup_s` (process start to the worker's first log line: Python and imports), `head_s`
+(from there to the first API request: claim, manifest, preflight of the first enrollment),
+`usage_tail_s` (last enrollment finished to the last request: the usage check) and
+`exit_tail_s` (last request to exit: reports, finish). `emulator` says when 429s came and
+how late the emulator's event loop woke (a stalled server bunches arrivals into 429s).
+
+On a shared machine run it through `benchmarks/prio.sh` (nice alone does not count across
+sessions when the kernel groups them).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     MODEL,
+    WorkerRun,
     drop_manifest,
     emit,
     identity_of,
@@ -65,6 +77,53 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (from /proc; 0 when unreadable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def log_times(log: Path) -> dict[str, float]:
+    """Epoch seconds of the worker's first line, job start and last enrollment, from its log."""
+    times: dict[str, float] = {}
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return times
+    for line in lines:
+        try:
+            entry = json.loads(line)
+            at = datetime.fromisoformat(entry["timestamp"]).timestamp()
+        except (ValueError, KeyError, TypeError):
+            continue
+        times.setdefault("first_line", at)
+        if entry.get("event") == "job_started":
+            times.setdefault("job_started", at)
+        if entry.get("event") == "enrollment_finished":
+            times["last_enrollment"] = at
+    return times
+
+
+def phases(run: WorkerRun, log: dict[str, float], first: float, last: float) -> dict[str, float]:
+    """The time outside the paced pipeline, in seconds (see the module docstring)."""
+    exit_at = run.started_at + run.wall_s
+    first_line = log.get("first_line", run.started_at)
+    split = {
+        "startup_s": first_line - run.started_at,
+        "head_s": first - first_line,
+        "usage_tail_s": last - log.get("last_enrollment", last),
+        "exit_tail_s": exit_at - last,
+    }
+    return {k: round(v, 3) for k, v in split.items()}
+
+
+def _trimmed(lag: dict[str, Any], keep: int = 20) -> dict[str, Any]:
+    return {**lag, "stalls": lag.get("stalls", [])[:keep]} if lag else {}
+
+
 def cycled_manifest(names: list[str], sizes: list[int]) -> dict[str, Any]:
     """Enrollments of `sizes[i % len]` audios each, taking the names in order."""
     enrollments, at, i = [], 0, 0
@@ -96,15 +155,19 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             drop_manifest(queue, "bench.json", manifest)
             extra = {} if args.worker_burst is None else {"burst": args.worker_burst}
             env = worker_env(queue, emu.base_url, client_rate, **extra)
+            emulator_cpu = _cpu_s(emu.pid)
             run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
             stats = await emu.stats()
+            emulator_cpu = _cpu_s(emu.pid) - emulator_cpu
         report = read_report(queue)
+        times = log_times(root / "worker.log")
         tail = stderr_tail(run.stderr_path) if run.returncode else ""
 
     requests = stats["requests"]
     total = requests["total"]
     first, last = requests.get("first_at"), requests.get("last_at")
     active = (last - first) if first and last else run.wall_s
+    split = phases(run, times, first, last) if first and last else {}
     counts = (report or {}).get("counts", {})
     result: dict[str, Any] = {
         "benchmark": "throughput",
@@ -140,6 +203,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "worker_cpu_s": round(run.cpu_s, 2),
         "worker_cpu_s_per_1000_requests": round(1000 * run.cpu_s / max(total, 1), 2),
         "worker_peak_rss_mb": run.peak_rss_mb,
+        "phases": split,
+        "emulator": {
+            "cpu_s": round(emulator_cpu, 2),
+            "loop_lag": _trimmed(stats.get("loop_lag") or {}),
+            "throttled_at": stats.get("throttled_at", [])[:20],
+            "answers_per_second": stats.get("per_second"),
+        },
     }
     if tail:
         result["worker_stderr_tail"] = tail
