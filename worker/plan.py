@@ -24,6 +24,7 @@ from worker.manifest import ManifestDefaults, Problem, open_manifest
 from worker.plan_models import EnrollmentCost, ManifestPlan, PlanResult, PlanTotals
 from worker.plan_text import file_lines, total_lines
 from worker.request_plan import (
+    INLINE_UPLOAD_MAX_BYTES,
     WORKER_START_REQUESTS,
     enrollment_credits,
     enrollment_requests,
@@ -53,9 +54,10 @@ class CostSum:
     audio_seconds: float = 0.0
     spaces: set[str] = field(default_factory=set)
     models: set[str] = field(default_factory=set)
+    inline_max_bytes: int = INLINE_UPLOAD_MAX_BYTES  # ENROLLER_INLINE_UPLOAD_MAX_BYTES
 
     def add(self, cost: EnrollmentCost) -> None:
-        self.requests += enrollment_requests(cost.file_sizes)
+        self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
         self.credits_by_owner[cost.owner] += enrollment_credits()
         self.runnable += 1
         self.audio_files += len(cost.file_sizes)
@@ -176,7 +178,7 @@ def plan_file(
     Returns the figures (without the problems and the preflight's warnings) and how many
     problems there were.
     """
-    summed = CostSum()
+    summed = CostSum(inline_max_bytes=defaults.inline_upload_max_bytes)
     manifest = open_manifest(path, defaults, name=name)
     found = check_stream(
         manifest,

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from worker.plan import EnrollmentCost, plan_manifest, plan_totals
+from tests.audiogen import write_audio
+from worker.manifest import ManifestDefaults
+from worker.plan import EnrollmentCost, plan_manifest, plan_paths, plan_totals
 from worker.request_plan import (
     WORKER_START_REQUESTS,
     enrollment_requests,
     usage_check_requests,
 )
+from worker.settings import Settings
 
 
 def cost(owner: str = "demo", files: int = 1, size: int = 1000) -> EnrollmentCost:
@@ -56,3 +61,26 @@ def test_totals_add_the_worker_start_once() -> None:
 def test_a_manifest_with_nothing_runnable_costs_nothing() -> None:
     plan = plan_manifest("bad.csv", [], rate_limit=5.0, total=3)
     assert (plan.requests, plan.credits, plan.rejected) == (0, 0, 3)
+
+
+def test_the_inline_limit_setting_decides_how_uploads_are_counted(tmp_path: Path) -> None:
+    """`enroller plan` counts as the worker runs: ENROLLER_INLINE_UPLOAD_MAX_BYTES, not 8 MiB."""
+    write_audio(tmp_path / "a.wav", 5.0, 0.2, 8000)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("identity,audio\na,a.wav\n")
+    figures = {}
+    for limit in (8 * 1024 * 1024, 0):
+        settings = Settings(
+            api_url="http://127.0.0.1:9/v1",
+            api_key="k",
+            owner="demo",
+            space="main",
+            queue_dir=tmp_path / "q",
+            audio_root=tmp_path,
+            inline_upload_max_bytes=limit,
+        )
+        defaults = ManifestDefaults.from_settings(settings)
+        assert defaults.inline_upload_max_bytes == limit
+        [plan] = plan_paths([str(manifest)], defaults, 10.0).files
+        figures[limit] = plan.requests - plan.usage_check_requests
+    assert figures == {8 * 1024 * 1024: 5, 0: 6}  # inline create, or create + raw upload

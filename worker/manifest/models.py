@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio import DEFAULT_MODEL
+from worker.request_plan import INLINE_UPLOAD_MAX_BYTES
 from worker.text import SafeStr
 from worker.voice_rule import DEFAULT_VOICE_MARGIN
 
@@ -80,6 +81,8 @@ class ManifestDefaults(BaseModel):
     stereo: Literal["channel", "downmix"] = "channel"
     convert: bool = False
     voice_margin: float = DEFAULT_VOICE_MARGIN  # worker.voice_rule: refuse only clearly below
+    # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.
+    inline_upload_max_bytes: int = INLINE_UPLOAD_MAX_BYTES
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManifestDefaults:
@@ -91,6 +94,7 @@ class ManifestDefaults(BaseModel):
             stereo=settings.stereo,
             convert=settings.convert,
             voice_margin=settings.voice_margin,
+            inline_upload_max_bytes=settings.inline_upload_max_bytes,
         )
 
 
