@@ -14,10 +14,10 @@ enrollments/s, requests per enrollment and 429s (from `/_emulator/stats`), achie
 requests/s over the active window (first to last API request, as the emulator saw them) and
 over the whole run (process start to exit) as fractions of R, and the worker's CPU seconds
 per 1000 requests (`os.wait4` rusage). `phases` splits the time outside the paced pipeline:
-`startup_s` (process start to the worker's first log line: Python and imports), `head_s`
-(from there to the first API request: claim, manifest, preflight of the first enrollment),
-`usage_tail_s` (last enrollment finished to the last request: the usage check) and
-`exit_tail_s` (last request to exit: reports, finish). `emulator` says when 429s came and
+`startup_s` (process start to the first API request: Python, imports, settings), `head_s`
+(the share of the first active second not used: the enrollments preflighted before their
+first request), `usage_tail_s` (last enrollment finished to the last request: the usage
+check) and `exit_tail_s` (last request to exit: reports, finish). `emulator` says when 429s came and
 how late the emulator's event loop woke (a stalled server bunches arrivals into 429s).
 
 On a shared machine run it through `benchmarks/prio.sh` (nice alone does not count across
@@ -107,13 +107,19 @@ def log_times(log: Path) -> dict[str, float]:
     return times
 
 
-def phases(run: WorkerRun, log: dict[str, float], first: float, last: float) -> dict[str, float]:
+def phases(
+    run: WorkerRun,
+    log: dict[str, float],
+    first: float,
+    last: float,
+    per_second: list[int],
+    r: float,
+) -> dict[str, float]:
     """The time outside the paced pipeline, in seconds (see the module docstring)."""
     exit_at = run.started_at + run.wall_s
-    first_line = log.get("first_line", run.started_at)
     split = {
-        "startup_s": first_line - run.started_at,
-        "head_s": first - first_line,
+        "startup_s": first - run.started_at,
+        "head_s": max(0.0, 1.0 - per_second[0] / r) if per_second else 0.0,
         "usage_tail_s": last - log.get("last_enrollment", last),
         "exit_tail_s": exit_at - last,
     }
@@ -167,7 +173,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     total = requests["total"]
     first, last = requests.get("first_at"), requests.get("last_at")
     active = (last - first) if first and last else run.wall_s
-    split = phases(run, times, first, last) if first and last else {}
+    per_second = stats.get("per_second") or []
+    split = phases(run, times, first, last, per_second, r) if first and last else {}
     counts = (report or {}).get("counts", {})
     result: dict[str, Any] = {
         "benchmark": "throughput",
