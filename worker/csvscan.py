@@ -138,14 +138,16 @@ class Records:
 class RowTable:
     """Per row: byte offset, first line, next row of its group; per group: first/last row.
 
-    Sized once from a bound on the rows (`ByteScan.lines`), so it never grows. Groups are
-    numbered in the order of their first row, which is the order enrollments are reported.
+    Sized once from a bound on the rows (`ByteScan.lines`), so it never grows; every array
+    starts as zeros, which the kernel maps lazily, so a bound far above the real rows (a file
+    of blank lines) costs address space, not memory. Groups are numbered in the order of their
+    first row, which is the order enrollments are reported.
     """
 
     def __init__(self, bound: int) -> None:
         self.offsets = np.zeros(bound, dtype=np.int64)
         self.lines = np.zeros(bound, dtype=np.int32)
-        self.next = np.full(bound, -1, dtype=np.int32)
+        self.next = np.zeros(bound, dtype=np.int32)  # the next row + 1; 0: the group's last
         self.first = np.zeros(bound, dtype=np.int32)
         self.last: np.ndarray | None = np.zeros(bound, dtype=np.int32)
         self.ragged = np.zeros(bound, dtype=np.bool_)
@@ -173,7 +175,7 @@ class RowTable:
         """Append `row` to `group` (only during the first pass)."""
         if self.last is None:
             raise RuntimeError("rows join groups only during the first pass")
-        self.next[self.last[group]] = row
+        self.next[self.last[group]] = row + 1
         self.last[group] = row
 
     def done(self) -> None:
@@ -182,10 +184,11 @@ class RowTable:
 
     def rows_of(self, group: int) -> list[int]:
         rows, row = [], int(self.first[group])
-        while row >= 0:
+        while True:
             rows.append(row)
-            row = int(self.next[row])
-        return rows
+            row = int(self.next[row]) - 1
+            if row < 0:
+                return rows
 
     def group_at_line(self, line: int) -> int | None:
         """The group whose first row is on `line`, if any."""

@@ -29,6 +29,7 @@ from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import DEFAULT_VOICEPRINT, lines_text, show
 
 _MERGED = ("model", "minAudios", "alias", "createIdentity")  # must agree across a group
+_INDEX_CAPACITY_MAX = 1 << 22  # beyond, the index grows: a bound of blank lines is no row
 _RECENT_KEYS = 4096  # exact keys remembered: rows of one enrollment usually stand together
 
 # Opens the manifest's bytes afresh: the file again, or the bytes of a text in memory.
@@ -163,7 +164,7 @@ class _Grouping:
 
     def __init__(self, layout: _Layout, bound: int, confirm: Callable[[int, str], bool]):
         self.table = layout.table
-        self.index = KeyIndex(capacity=bound)
+        self.index = KeyIndex(capacity=min(bound, _INDEX_CAPACITY_MAX))
         self.recent: dict[str, int] = {}
         self.exact: dict[str, int] = {}  # keys whose hash another key took first
         self.confirm = confirm  # (group, key): whether the group's first row has this key
