@@ -7,7 +7,7 @@ one enrollment agree, and the two passes over the file's bytes (`worker.csvscan`
 keeps per row only its offset and line, per enrollment its first row, and per key a 64-bit
 hash (confirmed on the row read again, so a collision never joins two enrollments); the second
 re-reads each enrollment's rows by offset when it is built, in the order of first lines. A
-1 000 000-row file costs ~40 MB instead of ~1 GB of parsed rows.
+1 000 000-row file costs ~55 MB over the imports instead of ~1.3 GB of parsed rows.
 """
 
 from __future__ import annotations
