@@ -21,8 +21,9 @@ from yarl import URL
 
 from worker.api import errors as e
 from worker.api.backoff import RetryPolicy
-from worker.api.client import ApiClient, ApiKeyAuth, CredentialsAuth, _Answer
+from worker.api.client import ApiClient, ApiKeyAuth, CredentialsAuth
 from worker.api.governor import Governor
+from worker.api.transport import Answer as _Answer
 from worker.settings import Settings
 
 KEY = "key-SECRET-0123456789"

@@ -1,0 +1,58 @@
+"""The identities of a space (api-contract.md §3, Identities): create, read, list.
+
+Owns: their routes, bodies and retry class. Sending, retrying and parsing are the loop's
+(loop.py); the caller's own account (`get_user`) is auth.py's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from worker.api.loop import RequestLoop
+from worker.api.schemas import Identity, IdentityCreate
+
+
+class IdentitiesApi(RequestLoop):
+    """The identity methods of `ApiClient`."""
+
+    async def create_identity(
+        self, owner: str, space: str, handle: str, alias: str | None = None
+    ) -> Identity:
+        """Create an identity. SAFE: handle-keyed, a repeat answers `Conflict` (= exists)."""
+        route = "/spaces/{owner}/{space}/identities"
+        answer = await self._call(
+            "POST",
+            route,
+            path={"owner": owner, "space": space},
+            json=IdentityCreate(handle=handle, alias=alias).to_wire(),
+        )
+        return self._parse(answer, Identity, "POST", route)
+
+    async def get_identity(self, owner: str, space: str, identity: str) -> Identity:
+        """Read an identity (SAFE); `NotFound` if absent."""
+        return await self._get(
+            "/spaces/{owner}/{space}/identities/{identity}",
+            Identity,
+            owner=owner,
+            space=space,
+            identity=identity,
+        )
+
+    def list_identities(
+        self,
+        owner: str,
+        space: str,
+        *,
+        search: str | None = None,
+        sort: str | None = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[Identity]:
+        """Every identity of a space (sort `handle` or `createdAt`)."""
+        return self.paginate(
+            "/spaces/{owner}/{space}/identities",
+            Identity,
+            {"owner": owner, "space": space},
+            search=search,
+            sort=sort,
+            page_size=page_size,
+        )

@@ -1,0 +1,300 @@
+"""The request loop: one operation sent until it succeeds or an error must go to the caller.
+
+Owns: the loop around attempts (transport.py sends one), acting on what retry_rules.py says
+each failure means: sign in again, mark the credits, wait out a throttle, back off and resend,
+or raise. Also parsing answers into the wire models and walking paginated lists. It never
+decides a reason itself, and never builds a resource's route or body (the resource modules
+identities.py, audios.py, voiceprints.py and records.py do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from worker.api import retry_rules as rules
+from worker.api.auth import Authenticated, CredentialsAuth
+from worker.api.backoff import RetryPolicy
+from worker.api.errors import (
+    ApiError,
+    Conflict,
+    InvalidResponse,
+    NotSent,
+    OutcomeUnknown,
+    error_from_response,
+    server_message,
+)
+from worker.api.inline import InlineAudioBody
+from worker.api.retry_rules import Retry
+from worker.api.schemas import Page
+from worker.api.transport import Answer, Query, Transport, header_int, query_params
+from worker.audiofile import VerifiedUpload
+
+M = TypeVar("M", bound=BaseModel)
+
+# Throttle waits this long or longer are logged as warnings (an operator may want to know).
+LONG_THROTTLE_S = 30.0
+
+
+class RequestLoop(Authenticated, Transport):
+    """The loop and the parsing; a part of `ApiClient`, which sets these attributes."""
+
+    retry: RetryPolicy
+    _rand: Callable[[], float]
+    _clock: Callable[[], float]
+    on_attempt: Callable[[str, str, str], None] | None
+
+    async def _call(
+        self,
+        method: str,
+        route: str,
+        *,
+        path: Mapping[str, str] | None = None,
+        json: Any = None,
+        params: Query | None = None,
+        file: VerifiedUpload | InlineAudioBody | None = None,
+        retry: Retry = Retry.SAFE,
+        compute: bool = False,
+        auth: bool = True,
+    ) -> Answer:
+        """Send one operation until it succeeds or an error must go to the caller."""
+        url = self._url(route, path or {})
+        query = query_params(params or {})
+        started = self._clock()
+        attempts = throttles = 0
+        so_far = rules.Attempts()
+        credentials = auth and isinstance(self._auth, CredentialsAuth)
+        while True:
+            if compute or self.governor.billed(route):
+                self.governor.check_credits()
+            token, generation = await self._bearer() if auth else (None, 0)
+            attempts += 1
+            answer = await self._attempt(method, route, url, token, json, query, file)
+            if isinstance(answer, Answer):
+                return answer
+            error = answer
+            error.attempts = attempts
+            so_far = replace(so_far, elapsed=self._clock() - started)
+            status = getattr(error, "status", None)
+            step = rules.next_step(
+                error,
+                method=method,
+                retry=retry,
+                credentials=credentials,
+                so_far=so_far,
+                policy=self.retry,
+                jitter=self._rand,
+            )
+            match step:
+                case rules.SignInAgain():
+                    so_far = replace(so_far, renewed=True)
+                    await self._renew(generation)
+                case rules.OutOfCredits():
+                    self.governor.mark_credits_exhausted(error)
+                    raise error
+                case rules.Throttled(wait=wait):
+                    throttles += 1
+                    started += wait  # the wait is the server's, not a failure's
+                    self._throttled(wait, method, route, attempts, throttles)
+                case rules.RetryIn(delay=delay, unknown=unknown):
+                    so_far = replace(
+                        so_far,
+                        retries=so_far.retries + 1,
+                        unknown_before=so_far.unknown_before or unknown,
+                    )
+                    await self._back_off(delay, error, method, route, status, attempts)
+                case rules.Stop(error=final, gave_up=gave_up, own_effect=own_effect):
+                    self._stop(final, gave_up, own_effect, method, route, status, attempts)
+
+    def _throttled(
+        self, wait: float, method: str, route: str, attempts: int, throttles: int
+    ) -> None:
+        """Pause the whole governor for the server's wait; a long one is worth a warning."""
+        self.governor.throttled(wait)
+        log = self._log.warning if wait >= LONG_THROTTLE_S else self._log.info
+        log(
+            "api.throttled",
+            method=method,
+            route=route,
+            retry_after=round(wait, 3),
+            attempt=attempts,
+            throttles=throttles,
+        )
+
+    async def _back_off(
+        self,
+        delay: float,
+        error: ApiError,
+        method: str,
+        route: str,
+        status: int | None,
+        attempts: int,
+    ) -> None:
+        self.governor.retried()
+        self._log.warning(
+            "api.retry",
+            method=method,
+            route=route,
+            status=status,
+            error=type(error).__name__,
+            attempt=attempts,
+            delay=round(delay, 3),
+        )
+        await anyio.sleep(delay)
+
+    async def _attempt(
+        self,
+        method: str,
+        route: str,
+        url: Any,
+        token: str | None,
+        json: Any,
+        query: dict[str, str],
+        file: VerifiedUpload | InlineAudioBody | None,
+    ) -> Answer | ApiError:
+        """One attempt: a success as its answer, any failure as its error (not raised)."""
+        try:
+            answer = await self._send(method, url, route, token, json, query, file)
+        except (NotSent, OutcomeUnknown) as exc:
+            if self.on_attempt is not None:
+                self.on_attempt(method, route, getattr(exc, "kind", "not_sent"))
+            return exc
+        if self.on_attempt is not None:
+            self.on_attempt(method, route, str(answer.status))
+        if answer.status < 400:
+            self.governor.succeeded()
+            return answer
+        message = self._scrub(server_message(answer.body, f"HTTP {answer.status}"))
+        return error_from_response(
+            answer.status, message, answer.headers, method=method, route=route
+        )
+
+    def _stop(
+        self,
+        error: ApiError,
+        gave_up: bool,
+        own_effect: bool,
+        method: str,
+        route: str,
+        status: int | None,
+        attempts: int,
+    ) -> None:
+        """Raise the final error, flagged and logged as `retry_rules.Stop` says."""
+        if own_effect and isinstance(error, Conflict):
+            error.after_unknown_outcome = True
+        if gave_up:
+            self._log.warning(
+                "api.gave_up",
+                method=method,
+                route=route,
+                status=status,
+                error=type(error).__name__,
+                attempts=attempts,
+            )
+        raise error
+
+    # --- parsing ----------------------------------------------------------------------------
+
+    def _parse(self, answer: Answer, model: type[M], method: str, route: str) -> M:
+        try:
+            return model.model_validate_json(answer.body)
+        except ValidationError as exc:
+            raise InvalidResponse(validation_summary(exc), method=method, route=route) from None
+
+    def _parse_list(self, answer: Answer, model: type[M], method: str, route: str) -> list[M]:
+        try:
+            return TypeAdapter(list[model]).validate_json(answer.body)  # type: ignore[valid-type]
+        except ValidationError as exc:
+            raise InvalidResponse(validation_summary(exc), method=method, route=route) from None
+
+    async def _get(self, route: str, model: type[M], **path: str) -> M:
+        answer = await self._call("GET", route, path=path)
+        return self._parse(answer, model, "GET", route)
+
+    async def get_page(
+        self, route: str, model: type[M], path: Mapping[str, str], params: Query
+    ) -> Page[M]:
+        """One page of a list; `params` holds page, page-size, sort, search, after, before."""
+        answer = await self._call("GET", route, path=path, params=params)
+        items = self._parse_list(answer, model, "GET", route)
+        asked_page, asked_size = params.get("page"), params.get("page-size")
+        return Page[model](  # type: ignore[valid-type]
+            items=items,
+            page_current=header_int(answer.headers, "Page-Current")
+            or (asked_page if isinstance(asked_page, int) else 1),
+            page_total=header_int(answer.headers, "Page-Total"),
+            page_size=header_int(answer.headers, "Page-Size")
+            or (asked_size if isinstance(asked_size, int) else None),
+            item_total=header_int(answer.headers, "Item-Total"),
+        )
+
+    async def paginate(
+        self,
+        route: str,
+        model: type[M],
+        path: Mapping[str, str],
+        *,
+        page_size: int = 50,
+        sort: str | None = None,
+        search: str | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        read_ahead: int = 1,
+    ) -> AsyncIterator[M]:
+        """Every item of a list, page after page, following `Page-Current` / `Page-Total`.
+
+        A page is read whole before its items are yielded, so stopping early holds no
+        connection. Items created while iterating may be missed or seen twice unless the list
+        is sorted by a creation time; reconcile code sorts by `createdAt`.
+
+        `read_ahead` > 1 fetches that many pages at once once page 1 has told the page total:
+        a long list then costs about pages / read_ahead round trips instead of one per page,
+        still paced by the governor, and at most `read_ahead` pages are held in memory. Only
+        safe for lists sorted so that new items land at the end (pages already counted do
+        not shift); without a page total it falls back to one page after another.
+        """
+        params: dict[str, Any] = {
+            "page-size": page_size,
+            "sort": sort,
+            "search": search,
+            "after": after,
+            "before": before,
+        }
+        page, last = 1, None
+        while last is None:
+            result = await self.get_page(route, model, path, {**params, "page": page})
+            for item in result.items:
+                yield item
+            if result.is_last or not result.items:
+                return
+            page = result.page_current + 1
+            if read_ahead > 1:
+                last = result.page_total  # known: fetch the rest in windows below
+        while page <= last:
+            numbers = range(page, min(page + read_ahead, last + 1))
+            pages: dict[int, Page[M]] = {}
+
+            async def fetch(number: int, into: dict[int, Page[M]] = pages) -> None:
+                into[number] = await self.get_page(route, model, path, {**params, "page": number})
+
+            async with anyio.create_task_group() as tg:
+                for number in numbers:
+                    tg.start_soon(fetch, number)
+            for number in numbers:
+                for item in pages[number].items:
+                    yield item
+            page = numbers[-1] + 1
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Where and why a body failed validation, without the offending values (may be secret)."""
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors(include_input=False, include_url=False)[:5]
+    ]
+    return "unexpected response body: " + "; ".join(parts)

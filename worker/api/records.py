@@ -1,0 +1,53 @@
+"""What is billed (api-contract.md §3, Usage records): the usage records of an owner, and its
+credits (ours: the emulator serves them, the vendor documents no credits read).
+
+Owns: their routes. Sending, retrying and parsing are the loop's (loop.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from worker.api.loop import RequestLoop
+from worker.api.schemas import Credits, UsageRecord
+
+
+class RecordsApi(RequestLoop):
+    """The usage-record and credit methods of `ApiClient`."""
+
+    async def get_credits(self, owner: str) -> Credits:
+        """`GET /owners/{owner}/credits` (ours; the emulator serves it, the vendor documents
+        no credits read, so a real service may answer 404). SAFE."""
+        return await self._get("/owners/{owner}/credits", Credits, owner=owner)
+
+    async def list_usage_records(
+        self,
+        owner: str,
+        *,
+        after: datetime | None = None,
+        before: datetime | None = None,
+        sort: str | None = None,
+        page_size: int = 50,
+        read_ahead: int = 1,
+    ) -> AsyncIterator[UsageRecord]:
+        """Voiceprint usage records of an owner: the caller's own (`/user/records/…`) when
+        `owner` is the caller's handle, else the org's (`/orgs/{org}/records/…`).
+
+        `read_ahead` > 1 wants `sort="computedAt"` (see `paginate`)."""
+        me = await self.get_user()
+        if owner == me.handle:
+            route, path = "/user/records/voiceprint", {}
+        else:
+            route, path = "/orgs/{org}/records/voiceprint", {"org": owner}
+        async for record in self.paginate(
+            route,
+            UsageRecord,
+            path,
+            after=after,
+            before=before,
+            sort=sort,
+            page_size=page_size,
+            read_ahead=read_ahead,
+        ):
+            yield record

@@ -1,0 +1,165 @@
+"""Why the request loop sends a call again or stops: one small pure function per reason.
+
+Owns: the meaning of one failed attempt for the loop (api-contract.md §2 and §5, the retry
+rules of client.py's docstring): sign in again (401 in credentials mode, once), out of credits
+(429 without Retry-After), throttled (429 with it: wait however long, no retry spent), a 5xx
+to an UNSAFE call (an unknown outcome), retry with backoff (not sent; or SAFE and 5xx or
+unknown), and what a final error says (a 409 after an unknown outcome is likely our own
+effect; a transport give-up is logged). `next_step` puts them in that order. No I/O, no
+clock, no logging: the loop (loop.py) acts on the answer.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from worker.api.backoff import RetryPolicy, next_delay
+from worker.api.errors import (
+    ApiError,
+    Conflict,
+    CreditsExhausted,
+    NotSent,
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+    Unauthorized,
+)
+
+# A 429 whose Retry-After cannot be read still asks us to wait: this long, then try again.
+UNREADABLE_WAIT_S = 1.0
+
+
+class Retry(enum.Enum):
+    """Whether a request may be repeated after an unknown outcome (see client.py)."""
+
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+
+
+@dataclass(frozen=True)
+class SignInAgain:
+    """The session token was refused: sign in again and resend (once per call)."""
+
+
+@dataclass(frozen=True)
+class OutOfCredits:
+    """The owner cannot pay: mark the governor and raise."""
+
+
+@dataclass(frozen=True)
+class Throttled:
+    """Wait `wait` seconds (the server's, not a failure's: no retry time spent), resend."""
+
+    wait: float
+
+
+@dataclass(frozen=True)
+class RetryIn:
+    """Resend after `delay`; `unknown`: this attempt may have taken effect."""
+
+    delay: float
+    unknown: bool
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Raise `error` to the caller; `gave_up`: a transport or server failure outlasted the
+    retries (worth a warning); `own_effect`: a 409 most likely of an earlier attempt."""
+
+    error: ApiError
+    gave_up: bool = False
+    own_effect: bool = False
+
+
+Step = SignInAgain | OutOfCredits | Throttled | RetryIn | Stop
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """What the loop has done so far for one call."""
+
+    retries: int = 0  # resends spent on failures (throttling is not counted)
+    elapsed: float = 0.0  # seconds spent, throttle waits excluded
+    renewed: bool = False  # signed in again already
+    unknown_before: bool = False  # an earlier attempt may have taken effect
+
+
+def signs_in_again(error: ApiError, *, credentials: bool, renewed: bool) -> bool:
+    """A 401 with a session token from credentials: the token expired. Once only; an API key
+    refused is refused for good."""
+    return isinstance(error, Unauthorized) and credentials and not renewed
+
+
+def out_of_credits(error: ApiError) -> bool:
+    """A 429 without Retry-After is credits, whatever its wording (api-contract.md §5)."""
+    return isinstance(error, CreditsExhausted)
+
+
+def throttle_wait(error: ApiError) -> float | None:
+    """A 429 with Retry-After: how long to wait (a default when the header is unreadable)."""
+    if not isinstance(error, RateLimited):
+        return None
+    return error.retry_after if error.retry_after is not None else UNREADABLE_WAIT_S
+
+
+def as_unknown_if_unsafe(error: ApiError, retry: Retry) -> ApiError:
+    """A 5xx to a call that must not run twice may have been done: its outcome is unknown."""
+    if isinstance(error, ServerError) and retry is Retry.UNSAFE:
+        return OutcomeUnknown(
+            error.message,
+            kind="server",
+            status=error.status,
+            method=error.method,
+            route=error.route,
+            attempts=error.attempts,
+        )
+    return error
+
+
+def retryable(error: ApiError, retry: Retry) -> bool:
+    """A request that never left may be resent whatever the call; anything else only if SAFE."""
+    return isinstance(error, NotSent) or (
+        retry is Retry.SAFE and isinstance(error, ServerError | OutcomeUnknown)
+    )
+
+
+def may_have_taken_effect(error: ApiError, method: str) -> bool:
+    """A write answered 5xx may have been done before the failure, like one that timed out."""
+    return isinstance(error, OutcomeUnknown) or (isinstance(error, ServerError) and method != "GET")
+
+
+def gave_up(error: ApiError) -> bool:
+    """Failures of the transport or the server, as opposed to answers about the request."""
+    return isinstance(error, OutcomeUnknown | NotSent | ServerError)
+
+
+def next_step(
+    error: ApiError,
+    *,
+    method: str,
+    retry: Retry,
+    credentials: bool,
+    so_far: Attempts,
+    policy: RetryPolicy,
+    jitter: Callable[[], float],
+) -> Step:
+    """What the loop does after the failed attempt `error`, reason by reason, in order.
+
+    `credentials`: the call carries a token from a sign-in (not an API key, not the sign-in
+    itself). `jitter` is drawn only when a backoff delay is computed.
+    """
+    if signs_in_again(error, credentials=credentials, renewed=so_far.renewed):
+        return SignInAgain()
+    if out_of_credits(error):
+        return OutOfCredits()
+    if (wait := throttle_wait(error)) is not None:
+        return Throttled(wait)
+    error = as_unknown_if_unsafe(error, retry)
+    if retryable(error, retry):
+        delay = next_delay(policy, so_far.retries, so_far.elapsed, jitter())
+        if delay is not None:
+            return RetryIn(delay, may_have_taken_effect(error, method))
+    own = isinstance(error, Conflict) and so_far.unknown_before
+    return Stop(error, gave_up=gave_up(error), own_effect=own)
