@@ -1,0 +1,121 @@
+"""Routes of models, voiceprints and verifications (api-contract.md §3): create, read, list,
+add and remove audios, compute, verify.
+
+Owns: reading these requests and answering each with `State` calls; no rule of its own.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import Field
+
+from emulator.routes.common import (
+    Body,
+    commit,
+    emu_of,
+    page_of,
+    page_request,
+    read_body,
+    respond,
+    space_of,
+    user_of,
+)
+from emulator.rules import model_name
+from emulator.state import ApiError, State
+
+
+class ModelObject(Body):
+    handle: str
+    version: str
+
+
+class VoiceprintBody(Body):
+    identity: str
+    model: str | ModelObject
+    min_audios: int = Field(alias="minAudios", strict=True)
+    handle: str | None = None
+    alias: str | None = None
+
+
+class VerificationBody(Body):
+    audio: str
+    identity: str
+    voiceprint: str
+    alias: str | None = None
+
+
+async def get_models(request: web.Request) -> web.Response:
+    user_of(request)
+    return respond([m.to_wire() for m in State.models()])
+
+
+async def create_voiceprint(request: web.Request) -> web.Response:
+    state, _, sp = space_of(request)
+    body = await read_body(request, VoiceprintBody)
+    model = body.model if isinstance(body.model, str) else model_name(body.model.model_dump())
+    vp = state.create_voiceprint(sp, body.identity, model, body.min_audios, body.handle, body.alias)
+    emu_of(request).stats.created["voiceprints"] += 1
+    await commit(request)
+    return respond(state.voiceprint_wire(sp, vp), status=201)
+
+
+async def get_voiceprint(request: web.Request) -> web.Response:
+    state, _, sp = space_of(request)
+    mi = request.match_info
+    return respond(
+        state.voiceprint_wire(sp, state.voiceprint(sp, mi["identity"], mi["voiceprint"]))
+    )
+
+
+async def list_voiceprints(request: web.Request) -> web.Response:
+    state, _, sp = space_of(request)
+    req = page_request(request, ["createdAt", "handle", "computedAt"])
+    result = state.list_voiceprints(sp, request.match_info["identity"], req)
+    return page_of(result, lambda v: state.voiceprint_wire(sp, v))
+
+
+async def list_voiceprint_audios(request: web.Request) -> web.Response:
+    state, _, sp = space_of(request)
+    mi = request.match_info
+    req = page_request(request, ["createdAt", "handle", "uploadedAt"])
+    result = state.list_voiceprint_audios(sp, mi["identity"], mi["voiceprint"], req)
+    return page_of(result, lambda a: state.audio_wire(sp, a))
+
+
+async def add_audio(request: web.Request) -> web.Response:
+    state, _, sp = space_of(request)
+    mi = request.match_info
+    vp = state.add_audio(sp, mi["identity"], mi["voiceprint"], mi["audio"])
+    await commit(request)
+    return respond(state.voiceprint_wire(sp, vp))
+
+
+async def remove_audio(request: web.Request) -> web.Response:
+    state, _, sp = space_of(request)
+    mi = request.match_info
+    vp = state.remove_audio(sp, mi["identity"], mi["voiceprint"], mi["audio"])
+    await commit(request)
+    return respond(state.voiceprint_wire(sp, vp))
+
+
+async def compute(request: web.Request) -> web.Response:
+    emu = emu_of(request)
+    state, user, sp = space_of(request)
+    mi = request.match_info
+    try:
+        vp = state.compute(sp, mi["identity"], mi["voiceprint"], user)
+    except ApiError as exc:
+        if exc.status == 429:
+            emu.stats.credit_refusals += 1
+        raise
+    emu.stats.created["computes"] += 1
+    await commit(request)
+    return respond(state.voiceprint_wire(sp, vp))
+
+
+async def create_verification(request: web.Request) -> web.Response:
+    state, _, sp = space_of(request)
+    body = await read_body(request, VerificationBody)
+    ver = state.create_verification(sp, body.audio, body.identity, body.voiceprint, body.alias)
+    await commit(request)
+    return respond(state.verification_wire(sp, ver), status=201)
