@@ -1,10 +1,12 @@
 """A local voiceprint API that follows ../shared/api-contract.md, for demos, tests, benchmarks.
 
 Modules, one job each: `config` (options, seeded world), `rules` (handles, times, model table),
-`pagination`, `audio` (decode + measure), `state` (the world and every rule), `persist`
-(atomic, group-committed state file), `ratelimit`, `faults`, `stats`, `app` (aiohttp routes and
-middlewares), `server` (lifecycle), `cli` (`enroller emulator`), `demo` (`enroller demo`).
-Never imports `worker/`.
+`pagination`, `audio` (decode + measure), `state/` (the world and every rule, one module per
+resource), `persist` (atomic, group-committed state file), `ratelimit`, `faults`, `stats`,
+`app` (the route table and middlewares) with `routes/` (the handlers, one module per
+resource), `server` (lifecycle), `cli` (`enroller emulator`), `demo` (`enroller demo`).
+Of the worker it uses only the decoder (`worker.decode`, so both decode alike) and, in
+`demo`, the worker itself; the worker never imports the emulator.
 
 Decisions where the contract is silent [ours]:
 - 403 is decided on the owner before the space is looked up, so other owners' spaces do not
