@@ -29,6 +29,7 @@ class Bucket:
     tokens: float
     updated: float
     blocked_until: float = 0.0  # when the last Retry-After we sent expires
+    blocked_since: float = 0.0  # when the 429 that set it was decided
 
     def refill(self, now: float) -> None:
         if now > self.updated:
@@ -49,6 +50,10 @@ class RateLimiter:
 
     rate: float
     burst: int
+    # A request that arrives this soon after a 429 was on its way before the client could read
+    # it (the emulated latency delays the 429 too): it cannot have disobeyed, so it is no
+    # violation. The server sets it from its latency; 0 counts every early arrival.
+    in_flight_grace_s: float = 0.0
     buckets: dict[str, Bucket] = field(default_factory=dict)
     violations: int = 0
     limited: int = 0
@@ -64,7 +69,10 @@ class RateLimiter:
         bucket = self.buckets.get(key)
         if bucket is None:
             bucket = self.buckets[key] = Bucket(self.rate, self.burst, float(self.burst), now)
-        violated = now + VIOLATION_SLACK_S < bucket.blocked_until
+        violated = (
+            bucket.blocked_since + self.in_flight_grace_s < now
+            and now + VIOLATION_SLACK_S < bucket.blocked_until
+        )
         if violated:
             self.violations += 1
         bucket.refill(now)
@@ -74,6 +82,8 @@ class RateLimiter:
         wait = (1.0 - bucket.tokens) / self.rate
         # Round up so that a client obeying Retry-After always finds a token waiting.
         retry_after = max(1, math.ceil(wait))
+        if now >= bucket.blocked_until:  # a new episode: its grace starts now, not at each 429
+            bucket.blocked_since = now
         bucket.blocked_until = max(bucket.blocked_until, now + retry_after)
         self.limited += 1
         return Decision(allowed=False, retry_after=retry_after, violated_retry_after=violated)

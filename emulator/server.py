@@ -24,6 +24,8 @@ from emulator.ratelimit import RateLimiter
 from emulator.state import State
 from emulator.stats import Stats
 
+# Beyond the emulated latency: how long after a 429 a request may still have been on its way.
+IN_FLIGHT_GRACE_S = 0.1
 SHUTDOWN_GRACE_S = 3.0  # in-flight requests get this long to finish on stop
 LOOP_WATCH_S = 0.005  # the loop watcher's tick: how finely a stalled loop is seen
 
@@ -49,7 +51,11 @@ def build_emulator(
         options=options,
         state=state,
         persister=persister,
-        limiter=RateLimiter(options.rate_limit, options.burst),
+        limiter=RateLimiter(
+            options.rate_limit,
+            options.burst,
+            in_flight_grace_s=options.latency_ms / 1000 + IN_FLIGHT_GRACE_S,
+        ),
         faults=FaultInjector(options.fault_rate, options.seed),
         stats=Stats(),
     )

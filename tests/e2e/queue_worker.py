@@ -2,7 +2,7 @@
 
 Usage: python queue_worker.py MODE QUEUE_DIR [ARGS...]
   race GO_FILE       print "ready", wait for GO_FILE, claim every inbox file it can, print
-                     one JSON line each
+                     one JSON line each; after its first claim, wait for the rival's first
   hold TTL           claim one file, print its job as JSON, heartbeat until killed
   crash STEP         claim one file and die (os._exit) at the claim step named STEP
 """
@@ -49,11 +49,27 @@ def race(root: str, go_file: str) -> None:
     print("ready", flush=True)  # imported and set up: the parent's barrier
     while not os.path.exists(go_file):
         time.sleep(0.001)
+    first = True
     while candidates := _candidates(queue):
         for candidate in candidates:
             job = queue.claim_sync(candidate)
             if job is not None:
                 print(json.dumps({"name": job.name, "job_id": job.job_id}), flush=True)
+                if first:  # the second barrier: both hold a claim before either goes on
+                    first = False
+                    _wait_for_rival(go_file)
+
+
+def _wait_for_rival(go_file: str, racers: int = 2, limit_s: float = 60.0) -> None:
+    """Mark this racer's first claim, then wait (bounded) for the other's: a loaded machine
+    that stalls one process would otherwise let the other take every file before it starts."""
+    Path(f"{go_file}.{os.getpid()}").touch()
+    deadline = time.monotonic() + limit_s
+    folder, prefix = Path(go_file).parent, Path(go_file).name + "."
+    while time.monotonic() < deadline:
+        if sum(p.name.startswith(prefix) for p in folder.iterdir()) >= racers:
+            return
+        time.sleep(0.001)
 
 
 def _first_job(queue: JobQueue):  # type: ignore[no-untyped-def]

@@ -244,3 +244,16 @@ async def test_persister_reports_write_errors(tmp_path: Path) -> None:
     persister = Persister(blocker / "s.json", lambda: b"{}")  # parent is a file
     with pytest.raises(OSError, match=r"File exists"):
         await persister.commit()
+
+
+def test_a_request_already_on_its_way_when_the_429_left_is_no_violation() -> None:
+    limiter = RateLimiter(rate=2.0, burst=1, in_flight_grace_s=0.1)
+    assert limiter.check("t", 0.0).allowed
+    assert not limiter.check("t", 0.0).allowed  # the 429: Retry-After 1 s
+    in_flight = limiter.check("t", 0.05)  # sent before the client could read that 429
+    assert not in_flight.allowed and not in_flight.violated_retry_after
+    disobeying = limiter.check("t", 0.3)  # sent after it: disobeys
+    assert disobeying.violated_retry_after
+    # Refusing it again does not restart the grace: a client that ignores 429s is still seen.
+    assert limiter.check("t", 0.35).violated_retry_after
+    assert limiter.violations == 2

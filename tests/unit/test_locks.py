@@ -99,11 +99,12 @@ async def test_a_waiter_on_a_removed_lock_file_takes_the_new_one(tmp_path: Path)
     # One FileLocks per "process": the second waits on the file the first will remove.
     first, second = FileLocks(tmp_path), FileLocks(tmp_path)
     order: list[str] = []
-    released = anyio.Event()
+    holding, released = anyio.Event(), anyio.Event()
 
     async def hold_first() -> None:
         async with first.hold("k"):
             order.append("first")
+            holding.set()
             await released.wait()
 
     async def hold_second() -> None:
@@ -113,9 +114,9 @@ async def test_a_waiter_on_a_removed_lock_file_takes_the_new_one(tmp_path: Path)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(hold_first)
-        await anyio.sleep(0.05)
+        await holding.wait()  # the first holds it (a loaded machine may take a while)
         tg.start_soon(hold_second)
-        await anyio.sleep(0.1)
+        await anyio.sleep(0.1)  # the second is waiting on the file by now, or still coming
         assert order == ["first"]
         released.set()
     assert order == ["first", "second"]
