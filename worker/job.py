@@ -158,19 +158,10 @@ async def _run(
     index: JournalIndex,
     phase: Callable[[str], Awaitable[None]],
 ) -> None:
-    settings = ctx.settings
     state = JournalState()
     await anyio.to_thread.run_sync(index.load, state)  # replays the journal, indexes its tail
     if state.finished:  # crashed after its reports and `JobFinished`: only the move is left
-        result.counts = dict(await anyio.to_thread.run_sync(index.counts))
-        result.report = await anyio.to_thread.run_sync(
-            lambda: (
-                run_report_paths(ctx.queue, job.job_id, state.started.at).report
-                if state.started is not None
-                else ctx.queue.paths.report_paths(job.job_id).report
-            )
-        )
-        await _finish(job, ctx, result, phase)
+        await _finish_reported(job, ctx, result, state, index, phase)
         return
     work_dir = job.dir / WORK_DIR_NAME  # derived uploads; removed with the job's folder
     await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, index)
@@ -198,25 +189,8 @@ async def _run(
             ctx.observer.job_started(job.job_id, job.name, progress)
 
         await phase("enroll")
-        send, receive = anyio.create_memory_object_stream[PlannedEnrollment](0)
-        async with anyio.create_task_group() as reporting:
-            reporting.start_soon(_report_progress, job, progress)
-            async with anyio.create_task_group() as runners:
-                for _ in range(min(settings.max_enrollments, max(total, 1))):
-                    runners.start_soon(_runner, receive.clone(), ctx, journal, state, progress)
-                receive.close()
-                async with send:
-                    for planned in head:
-                        if ctx.stop.is_set():
-                            break  # shutdown: the rest resumes from the journal next start
-                        await send.send(planned)
-                        crash_point("job.enrolling", job.name)
-                    head.clear()  # sent: the runners hold them now
-                    threads = anyio.CapacityLimiter(PREFLIGHT_THREADS)
-                    async with anyio.create_task_group() as feeders:
-                        for _ in range(PREFLIGHT_THREADS):
-                            feeders.start_soon(_feed, plan, send.clone(), ctx.stop, threads)
-            reporting.cancel_scope.cancel()
+        runners = min(ctx.settings.max_enrollments, max(total, 1))
+        await _fan_out(job, ctx, journal, state, progress, head, plan, runners)
         await _write_progress(job, progress)
 
         if progress.done < total:
@@ -235,6 +209,59 @@ async def _run(
         await journal.append(JobFinished())
         crash_point("job.finished_record", job.name)
     await _finish(job, ctx, result, phase)
+
+
+async def _finish_reported(
+    job: ClaimedJob,
+    ctx: JobContext,
+    result: JobResult,
+    state: JournalState,
+    index: JournalIndex,
+    phase: Callable[[str], Awaitable[None]],
+) -> None:
+    """A run that crashed after its reports and `JobFinished`: name the report, then move."""
+    result.counts = dict(await anyio.to_thread.run_sync(index.counts))
+    result.report = await anyio.to_thread.run_sync(
+        lambda: (
+            run_report_paths(ctx.queue, job.job_id, state.started.at).report
+            if state.started is not None
+            else ctx.queue.paths.report_paths(job.job_id).report
+        )
+    )
+    await _finish(job, ctx, result, phase)
+
+
+async def _fan_out(
+    job: ClaimedJob,
+    ctx: JobContext,
+    journal: Journal,
+    state: JournalState,
+    progress: _Progress,
+    head: list[PlannedEnrollment],
+    plan: PlanStream,
+    runners: int,
+) -> None:
+    """The preflighted head, then the feeders' stream, into `runners` tasks, until all ran
+    or a shutdown stopped the sending (the rest resumes from the journal)."""
+    send, receive = anyio.create_memory_object_stream[PlannedEnrollment](0)
+    async with anyio.create_task_group() as reporting:
+        reporting.start_soon(_report_progress, job, progress)
+        async with anyio.create_task_group() as running:
+            for _ in range(runners):
+                running.start_soon(_runner, receive.clone(), ctx, journal, state, progress)
+            receive.close()
+            async with send:
+                for planned in head:
+                    if ctx.stop.is_set():
+                        break  # shutdown: the rest resumes from the journal next start
+                    await send.send(planned)
+                    crash_point("job.enrolling", job.name)
+                head.clear()  # sent: the runners hold them now
+                threads = anyio.CapacityLimiter(PREFLIGHT_THREADS)
+                async with anyio.create_task_group() as feeders:
+                    for _ in range(PREFLIGHT_THREADS):
+                        feeders.start_soon(_feed, plan, send.clone(), ctx.stop, threads)
+        reporting.cancel_scope.cancel()
 
 
 async def _finish(
