@@ -109,21 +109,18 @@ class VoiceprintsApi(RequestLoop):
 
         `Unprocessable` carries the model's reason the audio does not qualify.
         """
-        route = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}/audios/{audio}"
-        path = {
-            "owner": owner,
-            "space": space,
-            "identity": identity,
-            "voiceprint": voiceprint,
-            "audio": audio,
-        }
-        answer = await self._call("POST", route, path=path)
-        return self._parse(answer, Voiceprint, "POST", route)
+        return await self._voiceprint_audio("POST", owner, space, identity, voiceprint, audio)
 
     async def remove_audio_from_voiceprint(
         self, owner: str, space: str, identity: str, voiceprint: str, audio: str
     ) -> Voiceprint:
         """Remove an added audio. SAFE: a repeat answers `NotFound` (no longer added)."""
+        return await self._voiceprint_audio("DELETE", owner, space, identity, voiceprint, audio)
+
+    async def _voiceprint_audio(
+        self, method: str, owner: str, space: str, identity: str, voiceprint: str, audio: str
+    ) -> Voiceprint:
+        """One audio of a voiceprint, added (POST) or removed (DELETE): one route, two verbs."""
         route = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}/audios/{audio}"
         path = {
             "owner": owner,
@@ -132,8 +129,8 @@ class VoiceprintsApi(RequestLoop):
             "voiceprint": voiceprint,
             "audio": audio,
         }
-        answer = await self._call("DELETE", route, path=path)
-        return self._parse(answer, Voiceprint, "DELETE", route)
+        answer = await self._call(method, route, path=path)
+        return self._parse(answer, Voiceprint, method, route)
 
     async def compute_voiceprint(
         self, owner: str, space: str, identity: str, voiceprint: str
