@@ -38,6 +38,9 @@ from worker.queue_rules import Lease, LeaseWatch, lease_is_stale
 
 log = structlog.get_logger(__name__)
 
+# The pause before a failed renewal is tried again while senders wait on it.
+RENEW_RETRY_S = 0.25
+
 
 class LeaseLost(Exception):
     """This worker no longer holds the job: another worker took it over. Stop working on it."""
@@ -178,6 +181,10 @@ class LeaseHolder:
                 log.warning("queue_lease_renew_failed", job_id=job.job_id, error=exc.strerror)
                 if time.monotonic() - last_ok > self.lease_ttl:
                     raise LeaseLost(f"job {job.job_id}: lease not renewed in time") from exc
+                if guard is not None:
+                    # Waiting senders keep asking: pause, or a failing disk is retried in a
+                    # tight loop until the TTL runs out.
+                    await anyio.sleep(min(every, RENEW_RETRY_S))
                 continue
             last_ok = time.monotonic()
             if guard is not None:
