@@ -20,13 +20,14 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import BinaryIO
 
 from pydantic import BaseModel, ConfigDict
 
 from worker.audiofile import AudioUnreadable, open_audio, os_reason
-from worker.decode import DecodeError, Probe, probe
+from worker.decode import AudioReader, DecodeError, Probe
 from worker.formats import format_problem
-from worker.voice import VoiceFigures, measure_voice_stream
+from worker.voice import NO_RATE, VoiceFigures, voice_meter
 
 __all__ = ["AudioUnreadable"]  # re-exported: callers catch it from here
 
@@ -71,6 +72,8 @@ MODELS: Mapping[str, ModelRequirements] = MappingProxyType(
         ),
     }
 )
+# No model takes a longer file: voice is measured up to this, length counted beyond.
+LONGEST_MODEL_S = max(req.max_duration_s for req in MODELS.values())
 # The model of an enrollment that names none. phone/v1: the vendor's general-purpose current
 # model (default/v1 is deprecated and phone/v1 has the same limits), and the lowest sample rate
 # floor (8 kHz), so call-centre audio, the common case, passes.
@@ -177,12 +180,7 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
                 raise AudioUnreadable("is empty (0 bytes)")
             if size > max_bytes:
                 raise AudioUnreadable(too_large_reason(size, max_bytes))
-            try:
-                info = probe(fh, stop_after_s=DECODE_LIMIT_S)
-            except DecodeError as exc:
-                raise AudioUnreadable(str(exc)) from None
-            fh.seek(0)
-            voice = measure_voice_stream(fh) if _voice_worth_measuring(info) else None
+            info, voice = _decode_and_measure(fh)
             fh.seek(0)
             digest = hashlib.sha256()
             while chunk := fh.read(CHUNK_BYTES):
@@ -204,10 +202,23 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
     )
 
 
-def _voice_worth_measuring(info: Probe) -> bool:
-    """Voice is measured (worker.voice) only in a file some model could take at all."""
-    longest = max(req.max_duration_s for req in MODELS.values())
-    return info.complete and 0 < info.duration <= longest
+def _decode_and_measure(fh: BinaryIO) -> tuple[Probe, VoiceFigures | None]:
+    """One decoding pass: the exact length, and the voice of a file some model could take.
+
+    Voice is measured only up to the longest model's maximum: past it the file fails for its
+    length anyway, and the rest is only counted (up to `DECODE_LIMIT_S`).
+    """
+    try:
+        with AudioReader(fh) as reader:
+            meter = voice_meter(reader.info, until_s=LONGEST_MODEL_S)
+            info = reader.count(stop_after_s=DECODE_LIMIT_S, sink=meter)
+    except DecodeError as exc:
+        raise AudioUnreadable(str(exc)) from None
+    if not (info.complete and 0 < info.duration <= LONGEST_MODEL_S):
+        return info, None
+    if meter is None:
+        raise AudioUnreadable(NO_RATE)
+    return info, meter.figures()
 
 
 def too_large_reason(size: int, max_bytes: int) -> str:

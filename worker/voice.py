@@ -16,8 +16,9 @@ stretch of speech), which keeps the local check lenient, the safe side for a che
 files (see README, "Voice").
 
 Memory stays at one decoded block plus one resampler chunk. Blocking and CPU-bound (about a
-millisecond per second of audio, decoding included): the engine runs it in a worker thread with
-the rest of preflight. It never decides whether a file is good enough.
+millisecond per second of audio, decoding included): preflight feeds a `VoiceMeter` from the
+same decoding pass that counts the file's length, in a worker thread. It never decides whether
+a file is good enough.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import webrtcvad
 from pydantic import BaseModel, ConfigDict
 
 from worker.audiofile import AudioUnreadable, open_audio, os_reason
-from worker.decode import AudioReader, DecodeError
+from worker.decode import AudioReader, DecodeError, StreamInfo
 
 VAD_MODE = 1  # 0 (least aggressive) … 3 (most); see the module docstring
 VAD_RATES = (8000, 16000, 32000, 48000)  # the only rates WebRTC's VAD takes
@@ -99,6 +100,53 @@ class VoiceFigures(BaseModel):
         return self.channels_s[channel]
 
 
+class VoiceMeter:
+    """The voice of one file, measured while it is decoded: a sink for `AudioReader.count`.
+
+    Counts the mix (the mean of the channels) and, for a file of several channels, each one.
+    Past `until_s` seconds of audio it stops measuring (`overflowed`): a file that long is
+    refused for its length, and its voice is never asked.
+    """
+
+    def __init__(
+        self, rate: int, channels: int, until_s: float | None = None, mode: int = VAD_MODE
+    ) -> None:
+        self._mix = VoiceCounter(rate, mode)
+        self._per = [VoiceCounter(rate, mode) for _ in range(channels)] if channels > 1 else []
+        self._until = None if until_s is None else until_s * rate
+        self._samples = 0
+        self.overflowed = False
+
+    def __call__(self, block: np.ndarray) -> bool:
+        """Take the next block (float32, channels × samples); False once past `until_s`."""
+        self._samples += block.shape[1]
+        if self._until is not None and self._samples > self._until:
+            self.overflowed = True
+            return False
+        self._mix.add(block.mean(axis=0))
+        for i, counter in enumerate(self._per[: block.shape[0]]):
+            counter.add(block[i])
+        return True
+
+    def figures(self) -> VoiceFigures:
+        """The seconds of voice measured (flushing the resamplers): of the first `until_s`
+        seconds only, when it `overflowed`."""
+        for counter in (self._mix, *self._per):
+            counter.add(np.zeros(0, dtype=np.float32), last=True)
+        channels = tuple(c.voice_s for c in self._per) if self._per else (self._mix.voice_s,)
+        return VoiceFigures(mix_s=self._mix.voice_s, channels_s=channels)
+
+
+def voice_meter(info: StreamInfo | None, until_s: float | None = None) -> VoiceMeter | None:
+    """A meter for the stream `info` describes; None when it names no sample rate."""
+    if info is None or info.sample_rate <= 0:
+        return None
+    return VoiceMeter(info.sample_rate, info.channels, until_s)
+
+
+NO_RATE = "cannot be decoded as audio (no sample rate)"
+
+
 def measure_voice_stream(fh: BinaryIO, mode: int = VAD_MODE) -> VoiceFigures:
     """Voice in the open file `fh`, read from its current position, in one decoding pass.
 
@@ -108,21 +156,13 @@ def measure_voice_stream(fh: BinaryIO, mode: int = VAD_MODE) -> VoiceFigures:
         with AudioReader(fh) as reader:
             info = reader.info
             if info is None or info.sample_rate <= 0:
-                raise AudioUnreadable("cannot be decoded as audio (no sample rate)")
-            mix = VoiceCounter(info.sample_rate, mode)
-            per: list[VoiceCounter] = []
-            if info.channels > 1:
-                per = [VoiceCounter(info.sample_rate, mode) for _ in range(info.channels)]
+                raise AudioUnreadable(NO_RATE)
+            meter = VoiceMeter(info.sample_rate, info.channels, mode=mode)
             for block in reader.blocks():
-                mix.add(block.mean(axis=0))
-                for i, counter in enumerate(per[: block.shape[0]]):
-                    counter.add(block[i])
-            for counter in (mix, *per):
-                counter.add(np.zeros(0, dtype=np.float32), last=True)
+                meter(block)
     except DecodeError as exc:
         raise AudioUnreadable(str(exc)) from None
-    channels = tuple(c.voice_s for c in per) if per else (mix.voice_s,)
-    return VoiceFigures(mix_s=mix.voice_s, channels_s=channels)
+    return meter.figures()
 
 
 def measure_voice(path: Path, channel: int | None = None, mode: int = VAD_MODE) -> float:

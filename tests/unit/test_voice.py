@@ -14,6 +14,7 @@ import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
 from worker.audio import inspect_audio
+from worker.decode import BLOCK_SAMPLES, AudioReader
 from worker.journal import ErrorInfo
 from worker.manifest import ManifestDefaults, parse_json
 from worker.validate import EnrollmentPreflight, preflight_enrollment
@@ -161,3 +162,28 @@ def test_a_voice_refusal_by_the_server_shows_both_figures() -> None:
     other = ErrorInfo(step="compute", status=429, reason="Not enough credits")
     assert with_local_voice({"error": other}, local)["error"] == other
     assert with_local_voice({"error": refused}, []) == {"error": refused}
+
+
+def test_a_file_longer_than_any_model_is_counted_to_its_end_but_not_measured(
+    tmp_path: Path,
+) -> None:
+    """One decoding pass: the length is exact past the longest model, the voice not asked."""
+    path = write_signal(tmp_path / "long.wav", samples(130.0, 0.0, 8000), 8000)
+    facts = inspect_audio(path, tmp_path)
+    assert facts.frames == 130 * 8000
+    assert facts.complete
+    assert facts.voice is None
+
+
+def test_the_decoder_feeds_a_sink_until_it_has_enough(tmp_path: Path) -> None:
+    path = write_signal(tmp_path / "v.wav", samples(10.0, 0.0, 8000), 8000)
+    fed: list[int] = []
+
+    def first_block_only(block: np.ndarray) -> bool:
+        fed.append(block.shape[1])
+        return False
+
+    with path.open("rb") as fh, AudioReader(fh) as reader:
+        probe = reader.count(sink=first_block_only)
+    assert probe.frames == 10 * 8000  # counted to the end all the same
+    assert len(fed) == 1 and fed[0] >= BLOCK_SAMPLES
