@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,63 @@ def vm_hwm_kib(pid: int) -> int:
     return 0
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live descendant of `pid` (children, grandchildren…), from the ppid in
+    /proc/*/stat: this kernel has no /proc/<pid>/task/*/children, and psutil is not a
+    dependency."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after ")"
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], list(children.get(pid, []))
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children.get(child, []))
+    return found
+
+
+class ChildrenPeak:
+    """The peak of the summed VmHWM of a process's live descendants (KiB).
+
+    Each descendant's VmHWM is its own peak so far; their sum, at its largest over the run, is
+    a conservative figure for what the children held at once (pages a forked child shares with
+    its parent count in both). A child that exits keeps its last sampled VmHWM in the sums
+    taken while it lived; children that follow each other are not added together.
+    """
+
+    RESCAN_S = 0.25  # how often /proc is walked for new descendants
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kib = 0
+        self._hwm: dict[int, int] = {}  # live descendant -> its VmHWM so far
+        self._scanned = 0.0
+
+    def sample(self) -> int:
+        """Read the descendants' VmHWM now; returns their current sum (KiB)."""
+        now = time.monotonic()
+        if now - self._scanned >= self.RESCAN_S:
+            self._scanned = now
+            live = set(descendants(self.pid))
+            self._hwm = {p: self._hwm.get(p, 0) for p in live}
+        for child, before in self._hwm.items():
+            # 0 once it is gone: it keeps its last value until the next walk drops it
+            self._hwm[child] = max(before, vm_hwm_kib(child))
+        total = sum(self._hwm.values())
+        self.peak_kib = max(self.peak_kib, total)
+        return total
+
+
 @dataclass
 class WorkerRun:
     """One finished worker process: exit code, wall time, CPU time, peak RSS."""
@@ -131,33 +189,52 @@ class WorkerRun:
     started_at: float  # wall clock (epoch s)
     stderr_path: Path
     rss_samples_mb: list[float] = field(default_factory=list)
+    # the summed VmHWM of the worker's descendants at its largest (0 without children)
+    children_peak_rss_mb: float = 0.0
 
 
 class WorkerProcess:
-    """`python -m worker run [--once]` as a child; sampled for VmHWM until it is reaped."""
+    """`python -m worker run [--once]` as a child; sampled for VmHWM until it is reaped, and
+    so are its own children (`children_peak_rss_mb`).
 
-    def __init__(self, env: dict[str, str], cwd: Path, *, once: bool, stderr_path: Path) -> None:
+    `python_args` go between the interpreter and `-m worker` (e.g. `-m memray run -o X`).
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        cwd: Path,
+        *,
+        once: bool,
+        stderr_path: Path,
+        python_args: Sequence[str] = (),
+    ) -> None:
         self.env, self.cwd, self.once, self.stderr_path = env, cwd, once, stderr_path
+        self.python_args = list(python_args)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.children: ChildrenPeak | None = None
         self._peak_kib = 0
         self._started = 0.0
         self._started_wall = 0.0
         self._done = threading.Event()
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "worker", "run", *(["--once"] if self.once else [])]
+        argv = [sys.executable, *self.python_args, "-m", "worker", "run"]
+        argv += ["--once"] if self.once else []
         with self.stderr_path.open("ab") as err:
             self._started = time.monotonic()
             self._started_wall = time.time()
             self.proc = subprocess.Popen(
                 argv, env=self.env, cwd=self.cwd, stdout=subprocess.DEVNULL, stderr=err
             )
+        self.children = ChildrenPeak(self.proc.pid)
         threading.Thread(target=self._sample, daemon=True).start()
 
     def _sample(self) -> None:
-        assert self.proc is not None
+        assert self.proc is not None and self.children is not None
         while not self._done.wait(0.05):
             self._peak_kib = max(self._peak_kib, vm_hwm_kib(self.proc.pid))
+            self.children.sample()
 
     def terminate(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -178,6 +255,7 @@ class WorkerProcess:
             peak_rss_mb=round(peak_kib / 1024, 1),
             started_at=self._started_wall,
             stderr_path=self.stderr_path,
+            children_peak_rss_mb=round(self.children.peak_kib / 1024, 1) if self.children else 0.0,
         )
 
 

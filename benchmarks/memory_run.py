@@ -5,9 +5,14 @@
 For each N: a fresh queue, one JSON manifest of N single-audio enrollments (distinct
 identities), then `python -m worker run --once` as a child against the emulator in its own
 process (no rate limit, latency 0, synchronous files and computes: its fastest settings) with
-the worker's own limit set out of reach. The figure is the worker child's peak RSS (VmHWM
-sampled every 50 ms, and `ru_maxrss` from `os.wait4`, whichever is larger): the emulator holds
-every identity, audio and voiceprint in its own memory, and none of that is counted here.
+the worker's own limit set out of reach. The figure is the worker's peak RSS (VmHWM sampled
+every 50 ms, and `ru_maxrss` from `os.wait4`, whichever is larger) plus its own children's
+(the preflight decoding process: the summed VmHWM of every descendant, at its largest), a
+conservative sum: `worker_peak_rss_mb` + `children_peak_rss_mb` = `peak_rss_mb`. The emulator
+holds every identity, audio and voiceprint in its own memory, and none of that is counted here.
+
+`--memray DIR` runs the worker under memray (native frames, aggregated) to see what the
+memory at the peak is made of: `memray stats DIR/run-N.bin`, `memray flamegraph …`.
 
 To keep 200 000 enrollments feasible on a small machine, each enrollment's audio is a hard link
 to one of `--audio-pool` distinct 4.6 s files (8 kHz, ~74 kB): 200 000 distinct files would be
@@ -60,6 +65,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="10000,50000,200000", help="comma-separated N")
     p.add_argument("--audio-pool", type=int, default=500, help="distinct audio files reused")
     p.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    p.add_argument(
+        "--memray",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run the worker under `memray run --native --aggregate` (pip install memray), "
+        "writing DIR/run-N.bin; its figures then include memray's own overhead",
+    )
     return p
 
 
@@ -95,7 +108,21 @@ def write_manifest(path: Path, n: int, audios: list[str]) -> float:
     return size / 1e6
 
 
-async def one_size(n: int, pool: int) -> dict[str, Any]:
+def memray_args(directory: Path | None, n: int) -> list[str]:
+    """`python -m memray run …` before `-m worker`: every allocation, native ones too (SQLite's,
+    glibc's), aggregated to what was live at the peak and at the end."""
+    if directory is None:
+        return []
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"run-{n}.bin"
+    out.unlink(missing_ok=True)
+    return [
+        "-m", "memray", "run", "--native", "--trace-python-allocators", "--aggregate", "-q",
+        "-o", str(out.resolve()),
+    ]  # fmt: skip
+
+
+async def one_size(n: int, pool: int, memray: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-memrun-") as tmp:
         root = Path(tmp)
         queue = root / "queue"
@@ -107,7 +134,13 @@ async def one_size(n: int, pool: int) -> dict[str, Any]:
             )
             manifest_mb = write_manifest(queue / "inbox" / "run.json", n, audios)
             started = time.monotonic()
-            worker = WorkerProcess(env, root, once=True, stderr_path=root / "worker.log")
+            worker = WorkerProcess(
+                env,
+                root,
+                once=True,
+                stderr_path=root / "worker.log",
+                python_args=memray_args(memray, n),
+            )
             worker.start()
             trajectory = await sample(worker, queue)
             run = await asyncio.to_thread(worker.wait)
@@ -125,8 +158,12 @@ async def one_size(n: int, pool: int) -> dict[str, Any]:
         "enrollments_per_s": round(n / max(wall, 1e-9), 1),
         "requests": stats["requests"]["total"],
         "worker_cpu_s": round(run.cpu_s, 1),
-        "peak_rss_mb": run.peak_rss_mb,
-        # (enrollments done, peak RSS MiB so far) every few seconds while it ran
+        # the worker's VmHWM, its children's summed VmHWM at their largest, and the two added:
+        # a conservative peak (pages a forked child shares with the worker count twice)
+        "worker_peak_rss_mb": run.peak_rss_mb,
+        "children_peak_rss_mb": run.children_peak_rss_mb,
+        "peak_rss_mb": round(run.peak_rss_mb + run.children_peak_rss_mb, 1),
+        # (enrollments done, peak RSS MiB so far: worker + children) every few seconds
         "trajectory": trajectory,
     }
     if tail:
@@ -135,14 +172,15 @@ async def one_size(n: int, pool: int) -> dict[str, Any]:
 
 
 async def sample(worker: WorkerProcess, queue: Path) -> list[tuple[int, float]]:
-    """Until the worker exits: its `progress.json` count and VmHWM, every few seconds."""
-    assert worker.proc is not None
+    """Until the worker exits: its `progress.json` count and the peak RSS so far (the worker's
+    VmHWM plus its children's, as sampled by `WorkerProcess`), every few seconds."""
+    assert worker.proc is not None and worker.children is not None
     points: list[tuple[int, float]] = []
     while _running(worker.proc.pid):
         await asyncio.sleep(SAMPLE_EVERY_S)
         done, hwm = await asyncio.to_thread(_done_and_hwm, worker.proc.pid, queue)
         if hwm:
-            points.append((done, round(hwm / 1024, 1)))
+            points.append((done, round((hwm + worker.children.peak_kib) / 1024, 1)))
     return points
 
 
@@ -181,7 +219,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "target_kb_per_enrollment": 0.1,
     }
     for n in sizes:
-        result["runs"].append(await one_size(n, args.audio_pool))
+        result["runs"].append(await one_size(n, args.audio_pool, args.memray))
         result["slope_kb_per_enrollment"] = slope_kb(result["runs"])
         result["machine_after"] = machine()["loadavg"]
         print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)  # progress

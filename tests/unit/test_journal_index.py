@@ -224,3 +224,15 @@ def test_without_a_writable_local_directory_it_lives_beside_the_journal(
         assert again.upto == journal.stat().st_size  # found there again, not rebuilt
         again.remove()
     assert sorted(p.name for p in journal.parent.iterdir()) == ["journal.jsonl"]
+
+
+def test_the_page_cache_is_capped_whatever_the_journal_size(journal: Path, tmp_path: Path) -> None:
+    """SQLite's default cache (2 MB) fills as the index grows: a job's memory would grow with
+    it. The cap holds on a fresh index and on a reopened one."""
+    write(journal, started(), *(outcome(f"demo/main/id-{i}/main") for i in range(50)), mode="w")
+    for _ in range(2):
+        with JournalIndex(journal, tmp_path / "idx") as index:
+            index.catch_up()
+            (cache,) = index._db.execute("PRAGMA cache_size").fetchone()
+            assert cache == -journal_index.CACHE_KIB
+            assert index.count() == 50
