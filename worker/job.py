@@ -51,7 +51,7 @@ from worker.locks import EnrollmentLocks
 from worker.manifest import ManifestDefaults, Problem
 from worker.queue import ClaimedJob, JobQueue
 from worker.settings import Settings
-from worker.usage import check_usage
+from worker.usage import UsageFollower, check_usage
 
 log = structlog.get_logger(__name__)
 
@@ -190,7 +190,11 @@ async def _run(
 
         await phase("enroll")
         runners = min(ctx.settings.max_enrollments, max(total, 1))
-        await _fan_out(job, ctx, journal, state, progress, head, plan, runners)
+        follower = UsageFollower(ctx.client, index, started.at)
+        async with anyio.create_task_group() as following:
+            following.start_soon(follower.follow, name=f"usage pages of {job.job_id}")
+            await _fan_out(job, ctx, journal, state, progress, head, plan, runners)
+            following.cancel_scope.cancel()
         await _write_progress(job, progress)
 
         if progress.done < total:
@@ -199,7 +203,7 @@ async def _run(
             return
 
         await phase("usage")
-        usage = await check_usage(ctx.client, index, started.at)
+        usage = await check_usage(ctx.client, index, started.at, follower)
         await phase("report")
         counts, result.report = await write_reports(
             job, ctx.queue, loaded, started.at, usage, index

@@ -51,6 +51,7 @@ from worker.journal import (
     parse_record,
     read_lines,
 )
+from worker.journal_usage import UsageLedger
 
 log = structlog.get_logger(__name__)
 
@@ -72,13 +73,14 @@ CREATE TABLE IF NOT EXISTS outcome (
     key TEXT PRIMARY KEY, at INTEGER NOT NULL, size INTEGER NOT NULL, outcome TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS outcome_at ON outcome (at);
-CREATE TABLE IF NOT EXISTS computed (
-    key TEXT PRIMARY KEY, owner TEXT NOT NULL, charges INTEGER NOT NULL DEFAULT 0
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS computed (key TEXT PRIMARY KEY, owner TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS usage_seen (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, key TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS usage_seen_key ON usage_seen (key);
 CREATE TABLE IF NOT EXISTS derived (
     derivation TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL) WITHOUT ROWID;
 """
-_TABLES = ("meta", "outcome", "computed", "derived")
+_TABLES = ("meta", "outcome", "computed", "derived", "usage_seen")
 
 
 def default_directory() -> Path:
@@ -91,7 +93,7 @@ def _as_oserror(exc: sqlite3.Error) -> OSError:
     return OSError(errno.ENOSPC if full else errno.EIO, f"journal index: {exc}")
 
 
-class JournalIndex:
+class JournalIndex(UsageLedger):
     """One journal's index; thread-safe (one connection behind a lock, used from threads)."""
 
     def __init__(self, journal: Path, directory: Path | None = None) -> None:
@@ -304,41 +306,6 @@ class JournalIndex:
         if not isinstance(record, EnrollmentOutcome):
             raise JournalCorrupt(f"{self.journal}: the index points at a {record.kind} record")
         return record
-
-    # --- the usage check --------------------------------------------------------------------
-
-    def computed_count(self) -> int:
-        return int(self._one("SELECT count(*) FROM computed")[0])
-
-    def computed_owners(self) -> list[str]:
-        with self._lock:
-            return [
-                r[0] for r in self._db.execute("SELECT DISTINCT owner FROM computed ORDER BY 1")
-            ]
-
-    def reset_charges(self) -> None:
-        with self._lock, self._db:
-            self._db.execute("UPDATE computed SET charges = 0")
-
-    def charge(self, keys: list[str]) -> int:
-        """Count one usage record for each key; returns how many keys were computed here."""
-        with self._lock, self._db:
-            cursor = self._db.executemany(
-                "UPDATE computed SET charges = charges + 1 WHERE key = ?", [(k,) for k in keys]
-            )
-            return int(cursor.rowcount)
-
-    def charged(self, *, times: str, limit: int) -> tuple[int, list[str]]:
-        """How many computed keys have `times` ("= 0", "> 1") usage records, and the first
-        `limit` of them in key order."""
-        where = {"= 0": "charges = 0", "> 1": "charges > 1"}[times]
-        total = int(self._one(f"SELECT count(*) FROM computed WHERE {where}")[0])  # noqa: S608
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT key FROM computed WHERE {where} ORDER BY key LIMIT ?",  # noqa: S608
-                (limit,),
-            ).fetchall()
-        return total, [r[0] for r in rows]
 
 
 class _Batch:

@@ -1,9 +1,18 @@
-"""The usage check after a job: one usage record per voiceprint the job computed.
+"""The usage check: one usage record per voiceprint the job computed, read while it computes.
 
 Owns: which voiceprints a job computed (the driver journals `Computed` once a compute of ours
 took effect, whatever the enrollment's outcome afterwards) and the comparison with the usage
 records the API lists for their owners: none missing, none charged twice. A computed voiceprint
 is a credit spent: `UsageCheck.expected` is the job's `credits_spent`.
+
+Why while it computes: read after the last compute, a 3 000-enrollment job's 60 pages took
+0.7 s of a 52 s run in which nothing else was sent. `UsageFollower` reads each page of an
+owner's list once it is surely full (the job's own journaled computes fill it and one more
+page), so only the last pages are left for the end; the requests are the same, 1 per 50
+computes. The lists are sorted by `computedAt`, so new records land at the end and pages
+already read do not move. If one did move (a record listed late, before records already
+read), the distinct records seen no longer add up to the list's `Item-Total`, and that
+owner's list is read again from page 1.
 """
 
 from __future__ import annotations
@@ -12,48 +21,128 @@ from datetime import datetime, timedelta
 
 import anyio
 import anyio.to_thread
+import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.api.schemas import UsageRecord
+from worker.api.schemas import Page, UsageRecord
 from worker.journal_index import JournalIndex
 from worker.report import UsageCheck
 
+log = structlog.get_logger(__name__)
+
 USAGE_CLOCK_SKEW = timedelta(minutes=5)
-# Usage pages fetched at once: the check after the last compute takes pages / 8 round trips.
-USAGE_READ_AHEAD = 8
-CHARGE_BATCH = 1_000  # usage records counted into the index at once
+PAGE_SIZE = 50
+# Pages fetched at once at the end: what is left takes pages / 24 round trips.
+USAGE_READ_AHEAD = 24
+CHARGE_BATCH = 1_000  # usage records put into the index at once
 LISTED = 100  # missing / double-charged keys named in the report (all are counted)
+FOLLOW_EVERY_S = 1.0  # how often the follower looks for full pages while the job runs
+# A page is read while the job runs only once the job's own computes fill this many more:
+# records of computes still being answered and journaled land there, not on the page.
+SLACK_PAGES = 1
+SORT = "computedAt"  # oldest first: records billed meanwhile land on later pages
 
 
-async def check_usage(client: ApiClient, index: JournalIndex, started_at: datetime) -> UsageCheck:
+def _record_key(owner: str, record: UsageRecord) -> str:
+    """The enrollment key a usage record bills: owner/space/identity/voiceprint."""
+    vp = record.voiceprint
+    space = record.space.handle if record.space else ""
+    identity = vp.identity.handle if vp.identity else ""
+    return f"{owner}/{space}/{identity}/{vp.handle}"
+
+
+def _record_id(key: str, record: UsageRecord) -> str:
+    """What tells two records apart: their id (handle), else what they bill and when."""
+    return record.id or record.handle or f"{key}@{record.computed_at}"
+
+
+def listed_total(page: Page[UsageRecord]) -> int | None:
+    """How many records the whole list holds, as the server tells with this page."""
+    if page.item_total is not None:
+        return page.item_total
+    if page.page_total is not None and page.page_current == page.page_total and page.page_size:
+        return (page.page_total - 1) * page.page_size + len(page.items)
+    return None
+
+
+class UsageFollower:
+    """Reads each owner's usage pages while the job computes, a page once it is surely full."""
+
+    def __init__(self, client: ApiClient, index: JournalIndex, started_at: datetime) -> None:
+        self._client = client
+        self._index = index
+        self._after = started_at - USAGE_CLOCK_SKEW
+        self.pages_read: dict[str, int] = {}  # owner → full pages read and kept, from page 1
+        self._stopped = False
+
+    async def follow(self) -> None:
+        """Until cancelled at the end of the enrollments (a page cut off is read at the end)."""
+        await anyio.to_thread.run_sync(self._index.forget_usage)  # an earlier run's pages
+        while not self._stopped:
+            await anyio.sleep(FOLLOW_EVERY_S)
+            try:
+                await self._read_full_pages()
+            except errors.ApiError as exc:
+                # Nothing lost: the check after the last compute reads what is left.
+                log.info("usage_follow_stopped", reason=str(exc))
+                self._stopped = True
+
+    async def _read_full_pages(self) -> None:
+        await anyio.to_thread.run_sync(self._index.catch_up)
+        computed = await anyio.to_thread.run_sync(self._index.computed_per_owner)
+        for owner, ours in sorted(computed.items()):
+            done = self.pages_read.get(owner, 0)
+            while not self._stopped and ours >= (done + 1 + SLACK_PAGES) * PAGE_SIZE:
+                page = await self._client.usage_records_page(
+                    owner, done + 1, after=self._after, sort=SORT, page_size=PAGE_SIZE
+                )
+                if len(page.items) < PAGE_SIZE or listed_total(page) is None:
+                    # Not full after all, or a server that tells no totals (then nothing
+                    # could show a shifted page): the rest is read after the last compute.
+                    self._stopped = True
+                    break
+                await anyio.to_thread.run_sync(self._index.saw_usage, owner, _seen(owner, page))
+                done += 1
+                self.pages_read[owner] = done
+
+
+def _seen(owner: str, page: Page[UsageRecord]) -> list[tuple[str, str]]:
+    out = []
+    for record in page.items:
+        key = _record_key(owner, record)
+        out.append((_record_id(key, record), key))
+    return out
+
+
+async def check_usage(
+    client: ApiClient,
+    index: JournalIndex,
+    started_at: datetime,
+    follower: UsageFollower | None = None,
+) -> UsageCheck:
     """One usage record per voiceprint this job computed, whatever its outcome afterwards:
     none missing, none charged twice.
 
-    The computed keys and their charges live in the journal's index (`Computed` records, put
-    there by `index.catch_up()` first), not in a dict: a million-enrollment job checks its
-    usage in the same memory as a ten-enrollment one.
+    The computed keys and the records seen live in the journal's index (`Computed` records,
+    put there by `index.catch_up()` first), not in a dict: a million-enrollment job checks its
+    usage in the same memory as a ten-enrollment one. Pages `follower` read while the job ran
+    are not read again, unless the list has shifted since.
     """
     await anyio.to_thread.run_sync(index.catch_up)
-    await anyio.to_thread.run_sync(index.reset_charges)  # an earlier, interrupted check's
     expected = await anyio.to_thread.run_sync(index.computed_count)
-    found = 0
+    read_before = follower.pages_read if follower is not None else {}
     try:
         for owner in await anyio.to_thread.run_sync(index.computed_owners):
-            keys: list[str] = []
-            async for record in client.list_usage_records(
-                owner,
-                after=started_at - USAGE_CLOCK_SKEW,
-                sort="computedAt",  # oldest first: records billed meanwhile land on later pages
-                read_ahead=USAGE_READ_AHEAD,
-            ):
-                keys.append(_record_key(owner, record))
-                if len(keys) >= CHARGE_BATCH:
-                    found += await anyio.to_thread.run_sync(index.charge, keys)
-                    keys = []
-            found += await anyio.to_thread.run_sync(index.charge, keys)
+            first = read_before.get(owner, 0) + 1
+            if first == 1:
+                await anyio.to_thread.run_sync(index.forget_usage, owner)
+            if first == 1 or not await _went_on(client, index, owner, started_at, first):
+                await _read_list(client, index, owner, started_at, 1)
     except errors.ApiError as exc:
+        found = await anyio.to_thread.run_sync(index.usage_found)
         return UsageCheck(expected=expected, found=found, error=str(exc))
+    found = await anyio.to_thread.run_sync(index.usage_found)
     missing, missing_keys = await anyio.to_thread.run_sync(
         lambda: index.charged(times="= 0", limit=LISTED)
     )
@@ -70,9 +159,48 @@ async def check_usage(client: ApiClient, index: JournalIndex, started_at: dateti
     )
 
 
-def _record_key(owner: str, record: UsageRecord) -> str:
-    """The enrollment key a usage record bills: owner/space/identity/voiceprint."""
-    vp = record.voiceprint
-    space = record.space.handle if record.space else ""
-    identity = vp.identity.handle if vp.identity else ""
-    return f"{owner}/{space}/{identity}/{vp.handle}"
+async def _went_on(
+    client: ApiClient, index: JournalIndex, owner: str, started_at: datetime, first: int
+) -> bool:
+    """Read `owner`'s list on from page `first`; False (its records forgotten, to be read
+    again from page 1) when the pages read earlier no longer add up to the list."""
+    try:
+        total = await _read_list(client, index, owner, started_at, first)
+    except errors.ApiError as exc:  # e.g. 400: page `first` is past the end now
+        total, reason = None, str(exc)
+    else:
+        reason = "the records seen do not add up to the list's total"
+    listed = await anyio.to_thread.run_sync(index.usage_listed, owner)
+    if total is not None and total == listed:
+        return True
+    log.warning("usage_list_read_again", owner=owner, reason=reason, listed=total, seen=listed)
+    await anyio.to_thread.run_sync(index.forget_usage, owner)
+    return False
+
+
+async def _read_list(
+    client: ApiClient, index: JournalIndex, owner: str, started_at: datetime, first: int
+) -> int | None:
+    """Put `owner`'s usage records from page `first` on into the index; the list's total."""
+    totals: list[int | None] = [None]
+
+    def told(page: Page[UsageRecord]) -> None:
+        totals[0] = listed_total(page)
+
+    seen: list[tuple[str, str]] = []
+    async for record in client.list_usage_records(
+        owner,
+        after=started_at - USAGE_CLOCK_SKEW,
+        sort=SORT,
+        page_size=PAGE_SIZE,
+        read_ahead=USAGE_READ_AHEAD,
+        first_page=first,
+        on_page=told,
+    ):
+        key = _record_key(owner, record)
+        seen.append((_record_id(key, record), key))
+        if len(seen) >= CHARGE_BATCH:
+            await anyio.to_thread.run_sync(index.saw_usage, owner, seen)
+            seen = []
+    await anyio.to_thread.run_sync(index.saw_usage, owner, seen)
+    return totals[0]

@@ -108,3 +108,30 @@ async def test_the_usage_check_reads_one_page_per_50_computes(tmp_path: Path) ->
     doc = manifest({i: [audio(queue, f"{i}.wav").name] for i in ids})
     by_route, _ = await run_counted(queue, "sixty.json", doc)
     assert by_route == {**START, **fresh(1, n=60), "GET /user/records/voiceprint": 2}
+
+
+async def test_usage_pages_are_read_while_the_job_computes_not_all_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Full pages are read during the run (so the check after the last compute reads only the
+    rest), and still exactly one page per 50 computes; every compute found once."""
+    monkeypatch.setattr("worker.usage.FOLLOW_EVERY_S", 0.05)
+    queue = tmp_path / "queue"
+    ids = [f"cust-{i:03d}" for i in range(160)]
+    doc = manifest({i: [audio(queue, f"{i}.wav").name] for i in ids})
+    async with running_emulator() as emu:
+        drop(queue, "many.json", doc)
+        # 800 requests at 300/s: the run lasts long enough for the follower's ticks.
+        assert await run_once(make_settings(queue, emu.base_url, rate_limit=300)) == 0
+        seen = list(emu.requests)
+    kinds = [
+        "usage" if r.path.endswith("/records/voiceprint") else "compute"
+        for r in seen
+        if r.path.endswith("/records/voiceprint") or r.path.endswith(":compute")
+    ]
+    assert kinds.count("usage") == 4  # ceil(160 / 50)
+    last_compute = len(kinds) - 1 - kinds[::-1].index("compute")
+    assert kinds.index("usage") < last_compute  # page 1 was read while computes went on
+    usage = report_of(queue, "many")["usage"]
+    assert (usage["expected"], usage["found"]) == (160, 160)
+    assert usage["missing"] == [] and usage["double_charged"] == []

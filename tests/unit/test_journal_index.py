@@ -189,17 +189,37 @@ def test_damage_in_the_middle_of_the_journal_is_corruption(tmp_path: Path) -> No
         index.catch_up()
 
 
-def test_usage_charges_count_per_computed_key(journal: Path, tmp_path: Path) -> None:
+def test_usage_records_seen_count_per_computed_key(journal: Path, tmp_path: Path) -> None:
     write(journal, Computed(key="demo/main/b/main"), Computed(key="other/main/c/main"))
     with index_of(journal, tmp_path) as index:
         index.catch_up()
         assert index.computed_owners() == ["demo", "other"]
-        keys = ["demo/main/a/main", "demo/main/a/main", "demo/main/zzz/main"]
-        assert index.charge(keys) == 2  # the unknown key is not ours
+        assert index.computed_per_owner() == {"demo": 2, "other": 1}
+        seen = [
+            ("r1", "demo/main/a/main"),
+            ("r2", "demo/main/a/main"),
+            ("r3", "demo/main/zzz/main"),
+        ]
+        index.saw_usage("demo", seen)
+        index.saw_usage("demo", seen[:1])  # the same record on two pages (the list moved)
+        assert index.usage_listed("demo") == 3  # distinct records, foreign ones too
+        assert index.usage_found() == 2  # the unknown key is not ours
         assert index.charged(times="> 1", limit=10) == (1, ["demo/main/a/main"])
         assert index.charged(times="= 0", limit=1) == (2, ["demo/main/b/main"])
-        index.reset_charges()
+        index.forget_usage("demo")
         assert index.charged(times="= 0", limit=10)[0] == 3
+
+
+def test_a_usage_record_seen_before_its_compute_is_indexed_still_counts(
+    journal: Path, tmp_path: Path
+) -> None:
+    """A page read while the job runs may list a compute whose journal line is not indexed."""
+    with index_of(journal, tmp_path) as index:
+        index.saw_usage("demo", [("r1", "demo/main/a/main")])
+        write(journal, Computed(key="demo/main/a/main"))
+        index.catch_up()
+        assert index.usage_found() == 1
+        assert index.charged(times="= 0", limit=10) == (0, [])
 
 
 def test_remove_deletes_the_index_files(journal: Path, tmp_path: Path) -> None:

@@ -245,6 +245,8 @@ class RequestLoop(Authenticated, Transport):
         after: datetime | None = None,
         before: datetime | None = None,
         read_ahead: int = 1,
+        first_page: int = 1,
+        on_page: Callable[[Page[M]], None] | None = None,
     ) -> AsyncIterator[M]:
         """Every item of a list, page after page, following `Page-Current` / `Page-Total`.
 
@@ -257,6 +259,9 @@ class RequestLoop(Authenticated, Transport):
         still paced by the governor, and at most `read_ahead` pages are held in memory. Only
         safe for lists sorted so that new items land at the end (pages already counted do
         not shift); without a page total it falls back to one page after another.
+
+        `first_page` > 1 goes on from there (the pages before were read earlier); `on_page`
+        is shown each page read, headers and all, before its items are yielded.
         """
         params: dict[str, Any] = {
             "page-size": page_size,
@@ -265,9 +270,11 @@ class RequestLoop(Authenticated, Transport):
             "after": after,
             "before": before,
         }
-        page, last = 1, None
+        page, last = first_page, None
         while last is None:
             result = await self.get_page(route, model, path, {**params, "page": page})
+            if on_page is not None:
+                on_page(result)
             for item in result.items:
                 yield item
             if result.is_last or not result.items:
@@ -286,6 +293,8 @@ class RequestLoop(Authenticated, Transport):
                 for number in numbers:
                     tg.start_soon(fetch, number)
             for number in numbers:
+                if on_page is not None:
+                    on_page(pages[number])
                 for item in pages[number].items:
                     yield item
             page = numbers[-1] + 1

@@ -6,11 +6,11 @@ Owns: their routes. Sending, retrying and parsing are the loop's (loop.py).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 from worker.api.loop import RequestLoop
-from worker.api.schemas import Credits, UsageRecord
+from worker.api.schemas import Credits, Page, UsageRecord
 
 
 class RecordsApi(RequestLoop):
@@ -30,16 +30,14 @@ class RecordsApi(RequestLoop):
         sort: str | None = None,
         page_size: int = 50,
         read_ahead: int = 1,
+        first_page: int = 1,
+        on_page: Callable[[Page[UsageRecord]], None] | None = None,
     ) -> AsyncIterator[UsageRecord]:
         """Voiceprint usage records of an owner: the caller's own (`/user/records/…`) when
         `owner` is the caller's handle, else the org's (`/orgs/{org}/records/…`).
 
         `read_ahead` > 1 wants `sort="computedAt"` (see `paginate`)."""
-        me = await self.get_user()
-        if owner == me.handle:
-            route, path = "/user/records/voiceprint", {}
-        else:
-            route, path = "/orgs/{org}/records/voiceprint", {"org": owner}
+        route, path = await self._usage_route(owner)
         async for record in self.paginate(
             route,
             UsageRecord,
@@ -49,5 +47,21 @@ class RecordsApi(RequestLoop):
             sort=sort,
             page_size=page_size,
             read_ahead=read_ahead,
+            first_page=first_page,
+            on_page=on_page,
         ):
             yield record
+
+    async def usage_records_page(
+        self, owner: str, page: int, *, after: datetime | None, sort: str, page_size: int = 50
+    ) -> Page[UsageRecord]:
+        """One page of an owner's usage records (see `list_usage_records`). SAFE."""
+        route, path = await self._usage_route(owner)
+        params = {"page": page, "page-size": page_size, "sort": sort, "after": after}
+        return await self.get_page(route, UsageRecord, path, params)
+
+    async def _usage_route(self, owner: str) -> tuple[str, dict[str, str]]:
+        me = await self.get_user()
+        if owner == me.handle:
+            return "/user/records/voiceprint", {}
+        return "/orgs/{org}/records/voiceprint", {"org": owner}
