@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 from datetime import datetime
@@ -73,6 +74,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--file-delay-ms", type=float, default=0.0, help="emulator: async files")
     p.add_argument("--compute-delay-ms", type=float, default=0.0, help="emulator: async compute")
+    p.add_argument("--keep-log", type=Path, default=None, help="copy the worker's log here")
     p.add_argument("--audios", default="1", help="audios per enrollment, cycled: '1', '2' or '1,2'")
     return p
 
@@ -167,6 +169,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             emulator_cpu = _cpu_s(emu.pid) - emulator_cpu
         report = read_report(queue)
         times = log_times(root / "worker.log")
+        if args.keep_log is not None:
+            shutil.copyfile(root / "worker.log", args.keep_log)
         tail = stderr_tail(run.stderr_path) if run.returncode else ""
 
     requests = stats["requests"]
