@@ -35,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,12 @@ def memray_args(directory: Path | None, n: int) -> list[str]:
     ]  # fmt: skip
 
 
-async def one_size(n: int, pool: int, memray: Path | None = None) -> dict[str, Any]:
+async def one_size(
+    n: int,
+    pool: int,
+    memray: Path | None = None,
+    on_sample: Callable[[list[tuple[int, float]]], None] | None = None,
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-memrun-") as tmp:
         root = Path(tmp)
         queue = root / "queue"
@@ -142,7 +148,7 @@ async def one_size(n: int, pool: int, memray: Path | None = None) -> dict[str, A
                 python_args=memray_args(memray, n),
             )
             worker.start()
-            trajectory = await sample(worker, queue)
+            trajectory = await sample(worker, queue, on_sample)
             run = await asyncio.to_thread(worker.wait)
             wall = time.monotonic() - started
             stats = await emu.stats()
@@ -171,7 +177,11 @@ async def one_size(n: int, pool: int, memray: Path | None = None) -> dict[str, A
     return out
 
 
-async def sample(worker: WorkerProcess, queue: Path) -> list[tuple[int, float]]:
+async def sample(
+    worker: WorkerProcess,
+    queue: Path,
+    on_sample: Callable[[list[tuple[int, float]]], None] | None = None,
+) -> list[tuple[int, float]]:
     """Until the worker exits: its `progress.json` count and the peak RSS so far (the worker's
     VmHWM plus its children's, as sampled by `WorkerProcess`), every few seconds."""
     assert worker.proc is not None and worker.children is not None
@@ -181,6 +191,8 @@ async def sample(worker: WorkerProcess, queue: Path) -> list[tuple[int, float]]:
         done, hwm = await asyncio.to_thread(_done_and_hwm, worker.proc.pid, queue)
         if hwm:
             points.append((done, round((hwm + worker.children.peak_kib) / 1024, 1)))
+            if on_sample is not None:
+                on_sample(points)
     return points
 
 
@@ -206,9 +218,17 @@ def slope_kb(runs: list[dict[str, Any]]) -> float | None:
     return round(mb * 1024 * 1024 / 1000 / (hi["enrollments"] - lo["enrollments"]), 4)
 
 
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """Whole or not at all: the file may be read (or the run stopped) at any moment."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.rename(path)
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Every size in turn; with `--out`, the file is rewritten after each one (a long run
-    that is stopped keeps the sizes it finished)."""
+    """Every size in turn; with `--out`, the file is rewritten after each one and every
+    minute during one (`running`: the size under way and its trajectory so far), so a long
+    run that is stopped keeps the sizes it finished and the curve of the one it did not."""
     sizes = sorted(int(s) for s in args.sizes.split(","))
     result: dict[str, Any] = {
         "benchmark": "memory-run",
@@ -219,12 +239,20 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "target_kb_per_enrollment": 0.1,
     }
     for n in sizes:
-        result["runs"].append(await one_size(n, args.audio_pool, args.memray))
+
+        def running(points: list[tuple[int, float]], n: int = n) -> None:
+            """A size still running is in the file too: a run stopped midway keeps its curve."""
+            result["running"] = {"enrollments": n, "trajectory": points}
+            if args.out is not None and len(points) % 12 == 0:  # every minute
+                write_json(args.out, result)
+
+        result["runs"].append(await one_size(n, args.audio_pool, args.memray, running))
+        result.pop("running", None)
         result["slope_kb_per_enrollment"] = slope_kb(result["runs"])
         result["machine_after"] = machine()["loadavg"]
         print(json.dumps(result["runs"][-1]), file=sys.stderr, flush=True)  # progress
         if args.out is not None:
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
+            write_json(args.out, result)
     return result
 
 

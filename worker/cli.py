@@ -193,9 +193,11 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     from worker.log import configure_logging
     from worker.masking import url_has_userinfo
+    from worker.memtune import cap_malloc_arenas
     from worker.service import run_worker
     from worker.settings import secret_values
 
+    cap_malloc_arenas()  # before any thread: each would get its own malloc arena
     configure_logging(settings.log_level, settings.log_format, secret_values(settings))
     log = structlog.get_logger("worker.cli")
     if (warning := key_file_warning(settings)) is not None:
