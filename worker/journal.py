@@ -206,11 +206,14 @@ def heal_torn_tail(path: Path) -> int:
     return size - end
 
 
-def read_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, int]]:
+def read_lines(
+    path: Path, start: int = 0, *, live: bool = False
+) -> Iterator[tuple[int, bytes, int]]:
     """(offset, line, line number counted from `start`) of every whole line from `start` on.
 
     A torn last line (a crash mid-write) is skipped, nothing else. Reading never changes the
-    file; `Journal` cuts the torn line off when it opens for appends.
+    file; `Journal` cuts the torn line off when it opens for appends. `live`: the journal is
+    being appended to, so a last line without its newline is being written: skipped quietly.
     """
     try:
         fh = path.open("rb")
@@ -221,7 +224,8 @@ def read_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes, int]]:
         offset = start
         for number, line in enumerate(fh, 1):
             if not line.endswith(b"\n"):
-                log.warning("journal_torn_tail_skipped", path=str(path), line=number)
+                if not live:
+                    log.warning("journal_torn_tail_skipped", path=str(path), line=number)
                 return
             yield offset, line, number
             offset += len(line)

@@ -197,11 +197,15 @@ class JournalIndex(UsageLedger):
         with self._lock:
             return int(self._db.execute("SELECT upto FROM meta").fetchone()[0])
 
-    def catch_up(self) -> None:
-        """Index every whole journal line after the indexed prefix (blocking: reads)."""
-        self.load(None)
+    def catch_up(self, *, live: bool = False) -> None:
+        """Index every whole journal line after the indexed prefix (blocking: reads).
 
-    def load(self, state: JournalState | None) -> None:
+        `live`: the job is still appending, so a last line without its newline is one being
+        written, not a torn one, and is left for the next call without a warning.
+        """
+        self.load(None, live=live)
+
+    def load(self, state: JournalState | None, *, live: bool = False) -> None:
         """Index the journal; with `state`, also replay every record into it (blocking).
 
         Resume needs both: the whole journal into the state (memory of unfinished enrollments)
@@ -211,7 +215,7 @@ class JournalIndex(UsageLedger):
         upto = self.upto
         batch = _Batch()
         try:
-            for offset, line, number in read_lines(self.journal, start):
+            for offset, line, number in read_lines(self.journal, start, live=live):
                 if state is not None:
                     state.apply(parse_record(line, self.journal, number))
                 if offset >= upto:

@@ -89,7 +89,7 @@ class UsageFollower:
                 self._stopped = True
 
     async def _read_full_pages(self) -> None:
-        await anyio.to_thread.run_sync(self._index.catch_up)
+        await anyio.to_thread.run_sync(lambda: self._index.catch_up(live=True))
         computed = await anyio.to_thread.run_sync(self._index.computed_per_owner)
         for owner, ours in sorted(computed.items()):
             done = self.pages_read.get(owner, 0)

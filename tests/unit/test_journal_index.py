@@ -256,3 +256,21 @@ def test_the_page_cache_is_capped_whatever_the_journal_size(journal: Path, tmp_p
             (cache,) = index._db.execute("PRAGMA cache_size").fetchone()
             assert cache == -journal_index.CACHE_KIB
             assert index.count() == 50
+
+
+def test_a_line_being_appended_is_left_for_later_without_a_torn_tail_warning(
+    journal: Path, tmp_path: Path
+) -> None:
+    """The usage follower indexes the journal while the job appends to it."""
+    write(journal, Computed(key="demo/main/a/main"))
+    line = Computed(key="demo/main/b/main").model_dump_json().encode() + b"\n"
+    with journal.open("ab") as fh:
+        fh.write(line[:10])  # half a line: its writer has not finished
+    with capture_logs() as logs, index_of(journal, tmp_path) as index:
+        index.catch_up(live=True)
+        assert index.computed_count() == 1
+        with journal.open("ab") as fh:
+            fh.write(line[10:])
+        index.catch_up(live=True)
+        assert index.computed_count() == 2
+    assert not [e for e in logs if e["event"] == "journal_torn_tail_skipped"]
