@@ -194,7 +194,7 @@ async def _run(
         async with anyio.create_task_group() as following:
             following.start_soon(follower.follow, name=f"usage pages of {job.job_id}")
             await _fan_out(job, ctx, journal, state, progress, head, plan, runners)
-            following.cancel_scope.cancel()
+            follower.finish()  # lets a page in flight come in: it is not read twice
         await _write_progress(job, progress)
 
         if progress.done < total:

@@ -74,13 +74,25 @@ class UsageFollower:
         self._index = index
         self._after = started_at - USAGE_CLOCK_SKEW
         self.pages_read: dict[str, int] = {}  # owner → full pages read and kept, from page 1
-        self._stopped = False
+        self._stopped = False  # gave up: what is left is read after the last compute
+        self._finished = anyio.Event()
+
+    def finish(self) -> None:
+        """The enrollments are over: `follow` returns once a page being read is in.
+
+        Not a cancellation: a page cut off in flight has been asked of the server already and
+        would be asked again at the end, one request more than 1 per 50 computes.
+        """
+        self._finished.set()
 
     async def follow(self) -> None:
-        """Until cancelled at the end of the enrollments (a page cut off is read at the end)."""
+        """Read full pages every `FOLLOW_EVERY_S` until `finish()`."""
         await anyio.to_thread.run_sync(self._index.forget_usage)  # an earlier run's pages
         while not self._stopped:
-            await anyio.sleep(FOLLOW_EVERY_S)
+            with anyio.move_on_after(FOLLOW_EVERY_S):
+                await self._finished.wait()
+            if self._finished.is_set():
+                return
             try:
                 await self._read_full_pages()
             except errors.ApiError as exc:
@@ -93,7 +105,11 @@ class UsageFollower:
         computed = await anyio.to_thread.run_sync(self._index.computed_per_owner)
         for owner, ours in sorted(computed.items()):
             done = self.pages_read.get(owner, 0)
-            while not self._stopped and ours >= (done + 1 + SLACK_PAGES) * PAGE_SIZE:
+            while (
+                not self._stopped
+                and not self._finished.is_set()
+                and ours >= (done + 1 + SLACK_PAGES) * PAGE_SIZE
+            ):
                 page = await self._client.usage_records_page(
                     owner, done + 1, after=self._after, sort=SORT, page_size=PAGE_SIZE
                 )
