@@ -69,7 +69,8 @@ class Voiceprints(Audios, Credits):
         ident = self.identity(sp, identity)
         if model not in MODELS:
             raise not_found(f"model {model} not found; known: {', '.join(MODELS)}")
-        taken = {k.split("/", 1)[1] for k in sp.voiceprints if k.startswith(identity + "/")}
+        # Looked up by key, not by scanning the space's voiceprints (quadratic over a big run).
+        taken = _IdentityHandles(sp.voiceprints, identity)
         if handle is None:
             handle = self._new_handle(taken)
         elif handle in taken:
@@ -192,7 +193,7 @@ class Voiceprints(Audios, Credits):
         self.records.append(
             Record(
                 id=self._id(),
-                handle=self._new_handle({r.handle for r in self.records}),
+                handle=self.record_handle(),
                 actor=actor,
                 model=vp.model,
                 voiceprint={
@@ -317,3 +318,14 @@ class Voiceprints(Audios, Credits):
             "createdAt": format_time(ver.created_at),
             "performedAt": format_time(ver.performed_at) if ver.performed_at else None,
         }
+
+
+class _IdentityHandles:
+    """The voiceprint handles of one identity, as a container over the space's voiceprints."""
+
+    def __init__(self, voiceprints: dict[str, Voiceprint], identity: str) -> None:
+        self._voiceprints = voiceprints
+        self._identity = identity
+
+    def __contains__(self, handle: object) -> bool:
+        return isinstance(handle, str) and vp_key(self._identity, handle) in self._voiceprints
