@@ -190,7 +190,9 @@ async def sample(
         await asyncio.sleep(SAMPLE_EVERY_S)
         done, hwm = await asyncio.to_thread(_done_and_hwm, worker.proc.pid, queue)
         if hwm:
-            points.append((done, round((hwm + worker.children.peak_kib) / 1024, 1)))
+            peak = round((hwm + worker.children.peak_kib) / 1024, 1)
+            # a process tearing down its memory at exit may show a lower VmHWM for a moment
+            points.append((done, max(peak, points[-1][1]) if points else peak))
             if on_sample is not None:
                 on_sample(points)
     return points
