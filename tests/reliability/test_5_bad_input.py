@@ -154,9 +154,14 @@ REASONS = {
 }
 
 
-def _source(fmt: str, index: int) -> str:
-    """Where the report says a row was: JSON enrollments[i], CSV line i+2 (after the header)."""
-    return f"enrollments[{index}]" if fmt == "json" else f"line {index + 2}"
+def _source(fmt: str, index: int, rows: list[tuple[str, str]]) -> str:
+    """Where the report says a row was: JSON enrollments[i]; in a CSV the line the row starts
+    on, after the header and after the line breaks inside earlier rows' quoted identities (a
+    generated bad handle may hold one; the worker counts \n, \r and \r\n as one each)."""
+    if fmt == "json":
+        return f"enrollments[{index}]"
+    breaks = sum(i.count("\n") + i.count("\r") - i.count("\r\n") for _, i in rows[:index])
+    return f"line {index + 2 + breaks}"
 
 
 def _check(queue: Path, expects: list[Expect]) -> None:
@@ -180,14 +185,14 @@ def _check(queue: Path, expects: list[Expect]) -> None:
             for r, (kind, _) in enumerate(exp.rows):
                 if kind == "quiet":
                     continue  # passes local preflight: never the reason a file is refused
-                where = _source(fmt, r)
+                where = _source(fmt, r, exp.rows)
                 assert any(where in place for place in places), (exp.name, where, error)
             continue
         report = json.loads(reports[0].read_text())
         by_source = {row["source"]: row for row in report["enrollments"]}
         assert len(by_source) == len(report["enrollments"]) == len(exp.rows), (exp, report)
         for r, (kind, ident) in enumerate(exp.rows):
-            row = by_source.get(_source(fmt, r))
+            row = by_source.get(_source(fmt, r, exp.rows))
             assert row is not None, (exp.name, r, kind, sorted(by_source))  # every row is there
             if kind == VALID:
                 assert row["identity"] == ident and row["outcome"] == "enrolled", (exp.name, row)
