@@ -197,20 +197,23 @@ class JournalIndex(UsageLedger):
         with self._lock:
             return int(self._db.execute("SELECT upto FROM meta").fetchone()[0])
 
-    def catch_up(self, *, live: bool = False) -> None:
-        """Index every whole journal line after the indexed prefix (blocking: reads).
+    def catch_up(self, *, live: bool = False) -> Counter[str]:
+        """Index every whole journal line after the indexed prefix (blocking: reads); returns
+        the computes it added, per owner.
 
         `live`: the job is still appending, so a last line without its newline is one being
         written, not a torn one, and is left for the next call without a warning.
         """
-        self.load(None, live=live)
+        return self.load(None, live=live)
 
-    def load(self, state: JournalState | None, *, live: bool = False) -> None:
+    def load(self, state: JournalState | None, *, live: bool = False) -> Counter[str]:
         """Index the journal; with `state`, also replay every record into it (blocking).
 
         Resume needs both: the whole journal into the state (memory of unfinished enrollments)
-        and its unindexed tail into the index; one read does the two.
+        and its unindexed tail into the index; one read does the two. Returns the computes
+        newly indexed, per owner (a compute journaled twice counts once).
         """
+        added: Counter[str] = Counter()
         start = 0 if state is not None else self.upto
         upto = self.upto
         batch = _Batch()
@@ -221,23 +224,29 @@ class JournalIndex(UsageLedger):
                 if offset >= upto:
                     batch.add(offset, line, self.journal, number)
                     if batch.lines >= COMMIT_EVERY:
-                        self._commit(batch)
+                        added += self._commit(batch)
                         batch = _Batch()
-            self._commit(batch)
+            added += self._commit(batch)
         except sqlite3.Error as exc:
             raise _as_oserror(exc) from None
+        return added
 
-    def _commit(self, batch: _Batch) -> None:
+    def _commit(self, batch: _Batch) -> Counter[str]:
+        added: Counter[str] = Counter()
         if batch.end is None:
-            return
+            return added
         with self._lock, self._db:
             db = self._db
             db.executemany("INSERT OR IGNORE INTO outcome VALUES (?, ?, ?, ?)", batch.outcomes)
-            db.executemany(
-                "INSERT OR IGNORE INTO computed (key, owner) VALUES (?, ?)", batch.computed
-            )
+            for owner in {o for _, o in batch.computed}:
+                rows = [(k, o) for k, o in batch.computed if o == owner]
+                cursor = db.executemany(
+                    "INSERT OR IGNORE INTO computed (key, owner) VALUES (?, ?)", rows
+                )
+                added[owner] += cursor.rowcount
             db.executemany("INSERT OR REPLACE INTO derived VALUES (?, ?, ?)", batch.derived)
             db.execute("UPDATE meta SET upto = ?", (batch.end,))
+        return added
 
     # --- questions ------------------------------------------------------------------------
 

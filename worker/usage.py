@@ -17,6 +17,7 @@ owner's list is read again from page 1.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 import anyio
@@ -74,6 +75,7 @@ class UsageFollower:
         self._index = index
         self._after = started_at - USAGE_CLOCK_SKEW
         self.pages_read: dict[str, int] = {}  # owner → full pages read and kept, from page 1
+        self._computed: Counter[str] = Counter()  # owner → this job's computes indexed so far
         self._stopped = False  # gave up: what is left is read after the last compute
         self._finished = anyio.Event()
 
@@ -88,6 +90,7 @@ class UsageFollower:
     async def follow(self) -> None:
         """Read full pages every `FOLLOW_EVERY_S` until `finish()`."""
         await anyio.to_thread.run_sync(self._index.forget_usage)  # an earlier run's pages
+        self._computed.update(await anyio.to_thread.run_sync(self._index.computed_per_owner))
         while not self._stopped:
             with anyio.move_on_after(FOLLOW_EVERY_S):
                 await self._finished.wait()
@@ -101,9 +104,9 @@ class UsageFollower:
                 self._stopped = True
 
     async def _read_full_pages(self) -> None:
-        await anyio.to_thread.run_sync(lambda: self._index.catch_up(live=True))
-        computed = await anyio.to_thread.run_sync(self._index.computed_per_owner)
-        for owner, ours in sorted(computed.items()):
+        # What the journal gained since the last look: no count over every compute each second.
+        self._computed += await anyio.to_thread.run_sync(lambda: self._index.catch_up(live=True))
+        for owner, ours in sorted(self._computed.items()):
             done = self.pages_read.get(owner, 0)
             while (
                 not self._stopped
@@ -118,17 +121,16 @@ class UsageFollower:
                     # could show a shifted page): the rest is read after the last compute.
                     self._stopped = True
                     break
-                await anyio.to_thread.run_sync(self._index.saw_usage, owner, _seen(owner, page))
+                seen = [_seen(owner, record) for record in page.items]
+                await anyio.to_thread.run_sync(self._index.saw_usage, owner, seen)
                 done += 1
                 self.pages_read[owner] = done
 
 
-def _seen(owner: str, page: Page[UsageRecord]) -> list[tuple[str, str]]:
-    out = []
-    for record in page.items:
-        key = _record_key(owner, record)
-        out.append((_record_id(key, record), key))
-    return out
+def _seen(owner: str, record: UsageRecord) -> tuple[str, str]:
+    """(record id, enrollment key): how the index keeps a record seen."""
+    key = _record_key(owner, record)
+    return _record_id(key, record), key
 
 
 async def check_usage(
@@ -198,10 +200,11 @@ async def _read_list(
     client: ApiClient, index: JournalIndex, owner: str, started_at: datetime, first: int
 ) -> int | None:
     """Put `owner`'s usage records from page `first` on into the index; the list's total."""
-    totals: list[int | None] = [None]
+    total: int | None = None
 
     def told(page: Page[UsageRecord]) -> None:
-        totals[0] = listed_total(page)
+        nonlocal total
+        total = listed_total(page)
 
     seen: list[tuple[str, str]] = []
     async for record in client.list_usage_records(
@@ -213,10 +216,9 @@ async def _read_list(
         first_page=first,
         on_page=told,
     ):
-        key = _record_key(owner, record)
-        seen.append((_record_id(key, record), key))
+        seen.append(_seen(owner, record))
         if len(seen) >= CHARGE_BATCH:
             await anyio.to_thread.run_sync(index.saw_usage, owner, seen)
             seen = []
     await anyio.to_thread.run_sync(index.saw_usage, owner, seen)
-    return totals[0]
+    return total

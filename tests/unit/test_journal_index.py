@@ -138,12 +138,13 @@ def test_an_index_stopped_between_commits_resumes_exactly(
     batches = 0
     real_commit = index._commit
 
-    def commit_then_die(batch: object) -> None:
+    def commit_then_die(batch: object) -> object:
         nonlocal batches
-        real_commit(batch)  # type: ignore[arg-type]
+        added = real_commit(batch)  # type: ignore[arg-type]
         batches += 1
         if batches == 2:
             raise KeyboardInterrupt  # as good as SIGKILL: nothing after this runs
+        return added
 
     monkeypatch.setattr(index, "_commit", commit_then_die)
     with pytest.raises(KeyboardInterrupt):
@@ -274,3 +275,13 @@ def test_a_line_being_appended_is_left_for_later_without_a_torn_tail_warning(
         index.catch_up(live=True)
         assert index.computed_count() == 2
     assert not [e for e in logs if e["event"] == "journal_torn_tail_skipped"]
+
+
+def test_catch_up_tells_the_computes_it_added_per_owner(journal: Path, tmp_path: Path) -> None:
+    """The usage follower counts the job's computes from these, not by a count each second."""
+    write(journal, Computed(key="demo/main/a/main"), Computed(key="other/main/c/main"))
+    with index_of(journal, tmp_path) as index:
+        assert index.catch_up() == {"demo": 1, "other": 1}
+        write(journal, Computed(key="demo/main/b/main"), Computed(key="demo/main/a/main"))
+        assert +index.catch_up() == {"demo": 1}  # a compute journaled twice counts once
+        assert index.catch_up() == {}
