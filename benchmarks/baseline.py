@@ -38,7 +38,9 @@ from harness import MODEL, OWNER, SPACE, emit, identity_of, machine, write_disti
 from pydantic import SecretStr
 
 from tests.emulator_harness import DEMO_KEY, emulator_process
-from worker.api import ApiClient, ApiKeyAuth, Governor
+from worker.api.auth import ApiKeyAuth
+from worker.api.client import ApiClient
+from worker.api.governor import Governor
 
 
 def parser() -> argparse.ArgumentParser:

@@ -32,14 +32,12 @@ import structlog
 from pydantic import SecretStr
 
 from tests.emulator_harness import DEMO_KEY, emulator_process, running_emulator
-from worker.api import (
-    ApiClient,
-    ApiKeyAuth,
-    Governor,
-    OutcomeUnknown,
-    RetryPolicy,
-)
-from worker.audiofile import VerifiedUpload
+from worker.api.auth import ApiKeyAuth
+from worker.api.backoff import RetryPolicy
+from worker.api.client import ApiClient
+from worker.api.errors import OutcomeUnknown
+from worker.api.governor import Governor
+from worker.audio.files import VerifiedUpload
 
 OWNER, SPACE = "demo", "main"
 

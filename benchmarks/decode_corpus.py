@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/decode_corpus.py DIR [--model phone/v1] [--min-audios N] [--json]
 
-For each audio file in DIR (not recursive): the worker's preflight (`worker.audio`, FFmpeg via
-PyAV), the emulator's analysis (`emulator.audio`, the same decoder) and, when the `soundfile`
+For each audio file in DIR (not recursive): the worker's preflight (`worker.audio.inspect`, FFmpeg
+via PyAV), the emulator's analysis (`emulator.audio`, the same decoder) and, when the `soundfile`
 test dependency is installed, a plain `soundfile.read` (libsndfile), which is what the worker
 used before and what fails on FLAC frames that leave their bit depth. Nothing is uploaded and
 nothing is written; the files are only read. Used for the vendor's example recordings, which
@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emulator.audio import analyze
-from worker.audio import preflight_audio
+from worker.audio.inspect import preflight_audio
 
 
 def _libsndfile(path: Path) -> str:

@@ -85,7 +85,7 @@ async def big_manifest(n: int) -> dict[str, Any]:
             manifest = job_manifest(names)
             manifest_mb = len(json.dumps(manifest)) / 1e6
             drop_manifest(queue, "memory.json", manifest)
-            run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
+            run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.base.log")
             stats = await emu.stats()
         report = read_report(queue) or {}
         tail = stderr_tail(run.stderr_path) if run.returncode else ""

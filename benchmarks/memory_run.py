@@ -144,7 +144,7 @@ async def one_size(
                 env,
                 root,
                 once=True,
-                stderr_path=root / "worker.log",
+                stderr_path=root / "worker.base.log",
                 python_args=memray_args(memray, n),
             )
             worker.start()

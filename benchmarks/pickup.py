@@ -44,7 +44,7 @@ from harness import (
 )
 
 from tests.emulator_harness import EmulatorProcess, emulator_process
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 READY_TIMEOUT_S = 30.0
 MODES = [(False, 0.0), (True, 0.0), (False, None), (True, None)]  # (polling, min_age)

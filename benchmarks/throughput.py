@@ -164,13 +164,13 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             extra = {} if args.worker_burst is None else {"burst": args.worker_burst}
             env = worker_env(queue, emu.base_url, client_rate, **extra)
             emulator_cpu = _cpu_s(emu.pid)
-            run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.log")
+            run = await asyncio.to_thread(run_worker_once, env, root, root / "worker.base.log")
             stats = await emu.stats()
             emulator_cpu = _cpu_s(emu.pid) - emulator_cpu
         report = read_report(queue)
-        times = log_times(root / "worker.log")
+        times = log_times(root / "worker.base.log")
         if args.keep_log is not None:
-            shutil.copyfile(root / "worker.log", args.keep_log)
+            shutil.copyfile(root / "worker.base.log", args.keep_log)
         tail = stderr_tail(run.stderr_path) if run.returncode else ""
 
     requests = stats["requests"]

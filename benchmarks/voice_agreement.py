@@ -5,9 +5,9 @@
 Clips of 6 s with the voice fraction swept from 0 to 100 % in steps of 5 %, at 8, 16 and
 44.1 kHz (the last resampled for the VAD), two pitches (220 and 330 Hz voiced tones, as
 `emulator.samples` makes voice), voice in one stretch or in four with pauses between, clean or
-under faint hiss. Each clip is measured by the worker (`worker.audio.inspect_audio`, WebRTC VAD)
-and by the emulator (`emulator.audio.analyze`, energy-based), and judged by the model's rule for
-minAudios 1 (4.5 s per audio) and 2 (2.25 s) with the default margin. Prints one JSON object:
+under faint hiss. Each clip is measured by the worker (`worker.audio.inspect.inspect_audio`, WebRTC
+VAD) and by the emulator (`emulator.audio.analyze`, energy-based), and judged by the model's rule
+for minAudios 1 (4.5 s per audio) and 2 (2.25 s) with the default margin. Prints one JSON object:
 the figures' differences and the verdicts' agreement, the README's "Voice" figures.
 """
 
@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emulator.audio import analyze
 from emulator.samples import samples, write_signal
-from worker.audio import MIN_TOTAL_VOICE_S, inspect_audio
-from worker.voice_rule import DEFAULT_VOICE_MARGIN, VoiceVerdict, voice_verdict
+from worker.audio.inspect import MIN_TOTAL_VOICE_S, inspect_audio
+from worker.audio.voice_rule import DEFAULT_VOICE_MARGIN, VoiceVerdict, voice_verdict
 
 LENGTH_S = 6.0
 RATES = (8000, 16000, 44100)

@@ -5,7 +5,7 @@ Modules, one job each: `config` (options, seeded world), `rules` (handles, times
 resource), `persist` (atomic, group-committed state file), `ratelimit`, `faults`, `stats`,
 `app` (the route table and middlewares) with `routes/` (the handlers, one module per
 resource), `server` (lifecycle), `cli` (`enroller emulator`), `demo` (`enroller demo`).
-Of the worker it uses only the decoder (`worker.decode`, so both decode alike) and, in
+Of the worker it uses only the decoder (`worker.audio.decode`, so both decode alike) and, in
 `demo`, the worker itself; the worker never imports the emulator.
 
 Decisions where the contract is silent [ours]:

@@ -1,8 +1,8 @@
 """Audio analysis: decode with FFmpeg, measure duration, sample rate and voice duration.
 
 Owns: turning a file (path or seekable binary stream) into an `Analysis`. It decodes through
-`worker.decode` (PyAV, FFmpeg's decoders, as the service does) and accepts exactly the formats
-of `worker.formats`, the list the worker's preflight checks against; any other format, even
+`worker.audio.decode` (PyAV, FFmpeg's decoders, as the service does) and accepts exactly the formats
+of `worker.audio.formats`, the list the worker's preflight checks against; any other format, even
 one FFmpeg decodes (MP3, M4A), is `notAvailable` as the contract says. Blocking and CPU-bound
 by nature, so callers run `analyze` in a worker thread; it reads in blocks so that memory stays
 bounded whatever the file length. Must never touch emulator state.
@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from worker.decode import AudioReader
+from worker.audio.decode import AudioReader
 
 FRAME_S = 0.030
 ABS_FLOOR_RMS = 10 ** (-35 / 20)  # −35 dBFS: quieter than any speech we would enroll

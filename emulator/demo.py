@@ -123,9 +123,9 @@ def _print_summary(queue: Path) -> None:
 
 async def run_demo(root: Path) -> int:
     from worker.api.client import ApiClient
-    from worker.log import configure_logging
+    from worker.base.log import configure_logging
+    from worker.config.settings import Settings
     from worker.service import EXIT_FATAL, Service
-    from worker.settings import Settings
 
     queue = _prepare(root)
     server = EmulatorServer(EmulatorOptions(port=0, state_file=None, config=None))

@@ -19,7 +19,7 @@ import yaml
 from emulator.cli import build_parser as emulator_parser
 from emulator.config import EmulatorOptions
 from worker.cli import build_parser
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 
 def check_enroller_command(argv: list[str]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from worker.queue import read_lease
+from worker.queue.lease import read_lease
 
 
 def journal_paths(queue: Path) -> list[Path]:

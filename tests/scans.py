@@ -6,7 +6,8 @@ import threading
 
 import anyio
 
-from worker.queue import Candidate, JobQueue
+from worker.queue.discover import Candidate
+from worker.queue.jobqueue import JobQueue
 
 
 class Scans:

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from worker.keyfile import KeyFileProblem
-from worker.masking import mask_url_userinfo
-from worker.settings import (
+from worker.base.masking import mask_url_userinfo
+from worker.config.keyfile import KeyFileProblem
+from worker.config.settings import (
     InvalidSettings,
     Settings,
     describe_invalid,
@@ -142,7 +142,7 @@ def _print_errors(lines: Sequence[str]) -> None:
 
 def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     if args.markdown:
-        from worker.settings_table import settings_markdown_table
+        from worker.config.table import settings_markdown_table
 
         print(settings_markdown_table(), end="")
         return EXIT_OK
@@ -151,35 +151,35 @@ def _cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.health import run_healthcheck  # lazy: runs every few seconds in a container
+    from worker.ops.health import run_healthcheck  # lazy: runs every few seconds in a container
 
     return run_healthcheck(settings, quiet=args.quiet)
 
 
 def _cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.manifest import ManifestDefaults  # lazy: keeps `enroller --help` fast
-    from worker.validate import run_validate
+    from worker.commands.validate import run_validate
+    from worker.manifest.models import ManifestDefaults
 
     return run_validate(args.paths, ManifestDefaults.from_settings(settings), as_json=args.json)
 
 
 def _cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.manifest import ManifestDefaults
-    from worker.plan import run_plan
+    from worker.commands.plan import run_plan
+    from worker.manifest.models import ManifestDefaults
 
     defaults = ManifestDefaults.from_settings(settings)
     return run_plan(args.paths, defaults, settings.rate_limit, as_json=args.json)
 
 
 def _cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.check import run_check
+    from worker.commands.check import run_check
 
     return run_check(settings, args.paths, as_json=args.json)
 
 
 def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.manifest import ManifestDefaults
-    from worker.submit import run_submit
+    from worker.commands.submit import run_submit
+    from worker.manifest.models import ManifestDefaults
 
     defaults = ManifestDefaults.from_settings(settings)
     return run_submit(
@@ -191,11 +191,11 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
     import structlog
 
-    from worker.log import configure_logging
-    from worker.masking import url_has_userinfo
-    from worker.memtune import cap_malloc_arenas
+    from worker.base.log import configure_logging
+    from worker.base.masking import url_has_userinfo
+    from worker.base.memtune import cap_malloc_arenas
+    from worker.config.settings import secret_values
     from worker.service import run_worker
-    from worker.settings import secret_values
 
     cap_malloc_arenas()  # before any thread: each would get its own malloc arena
     configure_logging(settings.log_level, settings.log_format, secret_values(settings))
@@ -216,7 +216,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.status import run_status  # lazy: keeps `enroller --help` fast
+    from worker.ops.status import run_status  # lazy: keeps `enroller --help` fast
 
     return run_status(settings, as_json=args.json)
 

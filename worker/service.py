@@ -23,12 +23,13 @@ import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.boundary import run_job
-from worker.job import JobContext, JobObserver, JobResult
-from worker.locks import EnrollmentLocks, FileLocks
-from worker.queue import ClaimedJob, JobQueue, QueueSetupError
-from worker.report import exit_code_for
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.enrollment.locks import EnrollmentLocks, FileLocks
+from worker.job.boundary import run_job
+from worker.job.report import exit_code_for
+from worker.job.run import JobContext, JobObserver, JobResult
+from worker.queue.jobqueue import JobQueue
+from worker.queue.paths import ClaimedJob, QueueSetupError
 
 if TYPE_CHECKING:
     from worker.fleet.session import Fleet
@@ -290,7 +291,7 @@ async def run_worker(settings: Settings, *, once: bool) -> int:
     except ValueError as exc:
         log.error("worker_cannot_start", reason=str(exc))
         return EXIT_FATAL
-    from worker.ops import operations  # lazy: metrics and rich load only for `run`
+    from worker.ops.operations import operations  # lazy: metrics and rich load only for `run`
 
     stop = anyio.Event()
     async with client, operations(settings, client, stop.is_set) as observer:

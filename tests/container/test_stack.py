@@ -39,8 +39,8 @@ from tests.container.engine import (
     wait_until,
 )
 from tests.ports import free_port
-from worker.journal import EnrollmentOutcome, JobStarted, load_state, read_records
-from worker.queue import JOURNAL_NAME
+from worker.journal.records import EnrollmentOutcome, JobStarted, load_state, read_records
+from worker.queue.paths import JOURNAL_NAME
 
 require_engine_or_skip()
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
@@ -81,7 +81,7 @@ def worker_log(compose: Compose) -> list[dict[str, Any]]:
     """The worker container's log, every line a JSON object (a line that is not fails here)."""
     done = run(["docker", "logs", compose.container("worker")], timeout=60)
     text = done.stdout + done.stderr
-    (compose.folder / "worker.log").write_text(text)  # kept with the test's tmp folder
+    (compose.folder / "worker.base.log").write_text(text)  # kept with the test's tmp folder
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

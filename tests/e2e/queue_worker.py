@@ -17,10 +17,11 @@ from pathlib import Path
 
 import anyio
 
-from worker.log import configure_logging
-from worker.queue import Candidate, JobQueue
+from worker.base.log import configure_logging
+from worker.config.settings import Settings
 from worker.queue import claim as queue_mod
-from worker.settings import Settings
+from worker.queue.discover import Candidate
+from worker.queue.jobqueue import JobQueue
 
 
 def _queue(root: str, ttl: float = 5.0) -> JobQueue:

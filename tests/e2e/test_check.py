@@ -18,8 +18,8 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import DEMO_KEY, EmulatorHandle, running_emulator
-from worker.check import run_check
-from worker.settings import Settings
+from worker.commands.check import run_check
+from worker.config.settings import Settings
 
 SECRET_LOOKING_KEY = "sk-live-0123456789abcdef"
 

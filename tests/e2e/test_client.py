@@ -15,19 +15,13 @@ from structlog.testing import capture_logs
 
 from tests.audiogen import write_audio, write_garbage
 from tests.emulator_harness import DEMO_KEY, EmulatorHandle, emulator_process, running_emulator
-from worker.api import (
-    ApiClient,
-    ApiKeyAuth,
-    Conflict,
-    CredentialsAuth,
-    Forbidden,
-    Governor,
-    NotFound,
-    RetryPolicy,
-    Unauthorized,
-)
+from worker.api.auth import ApiKeyAuth, CredentialsAuth
+from worker.api.backoff import RetryPolicy
+from worker.api.client import ApiClient
+from worker.api.errors import Conflict, Forbidden, NotFound, Unauthorized
+from worker.api.governor import Governor
 from worker.api.schemas import AudioState, Identity, VoiceprintState
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 OWNER, SPACE = "demo", "main"
 PASSWORD = "demo-password"

@@ -17,16 +17,11 @@ from pydantic import SecretStr
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import DEMO_KEY, running_emulator
-from worker.api import (
-    ApiClient,
-    ApiKeyAuth,
-    Conflict,
-    CreditsExhausted,
-    Governor,
-    OutcomeUnknown,
-    RetryPolicy,
-)
-from worker.api.governor import Reservation
+from worker.api.auth import ApiKeyAuth
+from worker.api.backoff import RetryPolicy
+from worker.api.client import ApiClient
+from worker.api.errors import Conflict, CreditsExhausted, OutcomeUnknown
+from worker.api.governor import Governor, Reservation
 
 OWNER, SPACE = "demo", "main"
 

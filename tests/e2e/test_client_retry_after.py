@@ -11,7 +11,10 @@ import anyio
 from pydantic import SecretStr
 
 from tests.emulator_harness import DEMO_KEY, running_emulator
-from worker.api import ApiClient, ApiKeyAuth, Governor, RetryPolicy
+from worker.api.auth import ApiKeyAuth
+from worker.api.backoff import RetryPolicy
+from worker.api.client import ApiClient
+from worker.api.governor import Governor
 
 
 def make_client(url: str, rate: float, **retry: float) -> ApiClient:

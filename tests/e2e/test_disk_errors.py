@@ -20,8 +20,8 @@ import pytest
 from tests.audiogen import write_audio
 from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle
-from worker import journal as journal_module
-from worker import report as report_module
+from worker.job import report as report_module
+from worker.journal import records as journal_module
 from worker.queue import lease as queue_module
 
 IDS = [f"disk-{i}" for i in range(6)]

@@ -12,8 +12,8 @@ import pytest
 from tests.audiogen import write_audio
 from tests.emulator_harness import EmulatorHandle, running_emulator
 from worker.api.client import ApiClient
+from worker.config.settings import Settings
 from worker.service import Service
-from worker.settings import Settings
 
 
 def make_settings(queue: Path, base_url: str, **kw: Any) -> Settings:

@@ -15,7 +15,7 @@ from tests.emulator_harness import EmulatorHandle
 from tests.fakeclock import FakeClock
 from tests.scans import Scans
 from worker.api.client import ApiClient
-from worker.queue import JobQueue
+from worker.queue.jobqueue import JobQueue
 from worker.service import Service
 
 __all__ = ["audio_root"]  # the fixture, shared with the validate tests

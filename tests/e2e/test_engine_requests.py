@@ -116,7 +116,7 @@ async def test_usage_pages_are_read_while_the_job_computes_not_all_after(
     """Full pages are read during the run (so the check after the last compute reads only the
     rest), and still exactly one page per 50 computes; every compute found once. (A page read
     in flight when the last enrollment ended is let in, not cut off and asked again.)"""
-    monkeypatch.setattr("worker.usage.FOLLOW_EVERY_S", 0.05)
+    monkeypatch.setattr("worker.job.usage_check.FOLLOW_EVERY_S", 0.05)
     queue = tmp_path / "queue"
     ids = [f"cust-{i:03d}" for i in range(160)]
     doc = manifest({i: [audio(queue, f"{i}.wav").name] for i in ids})

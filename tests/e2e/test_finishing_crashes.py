@@ -1,5 +1,5 @@
-"""A real `enroller run` SIGKILLed at each finishing step of a job (worker/crashpoints.py), then
-started again: the report is whole and written once, the manifest lands in done/ once, and no
+"""A real `enroller run` SIGKILLed at each finishing step of a job (worker/base/crashpoints.py),
+then started again: the report is whole and written once, the manifest lands in done/ once, and no
 voiceprint is charged twice; the restart never redoes what the journal proves done.
 """
 

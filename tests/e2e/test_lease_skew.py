@@ -12,8 +12,8 @@ import pytest
 
 from tests.e2e.test_queue import claim_one, drop
 from tests.fakeclock import FakeClock
-from worker.queue import JobQueue
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.queue.jobqueue import JobQueue
 
 TTL = 60.0
 

@@ -1,6 +1,6 @@
 """`enroller plan` against an actual run: the requests the emulator counted, the credits it took.
 
-The figures come from `worker.request_plan`; when the engine's request plan changes and that
+The figures come from `worker.enrollment.requests`; when the engine's request plan changes and that
 module does not, these tests fail.
 """
 
@@ -16,8 +16,8 @@ from tests.audiogen import write_audio
 from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle, running_emulator
 from worker.cli import main
-from worker.manifest import ManifestDefaults
-from worker.plan import plan_paths, run_plan
+from worker.commands.plan import plan_paths, run_plan
+from worker.manifest.models import ManifestDefaults
 
 # (identity, audio files): one, two and three audios; 60 single-audio enrollments make the
 # usage check read two pages.

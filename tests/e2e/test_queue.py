@@ -14,10 +14,13 @@ import structlog
 
 from tests.fakeclock import FakeClock
 from tests.unprivileged import rerun_unprivileged
-from worker.queue import Candidate, ClaimedJob, JobQueue, LeaseLost, QueueSetupError, read_lease
+from worker.config.settings import Settings
 from worker.queue import claim as queue_mod
-from worker.queue_rules import job_id_for
-from worker.settings import Settings
+from worker.queue.discover import Candidate
+from worker.queue.jobqueue import JobQueue
+from worker.queue.lease import LeaseLost, read_lease
+from worker.queue.paths import ClaimedJob, QueueSetupError
+from worker.queue.rules import job_id_for
 
 
 def make_queue(root: Path, clock: FakeClock | None = None, **overrides: Any) -> JobQueue:

@@ -15,8 +15,9 @@ import anyio
 
 from tests.fakeclock import FakeClock
 from tests.scans import Scans
-from worker.queue import Candidate, JobQueue
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.queue.discover import Candidate
+from worker.queue.jobqueue import JobQueue
 
 NO_RESCAN = 3600.0  # far beyond any test's limit: a pickup must come from a scan or an event
 

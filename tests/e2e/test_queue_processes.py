@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from tests.fakeclock import FakeClock
-from worker.queue import JobQueue, read_lease
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.queue.jobqueue import JobQueue
+from worker.queue.lease import read_lease
 
 HELPER = Path(__file__).with_name("queue_worker.py")
 

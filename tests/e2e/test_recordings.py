@@ -15,7 +15,7 @@ from tests.audiogen import samples, write_audio, write_signal
 from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle
 from tests.flaccraft import write_peak_beyond_range
-from worker.formats import ACCEPTED_TEXT
+from worker.audio.formats import ACCEPTED_TEXT
 
 SPACE = "/spaces/demo/main"
 OCTET = {"Content-Type": "application/octet-stream"}

@@ -18,7 +18,7 @@ import anyio
 from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
 from tests.worker_process import WORKER, worker_env
-from worker.csvsafe import FORMULA_STARTS
+from worker.base.csvsafe import FORMULA_STARTS
 
 DANGEROUS = sorted(FORMULA_STARTS)  # = + - @ TAB CR
 

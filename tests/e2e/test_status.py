@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from worker.cli import main
-from worker.queue import JobQueue
-from worker.settings import Settings
+from worker.config.settings import Settings
+from worker.queue.jobqueue import JobQueue
 
 
 def make_queue(root: Path, **overrides: Any) -> JobQueue:

@@ -20,8 +20,8 @@ from tests.audiogen import write_audio
 from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle
 from worker.cli import main
-from worker.queue_rules import job_id_for
-from worker.submit import candidate_names
+from worker.commands.submit import candidate_names
+from worker.queue.rules import job_id_for
 
 SUBMITTERS = 6
 _LINE = re.compile(r"^(?P<src>\S+): submitted as (?P<path>\S+): job (?P<job>\S+)$")

@@ -12,7 +12,7 @@ from tests.audiogen import write_audio
 from tests.e2e.test_client import OWNER, SPACE, client_for
 from tests.emulator_harness import EmulatorHandle
 from worker.api.schemas import AudioState
-from worker.audiofile import AudioChanged, AudioUnreadable, VerifiedUpload
+from worker.audio.files import AudioChanged, AudioUnreadable, VerifiedUpload
 
 
 def _measured(path: Path) -> VerifiedUpload:

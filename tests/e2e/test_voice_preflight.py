@@ -1,7 +1,7 @@
 """The local voice check end to end: the demo's mostly-silence.wav never reaches the API.
 
 The emulator's request log is the proof: nothing was created or uploaded for that row, and the
-requests it counted are exactly those of the one good row (worker.request_plan).
+requests it counted are exactly those of the one good row (worker.enrollment.requests).
 """
 
 from __future__ import annotations
@@ -13,7 +13,11 @@ from emulator.demo import MISTAKES_CSV, SAMPLE_AUDIO
 from tests.audiogen import write_audio
 from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle
-from worker.request_plan import WORKER_START_REQUESTS, enrollment_requests, usage_check_requests
+from worker.enrollment.requests import (
+    WORKER_START_REQUESTS,
+    enrollment_requests,
+    usage_check_requests,
+)
 
 SPACE = "/spaces/acme/onboarding"
 

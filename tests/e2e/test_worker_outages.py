@@ -61,7 +61,7 @@ async def test_an_api_outage_longer_than_the_retry_budget_fails_rows_clearly_and
     ids = [f"out-{i:02d}" for i in range(12)]
     queue = make_queue(tmp_path / "queue", ids)
     drop(queue, "outage.json", manifest(ids))
-    log = tmp_path / "worker.log"
+    log = tmp_path / "worker.base.log"
     state = tmp_path / "emulator-state.json"
     async with running_emulator(state_file=state) as emu:
         env = worker_env(
@@ -188,7 +188,7 @@ async def test_shutdown_during_a_slow_upload_exits_zero_and_resumes_on_the_same_
     ids = ["slow-a", "slow-b"]
     queue = make_queue(tmp_path / "queue", ids)
     drop(queue, "slow.json", manifest(ids))
-    log = tmp_path / "worker.log"
+    log = tmp_path / "worker.base.log"
     state = tmp_path / "emulator-state.json"
     async with running_emulator(latency_ms=1500, state_file=state) as emu:
         env = worker_env(

@@ -84,7 +84,7 @@ async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: P
 @pytest.mark.timeout(60)
 async def test_daemon_picks_up_dropped_files_until_sigterm(tmp_path: Path) -> None:
     queue = make_queue(tmp_path / "queue", ["day-1", "day-2"])
-    log = tmp_path / "worker.log"
+    log = tmp_path / "worker.base.log"
     async with running_emulator() as emulator:
         env = worker_env(queue, emulator.base_url)
         with log.open("wb") as err:

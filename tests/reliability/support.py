@@ -26,8 +26,10 @@ from pydantic import SecretStr
 
 from tests.audiogen import write_audio
 from tests.worker_process import worker_env as base_worker_env
-from worker.api import ApiClient, ApiKeyAuth, Governor
+from worker.api.auth import ApiKeyAuth
 from worker.api.backoff import RetryPolicy
+from worker.api.client import ApiClient
+from worker.api.governor import Governor
 
 # 44 characters of "entropy": if this string shows up anywhere, it leaked.
 SECRET_KEY = "vpk_live_7Qm2Xc9RfT4wLz8NbVd3KpH6sJ0yGa5EuBi1"

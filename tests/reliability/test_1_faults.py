@@ -42,8 +42,8 @@ async def test_fault_rate_30_percent_every_enrollment_enrolled(
     async with running_emulator(fault_rate=0.3, seed=1234, config=world) as emu:
         # 0.3^11: a step that fails 11 times in a row would be a one-in-half-a-million event.
         env = worker_env(queue, emu.base_url, max_retries=10, rate_limit=300)
-        code = await run_worker(env, area / "worker.log")
-        assert_no_crash(area / "worker.log")
+        code = await run_worker(env, area / "worker.base.log")
+        assert_no_crash(area / "worker.base.log")
         assert code == 0
         stats = await emu.stats()
         await assert_enrolled_once(emu.base_url, ids)

@@ -47,7 +47,7 @@ async def test_sigkill_at_random_instants_then_restart_exactly_once(
     queue = make_queue(area, ids)
     drop(queue, "crash.json", job_manifest(ids))
     rng = random.Random(20261124)
-    log = area / "worker.log"
+    log = area / "worker.base.log"
     async with running_emulator(config=write_world(tmp_path / "emulator")) as emu:
         # The rate keeps the job long enough (≈7 requests per enrollment) to be hit many times.
         env = worker_env(queue, emu.base_url, rate_limit=rate)

@@ -42,7 +42,7 @@ async def test_worker_waits_for_restarted_emulator_and_completes(
     drop(queue, "restart.json", job_manifest(ids))
     world = write_world(tmp_path / "emulator")
     state = tmp_path / "emulator" / "state.json"
-    log = area / "worker.log"
+    log = area / "worker.base.log"
     async with emulator_process(state_file=state, config=world) as emu:
         env = worker_env(
             queue,

@@ -44,8 +44,8 @@ async def test_server_limit_half_the_clients_completes_within_retry_after(
     world = write_world(tmp_path / "emulator")
     async with running_emulator(rate_limit=server_rate, burst=5, config=world) as emu:
         env = worker_env(queue, emu.base_url, rate_limit=2 * server_rate, burst=1)
-        code = await run_worker(env, area / "worker.log")
-        assert_no_crash(area / "worker.log")
+        code = await run_worker(env, area / "worker.base.log")
+        assert_no_crash(area / "worker.base.log")
         assert code == 0
         stats = await emu.stats()
         await assert_enrolled_once(emu.base_url, ids)

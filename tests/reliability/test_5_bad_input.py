@@ -211,9 +211,9 @@ async def _run_example(root: Path, private: Path, spec: list[Any]) -> None:
     world = write_world(private)  # holds the key: kept out of the swept artifacts
     async with running_emulator(config=world) as emu:
         env = worker_env(queue, emu.base_url, rate_limit=500)
-        code = await run_worker(env, root / "worker.log")
-    assert_no_crash(root / "worker.log")
-    assert code in (0, 1), (code, (root / "worker.log").read_text()[-2000:])
+        code = await run_worker(env, root / "worker.base.log")
+    assert_no_crash(root / "worker.base.log")
+    assert code in (0, 1), (code, (root / "worker.base.log").read_text()[-2000:])
     inbox = [p for p in (queue / "inbox").iterdir() if not p.name.startswith(".")]
     assert inbox == [], inbox  # every file was taken
     _check(queue, expects)

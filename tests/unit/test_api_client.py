@@ -20,11 +20,12 @@ from structlog.testing import capture_logs
 from yarl import URL
 
 from worker.api import errors as e
+from worker.api.auth import ApiKeyAuth, CredentialsAuth
 from worker.api.backoff import RetryPolicy
-from worker.api.client import ApiClient, ApiKeyAuth, CredentialsAuth
+from worker.api.client import ApiClient
 from worker.api.governor import Governor
 from worker.api.transport import Answer as _Answer
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 KEY = "key-SECRET-0123456789"
 PASSWORD = "pass-SECRET-word"

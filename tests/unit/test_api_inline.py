@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.api.inline import InlineAudioBody, base64_length
-from worker.audiofile import AudioChanged, VerifiedUpload
+from worker.audio.files import AudioChanged, VerifiedUpload
 
 
 def upload_of(path: Path, data: bytes, chunk: int) -> VerifiedUpload:

@@ -12,10 +12,11 @@ import pytest
 
 from tests.audiogen import write_audio, write_garbage, write_signal
 from tests.unprivileged import rerun_unprivileged
-from worker import audio
-from worker.audio import (
+from worker.audio import inspect as audio
+from worker.audio.files import AudioUnreadable
+from worker.audio.formats import ACCEPTED_TEXT
+from worker.audio.inspect import (
     MODELS,
-    AudioUnreadable,
     inspect_audio,
     is_inside,
     model_problem,
@@ -24,7 +25,6 @@ from worker.audio import (
     requirement_problems,
     sha256_file,
 )
-from worker.formats import ACCEPTED_TEXT
 
 
 @pytest.fixture

@@ -6,8 +6,10 @@ import shutil
 from pathlib import Path
 
 from tests.audiogen import write_audio
-from worker.manifest import ManifestDefaults, parse_manifest
-from worker.validate import AudioCache, check_manifest, preflight_enrollment
+from worker.commands.validate import check_manifest
+from worker.manifest.models import ManifestDefaults
+from worker.manifest.preflight import AudioCache, preflight_enrollment
+from worker.manifest.read import parse_manifest
 
 
 def test_a_bad_file_sinks_only_its_own_enrollment(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.audiogen import FORMATS, write_audio
-from worker.decode import probe
+from worker.audio.decode import probe
 
 
 @pytest.mark.parametrize("suffix", sorted(FORMATS))

@@ -10,17 +10,20 @@ import pytest
 
 from emulator.audio import analyze
 from tests.audiogen import samples, write_audio, write_signal
-from worker.audiofile import AudioUnreadable
-from worker.decode import probe
-from worker.derive import (
+from worker.audio.decode import probe
+from worker.audio.derive import (
     Derivation,
     derive_flac,
     derived_upload,
     plan_derivation,
     sweep_work_dir,
 )
-from worker.manifest import ManifestDefaults, enrollment_json, parse_csv, parse_json
-from worker.validate import preflight_enrollment
+from worker.audio.files import AudioUnreadable
+from worker.manifest.csv import parse_csv
+from worker.manifest.json import parse_json
+from worker.manifest.models import ManifestDefaults
+from worker.manifest.preflight import preflight_enrollment
+from worker.manifest.retry import enrollment_json
 
 RATE = 8000
 STEREO = "stereo recording: name the customer's channel (channel 0 or 1)"

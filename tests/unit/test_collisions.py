@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from worker import collisions
-from worker.enrollment_rules import (
-    ABSENT,
-    AudioSeen,
+from worker.enrollment import collisions
+from worker.enrollment.observe import (
     ComputeAccepted,
     SawAudio,
     SawVoiceprint,
     SawVoiceprintAudios,
     Validated,
-    VoiceprintSeen,
 )
+from worker.enrollment.view import ABSENT, AudioSeen, VoiceprintSeen
 
 AWAITING = AudioSeen("h-aa", "avaitingFile")
 AVAILABLE = AudioSeen("h-aa", "available", received=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from worker.cli import build_parser, main
-from worker.settings import Settings
-from worker.settings_table import settings_markdown_table
+from worker.config.settings import Settings
+from worker.config.table import settings_markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 START = "<!-- settings-table:start (generated: enroller config --markdown) -->"

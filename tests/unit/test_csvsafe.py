@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worker.csvsafe import FORMULA_STARTS, spreadsheet_safe, spreadsheet_safe_row
-from worker.report import write_failures_csv
+from worker.base.csvsafe import FORMULA_STARTS, spreadsheet_safe, spreadsheet_safe_row
+from worker.job.report import write_failures_csv
 
 
 @pytest.mark.parametrize("start", sorted(FORMULA_STARTS))

@@ -15,10 +15,10 @@ import soundfile as sf
 from emulator.audio import analyze
 from tests.audiogen import samples, write_audio, write_signal
 from tests.flaccraft import write_flac_ints, write_peak_beyond_range
-from worker import audio
-from worker.audio import inspect_audio, preflight_audio
-from worker.decode import AudioReader, DecodeError, probe
-from worker.formats import ACCEPTED, ACCEPTED_TEXT, container_name, format_problem
+from worker.audio import inspect as audio
+from worker.audio.decode import AudioReader, DecodeError, probe
+from worker.audio.formats import ACCEPTED, ACCEPTED_TEXT, container_name, format_problem
+from worker.audio.inspect import inspect_audio, preflight_audio
 
 VOICE_S, SILENCE_S = 5.0, 1.0
 RATES = (8000, 16000)

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.deploy_checks import check_enroller_command, check_variable, enroller_commands_in_shell
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.deploy_checks import check_enroller_command, check_variable
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy_checks import check_enroller_command, check_variable
-from worker.settings import Settings
+from worker.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "deploy" / "systemd"

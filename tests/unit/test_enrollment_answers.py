@@ -5,29 +5,27 @@ from __future__ import annotations
 import pytest
 
 from worker.api import errors
-from worker.audiofile import AudioUnreadable
-from worker.collisions import add_needs_audio_read, compute_may_be_ours, ours_took_effect
-from worker.enrollment_answers import Fatal, meaning
-from worker.enrollment_rules import (
-    ABSENT,
+from worker.audio.files import AudioUnreadable
+from worker.enrollment.actions import (
     AddAudio,
-    AudioOutcomeUnknown,
-    ComputeAccepted,
     CreateAudio,
     CreateVoiceprint,
-    CreditsExhausted,
     EnsureIdentity,
     GetVoiceprint,
+    UploadFile,
+)
+from worker.enrollment.answers import Fatal, meaning
+from worker.enrollment.collisions import add_needs_audio_read, compute_may_be_ours, ours_took_effect
+from worker.enrollment.observe import (
+    AudioOutcomeUnknown,
+    ComputeAccepted,
+    CreditsExhausted,
     IdentityReady,
-    Outcome,
     Rejected,
     SawVoiceprint,
-    Step,
     Transient,
-    UploadFile,
-    Verdict,
-    VoiceprintSeen,
 )
+from worker.enrollment.view import ABSENT, Outcome, Step, Verdict, VoiceprintSeen
 
 
 def failed(step: Step, reason: str, status: int | None = None) -> list[Rejected]:

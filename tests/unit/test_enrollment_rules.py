@@ -6,45 +6,49 @@ from dataclasses import replace
 
 import pytest
 
-from worker.enrollment_rules import (
-    ABSENT,
+from worker.enrollment.actions import (
     AddAudio,
-    Added,
-    AudioOutcomeUnknown,
-    AudioSeen,
     AwaitAudio,
     AwaitCompute,
     Compute,
-    ComputeAccepted,
-    Computed,
     CreateAudio,
     CreateVoiceprint,
-    CreditsExhausted,
     Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
-    IdentityReady,
-    Limits,
     ListVoiceprintAudios,
-    Outcome,
-    Plan,
+    UploadFile,
+    Validate,
+    action_key,
+)
+from worker.enrollment.observe import (
+    Added,
+    AudioOutcomeUnknown,
+    ComputeAccepted,
+    Computed,
+    CreditsExhausted,
+    IdentityReady,
     Polled,
     SawAudio,
     SawVoiceprint,
     SawVoiceprintAudios,
-    Step,
     Transient,
-    UploadFile,
-    Validate,
     Validated,
-    View,
-    VoiceprintSeen,
-    action_key,
     advance,
-    decide,
     exhausted_attempts,
     observe,
+)
+from worker.enrollment.rules import decide
+from worker.enrollment.view import (
+    ABSENT,
+    AudioSeen,
+    Limits,
+    Outcome,
+    Plan,
+    Step,
+    View,
+    VoiceprintSeen,
 )
 
 PLAN = Plan("cust-1", "main", "phone/v1", 1, True, ("aa", "bb"))

@@ -188,7 +188,7 @@ async def test_without_redis_the_inner_lock_alone_holds(tmp_path: Path) -> None:
 
 
 def test_status_lists_the_fleet_and_says_when_redis_is_gone(server: RedisServer) -> None:
-    from worker.status import gather_fleet, render_fleet
+    from worker.ops.status import gather_fleet, render_fleet
 
     async def beat() -> None:
         client = Redis.from_url(server.url)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.fsutil import atomic_write_bytes, atomic_write_json, atomic_writer, temp_name_for
+from worker.base.fsutil import atomic_write_bytes, atomic_write_json, atomic_writer, temp_name_for
 
 
 def test_write_bytes_creates_and_replaces(tmp_path: Path) -> None:

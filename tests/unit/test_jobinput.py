@@ -9,10 +9,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tests.audiogen import write_audio
-from worker.enrollment_rules import Outcome, Step
-from worker.jobinput import JobInput, load_job_input
-from worker.journal import EnrollmentOutcome, ErrorInfo
-from worker.manifest import ManifestDefaults, ManifestItem, parse_manifest, stream_manifest
+from worker.enrollment.view import Outcome, Step
+from worker.job.input import JobInput, load_job_input
+from worker.journal.records import EnrollmentOutcome, ErrorInfo
+from worker.manifest.models import ManifestDefaults, ManifestItem
+from worker.manifest.read import parse_manifest, stream_manifest
 
 CSV_TEXT = (
     "identity,audio,note\n"

@@ -10,7 +10,7 @@ import anyio.from_thread
 import pytest
 from structlog.testing import capture_logs
 
-from worker.journal import (
+from worker.journal.records import (
     AudioCreated,
     AudioIntent,
     AudioUploaded,

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-import worker.journal_index as journal_index
-from worker.journal import (
+import worker.journal.index as journal_index
+from worker.journal.index import JournalIndex
+from worker.journal.records import (
     AudioDerived,
     AudioIntent,
     Computed,
@@ -17,7 +18,6 @@ from worker.journal import (
     JournalCorrupt,
     JournalState,
 )
-from worker.journal_index import JournalIndex
 
 
 def outcome(key: str, result: str = "enrolled") -> EnrollmentOutcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.keyindex import KeyIndex, key_hash
+from worker.manifest.keyindex import KeyIndex, key_hash
 
 
 def test_first_value_wins_and_absent_keys_are_absent() -> None:

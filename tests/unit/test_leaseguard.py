@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from tests.fakeclock import FakeClock
-from worker.leaseguard import LEASE_GUARD, LeaseGuard, lease_confirmed
+from worker.queue.leaseguard import LEASE_GUARD, LeaseGuard, lease_confirmed
 
 pytestmark = pytest.mark.anyio
 

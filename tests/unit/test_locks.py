@@ -9,8 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
-from worker.enrollment_view import AudioSeen
-from worker.locks import AudioLocks, EnrollmentLocks, FileLocks
+from worker.enrollment.locks import AudioLocks, EnrollmentLocks, FileLocks
+from worker.enrollment.view import AudioSeen
 
 HOLDER = """
 import fcntl, os, sys, time

@@ -8,7 +8,8 @@ import logging
 import pytest
 import structlog
 
-from worker.log import MASK, SecretRedactor, configure_logging, reset_logging
+from worker.base.log import SecretRedactor, configure_logging, reset_logging
+from worker.base.masking import MASK
 
 
 def test_known_secret_is_masked_in_any_field() -> None:

@@ -8,15 +8,10 @@ from typing import Any
 
 import pytest
 
-from worker.manifest import (
-    Enrollment,
-    ManifestDefaults,
-    ParsedManifest,
-    Problem,
-    handle_problem,
-    parse_manifest,
-    retry_manifest_bytes,
-)
+from worker.manifest.models import Enrollment, ManifestDefaults, ParsedManifest, Problem
+from worker.manifest.read import parse_manifest
+from worker.manifest.retry import retry_manifest_bytes
+from worker.manifest.values import handle_problem
 
 ROOT = Path("/data/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT, owner="acme", space="calls")

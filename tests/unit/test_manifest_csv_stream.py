@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from worker import keyindex
-from worker.manifest import ManifestDefaults, ParsedManifest, open_manifest, parse_manifest
+from worker.manifest import keyindex
 from worker.manifest import read as manifest_read
+from worker.manifest.models import ManifestDefaults, ParsedManifest
+from worker.manifest.read import open_manifest, parse_manifest
 
 DEFAULTS = ManifestDefaults(audio_root=Path("/srv/audio"), owner="acme", space="s")
 

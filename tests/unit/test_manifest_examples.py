@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.audiogen import write_audio
-from worker.manifest import ManifestDefaults, read_manifest
-from worker.validate import validate_paths
+from worker.commands.validate import validate_paths
+from worker.manifest.models import ManifestDefaults
+from worker.manifest.read import read_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "jobs" / "examples"
 FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in {".json", ".csv"})

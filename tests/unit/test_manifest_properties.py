@@ -12,12 +12,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker.enrollment_rules import Step
-from worker.fsutil import dumps_json
-from worker.jobinput import _planned
-from worker.manifest import Enrollment, ManifestDefaults, parse_manifest, retry_manifest_bytes
-from worker.report import _write_csv, failure_csv_rows
-from worker.text import encode_text
+from worker.base.fsutil import dumps_json
+from worker.base.text import encode_text
+from worker.enrollment.view import Step
+from worker.job.input import _planned
+from worker.job.report import _write_csv, failure_csv_rows
+from worker.manifest.models import Enrollment, ManifestDefaults
+from worker.manifest.read import parse_manifest
+from worker.manifest.retry import retry_manifest_bytes
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT, owner="acme", space="onboarding", max_bytes=1 << 20)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from worker.manifest import ManifestDefaults, open_manifest, parse_manifest
 from worker.manifest import read as manifest_mod
+from worker.manifest.models import ManifestDefaults
+from worker.manifest.read import open_manifest, parse_manifest
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.masking import MASK, mask_url_userinfo, url_has_userinfo, url_secrets
+from worker.base.masking import MASK, mask_url_userinfo, url_has_userinfo, url_secrets
 
 
 @pytest.mark.parametrize(

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from worker.memtune import cap_malloc_arenas
+from worker.base.memtune import cap_malloc_arenas
 
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 
 def _in_child(env: dict[str, str]) -> str:
     """`cap_malloc_arenas()` in a fresh interpreter: the cap is per process and not undone."""
-    code = "from worker.memtune import cap_malloc_arenas; print(cap_malloc_arenas())"
+    code = "from worker.base.memtune import cap_malloc_arenas; print(cap_malloc_arenas())"
     done = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )

@@ -7,8 +7,8 @@ import anyio
 from prometheus_client.parser import text_string_to_metric_families
 
 from worker.api.governor import Governor
-from worker.job import JobResult
-from worker.metrics import Metrics, serve_metrics
+from worker.job.run import JobResult
+from worker.ops.metrics import Metrics, serve_metrics
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

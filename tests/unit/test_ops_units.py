@@ -15,12 +15,12 @@ import pytest
 import structlog
 from rich.console import Console
 
-from worker.health import check_health, heartbeat_path, judge_heartbeats, sweep_dead
-from worker.job import JobResult, _Progress
-from worker.log import configure_logging, reset_logging
-from worker.ops import FanOut
-from worker.progress import ProgressDisplay
-from worker.settings import Settings
+from worker.base.log import configure_logging, reset_logging
+from worker.config.settings import Settings
+from worker.job.run import JobResult, _Progress
+from worker.ops.health import check_health, heartbeat_path, judge_heartbeats, sweep_dead
+from worker.ops.operations import FanOut
+from worker.ops.progress import ProgressDisplay
 
 
 @pytest.fixture

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from tests.audiogen import write_audio
-from worker.manifest import ManifestDefaults
-from worker.plan import EnrollmentCost, plan_manifest, plan_paths, plan_totals
-from worker.request_plan import (
+from worker.commands.plan import plan_manifest, plan_paths, plan_totals
+from worker.commands.plan_models import EnrollmentCost
+from worker.config.settings import Settings
+from worker.enrollment.requests import (
     WORKER_START_REQUESTS,
     enrollment_requests,
     usage_check_requests,
 )
-from worker.settings import Settings
+from worker.manifest.models import ManifestDefaults
 
 
 def cost(owner: str = "demo", files: int = 1, size: int = 1000) -> EnrollmentCost:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.queue_rules import (
+from worker.queue.rules import (
     EntryChange,
     FileStat,
     Lease,

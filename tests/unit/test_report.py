@@ -7,8 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from worker.journal import EnrollmentOutcome, ErrorInfo
-from worker.report import (
+from worker.job.report import (
     ReportSummary,
     count_outcomes,
     exit_code_for,
@@ -16,6 +15,7 @@ from worker.report import (
     write_failures_csv,
     write_report_json,
 )
+from worker.journal.records import EnrollmentOutcome, ErrorInfo
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from worker.cli import build_parser, main, masked_settings, settings_from_args
-from worker.keyfile import KeyFileProblem, read_key_file
-from worker.settings import (
+from worker.config.keyfile import KeyFileProblem, read_key_file
+from worker.config.settings import (
     InvalidSettings,
     Settings,
     check_url,

@@ -1,7 +1,7 @@
 """The local voice check on generated clips: voiced, silent, noisy, near the threshold, resampled.
 
 Clips are written to real files in several containers and rates and measured through the same
-path preflight takes (`inspect_audio` → `worker.voice`).
+path preflight takes (`inspect_audio` → `worker.audio.voice`).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
-from worker.audio import inspect_audio
-from worker.decode import BLOCK_SAMPLES, AudioReader
-from worker.journal import ErrorInfo
-from worker.manifest import ManifestDefaults, parse_json
-from worker.validate import EnrollmentPreflight, preflight_enrollment
-from worker.voice import VoiceCounter, measure_voice, vad_rate
-from worker.voice_rule import LocalVoice, VoiceVerdict, voice_verdict, with_local_voice
+from worker.audio.decode import BLOCK_SAMPLES, AudioReader
+from worker.audio.inspect import inspect_audio
+from worker.audio.voice import VoiceCounter, measure_voice, vad_rate
+from worker.audio.voice_rule import LocalVoice, VoiceVerdict, voice_verdict, with_local_voice
+from worker.journal.records import ErrorInfo
+from worker.manifest.json import parse_json
+from worker.manifest.models import ManifestDefaults
+from worker.manifest.preflight import EnrollmentPreflight, preflight_enrollment
 
 # WebRTC's VAD keeps calling a few frames speech after speech stops (its hangover): about
 # 0.2 s per stretch of voice, never less than the voice there is.

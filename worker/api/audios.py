@@ -17,7 +17,7 @@ from worker.api.inline import InlineAudioBody
 from worker.api.loop import RequestLoop
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Audio, AudioCreate, AudioIdentify
-from worker.audiofile import VerifiedUpload
+from worker.audio.files import VerifiedUpload
 
 
 class AudiosApi(RequestLoop):

@@ -17,7 +17,8 @@ from pydantic import BaseModel, SecretStr
 
 from worker.api.governor import Governor
 from worker.api.schemas import Credentials, TokenResponse, User
-from worker.log import MASK, REDACTOR
+from worker.base.log import REDACTOR
+from worker.base.masking import MASK
 
 if TYPE_CHECKING:
     from worker.api.transport import Answer

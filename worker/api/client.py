@@ -46,13 +46,10 @@ from worker.api.backoff import RetryPolicy
 from worker.api.governor import Governor
 from worker.api.identities import IdentitiesApi
 from worker.api.records import RecordsApi
-from worker.api.retry_rules import Retry
 from worker.api.schemas import User
 from worker.api.voiceprints import VoiceprintsApi
-from worker.log import REDACTOR
-from worker.settings import Settings
-
-__all__ = ["ApiClient", "ApiKeyAuth", "CredentialsAuth", "Retry"]
+from worker.base.log import REDACTOR
+from worker.config.settings import Settings
 
 USER_AGENT = "voiceprint-enroller/0.1"
 

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from worker.api.errors import CreditsExhausted
-from worker.leaseguard import lease_confirmed
+from worker.queue.leaseguard import lease_confirmed
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from worker.config.settings import Settings
 
 Clock = Callable[[], float]
 # Share of the configured rate left unused by a worker (Governor.from_settings): 1 %.

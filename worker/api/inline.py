@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from worker.audiofile import AudioUnreadable, VerifiedUpload
+from worker.audio.files import AudioUnreadable, VerifiedUpload
 
 
 def base64_length(size: int) -> int:

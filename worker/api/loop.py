@@ -33,7 +33,7 @@ from worker.api.inline import InlineAudioBody
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Page
 from worker.api.transport import Answer, Query, Transport, header_int, query_params
-from worker.audiofile import VerifiedUpload
+from worker.audio.files import VerifiedUpload
 
 M = TypeVar("M", bound=BaseModel)
 

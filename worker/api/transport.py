@@ -21,7 +21,7 @@ from yarl import URL
 from worker.api.errors import ApiError, NotSent, OutcomeUnknown
 from worker.api.governor import Governor
 from worker.api.inline import InlineAudioBody
-from worker.audiofile import VerifiedUpload
+from worker.audio.files import VerifiedUpload
 
 OCTET_STREAM = "application/octet-stream"
 

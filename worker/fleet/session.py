@@ -17,12 +17,12 @@ import structlog
 from redis.asyncio import Redis
 
 from worker.api.governor import Governor
+from worker.base.masking import mask_url_userinfo
+from worker.config.settings import Settings
 from worker.fleet.budget import FleetBudget
 from worker.fleet.keys import AccountKeys, account_id
 from worker.fleet.locks import KeyLocks, RedisLocks
 from worker.fleet.membership import FleetMembership
-from worker.masking import mask_url_userinfo
-from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 

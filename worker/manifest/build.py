@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.audio import model_problem, model_warning
+from worker.audio.inspect import model_problem, model_warning
 from worker.manifest.models import Enrollment, ManifestDefaults, Problem, RejectedEnrollment
 from worker.manifest.values import (
     DEFAULT_VOICEPRINT,

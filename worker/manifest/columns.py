@@ -15,7 +15,7 @@ from worker.manifest.models import Problem
 CSV_REQUIRED = ("identity", "audio")
 CSV_OPTIONAL = (
     *("voiceprint", "model", "minAudios", "alias", "owner", "space", "createIdentity"),
-    "channel",  # the customer's channel of a stereo recording, 0-based (worker.derive)
+    "channel",  # the customer's channel of a stereo recording, 0-based (worker.audio.derive)
 )
 
 

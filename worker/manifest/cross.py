@@ -2,7 +2,7 @@
 
 Owns: `build_each`, which validates candidates one at a time (`build.Builder`) and then checks
 each valid enrollment against those before it (the first one listed wins). It remembers only
-compact keys, never enrollments: 64-bit hashes in `worker.keyindex` tables (~17 MB, ~29 MB
+compact keys, never enrollments: 64-bit hashes in `worker.manifest.keyindex` tables (~17 MB, ~29 MB
 tagged, per million). A hash says "maybe seen"; where the format can read an earlier enrollment
 again (`lookup`: a CSV's rows by offset, a small JSON document in memory), a hit is confirmed on
 the real keys before anything is reported, and a key whose hash another key took first is kept
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from worker.keyindex import KeyIndex
 from worker.manifest.build import Builder, Candidate
+from worker.manifest.keyindex import KeyIndex
 from worker.manifest.models import Enrollment, ManifestItem, Problem, RejectedEnrollment
 from worker.manifest.values import show
 

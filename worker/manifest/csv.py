@@ -3,8 +3,8 @@
 Owns: what the columns mean (matched loosely: `min_audios` is `minAudios`; unknown columns are
 kept for the failures CSV and otherwise ignored, since exports carry the operator's own), the
 grouping of rows into enrollments by (owner, space, identity, voiceprint), the rule that rows of
-one enrollment agree, and the two passes over the file's bytes (`worker.csvscan`): the first
-keeps per row only its offset and line, per enrollment its first row, and per key a 64-bit
+one enrollment agree, and the two passes over the file's bytes (`worker.manifest.csvscan`): the
+first keeps per row only its offset and line, per enrollment its first row, and per key a 64-bit
 hash (confirmed on the row read again, so a collision never joins two enrollments); the second
 re-reads each enrollment's rows by offset when it is built, in the order of first lines. A
 1 000 000-row file costs ~55 MB over the imports instead of ~1.3 GB of parsed rows.
@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from worker.csvscan import BOM, Records, RowTable, scan_bytes
-from worker.keyindex import KeyIndex
 from worker.manifest.build import AudioIn, Builder, Candidate
 from worker.manifest.columns import header_problems
 from worker.manifest.cross import build_each
+from worker.manifest.csvscan import BOM, Records, RowTable, scan_bytes
+from worker.manifest.keyindex import KeyIndex
 from worker.manifest.models import ManifestDefaults, ManifestItem, ParsedManifest, Problem
 from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import DEFAULT_VOICEPRINT, lines_text, show

@@ -5,8 +5,8 @@ ignored would enroll with the wrong settings; `comment` is free text and ignored
 defaults (checked once, as file problems: a bad default spoils every row), and the two ways a
 document is read: parsed whole (`stream_json`, a small file: exact error positions, NaN
 tolerated) or as a stream from disk (`stream_json_file`, from `read.STREAM_JSON_MIN_BYTES` on;
-the syntax is `worker.jsonscan`'s). The values' rules are `build`'s; nothing here reads a file
-except through `jsonscan`.
+the syntax is `worker.manifest.jsonscan`'s). The values' rules are `build`'s; nothing here reads a
+file except through `jsonscan`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from worker.audio import model_problem
-from worker.fsutil import open_regular
-from worker.jsonscan import JsonScanError, iter_enrollments, scan_job
+from worker.audio.inspect import model_problem
+from worker.base.fsutil import open_regular
 from worker.manifest.build import AudioIn, Builder, Candidate
 from worker.manifest.cross import build_each
+from worker.manifest.jsonscan import JsonScanError, iter_enrollments, scan_job
 from worker.manifest.models import ManifestDefaults, ManifestItem, ParsedManifest, Problem
 from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import handle_problem, min_audios, model_text, show, unknown_reason

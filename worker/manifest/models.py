@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from worker.audio import DEFAULT_MODEL
-from worker.request_plan import INLINE_UPLOAD_MAX_BYTES
-from worker.text import SafeStr
-from worker.voice_rule import DEFAULT_VOICE_MARGIN
+from worker.audio.inspect import DEFAULT_MODEL
+from worker.audio.voice_rule import DEFAULT_VOICE_MARGIN
+from worker.base.text import SafeStr
+from worker.enrollment.requests import INLINE_UPLOAD_MAX_BYTES
 
 if TYPE_CHECKING:
-    from worker.settings import Settings
+    from worker.config.settings import Settings
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
@@ -37,7 +37,7 @@ class Problem(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    # Every text is safe to write (worker.text): a manifest may quote lone surrogates.
+    # Every text is safe to write (worker.base.text): a manifest may quote lone surrogates.
     file: SafeStr
     place: SafeStr = ""
     field: SafeStr = ""
@@ -77,10 +77,11 @@ class ManifestDefaults(BaseModel):
     space: str | None = None
     model: str = DEFAULT_MODEL
     max_bytes: int = DEFAULT_MAX_BYTES
-    # How preflight treats recordings (worker.derive): stereo without a channel, other formats.
+    # How preflight treats recordings (worker.audio.derive): stereo without a channel, other
+    # formats.
     stereo: Literal["channel", "downmix"] = "channel"
     convert: bool = False
-    voice_margin: float = DEFAULT_VOICE_MARGIN  # worker.voice_rule: refuse only clearly below
+    voice_margin: float = DEFAULT_VOICE_MARGIN  # worker.audio.voice_rule: refuse only clearly below
     # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.
     inline_upload_max_bytes: int = INLINE_UPLOAD_MAX_BYTES
 

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from worker.fsutil import NotRegularFile, open_regular
+from worker.base.fsutil import NotRegularFile, open_regular
 from worker.manifest.csv import stream_csv_bytes, stream_csv_source
 from worker.manifest.json import stream_json, stream_json_file
 from worker.manifest.models import ManifestDefaults, ParsedManifest, Problem
 from worker.manifest.stream import ManifestStream, broken
 
-# From these sizes on, a manifest is read as a stream from disk (worker.jsonscan,
-# worker.csvscan), never whole. Smaller JSON is parsed whole, for exact error positions (line
-# and column) and tolerance of NaN, which the streaming parser does not give; smaller CSV is
+# From these sizes on, a manifest is read as a stream from disk (worker.manifest.jsonscan,
+# worker.manifest.csvscan), never whole. Smaller JSON is parsed whole, for exact error positions
+# (line and column) and tolerance of NaN, which the streaming parser does not give; smaller CSV is
 # read into memory once, so both passes see the same bytes.
 STREAM_JSON_MIN_BYTES = 4 * 1024 * 1024
 STREAM_CSV_MIN_BYTES = 4 * 1024 * 1024

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from worker.base.text import encode_text
 from worker.manifest.models import Enrollment
 from worker.manifest.values import is_inside, relative_name
-from worker.text import encode_text
 
 
 def _relative(path: Path, audio_root: Path) -> str:

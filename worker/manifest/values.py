@@ -2,9 +2,9 @@
 
 Owns: what the API contract allows for each value a manifest names (contract §1, §3), audio path
 containment (lexical: `..` and absolute paths; symlinks are followed at preflight by
-`worker.audio`), and how a value is shown to a person in a message. Pure functions of a value:
-each returns the value as the engine wants it, or the reason it cannot be one, and never raises
-for bad input.
+`worker.audio.inspect`), and how a value is shown to a person in a message. Pure functions of a
+value: each returns the value as the engine wants it, or the reason it cannot be one, and never
+raises for bad input.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from worker.text import has_lone_surrogate, safe_text
+from worker.base.text import has_lone_surrogate, safe_text
 
 HANDLE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 HANDLE_MAX = 50

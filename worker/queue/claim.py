@@ -36,7 +36,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from worker.fsutil import atomic_write_json, fsync_dir, open_regular
+from worker.base.fsutil import atomic_write_json, fsync_dir, open_regular
 from worker.queue.discover import Candidate, InboxNotes
 from worker.queue.lease import LeaseHolder, LeaseLost, read_lease, utcnow
 from worker.queue.paths import (
@@ -47,7 +47,7 @@ from worker.queue.paths import (
     QueueSetupError,
     lease_file,
 )
-from worker.queue_rules import StabilityTracker, job_id_for, lease_age, safe_stem
+from worker.queue.rules import StabilityTracker, job_id_for, lease_age, safe_stem
 
 log = structlog.get_logger(__name__)
 

@@ -31,7 +31,7 @@ import anyio.to_thread
 import structlog
 
 from worker.queue.paths import QueuePaths
-from worker.queue_rules import (
+from worker.queue.rules import (
     EntryChange,
     FileStat,
     NameKind,

@@ -13,7 +13,7 @@ lost the job (`LeaseLost`) and must stop. A worker that finds the highest lease 
 renewed within `lease_ttl`, or `released`) creates `lease.<gen+1>.json`; of two workers racing,
 one gets `EEXIST`. The one window left is a holder that stalls longer than `lease_ttl`
 (SIGSTOP, a frozen VM) and then writes before its next renewal check: the lease guard
-(worker/leaseguard.py) keeps its requests back, and steps are idempotent (design.md §4).
+(worker/queue/leaseguard.py) keeps its requests back, and steps are idempotent (design.md §4).
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import anyio.to_thread
 import structlog
 from pydantic import ValidationError
 
-from worker.fsutil import atomic_write_json, dumps_json, fsync_dir, temp_name_for
-from worker.leaseguard import LeaseGuard
+from worker.base.fsutil import atomic_write_json, dumps_json, fsync_dir, temp_name_for
+from worker.queue.leaseguard import LeaseGuard
 from worker.queue.paths import LEASE_RE, ClaimedJob, lease_file
-from worker.queue_rules import Lease, LeaseWatch, lease_is_stale
+from worker.queue.rules import Lease, LeaseWatch, lease_is_stale
 
 log = structlog.get_logger(__name__)
 

@@ -33,14 +33,14 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.queue_rules import SETUP_PROBE_PREFIX
+from worker.queue.rules import SETUP_PROBE_PREFIX
 
 FOLDERS = ("inbox", "active", "done", "failed", "reports")
 STAGING_PREFIX = ".claim-"
 MANIFEST_DIR = "manifest"
 JOURNAL_NAME = "journal.jsonl"
 PROGRESS_NAME = "progress.json"
-STARTS_NAME = "starts.json"  # the poison-pill counter (worker/jobstarts.py)
+STARTS_NAME = "starts.json"  # the poison-pill counter (worker/job/starts.py)
 LEASE_RE = re.compile(r"^lease\.(\d+)\.json$")
 
 

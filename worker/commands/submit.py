@@ -1,0 +1,292 @@
+"""`enroller submit FILE…`: put manifests into the queue's inbox the safe way.
+
+Owns: the dropper side of the Maildir contract (design.md §3), so that an operator or a cron
+line never needs to know it: each file is copied to a temporary dot-name in `inbox/`, fsynced,
+validated there (unless `--no-validate`), then published under its own name by `link`, which
+never replaces a file another submitter published first (a taken name gets `-2`, `-3`, …),
+and the directory is fsynced. The worker therefore never sees half a manifest, and two
+submitters of `tonight.csv` never overwrite each other. It prints the job id each file will
+get (`worker.queue.rules.job_id_for`: name stem + content hash), which names its reports.
+
+What is validated is the copy that is published, not the source, which may change meanwhile.
+A file that fails validation is not published; with several files, nothing is published
+unless every one passes. It never calls the API and never touches active/, done/ or failed/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path, PurePath
+from typing import TextIO
+
+from pydantic import BaseModel, Field, computed_field
+
+from worker.base.fsutil import NotRegularFile, fsync_dir, open_regular, temp_name_for
+from worker.commands.validate import Checks, check_stream
+from worker.manifest.models import ManifestDefaults, Problem
+from worker.manifest.read import open_manifest
+from worker.queue.rules import NameKind, classify_name, job_id_for
+
+_CHUNK = 1 << 20
+# Names tried for one file before giving up: `x.csv`, `x-2.csv`, … (each try is one link).
+MAX_NAME_TRIES = 1000
+
+
+class SubmitRefused(Exception):
+    """One file cannot be submitted; the message is the reason, for a person."""
+
+
+class Submitted(BaseModel):
+    """One file as published in inbox/."""
+
+    source: str
+    inbox_name: str
+    job_id: str
+    sha256: str
+    bytes: int
+    already_queued: bool = False  # the same bytes were waiting under that name: not doubled
+
+
+class SubmitResult(BaseModel):
+    """The outcome of `enroller submit`, as `--json` prints it."""
+
+    inbox: str
+    submitted: list[Submitted] = Field(default_factory=list)
+    problems: list[Problem] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _Staged:
+    """A source copied to a temporary dot-name in inbox/, fsynced, not yet published."""
+
+    def __init__(self, source: str, tmp: Path, name: str, sha256: str, size: int) -> None:
+        self.source = source
+        self.tmp = tmp
+        self.name = name
+        self.sha256 = sha256
+        self.size = size
+
+    def discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+def _stage(source: str, inbox: Path, max_bytes: int) -> _Staged:
+    """Copy `source` into inbox/ under a temporary dot-name the worker ignores; fsync it."""
+    name = PurePath(source).name
+    if classify_name(name) is not NameKind.CANDIDATE:
+        raise SubmitRefused(
+            "is not a manifest name: the worker takes *.json and *.csv files only "
+            "(and none whose name starts with '.')"
+        )
+    try:
+        src = open_regular(Path(source))
+    except NotRegularFile as exc:
+        raise SubmitRefused(f"is {exc.strerror}") from None
+    except FileNotFoundError:
+        raise SubmitRefused("does not exist") from None
+    except OSError as exc:
+        raise SubmitRefused(f"cannot be read ({exc.strerror or exc})") from None
+    tmp = temp_name_for(inbox / name)
+    digest = hashlib.sha256()
+    size = 0
+    with src:
+        if os.fstat(src.fileno()).st_size > max_bytes:
+            raise SubmitRefused(
+                f"is over the {max_bytes / 2**20:g} MiB manifest limit "
+                "(ENROLLER_MAX_MANIFEST_BYTES)"
+            )
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            raise SubmitRefused(f"cannot be written to {inbox} ({exc.strerror})") from None
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := src.read(_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise SubmitRefused(
+                            f"grew over the {max_bytes / 2**20:g} MiB manifest limit while read"
+                        )
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            if isinstance(exc, OSError):
+                raise SubmitRefused(f"cannot be copied to {inbox} ({exc.strerror})") from None
+            raise
+    return _Staged(source, tmp, name, digest.hexdigest(), size)
+
+
+def candidate_names(name: str) -> list[str]:
+    """`x.csv`, `x-2.csv`, `x-3.csv`, …: the inbox names tried for one file, in order (pure)."""
+    path = PurePath(name)
+    return [name, *(f"{path.stem}-{n}{path.suffix}" for n in range(2, MAX_NAME_TRIES + 1))]
+
+
+def _same_content(path: Path, sha256: str) -> bool:
+    """Whether the file already at `path` holds exactly these bytes (a repeated submit)."""
+    digest = hashlib.sha256()
+    try:
+        with open_regular(path) as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return False  # claimed meanwhile, or not a file: not ours to compare
+    return digest.hexdigest() == sha256
+
+
+def _publish(staged: _Staged, inbox: Path) -> tuple[str, bool]:
+    """Give the staged copy its real name without replacing anyone's file.
+
+    Returns the name and whether the same bytes were already waiting under it (a repeated
+    submit, e.g. a cron retry: not queued twice). `link` fails with EEXIST when the name is
+    taken, where `rename` would replace the file: that is what keeps concurrent submitters of
+    one name apart. The temporary name is then removed, so the worker's file events see a
+    completed rename (an in-progress name deleted, a manifest added) and take it at once.
+    """
+    for name in candidate_names(staged.name):
+        try:
+            os.link(staged.tmp, inbox / name)
+        except FileExistsError:
+            if _same_content(inbox / name, staged.sha256):
+                return name, True
+            continue
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            # A filesystem without hard links: a rename, guarded by a look first.
+            if os.path.lexists(inbox / name):
+                continue
+            os.rename(staged.tmp, inbox / name)
+            fsync_dir(inbox)
+            return name, False
+        os.unlink(staged.tmp)
+        fsync_dir(inbox)
+        return name, False
+    raise SubmitRefused(f"{MAX_NAME_TRIES} names like {staged.name} are already in {inbox}")
+
+
+# Problems a refused submit lists; past them it counts (`enroller validate` lists them all).
+SHOWN_PROBLEMS = 1000
+
+
+def _validation_problems(staged: _Staged, defaults: ManifestDefaults) -> list[Problem]:
+    """Parse and preflight the staged copy, exactly as the worker will read it.
+
+    Streamed, like `enroller validate`: a manifest of a million bad rows costs the memory of
+    `SHOWN_PROBLEMS` problems, the rest are counted in one last problem.
+    """
+    kept: list[Problem] = []
+
+    def keep(problem: Problem) -> None:
+        if len(kept) < SHOWN_PROBLEMS:
+            kept.append(problem)
+
+    manifest = open_manifest(staged.tmp, defaults, name=staged.source)
+    found = check_stream(manifest, Checks.of(defaults), keep, lambda _: None)
+    if found.problem_count > len(kept):
+        more = found.problem_count - len(kept)
+        reason = f"and {more} more problems (enroller validate {staged.source} lists them all)"
+        kept.append(Problem(file=staged.source, reason=reason))
+    return kept
+
+
+def submit_files(
+    sources: Sequence[str],
+    queue_dir: Path,
+    defaults: ManifestDefaults,
+    *,
+    validate: bool = True,
+) -> SubmitResult:
+    """Stage every file, validate every copy, then publish them all, or none if one is bad."""
+    inbox = queue_dir / "inbox"
+    result = SubmitResult(inbox=str(inbox))
+    if not queue_dir.is_dir():
+        result.problems.append(
+            Problem(
+                file=str(queue_dir),
+                reason="the queue folder does not exist (set ENROLLER_QUEUE_DIR or --queue-dir)",
+            )
+        )
+        return result
+    try:
+        inbox.mkdir(exist_ok=True)
+    except OSError as exc:
+        result.problems.append(Problem(file=str(inbox), reason=f"cannot be made ({exc.strerror})"))
+        return result
+    staged: list[_Staged] = []
+    try:
+        for source in sources:
+            try:
+                copy = _stage(source, inbox, defaults.max_bytes)
+            except SubmitRefused as exc:
+                result.problems.append(Problem(file=source, reason=str(exc)))
+                continue
+            staged.append(copy)
+            if validate:
+                result.problems.extend(_validation_problems(copy, defaults))
+        if result.problems:
+            return result
+        for copy in staged:
+            try:
+                name, already = _publish(copy, inbox)
+            except (OSError, SubmitRefused) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+                result.problems.append(Problem(file=copy.source, reason=f"not submitted: {reason}"))
+                continue
+            result.submitted.append(
+                Submitted(
+                    source=copy.source,
+                    inbox_name=name,
+                    job_id=job_id_for(name, copy.sha256),
+                    sha256=copy.sha256,
+                    bytes=copy.size,
+                    already_queued=already,
+                )
+            )
+    finally:
+        for copy in staged:
+            copy.discard()  # published ones are gone already; refused ones go here
+    return result
+
+
+def run_submit(
+    sources: Sequence[str],
+    queue_dir: Path,
+    defaults: ManifestDefaults,
+    *,
+    validate: bool,
+    as_json: bool,
+    out: TextIO | None = None,
+) -> int:
+    """`enroller submit`: 0 when every file is in the inbox, 1 when any problem stopped one."""
+    stream = out if out is not None else sys.stdout
+    result = submit_files(sources, queue_dir, defaults, validate=validate)
+    if as_json:
+        stream.write(result.model_dump_json(indent=2) + "\n")
+        return 0 if result.ok else 1
+    for problem in result.problems:
+        stream.write(f"{problem}\n")
+    for item in result.submitted:
+        done = "already waiting as" if item.already_queued else "submitted as"
+        stream.write(f"{item.source}: {done} {inbox_line(result, item)}: job {item.job_id}\n")
+    if not result.ok and not result.submitted:
+        stream.write(f"nothing submitted: {len(result.problems)} problem(s)\n")
+    return 0 if result.ok else 1
+
+
+def inbox_line(result: SubmitResult, item: Submitted) -> str:
+    return str(Path(result.inbox) / item.inbox_name)

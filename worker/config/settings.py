@@ -1,0 +1,387 @@
+"""Every knob of the worker, in one pydantic-settings model.
+
+Owns: names, defaults, validation and the secret-file indirection of all configuration, and
+turning a bad configuration into one plain line per problem (`InvalidSettings`). The README's
+table of these settings is rendered by `settings_table.py`.
+Sources, strongest first: CLI flags (passed in as init values by `cli.py`), environment
+variables `ENROLLER_*`, a `.env` file in the working directory, then the defaults below.
+`Settings` is built once in the CLI and passed down; no other module reads the environment.
+Secrets (`SecretStr` fields) come from the environment, `.env` or a file, never from a flag:
+a command line is readable by every user of the host.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
+
+from worker.base.masking import url_secrets
+from worker.config.keyfile import KeyFileProblem, read_key_file, too_open_warning
+
+DEFAULT_API_URL = "http://127.0.0.1:8765/v1"
+ENV_PREFIX = "ENROLLER_"
+
+
+class UrlSetting:
+    """Marks a setting as a URL (Annotated metadata): checked for a scheme and a host, and its
+    user-info masked wherever the configuration is shown. Settings named `*_url` are masked too."""
+
+    def __init__(self, *schemes: str) -> None:
+        self.schemes = schemes
+
+
+class InvalidSettings(Exception):
+    """A configuration that cannot be used: one line per problem, never a value.
+
+    Not a ValueError on purpose: raised inside a validator, pydantic lets it through as it is.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Configuration of one worker process. Field descriptions feed `--help` and the README."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- API access (issue "API client") ---
+    api_url: Annotated[str, UrlSetting("http", "https")] = Field(
+        DEFAULT_API_URL, description="Base URL of the API, up to and including /v1."
+    )
+    api_key: SecretStr | None = Field(None, description="API key sent as Bearer token.")
+    api_key_file: Path | None = Field(
+        None,
+        description="File holding the API key (container secrets); read at start. "
+        "Warns when group or others can read it.",
+    )
+    api_handle: str | None = Field(None, description="User handle for credentials sign-in.")
+    api_password: SecretStr | None = Field(
+        None, description="Password for credentials sign-in (8 to 50 characters)."
+    )
+    owner: str | None = Field(None, description="Default owner for manifests that name none.")
+    space: str | None = Field(None, description="Default space for manifests that name none.")
+
+    # --- Rate budget and retries (design.md §5) ---
+    rate_limit: float = Field(
+        20.0, gt=0, description="Requests per second the whole process may send."
+    )
+    burst: int = Field(
+        1, ge=1, description="Requests that may be sent at once after an idle spell."
+    )
+    max_in_flight: int = Field(64, ge=1, description="Requests in flight at most.")
+    max_uploads: int = Field(8, ge=1, description="Concurrent audio uploads at most.")
+    request_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds one request may take (uploads: per read/write, not in total).",
+    )
+    max_retries: int = Field(
+        6, ge=0, description="Retries of a transient failure before the step fails."
+    )
+    retry_max_time: float = Field(
+        120.0, gt=0, description="Seconds a step may spend retrying before it fails."
+    )
+
+    # --- Queue (design.md §3) ---
+    queue_dir: Path = Field(Path("jobs"), description="Queue root holding inbox/ active/ done/ …")
+    audio_root: Path | None = Field(
+        None, description="Root that manifest audio paths are relative to (default <queue>/audio)."
+    )
+    queue_polling: bool = Field(
+        False, description="Poll instead of file events (NFS, bind mounts)."
+    )
+    poll_interval: float = Field(2.0, gt=0, description="Seconds between scans in polling mode.")
+    rescan_interval: float = Field(
+        30.0, gt=0, description="Seconds between full rescans that back up file events."
+    )
+    min_age: float = Field(
+        2.0, ge=0, description="Seconds an in-place written file must rest before it is taken."
+    )
+    lease_ttl: float = Field(
+        60.0, gt=0, description="Seconds after which an unrenewed lease is stale and taken over."
+    )
+    max_manifest_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="Largest manifest accepted, in bytes."
+    )
+
+    # --- Recordings (README "Recordings") ---
+    convert: bool = Field(
+        False,
+        description="Convert audio in formats the API refuses (MP3, M4A…) to FLAC before upload.",
+    )
+    stereo: Literal["channel", "downmix"] = Field(
+        "channel",
+        description="channel: a stereo file must name the customer's channel; downmix: mix it.",
+    )
+    voice_margin: float = Field(
+        0.15,
+        ge=0,
+        le=1,
+        description="Files whose locally measured voice is short of the model's rule by more "
+        "than this fraction are refused before upload; nearer ones are uploaded (1: never refuse).",
+    )
+    worker_id: str = Field(
+        default_factory=_default_worker_id, description="Name of this worker in leases."
+    )
+
+    # --- Engine (issue "enrollment engine") ---
+    max_enrollments: int = Field(
+        200, ge=1, description="Enrollments in progress at once across all jobs."
+    )
+    max_jobs: int = Field(
+        4, ge=1, description="Jobs run at once; other files wait in inbox/ (or for another worker)."
+    )
+    credits_recheck: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds computes stay paused after 'Not enough credits' before one retries.",
+    )
+    shutdown_grace: float = Field(
+        20.0, ge=0, description="Seconds in-flight steps get to finish after SIGTERM."
+    )
+    processing_timeout: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds an enrollment waits for the API to finish processing an uploaded "
+        "file or a compute (read with paced backoff) before it fails.",
+    )
+    max_actions: int = Field(
+        60,
+        ge=1,
+        description="Actions without progress one enrollment may take before it fails; the "
+        "report names the loop.",
+    )
+    inline_upload_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="Files up to this size are created with their bytes inline (one request, "
+        "base64 streamed); larger ones take create + raw upload. 0: always two steps.",
+    )
+    validate_with_get: bool = Field(
+        False,
+        description="Read the voiceprint back after compute even when compute's answer already "
+        "shows it computed with the manifest's model and audios (the guide's literal step).",
+    )
+    max_job_starts: int = Field(
+        3,
+        ge=1,
+        description="Starts in a row without progress before a job goes to failed/ "
+        "(a manifest that crashes the worker).",
+    )
+
+    # --- Fleet (issue "one fleet, one budget") ---
+    redis_url: Annotated[str | None, UrlSetting("redis", "rediss", "unix")] = Field(
+        None,
+        description="Redis or Valkey shared by a fleet of workers (redis://, rediss://, unix://): "
+        "one rate budget per API account, fleet-wide pauses and locks. Unset: no Redis at all.",
+    )
+
+    # --- Operations (issue "operations") ---
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest log level written."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a TTY, JSON lines otherwise."
+    )
+    metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port for Prometheus /metrics and /healthz (0: off)."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Interface /metrics listens on (0.0.0.0 in a container)."
+    )
+    heartbeat_interval: float = Field(
+        5.0, gt=0, description="Seconds between writes of <queue>/.health/<host>-<pid>.json."
+    )
+    health_max_age: float = Field(
+        30.0, gt=0, description="enroller healthcheck fails when the heartbeat is older."
+    )
+
+    _key_file_mode: int | None = PrivateAttr(None)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _check_urls(cls, value: Any, info: ValidationInfo) -> Any:
+        marker = url_marker(info.field_name)
+        if marker is not None and isinstance(value, str):
+            check_url(value, marker.schemes)
+        return value
+
+    @field_validator("api_password", mode="after")
+    @classmethod
+    def _password_length(cls, value: SecretStr | None) -> SecretStr | None:
+        # Not Field(min_length=…): pydantic's message would tell the secret's length.
+        if value is not None and not 8 <= len(value.get_secret_value()) <= 50:
+            raise PydanticCustomError("password_length", "must be 8 to 50 characters long")
+        return value
+
+    @model_validator(mode="after")
+    def _read_key_file(self) -> Settings:
+        if self.api_key is None and self.api_key_file is not None:
+            key, mode = read_key_file(self.api_key_file)
+            self.api_key = SecretStr(key)
+            self._key_file_mode = mode
+        return self
+
+    @property
+    def key_file_mode(self) -> int | None:
+        """Permission bits of the key file the key was read from (None: no file was read)."""
+        return self._key_file_mode
+
+    @property
+    def resolved_audio_root(self) -> Path:
+        return self.audio_root if self.audio_root is not None else self.queue_dir / "audio"
+
+
+# --- what the rest of the package asks about settings -------------------------------------
+
+
+def url_marker(name: str) -> UrlSetting | None:
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return None
+    return next((m for m in field.metadata if isinstance(m, UrlSetting)), None)
+
+
+def url_settings() -> list[str]:
+    """Settings that hold a URL, whose user-info is masked wherever they are shown."""
+    return [n for n in Settings.model_fields if n.endswith("_url") or url_marker(n) is not None]
+
+
+def secret_settings() -> list[str]:
+    """Settings that are secrets: taken from the environment, `.env` or a file, never a flag."""
+    return [
+        name
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    ]
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the process holds, for the log redactor: keys, passwords, URL user-info."""
+    out = [
+        value.get_secret_value()
+        for name in secret_settings()
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+    for name in url_settings():
+        value = getattr(settings, name)
+        if isinstance(value, str):
+            out.extend(url_secrets(value))
+    return [s for s in out if s]
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_url(value: str, schemes: tuple[str, ...]) -> None:
+    """Raise a rule (never the value: a URL may hold credentials) unless `value` is usable."""
+    want = " or ".join(f"{s}://" for s in schemes)
+    rule = f"must be a URL ({want}) with a host"
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError:
+        raise PydanticCustomError("url", rule + " and a numeric port") from None
+    scheme = parts.scheme.lower()
+    if scheme == "unix" and scheme in schemes and parts.path:
+        return  # a Unix socket: unix:///run/redis.sock names a path, no host
+    if scheme not in schemes or not parts.hostname:
+        raise PydanticCustomError("url", rule)
+
+
+def key_file_warning(settings: Settings) -> str | None:
+    """The warning (as ssh gives) when the key file can be read by group or others."""
+    if settings.api_key_file is None or settings.key_file_mode is None:
+        return None
+    return too_open_warning(settings.api_key_file, settings.key_file_mode)
+
+
+# --- a bad configuration, in plain lines -----------------------------------------------------
+
+_SHOULD = re.compile(r"^(Input|String|Value|List) should ")
+
+
+def _env_has(name: str) -> bool:
+    wanted = env_name(name)
+    return any(key.upper() == wanted for key in os.environ)  # env names are case-insensitive
+
+
+def _source(name: str, flags: Mapping[str, Any]) -> str:
+    if name in flags:
+        return flag_name(name)
+    if _env_has(name):
+        return f"{env_name(name)} in the environment"
+    return f"{env_name(name)} in .env"
+
+
+def _problems(exc: ValidationError, flags: Mapping[str, Any]) -> Iterator[str]:
+    for err in exc.errors(include_input=False, include_url=False, include_context=False):
+        name = str(err["loc"][0]) if err["loc"] else ""
+        rule = _SHOULD.sub("must ", err["msg"]).removeprefix("Value error, ")
+        if name in Settings.model_fields:
+            yield f"invalid setting {name} (from {_source(name, flags)}): {rule}"
+        else:
+            yield f"invalid settings: {rule}"
+
+
+def load_settings(flags: Mapping[str, Any]) -> Settings:
+    """Settings from `flags` (strongest), the environment, `.env` and defaults.
+
+    Raises `InvalidSettings` with one line per problem: the setting, where it came from and
+    the rule it breaks, never the value (it may be a secret).
+    """
+    try:
+        return Settings(**flags)
+    except KeyFileProblem as exc:
+        source = _source("api_key_file", flags)
+        raise InvalidSettings(
+            [f"invalid setting api_key_file (from {source}): {exc.rule}"]
+        ) from None
+    except ValidationError as exc:
+        raise InvalidSettings(list(_problems(exc, flags))) from None
+    except SourceError as exc:  # pydantic-settings' own parse error; names field and source
+        raise InvalidSettings([f"invalid settings: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise InvalidSettings([".env: is not UTF-8 text"]) from None
+    except OSError as exc:
+        raise InvalidSettings([f".env: cannot be read ({exc.strerror})"]) from None
+
+
+def describe_invalid(exc: ValidationError) -> list[str]:
+    """Lines for a `Settings(...)` built in code (plugins) that failed validation."""
+    return list(_problems(exc, {}))

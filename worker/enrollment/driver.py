@@ -1,0 +1,316 @@
+"""The async driver of one enrollment: performs the actions that `enrollment_rules` decides.
+
+Owns: turning an action into API calls and journal records, and a call's answer into the
+observations it carries. It never decides what an answer means: an error's meaning is
+`enrollment_answers.meaning`, a 409's (after the reads it calls for) `collisions.py`, and what
+comes next `enrollment_rules.decide`. It never retries by itself beyond what the rules allow:
+transient failures come back as `Transient` observations, counted and bounded by the rules.
+
+Journal discipline (design.md §5): an intent is on disk before an audio create or a compute
+is sent, and a created audio's handle is on disk before the step that depends on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+import structlog
+
+from worker.api import errors
+from worker.api.client import ApiClient
+from worker.audio.files import AudioUnreadable
+from worker.enrollment import collisions
+from worker.enrollment.actions import (
+    Action,
+    AddAudio,
+    AwaitAudio,
+    AwaitCompute,
+    Compute,
+    CreateAudio,
+    CreateVoiceprint,
+    Done,
+    EnsureIdentity,
+    FindAudio,
+    GetVoiceprint,
+    ListVoiceprintAudios,
+    UploadFile,
+    Validate,
+    action_key,
+)
+from worker.enrollment.answers import Fatal, meaning
+from worker.enrollment.audio_steps import AudioWork, explained
+from worker.enrollment.locks import PROCESS_AUDIO_LOCKS, AudioLocks
+from worker.enrollment.observe import (
+    Added,
+    AudioOutcomeUnknown,
+    ComputeAccepted,
+    Computed,
+    IdentityReady,
+    Observation,
+    Polled,
+    SawAudio,
+    SawVoiceprint,
+    SawVoiceprintAudios,
+    Transient,
+    Validated,
+    advance,
+    exhausted_attempts,
+)
+from worker.enrollment.reads import Reads, seen
+from worker.enrollment.rules import decide
+from worker.enrollment.task import EnrollmentTask
+from worker.enrollment.view import (
+    ABSENT,
+    AudioSeen,
+    Limits,
+    Outcome,
+    Step,
+    View,
+)
+from worker.journal.records import Computed as ComputedRecord
+from worker.journal.records import (
+    ComputeIntent,
+    EnrollmentMemory,
+    EnrollmentOutcome,
+    ErrorInfo,
+    Journal,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class FatalApiError(Exception):
+    """The worker cannot go on at all (the API refuses our credentials)."""
+
+
+INLINE_MAX_BYTES = 8 * 1024 * 1024  # the default of ENROLLER_INLINE_UPLOAD_MAX_BYTES
+
+
+class EnrollmentDriver:
+    """Runs one enrollment to an outcome against the API, journaling as it goes.
+
+    `limits` bound it (stalls, processing timeout); `audio_locks` is the process's lock per
+    file, so that voiceprints sharing a file get one audio; `clock` is monotonic seconds.
+    """
+
+    def __init__(
+        self,
+        task: EnrollmentTask,
+        client: ApiClient,
+        journal: Journal,
+        memory: EnrollmentMemory | None = None,
+        *,
+        limits: Limits | None = None,
+        audio_locks: AudioLocks = PROCESS_AUDIO_LOCKS,
+        clock: Callable[[], float] = time.monotonic,
+        inline_max_bytes: int = INLINE_MAX_BYTES,
+    ) -> None:
+        self.task = task
+        self.client = client
+        self.journal = journal
+        self.memory = memory or EnrollmentMemory()
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.reads = Reads(task, client)
+        self.calls = 0
+        self._last_transient = ""
+        self.audio = AudioWork(
+            task, client, journal, self.memory, self.reads, audio_locks, inline_max_bytes
+        )
+        self._compute_sent = self.memory.compute_sent  # a compute of ours may have taken effect
+        self._compute_recorded = self.memory.computed
+
+    async def run(self) -> EnrollmentOutcome:
+        view = View(
+            plan=self.task.plan,
+            limits=self.limits,
+            computed_here=self.memory.computed or self.memory.compute_sent,
+        )
+        try:
+            while True:
+                if (tried := exhausted_attempts(view)) is not None:
+                    step = tried.split(":", 1)[0]
+                    reason = f"gave up after retries: {self._last_transient}"
+                    done = Done(Outcome.FAILED, Step(step), reason)
+                    break
+                action = decide(view)
+                if isinstance(action, Done):
+                    done = action
+                    break
+                await self.audio.hold_for(action)
+                observations = await self._perform(action)
+                view = advance(view, action_key(action), observations)
+        finally:
+            await self.audio.release()
+        return self._outcome(done, view)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    async def _perform(self, action: Action) -> list[Observation]:
+        """Perform the action; an error becomes what `enrollment_answers` says it means."""
+        self.calls += 1
+        try:
+            return await self._dispatch(action)
+        except (errors.ApiError, AudioUnreadable) as exc:
+            return self._heard(action, exc)
+
+    def _heard(self, action: Action, exc: errors.ApiError | AudioUnreadable) -> list[Observation]:
+        sha = getattr(action, "sha", None)
+        name = self.audio.file_name(sha) if sha is not None else ""
+        said = meaning(action, exc, identity=self.task.identity, file_name=name)
+        if isinstance(said, Fatal):
+            raise FatalApiError(said.reason) from None
+        for obs in said:
+            if isinstance(obs, Transient | AudioOutcomeUnknown):
+                self._last_transient = str(exc)  # the reason a give-up after retries names
+            if isinstance(obs, Transient):
+                log.info("enrollment_step_transient", step=obs.step.value, reason=obs.reason)
+        return said
+
+    async def _dispatch(self, action: Action) -> list[Observation]:
+        t = self.task
+        c = self.client
+        match action:
+            case GetVoiceprint():
+                return [SawVoiceprint(await self.reads.voiceprint())]
+            case Validate():
+                vp = await self.reads.voiceprint()
+                return [Validated(vp) if vp != ABSENT else SawVoiceprint(ABSENT)]
+            case ListVoiceprintAudios():
+                return [SawVoiceprintAudios(await self.reads.held())]
+            case EnsureIdentity(create=create):
+                return [await self._ensure_identity(create)]
+            case FindAudio(sha=sha):
+                return await self.audio.find(sha)
+            case CreateAudio(sha=sha):
+                return await self.audio.create(sha)
+            case UploadFile(sha=sha, handle=handle):
+                return await self.audio.upload(sha, handle)
+            case AwaitAudio(sha=sha, handle=handle, delay=delay):
+                await anyio.sleep(delay)
+                audio = await self.reads.audio(handle)
+                polled = Polled(f"audio:{sha}", self.clock())
+                if audio == ABSENT:
+                    return [SawAudio(sha, ABSENT), polled]
+                return [self.audio.learn(sha, audio), polled]
+            case CreateVoiceprint():
+                try:
+                    vp = await c.create_voiceprint(
+                        t.owner,
+                        t.space,
+                        t.identity,
+                        t.model,
+                        min_audios=t.min_audios,
+                        handle=t.voiceprint,
+                        alias=t.alias,
+                    )
+                except errors.Conflict:
+                    return explained(
+                        Step.CREATE_VOICEPRINT,
+                        collisions.after_create_voiceprint(await self.reads.voiceprint()),
+                    )
+                self.reads.last_voiceprint = vp
+                return [SawVoiceprint(seen(vp)), SawVoiceprintAudios(())]
+            case AddAudio(sha=sha, handle=handle):
+                return await self._add_audio(sha, handle)
+            case Compute():
+                return await self._compute()
+            case AwaitCompute(delay=delay):
+                await anyio.sleep(delay)
+                vp = await self.reads.voiceprint()
+                polled = Polled("compute", self.clock())
+                if vp == ABSENT:
+                    return [SawVoiceprint(ABSENT), polled]
+                return [Validated(vp, by="settled read"), polled]
+        raise AssertionError(f"no driver for {action!r}")  # pragma: no cover
+
+    async def _ensure_identity(self, create: bool) -> Observation:
+        t = self.task
+        if create:
+            await self.client.create_identity(t.owner, t.space, t.identity, alias=t.alias)
+            return IdentityReady(fresh=True)
+        await self.client.get_identity(t.owner, t.space, t.identity)
+        return IdentityReady()
+
+    async def _add_audio(self, sha: str, handle: str) -> list[Observation]:
+        t = self.task
+        try:
+            vp = await self.client.add_audio_to_voiceprint(
+                t.owner, t.space, t.identity, t.voiceprint, handle
+            )
+        except errors.Conflict:
+            # Already added? Computed meanwhile? Not available yet? Another identity's? Read.
+            held = await self.reads.held()
+            voiceprint = await self.reads.voiceprint()
+            audio = None
+            if collisions.add_needs_audio_read(sha, held, voiceprint):
+                audio = await self.reads.audio(handle)
+            return explained(
+                Step.ADD_AUDIO, collisions.after_add(sha, t.identity, held, voiceprint, audio)
+            )
+        except errors.NotFound:
+            if await self.reads.audio(handle) != ABSENT:
+                raise  # the voiceprint or identity is what is missing: fail as it says
+            found = await self.audio.lost(sha, handle)
+            if found is None:
+                raise
+            return found
+        self.reads.last_voiceprint = vp
+        return [Added(sha, handle, seen(vp))]
+
+    async def _compute(self) -> list[Observation]:
+        t = self.task
+        await self.journal.append(ComputeIntent(key=t.key))
+        sent_before = self._compute_sent
+        self._compute_sent = True
+        try:
+            vp = await self.client.compute_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
+        except errors.Conflict as exc:
+            ours = collisions.compute_may_be_ours(
+                after_unknown_outcome=exc.after_unknown_outcome, sent_before=sent_before
+            )
+            name, observations = collisions.after_compute(await self.reads.voiceprint(), ours=ours)
+            if collisions.ours_took_effect(observations):
+                await self._record_compute()
+            return explained(Step.COMPUTE, (name, observations))
+        self.reads.last_voiceprint = vp
+        await self._record_compute()
+        if vp.state.value == "computed":
+            return [Computed(seen(vp))]
+        # Asynchronous: accepted (and billed), still processing; read until it is computed.
+        return [ComputeAccepted(ours=True), SawVoiceprint(seen(vp))]
+
+    async def _record_compute(self) -> None:
+        """Journal a compute of ours that took effect once: the job's credits count them."""
+        if not self._compute_recorded:
+            vp_id = (
+                self.reads.last_voiceprint.id if self.reads.last_voiceprint is not None else None
+            )
+            await self.journal.append(ComputedRecord(key=self.task.key, voiceprint_id=vp_id))
+            self._compute_recorded = True
+
+    # --- the result ------------------------------------------------------------------------
+
+    def _outcome(self, done: Done, view: View) -> EnrollmentOutcome:
+        vp = self.reads.last_voiceprint
+        error = (
+            ErrorInfo(step=done.step.value, status=done.status, reason=done.reason)
+            if done.outcome is not Outcome.ENROLLED
+            and done.outcome is not Outcome.UNCHANGED
+            and done.step is not None
+            else None
+        )
+        audios = [a.handle for a in view.audios.values() if isinstance(a, AudioSeen)]
+        return self.task.outcome(
+            done.outcome,
+            voiceprint_id=vp.id if vp else None,
+            state=vp.state.value if vp else None,
+            audios=audios,
+            total_duration_s=vp.total_duration if vp else None,
+            total_voice_s=vp.total_voice_duration if vp else None,
+            attempts=1 + sum(view.attempts.values()),
+            error=error,
+            validated_by=view.validated_by if done.outcome is Outcome.ENROLLED else None,
+        )

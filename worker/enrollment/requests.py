@@ -1,0 +1,54 @@
+"""The request plan of one enrollment and of one job, as the engine spends requests.
+
+Owns: the number of API requests a fresh enrollment costs, the requests of a job's usage
+check and of a worker start, and the credits a compute costs (design.md §8: requests are the
+budget). `enroller plan` and `enroller check` estimate a run from these functions only, so
+whoever changes what the engine sends (issue 13: inline upload, compute as validation) changes
+the numbers here, in the same commit, and the plan follows. `tests/e2e/test_plan.py` compares
+them with an actual run on the emulator.
+
+Pure: no I/O, no settings, no clock. It never decides what the engine does; it describes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+# Usage records read per page by the job's usage check (`worker.job.run._check_usage`).
+USAGE_PAGE_SIZE = 50
+# Requests made once per worker start, whatever it runs: `GET /user` (the caller's handle
+# tells the usage check which records path to read; the client caches it).
+WORKER_START_REQUESTS = 1
+# Files up to this size go inline with their create (ENROLLER_INLINE_UPLOAD_MAX_BYTES default).
+INLINE_UPLOAD_MAX_BYTES = 8 * 1024 * 1024
+# Credits one compute costs: compute is the billed event (contract §3 "Usage records").
+CREDITS_PER_COMPUTE = 1
+
+
+def enrollment_requests(
+    file_sizes: Sequence[int], inline_max_bytes: int = INLINE_UPLOAD_MAX_BYTES
+) -> int:
+    """Requests of one fresh enrollment whose audio files have these sizes (bytes).
+
+    For k files: create the identity (1); per file, create the audio with its bytes inline
+    (1) when it is at most `inline_max_bytes` (ENROLLER_INLINE_UPLOAD_MAX_BYTES), else create
+    it and upload its raw bytes (2); create the voiceprint (1); per file, add it (k); compute
+    (1), whose answer is the validation (the adds' answers already counted exactly our audios,
+    so no listing is needed before it). That is 3 + 2k with inline uploads: 5 for one audio.
+    An asynchronous API adds the reads that wait for processing; ENROLLER_VALIDATE_WITH_GET
+    one GET.
+    """
+    k = len(file_sizes)
+    uploads = sum(1 if size <= inline_max_bytes else 2 for size in file_sizes)
+    return 1 + uploads + 1 + k + 1
+
+
+def usage_check_requests(computes: int) -> int:
+    """Requests of one job's usage check for `computes` computes of one owner (pages of 50)."""
+    return math.ceil(computes / USAGE_PAGE_SIZE) if computes > 0 else 0
+
+
+def enrollment_credits() -> int:
+    """Credits one fresh enrollment costs: its one compute."""
+    return CREDITS_PER_COMPUTE

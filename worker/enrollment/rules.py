@@ -1,0 +1,259 @@
+"""The enrollment state machine, as pure transitions (design.md §4).
+
+Owns: what to do next for one enrollment, given what is known about it. `decide(view)` returns
+the next action; `enrollment_observe.advance` folds the action's results back into the view.
+Nothing here performs I/O or knows about HTTP: the async driver in `enrollment.py` does the
+calls; what an error answer means is `enrollment_answers.py`, what a 409 means (after reads)
+`collisions.py`, both pure. That split keeps every branch of the upsert testable with plain
+values. The values themselves are in `enrollment_view.py`.
+
+design.md §4, step by step, and where each row is decided here: identity → `EnsureIdentity`
+(first when it may be created: a 201 proves nothing of ours exists yet); voiceprint → the
+model / minAudios / computed checks of `decide` and `_decide_computed` (`unchanged`,
+`conflict`); audios → `_decide_audios` (find, create, upload, wait); create voiceprint, add
+audios, compute → `_decide_members`; validate → `_decide_computed`.
+
+Invariants the rules guarantee:
+- a voiceprint computed earlier is never touched: same model and same audios → `unchanged`,
+  anything else → `conflict`;
+- nothing is uploaded before the voiceprint was read (an unchanged enrollment costs no upload);
+- an audio whose create had an unknown outcome is looked up again (by its sha256 alias) before
+  any new create;
+- membership is by content: the voiceprint holding an audio with our sha256 *is* that file
+  added, whatever its handle; it never gets a second copy;
+- compute only right after a listing shows the voiceprint holds exactly the manifest's files
+  (no more, no fewer, no repeats) and the server says `computable`;
+- what the server is still processing (a file, a compute) is waited for by reading it, paced,
+  within `Limits.processing_timeout`;
+- every enrollment ends: actions that make no progress are capped (`Limits.max_stalls`), and the
+  failure names the loop.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from worker.enrollment.actions import (
+    Action,
+    AddAudio,
+    AwaitAudio,
+    AwaitCompute,
+    Compute,
+    CreateAudio,
+    CreateVoiceprint,
+    Done,
+    EnsureIdentity,
+    FindAudio,
+    GetVoiceprint,
+    ListVoiceprintAudios,
+    UploadFile,
+    Validate,
+)
+from worker.enrollment.view import (
+    ABSENT,
+    CREDITS_REASON,
+    UNKNOWN,
+    VOICE_NEEDED_S,
+    AudioSeen,
+    Outcome,
+    Plan,
+    Step,
+    View,
+    VoiceprintSeen,
+)
+
+
+def decide(view: View) -> Action:
+    """The next action for this enrollment; `Done` when it has reached an outcome."""
+    if view.verdict is not None:
+        v = view.verdict
+        return Done(v.outcome, v.step, v.reason, v.status)
+    if view.credits_exhausted:
+        # Whichever call the server refused for credits: asking again would be refused too.
+        return Done(Outcome.SKIPPED, view.credits_step, view.credits_reason or CREDITS_REASON)
+    if len(view.stalls) >= view.limits.max_stalls:
+        return _loop_failure(view)
+    plan = view.plan
+    vp = view.voiceprint
+    if vp == UNKNOWN:
+        # Creating the identity first is cheaper for new customers: a 201 proves that neither a
+        # voiceprint nor an audio of ours can exist under it, which saves two reads.
+        if plan.create_identity and not view.identity_ready:
+            return EnsureIdentity(create=True)
+        return GetVoiceprint()
+
+    if isinstance(vp, VoiceprintSeen):
+        if vp.model != plan.model:
+            return Done(
+                Outcome.CONFLICT,
+                Step.VOICEPRINT,
+                f"voiceprint {plan.voiceprint!r} exists with model {vp.model}, "
+                f"the manifest asks for {plan.model}; left untouched",
+            )
+        if vp.state == "computed":
+            return _decide_computed(view, vp)
+        if vp.min_audios is not None and vp.min_audios != plan.min_audios:
+            return Done(
+                Outcome.CONFLICT,
+                Step.VOICEPRINT,
+                f"voiceprint {plan.voiceprint!r} exists with minAudios {vp.min_audios}, "
+                f"the manifest asks for {plan.min_audios}; left untouched",
+            )
+        if view.compute_accepted:
+            return _await(view, "compute", Step.COMPUTE, "voiceprint compute") or AwaitCompute(
+                _delay(view, "compute")
+            )
+
+    if not view.identity_ready and vp == ABSENT:
+        return EnsureIdentity(create=plan.create_identity)
+
+    if (action := _decide_audios(view)) is not None:
+        return action
+
+    if vp == ABSENT:
+        return CreateVoiceprint()
+    assert isinstance(vp, VoiceprintSeen)
+    return _decide_members(view, vp)
+
+
+def _decide_audios(view: View) -> Action | None:
+    """Every file first gets its audio and is uploaded; then we wait for their processing."""
+    plan = view.plan
+    for sha in plan.shas:
+        seen = view.audio(sha)
+        if seen == UNKNOWN:
+            return FindAudio(sha)
+        if seen == ABSENT:
+            return CreateAudio(sha)
+        assert isinstance(seen, AudioSeen)
+        if seen.identity is not None and seen.identity != plan.identity:
+            return Done(
+                Outcome.CONFLICT,
+                Step.AUDIO,
+                f"audio {seen.handle} (sha256 {sha[:12]}…) is linked to identity "
+                f"{seen.identity!r}, not {plan.identity!r}; left untouched",
+            )
+        if seen.state == "avaitingFile" and not seen.received:
+            return UploadFile(sha, seen.handle)
+        if seen.state == "notAvailable":
+            return Done(
+                Outcome.FAILED,
+                Step.UPLOAD,
+                f"audio {seen.handle} (sha256 {sha[:12]}…) could not be decoded by the server",
+            )
+    for sha in plan.shas:  # uploaded, still being processed: one wait covers them all
+        seen = view.audio(sha)
+        assert isinstance(seen, AudioSeen)
+        if seen.state == "avaitingFile":
+            resource = f"audio:{sha}"
+            what = f"audio {seen.handle} (sha256 {sha[:12]}…)"
+            return _await(view, resource, Step.UPLOAD, what) or AwaitAudio(
+                sha, seen.handle, _delay(view, resource)
+            )
+    return None
+
+
+def _decide_members(view: View, vp: VoiceprintSeen) -> Action:
+    """Add what is missing, refuse what is foreign, and compute only an exact listing."""
+    plan = view.plan
+    if view.held is None:
+        return ListVoiceprintAudios()
+    extra = _extra(view.held, plan.shas)
+    if extra:
+        return Done(
+            Outcome.CONFLICT,
+            Step.VOICEPRINT,
+            f"voiceprint {plan.voiceprint!r} holds {_shas(view.held)}, the manifest lists "
+            f"{_shas(plan.shas)}; not computed, left untouched",
+        )
+    for sha in plan.shas:
+        if sha not in view.held:  # by content: an audio with our sha counts as added
+            seen = view.audio(sha)
+            assert isinstance(seen, AudioSeen)
+            return AddAudio(sha, seen.handle)
+    if not view.listed:
+        return ListVoiceprintAudios()  # re-listed right before compute: exactly ours
+    if vp.state == "notComputable":
+        return Done(Outcome.FAILED, Step.COMPUTE, not_computable_reason(plan, vp))
+    return Compute()
+
+
+def _decide_computed(view: View, vp: VoiceprintSeen) -> Action:
+    plan = view.plan
+    if view.computed_here:
+        if not view.validated:
+            return Validate()
+        if vp.audio_count != len(plan.shas):
+            return Done(
+                Outcome.FAILED,
+                Step.VALIDATE,
+                f"computed voiceprint holds {vp.audio_count} audios, expected {len(plan.shas)}",
+            )
+        return Done(Outcome.ENROLLED)
+    if view.held is None:
+        return ListVoiceprintAudios()
+    if sorted(view.held) == sorted(plan.shas):
+        return Done(Outcome.UNCHANGED)
+    return Done(
+        Outcome.CONFLICT,
+        Step.VOICEPRINT,
+        f"voiceprint {plan.voiceprint!r} was computed earlier from {_shas(view.held)}, "
+        f"the manifest lists {_shas(plan.shas)}; left untouched",
+    )
+
+
+def not_computable_reason(plan: Plan, vp: VoiceprintSeen) -> str:
+    """Why a voiceprint with every audio added still is not computable, in the model's terms."""
+    if vp.audio_count < plan.min_audios:
+        return f"{vp.audio_count} audios added < minAudios {plan.min_audios}"
+    if vp.total_voice_s is not None and vp.total_voice_s < VOICE_NEEDED_S:
+        return f"total voice {vp.total_voice_s:.1f} s < {VOICE_NEEDED_S} s"
+    return "the server still reports notComputable after every audio was added"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _delay(view: View, resource: str) -> float:
+    wait = view.waits.get(resource)
+    return view.limits.wait_delay(wait.polls if wait else 0)
+
+
+def _await(view: View, resource: str, step: Step, what: str) -> Done | None:
+    """The failure once a resource has been processing longer than the timeout, else None."""
+    wait = view.waits.get(resource)
+    timeout = view.limits.processing_timeout
+    if wait is None or wait.last - wait.started < timeout:
+        return None
+    return Done(
+        Outcome.FAILED,
+        step,
+        f"{what} still processing after {wait.last - wait.started:.0f} s "
+        f"({wait.polls} reads; ENROLLER_PROCESSING_TIMEOUT is {timeout:g} s)",
+    )
+
+
+def _extra(held: tuple[str, ...], wanted: tuple[str, ...]) -> list[str]:
+    """What the voiceprint holds beyond the manifest's files: foreign audios and repeats."""
+    extra = Counter(held)
+    extra.subtract(Counter(wanted))
+    return sorted(sha for sha, n in extra.items() if n > 0)
+
+
+def _shas(shas: tuple[str, ...]) -> str:
+    """A list of audios for a report: sha256 prefixes (foreign ones by handle), in order."""
+    return (
+        "[" + ", ".join(sha[:12] if not sha.startswith("?") else sha for sha in sorted(shas)) + "]"
+    )
+
+
+def _loop_failure(view: View) -> Done:
+    counts = Counter(view.stalls)
+    (step, _), _ = counts.most_common(1)[0]
+    loop = ", ".join(f"{name} ×{n}" for (_, name), n in counts.most_common(3))
+    return Done(
+        Outcome.FAILED,
+        step,
+        f"gave up after {len(view.stalls)} actions that made no progress "
+        f"(ENROLLER_MAX_ACTIONS); the loop: {loop}",
+    )

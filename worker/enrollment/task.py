@@ -1,0 +1,97 @@
+"""One enrollment as the job hands it to the driver, and its row in the journal and report.
+
+Owns: `EnrollmentTask` (a preflighted enrollment: everything the driver needs, nothing it must
+look up), the `sha256:` alias that finds the audio made from one file again, and the outcome
+record built for any enrollment, runnable or not. Plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from worker.audio.derive import DerivedUpload
+from worker.audio.files import VerifiedUpload
+from worker.audio.voice_rule import LocalVoice, with_local_voice
+from worker.enrollment.view import Outcome, Plan
+from worker.journal.records import EnrollmentOutcome
+
+ALIAS_PREFIX = "sha256:"
+
+
+def audio_alias(sha256: str) -> str:
+    """The alias that lets a re-run (or a reconcile) find the audio made from one file."""
+    return ALIAS_PREFIX + sha256
+
+
+@dataclass(frozen=True)
+class EnrollmentTask:
+    """One enrollment, preflighted: everything the driver needs, nothing it must look up."""
+
+    key: str  # owner/space/identity/voiceprint: unique within a job, the journal's key
+    owner: str
+    space: str
+    identity: str
+    voiceprint: str
+    model: str
+    min_audios: int
+    alias: str | None
+    create_identity: bool
+    files: tuple[VerifiedUpload, ...]  # in manifest order; each re-checks its sha256 on upload
+    source: str
+    # The files uploaded as derived copies (a channel, a mix, a conversion; worker.audio.derive).
+    derived: tuple[DerivedUpload, ...] = ()
+    # Each file's voice as preflight measured it (worker.audio.voice), shown beside the server's.
+    local_voice: tuple[LocalVoice, ...] = ()
+
+    @property
+    def plan(self) -> Plan:
+        return Plan(
+            identity=self.identity,
+            voiceprint=self.voiceprint,
+            model=self.model,
+            min_audios=self.min_audios,
+            create_identity=self.create_identity,
+            shas=tuple(f.sha256 for f in self.files),
+        )
+
+    def outcome(self, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
+        derived = [d.info() for d in self.derived]
+        fields = with_local_voice(fields, self.local_voice)
+        return outcome_record(self, outcome, model=self.model, derived=derived, **fields)
+
+    def discard_derived(self) -> None:
+        """Delete this enrollment's derived files: it has ended (blocking)."""
+        for d in self.derived:
+            d.discard()
+
+
+class EnrollmentRef(Protocol):
+    """What names an enrollment in a report row, runnable or not."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def identity(self) -> str: ...
+    @property
+    def voiceprint(self) -> str: ...
+    @property
+    def owner(self) -> str: ...
+    @property
+    def space(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+
+
+def outcome_record(ref: EnrollmentRef, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
+    """The journal's (and report's) row for one enrollment's outcome."""
+    return EnrollmentOutcome(
+        key=ref.key,
+        identity=ref.identity,
+        voiceprint=ref.voiceprint,
+        owner=ref.owner,
+        space=ref.space,
+        source=ref.source,
+        outcome=outcome.value,
+        **fields,  # type: ignore[arg-type]
+    )

@@ -1,0 +1,311 @@
+"""A job's input: its manifest as a stream of enrollments, each preflighted as it is reached.
+
+Owns: the bridge from `manifest.py` / `validate.py` (what the producer asked for, and what is
+wrong with it) to `enrollment.py` (what to run), plus the two outputs that speak the input's
+own language: the failures CSV rows and the retry manifest.
+
+Nothing here holds the whole job: a 50 000-enrollment manifest is walked one enrollment at a
+time (`planned()`), preflight runs a few files ahead of the API work instead of all of it
+before the first request, and the report outputs walk the manifest again, one enrollment at a
+time, asking the journal's index how each one ended. Preflight still costs no API call: an
+enrollment whose files are bad never reaches the driver, and `head()` keeps a manifest with
+nothing runnable away from the API entirely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Container, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from worker.audio.derive import DerivedUpload, derived_upload, sweep_work_dir
+from worker.audio.files import AudioUnreadable, VerifiedUpload
+from worker.audio.inspect import MAX_UPLOAD_BYTES, too_large_reason
+from worker.base.fsutil import atomic_writer
+from worker.base.text import encode_text
+from worker.enrollment.task import EnrollmentTask, outcome_record
+from worker.enrollment.view import Outcome, Step
+from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
+from worker.journal.records import EnrollmentOutcome, ErrorInfo
+from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
+from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
+from worker.manifest.read import open_manifest
+from worker.manifest.retry import retry_manifest_chunks
+from worker.manifest.stream import ManifestStream
+
+
+@dataclass(slots=True)
+class PlannedEnrollment:
+    """One enrollment of the manifest, runnable (`task`) or not (`problems`)."""
+
+    key: str
+    source: str
+    identity: str
+    voiceprint: str
+    owner: str
+    space: str
+    enrollment: Enrollment | None
+    problems: list[Problem] = field(default_factory=list)
+    task: EnrollmentTask | None = None
+
+    def failed(self, step: Step, reason: str) -> EnrollmentOutcome:
+        return outcome_record(
+            self,
+            Outcome.FAILED,
+            model=self.enrollment.model if self.enrollment else None,
+            attempts=0,
+            error=ErrorInfo(step=step.value, reason=reason),
+        )
+
+    def problem_text(self) -> str:
+        return "; ".join(p.brief() for p in self.problems)
+
+
+def _planned(item: ManifestItem) -> PlannedEnrollment:
+    if isinstance(item, Enrollment):
+        return PlannedEnrollment(
+            key=item.key,
+            source=item.source,
+            identity=item.identity,
+            voiceprint=item.voiceprint,
+            owner=item.owner,
+            space=item.space,
+            enrollment=item,
+        )
+    return PlannedEnrollment(
+        key=_rejected_key(item.source),
+        source=item.source,
+        identity=item.identity or "",
+        voiceprint=item.voiceprint or "",
+        owner=item.owner or "",
+        space=item.space or "",
+        enrollment=None,
+        problems=list(item.problems),
+    )
+
+
+def _rejected_key(source: str) -> str:
+    return f"invalid@{source}"  # never a real key: it has no runnable identity
+
+
+def _key(item: ManifestItem) -> str:
+    return item.key if isinstance(item, Enrollment) else _rejected_key(item.source)
+
+
+@dataclass
+class JobInput:
+    """The manifest of one job: checked as a file, its enrollments built when walked."""
+
+    manifest: ManifestStream
+    audio_root: Path
+    # Where derived uploads (a channel, a mix, a conversion) are written; None: nowhere, so
+    # an enrollment that needs one cannot run (see `use_work_dir`).
+    work_dir: Path | None = None
+    # The journal's derived files: derivation key → (sha256, size) (worker.audio.derive).
+    derived_known: DerivedLookup = field(default_factory=dict)
+
+    def use_work_dir(self, work_dir: Path, known: DerivedLookup) -> None:
+        """Derive into `work_dir`, trusting `known` (blocking: sweeps a killed run's leftovers)."""
+        sweep_work_dir(work_dir)
+        self.work_dir = work_dir
+        self.derived_known = known
+
+    @property
+    def file_problems(self) -> list[Problem]:
+        return self.manifest.file_problems
+
+    @property
+    def total(self) -> int:
+        return self.manifest.total
+
+    def planned(self, skip: Container[str] = frozenset()) -> PlanStream:
+        """The enrollments in manifest order, not preflighted yet, minus the keys in `skip`
+        (on resume the journal's index, asked one key at a time: no set of done keys)."""
+        return PlanStream(self, skip)
+
+    def preflight(self, planned: PlannedEnrollment) -> PlannedEnrollment:
+        """Check one enrollment's files (blocking): sets its `task`, or its `problems`."""
+        enrollment = planned.enrollment
+        if enrollment is None:
+            return planned
+        defaults = self.manifest.defaults
+        result = preflight_enrollment(
+            enrollment,
+            self.audio_root,
+            self.manifest.file,
+            stereo=defaults.stereo,
+            convert=defaults.convert,
+            voice_margin=defaults.voice_margin,
+        )
+        if not result.ok:
+            planned.problems = list(result.problems)
+            return planned
+        files, derived, problems = self._uploads(result)
+        if problems:
+            for d in derived:
+                d.discard()
+            planned.problems = problems
+            return planned
+        planned.task = EnrollmentTask(
+            key=enrollment.key,
+            owner=enrollment.owner,
+            space=enrollment.space,
+            identity=enrollment.identity,
+            voiceprint=enrollment.voiceprint,
+            model=enrollment.model,
+            min_audios=enrollment.min_audios,
+            alias=enrollment.alias,
+            create_identity=enrollment.create_identity,
+            files=files,
+            derived=tuple(derived),
+            local_voice=result.voice,
+            source=enrollment.source,
+        )
+        planned.enrollment = None  # the task has what the driver needs; let the model go
+        return planned
+
+    def _uploads(
+        self, result: EnrollmentPreflight
+    ) -> tuple[tuple[VerifiedUpload, ...], list[DerivedUpload], list[Problem]]:
+        """What each audio uploads: the file itself, or its derived copy, made now (blocking).
+
+        A derivation that fails is a problem of that audio (`result`'s enrollment keeps it).
+        """
+        enrollment = result.enrollment
+        problems: list[Problem] = []
+        files: list[VerifiedUpload] = []
+        derived: list[DerivedUpload] = []
+        for i, (facts, derivation) in enumerate(zip(result.facts, result.derivations, strict=True)):
+            if derivation is None:
+                # The resolved path preflight opened and hashed: the upload opens that.
+                files.append(VerifiedUpload(path=facts.path, size=facts.size, sha256=facts.sha256))
+                continue
+            reason: str | None = None
+            if self.work_dir is None:
+                reason = f"needs {derivation.describe()}, which only a running job does"
+            else:
+                try:
+                    d = derived_upload(
+                        facts.path,
+                        enrollment.audio_names[i],
+                        enrollment.channels[i],
+                        derivation,
+                        self.work_dir,
+                        self.derived_known.get(derivation.key),
+                    )
+                except AudioUnreadable as exc:
+                    reason = f"cannot be made {derivation.describe()}: {exc}"
+                else:
+                    derived.append(d)
+                    files.append(d.upload)
+                    if d.upload.size > MAX_UPLOAD_BYTES:
+                        reason = f"{derivation.describe()}: " + too_large_reason(
+                            d.upload.size, MAX_UPLOAD_BYTES
+                        )
+            if reason is not None:
+                problems.append(audio_problem(enrollment, i, self.manifest.file, reason))
+        return tuple(files), derived, problems
+
+    def write_outputs(self, outcomes: OutcomeLookup, failures: Path, retry: Path) -> None:
+        """The failures CSV and the retry manifest of a finished job (blocking).
+
+        Both come from one walk of the manifest, in its order, asking `outcomes` (the journal's
+        index) about each enrollment: one enrollment and its rows are held at a time, even
+        when every one failed. Nothing failed: no walk, a header-only CSV, no retry file.
+        """
+        retried = outcomes.count(RETRYABLE, runnable=True)
+        with atomic_writer(failures) as fh:
+            csv_out = FailuresCsv(fh, self.manifest.csv_columns)
+
+            def again() -> Iterator[Enrollment]:
+                """The walk: each failed enrollment goes to the CSV; those to retry are yielded."""
+                if not outcomes.count(NOT_OK):
+                    return
+                for item in self.manifest.items():
+                    key = _key(item)
+                    if outcomes.status(key) not in NOT_OK:
+                        continue
+                    outcome = outcomes.outcome(key)
+                    if outcome is None:
+                        continue
+                    csv_out.add(outcome, item.rows)
+                    if outcome.outcome in RETRYABLE and isinstance(item, Enrollment):
+                        yield item
+
+            if retried:
+                comment = f"retry of {self.manifest.file}: {retried} enrollments"
+                with atomic_writer(retry) as retry_fh:
+                    for chunk in retry_manifest_chunks(again(), self.audio_root, comment):
+                        retry_fh.write(encode_text(chunk))
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(retry)  # an older run's retry file of the same job
+                for _ in again():
+                    pass  # nothing to retry: the walk still writes the failures
+            csv_out.flush()
+
+
+class OutcomeLookup(Protocol):
+    """What the report outputs ask of the journal (`worker.journal.index.JournalIndex`)."""
+
+    def count(self, outcomes: Iterable[str] | None = None, *, runnable: bool = False) -> int: ...
+
+    def status(self, key: str) -> str | None: ...
+
+    def outcome(self, key: str) -> EnrollmentOutcome | None: ...
+
+
+class DerivedLookup(Protocol):
+    """Derivation key → (sha256, size) journaled for it (`JournalIndex.get`, or a dict)."""
+
+    def get(self, key: str, /) -> tuple[str, int] | None: ...
+
+
+class PlanStream:
+    """A job's enrollments, one at a time, shared by several preflight threads.
+
+    The manifest's generator is not thread-safe, so taking the next item is serialised; the
+    preflight itself (file reads, hashing) runs outside the lock.
+    """
+
+    def __init__(self, job: JobInput, skip: Container[str]) -> None:
+        self._job = job
+        self._skip = skip
+        self._items = job.manifest.items()
+        self._lock = threading.Lock()
+
+    def next_planned(self) -> PlannedEnrollment | None:
+        """The next enrollment not skipped, not preflighted; None at the end (blocking)."""
+        with self._lock:
+            for item in self._items:
+                if _key(item) not in self._skip:
+                    return _planned(item)
+            return None
+
+    def next_preflighted(self) -> PlannedEnrollment | None:
+        """The next enrollment, preflighted; None at the end (blocking)."""
+        planned = self.next_planned()
+        return self._job.preflight(planned) if planned is not None else None
+
+    def head(self) -> tuple[list[PlannedEnrollment], bool]:
+        """Preflight up to and including the first runnable enrollment (blocking).
+
+        Returns those enrollments and whether the manifest holds a runnable one at all (when
+        not, the list is every enrollment left and none of them needs the API).
+        """
+        head: list[PlannedEnrollment] = []
+        while (planned := self.next_preflighted()) is not None:
+            head.append(planned)
+            if planned.task is not None:
+                return head, True
+        return head, False
+
+
+def load_job_input(manifest_path: Path, settings_defaults: ManifestDefaults) -> JobInput:
+    """Read and check a manifest (blocking). Messages name the file by its base name."""
+    manifest = open_manifest(manifest_path, settings_defaults, name=manifest_path.name)
+    return JobInput(manifest=manifest, audio_root=settings_defaults.audio_root)

@@ -1,0 +1,189 @@
+"""Job reports (design.md §6): what an operator reads, and what they drop back to retry.
+
+Owns: the report's shape, the counts, the failures CSV rows, and writing all three files
+atomically. The rows come from the journal's outcome records, streamed: a 100 000-enrollment
+job's report is written without holding its rows in memory. Secrets never reach this module:
+it sees handles, paths, counts and the server's error messages only.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from worker.base.csvsafe import spreadsheet_safe_row
+from worker.base.fsutil import atomic_writer
+from worker.base.text import encode_text
+from worker.enrollment.view import Outcome
+from worker.journal.records import EnrollmentOutcome
+
+RETRYABLE = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value})
+NOT_OK = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value, Outcome.CONFLICT.value})
+ERROR_COLUMNS = ("error_step", "error")
+JSON_INPUT_COLUMNS = ("identity", "voiceprint", "owner", "space", "model", "audios", "source")
+
+
+class UsageCheck(BaseModel):
+    """Usage records against the voiceprints this job computed: one each, no more, no less."""
+
+    model_config = ConfigDict(frozen=True)
+    expected: int
+    found: int
+    # Keys computed here without a record / with more than one: the first 100 in key order,
+    # and how many there are (a million missing keys would not fit in a report).
+    missing: list[str] = Field(default_factory=list)
+    double_charged: list[str] = Field(default_factory=list)
+    missing_count: int = 0
+    double_charged_count: int = 0
+    error: str | None = None  # the records could not be read; the reason
+
+
+class ReportSummary(BaseModel):
+    """The head of `<job>.report.json`, before its rows."""
+
+    job_id: str
+    manifest: str
+    manifest_sha256: str
+    started_at: datetime
+    finished_at: datetime
+    total: int
+    counts: dict[str, int]
+    requests: int | None = None
+    credits_spent: int | None = None
+    usage: UsageCheck | None = None
+    interrupted: bool = False  # stopped by shutdown; the job resumes on the next start
+    files: dict[str, str] = Field(default_factory=dict)
+
+
+def count_outcomes(rows: Iterable[EnrollmentOutcome]) -> Counter[str]:
+    counts: Counter[str] = Counter({o.value: 0 for o in Outcome})
+    for row in rows:
+        counts[row.outcome] += 1
+    return counts
+
+
+def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
+    """0 when every enrollment is enrolled or unchanged, 1 otherwise (the CLI contract)."""
+    return 1 if any(counts.get(o, 0) for o in NOT_OK) else 0
+
+
+def report_json_chunks(summary: ReportSummary, rows: Iterable[EnrollmentOutcome]) -> Iterator[str]:
+    """The report as JSON text, chunk by chunk: the summary's fields, then `enrollments`."""
+    head = summary.model_dump_json(indent=2)
+    assert head.endswith("\n}")
+    yield head[:-2] + ',\n  "enrollments": ['
+    first = True
+    for row in rows:
+        body = row.model_dump_json(exclude={"kind", "key"})
+        yield ("\n    " if first else ",\n    ") + body
+        first = False
+    yield "\n  ]\n}\n" if not first else "]\n}\n"
+
+
+def failure_csv_rows(
+    failed: Iterable[tuple[EnrollmentOutcome, Sequence[Mapping[str, str]]]],
+    input_columns: list[str] | None,
+) -> Iterator[list[str]]:
+    """Header, then one row per failed input line, in the input's own columns.
+
+    `failed`: enrollments with their original CSV rows; `input_columns` is a CSV manifest's
+    header. For JSON manifests it is None (and the rows are empty): the enrollment's fields
+    are used. Outcomes that succeeded are skipped.
+    """
+    columns = list(input_columns) if input_columns else list(JSON_INPUT_COLUMNS)
+    yield [*columns, *ERROR_COLUMNS]
+    for row, originals in failed:
+        yield from _failure_lines(row, originals, columns, csv_input=bool(input_columns))
+
+
+def _failure_lines(
+    row: EnrollmentOutcome,
+    originals: Sequence[Mapping[str, str]],
+    columns: list[str],
+    *,
+    csv_input: bool,
+) -> Iterator[list[str]]:
+    if row.outcome not in NOT_OK:
+        return
+    step = row.error.step if row.error else ""
+    reason = row.error.reason if row.error else row.outcome
+    if csv_input:
+        for original in originals:
+            yield [original.get(c, "") for c in columns] + [step, reason]
+        return
+    values = {
+        "identity": row.identity,
+        "voiceprint": row.voiceprint,
+        "owner": row.owner,
+        "space": row.space,
+        "model": row.model or "",
+        "audios": ";".join(row.audios),
+        "source": row.source,
+    }
+    yield [values[c] for c in columns] + [step, reason]
+
+
+class FailuresCsv:
+    """The failures CSV written one failed enrollment at a time (push, for a single walk)."""
+
+    def __init__(self, fh: IO[bytes], input_columns: list[str] | None) -> None:
+        self._csv_input = bool(input_columns)
+        self._columns = list(input_columns) if input_columns else list(JSON_INPUT_COLUMNS)
+        self._out = _CsvOut(fh)
+        self._out.write([*self._columns, *ERROR_COLUMNS])
+
+    def add(self, row: EnrollmentOutcome, originals: Sequence[Mapping[str, str]] = ()) -> None:
+        for line in _failure_lines(row, originals, self._columns, csv_input=self._csv_input):
+            self._out.write(line)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def write_report_json(
+    path: Path, summary: ReportSummary, rows: Iterable[EnrollmentOutcome]
+) -> None:
+    with atomic_writer(path) as fh:
+        for chunk in report_json_chunks(summary, rows):
+            fh.write(encode_text(chunk))
+
+
+def write_failures_csv(path: Path, csv_rows: Iterable[list[str]]) -> None:
+    with atomic_writer(path) as fh:
+        _write_csv(fh, csv_rows)
+
+
+def _write_csv(fh: IO[bytes], csv_rows: Iterable[list[str]]) -> None:
+    out = _CsvOut(fh)
+    for row in csv_rows:
+        out.write(row)
+    out.flush()
+
+
+class _CsvOut:
+    """Every cell spreadsheet-safe (worker/base/csvsafe.py): this file is opened in spreadsheets.
+
+    Rows are encoded 64 KiB at a time, so a million of them never sit in memory at once.
+    """
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._text = io.StringIO()
+        self._writer = csv.writer(self._text, lineterminator="\r\n")  # RFC 4180: CR is quoted
+
+    def write(self, row: list[str]) -> None:
+        self._writer.writerow(spreadsheet_safe_row(row))
+        if self._text.tell() > 1 << 16:
+            self.flush()
+
+    def flush(self) -> None:
+        self._fh.write(encode_text(self._text.getvalue()))
+        self._text.seek(0)
+        self._text.truncate()

@@ -1,0 +1,383 @@
+"""One job: a claimed manifest driven to a report.
+
+Owns: reading the manifest, preflight, the fan-out of its enrollments under the shared limits,
+the lease heartbeat while it runs, the usage-record check afterwards, and the three report
+files. Enrollments stream from the manifest through a few preflight threads into a fixed set
+of runner tasks over a zero-buffer channel: a 100 000-enrollment manifest never becomes
+100 000 tasks or models, the first request goes out as soon as the first enrollment passes
+preflight, and finished results live in the journal on disk, not in memory (only counts):
+resume, the usage check and the reports ask the journal's index (`worker.journal.index`),
+never a set of keys.
+
+It never decides an enrollment's next step (`enrollment_rules`) and never touches queue files
+other than through `worker/queue/`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import structlog
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from worker.api.client import ApiClient
+from worker.audio.derive import WORK_DIR_NAME
+from worker.base.crashpoints import crash_point
+from worker.base.fsutil import atomic_write_json
+from worker.config.settings import Settings
+from worker.enrollment.driver import EnrollmentDriver
+from worker.enrollment.locks import EnrollmentLocks
+from worker.enrollment.view import Limits, Outcome, Step
+from worker.job.input import JobInput, PlannedEnrollment, PlanStream, load_job_input
+from worker.job.report_files import run_report_paths, write_reports
+from worker.job.starts import StartCounter
+from worker.job.usage_check import UsageFollower, check_usage
+from worker.journal.index import JournalIndex
+from worker.journal.records import (
+    EnrollmentOutcome,
+    ErrorInfo,
+    JobFinished,
+    JobStarted,
+    Journal,
+    JournalState,
+)
+from worker.manifest.models import ManifestDefaults, Problem
+from worker.queue.jobqueue import JobQueue
+from worker.queue.paths import ClaimedJob
+
+log = structlog.get_logger(__name__)
+
+PROGRESS_EVERY_S = 2.0
+# Threads preflighting ahead of the runners, per job: ~0.7 ms per small file each, far ahead
+# of what any rate limit lets the runners consume.
+PREFLIGHT_THREADS = 4
+
+
+class JobObserver(Protocol):
+    """Who watches jobs from outside (metrics, the progress bar); must not block or raise.
+
+    The job's own `_Progress` object is handed over, not copied, so every view reads one state.
+    """
+
+    def job_started(self, job_id: str, name: str, progress: _Progress) -> None: ...
+
+    def enrollment_finished(self, outcome: str) -> None: ...
+
+    def job_ended(self, result: JobResult) -> None: ...
+
+
+@dataclass
+class JobContext:
+    """What every job of a process shares: settings, the one client, the queue, the limits."""
+
+    settings: Settings
+    client: ApiClient
+    queue: JobQueue
+    slots: anyio.CapacityLimiter  # enrollments in progress across all jobs
+    stop: anyio.Event  # shutdown phase one: start no new enrollments
+    voiceprint_locks: EnrollmentLocks  # one per process: per job, it would lock nothing
+    observer: JobObserver | None = None  # metrics and progress display (worker/ops/operations.py)
+
+
+@dataclass
+class JobResult:
+    job_id: str
+    manifest: str
+    counts: dict[str, int] = field(default_factory=dict)
+    failed_manifest: bool = False
+    interrupted: bool = False
+    fatal: str | None = None
+    report: Path | None = None
+    problems: list[str] = field(default_factory=list)
+    finished: bool = False  # reports written and the manifest moved to done/
+    phase: str = "start"  # how far it got: start, parse, resume, enroll, usage, report, finish
+
+
+@dataclass
+class _Progress:
+    total: int
+    counts: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def as_json(self) -> dict[str, object]:
+        elapsed = max(time.monotonic() - self.started, 1e-9)
+        return {
+            "total": self.total,
+            "done": self.done,
+            "counts": dict(self.counts),
+            "per_second": round(self.done / elapsed, 3),
+            "updated_at": datetime.now(UTC).isoformat(),
+        }
+
+
+async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: StartCounter) -> None:
+    """The job's work, from the manifest to done/; `worker.job.boundary` runs it inside the fault
+    boundary, so anything that escapes from here ends this job and nothing else."""
+
+    async def phase(name: str) -> None:
+        result.phase = name
+        await anyio.to_thread.run_sync(counter.phase, name)
+
+    await phase("parse")
+    defaults = ManifestDefaults.from_settings(ctx.settings)
+    loaded = await anyio.to_thread.run_sync(load_job_input, job.manifest_path, defaults)
+    if loaded.file_problems:
+        await _reject_manifest(job, ctx, result, loaded.file_problems)
+        return
+    await phase("resume")
+    # Done keys, computes and derived files of earlier runs: asked of the index, never held.
+    index = await anyio.to_thread.run_sync(JournalIndex, job.journal_path)
+    try:
+        await _run(job, ctx, result, loaded, index, phase)
+    finally:
+        # Ended here (done/ or failed/): nobody resumes from it. Otherwise kept for the resume
+        # (blocking, but local and quick, and it must happen even when cancelled).
+        if result.finished or result.failed_manifest:
+            index.remove()
+        else:
+            index.close()
+
+
+async def _run(
+    job: ClaimedJob,
+    ctx: JobContext,
+    result: JobResult,
+    loaded: JobInput,
+    index: JournalIndex,
+    phase: Callable[[str], Awaitable[None]],
+) -> None:
+    state = JournalState()
+    await anyio.to_thread.run_sync(index.load, state)  # replays the journal, indexes its tail
+    if state.finished:  # crashed after its reports and `JobFinished`: only the move is left
+        await _finish_reported(job, ctx, result, state, index, phase)
+        return
+    work_dir = job.dir / WORK_DIR_NAME  # derived uploads; removed with the job's folder
+    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, index)
+    resumed = await anyio.to_thread.run_sync(index.count)
+    plan = loaded.planned(skip=index if resumed else frozenset())
+    head, runnable = await anyio.to_thread.run_sync(plan.head)
+    if not runnable and not resumed:
+        # Nothing can run: the producer gets every problem in failed/, no API call was made.
+        await _reject_manifest(job, ctx, result, [p for item in head for p in item.problems])
+        return
+
+    total = loaded.total
+    progress = _Progress(total=total)
+    async with Journal(job.journal_path) as journal:
+        started = state.started
+        if started is None:
+            started = JobStarted(
+                job_id=job.job_id, manifest=job.name, manifest_sha256=job.sha256, enrollments=total
+            )
+            await journal.append(started)
+        # Outcomes of an earlier run of this job (after a crash or a shutdown).
+        progress.counts.update(await anyio.to_thread.run_sync(index.counts))
+        log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
+        if ctx.observer is not None:
+            ctx.observer.job_started(job.job_id, job.name, progress)
+
+        await phase("enroll")
+        runners = min(ctx.settings.max_enrollments, max(total, 1))
+        follower = UsageFollower(ctx.client, index, started.at)
+        async with anyio.create_task_group() as following:
+            following.start_soon(follower.follow, name=f"usage pages of {job.job_id}")
+            await _fan_out(job, ctx, journal, state, progress, head, plan, runners)
+            follower.finish()  # lets a page in flight come in: it is not read twice
+        await _write_progress(job, progress)
+
+        if progress.done < total:
+            result.interrupted = True  # shutdown: resume from the journal on the next start
+            result.counts = dict(progress.counts)
+            return
+
+        await phase("usage")
+        usage = await check_usage(ctx.client, index, started.at, follower)
+        await phase("report")
+        counts, result.report = await write_reports(
+            job, ctx.queue, loaded, started.at, usage, index
+        )
+        result.counts = counts
+        crash_point("job.reported", job.name)
+        await journal.append(JobFinished())
+        crash_point("job.finished_record", job.name)
+    await _finish(job, ctx, result, phase)
+
+
+async def _finish_reported(
+    job: ClaimedJob,
+    ctx: JobContext,
+    result: JobResult,
+    state: JournalState,
+    index: JournalIndex,
+    phase: Callable[[str], Awaitable[None]],
+) -> None:
+    """A run that crashed after its reports and `JobFinished`: name the report, then move."""
+    result.counts = dict(await anyio.to_thread.run_sync(index.counts))
+    result.report = await anyio.to_thread.run_sync(
+        lambda: (
+            run_report_paths(ctx.queue, job.job_id, state.started.at).report
+            if state.started is not None
+            else ctx.queue.paths.report_paths(job.job_id).report
+        )
+    )
+    await _finish(job, ctx, result, phase)
+
+
+async def _fan_out(
+    job: ClaimedJob,
+    ctx: JobContext,
+    journal: Journal,
+    state: JournalState,
+    progress: _Progress,
+    head: list[PlannedEnrollment],
+    plan: PlanStream,
+    runners: int,
+) -> None:
+    """The preflighted head, then the feeders' stream, into `runners` tasks, until all ran
+    or a shutdown stopped the sending (the rest resumes from the journal)."""
+    send, receive = anyio.create_memory_object_stream[PlannedEnrollment](0)
+    async with anyio.create_task_group() as reporting:
+        reporting.start_soon(_report_progress, job, progress)
+        async with anyio.create_task_group() as running:
+            for _ in range(runners):
+                running.start_soon(_runner, receive.clone(), ctx, journal, state, progress)
+            receive.close()
+            async with send:
+                for planned in head:
+                    if ctx.stop.is_set():
+                        break  # shutdown: the rest resumes from the journal next start
+                    await send.send(planned)
+                    crash_point("job.enrolling", job.name)
+                head.clear()  # sent: the runners hold them now
+                threads = anyio.CapacityLimiter(PREFLIGHT_THREADS)
+                async with anyio.create_task_group() as feeders:
+                    for _ in range(PREFLIGHT_THREADS):
+                        feeders.start_soon(_feed, plan, send.clone(), ctx.stop, threads)
+        reporting.cancel_scope.cancel()
+
+
+async def _finish(
+    job: ClaimedJob, ctx: JobContext, result: JobResult, phase: Callable[[str], Awaitable[None]]
+) -> None:
+    await phase("finish")
+    await ctx.queue.finish(job)
+    result.finished = True
+    crash_point("job.done", job.name)
+    log.info("job_finished", report=str(result.report), **result.counts)
+
+
+async def _reject_manifest(
+    job: ClaimedJob, ctx: JobContext, result: JobResult, problems: list[Problem]
+) -> None:
+    """A manifest with nothing to run goes to failed/ with every problem beside it."""
+    result.failed_manifest = True
+    result.problems = [str(p) for p in problems]
+    for problem in result.problems:
+        log.warning("manifest_rejected", problem=problem)
+    await ctx.queue.fail(job, [p.model_dump(mode="json") for p in problems])
+
+
+async def _feed(
+    plan: PlanStream,
+    send: MemoryObjectSendStream[PlannedEnrollment],
+    stop: anyio.Event,
+    threads: anyio.CapacityLimiter,
+) -> None:
+    """Preflight the next enrollment in a thread, hand it to a runner; until the end or stop."""
+    async with send:
+        while not stop.is_set():
+            planned = await anyio.to_thread.run_sync(plan.next_preflighted, limiter=threads)
+            if planned is None or stop.is_set():
+                return  # at stop: not started, so not journaled; it resumes next start
+            await send.send(planned)
+
+
+async def _runner(
+    receive: MemoryObjectReceiveStream[PlannedEnrollment],
+    ctx: JobContext,
+    journal: Journal,
+    state: JournalState,
+    progress: _Progress,
+) -> None:
+    async with receive:
+        async for planned in receive:
+            if ctx.stop.is_set():
+                continue  # shutdown: not started, so not journaled; it resumes next start
+            async with ctx.slots:
+                outcome = await _enroll(planned, ctx, journal, state)
+            await journal.append(outcome)
+            if planned.task is not None and planned.task.derived:
+                await anyio.to_thread.run_sync(planned.task.discard_derived)
+            progress.counts[outcome.outcome] += 1
+            if ctx.observer is not None:
+                ctx.observer.enrollment_finished(outcome.outcome)
+            log.info(
+                "enrollment_finished",
+                identity=planned.identity,
+                outcome=outcome.outcome,
+                reason=outcome.error.reason if outcome.error else None,
+            )
+
+
+async def _enroll(
+    planned: PlannedEnrollment,
+    ctx: JobContext,
+    journal: Journal,
+    state: JournalState,
+) -> EnrollmentOutcome:
+    # A row rejected before its identity was known is named by its place in the manifest.
+    who = {"identity": planned.identity} if planned.identity else {"place": planned.source}
+    with structlog.contextvars.bound_contextvars(**who):
+        task = planned.task
+        if task is None:
+            for problem in planned.problems:
+                log.warning("enrollment_rejected", problem=str(problem))
+            return planned.failed(Step.PREFLIGHT, planned.problem_text())
+        if ctx.client.governor.credits_exhausted:
+            return task.outcome(
+                Outcome.SKIPPED,
+                error=ErrorInfo(step=Step.COMPUTE.value, reason="credits exhausted: not started"),
+            )
+        limits = Limits(
+            max_stalls=ctx.settings.max_actions,
+            processing_timeout=ctx.settings.processing_timeout,
+            validate_with_get=ctx.settings.validate_with_get,
+        )
+        async with ctx.voiceprint_locks.hold(task.key):
+            driver = EnrollmentDriver(
+                task,
+                ctx.client,
+                journal,
+                state.of(task.key),
+                limits=limits,
+                inline_max_bytes=ctx.settings.inline_upload_max_bytes,
+            )
+            return await driver.run()
+
+
+async def _report_progress(job: ClaimedJob, progress: _Progress) -> None:
+    while True:
+        await anyio.sleep(PROGRESS_EVERY_S)
+        await _write_progress(job, progress)
+        log.info("job_progress", done=progress.done, total=progress.total)
+
+
+async def _write_progress(job: ClaimedJob, progress: _Progress) -> None:
+    """`progress.json` for `enroller status`; losing one update is harmless."""
+    try:
+        await anyio.to_thread.run_sync(atomic_write_json, job.progress_path, progress.as_json())
+    except OSError as exc:
+        log.warning("progress_not_written", error=exc.strerror)
