@@ -25,7 +25,8 @@ from worker.enrollment.observe import (
     SawVoiceprint,
     Transient,
 )
-from worker.enrollment.view import ABSENT, Outcome, Step, Verdict, VoiceprintSeen
+from worker.enrollment.view import ABSENT, Verdict, VoiceprintSeen
+from worker.journal.records import Outcome, Step
 
 
 def failed(step: Step, reason: str, status: int | None = None) -> list[Rejected]:

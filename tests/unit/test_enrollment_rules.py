@@ -40,16 +40,8 @@ from worker.enrollment.observe import (
     observe,
 )
 from worker.enrollment.rules import decide
-from worker.enrollment.view import (
-    ABSENT,
-    AudioSeen,
-    Limits,
-    Outcome,
-    Plan,
-    Step,
-    View,
-    VoiceprintSeen,
-)
+from worker.enrollment.view import ABSENT, AudioSeen, Limits, Plan, View, VoiceprintSeen
+from worker.journal.records import Outcome, Step
 
 PLAN = Plan("cust-1", "main", "phone/v1", 1, True, ("aa", "bb"))
 AVAILABLE = {"aa": AudioSeen("h-aa", "available"), "bb": AudioSeen("h-bb", "available")}

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from worker.base.fsutil import dumps_json
 from worker.base.text import encode_text
-from worker.enrollment.view import Step
 from worker.job.input import _planned
 from worker.job.report import _write_csv, failure_csv_rows
+from worker.journal.records import Step
 from worker.manifest.models import Enrollment, ManifestDefaults
 from worker.manifest.read import parse_manifest
 from worker.manifest.retry import retry_manifest_bytes

@@ -33,7 +33,7 @@ from worker.audio.decode import DEFAULT_TIME_LIMIT_S, AudioReader, DecodeError
 from worker.audio.files import AudioUnreadable, VerifiedUpload, open_audio
 from worker.audio.formats import format_label, is_accepted
 from worker.base.crashpoints import crash_point
-from worker.journal.records import AudioDerived, DerivedInfo
+from worker.base.text import SafeStr
 
 log = structlog.get_logger(__name__)
 
@@ -204,6 +204,16 @@ def _write(container: Any, stream: Any, to_s16: Any, mono: np.ndarray, rate: int
 # --- derived uploads of a job ------------------------------------------------------------------
 
 
+class DerivedInfo(BaseModel):
+    """A file uploaded as a derived copy: which source, which channel, what was done."""
+
+    model_config = ConfigDict(frozen=True)
+    file: SafeStr  # the source, as the manifest names it
+    channel: int | None  # as the manifest names it
+    done: str  # "channel 1 of 2 as mono FLAC", "converted from mp3, as mono FLAC"
+    sha256: str  # of the uploaded bytes: the audio's alias is sha256:<this>
+
+
 @dataclass
 class DerivedUpload:
     """One derived file of an enrollment: where it comes from and the upload made of it."""
@@ -220,15 +230,6 @@ class DerivedUpload:
             channel=self.channel,
             done=self.derivation.describe(),
             sha256=self.upload.sha256,
-        )
-
-    def record(self, key: str) -> AudioDerived:
-        """The journal's word, written before the first request that uses the alias."""
-        return AudioDerived(
-            key=key,
-            derivation=self.derivation.key,
-            sha256=self.upload.sha256,
-            size=self.upload.size,
         )
 
     def ensure(self) -> None:

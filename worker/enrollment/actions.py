@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.enrollment.view import Outcome, Step
+from worker.journal.records import Outcome, Step
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ from worker.enrollment.observe import (
     Rejected,
     Transient,
 )
-from worker.enrollment.view import Outcome, Step, Verdict
+from worker.enrollment.view import Verdict
+from worker.journal.records import Outcome, Step
 
 
 @dataclass(frozen=True)

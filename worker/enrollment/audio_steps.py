@@ -17,19 +17,22 @@ import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
+from worker.audio.derive import DerivedUpload
 from worker.enrollment import collisions
 from worker.enrollment.actions import Action, CreateAudio, FindAudio, UploadFile
 from worker.enrollment.locks import AudioLocks
 from worker.enrollment.observe import Observation, SawAudio
 from worker.enrollment.reads import Reads, audio_seen
 from worker.enrollment.task import EnrollmentTask, audio_alias
-from worker.enrollment.view import ABSENT, Absent, AudioSeen, Step
+from worker.enrollment.view import ABSENT, Absent, AudioSeen
 from worker.journal.records import (
     AudioCreated,
+    AudioDerived,
     AudioIntent,
     AudioUploaded,
     EnrollmentMemory,
     Journal,
+    Step,
 )
 
 log = structlog.get_logger(__name__)
@@ -132,7 +135,7 @@ class AudioWork:
         inline = upload.size <= self.inline_max_bytes
         derived = self._derived.get(sha)
         # A derived file's alias is tied to its source before the server sees it.
-        records = [derived.record(t.key)] if derived is not None else []
+        records = [_derived_record(t.key, derived)] if derived is not None else []
         await self.journal.append(*records, AudioIntent(key=t.key, sha256=sha))
         if inline and derived is not None:
             await anyio.to_thread.run_sync(derived.ensure)  # made again after a restart
@@ -211,3 +214,13 @@ class AudioWork:
         ours.sort(key=lambda a: (a.state.value != "available", a.uploaded_at is None))
         self.memory.audios[sha] = ours[0].handle
         return self.learn(sha, audio_seen(ours[0])).audio
+
+
+def _derived_record(key: str, derived: DerivedUpload) -> AudioDerived:
+    """The journal's word on a derived file, written before the first request using its alias."""
+    return AudioDerived(
+        key=key,
+        derivation=derived.derivation.key,
+        sha256=derived.upload.sha256,
+        size=derived.upload.size,
+    )

@@ -61,14 +61,7 @@ from worker.enrollment.observe import (
 from worker.enrollment.reads import Reads, seen
 from worker.enrollment.rules import decide
 from worker.enrollment.task import EnrollmentTask
-from worker.enrollment.view import (
-    ABSENT,
-    AudioSeen,
-    Limits,
-    Outcome,
-    Step,
-    View,
-)
+from worker.enrollment.view import ABSENT, AudioSeen, Limits, View
 from worker.journal.records import Computed as ComputedRecord
 from worker.journal.records import (
     ComputeIntent,
@@ -76,6 +69,8 @@ from worker.journal.records import (
     EnrollmentOutcome,
     ErrorInfo,
     Journal,
+    Outcome,
+    Step,
 )
 
 log = structlog.get_logger(__name__)

@@ -18,13 +18,13 @@ from worker.enrollment.view import (
     MAX_ATTEMPTS_PER_STEP,
     Absent,
     AudioSeen,
-    Step,
     Unknown,
     Verdict,
     View,
     VoiceprintSeen,
     Wait,
 )
+from worker.journal.records import Step
 
 
 @dataclass(frozen=True)

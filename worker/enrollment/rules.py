@@ -55,12 +55,11 @@ from worker.enrollment.view import (
     UNKNOWN,
     VOICE_NEEDED_S,
     AudioSeen,
-    Outcome,
     Plan,
-    Step,
     View,
     VoiceprintSeen,
 )
+from worker.journal.records import Outcome, Step
 
 
 def decide(view: View) -> Action:

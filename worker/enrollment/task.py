@@ -13,8 +13,8 @@ from typing import Protocol
 from worker.audio.derive import DerivedUpload
 from worker.audio.files import VerifiedUpload
 from worker.audio.voice_rule import LocalVoice, with_local_voice
-from worker.enrollment.view import Outcome, Plan
-from worker.journal.records import EnrollmentOutcome
+from worker.enrollment.view import Plan
+from worker.journal.records import EnrollmentOutcome, Outcome
 
 ALIAS_PREFIX = "sha256:"
 

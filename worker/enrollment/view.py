@@ -1,40 +1,22 @@
 """What is known about one enrollment: the values the pure rules decide on.
 
-Owns: outcomes and steps, what the server was last seen to hold (`AudioSeen`,
-`VoiceprintSeen`), what the manifest asks for (`Plan`), the bounds of one enrollment (`Limits`)
-and the whole `View`. Plain frozen data, no behaviour beyond small queries: `decide` lives in
-`enrollment_rules.py`, `observe` and the progress accounting in `enrollment_observe.py`.
+Owns: what the server was last seen to hold (`AudioSeen`, `VoiceprintSeen`), what the manifest
+asks for (`Plan`), the bounds of one enrollment (`Limits`) and the whole `View`. Plain frozen
+data, no behaviour beyond small queries: `decide` lives in `rules.py`, `observe` and the
+progress accounting in `observe.py`. Outcomes and steps are the journal's words
+(`worker.journal.records`), so that the journal can be read without the rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Literal
+
+from worker.journal.records import Outcome, Step
 
 VOICE_NEEDED_S = 4.5
 MAX_ATTEMPTS_PER_STEP = 4
 CREDITS_REASON = "credits exhausted: compute paused"
-
-
-class Outcome(StrEnum):
-    ENROLLED = "enrolled"  # computed by this run and validated
-    UNCHANGED = "unchanged"  # already computed earlier with the same model and audios
-    FAILED = "failed"  # a step failed permanently; the report says which and why
-    CONFLICT = "conflict"  # the voiceprint differs from the manifest; left as it is
-    SKIPPED = "skipped"  # never finished for a reason outside the enrollment (shutdown, credits)
-
-
-class Step(StrEnum):
-    PREFLIGHT = "preflight"
-    VOICEPRINT = "voiceprint"
-    IDENTITY = "identity"
-    AUDIO = "audio"
-    UPLOAD = "upload"
-    CREATE_VOICEPRINT = "create_voiceprint"
-    ADD_AUDIO = "add_audio"
-    COMPUTE = "compute"
-    VALIDATE = "validate"
 
 
 Unknown = Literal["unknown"]

@@ -28,9 +28,8 @@ from worker.audio.inspect import MAX_UPLOAD_BYTES, too_large_reason
 from worker.base.fsutil import atomic_writer
 from worker.base.text import encode_text
 from worker.enrollment.task import EnrollmentTask, outcome_record
-from worker.enrollment.view import Outcome, Step
 from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
-from worker.journal.records import EnrollmentOutcome, ErrorInfo
+from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
 from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
 from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
 from worker.manifest.read import open_manifest

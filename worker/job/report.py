@@ -21,8 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from worker.base.csvsafe import spreadsheet_safe_row
 from worker.base.fsutil import atomic_writer
 from worker.base.text import encode_text
-from worker.enrollment.view import Outcome
-from worker.journal.records import EnrollmentOutcome
+from worker.journal.records import EnrollmentOutcome, Outcome
 
 RETRYABLE = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value})
 NOT_OK = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value, Outcome.CONFLICT.value})

@@ -36,7 +36,7 @@ from worker.base.fsutil import atomic_write_json
 from worker.config.settings import Settings
 from worker.enrollment.driver import EnrollmentDriver
 from worker.enrollment.locks import EnrollmentLocks
-from worker.enrollment.view import Limits, Outcome, Step
+from worker.enrollment.view import Limits
 from worker.job.input import JobInput, PlannedEnrollment, PlanStream, load_job_input
 from worker.job.report_files import run_report_paths, write_reports
 from worker.job.starts import StartCounter
@@ -49,6 +49,8 @@ from worker.journal.records import (
     JobStarted,
     Journal,
     JournalState,
+    Outcome,
+    Step,
 )
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.queue.jobqueue import JobQueue

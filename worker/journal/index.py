@@ -43,11 +43,11 @@ from typing import Any
 
 import structlog
 
-from worker.enrollment.view import Outcome
 from worker.journal.records import (
     EnrollmentOutcome,
     JournalCorrupt,
     JournalState,
+    Outcome,
     parse_record,
     read_lines,
 )

@@ -16,6 +16,7 @@ import errno
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -24,6 +25,7 @@ import anyio.to_thread
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from worker.audio.derive import DerivedInfo
 from worker.audio.voice_rule import LocalVoice
 from worker.base.fsutil import fsync_dir
 from worker.base.text import SafeStr
@@ -33,6 +35,26 @@ log = structlog.get_logger(__name__)
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class Outcome(StrEnum):
+    ENROLLED = "enrolled"  # computed by this run and validated
+    UNCHANGED = "unchanged"  # already computed earlier with the same model and audios
+    FAILED = "failed"  # a step failed permanently; the report says which and why
+    CONFLICT = "conflict"  # the voiceprint differs from the manifest; left as it is
+    SKIPPED = "skipped"  # never finished for a reason outside the enrollment (shutdown, credits)
+
+
+class Step(StrEnum):
+    PREFLIGHT = "preflight"
+    VOICEPRINT = "voiceprint"
+    IDENTITY = "identity"
+    AUDIO = "audio"
+    UPLOAD = "upload"
+    CREATE_VOICEPRINT = "create_voiceprint"
+    ADD_AUDIO = "add_audio"
+    COMPUTE = "compute"
+    VALIDATE = "validate"
 
 
 class _Record(BaseModel):
@@ -95,16 +117,6 @@ class Computed(_Record):
     kind: Literal["computed"] = "computed"
     key: str
     voiceprint_id: str | None = None
-
-
-class DerivedInfo(BaseModel):
-    """A file uploaded as a derived copy: which source, which channel, what was done."""
-
-    model_config = ConfigDict(frozen=True)
-    file: SafeStr  # the source, as the manifest names it
-    channel: int | None  # as the manifest names it
-    done: str  # "channel 1 of 2 as mono FLAC", "converted from mp3, as mono FLAC"
-    sha256: str  # of the uploaded bytes: the audio's alias is sha256:<this>
 
 
 class ErrorInfo(BaseModel):

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from worker.enrollment.view import Outcome
+from worker.journal.records import Outcome
 
 if TYPE_CHECKING:
     from worker.api.governor import Governor
