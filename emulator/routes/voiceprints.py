@@ -83,17 +83,19 @@ async def list_voiceprint_audios(request: web.Request) -> web.Response:
 
 
 async def add_audio(request: web.Request) -> web.Response:
-    state, _, sp = space_of(request)
-    mi = request.match_info
-    vp = state.add_audio(sp, mi["identity"], mi["voiceprint"], mi["audio"])
-    await commit(request)
-    return respond(state.voiceprint_wire(sp, vp))
+    return await _change_membership(request, add=True)
 
 
 async def remove_audio(request: web.Request) -> web.Response:
+    return await _change_membership(request, add=False)
+
+
+async def _change_membership(request: web.Request, *, add: bool) -> web.Response:
+    """One route, two verbs: an audio added to or removed from a voiceprint."""
     state, _, sp = space_of(request)
     mi = request.match_info
-    vp = state.remove_audio(sp, mi["identity"], mi["voiceprint"], mi["audio"])
+    change = state.add_audio if add else state.remove_audio
+    vp = change(sp, mi["identity"], mi["voiceprint"], mi["audio"])
     await commit(request)
     return respond(state.voiceprint_wire(sp, vp))
 

@@ -179,18 +179,7 @@ async def _run(
     total = loaded.total
     progress = _Progress(total=total)
     async with Journal(job.journal_path) as journal:
-        started = state.started
-        if started is None:
-            started = JobStarted(
-                job_id=job.job_id, manifest=job.name, manifest_sha256=job.sha256, enrollments=total
-            )
-            await journal.append(started)
-        # Outcomes of an earlier run of this job (after a crash or a shutdown).
-        progress.counts.update(await anyio.to_thread.run_sync(index.counts))
-        log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
-        if ctx.observer is not None:
-            ctx.observer.job_started(job.job_id, job.name, progress)
-
+        started = await _begin(job, ctx, journal, state, index, progress)
         await phase("enroll")
         runners = min(ctx.settings.max_enrollments, max(total, 1))
         follower = UsageFollower(ctx.client, index, started.at)
@@ -216,6 +205,32 @@ async def _run(
         await journal.append(JobFinished())
         crash_point("job.finished_record", job.name)
     await _finish(job, ctx, result, phase)
+
+
+async def _begin(
+    job: ClaimedJob,
+    ctx: JobContext,
+    journal: Journal,
+    state: JournalState,
+    index: JournalIndex,
+    progress: _Progress,
+) -> JobStarted:
+    """The job's start: journaled once (a resumed job keeps its first start, whose time bounds
+    the usage check), the outcomes of an earlier run counted, the observer told."""
+    started = state.started
+    if started is None:
+        started = JobStarted(
+            job_id=job.job_id,
+            manifest=job.name,
+            manifest_sha256=job.sha256,
+            enrollments=progress.total,
+        )
+        await journal.append(started)
+    progress.counts.update(await anyio.to_thread.run_sync(index.counts))
+    log.info("job_started", manifest=job.name, enrollments=progress.total, resumed=progress.done)
+    if ctx.observer is not None:
+        ctx.observer.job_started(job.job_id, job.name, progress)
+    return started
 
 
 async def _finish_reported(
