@@ -2,10 +2,13 @@
 
 Owns: names, defaults, validation and the secret-file indirection of all configuration, and
 turning a bad configuration into one plain line per problem (`InvalidSettings`). The README's
-table of these settings is rendered by `settings_table.py`.
+table of these settings is rendered by `worker.config.table`.
 Sources, strongest first: CLI flags (passed in as init values by `cli.py`), environment
 variables `ENROLLER_*`, a `.env` file in the working directory, then the defaults below.
-`Settings` is built once in the CLI and passed down; no other module reads the environment.
+`Settings` is built once in the CLI and passed down; no other module reads a setting from the
+environment. Two variables are read where they act because they are not the worker's
+settings: the test-only crash points (`worker.base.crashpoints`) and glibc's own malloc
+tunables, which `worker.base.memtune` leaves to the operator when set.
 Secrets (`SecretStr` fields) come from the environment, `.env` or a file, never from a flag:
 a command line is readable by every user of the host.
 """

@@ -1,16 +1,17 @@
 """One job: a claimed manifest driven to a report.
 
-Owns: reading the manifest, preflight, the fan-out of its enrollments under the shared limits,
-the lease heartbeat while it runs, the usage-record check afterwards, and the three report
-files. Enrollments stream from the manifest through a few preflight threads into a fixed set
-of runner tasks over a zero-buffer channel: a 100 000-enrollment manifest never becomes
-100 000 tasks or models, the first request goes out as soon as the first enrollment passes
-preflight, and finished results live in the journal on disk, not in memory (only counts):
-resume, the usage check and the reports ask the journal's index (`worker.journal.index`),
-never a set of keys.
+Owns: the fan-out of a job's enrollments under the shared limits (its manifest and preflight
+come from `worker.job.input`), the usage-record check afterwards, and the three report files.
+The lease's heartbeat runs beside it, in the fault boundary (`worker.job.boundary`).
+Enrollments stream from the manifest through a few preflight threads into a fixed set of
+runner tasks over a zero-buffer channel: a 100 000-enrollment manifest never becomes 100 000
+tasks or models, the first request goes out as soon as the first enrollment passes preflight,
+and finished results live in the journal on disk, not in memory (only counts): resume, the
+usage check and the reports ask the journal's index (`worker.journal.index`), never a set of
+keys.
 
-It never decides an enrollment's next step (`enrollment_rules`) and never touches queue files
-other than through `worker/queue/`.
+It never decides an enrollment's next step (`worker.enrollment.rules`) and never touches queue
+files other than through `worker.queue`.
 """
 
 from __future__ import annotations
