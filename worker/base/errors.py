@@ -33,43 +33,52 @@ class EnrollerError(Exception):
 
 
 class WorkerMustStop(EnrollerError):
-    """The worker cannot go on at all: the caller stops the process (exit code 2).
+    """The worker cannot go on at all: whoever catches it stops the process (exit code 2).
 
-    Raised where configuration, credentials or the queue directory turn out unusable; a job
-    that meets one is checkpointed (not failed: it is not at fault) and the service stops.
+    Raised where configuration, credentials or the queue directory turn out unusable: the
+    settings and the key file (`InvalidSettings`, `KeyFileProblem`: the CLI prints them), the
+    queue's setup and claim (`QueueSetupError`), the service's access check (`FatalError`), the
+    enrollment driver on a refused credential (`FatalApiError`). A job that meets one is
+    checkpointed (not failed: it is not at fault), then the service stops.
     """
 
 
 class JobMustFail(EnrollerError):
     """This job cannot run: the caller fails it (manifest to `failed/`, `error.json`).
 
-    Raised for a manifest or a journal that cannot be used as it is; retrying would meet the
-    same bytes. Never stops the other jobs or the process.
+    Raised for a manifest or a journal that cannot be used as it is, where retrying would meet
+    the same bytes: the manifest readers (`JsonScanError`, `CsvChanged`), the journal
+    (`JournalCorrupt`), a path that is no regular file (`NotRegularFile`), `enroller submit`
+    refusing a file (`SubmitRefused`). Never stops the other jobs or the process.
     """
 
 
 class JobMustCheckpoint(EnrollerError):
     """Stop this job now and keep its journal: a later start resumes it where it stopped.
 
-    Raised where the job is not at fault but cannot safely go on (the disk refused a journal
-    write, the journal index failed). The boundary records it as a start that did not end, so
-    a fault that persists fails the job after `max_job_starts`.
+    Raised where the job is not at fault but cannot safely go on: the journal when the disk
+    refused an append (`JournalWriteFailed`), the journal index when SQLite failed
+    (`JournalIndexFailed`). The boundary gives the lease back and records it as a start that
+    did not end, so a fault that persists fails the job after `max_job_starts`.
     """
 
 
 class JobNoLongerHeld(JobMustCheckpoint):
     """The job is not this worker's any more: stop at once, write nothing to it, release nothing.
 
-    Raised by the queue's lease when another worker took the job over (or its directory is
-    gone); whoever holds it now resumes it from the journal.
+    Raised by the queue's lease (`LeaseLost`) when another worker took the job over, its
+    directory is gone or a renewal came too late; whoever holds it now resumes it from the
+    journal.
     """
 
 
 class EnrollmentFailed(EnrollerError):
     """One enrollment cannot be done (an audio file unreadable or undecodable): it fails alone.
 
-    Its caller turns it into that enrollment's failed outcome (or a preflight problem) and the
-    job goes on. Not meant to reach the job's boundary; one that does fails the job.
+    Raised by the audio layer (`AudioUnreadable`, `AudioChanged`, `DecodeError`); its caller
+    (preflight, the enrollment driver) turns it into that enrollment's failed outcome or a
+    preflight problem, and the job goes on. Not meant to reach the job's boundary; one that
+    does is a bug of the job, which then fails.
     """
 
 
