@@ -23,6 +23,7 @@ import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
+from worker.base.errors import WorkerMustStop
 from worker.config.settings import Settings
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
@@ -41,7 +42,7 @@ EXIT_FAILURES = 1
 EXIT_FATAL = 2
 
 
-class FatalError(Exception):
+class FatalError(WorkerMustStop):
     """The worker cannot run at all: configuration, credentials, queue setup."""
 
 

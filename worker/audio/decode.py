@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from worker.audio.formats import DEMUXERS, container_name, format_problem
+from worker.base.errors import EnrollmentFailed
 
 # A file that takes longer than this to decode is reported, not waited for. A 2-minute call
 # decodes in milliseconds; only a hostile or broken stream gets near it.
@@ -54,7 +55,7 @@ BLOCK_SAMPLES = 1 << 15
 _DOCTYPE_HEAD = 64
 
 
-class DecodeError(Exception):
+class DecodeError(EnrollmentFailed):
     """The file cannot be decoded as audio; the message is the reason, for a person."""
 
 

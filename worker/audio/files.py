@@ -18,12 +18,13 @@ from typing import IO
 
 import anyio.to_thread
 
+from worker.base.errors import EnrollmentFailed
 from worker.base.fsutil import NotRegularFile, open_regular
 
 CHUNK_BYTES = 1 << 20
 
 
-class AudioUnreadable(Exception):
+class AudioUnreadable(EnrollmentFailed):
     """A file that cannot be inspected or sent; the message is the reason, for a person."""
 
 

@@ -23,11 +23,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from worker.base.errors import JobMustFail
 from worker.base.text import encode_text
 
 
-class NotRegularFile(OSError):
-    """A path that names a FIFO, a device, a socket, a directory or a symlink, not a file."""
+class NotRegularFile(JobMustFail, OSError):
+    """A path that names a FIFO, a device, a socket, a directory or a symlink, not a file.
+
+    A `JobMustFail` (a file a job was given cannot be used) that is also an `OSError` with its
+    errno, for callers that read one. Where a caller knows better it says so: an audio file's
+    becomes `AudioUnreadable` (that enrollment fails), a submitted file's `SubmitRefused`.
+    """
 
 
 _KINDS = (

@@ -26,6 +26,7 @@ from typing import TextIO
 
 from pydantic import BaseModel, Field, computed_field
 
+from worker.base.errors import JobMustFail
 from worker.base.fsutil import NotRegularFile, fsync_dir, open_regular, temp_name_for
 from worker.commands.validate import Checks, check_stream
 from worker.manifest.models import ManifestDefaults, Problem
@@ -37,7 +38,7 @@ _CHUNK = 1 << 20
 MAX_NAME_TRIES = 1000
 
 
-class SubmitRefused(Exception):
+class SubmitRefused(JobMustFail):
     """One file cannot be submitted; the message is the reason, for a person."""
 
 

@@ -11,10 +11,12 @@ import os
 import stat
 from pathlib import Path
 
+from worker.base.errors import WorkerMustStop
+
 KEY_FILE_MAX_BYTES = 64 * 1024  # an API key is short; anything bigger is the wrong file
 
 
-class KeyFileProblem(Exception):  # not a ValueError: pydantic lets it out of a validator as is
+class KeyFileProblem(WorkerMustStop):  # not a ValueError: pydantic lets it out of a validator as is
     """The key file cannot give a key; `rule` says why (its path, never its content)."""
 
     def __init__(self, rule: str) -> None:

@@ -36,6 +36,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
+from worker.base.errors import WorkerMustStop
 from worker.base.masking import url_secrets
 from worker.config.keyfile import KeyFileProblem, read_key_file, too_open_warning
 
@@ -51,7 +52,7 @@ class UrlSetting:
         self.schemes = schemes
 
 
-class InvalidSettings(Exception):
+class InvalidSettings(WorkerMustStop):
     """A configuration that cannot be used: one line per problem, never a value.
 
     Not a ValueError on purpose: raised inside a validator, pydantic lets it through as it is.

@@ -21,6 +21,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.audio.files import AudioUnreadable
+from worker.base.errors import WorkerMustStop
 from worker.enrollment import collisions
 from worker.enrollment.actions import (
     Action,
@@ -76,8 +77,13 @@ from worker.journal.records import (
 log = structlog.get_logger(__name__)
 
 
-class FatalApiError(Exception):
-    """The worker cannot go on at all (the API refuses our credentials)."""
+class FatalApiError(WorkerMustStop):
+    """The worker cannot go on at all (the API refuses our credentials).
+
+    The one bridge from the API's tree (`worker.api.errors`) to the worker's: the driver raises
+    it where `answers.meaning` calls an API answer `Fatal`; the job's boundary checkpoints the
+    job and the service stops.
+    """
 
 
 INLINE_MAX_BYTES = 8 * 1024 * 1024  # the default of ENROLLER_INLINE_UPLOAD_MAX_BYTES

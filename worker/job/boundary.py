@@ -1,17 +1,22 @@
 """The fault boundary of one job (design.md §7): nothing a job does can stop the worker.
 
-Owns: what an exception that escapes a job means. A lost lease hands the job off untouched; a
-fatal API answer (credentials revoked) checkpoints it and stops the service; a journal the disk
-refused checkpoints it; anything else, of any class (a parser bug, a full disk, a corrupt
-journal), moves the manifest to failed/ with `<job>.error.json` (exception class, message,
-phase) and logs the traceback once. It also keeps the poison-pill counter (`jobstarts`) and
-gives the lease back on every way out, cancellation included.
+Owns: what an exception that escapes a job means, read from the shape of the worker's error tree
+(`worker/base/errors.py`), never from which module raised it (`fate`). A `JobNoLongerHeld` (a
+lost lease) hands the job off untouched; a `WorkerMustStop` (credentials revoked) checkpoints it
+and stops the service; a `JobMustCheckpoint` (the disk refused a journal write, the journal
+index failed), or a bare `OSError` a full or failing disk answered (a report write),
+checkpoints it; anything else — a `JobMustFail`, an `EnrollmentFailed` nobody caught, or an
+exception of any other class (a parser bug) — moves the manifest to failed/ with
+`<job>.error.json` (exception class, message, phase) and logs the traceback once. It also keeps
+the poison-pill counter (`jobstarts`) and gives the lease back on every way out, cancellation
+included.
 
 It never does a job's work itself (`job.work`) and never raises to the service.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
 import functools
 
@@ -21,13 +26,11 @@ import structlog
 
 from worker.api.governor import REQUEST_METER, RequestMeter
 from worker.base.crashpoints import crash_point
+from worker.base.errors import EnrollerError, JobMustCheckpoint, JobNoLongerHeld, WorkerMustStop
 from worker.base.log import REDACTOR
-from worker.enrollment.driver import FatalApiError
 from worker.job.run import JobContext, JobResult, work
 from worker.job.starts import JobError, StartCounter, crashed_too_often, poison_reason
-from worker.journal.records import JournalWriteFailed
 from worker.manifest.models import Problem
-from worker.queue.lease import LeaseLost
 from worker.queue.leaseguard import LEASE_GUARD, LeaseGuard
 from worker.queue.paths import ClaimedJob
 
@@ -79,23 +82,53 @@ async def _run_guarded(
     return True
 
 
+class Fate(enum.Enum):
+    """What an exception that ended a job does to it (`fate`)."""
+
+    HAND_OFF = "hand_off"  # not ours any more: touch nothing, release nothing
+    STOP_WORKER = "stop_worker"  # checkpoint it, then the service stops
+    CHECKPOINT = "checkpoint"  # keep the journal, release the lease; a later start resumes
+    FAIL = "fail"  # manifest to failed/ with error.json
+
+
+# What a full or failing disk answers: the job is not at fault, so it is kept, not failed.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+def fate(exc: Exception) -> Fate:
+    """The job's fate by the kind of `exc` in the worker's error tree (worker/base/errors.py).
+
+    The one exception class outside the tree read here is `OSError`: a write of the job's own
+    files (a report) the disk refused checkpoints it, as a refused journal write does.
+    """
+    if isinstance(exc, JobNoLongerHeld):
+        return Fate.HAND_OFF
+    if isinstance(exc, WorkerMustStop):
+        return Fate.STOP_WORKER
+    if isinstance(exc, JobMustCheckpoint):
+        return Fate.CHECKPOINT
+    if isinstance(exc, OSError) and not isinstance(exc, EnrollerError):
+        return Fate.CHECKPOINT if exc.errno in DISK_ERRNOS else Fate.FAIL
+    return Fate.FAIL  # JobMustFail, an EnrollmentFailed nobody caught, or any other class
+
+
 async def _stopped(
     job: ClaimedJob, ctx: JobContext, result: JobResult, counter: StartCounter, exc: Exception
 ) -> bool:
     """What an exception that ended the job means for it; returns whether to release."""
     result.interrupted = True
-    match exc:
-        case LeaseLost():
+    match fate(exc):
+        case Fate.HAND_OFF:
             log.warning("job_lease_lost", reason=str(exc))  # another worker has it: hands off
             return False
-        case FatalApiError():
+        case Fate.STOP_WORKER:
             result.fatal = str(exc)  # e.g. credentials revoked: the service stops everything
             log.error("job_stopped_fatal", reason=str(exc))
             return True
-        case JournalWriteFailed() | OSError() if _disk_refused(exc):
-            # The disk refused the journal or a report: checkpoint (the journal heals on the
-            # next start, which writes the reports again). It counts as a start that did not
-            # end, so a disk that stays full fails the job after `max_job_starts`.
+        case Fate.CHECKPOINT:
+            # The disk refused the journal, its index or a report: checkpoint (the journal
+            # heals on the next start, which writes the reports again). It counts as a start
+            # that did not end, so a disk that stays full fails the job after `max_job_starts`.
             error = _job_error(exc, result.phase)
             log.error("job_checkpointed_disk_refused", phase=result.phase, error=error.message)
             await anyio.to_thread.run_sync(counter.error, error)
@@ -121,7 +154,7 @@ async def _fail_job(
             [problem.model_dump(mode="json")],
             error.model_dump(mode="json") if error is not None else None,
         )
-    except LeaseLost:
+    except JobNoLongerHeld:  # the lease was lost meanwhile: the job is another's
         return False
     except OSError as exc:  # e.g. the disk is full: the counter fails it on a later start
         log.error("job_not_moved_to_failed", error=exc.strerror or str(exc))
@@ -133,7 +166,7 @@ async def _fail_job(
 async def _run_with_heartbeat(
     job: ClaimedJob, ctx: JobContext, result: JobResult, counter: StartCounter
 ) -> None:
-    """`_run` while the lease is renewed; a lost lease cancels the work (LeaseLost escapes).
+    """`_run` while the lease is renewed; a lost lease cancels the work (`LeaseLost` escapes).
 
     No request leaves once the lease may have lapsed (a frozen process, thawed): see `leaseguard`.
     """
@@ -146,16 +179,6 @@ async def _run_with_heartbeat(
             tg.cancel_scope.cancel()
     finally:
         LEASE_GUARD.reset(token)
-
-
-# What a full or failing disk answers: the job is not at fault, so it is kept, not failed.
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
-
-
-def _disk_refused(exc: Exception) -> bool:
-    return isinstance(exc, JournalWriteFailed) or (
-        isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
-    )
 
 
 def _leaf(exc: BaseException) -> Exception:

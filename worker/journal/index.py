@@ -28,7 +28,6 @@ unreadable database) is rebuilt.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -43,6 +42,7 @@ from typing import Any
 
 import structlog
 
+from worker.base.errors import JobMustCheckpoint
 from worker.journal.records import (
     EnrollmentOutcome,
     JournalCorrupt,
@@ -87,11 +87,19 @@ def default_directory() -> Path:
     return Path(tempfile.gettempdir()) / f"voiceprint-enroller-index-{os.getuid()}"
 
 
-def _as_oserror(exc: sqlite3.Error) -> OSError:
-    """The index's disk failing is the disk failing: the job checkpoints
-    (worker/job/boundary.py)."""
-    full = "full" in str(exc).lower()
-    return OSError(errno.ENOSPC if full else errno.EIO, f"journal index: {exc}")
+class JournalIndexFailed(JobMustCheckpoint):
+    """SQLite failed under the index (a full or failing disk): the job checkpoints.
+
+    Raised by `JournalIndex` in place of the `sqlite3.Error` (its text is in the message and
+    `reason`; `disk_full` says whether SQLite found the disk full). The journal is still the
+    truth and intact, so the job's boundary keeps it and a later start resumes
+    (worker/job/boundary.py). Not an `OSError`: nobody may take it for a file's problem.
+    """
+
+    def __init__(self, exc: sqlite3.Error) -> None:
+        self.reason = str(exc)
+        self.disk_full = "full" in self.reason.lower()
+        super().__init__(f"journal index: {self.reason}")
 
 
 class JournalIndex(UsageLedger):
@@ -116,8 +124,10 @@ class JournalIndex(UsageLedger):
                 self._check()
                 break
             except (OSError, sqlite3.Error) as exc:
+                if place == places[-1] and isinstance(exc, sqlite3.Error):
+                    raise JournalIndexFailed(exc) from None
                 if place == places[-1]:
-                    raise _as_oserror(exc) if isinstance(exc, sqlite3.Error) else exc from None
+                    raise exc from None
                 log.warning(
                     "journal_index_beside_journal",
                     reason=f"{local} is not writable: {exc}",
@@ -229,7 +239,7 @@ class JournalIndex(UsageLedger):
                         batch = _Batch()
             added += self._commit(batch)
         except sqlite3.Error as exc:
-            raise _as_oserror(exc) from None
+            raise JournalIndexFailed(exc) from None
         return added
 
     def _commit(self, batch: _Batch) -> Counter[str]:
@@ -256,7 +266,7 @@ class JournalIndex(UsageLedger):
             try:
                 return self._db.execute(sql, args).fetchone()
             except sqlite3.Error as exc:
-                raise _as_oserror(exc) from None
+                raise JournalIndexFailed(exc) from None
 
     def __contains__(self, key: object) -> bool:
         """Whether `key` has an outcome: resume skips it (`JobInput.planned(skip=index)`)."""

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from worker.audio.derive import DerivedInfo
 from worker.audio.voice_rule import LocalVoice
+from worker.base.errors import JobMustCheckpoint, JobMustFail
 from worker.base.fsutil import fsync_dir
 from worker.base.text import SafeStr
 
@@ -170,11 +171,11 @@ JournalRecord = Annotated[
 _RECORD = TypeAdapter(JournalRecord)
 
 
-class JournalCorrupt(Exception):
+class JournalCorrupt(JobMustFail):
     """A line other than the last one does not parse: the file was damaged, not torn."""
 
 
-class JournalWriteFailed(Exception):
+class JournalWriteFailed(JobMustCheckpoint):
     """An append did not reach the disk (full disk, I/O error): the records it held are lost.
 
     Deliberately not an `OSError`: nobody may mistake it for a problem with an audio file. Once

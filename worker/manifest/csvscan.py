@@ -19,12 +19,14 @@ from typing import IO
 
 import numpy as np
 
+from worker.base.errors import JobMustFail
+
 BOM = b"\xef\xbb\xbf"
 _CHUNK = 1 << 20
 _LONE_CR = re.compile(rb"\r(?!\n)")
 
 
-class CsvChanged(Exception):
+class CsvChanged(JobMustFail):
     """A row read again is not where the first pass found it: the file changed meanwhile."""
 
 

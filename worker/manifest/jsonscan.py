@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import ijson
 
+from worker.base.errors import JobMustFail
+
 MAX_DEPTH = 64
 BOM = b"\xef\xbb\xbf"
 _SCALARS = frozenset({"null", "boolean", "integer", "double", "number", "string"})
@@ -33,7 +35,7 @@ _LONE = re.compile(
 _CHUNK = 1 << 20
 
 
-class JsonScanError(Exception):
+class JsonScanError(JobMustFail):
     """The file is not JSON this reader accepts; the message is the reason, for a person."""
 
 

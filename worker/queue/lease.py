@@ -31,6 +31,7 @@ import anyio.to_thread
 import structlog
 from pydantic import ValidationError
 
+from worker.base.errors import JobNoLongerHeld
 from worker.base.fsutil import atomic_write_json, dumps_json, fsync_dir, temp_name_for
 from worker.queue.leaseguard import LeaseGuard
 from worker.queue.paths import LEASE_RE, ClaimedJob, lease_file
@@ -42,7 +43,7 @@ log = structlog.get_logger(__name__)
 RENEW_RETRY_S = 0.25
 
 
-class LeaseLost(Exception):
+class LeaseLost(JobNoLongerHeld):
     """This worker no longer holds the job: another worker took it over. Stop working on it."""
 
 

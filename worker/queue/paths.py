@@ -33,6 +33,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from worker.base.errors import WorkerMustStop
 from worker.queue.rules import SETUP_PROBE_PREFIX
 
 FOLDERS = ("inbox", "active", "done", "failed", "reports")
@@ -44,7 +45,7 @@ STARTS_NAME = "starts.json"  # the poison-pill counter (worker/job/starts.py)
 LEASE_RE = re.compile(r"^lease\.(\d+)\.json$")
 
 
-class QueueSetupError(Exception):
+class QueueSetupError(WorkerMustStop):
     """The queue directory cannot work as configured (missing rights, folders on two mounts)."""
 
 
