@@ -218,17 +218,14 @@ async def _begin(
 ) -> JobStarted:
     """The job's start: journaled once (a resumed job keeps its first start, whose time bounds
     the usage check), the outcomes of an earlier run counted, the observer told."""
-    started = state.started
+    started, total = state.started, progress.total
     if started is None:
         started = JobStarted(
-            job_id=job.job_id,
-            manifest=job.name,
-            manifest_sha256=job.sha256,
-            enrollments=progress.total,
+            job_id=job.job_id, manifest=job.name, manifest_sha256=job.sha256, enrollments=total
         )
         await journal.append(started)
     progress.counts.update(await anyio.to_thread.run_sync(index.counts))
-    log.info("job_started", manifest=job.name, enrollments=progress.total, resumed=progress.done)
+    log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
     if ctx.observer is not None:
         ctx.observer.job_started(job.job_id, job.name, progress)
     return started
