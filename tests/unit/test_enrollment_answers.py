@@ -25,11 +25,11 @@ from worker.enrollment.observe import (
     SawVoiceprint,
     Transient,
 )
-from worker.enrollment.view import ABSENT, Outcome, Step, Verdict, VoiceprintSeen
+from worker.enrollment.view import ABSENT, Done, Outcome, Step, VoiceprintSeen
 
 
 def failed(step: Step, reason: str, status: int | None = None) -> list[Rejected]:
-    return [Rejected(Verdict(Outcome.FAILED, step, reason, status))]
+    return [Rejected(Done(Outcome.FAILED, step, reason, status))]
 
 
 SERVER = errors.ServerError("busy", status=503, method="GET", route="/v")

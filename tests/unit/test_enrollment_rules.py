@@ -13,7 +13,6 @@ from worker.enrollment.actions import (
     Compute,
     CreateAudio,
     CreateVoiceprint,
-    Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
@@ -43,6 +42,7 @@ from worker.enrollment.rules import decide
 from worker.enrollment.view import (
     ABSENT,
     AudioSeen,
+    Done,
     Limits,
     Outcome,
     Plan,

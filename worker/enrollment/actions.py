@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.enrollment.view import Outcome, Step
+from worker.enrollment.view import Done, Step
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,6 @@ class AwaitCompute:
 @dataclass(frozen=True)
 class Validate:
     step: Step = Step.VALIDATE
-
-
-@dataclass(frozen=True)
-class Done:
-    outcome: Outcome
-    step: Step | None = None
-    reason: str = ""
-    status: int | None = None
 
 
 Action = (

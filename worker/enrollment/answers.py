@@ -2,7 +2,7 @@
 design.md §4 and the failure handling of §5, as one pure function and a table.
 
 Owns: the meaning of an error answer (or of a local file that changed since preflight) for one
-action: an observation for the rules to fold, a failure `Verdict`, or `Fatal`. It performs no
+action: an observation for the rules to fold, a failure (`Done`), or `Fatal`. It performs no
 I/O and never retries anything; the driver (`enrollment.py`) performs the calls and acts on
 what this says. A 409 whose meaning needs reads first (create voiceprint, add audio, compute,
 upload) is explained by `collisions.py` after the driver has read; the one 409 that needs no
@@ -37,7 +37,7 @@ from worker.enrollment.observe import (
     Rejected,
     Transient,
 )
-from worker.enrollment.view import Outcome, Step, Verdict
+from worker.enrollment.view import Done, Outcome, Step
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Fatal:
 
 
 def _failed(step: Step, reason: str, status: int | None = None) -> list[Observation]:
-    return [Rejected(Verdict(Outcome.FAILED, step, reason, status))]
+    return [Rejected(Done(Outcome.FAILED, step, reason, status))]
 
 
 def meaning(

@@ -30,7 +30,6 @@ from worker.enrollment.actions import (
     Compute,
     CreateAudio,
     CreateVoiceprint,
-    Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
@@ -64,6 +63,7 @@ from worker.enrollment.task import EnrollmentTask
 from worker.enrollment.view import (
     ABSENT,
     AudioSeen,
+    Done,
     Limits,
     Outcome,
     Step,

@@ -18,9 +18,9 @@ from worker.enrollment.view import (
     MAX_ATTEMPTS_PER_STEP,
     Absent,
     AudioSeen,
+    Done,
     Step,
     Unknown,
-    Verdict,
     View,
     VoiceprintSeen,
     Wait,
@@ -117,7 +117,7 @@ class Transient:
 class Rejected:
     """What the server holds settles the outcome (e.g. an audio linked to another identity)."""
 
-    verdict: Verdict
+    verdict: Done
 
 
 Observation = (

@@ -41,7 +41,6 @@ from worker.enrollment.actions import (
     Compute,
     CreateAudio,
     CreateVoiceprint,
-    Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
@@ -55,6 +54,7 @@ from worker.enrollment.view import (
     UNKNOWN,
     VOICE_NEEDED_S,
     AudioSeen,
+    Done,
     Outcome,
     Plan,
     Step,
@@ -66,8 +66,7 @@ from worker.enrollment.view import (
 def decide(view: View) -> Action:
     """The next action for this enrollment; `Done` when it has reached an outcome."""
     if view.verdict is not None:
-        v = view.verdict
-        return Done(v.outcome, v.step, v.reason, v.status)
+        return view.verdict
     if view.credits_exhausted:
         # Whichever call the server refused for credits: asking again would be refused too.
         return Done(Outcome.SKIPPED, view.credits_step, view.credits_reason or CREDITS_REASON)

@@ -116,12 +116,17 @@ class Wait:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """An outcome an observation already settled (e.g. an audio of another identity)."""
+class Done:
+    """An outcome reached: the last action `decide` returns, and what an observation may settle
+    before the rules get there (an audio of another identity, a refusal: `View.verdict`).
+
+    `step` and `reason` say which step failed and why (none for `enrolled` or `unchanged`);
+    `status` is the HTTP status that settled it, when an answer did.
+    """
 
     outcome: Outcome
-    step: Step
-    reason: str
+    step: Step | None = None
+    reason: str = ""
     status: int | None = None
 
 
@@ -143,7 +148,7 @@ class View:
     credits_exhausted: bool = False
     credits_reason: str = ""  # the server's message, with the step that got it
     credits_step: Step = Step.COMPUTE
-    verdict: Verdict | None = None
+    verdict: Done | None = None  # settled by an observation
     attempts: dict[str, int] = field(default_factory=dict)  # transient failures per step
     waits: dict[str, Wait] = field(default_factory=dict)  # per resource still processing
     stalls: tuple[tuple[Step, str], ...] = ()  # actions that made no progress, in order
