@@ -32,10 +32,8 @@ from worker.enrollment.observe import (
     SawAudio,
     SawVoiceprint,
     SawVoiceprintAudios,
-    Transient,
     Validated,
     advance,
-    exhausted_attempts,
     observe,
 )
 from worker.enrollment.rules import decide
@@ -416,13 +414,6 @@ def test_unknown_create_outcome_looks_up_before_creating_again() -> None:
     current = observe(current, AudioOutcomeUnknown("aa"))
     assert decide(current) == FindAudio("aa")
     assert current.attempts == {"audio:aa": 1}
-
-
-def test_repeated_transients_are_bounded() -> None:
-    current = view()
-    for _ in range(4):
-        current = observe(current, Transient(Step.VOICEPRINT, "503"))
-    assert exhausted_attempts(current) == "voiceprint"
 
 
 # --- the cap: observations without progress ---------------------------------------------------

@@ -31,7 +31,11 @@ class EnsureIdentity:
 
 @dataclass(frozen=True)
 class FindAudio:
+    """Find the audio made from file `sha` (journal, process, `sha256:` alias); `lost`: the
+    handle the server lost (an add's 404), forgotten first."""
+
     sha: str
+    lost: str | None = None
     step: Step = Step.AUDIO
 
 

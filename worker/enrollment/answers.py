@@ -70,7 +70,7 @@ def meaning(
         case errors.ServerError() | errors.RateLimited() | errors.NotSent():
             return [Transient(step, str(exc))]
         case errors.OutcomeUnknown() if isinstance(action, CreateAudio):
-            return [AudioOutcomeUnknown(action.sha)]
+            return [AudioOutcomeUnknown(action.sha, str(exc))]
         case errors.OutcomeUnknown():
             return [Transient(step, str(exc))]
         case errors.Conflict() if isinstance(action, EnsureIdentity) and action.create:

@@ -43,7 +43,7 @@ from worker.enrollment.audio_steps import AudioWork, explained
 from worker.enrollment.locks import PROCESS_AUDIO_LOCKS, AudioLocks
 from worker.enrollment.observe import (
     Added,
-    AudioOutcomeUnknown,
+    AudioLost,
     ComputeAccepted,
     Computed,
     IdentityReady,
@@ -55,13 +55,13 @@ from worker.enrollment.observe import (
     Transient,
     Validated,
     advance,
-    exhausted_attempts,
 )
 from worker.enrollment.reads import Reads, seen
 from worker.enrollment.rules import decide
 from worker.enrollment.task import EnrollmentTask
 from worker.enrollment.view import (
     ABSENT,
+    AddNotFound,
     AudioSeen,
     Done,
     Limits,
@@ -115,7 +115,6 @@ class EnrollmentDriver:
         self.clock = clock
         self.reads = Reads(task, client)
         self.calls = 0
-        self._last_transient = ""
         self.audio = AudioWork(
             task, client, journal, self.memory, self.reads, audio_locks, inline_max_bytes
         )
@@ -130,11 +129,6 @@ class EnrollmentDriver:
         )
         try:
             while True:
-                if (tried := exhausted_attempts(view)) is not None:
-                    step = tried.split(":", 1)[0]
-                    reason = f"gave up after retries: {self._last_transient}"
-                    done = Done(Outcome.FAILED, Step(step), reason)
-                    break
                 action = decide(view)
                 if isinstance(action, Done):
                     done = action
@@ -163,8 +157,6 @@ class EnrollmentDriver:
         if isinstance(said, Fatal):
             raise FatalApiError(said.reason) from None
         for obs in said:
-            if isinstance(obs, Transient | AudioOutcomeUnknown):
-                self._last_transient = str(exc)  # the reason a give-up after retries names
             if isinstance(obs, Transient):
                 log.info("enrollment_step_transient", step=obs.step.value, reason=obs.reason)
         return said
@@ -182,7 +174,10 @@ class EnrollmentDriver:
                 return [SawVoiceprintAudios(await self.reads.held())]
             case EnsureIdentity(create=create):
                 return [await self._ensure_identity(create)]
-            case FindAudio(sha=sha):
+            case FindAudio(sha=sha, lost=lost):
+                if lost is not None:  # the server lost it: forget it, then find the file's
+                    self.audio.forget(sha, lost)
+                    return [AudioLost(sha), *await self.audio.find(sha)]
                 return await self.audio.find(sha)
             case CreateAudio(sha=sha):
                 return await self.audio.create(sha)
@@ -250,13 +245,9 @@ class EnrollmentDriver:
             return explained(
                 Step.ADD_AUDIO, collisions.after_add(sha, t.identity, held, voiceprint, audio)
             )
-        except errors.NotFound:
-            if await self.reads.audio(handle) != ABSENT:
-                raise  # the voiceprint or identity is what is missing: fail as it says
-            found = await self.audio.lost(sha, handle)
-            if found is None:
-                raise
-            return found
+        except errors.NotFound as exc:
+            gone = await self.reads.audio(handle) == ABSENT  # which is missing: the rules say
+            return [AddNotFound(sha, handle, gone, exc.message, exc.status)]
         self.reads.last_voiceprint = vp
         return [Added(sha, handle, seen(vp))]
 

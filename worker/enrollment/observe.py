@@ -15,8 +15,9 @@ from dataclasses import dataclass, replace
 
 from worker.enrollment.view import (
     ABSENT,
-    MAX_ATTEMPTS_PER_STEP,
+    UNKNOWN,
     Absent,
+    AddNotFound,
     AudioSeen,
     Done,
     Step,
@@ -55,7 +56,17 @@ class SawAudio:
 
 @dataclass(frozen=True)
 class AudioOutcomeUnknown:
-    """A create whose result never arrived: look the audio up again before creating anew."""
+    """A create whose result never arrived: look the audio up again before creating anew
+    (counted per file like a transient failure; `reason` is the error's)."""
+
+    sha: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AudioLost:
+    """The driver forgot the audio the server lost for file `sha` (after `AddNotFound`), to
+    look the file's audio up again."""
 
     sha: str
 
@@ -107,7 +118,8 @@ class CreditsExhausted:
 
 @dataclass(frozen=True)
 class Transient:
-    """A step that may be tried again (counted, bounded by MAX_ATTEMPTS_PER_STEP)."""
+    """A step that may be tried again (counted per step; the rules give up on a step at
+    `Limits.max_attempts`)."""
 
     step: Step
     reason: str
@@ -126,6 +138,8 @@ Observation = (
     | IdentityReady
     | SawAudio
     | AudioOutcomeUnknown
+    | AddNotFound
+    | AudioLost
     | Added
     | Computed
     | ComputeAccepted
@@ -153,9 +167,14 @@ def observe(view: View, obs: Observation) -> View:
             return replace(view, identity_ready=True)
         case SawAudio(sha=sha, audio=audio):
             return replace(view, audios={**view.audios, sha: _keep_received(view, sha, audio)})
-        case AudioOutcomeUnknown(sha=sha):
-            bumped = _bump(view, f"{Step.AUDIO}:{sha}")
-            return replace(bumped, audios={**view.audios, sha: "unknown"})
+        case AudioOutcomeUnknown(sha=sha, reason=reason):
+            bumped = _bump(view, f"{Step.AUDIO}:{sha}", reason)
+            return replace(bumped, audios={**view.audios, sha: UNKNOWN})
+        case AddNotFound():
+            return replace(view, add_not_found=obs)
+        case AudioLost(sha=sha):
+            audios = {**view.audios, sha: UNKNOWN}
+            return replace(view, add_not_found=None, lost=view.lost | {sha}, audios=audios)
         case Added(sha=sha, voiceprint=vp):
             held = tuple(sorted((*view.held, sha))) if view.held is not None else None
             # The add's answer counts the voiceprint's audios: when that is exactly what we
@@ -188,8 +207,8 @@ def observe(view: View, obs: Observation) -> View:
             return replace(view, waits={**view.waits, resource: polled})
         case CreditsExhausted(step=step, reason=reason):
             return replace(view, credits_exhausted=True, credits_step=step, credits_reason=reason)
-        case Transient(step=step):
-            return _bump(view, str(step))
+        case Transient(step=step, reason=reason):
+            return _bump(view, str(step), reason)
         case Rejected(verdict=verdict):
             return replace(view, verdict=verdict)
     raise TypeError(f"unknown observation {obs!r}")  # pragma: no cover
@@ -211,14 +230,6 @@ def advance(view: View, action: tuple[Step, str], observations: list[Observation
     if after in seen:
         view = replace(view, stalls=(*view.stalls, action))
     return replace(view, seen=seen | {after})
-
-
-def exhausted_attempts(view: View, limit: int = MAX_ATTEMPTS_PER_STEP) -> str | None:
-    """The step key that has been tried too often, if any (guards against transient storms)."""
-    for key, count in view.attempts.items():
-        if count >= limit:
-            return key
-    return None
 
 
 def _saw_voiceprint(view: View, vp: VoiceprintSeen | Absent, here: bool) -> View:
@@ -250,5 +261,6 @@ def _keep_received(view: View, sha: str, audio: AudioSeen | Absent) -> AudioSeen
     return audio
 
 
-def _bump(view: View, key: str) -> View:
-    return replace(view, attempts={**view.attempts, key: view.attempts.get(key, 0) + 1})
+def _bump(view: View, key: str, reason: str) -> View:
+    attempts = {**view.attempts, key: view.attempts.get(key, 0) + 1}
+    return replace(view, attempts=attempts, last_transient=reason)

@@ -53,6 +53,7 @@ from worker.enrollment.view import (
     CREDITS_REASON,
     UNKNOWN,
     VOICE_NEEDED_S,
+    AddNotFound,
     AudioSeen,
     Done,
     Outcome,
@@ -65,6 +66,8 @@ from worker.enrollment.view import (
 
 def decide(view: View) -> Action:
     """The next action for this enrollment; `Done` when it has reached an outcome."""
+    if (gave_up := _gave_up(view)) is not None:
+        return gave_up
     if view.verdict is not None:
         return view.verdict
     if view.credits_exhausted:
@@ -72,6 +75,8 @@ def decide(view: View) -> Action:
         return Done(Outcome.SKIPPED, view.credits_step, view.credits_reason or CREDITS_REASON)
     if len(view.stalls) >= view.limits.max_stalls:
         return _loop_failure(view)
+    if view.add_not_found is not None:
+        return _after_add_not_found(view, view.add_not_found)
     plan = view.plan
     vp = view.voiceprint
     if vp == UNKNOWN:
@@ -199,6 +204,30 @@ def _decide_computed(view: View, vp: VoiceprintSeen) -> Action:
         f"voiceprint {plan.voiceprint!r} was computed earlier from {_shas(view.held)}, "
         f"the manifest lists {_shas(plan.shas)}; left untouched",
     )
+
+
+def _gave_up(view: View) -> Done | None:
+    """The failure of a step that failed transiently `Limits.max_attempts` times, else None.
+
+    Each of those failures already spent the client's retries of one request; trying the step
+    again would most likely only spend more (`requests.max_requests_per_step`).
+    """
+    for key, count in view.attempts.items():
+        if count >= view.limits.max_attempts:
+            step = Step(key.split(":", 1)[0])  # "audio:<sha>": a file's unknown create outcomes
+            return Done(Outcome.FAILED, step, f"gave up after retries: {view.last_transient}")
+    return None
+
+
+def _after_add_not_found(view: View, refused: AddNotFound) -> Action:
+    """An add answered 404. With the audio gone too, the server lost it (restored from a
+    backup, deleted): the file's audio is looked for again (found, or made again), once per
+    file, since the process and the journal may remember the handle for days. Otherwise (or
+    lost twice) what is missing is the voiceprint or the identity: failed, as the server said.
+    """
+    if refused.audio_gone and refused.sha not in view.lost:
+        return FindAudio(refused.sha, lost=refused.handle)
+    return Done(Outcome.FAILED, Step.ADD_AUDIO, refused.reason, refused.status)
 
 
 def not_computable_reason(plan: Plan, vp: VoiceprintSeen) -> str:

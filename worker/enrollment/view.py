@@ -93,9 +93,14 @@ class Limits:
     it had been in before) before it fails, naming the loop. Waiting for the server to process
     something is not a stall: it is paced (`wait_first` doubling to `wait_cap` seconds) and
     bounded by `processing_timeout` seconds per resource.
+
+    `max_attempts`: transient failures of one step (`View.attempts`) at which the enrollment
+    fails, "gave up after retries". Each of them already spent the client's retries of one
+    request; what that adds up to is `requests.max_requests_per_step`.
     """
 
     max_stalls: int = 60
+    max_attempts: int = MAX_ATTEMPTS_PER_STEP
     processing_timeout: float = 300.0
     wait_first: float = 0.2
     wait_cap: float = 5.0
@@ -131,6 +136,18 @@ class Done:
 
 
 @dataclass(frozen=True)
+class AddNotFound:
+    """Adding audio `handle` (file `sha`) answered 404 with `reason`; `audio_gone`: a read of
+    the audio right after found none either (else the voiceprint or identity is missing)."""
+
+    sha: str
+    handle: str
+    audio_gone: bool
+    reason: str
+    status: int | None = 404
+
+
+@dataclass(frozen=True)
 class View:
     plan: Plan
     limits: Limits = Limits()
@@ -149,7 +166,12 @@ class View:
     credits_reason: str = ""  # the server's message, with the step that got it
     credits_step: Step = Step.COMPUTE
     verdict: Done | None = None  # settled by an observation
-    attempts: dict[str, int] = field(default_factory=dict)  # transient failures per step
+    # Transient failures per step ("audio:<sha>": unknown outcomes of one file's create), and
+    # the latest one's reason; `decide` gives up at `Limits.max_attempts`.
+    attempts: dict[str, int] = field(default_factory=dict)
+    last_transient: str = ""
+    add_not_found: AddNotFound | None = None  # an add's 404, until the rules act on it
+    lost: frozenset[str] = frozenset()  # files whose audio the server lost, looked for again
     waits: dict[str, Wait] = field(default_factory=dict)  # per resource still processing
     stalls: tuple[tuple[Step, str], ...] = ()  # actions that made no progress, in order
     seen: frozenset[int] = frozenset()  # fingerprints of the states reached so far
@@ -170,4 +192,6 @@ class View:
             self.validated,
             self.credits_exhausted,
             self.verdict,
+            self.add_not_found,
+            self.lost,
         )
