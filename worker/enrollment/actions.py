@@ -1,7 +1,8 @@
-"""What an enrollment can do next: one frozen value per action, and `Done`.
+"""What an enrollment can do next: one frozen value per action; or `Done` (from `view.py`).
 
-Owns: the actions `enrollment_rules.decide` returns and the async driver (`enrollment.py`)
-performs, and how a report names one (`action_key`) when it is part of a loop. Plain data.
+Owns: the actions `rules.decide` returns and the async driver (`driver.py`) performs, the
+`Action` union of them and `Done`, and how a report names one (`action_key`) when it is part
+of a loop. Plain data.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Owns: the file's `AudioLocks` lock, held across find → create → upload of on
 voiceprints of one identity sharing a file get one audio, uploaded once; what the process
 learned about that audio; the journal records of audio effects (an intent before a create, the
 handle and the upload once they happened); and derived files (made again if needed, discarded
-once uploaded). Called by the driver (`enrollment.py`), which owns the loop and the rules.
+once uploaded); forgetting an audio the server lost. Called by the driver (`driver.py`), which
+owns the loop; what to do next is the rules' (`rules.decide`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""The async driver of one enrollment: performs the actions that `enrollment_rules` decides.
+"""The async driver of one enrollment: performs the actions that `rules.decide` returns.
 
 Owns: turning an action into API calls and journal records, and a call's answer into the
-observations it carries. It never decides what an answer means: an error's meaning is
-`enrollment_answers.meaning`, a 409's (after the reads it calls for) `collisions.py`, and what
-comes next `enrollment_rules.decide`. It never retries by itself beyond what the rules allow:
-transient failures come back as `Transient` observations, counted and bounded by the rules.
+observations it carries; it loops `decide` → perform → `advance` until `decide` returns `Done`.
+It never decides what an answer means or what comes next: an error's meaning is
+`answers.meaning`, a 409's (after the reads it calls for) `collisions.py`, an add's 404 (after
+reading the audio) and everything next `rules.decide`. It never retries by itself: a request
+is retried only inside the API client (`max_retries`); a step that failed comes back to the
+rules as a `Transient` observation, and they decide to try it again or give up.
 
 Journal discipline (design.md §5): an intent is on disk before an audio create or a compute
 is sent, and a created audio's handle is on disk before the step that depends on it.
@@ -91,8 +93,9 @@ INLINE_MAX_BYTES = 8 * 1024 * 1024  # the default of ENROLLER_INLINE_UPLOAD_MAX_
 class EnrollmentDriver:
     """Runs one enrollment to an outcome against the API, journaling as it goes.
 
-    `limits` bound it (stalls, processing timeout); `audio_locks` is the process's lock per
-    file, so that voiceprints sharing a file get one audio; `clock` is monotonic seconds.
+    `limits` bound it (stalls, processing timeout, transient failures per step: the rules
+    apply them); `audio_locks` is the process's lock per file, so that voiceprints sharing a
+    file get one audio; `clock` is monotonic seconds.
     """
 
     def __init__(
@@ -143,7 +146,7 @@ class EnrollmentDriver:
     # --- actions ---------------------------------------------------------------------------
 
     async def _perform(self, action: Action) -> list[Observation]:
-        """Perform the action; an error becomes what `enrollment_answers` says it means."""
+        """Perform the action; an error becomes what `answers.meaning` says it means."""
         self.calls += 1
         try:
             return await self._dispatch(action)

@@ -6,6 +6,8 @@ no progress: when they leave the enrollment in a state it has been in before (sa
 `View.facts`). That catches every loop whatever its shape — a 409 re-read that changes nothing,
 a transient failure, a cycle of two actions undoing each other — without listing the loops in
 advance. Waiting for the server to process something is paced and bounded by time instead.
+Transient failures are also counted per step (`View.attempts`). It records what the answers
+show, never what to do about it: that is `rules.decide`'s (giving up on a step included).
 Pure: no I/O, no clock (the driver passes `now` in `Polled`).
 """
 
@@ -127,7 +129,8 @@ class Transient:
 
 @dataclass(frozen=True)
 class Rejected:
-    """What the server holds settles the outcome (e.g. an audio linked to another identity)."""
+    """An answer settled the outcome: a refusal no retry changes (`answers.meaning`: a 422, a
+    404 to a get identity, a file changed since preflight …); the rules return it."""
 
     verdict: Done
 

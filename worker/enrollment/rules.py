@@ -1,17 +1,19 @@
 """The enrollment state machine, as pure transitions (design.md §4).
 
-Owns: what to do next for one enrollment, given what is known about it. `decide(view)` returns
-the next action; `enrollment_observe.advance` folds the action's results back into the view.
-Nothing here performs I/O or knows about HTTP: the async driver in `enrollment.py` does the
-calls; what an error answer means is `enrollment_answers.py`, what a 409 means (after reads)
-`collisions.py`, both pure. That split keeps every branch of the upsert testable with plain
-values. The values themselves are in `enrollment_view.py`.
+Owns: what to do next for one enrollment, given what is known about it, every decision of it:
+`decide(view)` returns the next action, or `Done` once it has an outcome (also giving up on a
+step that keeps failing, and what an add's 404 means); `observe.advance` folds the action's
+results back into the view. Nothing here performs I/O or knows about HTTP: the async driver in
+`driver.py` does the calls; what an error answer means is `answers.py`, what a 409 means (after
+reads) `collisions.py`, both pure. That split keeps every branch of the upsert testable with
+plain values. The values themselves are in `view.py`.
 
 design.md §4, step by step, and where each row is decided here: identity → `EnsureIdentity`
 (first when it may be created: a 201 proves nothing of ours exists yet); voiceprint → the
 model / minAudios / computed checks of `decide` and `_decide_computed` (`unchanged`,
 `conflict`); audios → `_decide_audios` (find, create, upload, wait); create voiceprint, add
-audios, compute → `_decide_members`; validate → `_decide_computed`.
+audios, compute → `_decide_members` (an add's 404: `_after_add_not_found`); validate →
+`_decide_computed`. Limits and failures (§5, §7): `_gave_up`, `_loop_failure`, `_await`.
 
 Invariants the rules guarantee:
 - a voiceprint computed earlier is never touched: same model and same audios → `unchanged`,
@@ -25,8 +27,12 @@ Invariants the rules guarantee:
   (no more, no fewer, no repeats) and the server says `computable`;
 - what the server is still processing (a file, a compute) is waited for by reading it, paced,
   within `Limits.processing_timeout`;
+- an audio the server lost (an add's 404, and the audio is gone too) is looked for again, once
+  per file; otherwise an add's 404 fails the enrollment with the server's reason;
 - every enrollment ends: actions that make no progress are capped (`Limits.max_stalls`), and the
-  failure names the loop.
+  failure names the loop; a step failing transiently `Limits.max_attempts` times fails it
+  ("gave up after retries"), which bounds the requests of one step
+  (`requests.max_requests_per_step`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """What is known about one enrollment: the values the pure rules decide on.
 
 Owns: outcomes and steps, what the server was last seen to hold (`AudioSeen`,
-`VoiceprintSeen`), what the manifest asks for (`Plan`), the bounds of one enrollment (`Limits`)
-and the whole `View`. Plain frozen data, no behaviour beyond small queries: `decide` lives in
-`enrollment_rules.py`, `observe` and the progress accounting in `enrollment_observe.py`.
+`VoiceprintSeen`), what the manifest asks for (`Plan`), the bounds of one enrollment (`Limits`),
+an outcome reached (`Done`), an add's 404 (`AddNotFound`) and the whole `View`. Plain frozen
+data, no behaviour beyond small queries: `decide` lives in `rules.py`, `observe` and the progress
+accounting in `observe.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from enum import StrEnum
 from typing import Literal
 
 VOICE_NEEDED_S = 4.5
-MAX_ATTEMPTS_PER_STEP = 4
+MAX_ATTEMPTS_PER_STEP = 4  # transient failures of one step before it fails (`Limits`)
 CREDITS_REASON = "credits exhausted: compute paused"
 
 
@@ -94,9 +95,9 @@ class Limits:
     something is not a stall: it is paced (`wait_first` doubling to `wait_cap` seconds) and
     bounded by `processing_timeout` seconds per resource.
 
-    `max_attempts`: transient failures of one step (`View.attempts`) at which the enrollment
-    fails, "gave up after retries". Each of them already spent the client's retries of one
-    request; what that adds up to is `requests.max_requests_per_step`.
+    `max_attempts` (not a setting): transient failures of one step (`View.attempts`) at which
+    the enrollment fails, "gave up after retries". Each of them already spent the client's
+    retries of one request; what that adds up to is `requests.max_requests_per_step`.
     """
 
     max_stalls: int = 60
@@ -122,8 +123,8 @@ class Wait:
 
 @dataclass(frozen=True)
 class Done:
-    """An outcome reached: the last action `decide` returns, and what an observation may settle
-    before the rules get there (an audio of another identity, a refusal: `View.verdict`).
+    """An outcome reached: the last action `decide` returns, and what an answer may settle
+    before the rules get there (a refusal, `observe.Rejected`: kept in `View.verdict`).
 
     `step` and `reason` say which step failed and why (none for `enrolled` or `unchanged`);
     `status` is the HTTP status that settled it, when an answer did.
