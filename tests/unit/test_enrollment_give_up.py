@@ -107,12 +107,13 @@ def not_found(handle: str = "h-bb", *, gone: bool) -> AddNotFound:
 
 LOST = AudioSeen("h-bb2", "available")
 FAILED_404 = Done(Outcome.FAILED, Step.ADD_AUDIO, "Audio not found", 404)
+FIND_LOST = FindAudio("bb", lost="h-bb", step=Step.ADD_AUDIO)
 
 NOT_FOUND_AFTER_ADD = [
     ("the audio is still there: the voiceprint or identity is missing, failed as the server said",
      [not_found(gone=False)], FAILED_404),
     ("the audio is gone too: the server lost it; forget its handle and find the file's audio",
-     [not_found(gone=True)], FindAudio("bb", lost="h-bb")),
+     [not_found(gone=True)], FIND_LOST),
     ("found again by its alias: that audio is added",
      [not_found(gone=True), [AudioLost("bb"), SawAudio("bb", LOST)]], AddAudio("bb", "h-bb2")),
     ("found nowhere: made again",
@@ -123,8 +124,12 @@ NOT_FOUND_AFTER_ADD = [
     ("lost a second time: failed as the server said",
      [not_found(gone=True), [AudioLost("bb"), SawAudio("bb", LOST)], not_found("h-bb2", gone=True)],
      FAILED_404),
-    ("the find after a loss failed transiently: it is tried again, forgetting again",
-     [not_found(gone=True), Transient(Step.AUDIO, BUSY)], FindAudio("bb", lost="h-bb")),
+    ("the find after a loss failed: the add's failure, the add is tried again",
+     [not_found(gone=True), [AudioLost("bb"), Transient(Step.ADD_AUDIO, BUSY)]],
+     AddAudio("bb", "h-bb")),
+    ("... and its 404 then fails: the file was lost once already",
+     [not_found(gone=True), [AudioLost("bb"), Transient(Step.ADD_AUDIO, BUSY)],
+      not_found(gone=True)], FAILED_404),
 ]  # fmt: skip
 
 

@@ -32,8 +32,8 @@ class EnsureIdentity:
 
 @dataclass(frozen=True)
 class FindAudio:
-    """Find the audio made from file `sha` (journal, process, `sha256:` alias); `lost`: the
-    handle the server lost (an add's 404), forgotten first."""
+    """Find the audio made from file `sha` (journal, process, `sha256:` alias). `lost`: the
+    handle the server lost (an add's 404), forgotten first; that find is the add's step."""
 
     sha: str
     lost: str | None = None

@@ -177,11 +177,10 @@ class EnrollmentDriver:
                 return [SawVoiceprintAudios(await self.reads.held())]
             case EnsureIdentity(create=create):
                 return [await self._ensure_identity(create)]
-            case FindAudio(sha=sha, lost=lost):
-                if lost is not None:  # the server lost it: forget it, then find the file's
-                    self.audio.forget(sha, lost)
-                    return [AudioLost(sha), *await self.audio.find(sha)]
+            case FindAudio(sha=sha, lost=None):
                 return await self.audio.find(sha)
+            case FindAudio(lost=str(lost)):
+                return await self._find_lost(action, lost)
             case CreateAudio(sha=sha):
                 return await self.audio.create(sha)
             case UploadFile(sha=sha, handle=handle):
@@ -253,6 +252,16 @@ class EnrollmentDriver:
             return [AddNotFound(sha, handle, gone, exc.message, exc.status)]
         self.reads.last_voiceprint = vp
         return [Added(sha, handle, seen(vp))]
+
+    async def _find_lost(self, action: FindAudio, handle: str) -> list[Observation]:
+        """Forget audio `handle`, which the server lost, then find the file's audio again. The
+        loss is observed whatever the find answers; a failure of the find is the add step's."""
+        self.audio.forget(action.sha, handle)
+        try:
+            found = await self.audio.find(action.sha)
+        except (errors.ApiError, AudioUnreadable) as exc:
+            return [AudioLost(action.sha), *self._heard(action, exc)]
+        return [AudioLost(action.sha), *found]
 
     async def _compute(self) -> list[Observation]:
         t = self.task

@@ -67,8 +67,8 @@ class AudioOutcomeUnknown:
 
 @dataclass(frozen=True)
 class AudioLost:
-    """The driver forgot the audio the server lost for file `sha` (after `AddNotFound`), to
-    look the file's audio up again."""
+    """The driver forgot the audio the server lost for file `sha` (after `AddNotFound`) and
+    looked the file's audio up again; what it found (or the find's failure) follows."""
 
     sha: str
 
@@ -175,9 +175,8 @@ def observe(view: View, obs: Observation) -> View:
             return replace(bumped, audios={**view.audios, sha: UNKNOWN})
         case AddNotFound():
             return replace(view, add_not_found=obs)
-        case AudioLost(sha=sha):
-            audios = {**view.audios, sha: UNKNOWN}
-            return replace(view, add_not_found=None, lost=view.lost | {sha}, audios=audios)
+        case AudioLost(sha=sha):  # the audio stays as last seen until the find answers
+            return replace(view, add_not_found=None, lost=view.lost | {sha})
         case Added(sha=sha, voiceprint=vp):
             held = tuple(sorted((*view.held, sha))) if view.held is not None else None
             # The add's answer counts the voiceprint's audios: when that is exactly what we

@@ -230,9 +230,12 @@ def _after_add_not_found(view: View, refused: AddNotFound) -> Action:
     backup, deleted): the file's audio is looked for again (found, or made again), once per
     file, since the process and the journal may remember the handle for days. Otherwise (or
     lost twice) what is missing is the voiceprint or the identity: failed, as the server said.
+
+    That find is part of the add step: a transient failure of it counts as the add's, and the
+    add is tried again as it was (its 404 then fails the enrollment: the file was lost once).
     """
     if refused.audio_gone and refused.sha not in view.lost:
-        return FindAudio(refused.sha, lost=refused.handle)
+        return FindAudio(refused.sha, lost=refused.handle, step=Step.ADD_AUDIO)
     return Done(Outcome.FAILED, Step.ADD_AUDIO, refused.reason, refused.status)
 
 
