@@ -2,7 +2,8 @@
 
 A fresh single-audio enrollment makes exactly 5 requests, one with k audios 3 + 2k; a re-run of
 an enrolled identity reads at most twice; the usage check reads one page per 50 computes; the
-worker asks `GET /user` once. Files above ENROLLER_INLINE_UPLOAD_MAX_BYTES take two steps.
+worker asks `GET /user` once. Files above ENROLLER_INLINE_UPLOAD_MAX_BYTES take two steps. A
+step that keeps failing costs (1 + ENROLLER_MAX_RETRIES) × 4 requests, then the enrollment fails.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from emulator.faults import Fault, FaultKind
 from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.e2e.test_engine_exactly_once import audio
 from tests.emulator_harness import running_emulator
+from worker.enrollment.requests import max_requests_per_step
 
 SP = "/spaces/{owner}/{space}"
 VP = f"{SP}/voiceprints/{{identity}}/{{voiceprint}}"
@@ -100,6 +103,33 @@ async def test_a_rerun_of_an_enrolled_identity_reads_at_most_twice(tmp_path: Pat
         f"POST {SP}/identities": 1
     }
     assert report_of(queue, "again")["counts"]["unchanged"] == 1
+
+
+class PostsUnavailable:
+    """Every POST answered 503 before any effect; reads answered as usual."""
+
+    def decide(self, method: str) -> Fault | None:
+        return Fault(FaultKind.ERROR_503, after_effect=False) if method == "POST" else None
+
+
+@pytest.mark.parametrize("max_retries", [0, 2])
+async def test_a_step_that_keeps_failing_costs_max_requests_per_step(
+    tmp_path: Path, max_retries: int
+) -> None:
+    queue = tmp_path / "queue"
+    doc = manifest({"eve": [audio(queue, "eve.wav").name]})
+    async with running_emulator() as emu:
+        emu.emulator.faults = PostsUnavailable()  # type: ignore[assignment]
+        drop(queue, "down.json", doc)
+        settings = make_settings(queue, emu.base_url, max_retries=max_retries)
+        assert await run_once(settings) == 1  # the failed row makes the exit code 1
+        by_route = (await emu.stats())["requests"]["by_route"]
+    # The first step, create identity, is sent 1 + max_retries times by the client, 4 times.
+    assert by_route[f"POST {SP}/identities"] == max_requests_per_step(max_retries)
+    assert by_route[f"POST {SP}/identities"] == (1 + max_retries) * 4
+    row = report_of(queue, "down")["enrollments"][0]
+    assert (row["outcome"], row["error"]["step"]) == ("failed", "identity"), row
+    assert row["error"]["reason"].startswith("gave up after retries: "), row
 
 
 async def test_the_usage_check_reads_one_page_per_50_computes(tmp_path: Path) -> None:

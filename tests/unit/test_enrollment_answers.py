@@ -25,12 +25,12 @@ from worker.enrollment.observe import (
     SawVoiceprint,
     Transient,
 )
-from worker.enrollment.view import ABSENT, Verdict, VoiceprintSeen
+from worker.enrollment.view import ABSENT, Done, VoiceprintSeen
 from worker.journal.records import Outcome, Step
 
 
 def failed(step: Step, reason: str, status: int | None = None) -> list[Rejected]:
-    return [Rejected(Verdict(Outcome.FAILED, step, reason, status))]
+    return [Rejected(Done(Outcome.FAILED, step, reason, status))]
 
 
 SERVER = errors.ServerError("busy", status=503, method="GET", route="/v")
@@ -57,7 +57,8 @@ CASES = [
      [Transient(Step.CREATE_VOICEPRINT, "HTTP 429: slow down")]),
     ("not sent", UploadFile("aa", "h-aa"), NOT_SENT,
      [Transient(Step.UPLOAD, "not sent (connection refused)")]),
-    ("unknown outcome of an audio create", CreateAudio("aa"), UNKNOWN, [AudioOutcomeUnknown("aa")]),
+    ("unknown outcome of an audio create", CreateAudio("aa"), UNKNOWN,
+     [AudioOutcomeUnknown("aa", "outcome unknown (timeout): read timeout")]),
     ("unknown outcome elsewhere", CreateVoiceprint(), UNKNOWN,
      [Transient(Step.CREATE_VOICEPRINT, "outcome unknown (timeout): read timeout")]),
     ("409 on create identity", EnsureIdentity(create=True), CONFLICT, [IdentityReady()]),

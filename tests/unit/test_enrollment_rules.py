@@ -13,7 +13,6 @@ from worker.enrollment.actions import (
     Compute,
     CreateAudio,
     CreateVoiceprint,
-    Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
@@ -33,14 +32,12 @@ from worker.enrollment.observe import (
     SawAudio,
     SawVoiceprint,
     SawVoiceprintAudios,
-    Transient,
     Validated,
     advance,
-    exhausted_attempts,
     observe,
 )
 from worker.enrollment.rules import decide
-from worker.enrollment.view import ABSENT, AudioSeen, Limits, Plan, View, VoiceprintSeen
+from worker.enrollment.view import ABSENT, AudioSeen, Done, Limits, Plan, View, VoiceprintSeen
 from worker.journal.records import Outcome, Step
 
 PLAN = Plan("cust-1", "main", "phone/v1", 1, True, ("aa", "bb"))
@@ -408,13 +405,6 @@ def test_unknown_create_outcome_looks_up_before_creating_again() -> None:
     current = observe(current, AudioOutcomeUnknown("aa"))
     assert decide(current) == FindAudio("aa")
     assert current.attempts == {"audio:aa": 1}
-
-
-def test_repeated_transients_are_bounded() -> None:
-    current = view()
-    for _ in range(4):
-        current = observe(current, Transient(Step.VOICEPRINT, "503"))
-    assert exhausted_attempts(current) == "voiceprint"
 
 
 # --- the cap: observations without progress ---------------------------------------------------

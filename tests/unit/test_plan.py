@@ -13,8 +13,10 @@ from worker.config.settings import Settings
 from worker.enrollment.requests import (
     WORKER_START_REQUESTS,
     enrollment_requests,
+    max_requests_per_step,
     usage_check_requests,
 )
+from worker.enrollment.view import MAX_ATTEMPTS_PER_STEP, Limits
 from worker.manifest.models import ManifestDefaults
 
 
@@ -27,6 +29,21 @@ def cost(owner: str = "demo", files: int = 1, size: int = 1000) -> EnrollmentCos
 @pytest.mark.parametrize(("computes", "pages"), [(0, 0), (1, 1), (50, 1), (51, 2), (120, 3)])
 def test_usage_check_reads_one_page_per_50_computes(computes: int, pages: int) -> None:
     assert usage_check_requests(computes) == pages
+
+
+def test_a_step_that_keeps_failing_costs_the_request_loop_times_the_step_attempts() -> None:
+    assert Limits().max_attempts == MAX_ATTEMPTS_PER_STEP == 4
+    assert [max_requests_per_step(r) for r in (0, 2, 6)] == [4, 12, 28]
+    assert max_requests_per_step(6, max_attempts=2) == 14
+
+
+def test_the_max_retries_setting_says_what_one_step_may_cost() -> None:
+    field = Settings.model_fields["max_retries"]
+    text = field.description or ""
+    assert text.startswith("Resends of one request")
+    assert f"tried {MAX_ATTEMPTS_PER_STEP} times in all" in text
+    assert f"up to {MAX_ATTEMPTS_PER_STEP} × (1 + max_retries) requests" in text
+    assert f"{max_requests_per_step(field.default)} by default" in text
 
 
 def test_more_audios_cost_more_requests() -> None:

@@ -110,10 +110,17 @@ class Settings(BaseSettings):
         description="Seconds one request may take (uploads: per read/write, not in total).",
     )
     max_retries: int = Field(
-        6, ge=0, description="Retries of a transient failure before the step fails."
+        6,
+        ge=0,
+        description="Resends of one request after a transient failure (5xx, timeout, lost "
+        "connection). A step is tried 4 times in all before it fails, so one step may cost "
+        "up to 4 × (1 + max_retries) requests: 28 by default.",
     )
     retry_max_time: float = Field(
-        120.0, gt=0, description="Seconds a step may spend retrying before it fails."
+        120.0,
+        gt=0,
+        description="Seconds from a request's first attempt after which it is not resent "
+        "(throttle waits not counted); its step then counts one failure.",
     )
 
     # --- Queue (design.md §3) ---

@@ -1,4 +1,5 @@
 """One enrollment as an upsert (design.md §4): the pure table (view, actions, observe, rules,
-answers, collisions) and the async driver that performs its actions (task, reads, audio
-steps, driver, locks) and the request plan it spends. Never touches the queue or a report.
+answers, collisions), which makes every decision, and the async driver that performs its
+actions (task, reads, audio steps, driver, locks); and the requests it spends (requests).
+Never touches the queue or writes a report.
 """

@@ -1,14 +1,16 @@
-"""What an enrollment can do next: one frozen value per action, and `Done`.
+"""What an enrollment can do next: one frozen value per action; or `Done` (from `view.py`).
 
-Owns: the actions `enrollment_rules.decide` returns and the async driver (`enrollment.py`)
-performs, and how a report names one (`action_key`) when it is part of a loop. Plain data.
+Owns: the actions `rules.decide` returns and the async driver (`driver.py`) performs, the
+`Action` union of them and `Done`, and how a report names one (`action_key`) when it is part
+of a loop. Plain data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.journal.records import Outcome, Step
+from worker.enrollment.view import Done
+from worker.journal.records import Step
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,11 @@ class EnsureIdentity:
 
 @dataclass(frozen=True)
 class FindAudio:
+    """Find the audio made from file `sha` (journal, process, `sha256:` alias). `lost`: the
+    handle the server lost (an add's 404), forgotten first; that find is the add's step."""
+
     sha: str
+    lost: str | None = None
     step: Step = Step.AUDIO
 
 
@@ -86,14 +92,6 @@ class AwaitCompute:
 @dataclass(frozen=True)
 class Validate:
     step: Step = Step.VALIDATE
-
-
-@dataclass(frozen=True)
-class Done:
-    outcome: Outcome
-    step: Step | None = None
-    reason: str = ""
-    status: int | None = None
 
 
 Action = (

@@ -2,17 +2,19 @@
 design.md §4 and the failure handling of §5, as one pure function and a table.
 
 Owns: the meaning of an error answer (or of a local file that changed since preflight) for one
-action: an observation for the rules to fold, a failure `Verdict`, or `Fatal`. It performs no
-I/O and never retries anything; the driver (`enrollment.py`) performs the calls and acts on
-what this says. A 409 whose meaning needs reads first (create voiceprint, add audio, compute,
-upload) is explained by `collisions.py` after the driver has read; the one 409 that needs no
-read, a create identity's, is here.
+action: an observation for the rules to fold (a failure as a `Done` in `Rejected`), or `Fatal`.
+It performs no I/O and decides no next action: the driver (`driver.py`) folds what this says
+into the view, and `rules.decide` decides, including when a step has failed transiently too
+often. A 409 whose meaning needs reads first (create voiceprint, add audio, compute, upload) is
+explained by `collisions.py` after the driver has read; the one 409 that needs no read, a
+create identity's, is here. A 404 to an add is read too (is the audio gone?) and never comes
+here: the driver reports it as `AddNotFound` and the rules decide what it means.
 
 | answer | action | meaning |
 |---|---|---|
 | 429 without Retry-After | any | `CreditsExhausted`: nothing billed runs until credits return |
 | 401 | any | `Fatal`: no call of the worker can succeed |
-| 5xx, 429, not sent | any | `Transient`: tried again, bounded per step |
+| 5xx, 429, not sent | any | `Transient`: tried again; the rules fail the step at its 4th |
 | outcome unknown | create audio | `AudioOutcomeUnknown`: alias search before any new create |
 | outcome unknown | other | `Transient` |
 | 409 | create identity | `IdentityReady`: it exists, that is fine |
@@ -37,7 +39,7 @@ from worker.enrollment.observe import (
     Rejected,
     Transient,
 )
-from worker.enrollment.view import Verdict
+from worker.enrollment.view import Done
 from worker.journal.records import Outcome, Step
 
 
@@ -49,7 +51,7 @@ class Fatal:
 
 
 def _failed(step: Step, reason: str, status: int | None = None) -> list[Observation]:
-    return [Rejected(Verdict(Outcome.FAILED, step, reason, status))]
+    return [Rejected(Done(Outcome.FAILED, step, reason, status))]
 
 
 def meaning(
@@ -71,7 +73,7 @@ def meaning(
         case errors.ServerError() | errors.RateLimited() | errors.NotSent():
             return [Transient(step, str(exc))]
         case errors.OutcomeUnknown() if isinstance(action, CreateAudio):
-            return [AudioOutcomeUnknown(action.sha)]
+            return [AudioOutcomeUnknown(action.sha, str(exc))]
         case errors.OutcomeUnknown():
             return [Transient(step, str(exc))]
         case errors.Conflict() if isinstance(action, EnsureIdentity) and action.create:

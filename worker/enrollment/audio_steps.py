@@ -4,7 +4,8 @@ Owns: the file's `AudioLocks` lock, held across find → create → upload of on
 voiceprints of one identity sharing a file get one audio, uploaded once; what the process
 learned about that audio; the journal records of audio effects (an intent before a create, the
 handle and the upload once they happened); and derived files (made again if needed, discarded
-once uploaded). Called by the driver (`enrollment.py`), which owns the loop and the rules.
+once uploaded); forgetting an audio the server lost. Called by the driver (`driver.py`), which
+owns the loop; what to do next is the rules' (`rules.decide`).
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ class AudioWork:
         self._files = {f.sha256: f for f in task.files}
         self._derived = {d.upload.sha256: d for d in task.derived}
         self._guarded: str | None = None  # the sha256 whose AudioLocks lock we hold
-        self._lost: set[str] = set()  # files whose known audio the server lost (found again once)
         self._guard = contextlib.AsyncExitStack()
 
     async def hold_for(self, action: Action) -> None:
@@ -105,22 +105,17 @@ class AudioWork:
             return [await self._adopt(sha, known)]
         return await self._create_audio(sha)
 
-    async def lost(self, sha: str, handle: str) -> list[Observation] | None:
-        """The server no longer has the audio known for this file (restored from a backup,
-        deleted): forget it and find the file's audio again, or None on the second loss.
+    def forget(self, sha: str, handle: str) -> None:
+        """The server no longer has audio `handle` made from this file (restored from a backup,
+        deleted): the process table and the journal's memory stop handing it out.
 
-        The process table and the journal may both remember a handle for days; without this,
-        every later enrollment of the same file would fail on it until the worker restarts.
+        Both may remember a handle for days; without this, every later enrollment of the same
+        file would fail on it until the worker restarts.
         """
-        if sha in self._lost:
-            return None
-        self._lost.add(sha)
         self.audio_locks.forget(self.audio_key(sha), handle)
         if self.memory.audios.get(sha) == handle:
             del self.memory.audios[sha]
         log.warning("audio_lost_by_server", audio=handle, sha256=sha[:12])
-        async with self.audio_locks.hold(self.audio_key(sha)):
-            return await self.find(sha)
 
     def file_name(self, sha: str) -> str:
         """The file as a person knows it: a derived copy by its source and what was done."""

@@ -4,7 +4,7 @@ Owns: turning "409, and then these reads" into observations and a short name of 
 collision for the log. A 409 is several collisions (already added, already computed, not yet
 available, other identity, a compute in progress, a file already received) and the message
 wording is the server's, so nothing here reads the message: the state the reads show is the
-answer. Pure; the driver (`enrollment.py`) does the reads. A collision that the reads do not
+answer. Pure; the driver (`driver.py`) does the reads. A collision that the reads do not
 explain changes nothing, and the rules' stall cap bounds repeating it.
 """
 

@@ -1,10 +1,12 @@
-"""The async driver of one enrollment: performs the actions that `enrollment_rules` decides.
+"""The async driver of one enrollment: performs the actions that `rules.decide` returns.
 
 Owns: turning an action into API calls and journal records, and a call's answer into the
-observations it carries. It never decides what an answer means: an error's meaning is
-`enrollment_answers.meaning`, a 409's (after the reads it calls for) `collisions.py`, and what
-comes next `enrollment_rules.decide`. It never retries by itself beyond what the rules allow:
-transient failures come back as `Transient` observations, counted and bounded by the rules.
+observations it carries; it loops `decide` → perform → `advance` until `decide` returns `Done`.
+It never decides what an answer means or what comes next: an error's meaning is
+`answers.meaning`, a 409's (after the reads it calls for) `collisions.py`, an add's 404 (after
+reading the audio) and everything next `rules.decide`. It never retries by itself: a request
+is retried only inside the API client (`max_retries`); a step that failed comes back to the
+rules as a `Transient` observation, and they decide to try it again or give up.
 
 Journal discipline (design.md §5): an intent is on disk before an audio create or a compute
 is sent, and a created audio's handle is on disk before the step that depends on it.
@@ -31,7 +33,6 @@ from worker.enrollment.actions import (
     Compute,
     CreateAudio,
     CreateVoiceprint,
-    Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
@@ -45,7 +46,7 @@ from worker.enrollment.audio_steps import AudioWork, explained
 from worker.enrollment.locks import PROCESS_AUDIO_LOCKS, AudioLocks
 from worker.enrollment.observe import (
     Added,
-    AudioOutcomeUnknown,
+    AudioLost,
     ComputeAccepted,
     Computed,
     IdentityReady,
@@ -57,12 +58,11 @@ from worker.enrollment.observe import (
     Transient,
     Validated,
     advance,
-    exhausted_attempts,
 )
 from worker.enrollment.reads import Reads, seen
 from worker.enrollment.rules import decide
 from worker.enrollment.task import EnrollmentTask
-from worker.enrollment.view import ABSENT, AudioSeen, Limits, View
+from worker.enrollment.view import ABSENT, AddNotFound, AudioSeen, Done, Limits, View
 from worker.journal.records import Computed as ComputedRecord
 from worker.journal.records import (
     ComputeIntent,
@@ -92,8 +92,9 @@ INLINE_MAX_BYTES = 8 * 1024 * 1024  # the default of ENROLLER_INLINE_UPLOAD_MAX_
 class EnrollmentDriver:
     """Runs one enrollment to an outcome against the API, journaling as it goes.
 
-    `limits` bound it (stalls, processing timeout); `audio_locks` is the process's lock per
-    file, so that voiceprints sharing a file get one audio; `clock` is monotonic seconds.
+    `limits` bound it (stalls, processing timeout, transient failures per step: the rules
+    apply them); `audio_locks` is the process's lock per file, so that voiceprints sharing a
+    file get one audio; `clock` is monotonic seconds.
     """
 
     def __init__(
@@ -116,7 +117,6 @@ class EnrollmentDriver:
         self.clock = clock
         self.reads = Reads(task, client)
         self.calls = 0
-        self._last_transient = ""
         self.audio = AudioWork(
             task, client, journal, self.memory, self.reads, audio_locks, inline_max_bytes
         )
@@ -131,11 +131,6 @@ class EnrollmentDriver:
         )
         try:
             while True:
-                if (tried := exhausted_attempts(view)) is not None:
-                    step = tried.split(":", 1)[0]
-                    reason = f"gave up after retries: {self._last_transient}"
-                    done = Done(Outcome.FAILED, Step(step), reason)
-                    break
                 action = decide(view)
                 if isinstance(action, Done):
                     done = action
@@ -150,7 +145,7 @@ class EnrollmentDriver:
     # --- actions ---------------------------------------------------------------------------
 
     async def _perform(self, action: Action) -> list[Observation]:
-        """Perform the action; an error becomes what `enrollment_answers` says it means."""
+        """Perform the action; an error becomes what `answers.meaning` says it means."""
         self.calls += 1
         try:
             return await self._dispatch(action)
@@ -164,8 +159,6 @@ class EnrollmentDriver:
         if isinstance(said, Fatal):
             raise FatalApiError(said.reason) from None
         for obs in said:
-            if isinstance(obs, Transient | AudioOutcomeUnknown):
-                self._last_transient = str(exc)  # the reason a give-up after retries names
             if isinstance(obs, Transient):
                 log.info("enrollment_step_transient", step=obs.step.value, reason=obs.reason)
         return said
@@ -183,8 +176,10 @@ class EnrollmentDriver:
                 return [SawVoiceprintAudios(await self.reads.held())]
             case EnsureIdentity(create=create):
                 return [await self._ensure_identity(create)]
-            case FindAudio(sha=sha):
+            case FindAudio(sha=sha, lost=None):
                 return await self.audio.find(sha)
+            case FindAudio(lost=str(lost)):
+                return await self._find_lost(action, lost)
             case CreateAudio(sha=sha):
                 return await self.audio.create(sha)
             case UploadFile(sha=sha, handle=handle):
@@ -251,15 +246,21 @@ class EnrollmentDriver:
             return explained(
                 Step.ADD_AUDIO, collisions.after_add(sha, t.identity, held, voiceprint, audio)
             )
-        except errors.NotFound:
-            if await self.reads.audio(handle) != ABSENT:
-                raise  # the voiceprint or identity is what is missing: fail as it says
-            found = await self.audio.lost(sha, handle)
-            if found is None:
-                raise
-            return found
+        except errors.NotFound as exc:
+            gone = await self.reads.audio(handle) == ABSENT  # which is missing: the rules say
+            return [AddNotFound(sha, handle, gone, exc.message, exc.status)]
         self.reads.last_voiceprint = vp
         return [Added(sha, handle, seen(vp))]
+
+    async def _find_lost(self, action: FindAudio, handle: str) -> list[Observation]:
+        """Forget audio `handle`, which the server lost, then find the file's audio again. The
+        loss is observed whatever the find answers; a failure of the find is the add step's."""
+        self.audio.forget(action.sha, handle)
+        try:
+            found = await self.audio.find(action.sha)
+        except (errors.ApiError, AudioUnreadable) as exc:
+            return [AudioLost(action.sha), *self._heard(action, exc)]
+        return [AudioLost(action.sha), *found]
 
     async def _compute(self) -> list[Observation]:
         t = self.task

@@ -1,6 +1,7 @@
 """Who may touch what at once: per-file locks in a process, per-identity locks across processes.
 
-Owns two kinds of lock and nothing else:
+Owns locks and nothing else: two kinds, and `EnrollmentLocks`, which combines them per
+voiceprint (a cross-process lock per identity, then an in-process lock per voiceprint):
 
 - `AudioLocks` (one per process): one holder per (owner, space, identity, sha256), around
   finding, creating and uploading the audio for one file, plus what the process learned about

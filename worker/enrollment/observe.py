@@ -6,6 +6,8 @@ no progress: when they leave the enrollment in a state it has been in before (sa
 `View.facts`). That catches every loop whatever its shape — a 409 re-read that changes nothing,
 a transient failure, a cycle of two actions undoing each other — without listing the loops in
 advance. Waiting for the server to process something is paced and bounded by time instead.
+Transient failures are also counted per step (`View.attempts`). It records what the answers
+show, never what to do about it: that is `rules.decide`'s (giving up on a step included).
 Pure: no I/O, no clock (the driver passes `now` in `Polled`).
 """
 
@@ -15,11 +17,12 @@ from dataclasses import dataclass, replace
 
 from worker.enrollment.view import (
     ABSENT,
-    MAX_ATTEMPTS_PER_STEP,
+    UNKNOWN,
     Absent,
+    AddNotFound,
     AudioSeen,
+    Done,
     Unknown,
-    Verdict,
     View,
     VoiceprintSeen,
     Wait,
@@ -55,7 +58,17 @@ class SawAudio:
 
 @dataclass(frozen=True)
 class AudioOutcomeUnknown:
-    """A create whose result never arrived: look the audio up again before creating anew."""
+    """A create whose result never arrived: look the audio up again before creating anew
+    (counted per file like a transient failure; `reason` is the error's)."""
+
+    sha: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AudioLost:
+    """The driver forgot the audio the server lost for file `sha` (after `AddNotFound`) and
+    looked the file's audio up again; what it found (or the find's failure) follows."""
 
     sha: str
 
@@ -107,7 +120,8 @@ class CreditsExhausted:
 
 @dataclass(frozen=True)
 class Transient:
-    """A step that may be tried again (counted, bounded by MAX_ATTEMPTS_PER_STEP)."""
+    """A step that may be tried again (counted per step; the rules give up on a step at
+    `Limits.max_attempts`)."""
 
     step: Step
     reason: str
@@ -115,9 +129,10 @@ class Transient:
 
 @dataclass(frozen=True)
 class Rejected:
-    """What the server holds settles the outcome (e.g. an audio linked to another identity)."""
+    """An answer settled the outcome: a refusal no retry changes (`answers.meaning`: a 422, a
+    404 to a get identity, a file changed since preflight …); the rules return it."""
 
-    verdict: Verdict
+    verdict: Done
 
 
 Observation = (
@@ -126,6 +141,8 @@ Observation = (
     | IdentityReady
     | SawAudio
     | AudioOutcomeUnknown
+    | AddNotFound
+    | AudioLost
     | Added
     | Computed
     | ComputeAccepted
@@ -153,9 +170,13 @@ def observe(view: View, obs: Observation) -> View:
             return replace(view, identity_ready=True)
         case SawAudio(sha=sha, audio=audio):
             return replace(view, audios={**view.audios, sha: _keep_received(view, sha, audio)})
-        case AudioOutcomeUnknown(sha=sha):
-            bumped = _bump(view, f"{Step.AUDIO}:{sha}")
-            return replace(bumped, audios={**view.audios, sha: "unknown"})
+        case AudioOutcomeUnknown(sha=sha, reason=reason):
+            bumped = _bump(view, f"{Step.AUDIO}:{sha}", reason)
+            return replace(bumped, audios={**view.audios, sha: UNKNOWN})
+        case AddNotFound():
+            return replace(view, add_not_found=obs)
+        case AudioLost(sha=sha):  # the audio stays as last seen until the find answers
+            return replace(view, add_not_found=None, lost=view.lost | {sha})
         case Added(sha=sha, voiceprint=vp):
             held = tuple(sorted((*view.held, sha))) if view.held is not None else None
             # The add's answer counts the voiceprint's audios: when that is exactly what we
@@ -188,8 +209,8 @@ def observe(view: View, obs: Observation) -> View:
             return replace(view, waits={**view.waits, resource: polled})
         case CreditsExhausted(step=step, reason=reason):
             return replace(view, credits_exhausted=True, credits_step=step, credits_reason=reason)
-        case Transient(step=step):
-            return _bump(view, str(step))
+        case Transient(step=step, reason=reason):
+            return _bump(view, str(step), reason)
         case Rejected(verdict=verdict):
             return replace(view, verdict=verdict)
     raise TypeError(f"unknown observation {obs!r}")  # pragma: no cover
@@ -211,14 +232,6 @@ def advance(view: View, action: tuple[Step, str], observations: list[Observation
     if after in seen:
         view = replace(view, stalls=(*view.stalls, action))
     return replace(view, seen=seen | {after})
-
-
-def exhausted_attempts(view: View, limit: int = MAX_ATTEMPTS_PER_STEP) -> str | None:
-    """The step key that has been tried too often, if any (guards against transient storms)."""
-    for key, count in view.attempts.items():
-        if count >= limit:
-            return key
-    return None
 
 
 def _saw_voiceprint(view: View, vp: VoiceprintSeen | Absent, here: bool) -> View:
@@ -250,5 +263,6 @@ def _keep_received(view: View, sha: str, audio: AudioSeen | Absent) -> AudioSeen
     return audio
 
 
-def _bump(view: View, key: str) -> View:
-    return replace(view, attempts={**view.attempts, key: view.attempts.get(key, 0) + 1})
+def _bump(view: View, key: str, reason: str) -> View:
+    attempts = {**view.attempts, key: view.attempts.get(key, 0) + 1}
+    return replace(view, attempts=attempts, last_transient=reason)

@@ -1,17 +1,19 @@
 """The enrollment state machine, as pure transitions (design.md §4).
 
-Owns: what to do next for one enrollment, given what is known about it. `decide(view)` returns
-the next action; `enrollment_observe.advance` folds the action's results back into the view.
-Nothing here performs I/O or knows about HTTP: the async driver in `enrollment.py` does the
-calls; what an error answer means is `enrollment_answers.py`, what a 409 means (after reads)
-`collisions.py`, both pure. That split keeps every branch of the upsert testable with plain
-values. The values themselves are in `enrollment_view.py`.
+Owns: what to do next for one enrollment, given what is known about it, every decision of it:
+`decide(view)` returns the next action, or `Done` once it has an outcome (also giving up on a
+step that keeps failing, and what an add's 404 means); `observe.advance` folds the action's
+results back into the view. Nothing here performs I/O or knows about HTTP: the async driver in
+`driver.py` does the calls; what an error answer means is `answers.py`, what a 409 means (after
+reads) `collisions.py`, both pure. That split keeps every branch of the upsert testable with
+plain values. The values themselves are in `view.py`.
 
 design.md §4, step by step, and where each row is decided here: identity → `EnsureIdentity`
 (first when it may be created: a 201 proves nothing of ours exists yet); voiceprint → the
 model / minAudios / computed checks of `decide` and `_decide_computed` (`unchanged`,
 `conflict`); audios → `_decide_audios` (find, create, upload, wait); create voiceprint, add
-audios, compute → `_decide_members`; validate → `_decide_computed`.
+audios, compute → `_decide_members` (an add's 404: `_after_add_not_found`); validate →
+`_decide_computed`. Limits and failures (§5, §7): `_gave_up`, `_loop_failure`, `_await`.
 
 Invariants the rules guarantee:
 - a voiceprint computed earlier is never touched: same model and same audios → `unchanged`,
@@ -25,8 +27,12 @@ Invariants the rules guarantee:
   (no more, no fewer, no repeats) and the server says `computable`;
 - what the server is still processing (a file, a compute) is waited for by reading it, paced,
   within `Limits.processing_timeout`;
+- an audio the server lost (an add's 404, and the audio is gone too) is looked for again, once
+  per file; otherwise an add's 404 fails the enrollment with the server's reason;
 - every enrollment ends: actions that make no progress are capped (`Limits.max_stalls`), and the
-  failure names the loop.
+  failure names the loop; a step failing transiently `Limits.max_attempts` times fails it
+  ("gave up after retries"), which bounds the requests of one step
+  (`requests.max_requests_per_step`).
 """
 
 from __future__ import annotations
@@ -41,7 +47,6 @@ from worker.enrollment.actions import (
     Compute,
     CreateAudio,
     CreateVoiceprint,
-    Done,
     EnsureIdentity,
     FindAudio,
     GetVoiceprint,
@@ -54,7 +59,9 @@ from worker.enrollment.view import (
     CREDITS_REASON,
     UNKNOWN,
     VOICE_NEEDED_S,
+    AddNotFound,
     AudioSeen,
+    Done,
     Plan,
     View,
     VoiceprintSeen,
@@ -64,14 +71,17 @@ from worker.journal.records import Outcome, Step
 
 def decide(view: View) -> Action:
     """The next action for this enrollment; `Done` when it has reached an outcome."""
+    if (gave_up := _gave_up(view)) is not None:
+        return gave_up
     if view.verdict is not None:
-        v = view.verdict
-        return Done(v.outcome, v.step, v.reason, v.status)
+        return view.verdict
     if view.credits_exhausted:
         # Whichever call the server refused for credits: asking again would be refused too.
         return Done(Outcome.SKIPPED, view.credits_step, view.credits_reason or CREDITS_REASON)
     if len(view.stalls) >= view.limits.max_stalls:
         return _loop_failure(view)
+    if view.add_not_found is not None:
+        return _after_add_not_found(view, view.add_not_found)
     plan = view.plan
     vp = view.voiceprint
     if vp == UNKNOWN:
@@ -199,6 +209,33 @@ def _decide_computed(view: View, vp: VoiceprintSeen) -> Action:
         f"voiceprint {plan.voiceprint!r} was computed earlier from {_shas(view.held)}, "
         f"the manifest lists {_shas(plan.shas)}; left untouched",
     )
+
+
+def _gave_up(view: View) -> Done | None:
+    """The failure of a step that failed transiently `Limits.max_attempts` times, else None.
+
+    Each of those failures already spent the client's retries of one request; trying the step
+    again would most likely only spend more (`requests.max_requests_per_step`).
+    """
+    for key, count in view.attempts.items():
+        if count >= view.limits.max_attempts:
+            step = Step(key.split(":", 1)[0])  # "audio:<sha>": a file's unknown create outcomes
+            return Done(Outcome.FAILED, step, f"gave up after retries: {view.last_transient}")
+    return None
+
+
+def _after_add_not_found(view: View, refused: AddNotFound) -> Action:
+    """An add answered 404. With the audio gone too, the server lost it (restored from a
+    backup, deleted): the file's audio is looked for again (found, or made again), once per
+    file, since the process and the journal may remember the handle for days. Otherwise (or
+    lost twice) what is missing is the voiceprint or the identity: failed, as the server said.
+
+    That find is part of the add step: a transient failure of it counts as the add's, and the
+    add is tried again as it was (its 404 then fails the enrollment: the file was lost once).
+    """
+    if refused.audio_gone and refused.sha not in view.lost:
+        return FindAudio(refused.sha, lost=refused.handle, step=Step.ADD_AUDIO)
+    return Done(Outcome.FAILED, Step.ADD_AUDIO, refused.reason, refused.status)
 
 
 def not_computable_reason(plan: Plan, vp: VoiceprintSeen) -> str:

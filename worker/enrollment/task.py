@@ -2,7 +2,8 @@
 
 Owns: `EnrollmentTask` (a preflighted enrollment: everything the driver needs, nothing it must
 look up), the `sha256:` alias that finds the audio made from one file again, and the outcome
-record built for any enrollment, runnable or not. Plain data.
+record built for any enrollment, runnable or not. Plain data, but for deleting an ended
+enrollment's derived files.
 """
 
 from __future__ import annotations

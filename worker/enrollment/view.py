@@ -1,10 +1,11 @@
 """What is known about one enrollment: the values the pure rules decide on.
 
 Owns: what the server was last seen to hold (`AudioSeen`, `VoiceprintSeen`), what the manifest
-asks for (`Plan`), the bounds of one enrollment (`Limits`) and the whole `View`. Plain frozen
-data, no behaviour beyond small queries: `decide` lives in `rules.py`, `observe` and the
-progress accounting in `observe.py`. Outcomes and steps are the journal's words
-(`worker.journal.records`), so that the journal can be read without the rules.
+asks for (`Plan`), the bounds of one enrollment (`Limits`), an outcome reached (`Done`), an
+add's 404 (`AddNotFound`) and the whole `View`. Plain frozen data, no behaviour beyond small
+queries: `decide` lives in `rules.py`, `observe` and the progress accounting in `observe.py`.
+Outcomes and steps are the journal's words (`worker.journal.records`), so that the journal can
+be read without the rules.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Literal
 from worker.journal.records import Outcome, Step
 
 VOICE_NEEDED_S = 4.5
-MAX_ATTEMPTS_PER_STEP = 4
+MAX_ATTEMPTS_PER_STEP = 4  # transient failures of one step before it fails (`Limits`)
 CREDITS_REASON = "credits exhausted: compute paused"
 
 
@@ -75,9 +76,14 @@ class Limits:
     it had been in before) before it fails, naming the loop. Waiting for the server to process
     something is not a stall: it is paced (`wait_first` doubling to `wait_cap` seconds) and
     bounded by `processing_timeout` seconds per resource.
+
+    `max_attempts` (not a setting): transient failures of one step (`View.attempts`) at which
+    the enrollment fails, "gave up after retries". Each of them already spent the client's
+    retries of one request; what that adds up to is `requests.max_requests_per_step`.
     """
 
     max_stalls: int = 60
+    max_attempts: int = MAX_ATTEMPTS_PER_STEP
     processing_timeout: float = 300.0
     wait_first: float = 0.2
     wait_cap: float = 5.0
@@ -98,13 +104,30 @@ class Wait:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """An outcome an observation already settled (e.g. an audio of another identity)."""
+class Done:
+    """An outcome reached: the last action `decide` returns, and what an answer may settle
+    before the rules get there (a refusal, `observe.Rejected`: kept in `View.verdict`).
+
+    `step` and `reason` say which step failed and why (none for `enrolled` or `unchanged`);
+    `status` is the HTTP status that settled it, when an answer did.
+    """
 
     outcome: Outcome
-    step: Step
-    reason: str
+    step: Step | None = None
+    reason: str = ""
     status: int | None = None
+
+
+@dataclass(frozen=True)
+class AddNotFound:
+    """Adding audio `handle` (file `sha`) answered 404 with `reason`; `audio_gone`: a read of
+    the audio right after found none either (else the voiceprint or identity is missing)."""
+
+    sha: str
+    handle: str
+    audio_gone: bool
+    reason: str
+    status: int | None = 404
 
 
 @dataclass(frozen=True)
@@ -125,8 +148,13 @@ class View:
     credits_exhausted: bool = False
     credits_reason: str = ""  # the server's message, with the step that got it
     credits_step: Step = Step.COMPUTE
-    verdict: Verdict | None = None
-    attempts: dict[str, int] = field(default_factory=dict)  # transient failures per step
+    verdict: Done | None = None  # settled by an observation
+    # Transient failures per step ("audio:<sha>": unknown outcomes of one file's create), and
+    # the latest one's reason; `decide` gives up at `Limits.max_attempts`.
+    attempts: dict[str, int] = field(default_factory=dict)
+    last_transient: str = ""
+    add_not_found: AddNotFound | None = None  # an add's 404, until the rules act on it
+    lost: frozenset[str] = frozenset()  # files whose audio the server lost, looked for again
     waits: dict[str, Wait] = field(default_factory=dict)  # per resource still processing
     stalls: tuple[tuple[Step, str], ...] = ()  # actions that made no progress, in order
     seen: frozenset[int] = frozenset()  # fingerprints of the states reached so far
@@ -147,4 +175,6 @@ class View:
             self.validated,
             self.credits_exhausted,
             self.verdict,
+            self.add_not_found,
+            self.lost,
         )
