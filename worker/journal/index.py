@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,17 +88,28 @@ def default_directory() -> Path:
 
 
 def _as_oserror(exc: sqlite3.Error) -> OSError:
-    """The index's disk failing is the disk failing: the job checkpoints
-    (worker/job/boundary.py)."""
+    """The index's disk failing is the disk failing: the job checkpoints (job/boundary.py)."""
     full = "full" in str(exc).lower()
     return OSError(errno.ENOSPC if full else errno.EIO, f"journal index: {exc}")
 
 
-class JournalIndex(UsageLedger):
-    """One journal's index; thread-safe (one connection behind a lock, used from threads)."""
+class JournalIndex:
+    """One journal's index; thread-safe (one connection behind a lock, used from threads).
 
-    def __init__(self, journal: Path, directory: Path | None = None) -> None:
+    Its `ledger` (usage.py) answers the usage check, on the same connection and lock.
+    """
+
+    def __init__(
+        self,
+        journal: Path,
+        directory: Path | None = None,
+        *,
+        commit_every: int = COMMIT_EVERY,
+        page: int = PAGE,
+        committed: Callable[[], None] | None = None,  # after each transaction (a crash point)
+    ) -> None:
         self.journal = journal
+        self._commit_every, self._page, self._committed = commit_every, page, committed
         self._lock = threading.Lock()
         self._reader: Any = None  # the journal opened for reading records back, lazily
         digest = hashlib.sha256(str(journal.resolve()).encode()).hexdigest()[:32]
@@ -123,6 +134,15 @@ class JournalIndex(UsageLedger):
                     reason=f"{local} is not writable: {exc}",
                     hint="mount a writable local /tmp (or set TMPDIR) for the journal index",
                 )
+        self.ledger = ledger = UsageLedger(self._db, self._lock, self._one)
+        self.computed_count = ledger.computed_count
+        self.computed_owners = ledger.computed_owners
+        self.computed_per_owner = ledger.computed_per_owner
+        self.forget_usage = ledger.forget_usage
+        self.saw_usage = ledger.saw_usage
+        self.usage_listed = ledger.usage_listed
+        self.usage_found = ledger.usage_found
+        self.charged = ledger.charged
 
     def _connect(self) -> sqlite3.Connection:
         for attempt in (1, 2):
@@ -224,7 +244,7 @@ class JournalIndex(UsageLedger):
                     state.apply(parse_record(line, self.journal, number))
                 if offset >= upto:
                     batch.add(offset, line, self.journal, number)
-                    if batch.lines >= COMMIT_EVERY:
+                    if batch.lines >= self._commit_every:
                         added += self._commit(batch)
                         batch = _Batch()
             added += self._commit(batch)
@@ -247,6 +267,8 @@ class JournalIndex(UsageLedger):
                 added[owner] += cursor.rowcount
             db.executemany("INSERT OR REPLACE INTO derived VALUES (?, ?, ?)", batch.derived)
             db.execute("UPDATE meta SET upto = ?", (batch.end,))
+        if self._committed is not None:
+            self._committed()
         return added
 
     # --- questions ------------------------------------------------------------------------
@@ -294,15 +316,15 @@ class JournalIndex(UsageLedger):
 
     def outcomes(self) -> Iterator[EnrollmentOutcome]:
         """Every key's first outcome record, in journal order, a page of offsets at a time."""
-        after = -1
+        after, n = -1, self._page
         while True:
             with self._lock:
                 page = self._db.execute(
-                    "SELECT at, size FROM outcome WHERE at > ? ORDER BY at LIMIT ?", (after, PAGE)
+                    "SELECT at, size FROM outcome WHERE at > ? ORDER BY at LIMIT ?", (after, n)
                 ).fetchall()
             for at, size in page:
                 yield self._read(at, size)
-            if len(page) < PAGE:
+            if len(page) < n:
                 return
             after = page[-1][0]
 
