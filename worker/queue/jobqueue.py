@@ -4,8 +4,8 @@ shared queue directory.
 Its seams are constructor arguments: the clocks (`clock`, the wall clock leases are stamped
 with and files age by; `monotonic`, the clock another host's lease is judged by), `host` (whose
 clock stamped a lease: this machine's name by default), and the test hooks `crash_hook` (called
-between the steps of a claim), `hash_file` (how a claimed manifest is hashed) and `on_scan`
-(told what each scan saw).
+between the steps of a claim), `hash_file` (how a claimed manifest is hashed), `on_scan` (told
+what each scan saw) and `write_lease` (how a renewal is written).
 """
 
 from __future__ import annotations
@@ -13,7 +13,10 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from worker.base.fsutil import atomic_write_json
 from worker.config.settings import Settings
 from worker.queue.claim import Claims, CrashHook, HashFile, sha256_file
 from worker.queue.discover import Discovery, InboxNotes, ScanHook
@@ -41,6 +44,7 @@ class JobQueue:
         crash_hook: CrashHook | None = None,
         hash_file: HashFile = sha256_file,
         on_scan: ScanHook | None = None,
+        write_lease: Callable[[Path, Any], None] = atomic_write_json,
     ) -> None:
         self.paths = QueuePaths(settings.queue_dir)
         self.worker_id = settings.worker_id
@@ -63,6 +67,7 @@ class JobQueue:
             host=host if host is not None else socket.gethostname(),
             clock=clock,
             monotonic=monotonic,
+            write_lease=write_lease,
         )
         self.claims = Claims(
             self.paths,

@@ -76,7 +76,8 @@ class LeaseHolder:
     """This worker's side of the protocol: its leases written, renewed, judged and released.
 
     `host` names whose clock stamped a lease (see `stale`); `clock` is the wall clock the
-    leases are stamped with, `monotonic` the clock another host's lease is judged by.
+    leases are stamped with, `monotonic` the clock another host's lease is judged by;
+    `write_lease` writes a renewal (`atomic_write_json`).
     """
 
     def __init__(
@@ -87,8 +88,10 @@ class LeaseHolder:
         host: str,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        write_lease: Callable[[Path, Any], None] = atomic_write_json,
     ) -> None:
         self.worker_id = worker_id
+        self._write_lease = write_lease  # a renewal's write (a test's failing disk)
         self.lease_ttl = lease_ttl
         self.host = host
         self._clock = clock
@@ -165,7 +168,7 @@ class LeaseHolder:
         lease = self._lease(
             job.job_id, job.generation, job.token, current.acquired_at, released=released
         )
-        atomic_write_json(job.lease_path, lease.model_dump(mode="json"))
+        self._write_lease(job.lease_path, lease.model_dump(mode="json"))
 
     async def heartbeat(
         self, job: ClaimedJob, interval: float | None = None, guard: LeaseGuard | None = None
