@@ -15,11 +15,10 @@ import structlog
 from tests.fakeclock import FakeClock
 from tests.unprivileged import rerun_unprivileged
 from worker.config.settings import Settings
-from worker.queue import claim as queue_mod
 from worker.queue.discover import Candidate
 from worker.queue.jobqueue import JobQueue
 from worker.queue.lease import LeaseLost, read_lease
-from worker.queue.paths import ClaimedJob, QueueSetupError
+from worker.queue.paths import ClaimedJob, QueueSetupError, setup_folders
 from worker.queue.rules import job_id_for
 
 
@@ -74,18 +73,16 @@ def test_setup_reports_an_unwritable_folder(tmp_path: Path, request: pytest.Fixt
         queue.paths.done.chmod(0o700)
 
 
-def test_setup_reports_exdev_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_reports_exdev_clearly(tmp_path: Path) -> None:
     queue = make_queue(tmp_path)
-    real_rename = os.rename
 
     def rename(src: Any, dst: Any) -> None:
         if "failed" in str(dst):
             raise OSError(18, "Invalid cross-device link")
-        real_rename(src, dst)
+        os.rename(src, dst)
 
-    monkeypatch.setattr(queue_mod.os, "rename", rename)
     with pytest.raises(QueueSetupError, match=r"different filesystems or mounts \(EXDEV\)"):
-        queue.setup()
+        setup_folders(queue.paths, rename=rename)
 
 
 def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None:
