@@ -8,6 +8,6 @@ One concern a module: `paths.py` (layout, names, folder set-up), `discover.py` (
 files are ready), `claim.py` (every move of a job: claim, settle, recover, finish, fail),
 `lease.py` (the lease protocol and heartbeat). The pure rules are in `worker/queue/rules.py`.
 `JobQueue` (`jobqueue.py`) composes the parts as one worker's view of the queue; its seams are
-constructor arguments (clocks, host, and the test hooks `crash_hook`, `hash_file`, `on_scan`),
-never patched module globals.
+constructor arguments (clocks, host, and the test hooks `crash_hook`, `hash_file`, `on_scan`,
+`write_lease`), never patched module globals.
 """
