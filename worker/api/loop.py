@@ -115,8 +115,8 @@ class RequestLoop:
         auth: bool = True,
     ) -> Answer:
         """Send one operation until it succeeds or an error must go to the caller."""
-        url = route_url(self.base_url, route, path or {})
-        query = query_params(params or {})
+        url, query = route_url(self.base_url, route, path or {}), query_params(params or {})
+        unsigned = Request(method, url, route, None, json, query, file)
         started = self._clock()
         attempts = throttles = 0
         so_far = rules.Attempts()
@@ -126,11 +126,9 @@ class RequestLoop:
                 self.governor.check_credits()
             token, generation = await self.auth.bearer(self._sign_in) if auth else (None, 0)
             attempts += 1
-            request = Request(method, url, route, token, json, query, file)
-            answer = await self._attempt(request)
-            if isinstance(answer, Answer):
-                return answer
-            error = answer
+            error = await self._attempt(replace(unsigned, token=token))
+            if isinstance(error, Answer):
+                return error  # not an error: the answer of a success
             error.attempts = attempts
             so_far = replace(so_far, elapsed=self._clock() - started)
             status = getattr(error, "status", None)
