@@ -7,32 +7,28 @@ import threading
 import anyio
 
 from worker.queue.discover import Candidate
-from worker.queue.jobqueue import JobQueue
 
 
 class Scans:
     """Counts the queue's scans (they run in worker threads) and what each one saw.
 
+    Pass `scans.saw` as the queue's `on_scan` (`JobQueue(settings, on_scan=scans.saw)`).
     `await scans.reach(n)` returns once n scans have ended: a producer that drops a file after
     `reach(2)` drops it while discovery is watching, with nothing left to find it but events.
     """
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self) -> None:
         self.count = 0
-        self.seen: list[set[str]] = []  # per scan: the inbox names the tracker knew after it
+        self.seen: list[set[str]] = []  # per scan: the inbox manifest names it saw
         self.ready: list[list[str]] = []  # per scan: the names it yielded as ready
         self._lock = threading.Lock()
-        inner = queue.scan
 
-        def scan() -> list[Candidate]:
-            found = inner()
-            with self._lock:
-                self.seen.append(set(queue._tracker._seen))
-                self.ready.append([c.name for c in found])
-                self.count += 1
-            return found
-
-        queue.scan = scan  # type: ignore[method-assign]
+    def saw(self, names: frozenset[str], found: list[Candidate]) -> None:
+        """The queue's `on_scan` hook: called by each scan as it ends."""
+        with self._lock:
+            self.seen.append(set(names))
+            self.ready.append([c.name for c in found])
+            self.count += 1
 
     async def reach(self, n: int) -> None:
         while self.count < n:  # noqa: ASYNC110  # scans run in threads: nothing to await

@@ -29,6 +29,7 @@ from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
 from worker.job.report import exit_code_for
 from worker.job.run import JobContext, JobObserver, JobResult
+from worker.job.seams import JobSeams
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob, QueueSetupError
 
@@ -100,10 +101,13 @@ class Service:
         *,
         observer: JobObserver | None = None,
         stop: anyio.Event | None = None,
+        seams: JobSeams | None = None,
     ):
         """`observer` is told of every job and enrollment (metrics, progress: see ops.py);
-        `stop` may be shared with whoever watches the run, as the operations do."""
+        `stop` may be shared with whoever watches the run, as the operations do; `seams` are
+        the jobs' disk writes and timings (`JobSeams`: the defaults, unless a test says)."""
         self.settings = settings
+        self.seams = seams if seams is not None else JobSeams()
         self.client = client
         self.queue = queue or JobQueue(settings)
         self.stop = stop or anyio.Event()
@@ -130,6 +134,7 @@ class Service:
             stop=self.stop,
             voiceprint_locks=self._voiceprint_locks,
             observer=self.observer,
+            seams=self.seams,
         )
 
     async def setup(self) -> None:

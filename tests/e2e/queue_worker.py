@@ -19,16 +19,16 @@ import anyio
 
 from worker.base.log import configure_logging
 from worker.config.settings import Settings
-from worker.queue import claim as queue_mod
+from worker.queue.claim import CrashHook
 from worker.queue.discover import Candidate
 from worker.queue.jobqueue import JobQueue
 
 
-def _queue(root: str, ttl: float = 5.0) -> JobQueue:
+def _queue(root: str, ttl: float = 5.0, crash_hook: CrashHook | None = None) -> JobQueue:
     settings = Settings(
         queue_dir=Path(root), min_age=0, lease_ttl=ttl, worker_id=f"test-{os.getpid()}"
     )
-    queue = JobQueue(settings)
+    queue = JobQueue(settings, crash_hook=crash_hook)
     queue.setup()
     return queue
 
@@ -95,8 +95,7 @@ def crash(root: str, step: str) -> None:
         if at == step:
             os._exit(9)
 
-    queue_mod.crash_hook = hook
-    queue = _queue(root, 0.5)
+    queue = _queue(root, 0.5, crash_hook=hook)
     _first_job(queue)
     raise SystemExit(f"step {step} never reached")
 

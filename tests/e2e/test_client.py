@@ -181,12 +181,12 @@ async def test_credentials_sign_in_and_renewal_after_expiry(tmp_path: Path) -> N
         with capture_logs() as logs:
             async with ApiClient.from_settings(settings) as api:
                 assert (await api.get_user()).handle == "demo"
-                first = api._token
+                first = api.auth.token
                 await anyio.sleep(0.7)  # the session token expires
                 await api.create_identity(OWNER, SPACE, "after-expiry")
-                assert api._token is not None and api._token != first
+                assert api.auth.token is not None and api.auth.token != first
                 assert api.governor.stats.renewals == 1
-                tokens = [first.get_secret_value(), api._token.get_secret_value()]  # type: ignore[union-attr]
+                tokens = [first.get_secret_value(), api.auth.token.get_secret_value()]  # type: ignore[union-attr]
         text = repr(logs) + repr(api)
         for secret in [PASSWORD, *tokens]:
             assert secret not in text
@@ -213,7 +213,7 @@ async def test_the_key_never_reaches_logs_errors_or_reprs(emu: EmulatorHandle) -
         ) as api:
             with pytest.raises(Unauthorized, match=r"GET /user: HTTP 401: invalid token") as info:
                 await api.get_user()
-            text = str(info.value) + repr(info.value) + repr(api) + repr(api._auth)
+            text = str(info.value) + repr(info.value) + repr(api) + repr(api.auth.auth)
     # and a client that retries and logs a lot, with a valid key, against a faulty server
     async with running_emulator(fault_rate=0.5, seed=3) as faulty:
         with capture_logs() as more:

@@ -1,8 +1,9 @@
 """The disk refuses a write the worker depends on (ENOSPC, EIO), injected at the one seam that
-makes each write: a journal append (`Journal._write`), a report write (`report.atomic_writer`),
-a lease renewal (`queue.atomic_write_json`). Real emulator, real queue; the worker in-process so
-the seam can be reached. The job must be checkpointed, not marked done nor failed, and the next
-run must finish it with nothing redone and nothing charged twice.
+makes each write: a journal append (`JobSeams.journal_write`), a report write
+(`JobSeams.report_writer`), a lease renewal (`JobQueue(write_lease=...)`). Real emulator, real
+queue; the worker in-process so the seam can be passed. The job must be checkpointed, not
+marked done nor failed, and the next run must finish it with nothing redone and nothing
+charged twice.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ import errno
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
-import pytest
 
 from tests.audiogen import write_audio
 from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle
-from worker.job import report as report_module
-from worker.journal import records as journal_module
-from worker.queue import lease as queue_module
+from worker.api.client import ApiClient
+from worker.base.fsutil import atomic_write_json
+from worker.config.settings import Settings
+from worker.job.seams import JobSeams
+from worker.journal.records import write_and_fsync
+from worker.queue.jobqueue import JobQueue
+from worker.service import Service
 
 IDS = [f"disk-{i}" for i in range(6)]
 
@@ -44,23 +48,30 @@ def full_disk(code: int = errno.ENOSPC) -> OSError:
     return OSError(code, "No space left on device" if code == errno.ENOSPC else "I/O error")
 
 
-def journal_fails_after(n: int) -> Callable[..., None]:
-    real = journal_module.Journal._write
+def journal_fails_after(n: int) -> Callable[[int, bytes], None]:
     calls = [0]
 
-    def write(self: Any, data: bytes) -> None:
+    def write(fd: int, data: bytes) -> None:
         calls[0] += 1
         if calls[0] > n:
             raise full_disk()
-        real(self, data)
+        write_and_fsync(fd, data)
 
     return write
 
 
 @contextlib.contextmanager
-def refused_report_writes() -> Iterator[None]:
+def refused_report_writes(path: Path) -> Iterator[IO[bytes]]:
     raise full_disk()
     yield  # pragma: no cover
+
+
+async def run_once_with(
+    settings: Settings, seams: JobSeams | None = None, queue: JobQueue | None = None
+) -> int:
+    """`run_once`, with the jobs' seams (`seams`) or the queue's (`queue`) given."""
+    async with ApiClient.from_settings(settings) as client:
+        return await Service(settings, client, queue, seams=seams).run(once=True)
 
 
 def lease_writes_fail(real: Callable[..., None]) -> Callable[..., None]:
@@ -90,36 +101,29 @@ async def assert_resumes_and_finishes_once(queue: Path, emulator: EmulatorHandle
 
 
 async def test_enospc_on_a_journal_append_checkpoints_the_job(
-    tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
     queue = make_queue(tmp_path / "queue")
     settings = make_settings(queue, emulator.base_url, rate_limit=50, lease_ttl=0.5)
-    with monkeypatch.context() as patch:
-        patch.setattr(journal_module.Journal, "_write", journal_fails_after(8))
-        await run_once(settings)
+    await run_once_with(settings, JobSeams(journal_write=journal_fails_after(8)))
     await assert_resumes_and_finishes_once(queue, emulator)
 
 
 async def test_enospc_on_the_report_write_checkpoints_the_job(
-    tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
     queue = make_queue(tmp_path / "queue")
     settings = make_settings(queue, emulator.base_url, lease_ttl=0.5)
-    with monkeypatch.context() as patch:
-        patch.setattr(report_module, "atomic_writer", lambda path: refused_report_writes())
-        await run_once(settings)
+    await run_once_with(settings, JobSeams(report_writer=refused_report_writes))
     await assert_resumes_and_finishes_once(queue, emulator)
 
 
 async def test_eio_on_every_lease_renewal_stops_the_job_before_its_lease_goes_stale(
-    tmp_path: Path, emulator: EmulatorHandle, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
     queue = make_queue(tmp_path / "queue")
     # Slow enough that the lease (ttl 0.5 s, renewed every 0.17 s) is lost mid-job.
     settings = make_settings(queue, emulator.base_url, rate_limit=10, burst=1, lease_ttl=0.5)
-    with monkeypatch.context() as patch:
-        patch.setattr(
-            queue_module, "atomic_write_json", lease_writes_fail(queue_module.atomic_write_json)
-        )
-        await run_once(settings)
+    failing = JobQueue(settings, write_lease=lease_writes_fail(atomic_write_json))
+    await run_once_with(settings, queue=failing)
     await assert_resumes_and_finishes_once(queue, emulator)

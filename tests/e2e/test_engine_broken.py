@@ -71,8 +71,8 @@ async def test_broken_folder_through_the_worker(
     growing.write_text(whole[:20])
     settings = make_settings(queue, emulator.base_url, audio_root=audio_root, min_age=0.3)
     clock = FakeClock()
-    job_queue = JobQueue(settings, clock=clock)
-    scans = Scans(job_queue)
+    scans = Scans()
+    job_queue = JobQueue(settings, clock=clock, on_scan=scans.saw)
 
     async def finish_writing() -> None:
         for cut in (40, 60, len(whole)):

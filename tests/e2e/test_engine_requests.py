@@ -17,7 +17,10 @@ from emulator.faults import Fault, FaultKind
 from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.e2e.test_engine_exactly_once import audio
 from tests.emulator_harness import running_emulator
+from worker.api.client import ApiClient
 from worker.enrollment.requests import max_requests_per_step
+from worker.job.seams import JobSeams
+from worker.service import Service
 
 SP = "/spaces/{owner}/{space}"
 VP = f"{SP}/voiceprints/{{identity}}/{{voiceprint}}"
@@ -140,20 +143,20 @@ async def test_the_usage_check_reads_one_page_per_50_computes(tmp_path: Path) ->
     assert by_route == {**START, **fresh(1, n=60), "GET /user/records/voiceprint": 2}
 
 
-async def test_usage_pages_are_read_while_the_job_computes_not_all_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_usage_pages_are_read_while_the_job_computes_not_all_after(tmp_path: Path) -> None:
     """Full pages are read during the run (so the check after the last compute reads only the
     rest), and still exactly one page per 50 computes; every compute found once. (A page read
     in flight when the last enrollment ended is let in, not cut off and asked again.)"""
-    monkeypatch.setattr("worker.job.usage_check.FOLLOW_EVERY_S", 0.05)
     queue = tmp_path / "queue"
     ids = [f"cust-{i:03d}" for i in range(160)]
     doc = manifest({i: [audio(queue, f"{i}.wav").name] for i in ids})
     async with running_emulator() as emu:
         drop(queue, "many.json", doc)
         # 800 requests at 300/s: the run lasts long enough for the follower's ticks.
-        assert await run_once(make_settings(queue, emu.base_url, rate_limit=300)) == 0
+        settings = make_settings(queue, emu.base_url, rate_limit=300)
+        async with ApiClient.from_settings(settings) as client:
+            service = Service(settings, client, seams=JobSeams(usage_follow_every=0.05))
+            assert await service.run(once=True) == 0
         seen = list(emu.requests)
     kinds = [
         "usage" if r.path.endswith("/records/voiceprint") else "compute"

@@ -19,8 +19,8 @@ TTL = 60.0
 
 
 def _queue(root: Path, host: str, **clocks: Any) -> JobQueue:
-    queue = JobQueue(Settings(queue_dir=root, min_age=0.0, lease_ttl=TTL), **clocks)
-    queue._host = host  # as if it ran on another machine
+    settings = Settings(queue_dir=root, min_age=0.0, lease_ttl=TTL)
+    queue = JobQueue(settings, host=host, **clocks)  # as if it ran on another machine
     queue.setup()
     return queue
 

@@ -15,11 +15,10 @@ import structlog
 from tests.fakeclock import FakeClock
 from tests.unprivileged import rerun_unprivileged
 from worker.config.settings import Settings
-from worker.queue import claim as queue_mod
 from worker.queue.discover import Candidate
 from worker.queue.jobqueue import JobQueue
 from worker.queue.lease import LeaseLost, read_lease
-from worker.queue.paths import ClaimedJob, QueueSetupError
+from worker.queue.paths import ClaimedJob, QueueSetupError, setup_folders
 from worker.queue.rules import job_id_for
 
 
@@ -74,18 +73,16 @@ def test_setup_reports_an_unwritable_folder(tmp_path: Path, request: pytest.Fixt
         queue.paths.done.chmod(0o700)
 
 
-def test_setup_reports_exdev_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_reports_exdev_clearly(tmp_path: Path) -> None:
     queue = make_queue(tmp_path)
-    real_rename = os.rename
 
     def rename(src: Any, dst: Any) -> None:
         if "failed" in str(dst):
             raise OSError(18, "Invalid cross-device link")
-        real_rename(src, dst)
+        os.rename(src, dst)
 
-    monkeypatch.setattr(queue_mod.os, "rename", rename)
     with pytest.raises(QueueSetupError, match=r"different filesystems or mounts \(EXDEV\)"):
-        queue.setup()
+        setup_folders(queue.paths, rename=rename)
 
 
 def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None:
@@ -224,8 +221,8 @@ def test_two_takers_of_one_stale_lease_one_wins(tmp_path: Path) -> None:
     takers = [make_queue(tmp_path, clock, worker_id=f"t{i}") for i in range(2)]
     # Both have read the stale lease; only one can create the next generation.
     job_dir = next(queue.paths.active.iterdir())
-    assert takers[0]._try_acquire(job_dir, 1, "x") is True
-    assert takers[1]._try_acquire(job_dir, 1, "y") is False
+    assert takers[0].leases.try_acquire(job_dir, 1, "x") is True
+    assert takers[1].leases.try_acquire(job_dir, 1, "y") is False
     assert takers[1].recover_stale_sync() == []  # generation 1 is fresh
 
 
@@ -278,9 +275,7 @@ async def test_heartbeat_keeps_the_lease_and_raises_when_lost(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("step", ["staged", "claimed", "hashed", "settled"])
-def test_crash_at_every_claim_step_is_recovered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
-) -> None:
+def test_crash_at_every_claim_step_is_recovered(tmp_path: Path, step: str) -> None:
     class Crash(BaseException):
         pass
 
@@ -289,13 +284,13 @@ def test_crash_at_every_claim_step_is_recovered(
             raise Crash(f"died at {at}")
 
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
+    settings = Settings(queue_dir=tmp_path, min_age=0.0, lease_ttl=0.3)
+    queue = JobQueue(settings, clock=clock, crash_hook=hook)
+    queue.setup()
     drop(queue, "a.json", '{"v": 42}')
     candidates = queue.scan() or queue.scan()
-    monkeypatch.setattr(queue_mod, "crash_hook", hook)
     with pytest.raises(Crash, match=rf"^died at {step}$"):
         queue.claim_sync(candidates[0])
-    monkeypatch.setattr(queue_mod, "crash_hook", None)
 
     survivor = make_queue(tmp_path, clock, lease_ttl=0.3)
     assert survivor.recover_stale_sync() == []  # the dead claimer's lease is still fresh
@@ -324,15 +319,14 @@ def test_interrupted_finish_is_cleaned_up(tmp_path: Path) -> None:
 
 
 def test_unreadable_manifest_goes_to_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    queue = make_queue(tmp_path)
-    drop(queue, "a.json")
-
     def unreadable(path: Path) -> str:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(queue_mod, "sha256_file", unreadable)
+    queue = JobQueue(Settings(queue_dir=tmp_path, min_age=0.0), hash_file=unreadable)
+    queue.setup()
+    drop(queue, "a.json")
     assert queue.claim_sync((queue.scan() or queue.scan())[0]) is None
     errors = list(queue.paths.failed.glob("*.error.json"))
     assert len(errors) == 1
@@ -341,24 +335,21 @@ def test_unreadable_manifest_goes_to_failed(
 
 
 @pytest.mark.parametrize("step", ["claimed", "hashed", "settled"])
-def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
-) -> None:
+def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(tmp_path: Path, step: str) -> None:
     clock = FakeClock()
-    slow = make_queue(tmp_path, clock, lease_ttl=0.3, worker_id="slow")
     other = make_queue(tmp_path, clock, lease_ttl=0.3, worker_id="other")
-    drop(slow, "a.json", '{"v": 3}')
     taken: list[ClaimedJob | None] = []
 
     def stall(at: str) -> None:
         if at == step and not taken:
-            taken.append(None)  # once: the taker's own claim passes the same steps
+            taken.append(None)  # once
             clock.advance(0.4)  # a frozen process: its lease goes stale meanwhile
             taken.extend(other.recover_stale_sync())
 
-    monkeypatch.setattr(queue_mod, "crash_hook", stall)
+    settings = Settings(queue_dir=tmp_path, min_age=0.0, lease_ttl=0.3, worker_id="slow")
+    slow = JobQueue(settings, clock=clock, crash_hook=stall)
+    drop(slow, "a.json", '{"v": 3}')
     mine = slow.claim_sync((slow.scan() or slow.scan())[0])
-    monkeypatch.setattr(queue_mod, "crash_hook", None)
     holders = [job for job in [mine, *taken] if job is not None]
     assert len(holders) == 1
     assert holders[0] in taken  # the taker, not the staller
@@ -368,7 +359,7 @@ def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(
 
 
 def test_unreadable_manifest_found_by_recovery_goes_to_failed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     clock = FakeClock()
     queue = make_queue(tmp_path, clock, lease_ttl=0.2)
@@ -379,7 +370,8 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
     def unreadable(path: Path) -> str:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(queue_mod, "sha256_file", unreadable)
+    settings = Settings(queue_dir=tmp_path, min_age=0.0, lease_ttl=0.2)
+    queue = JobQueue(settings, clock=clock, hash_file=unreadable)  # the taker cannot read it
     assert queue.recover_stale_sync() == []
     assert (queue.paths.failed / f"{job.job_id}.json").exists()
     assert (queue.paths.failed / f"{job.job_id}.error.json").exists()

@@ -16,13 +16,18 @@ import anyio
 from tests.fakeclock import FakeClock
 from tests.scans import Scans
 from worker.config.settings import Settings
-from worker.queue.discover import Candidate
+from worker.queue.discover import Candidate, ScanHook
 from worker.queue.jobqueue import JobQueue
 
 NO_RESCAN = 3600.0  # far beyond any test's limit: a pickup must come from a scan or an event
 
 
-def make_queue(root: Path, clock: Callable[[], float] | None = None, **overrides: Any) -> JobQueue:
+def make_queue(
+    root: Path,
+    clock: Callable[[], float] | None = None,
+    on_scan: ScanHook | None = None,
+    **overrides: Any,
+) -> JobQueue:
     values: dict[str, Any] = {
         "queue_dir": root,
         "min_age": 0.0,
@@ -30,7 +35,7 @@ def make_queue(root: Path, clock: Callable[[], float] | None = None, **overrides
         "rescan_interval": NO_RESCAN,
     }
     values.update(overrides)
-    queue = JobQueue(Settings(**values), **({"clock": clock} if clock else {}))
+    queue = JobQueue(Settings(**values), on_scan=on_scan, **({"clock": clock} if clock else {}))
     queue.setup()
     return queue
 
@@ -55,10 +60,10 @@ async def first_candidates(
 
 
 async def test_full_scan_at_start_finds_waiting_files(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    scans = Scans()
+    queue = make_queue(tmp_path, on_scan=scans.saw)
     for name in ["a.json", "b.csv", ".c.json", "d.tmp"]:
         (queue.paths.inbox / name).write_text("x")
-    scans = Scans(queue)
     found = await first_candidates(queue, 2)
     assert sorted(c.name for c in found) == ["a.json", "b.csv"]
     # The start scan and its second look (a file is ready once seen unchanged): no event.
@@ -66,8 +71,8 @@ async def test_full_scan_at_start_finds_waiting_files(tmp_path: Path) -> None:
 
 
 async def test_file_event_picks_up_a_new_file_without_a_rescan(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
-    scans = Scans(queue)
+    scans = Scans()
+    queue = make_queue(tmp_path, on_scan=scans.saw)
     dropped_after: list[int] = []
 
     async def drop() -> None:
@@ -88,16 +93,15 @@ async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
     tmp_path: Path,
 ) -> None:
     """The watch starts only after the first scan: a drop in between raises no event."""
-    queue = make_queue(tmp_path)  # rescan_interval 1 h: only a scan of its own can find it
-    first_scan = queue.scan
+    scans = Scans()
 
-    def scan_then_drop() -> list[Candidate]:
-        found = first_scan()
-        queue.scan = first_scan  # type: ignore[method-assign]  # only the first time
-        (queue.paths.inbox / "early.json").write_text("{}")
-        return found
+    def drop_after_the_first_scan(names: frozenset[str], found: list[Candidate]) -> None:
+        scans.saw(names, found)
+        if scans.count == 1:  # only the first time
+            (queue.paths.inbox / "early.json").write_text("{}")
 
-    queue.scan = scan_then_drop  # type: ignore[method-assign]
+    # rescan_interval 1 h: only a scan of its own can find it
+    queue = make_queue(tmp_path, on_scan=drop_after_the_first_scan)
     [candidate] = await first_candidates(queue, 1)
     assert candidate.name == "early.json"
 
@@ -105,8 +109,8 @@ async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
 async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path) -> None:
     # min_age 30 s on a clock that never moves: only a completed rename seen in the file events
     # can bring a fresh file out; the in-place file can never be ready.
-    queue = make_queue(tmp_path, FakeClock(), min_age=30.0)
-    scans = Scans(queue)
+    scans = Scans()
+    queue = make_queue(tmp_path, FakeClock(), scans.saw, min_age=30.0)
 
     async def drop() -> None:
         await scans.reach(2)  # discovery is watching by now
@@ -124,8 +128,8 @@ async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path
 
 
 async def test_polling_mode_picks_up_a_new_file(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.1)
-    scans = Scans(queue)
+    scans = Scans()
+    queue = make_queue(tmp_path, on_scan=scans.saw, queue_polling=True, poll_interval=0.1)
     dropped_after: list[int] = []
 
     async def drop() -> None:
@@ -142,8 +146,10 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
     # Far from the epoch: file mtimes look as if from the future, so only the time a file has
     # rested under the queue's own observation counts, on this clock the writer moves.
     clock = FakeClock(start=1_000_000.0)
-    queue = make_queue(tmp_path, clock, min_age=0.3, queue_polling=True, poll_interval=0.02)
-    scans = Scans(queue)
+    scans = Scans()
+    queue = make_queue(
+        tmp_path, clock, scans.saw, min_age=0.3, queue_polling=True, poll_interval=0.02
+    )
     path = queue.paths.inbox / "growing.csv"
     finished = anyio.Event()
     resting: list[int] = []
@@ -170,11 +176,11 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
 
 
 async def test_bad_entries_never_stop_discovery(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    scans = Scans()
+    queue = make_queue(tmp_path, on_scan=scans.saw)
     (queue.paths.inbox / "dir.json").mkdir()
     (queue.paths.inbox / "dangling.json").symlink_to(tmp_path / "nowhere")
     (queue.paths.inbox / "notes.txt").write_text("x")
-    scans = Scans(queue)
 
     async def drop() -> None:
         await scans.reach(2)  # discovery went past the bad entries, twice
@@ -193,10 +199,10 @@ async def test_vanished_candidate_claims_nothing(tmp_path: Path) -> None:
 
 
 async def test_claimed_files_are_not_yielded_again(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.02)
+    scans = Scans()
+    queue = make_queue(tmp_path, on_scan=scans.saw, queue_polling=True, poll_interval=0.02)
     for i in range(5):
         (queue.paths.inbox / f"m{i}.json").write_text(str(i))
-    scans = Scans(queue)
     seen: list[str] = []
     stop = anyio.Event()
 

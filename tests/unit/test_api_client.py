@@ -1,4 +1,4 @@
-"""The client's decision loop, with the network seam (`ApiClient._send`) replaced by a script.
+"""The client's decision loop, with its network seam (`ApiClient(transport=...)`) a script.
 
 Retries, the idempotency rules, 429 handling, sign-in renewal, pagination and secrecy are
 logic; here they are tested without sockets and without sleeping (jitter drawn as 0). The same
@@ -11,13 +11,11 @@ import email.utils
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
-from yarl import URL
 
 from worker.api import errors as e
 from worker.api.auth import ApiKeyAuth, CredentialsAuth
@@ -25,6 +23,7 @@ from worker.api.backoff import RetryPolicy
 from worker.api.client import ApiClient
 from worker.api.governor import Governor
 from worker.api.transport import Answer as _Answer
+from worker.api.transport import Request, route_url
 from worker.config.settings import Settings
 
 KEY = "key-SECRET-0123456789"
@@ -47,29 +46,26 @@ Step = _Answer | BaseException | Callable[[dict[str, Any]], _Answer]
 
 
 class Script:
-    """Answers attempts in order and records what was sent."""
+    """A transport: answers attempts in order and records what was sent."""
 
     def __init__(self, *steps: Step) -> None:
         self.steps = list(steps)
         self.sent: list[dict[str, Any]] = []
 
-    async def __call__(
-        self,
-        method: str,
-        url: URL,
-        route: str,
-        token: str | None,
-        json_body: Any,
-        query: dict[str, str],
-        file: Path | None,
-    ) -> _Answer:
+    async def open(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    async def send(self, request: Request) -> _Answer:
         call = {
-            "method": method,
-            "url": str(url),
-            "route": route,
-            "token": token,
-            "json": json_body,
-            "query": query,
+            "method": request.method,
+            "url": str(request.url),
+            "route": request.route,
+            "token": request.token,
+            "json": request.json,
+            "query": dict(request.query),
         }
         self.sent.append(call)
         step = self.steps.pop(0)
@@ -89,17 +85,19 @@ def reset() -> e.OutcomeUnknown:
 
 
 def make(
-    script: Script, auth: ApiKeyAuth | CredentialsAuth | None = None, **policy: Any
+    script: Script,
+    auth: ApiKeyAuth | CredentialsAuth | None = None,
+    governor: Governor | None = None,
+    **policy: Any,
 ) -> ApiClient:
-    client = ApiClient(
+    return ApiClient(
         "http://api.test/v1",
         auth or ApiKeyAuth(SecretStr(KEY)),
-        governor=Governor(10_000, 100),
+        governor=governor or Governor(10_000, 100),
+        transport=script,
         retry=RetryPolicy(**{"max_retries": 4, "max_time": 60, **policy}),
         rand=lambda: 0.0,
     )
-    client._send = script  # type: ignore[method-assign]
-    return client
 
 
 async def test_safe_call_is_retried_through_5xx_timeouts_and_resets() -> None:
@@ -201,26 +199,28 @@ async def test_throttling_is_waited_out_however_long_and_never_a_failure() -> No
         waits.append(seconds)
 
     script = Script(*[fail(429, "rate", {"Retry-After": "90"})] * 60, ok({"handle": "me"}))
-    client = make(script, max_time=60, max_retries=0)
-    client.governor = Governor(10_000, 100, sleep=sleep)
+    client = make(script, governor=Governor(10_000, 100, sleep=sleep), max_time=60, max_retries=0)
     assert (await client.get_user()).handle == "me"
     assert len(script.sent) == 61 and client.governor.stats.throttled == 60
     assert client.governor.stats.retries == 0
 
 
 async def test_retry_after_as_an_http_date_pauses_until_then() -> None:
-    paused: list[float] = []
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)  # the governor's wait for the resend's slot, not slept
+
     script = Script(fail(429, "rate", {"Retry-After": "Thu, 01 Jan 2026 00:00:03 GMT"}), ok(VP))
-    client = make(script)
-    client.governor.throttled = paused.append  # type: ignore[method-assign]
+    client = make(script, governor=Governor(10_000, 100, sleep=sleep))
     await client.get_voiceprint(OWNER, SPACE, "bob", "vp")
-    assert len(paused) == 1 and paused[0] == 0.0  # that date is long past: go at once
+    assert client.governor.stats.throttled == 1
+    assert max(waits, default=0.0) < 0.01  # that date is long past: go at once
     future = email.utils.formatdate(time.time() + 30, usegmt=True)
     script = Script(fail(429, "rate", {"Retry-After": future}), ok(VP))
-    client = make(script)
-    client.governor.throttled = paused.append  # type: ignore[method-assign]
+    client = make(script, governor=Governor(10_000, 100, sleep=sleep))
     await client.get_voiceprint(OWNER, SPACE, "bob", "vp")
-    assert 25 < paused[1] <= 30
+    assert client.governor.stats.throttled == 1 and 25 < max(waits) <= 30
 
 
 @pytest.mark.parametrize("message", ["Not enough credits", "quota exceeded", "slow down"])
@@ -368,18 +368,21 @@ async def test_invalid_success_body_is_invalid_response_without_values() -> None
 
 
 def test_compute_url_keeps_its_colon_and_handles_are_quoted() -> None:
-    client = make(Script())
-    url = client._url("/v/{identity}/{voiceprint}:compute", {"identity": "a b", "voiceprint": "x"})
+    url = route_url(
+        "http://api.test/v1",
+        "/v/{identity}/{voiceprint}:compute",
+        {"identity": "a b", "voiceprint": "x"},
+    )
     assert str(url) == "http://api.test/v1/v/a%20b/x:compute"
 
 
 def test_from_settings_picks_the_auth_and_never_shows_it() -> None:
     client = ApiClient.from_settings(Settings(api_key=KEY))  # type: ignore[arg-type]
-    assert KEY not in repr(client) and KEY not in repr(client._auth)
+    assert KEY not in repr(client) and KEY not in repr(client.auth.auth)
     client = ApiClient.from_settings(
         Settings(api_handle="me", api_password=PASSWORD, max_retries=2)  # type: ignore[arg-type]
     )
-    assert PASSWORD not in repr(client) and client.retry.max_retries == 2
+    assert PASSWORD not in repr(client) and client.requests.retry.max_retries == 2
     with pytest.raises(ValueError, match="ENROLLER_API_KEY"):
         ApiClient.from_settings(Settings())
 

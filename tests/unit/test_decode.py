@@ -15,7 +15,6 @@ import soundfile as sf
 from emulator.audio import analyze
 from tests.audiogen import samples, write_audio, write_signal
 from tests.flaccraft import write_flac_ints, write_peak_beyond_range
-from worker.audio import inspect as audio
 from worker.audio.decode import AudioReader, DecodeError, probe
 from worker.audio.formats import ACCEPTED, ACCEPTED_TEXT, container_name, format_problem
 from worker.audio.inspect import inspect_audio, preflight_audio
@@ -139,15 +138,12 @@ def test_the_time_bound_stops_a_decode(tmp_path: Path) -> None:
         probe(fh, time_limit_s=-1.0)
 
 
-def test_decoding_stops_past_the_limit_and_says_so(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_decoding_stops_past_the_limit_and_says_so(tmp_path: Path) -> None:
     path = write_audio(tmp_path / "long.wav", 200.0, 0.0, 8000)
     with path.open("rb") as fh:
         partial = probe(fh, stop_after_s=10.0)
     assert not partial.complete and 10.0 < partial.duration < 11.0
-    monkeypatch.setattr(audio, "DECODE_LIMIT_S", 130.0)
-    [reason] = preflight_audio(path, tmp_path, "phone/v1").errors
+    [reason] = preflight_audio(path, tmp_path, "phone/v1", decode_limit_s=130.0).errors
     assert reason.startswith("130.") and reason.endswith(
         " s or more is longer than the 120 s maximum of phone/v1"
     )

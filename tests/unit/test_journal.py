@@ -23,6 +23,7 @@ from worker.journal.records import (
     heal_torn_tail,
     load_state,
     read_records,
+    write_and_fsync,
 )
 
 
@@ -65,22 +66,19 @@ async def test_records_round_trip_and_state(tmp_path: Path) -> None:
 
 
 async def test_concurrent_appends_all_land_in_fewer_fsyncs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "journal.jsonl"
     writes = 0
-    async with Journal(path) as journal:
-        original = journal._write
 
-        def counting_write(data: bytes) -> None:
-            nonlocal writes
-            writes += 1
-            original(data)
+    def counting_write(fd: int, data: bytes) -> None:
+        nonlocal writes
+        writes += 1
+        write_and_fsync(fd, data)
 
-        monkeypatch.setattr(journal, "_write", counting_write)
-        async with anyio.create_task_group() as tg:
-            for i in range(200):
-                tg.start_soon(journal.append, outcome(f"k{i}"))
+    async with Journal(path, write=counting_write) as journal, anyio.create_task_group() as tg:
+        for i in range(200):
+            tg.start_soon(journal.append, outcome(f"k{i}"))
     assert {o.key for o in outcomes(path)} == {f"k{i}" for i in range(200)}
     assert writes < 200  # group commit batched them
 
@@ -139,20 +137,22 @@ async def test_a_journal_that_is_only_a_fragment_is_emptied(tmp_path: Path) -> N
 
 
 async def test_a_failed_write_raises_for_every_record_it_lost_and_refuses_later_ones(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     path = tmp_path / "journal.jsonl"
     results: dict[str, str] = {}
-    async with Journal(path) as journal:
+    release = anyio.Event()
+    disk_full = False
+
+    def write(fd: int, data: bytes) -> None:
+        if not disk_full:
+            return write_and_fsync(fd, data)
+        anyio.from_thread.run(release.wait)  # let the other appends queue behind us
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async with Journal(path, write=write) as journal:
         await journal.append(outcome("before"))
-        release = anyio.Event()
-        original = journal._write
-
-        def failing_write(data: bytes) -> None:
-            anyio.from_thread.run(release.wait)  # let the other appends queue behind us
-            raise OSError(errno.ENOSPC, "No space left on device")
-
-        monkeypatch.setattr(journal, "_write", failing_write)
+        disk_full = True
 
         async def append(key: str) -> None:
             try:
@@ -167,7 +167,7 @@ async def test_a_failed_write_raises_for_every_record_it_lost_and_refuses_later_
                 tg.start_soon(append, f"k{i}")
             await anyio.wait_all_tasks_blocked()
             release.set()
-        monkeypatch.setattr(journal, "_write", original)
+        disk_full = False  # the disk has room again: the journal still refuses
         with pytest.raises(JournalWriteFailed, match="No space left on device"):
             await journal.append(outcome("after"))
     assert set(results) == {f"k{i}" for i in range(5)}

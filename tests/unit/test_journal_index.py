@@ -83,13 +83,10 @@ def test_answers_per_key_and_keeps_the_first_word(journal: Path, tmp_path: Path)
         assert index.computed_count() == 1 and index.computed_owners() == ["demo"]
 
 
-def test_outcomes_are_walked_page_by_page_in_journal_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(journal_index, "PAGE", 3)
+def test_outcomes_are_walked_page_by_page_in_journal_order(tmp_path: Path) -> None:
     path = tmp_path / "journal.jsonl"
     write(path, started(), *(outcome(f"demo/main/k{i:02d}/main") for i in range(10)))
-    with index_of(path, tmp_path) as index:
+    with JournalIndex(path, tmp_path / "index", page=3) as index:
         index.catch_up()
         assert [o.key for o in index.outcomes()] == [f"demo/main/k{i:02d}/main" for i in range(10)]
 
@@ -128,25 +125,20 @@ def test_a_torn_tail_is_not_indexed_until_it_is_whole(journal: Path, tmp_path: P
         assert index.upto == journal.stat().st_size - 20
 
 
-def test_an_index_stopped_between_commits_resumes_exactly(
-    journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_index_stopped_between_commits_resumes_exactly(journal: Path, tmp_path: Path) -> None:
     """A kill between two transactions leaves a prefix; the next open reads the rest."""
-    monkeypatch.setattr(journal_index, "COMMIT_EVERY", 3)
     write(journal, *(outcome(f"demo/main/x{i}/main") for i in range(7)))
-    index = index_of(journal, tmp_path)
     batches = 0
-    real_commit = index._commit
 
-    def commit_then_die(batch: object) -> object:
+    def die_after_the_second() -> None:
         nonlocal batches
-        added = real_commit(batch)  # type: ignore[arg-type]
         batches += 1
         if batches == 2:
             raise KeyboardInterrupt  # as good as SIGKILL: nothing after this runs
-        return added
 
-    monkeypatch.setattr(index, "_commit", commit_then_die)
+    index = JournalIndex(
+        journal, tmp_path / "index", commit_every=3, committed=die_after_the_second
+    )
     with pytest.raises(KeyboardInterrupt):
         index.catch_up()
     index.close()
@@ -252,7 +244,7 @@ def test_the_page_cache_is_capped_whatever_the_journal_size(journal: Path, tmp_p
     it. The cap holds on a fresh index and on a reopened one."""
     write(journal, started(), *(outcome(f"demo/main/id-{i}/main") for i in range(50)), mode="w")
     for _ in range(2):
-        with JournalIndex(journal, tmp_path / "idx") as index:
+        with JournalIndex(journal, tmp_path / "index") as index:
             index.catch_up()
             (cache,) = index._db.execute("PRAGMA cache_size").fetchone()
             assert cache == -journal_index.CACHE_KIB

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from pydantic import SecretStr
 
 from tests.fakeclock import FakeClock
-from worker.queue.leaseguard import LEASE_GUARD, LeaseGuard, lease_confirmed
+from worker.api.auth import ApiKeyAuth
+from worker.api.client import ApiClient
+from worker.api.governor import Governor
+from worker.api.transport import Answer, Request
+from worker.queue.leaseguard import LeaseGuard
 
 pytestmark = pytest.mark.anyio
 
@@ -97,16 +102,38 @@ async def test_a_trusted_lease_costs_the_sender_no_wait_and_the_heartbeat_sleeps
     assert sleeping.cancelled_caught  # nobody asked: it was still asleep when the test woke it
 
 
-async def test_only_the_job_that_set_a_guard_is_held_by_it() -> None:
+class Wire:
+    """A transport that answers every request with `GET /user`'s body, and counts them."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def open(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    async def send(self, request: Request) -> Answer:
+        self.sent += 1
+        return Answer(200, {}, b'{"handle": "me", "orgs": []}')
+
+
+async def test_only_the_job_view_of_the_client_is_held_by_its_guard() -> None:
     clock = FakeClock(1000.0)
     stale = LeaseGuard(TTL, clock=clock)
     clock.advance(TTL)
+    wire = Wire()
+    client = ApiClient(
+        "http://api.test/v1",
+        ApiKeyAuth(SecretStr("key")),
+        governor=Governor(10_000, 100),
+        transport=wire,
+    )
+    job_view = client.gated(stale.confirmed)  # as the job boundary does
     with anyio.fail_after(5):
-        await lease_confirmed()  # no job guard here (a startup request): never waits
-    token = LEASE_GUARD.set(stale)
-    try:
-        with anyio.move_on_after(0.05) as held:
-            await lease_confirmed()
-        assert held.cancelled_caught
-    finally:
-        LEASE_GUARD.reset(token)
+        await client.get_user()  # no job guard here (a startup request): never waits
+    assert wire.sent == 1
+    with anyio.move_on_after(0.05) as held:
+        await job_view.get_credits("me")
+    assert held.cancelled_caught and wire.sent == 1  # held before it left: never sent

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from worker.manifest import keyindex
-from worker.manifest import read as manifest_read
 from worker.manifest.models import ManifestDefaults, ParsedManifest
 from worker.manifest.read import open_manifest, parse_manifest
 
@@ -43,20 +42,17 @@ def _summary(parsed: ParsedManifest) -> Any:
     )
 
 
-def _streamed(tmp_path: Path, data: bytes, monkeypatch: pytest.MonkeyPatch) -> ParsedManifest:
+def _streamed(tmp_path: Path, data: bytes) -> ParsedManifest:
     path = tmp_path / "b.csv"
     path.write_bytes(data)
-    monkeypatch.setattr(manifest_read, "STREAM_CSV_MIN_BYTES", 0)
-    return open_manifest(path, DEFAULTS, "b.csv").collect()
+    return open_manifest(path, DEFAULTS, "b.csv", stream_csv_from=0).collect()
 
 
 @pytest.mark.parametrize("text", CSVS)
-def test_two_passes_give_what_a_whole_read_gives(
-    tmp_path: Path, text: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_two_passes_give_what_a_whole_read_gives(tmp_path: Path, text: str) -> None:
     data = text.encode()
     whole = parse_manifest(data, "b.csv", DEFAULTS)
-    assert _summary(_streamed(tmp_path, data, monkeypatch)) == _summary(whole)
+    assert _summary(_streamed(tmp_path, data)) == _summary(whole)
 
 
 @pytest.mark.parametrize(
@@ -71,18 +67,18 @@ def test_two_passes_give_what_a_whole_read_gives(
     ],
 )
 def test_a_file_that_is_not_text_is_refused_whole(
-    tmp_path: Path, data: bytes, expected: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, data: bytes, expected: str
 ) -> None:
-    [problem] = _streamed(tmp_path, data, monkeypatch).problems
+    [problem] = _streamed(tmp_path, data).problems
     assert str(problem).startswith(expected)
     assert str(parse_manifest(data, "b.csv", DEFAULTS).problems[0]).startswith(expected)
 
 
 def test_rows_of_one_enrollment_far_apart_are_read_again_in_first_line_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     rows = "".join(f"id-{i % 3},f{i}.wav\n" for i in range(9))
-    parsed = _streamed(tmp_path, ("identity,audio\n" + rows).encode(), monkeypatch)
+    parsed = _streamed(tmp_path, ("identity,audio\n" + rows).encode())
     assert [(e.identity, e.source) for e in parsed.enrollments] == [
         ("id-0", "lines 2, 5, 8"),
         ("id-1", "lines 3, 6, 9"),
@@ -101,7 +97,7 @@ def test_every_hash_colliding_changes_nothing(
     honest = _summary(parse_manifest(data, "b.csv", DEFAULTS))
     monkeypatch.setattr(keyindex, "key_hash", lambda key: 7)
     assert _summary(parse_manifest(data, "b.csv", DEFAULTS)) == honest
-    assert _summary(_streamed(tmp_path, data, monkeypatch)) == honest
+    assert _summary(_streamed(tmp_path, data)) == honest
 
 
 def test_a_json_document_confirms_its_duplicates_too(monkeypatch: pytest.MonkeyPatch) -> None:

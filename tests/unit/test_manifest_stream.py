@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from worker.manifest import read as manifest_mod
 from worker.manifest.models import ManifestDefaults
 from worker.manifest.read import open_manifest, parse_manifest
 
@@ -17,15 +16,10 @@ ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT)
 
 
-@pytest.fixture(autouse=True)
-def _stream_everything(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(manifest_mod, "STREAM_JSON_MIN_BYTES", 0)
-
-
 def _both(tmp_path: Path, data: bytes) -> tuple[Any, Any]:
     path = tmp_path / "m.json"
     path.write_bytes(data)
-    return open_manifest(path, DEFAULTS, "m.json").collect(), parse_manifest(
+    return open_manifest(path, DEFAULTS, "m.json", stream_json_from=0).collect(), parse_manifest(
         data, "m.json", DEFAULTS
     )
 
@@ -90,7 +84,8 @@ def test_a_default_given_as_a_list_spoils_the_file(tmp_path: Path) -> None:
 def test_the_stream_guards(tmp_path: Path, data: bytes, reason: str | None) -> None:
     path = tmp_path / "m.json"
     path.write_bytes(data)
-    parsed = open_manifest(path, DEFAULTS.model_copy(update={"owner": "acme", "space": "s"}))
+    defaults = DEFAULTS.model_copy(update={"owner": "acme", "space": "s"})
+    parsed = open_manifest(path, defaults, stream_json_from=0)
     if reason is None:
         assert parsed.file_problems == [] and parsed.total == 1
     else:

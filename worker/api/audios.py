@@ -20,8 +20,11 @@ from worker.api.schemas import Audio, AudioCreate, AudioIdentify
 from worker.audio.files import VerifiedUpload
 
 
-class AudiosApi(RequestLoop):
-    """The audio methods of `ApiClient`."""
+class AudiosApi:
+    """The audio methods, sent through the loop it is given; `ApiClient` exposes them."""
+
+    def __init__(self, loop: RequestLoop) -> None:
+        self._loop = loop
 
     async def create_audio(
         self,
@@ -42,7 +45,7 @@ class AudiosApi(RequestLoop):
         """
         route = "/spaces/{owner}/{space}/audios"
         fields = AudioCreate(alias=alias, identity=identity).to_wire()
-        answer = await self._call(
+        answer = await self._loop.call(
             "POST",
             route,
             path={"owner": owner, "space": space},
@@ -50,7 +53,7 @@ class AudiosApi(RequestLoop):
             file=InlineAudioBody(file, fields) if file is not None else None,
             retry=Retry.UNSAFE,
         )
-        return self._parse(answer, Audio, "POST", route)
+        return self._loop.parse(answer, Audio, "POST", route)
 
     async def upload_audio_file(
         self, owner: str, space: str, audio: str, file: VerifiedUpload | Path
@@ -64,14 +67,14 @@ class AudiosApi(RequestLoop):
         route = "/spaces/{owner}/{space}/audios/{audio}/file"
         if isinstance(file, Path):  # no preflight measured it: measure it now
             file = await anyio.to_thread.run_sync(VerifiedUpload.from_path, file)
-        answer = await self._call(
+        answer = await self._loop.call(
             "POST", route, path={"owner": owner, "space": space, "audio": audio}, file=file
         )
-        return self._parse(answer, Audio, "POST", route)
+        return self._loop.parse(answer, Audio, "POST", route)
 
     async def get_audio(self, owner: str, space: str, audio: str) -> Audio:
         """Read an audio (SAFE)."""
-        return await self._get(
+        return await self._loop.get(
             "/spaces/{owner}/{space}/audios/{audio}", Audio, owner=owner, space=space, audio=audio
         )
 
@@ -85,7 +88,7 @@ class AudiosApi(RequestLoop):
         page_size: int = 50,
     ) -> AsyncIterator[Audio]:
         """Every audio of a space whose handle or alias contains `search`."""
-        return self.paginate(
+        return self._loop.paginate(
             "/spaces/{owner}/{space}/audios",
             Audio,
             {"owner": owner, "space": space},
@@ -109,10 +112,10 @@ class AudiosApi(RequestLoop):
     async def identify_audio(self, owner: str, space: str, audio: str, identity: str) -> Audio:
         """Link an audio to an identity (irreversible). SAFE: relinking the same is a no-op."""
         route = "/spaces/{owner}/{space}/audios/{audio}:identify"
-        answer = await self._call(
+        answer = await self._loop.call(
             "POST",
             route,
             path={"owner": owner, "space": space, "audio": audio},
             json=AudioIdentify(identity=identity).to_wire(),
         )
-        return self._parse(answer, Audio, "POST", route)
+        return self._loop.parse(answer, Audio, "POST", route)

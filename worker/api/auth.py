@@ -1,29 +1,25 @@
 """Who the client is: an API key, or a handle and password exchanged for a session token.
 
-Owns: the credentials and the token, signing in (and once again after a 401 in credentials
-mode), who the credentials are (`get_user`), and masking every secret it holds in server text
-before that text reaches an error. It never decides when to sign in again (retry_rules.py
-does) and never sends a request itself but the sign-in, through the request loop.
+Owns: the credentials and the token (one `Authenticator` per client, shared by its per-job
+views), signing in once and once again after a 401 in credentials mode, who the credentials
+are (the cached `User`), and masking every secret it holds in server text before that text
+reaches an error. It never decides when to sign in again (retry_rules.py does) and never sends
+a request itself: the request loop hands it the sign-in (`SignIn`) it sends through itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import structlog
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
 
 from worker.api.governor import Governor
-from worker.api.schemas import Credentials, TokenResponse, User
+from worker.api.schemas import User
 from worker.base.log import REDACTOR
 from worker.base.masking import MASK
-
-if TYPE_CHECKING:
-    from worker.api.transport import Answer
-
-M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,74 +39,68 @@ class CredentialsAuth:
 
 Auth = ApiKeyAuth | CredentialsAuth
 
+# `POST /auth/credentials` through the request loop: the credentials in, a session token out.
+SignIn = Callable[[CredentialsAuth], Awaitable[SecretStr]]
 
-class Authenticated:
-    """The credentials side of `ApiClient`, which sets these attributes and provides the
-    request loop (loop.py) that `_sign_in` and `get_user` send through."""
 
-    governor: Governor
-    _auth: Auth
-    _token: SecretStr | None
-    _token_generation: int
-    _auth_lock: anyio.Lock
-    _user: User | None
-    _log: structlog.stdlib.BoundLogger
+class Authenticator:
+    """The credentials side of the client: the key, or the session token and its generation."""
 
-    if TYPE_CHECKING:  # provided by loop.RequestLoop
+    def __init__(self, auth: Auth, governor: Governor) -> None:
+        self.auth = auth
+        self._governor = governor
+        self.token: SecretStr | None = None
+        self.generation = 0  # which sign-in produced the token
+        self.user: User | None = None  # who the credentials are, once asked
+        self._lock = anyio.Lock()
+        self._log = structlog.get_logger("worker.api")
+        # Defence in depth: whatever logging the CLI configured masks these values too.
+        for secret in self.secrets():
+            REDACTOR.add(secret)
 
-        async def _call(self, method: str, route: str, **kw: Any) -> Answer: ...
+    @property
+    def credentials(self) -> CredentialsAuth | None:
+        """The handle and password, in credentials mode (None with an API key)."""
+        return self.auth if isinstance(self.auth, CredentialsAuth) else None
 
-        def _parse(self, answer: Answer, model: type[M], method: str, route: str) -> M: ...
-
-        async def _get(self, route: str, model: type[M], **path: str) -> M: ...
-
-    def _secrets(self) -> list[str]:
+    def secrets(self) -> list[str]:
         out = []
-        if isinstance(self._auth, ApiKeyAuth):
-            out.append(self._auth.key.get_secret_value())
+        if isinstance(self.auth, ApiKeyAuth):
+            out.append(self.auth.key.get_secret_value())
         else:
-            out.append(self._auth.password.get_secret_value())
-        if self._token is not None:
-            out.append(self._token.get_secret_value())
+            out.append(self.auth.password.get_secret_value())
+        if self.token is not None:
+            out.append(self.token.get_secret_value())
         return [s for s in out if s]
 
-    def _scrub(self, text: str) -> str:
+    def scrub(self, text: str) -> str:
         """Server text may echo what we sent; mask our secrets before it reaches an error."""
-        for secret in self._secrets():
+        for secret in self.secrets():
             text = text.replace(secret, MASK)
         return text
 
-    async def _bearer(self) -> tuple[str, int]:
+    async def bearer(self, sign_in: SignIn) -> tuple[str, int]:
         """The token to send and its generation (which sign-in produced it)."""
-        if isinstance(self._auth, ApiKeyAuth):
-            return self._auth.key.get_secret_value(), 0
-        if self._token is None:
-            async with self._auth_lock:
-                if self._token is None:
-                    await self._sign_in()
-        assert self._token is not None
-        return self._token.get_secret_value(), self._token_generation
+        if isinstance(self.auth, ApiKeyAuth):
+            return self.auth.key.get_secret_value(), 0
+        if self.token is None:
+            async with self._lock:
+                if self.token is None:
+                    await self._sign_in(sign_in)
+        assert self.token is not None
+        return self.token.get_secret_value(), self.generation
 
-    async def _renew(self, generation: int) -> None:
+    async def renew(self, generation: int, sign_in: SignIn) -> None:
         """Sign in again, unless another task already did since `generation` was used."""
-        async with self._auth_lock:
-            if self._token_generation == generation:
-                self.governor.renewed()
+        async with self._lock:
+            if self.generation == generation:
+                self._governor.renewed()
                 self._log.info("api.sign_in_again", reason="401")
-                await self._sign_in()
+                await self._sign_in(sign_in)
 
-    async def _sign_in(self) -> None:
-        """`POST /auth/credentials`. SAFE: each call just issues another session token."""
-        assert isinstance(self._auth, CredentialsAuth)
-        body = Credentials(handle=self._auth.handle, password=self._auth.password).to_wire()
-        answer = await self._call("POST", "/auth/credentials", json=body, auth=False)
-        token = self._parse(answer, TokenResponse, "POST", "/auth/credentials").token
-        self._token = token
-        self._token_generation += 1
+    async def _sign_in(self, sign_in: SignIn) -> None:
+        assert isinstance(self.auth, CredentialsAuth)
+        token = await sign_in(self.auth)
+        self.token = token
+        self.generation += 1
         REDACTOR.add(token.get_secret_value())
-
-    async def get_user(self) -> User:
-        """`GET /user`: the caller's handle and orgs (SAFE). Cached after the first call."""
-        if self._user is None:
-            self._user = await self._get("/user", User)
-        return self._user

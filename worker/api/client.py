@@ -1,10 +1,12 @@
-"""`ApiClient`: typed async methods over one aiohttp session, inside the shared governor.
+"""`ApiClient`: typed async methods over one transport, inside the shared governor.
 
-Owns: putting the client together, its session's lifecycle and its settings; each concern is
-one module beside it: transport.py (one attempt on the wire), loop.py (the request loop and
-parsing), retry_rules.py (each reason to retry or stop, pure), auth.py (key, credentials,
-token), and the resource methods as the contract groups them: identities.py, audios.py,
-voiceprints.py (with models and verifications), records.py (usage records, credits). Must
+Owns: putting the client together by composition, its transport's lifecycle and its settings;
+each concern is one object from a module beside it: transport.py (the `Transport` seam, one
+attempt on the wire; `AiohttpTransport` by default), loop.py (the request loop and parsing,
+holding auth, transport, governor and the send gate), retry_rules.py (each reason to retry or
+stop, pure), auth.py (key, credentials, token), and the resource groups as the contract groups
+them, each holding the loop: identities.py, audios.py, voiceprints.py (with models and
+verifications), records.py (usage records, credits). Must
 never hold or log a secret in clear outside the Authorization header it sends: logs and errors
 name the route *template*, never the URL's query, headers, key, password or token.
 
@@ -29,37 +31,33 @@ Retry rules, per operation (each method's docstring says which applies):
 
 from __future__ import annotations
 
+import copy
 import random
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-import aiohttp
-import anyio
-import structlog
-from pydantic import SecretStr
-
 from worker.api.audios import AudiosApi
-from worker.api.auth import ApiKeyAuth, Auth, CredentialsAuth
+from worker.api.auth import ApiKeyAuth, Auth, Authenticator, CredentialsAuth
 from worker.api.backoff import RetryPolicy
-from worker.api.governor import Governor
+from worker.api.governor import Governor, SendGate
 from worker.api.identities import IdentitiesApi
+from worker.api.loop import AttemptHook, RequestLoop
 from worker.api.records import RecordsApi
-from worker.api.schemas import User
+from worker.api.transport import AiohttpTransport, Transport
 from worker.api.voiceprints import VoiceprintsApi
-from worker.base.log import REDACTOR
 from worker.config.settings import Settings
 
-USER_AGENT = "voiceprint-enroller/0.1"
 
-
-class ApiClient(IdentitiesApi, AudiosApi, VoiceprintsApi, RecordsApi):
+class ApiClient:
     """The worker's only door to the API. Use as `async with ApiClient.from_settings(s) as api:`.
 
-    One `aiohttp.ClientSession` per client, its connection pool sized to the governor's
-    in-flight cap, so that a request holding an in-flight place never waits for a connection.
-    Several clients may share one `Governor` (it is the process-wide budget).
+    Its seams are constructor arguments: `transport` (one attempt on the wire; by default an
+    `AiohttpTransport` whose connection pool is sized to the governor's in-flight cap, so that a
+    request holding an in-flight place never waits for a connection), `governor` (several
+    clients may share one: it is the process-wide budget), and `send_gate` (awaited before each
+    request leaves). `gated(send_gate)` is a job's view: the same client behind a gate.
     """
 
     def __init__(
@@ -68,30 +66,85 @@ class ApiClient(IdentitiesApi, AudiosApi, VoiceprintsApi, RecordsApi):
         auth: Auth,
         *,
         governor: Governor | None = None,
+        transport: Transport | None = None,
+        send_gate: SendGate | None = None,
         request_timeout: float = 30.0,
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._auth = auth
         self.governor = governor if governor is not None else Governor(20.0)
-        self.request_timeout = request_timeout
-        self.retry = retry if retry is not None else RetryPolicy()
-        self._rand = rand
-        self._clock = clock
-        self._session: aiohttp.ClientSession | None = None
-        self._token: SecretStr | None = None
-        self._token_generation = 0
-        self._auth_lock = anyio.Lock()
-        self._user: User | None = None
-        self._log = structlog.get_logger("worker.api")
-        # Metrics hook: (method, route template, status code or transport failure kind) for
-        # every attempt. Never given the URL, headers or body (they may hold secrets).
-        self.on_attempt: Callable[[str, str, str], None] | None = None
-        # Defence in depth: whatever logging the CLI configured masks these values too.
-        for secret in self._secrets():
-            REDACTOR.add(secret)
+        self.transport: Transport = (
+            transport
+            if transport is not None
+            else AiohttpTransport(
+                request_timeout=request_timeout, max_connections=self.governor.max_in_flight
+            )
+        )
+        self._compose(
+            RequestLoop(
+                self.base_url,
+                Authenticator(auth, self.governor),
+                self.transport,
+                self.governor,
+                retry=retry if retry is not None else RetryPolicy(),
+                rand=rand,
+                clock=clock,
+                send_gate=send_gate,
+            )
+        )
+
+    def _compose(self, loop: RequestLoop) -> None:
+        """The public methods, each from the resource group that owns it, over `loop`."""
+        self.requests = loop
+        self.auth = loop.auth
+        self.get_user = loop.user
+        self.get_page = loop.get_page
+        self.paginate = loop.paginate
+        identities = IdentitiesApi(loop)
+        self.create_identity = identities.create_identity
+        self.get_identity = identities.get_identity
+        self.list_identities = identities.list_identities
+        audios = AudiosApi(loop)
+        self.create_audio = audios.create_audio
+        self.upload_audio_file = audios.upload_audio_file
+        self.get_audio = audios.get_audio
+        self.list_audios = audios.list_audios
+        self.find_audios_by_alias = audios.find_audios_by_alias
+        self.identify_audio = audios.identify_audio
+        voiceprints = VoiceprintsApi(loop)
+        self.list_models = voiceprints.list_models
+        self.create_voiceprint = voiceprints.create_voiceprint
+        self.get_voiceprint = voiceprints.get_voiceprint
+        self.list_voiceprints = voiceprints.list_voiceprints
+        self.list_voiceprint_audios = voiceprints.list_voiceprint_audios
+        self.add_audio_to_voiceprint = voiceprints.add_audio_to_voiceprint
+        self.remove_audio_from_voiceprint = voiceprints.remove_audio_from_voiceprint
+        self.compute_voiceprint = voiceprints.compute_voiceprint
+        self.create_verification = voiceprints.create_verification
+        records = RecordsApi(loop)
+        self.get_credits = records.get_credits
+        self.list_usage_records = records.list_usage_records
+        self.usage_records_page = records.usage_records_page
+
+    def gated(self, send_gate: SendGate) -> ApiClient:
+        """This client (same transport, token, governor and hook) behind `send_gate`.
+
+        A job's view: every request it sends first awaits the job's lease guard.
+        """
+        view = copy.copy(self)
+        view._compose(self.requests.gated(send_gate))
+        return view
+
+    @property
+    def on_attempt(self) -> AttemptHook | None:
+        """Metrics hook: (method, route template, status or failure kind) of every attempt."""
+        return self.requests.on_attempt
+
+    @on_attempt.setter
+    def on_attempt(self, hook: AttemptHook | None) -> None:
+        self.requests.on_attempt = hook
 
     @classmethod
     def from_settings(cls, settings: Settings, governor: Governor | None = None) -> ApiClient:
@@ -115,17 +168,14 @@ class ApiClient(IdentitiesApi, AudiosApi, VoiceprintsApi, RecordsApi):
         )
 
     def __repr__(self) -> str:
-        mode = "api-key" if isinstance(self._auth, ApiKeyAuth) else f"user {self._auth.handle}"
+        auth = self.auth.auth
+        mode = "api-key" if isinstance(auth, ApiKeyAuth) else f"user {auth.handle}"
         return f"ApiClient({self.base_url!r}, auth={mode})"
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        connector = aiohttp.TCPConnector(limit=self.governor.max_in_flight, limit_per_host=0)
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
+        await self.transport.open()
         return self
 
     async def __aexit__(
@@ -137,6 +187,4 @@ class ApiClient(IdentitiesApi, AudiosApi, VoiceprintsApi, RecordsApi):
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await session.close()
+        await self.transport.aclose()

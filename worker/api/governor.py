@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from worker.api.errors import CreditsExhausted
-from worker.queue.leaseguard import lease_confirmed
 
 if TYPE_CHECKING:
     from worker.config.settings import Settings
@@ -32,6 +31,16 @@ Clock = Callable[[], float]
 # Share of the configured rate left unused by a worker (Governor.from_settings): 1 %.
 PACING_MARGIN = 0.01
 Sleep = Callable[[float], Awaitable[None]]
+
+
+class SendGate(Protocol):
+    """Awaited by a request holding its slot, just before it leaves; returns when it may go.
+
+    A job passes its lease guard's `confirmed` (worker/queue/leaseguard.py): a thawed process
+    sends nothing on a lease it may have lost. The gate may wait, or raise to stop the request.
+    """
+
+    def __call__(self) -> Awaitable[None]: ...
 
 
 class SharedBudget(Protocol):
@@ -284,8 +293,14 @@ class Governor:
         self.stats.wait_seconds += self._clock() - started
 
     @asynccontextmanager
-    async def slot(self, *, upload: bool = False) -> AsyncIterator[None]:
-        """Hold an in-flight place (and an upload place) while one request is sent."""
+    async def slot(
+        self, *, upload: bool = False, gate: SendGate | None = None
+    ) -> AsyncIterator[None]:
+        """Hold an in-flight place (and an upload place) while one request is sent.
+
+        `gate`, if given, is awaited once the send time has come, before the request counts
+        as sent: the sender's own last word on whether it may still go (see `SendGate`).
+        """
         async with AsyncExitStack() as stack:
             if upload:
                 await stack.enter_async_context(self._uploads)
@@ -293,7 +308,8 @@ class Governor:
                 stack.callback(self._upload_done)
             await stack.enter_async_context(self._in_flight)
             await self.wait_turn()
-            await lease_confirmed()  # a thawed process sends nothing on a lease it may have lost
+            if gate is not None:
+                await gate()  # e.g. a thawed job sends nothing on a lease it may have lost
             self.stats.requests += 1
             meter = REQUEST_METER.get()
             if meter is not None:

@@ -12,25 +12,28 @@ from worker.api.loop import RequestLoop
 from worker.api.schemas import Identity, IdentityCreate
 
 
-class IdentitiesApi(RequestLoop):
-    """The identity methods of `ApiClient`."""
+class IdentitiesApi:
+    """The identity methods, sent through the loop it is given; `ApiClient` exposes them."""
+
+    def __init__(self, loop: RequestLoop) -> None:
+        self._loop = loop
 
     async def create_identity(
         self, owner: str, space: str, handle: str, alias: str | None = None
     ) -> Identity:
         """Create an identity. SAFE: handle-keyed, a repeat answers `Conflict` (= exists)."""
         route = "/spaces/{owner}/{space}/identities"
-        answer = await self._call(
+        answer = await self._loop.call(
             "POST",
             route,
             path={"owner": owner, "space": space},
             json=IdentityCreate(handle=handle, alias=alias).to_wire(),
         )
-        return self._parse(answer, Identity, "POST", route)
+        return self._loop.parse(answer, Identity, "POST", route)
 
     async def get_identity(self, owner: str, space: str, identity: str) -> Identity:
         """Read an identity (SAFE); `NotFound` if absent."""
-        return await self._get(
+        return await self._loop.get(
             "/spaces/{owner}/{space}/identities/{identity}",
             Identity,
             owner=owner,
@@ -48,7 +51,7 @@ class IdentitiesApi(RequestLoop):
         page_size: int = 50,
     ) -> AsyncIterator[Identity]:
         """Every identity of a space (sort `handle` or `createdAt`)."""
-        return self.paginate(
+        return self._loop.paginate(
             "/spaces/{owner}/{space}/identities",
             Identity,
             {"owner": owner, "space": space},

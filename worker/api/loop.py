@@ -1,24 +1,27 @@
 """The request loop: one operation sent until it succeeds or an error must go to the caller.
 
-Owns: the loop around attempts (transport.py sends one), acting on what retry_rules.py says
-each failure means: sign in again, mark the credits, wait out a throttle, back off and resend,
-or raise. Also parsing answers into the wire models and walking paginated lists. It never
-decides a reason itself, and never builds a resource's route or body (the resource modules
-identities.py, audios.py, voiceprints.py and records.py do).
+Owns: the loop around attempts (each one a `Transport.send` inside a governor slot, behind the
+send gate), acting on what retry_rules.py says each failure means: sign in again, mark the
+credits, wait out a throttle, back off and resend, or raise. Also parsing answers into the wire
+models and walking paginated lists. It never decides a reason itself, and never builds a
+resource's route or body (the resource groups identities.py, audios.py, voiceprints.py and
+records.py do, each holding the loop).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
-from pydantic import BaseModel, TypeAdapter, ValidationError
+import structlog
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from worker.api import retry_rules as rules
-from worker.api.auth import Authenticated, CredentialsAuth
+from worker.api.auth import Authenticator, CredentialsAuth
 from worker.api.backoff import RetryPolicy
 from worker.api.errors import (
     ApiError,
@@ -29,10 +32,19 @@ from worker.api.errors import (
     error_from_response,
     server_message,
 )
+from worker.api.governor import Governor, SendGate
 from worker.api.inline import InlineAudioBody
 from worker.api.retry_rules import Retry
-from worker.api.schemas import Page
-from worker.api.transport import Answer, Query, Transport, header_int, query_params
+from worker.api.schemas import Credentials, Page, TokenResponse, User
+from worker.api.transport import (
+    Answer,
+    Query,
+    Request,
+    Transport,
+    header_int,
+    query_params,
+    route_url,
+)
 from worker.audio.files import VerifiedUpload
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,16 +52,56 @@ M = TypeVar("M", bound=BaseModel)
 # Throttle waits this long or longer are logged as warnings (an operator may want to know).
 LONG_THROTTLE_S = 30.0
 
+# Metrics hook: (method, route template, status code or transport failure kind) for every
+# attempt. Never given the URL, headers or body (they may hold secrets).
+AttemptHook = Callable[[str, str, str], None]
 
-class RequestLoop(Authenticated, Transport):
-    """The loop and the parsing; a part of `ApiClient`, which sets these attributes."""
 
-    retry: RetryPolicy
-    _rand: Callable[[], float]
-    _clock: Callable[[], float]
-    on_attempt: Callable[[str, str, str], None] | None
+class RequestLoop:
+    """Sends operations: the auth, the transport and the governor, put together by `ApiClient`.
 
-    async def _call(
+    `gated(send_gate)` is the same loop (same token, transport, governor and hook) whose every
+    attempt first passes `send_gate`: a job's view of the process's one client.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Authenticator,
+        transport: Transport,
+        governor: Governor,
+        *,
+        retry: RetryPolicy,
+        rand: Callable[[], float],
+        clock: Callable[[], float],
+        send_gate: SendGate | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.auth = auth
+        self.transport = transport
+        self.governor = governor
+        self.retry = retry
+        self.send_gate = send_gate
+        self._rand = rand
+        self._clock = clock
+        self._hooks: list[AttemptHook] = []  # shared with every gated view (see `on_attempt`)
+        self._log = structlog.get_logger("worker.api")
+
+    def gated(self, send_gate: SendGate) -> RequestLoop:
+        """This loop, with every attempt passing `send_gate` before it leaves."""
+        view = copy.copy(self)  # shares the authenticator, transport, governor and hooks
+        view.send_gate = send_gate
+        return view
+
+    @property
+    def on_attempt(self) -> AttemptHook | None:
+        return self._hooks[0] if self._hooks else None
+
+    @on_attempt.setter
+    def on_attempt(self, hook: AttemptHook | None) -> None:
+        self._hooks[:] = [hook] if hook is not None else []
+
+    async def call(
         self,
         method: str,
         route: str,
@@ -63,21 +115,20 @@ class RequestLoop(Authenticated, Transport):
         auth: bool = True,
     ) -> Answer:
         """Send one operation until it succeeds or an error must go to the caller."""
-        url = self._url(route, path or {})
-        query = query_params(params or {})
+        url, query = route_url(self.base_url, route, path or {}), query_params(params or {})
+        unsigned = Request(method, url, route, None, json, query, file)
         started = self._clock()
         attempts = throttles = 0
         so_far = rules.Attempts()
-        credentials = auth and isinstance(self._auth, CredentialsAuth)
+        credentials = auth and self.auth.credentials is not None
         while True:
             if compute or self.governor.billed(route):
                 self.governor.check_credits()
-            token, generation = await self._bearer() if auth else (None, 0)
+            token, generation = await self.auth.bearer(self._sign_in) if auth else (None, 0)
             attempts += 1
-            answer = await self._attempt(method, route, url, token, json, query, file)
-            if isinstance(answer, Answer):
-                return answer
-            error = answer
+            error = await self._attempt(replace(unsigned, token=token))
+            if isinstance(error, Answer):
+                return error  # not an error: the answer of a success
             error.attempts = attempts
             so_far = replace(so_far, elapsed=self._clock() - started)
             status = getattr(error, "status", None)
@@ -93,7 +144,7 @@ class RequestLoop(Authenticated, Transport):
             match step:
                 case rules.SignInAgain():
                     so_far = replace(so_far, renewed=True)
-                    await self._renew(generation)
+                    await self.auth.renew(generation, self._sign_in)
                 case rules.OutOfCredits():
                     self.governor.mark_credits_exhausted(error)
                     raise error
@@ -147,32 +198,37 @@ class RequestLoop(Authenticated, Transport):
         )
         await anyio.sleep(delay)
 
-    async def _attempt(
-        self,
-        method: str,
-        route: str,
-        url: Any,
-        token: str | None,
-        json: Any,
-        query: dict[str, str],
-        file: VerifiedUpload | InlineAudioBody | None,
-    ) -> Answer | ApiError:
+    async def _attempt(self, request: Request) -> Answer | ApiError:
         """One attempt: a success as its answer, any failure as its error (not raised)."""
+        method, route = request.method, request.route
         try:
-            answer = await self._send(method, url, route, token, json, query, file)
+            async with self.governor.slot(upload=request.file is not None, gate=self.send_gate):
+                answer = await self.transport.send(request)
         except (NotSent, OutcomeUnknown) as exc:
-            if self.on_attempt is not None:
-                self.on_attempt(method, route, getattr(exc, "kind", "not_sent"))
+            if self._hooks:
+                self._hooks[0](method, route, getattr(exc, "kind", "not_sent"))
             return exc
-        if self.on_attempt is not None:
-            self.on_attempt(method, route, str(answer.status))
+        if self._hooks:
+            self._hooks[0](method, route, str(answer.status))
         if answer.status < 400:
             self.governor.succeeded()
             return answer
-        message = self._scrub(server_message(answer.body, f"HTTP {answer.status}"))
+        message = self.auth.scrub(server_message(answer.body, f"HTTP {answer.status}"))
         return error_from_response(
             answer.status, message, answer.headers, method=method, route=route
         )
+
+    async def _sign_in(self, credentials: CredentialsAuth) -> SecretStr:
+        """`POST /auth/credentials`. SAFE: each call just issues another session token."""
+        body = Credentials(handle=credentials.handle, password=credentials.password).to_wire()
+        answer = await self.call("POST", "/auth/credentials", json=body, auth=False)
+        return self.parse(answer, TokenResponse, "POST", "/auth/credentials").token
+
+    async def user(self) -> User:
+        """`GET /user`: the caller's handle and orgs (SAFE). Cached after the first call."""
+        if self.auth.user is None:
+            self.auth.user = await self.get("/user", User)
+        return self.auth.user
 
     def _stop(
         self,
@@ -200,28 +256,28 @@ class RequestLoop(Authenticated, Transport):
 
     # --- parsing ----------------------------------------------------------------------------
 
-    def _parse(self, answer: Answer, model: type[M], method: str, route: str) -> M:
+    def parse(self, answer: Answer, model: type[M], method: str, route: str) -> M:
         try:
             return model.model_validate_json(answer.body)
         except ValidationError as exc:
             raise InvalidResponse(validation_summary(exc), method=method, route=route) from None
 
-    def _parse_list(self, answer: Answer, model: type[M], method: str, route: str) -> list[M]:
+    def parse_list(self, answer: Answer, model: type[M], method: str, route: str) -> list[M]:
         try:
             return TypeAdapter(list[model]).validate_json(answer.body)  # type: ignore[valid-type]
         except ValidationError as exc:
             raise InvalidResponse(validation_summary(exc), method=method, route=route) from None
 
-    async def _get(self, route: str, model: type[M], **path: str) -> M:
-        answer = await self._call("GET", route, path=path)
-        return self._parse(answer, model, "GET", route)
+    async def get(self, route: str, model: type[M], **path: str) -> M:
+        answer = await self.call("GET", route, path=path)
+        return self.parse(answer, model, "GET", route)
 
     async def get_page(
         self, route: str, model: type[M], path: Mapping[str, str], params: Query
     ) -> Page[M]:
         """One page of a list; `params` holds page, page-size, sort, search, after, before."""
-        answer = await self._call("GET", route, path=path, params=params)
-        items = self._parse_list(answer, model, "GET", route)
+        answer = await self.call("GET", route, path=path, params=params)
+        items = self.parse_list(answer, model, "GET", route)
         asked_page, asked_size = params.get("page"), params.get("page-size")
         return Page[model](  # type: ignore[valid-type]
             items=items,

@@ -13,13 +13,16 @@ from worker.api.loop import RequestLoop
 from worker.api.schemas import Credits, Page, UsageRecord
 
 
-class RecordsApi(RequestLoop):
-    """The usage-record and credit methods of `ApiClient`."""
+class RecordsApi:
+    """The usage-record and credit methods, sent through the loop; `ApiClient` exposes them."""
+
+    def __init__(self, loop: RequestLoop) -> None:
+        self._loop = loop
 
     async def get_credits(self, owner: str) -> Credits:
         """`GET /owners/{owner}/credits` (ours; the emulator serves it, the vendor documents
         no credits read, so a real service may answer 404). SAFE."""
-        return await self._get("/owners/{owner}/credits", Credits, owner=owner)
+        return await self._loop.get("/owners/{owner}/credits", Credits, owner=owner)
 
     async def list_usage_records(
         self,
@@ -38,7 +41,7 @@ class RecordsApi(RequestLoop):
 
         `read_ahead` > 1 wants `sort="computedAt"` (see `paginate`)."""
         route, path = await self._usage_route(owner)
-        async for record in self.paginate(
+        async for record in self._loop.paginate(
             route,
             UsageRecord,
             path,
@@ -58,10 +61,10 @@ class RecordsApi(RequestLoop):
         """One page of an owner's usage records (see `list_usage_records`). SAFE."""
         route, path = await self._usage_route(owner)
         params = {"page": page, "page-size": page_size, "sort": sort, "after": after}
-        return await self.get_page(route, UsageRecord, path, params)
+        return await self._loop.get_page(route, UsageRecord, path, params)
 
     async def _usage_route(self, owner: str) -> tuple[str, dict[str, str]]:
-        me = await self.get_user()
+        me = await self._loop.user()
         if owner == me.handle:
             return "/user/records/voiceprint", {}
         return "/orgs/{org}/records/voiceprint", {"org": owner}

@@ -1,29 +1,31 @@
-"""One attempt of one request over the aiohttp session, inside a governor slot.
+"""The transport: one attempt of one request on the wire, and nothing else.
 
-Owns: the wire: URLs from route templates (each path value quoted), query parameters, the
-Authorization header, JSON or a streamed file body, timeouts, and turning transport failures
-into `NotSent` (certainly not sent) or `OutcomeUnknown` (may have taken effect). It never
-retries, never reads an answer's meaning (loop.py and retry_rules.py do) and never logs:
-errors name the route template, never the URL's query, the headers or the body.
+Owns: the `Transport` seam (httpx's `AsyncBaseTransport`: a request in, an answer out) and its
+one production form, `AiohttpTransport`: URLs from route templates (each path value quoted),
+query parameters, the Authorization header, JSON or a streamed file body, timeouts, and turning
+transport failures into `NotSent` (certainly not sent) or `OutcomeUnknown` (may have taken
+effect). It never retries, never waits for the governor (the request loop holds the slot
+around each attempt), never reads an answer's meaning (loop.py and retry_rules.py do) and never
+logs: errors name the route template, never the URL's query, the headers or the body.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 from yarl import URL
 
 from worker.api.errors import ApiError, NotSent, OutcomeUnknown
-from worker.api.governor import Governor
 from worker.api.inline import InlineAudioBody
 from worker.audio.files import VerifiedUpload
 
 OCTET_STREAM = "application/octet-stream"
+USER_AGENT = "voiceprint-enroller/0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,38 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One attempt to send: what the transport puts on the wire.
+
+    `route` is the template (for errors and metrics, never the URL); `token` goes in the
+    Authorization header; `file` is a streamed body (an upload), sent instead of `json`.
+    """
+
+    method: str
+    url: URL
+    route: str
+    token: str | None = None
+    json: Any = None
+    query: Mapping[str, str] = field(default_factory=dict)
+    file: VerifiedUpload | InlineAudioBody | None = None
+
+
+class Transport(Protocol):
+    """One attempt on the wire: the client's only network seam (tests pass a script).
+
+    `send` returns the answer, whatever its status, or raises `NotSent` (the request certainly
+    did not leave) or `OutcomeUnknown` (it may have taken effect). `open` and `aclose` bracket
+    the client's `async with`.
+    """
+
+    async def open(self) -> None: ...
+
+    async def send(self, request: Request) -> Answer: ...
+
+    async def aclose(self) -> None: ...
 
 
 Query = Mapping[str, str | int | datetime | None]
@@ -57,29 +91,38 @@ def header_int(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-class Transport:
-    """Sending one attempt; a part of `ApiClient`, which sets these attributes."""
+def route_url(base_url: str, route: str, path: Mapping[str, str]) -> URL:
+    """The URL of a route template, each path value quoted."""
+    quoted = {k: quote(v, safe="") for k, v in path.items()}
+    return URL(base_url + route.format(**quoted), encoded=True)
 
-    base_url: str
-    governor: Governor
-    request_timeout: float
-    _session: aiohttp.ClientSession | None
 
-    def _url(self, route: str, path: Mapping[str, str]) -> URL:
-        quoted = {k: quote(v, safe="") for k, v in path.items()}
-        return URL(self.base_url + route.format(**quoted), encoded=True)
+class AiohttpTransport:
+    """The production transport: one `aiohttp.ClientSession`, opened and closed with the client.
 
-    async def _send(
-        self,
-        method: str,
-        url: URL,
-        route: str,
-        token: str | None,
-        json: Any,
-        query: dict[str, str],
-        file: VerifiedUpload | InlineAudioBody | None,
-    ) -> Answer:
-        """One attempt, inside a governor slot; transport failures become NotSent/OutcomeUnknown.
+    Its connection pool is sized to the governor's in-flight cap (`max_connections`), so that a
+    request holding an in-flight place never waits for a connection.
+    """
+
+    def __init__(self, *, request_timeout: float = 30.0, max_connections: int = 64) -> None:
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def send(self, request: Request) -> Answer:
+        """One attempt; transport failures become NotSent/OutcomeUnknown.
 
         The upload body streams from the file in chunks read in a thread, with the exact
         Content-Length preflight measured, so memory does not grow with the file; the chunks
@@ -89,36 +132,30 @@ class Transport:
         """
         if self._session is None:
             raise RuntimeError("ApiClient is not open: use `async with ApiClient(...)`")
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        file = request.file
+        headers = {"Authorization": f"Bearer {request.token}"} if request.token is not None else {}
         if file is not None:
             timeout = aiohttp.ClientTimeout(
                 total=None, sock_connect=self.request_timeout, sock_read=self.request_timeout
             )
         else:
             timeout = aiohttp.ClientTimeout(total=self.request_timeout)
-        async with self.governor.slot(upload=file is not None):
-            try:
-                return await self._exchange(
-                    self._session, method, url, route, headers, timeout, json, query, file
-                )
-            except ApiError:
-                if file is not None and file.failure is not None:
-                    raise file.failure from None  # the file, not the network, stopped it
-                raise
+        try:
+            return await self._exchange(self._session, request, headers, timeout)
+        except ApiError:
+            if file is not None and file.failure is not None:
+                raise file.failure from None  # the file, not the network, stopped it
+            raise
 
     async def _exchange(
         self,
         session: aiohttp.ClientSession,
-        method: str,
-        url: URL,
-        route: str,
+        request: Request,
         headers: dict[str, str],
         client_timeout: aiohttp.ClientTimeout,
-        json: Any,
-        query: dict[str, str],
-        file: VerifiedUpload | InlineAudioBody | None,
     ) -> Answer:
         """The request itself; transport failures become NotSent/OutcomeUnknown."""
+        method, route, file = request.method, request.route, request.file
         try:
             data: Any = None
             if file is not None:
@@ -128,9 +165,9 @@ class Transport:
                 data = file.chunks()
             async with session.request(
                 method,
-                url,
-                params=query or None,
-                json=json,
+                request.url,
+                params=dict(request.query) or None,
+                json=request.json,
                 data=data,
                 headers=headers,
                 timeout=client_timeout,

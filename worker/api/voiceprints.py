@@ -21,13 +21,19 @@ from worker.api.schemas import (
 )
 
 
-class VoiceprintsApi(RequestLoop):
-    """The model, voiceprint and verification methods of `ApiClient`."""
+class VoiceprintsApi:
+    """The model, voiceprint and verification methods, sent through the loop it is given.
+
+    `ApiClient` exposes them.
+    """
+
+    def __init__(self, loop: RequestLoop) -> None:
+        self._loop = loop
 
     async def list_models(self) -> list[Model]:
         """`GET /models` (emulator; the real service has no such list). SAFE."""
-        answer = await self._call("GET", "/models")
-        return self._parse_list(answer, Model, "GET", "/models")
+        answer = await self._loop.call("GET", "/models")
+        return self._loop.parse_list(answer, Model, "GET", "/models")
 
     # --- voiceprints ------------------------------------------------------------------------
 
@@ -51,20 +57,20 @@ class VoiceprintsApi(RequestLoop):
         body = VoiceprintCreate(
             identity=identity, model=model, min_audios=min_audios, handle=handle, alias=alias
         ).to_wire()
-        answer = await self._call(
+        answer = await self._loop.call(
             "POST",
             route,
             path={"owner": owner, "space": space},
             json=body,
             retry=Retry.SAFE if handle else Retry.UNSAFE,
         )
-        return self._parse(answer, Voiceprint, "POST", route)
+        return self._loop.parse(answer, Voiceprint, "POST", route)
 
     async def get_voiceprint(
         self, owner: str, space: str, identity: str, voiceprint: str
     ) -> Voiceprint:
         """Read a voiceprint (SAFE)."""
-        return await self._get(
+        return await self._loop.get(
             "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}",
             Voiceprint,
             owner=owner,
@@ -83,7 +89,7 @@ class VoiceprintsApi(RequestLoop):
         page_size: int = 50,
     ) -> AsyncIterator[Voiceprint]:
         """Every voiceprint of an identity."""
-        return self.paginate(
+        return self._loop.paginate(
             "/spaces/{owner}/{space}/identities/{identity}/voiceprints",
             Voiceprint,
             {"owner": owner, "space": space, "identity": identity},
@@ -95,7 +101,7 @@ class VoiceprintsApi(RequestLoop):
         self, owner: str, space: str, identity: str, voiceprint: str, *, page_size: int = 50
     ) -> AsyncIterator[Audio]:
         """Every audio added to a voiceprint."""
-        return self.paginate(
+        return self._loop.paginate(
             "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}/audios",
             Audio,
             {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint},
@@ -129,8 +135,8 @@ class VoiceprintsApi(RequestLoop):
             "voiceprint": voiceprint,
             "audio": audio,
         }
-        answer = await self._call(method, route, path=path)
-        return self._parse(answer, Voiceprint, method, route)
+        answer = await self._loop.call(method, route, path=path)
+        return self._loop.parse(answer, Voiceprint, method, route)
 
     async def compute_voiceprint(
         self, owner: str, space: str, identity: str, voiceprint: str
@@ -142,8 +148,8 @@ class VoiceprintsApi(RequestLoop):
         """
         route = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}:compute"
         path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
-        answer = await self._call("POST", route, path=path, compute=True)
-        return self._parse(answer, Voiceprint, "POST", route)
+        answer = await self._loop.call("POST", route, path=path, compute=True)
+        return self._loop.parse(answer, Voiceprint, "POST", route)
 
     # --- verifications ----------------------------------------------------------------------
 
@@ -162,7 +168,7 @@ class VoiceprintsApi(RequestLoop):
         body = VerificationCreate(
             audio=audio, identity=identity, voiceprint=voiceprint, alias=alias
         ).to_wire()
-        answer = await self._call(
+        answer = await self._loop.call(
             "POST", route, path={"owner": owner, "space": space}, json=body, retry=Retry.UNSAFE
         )
-        return self._parse(answer, Verification, "POST", route)
+        return self._loop.parse(answer, Verification, "POST", route)

@@ -112,7 +112,7 @@ class AudioFacts(BaseModel):
     channels: int
     format: str  # container, worker.audio.formats' short name: wav, flac, ogg, webm, mp3, m4a, …
     codec: str  # FFmpeg codec name: pcm_s16le, pcm_mulaw, flac, opus, vorbis, mp3, aac, …
-    complete: bool = True  # False when decoding stopped at DECODE_LIMIT_S
+    complete: bool = True  # False when decoding stopped at its limit (DECODE_LIMIT_S)
     voice: VoiceFigures | None = (
         None  # measured locally (worker.audio.voice); None: too long to use
     )
@@ -162,8 +162,16 @@ def sha256_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
     return digest.hexdigest()
 
 
-def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> AudioFacts:
+def inspect_audio(
+    path: Path,
+    audio_root: Path,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    *,
+    decode_limit_s: float = DECODE_LIMIT_S,
+) -> AudioFacts:
     """Decode and hash one file that must lie inside `audio_root`.
+
+    Decoding stops after `decode_limit_s` of audio: the length is then "that or more".
 
     Raises `AudioUnreadable` with a reason a person understands. The containment check comes
     first and follows symlinks, so a link pointing outside the root is never opened. The file
@@ -180,7 +188,7 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
                 raise AudioUnreadable("is empty (0 bytes)")
             if size > max_bytes:
                 raise AudioUnreadable(too_large_reason(size, max_bytes))
-            info, voice = _decode_and_measure(fh)
+            info, voice = _decode_and_measure(fh, decode_limit_s)
             fh.seek(0)
             digest = hashlib.sha256()
             while chunk := fh.read(CHUNK_BYTES):
@@ -202,16 +210,16 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
     )
 
 
-def _decode_and_measure(fh: BinaryIO) -> tuple[Probe, VoiceFigures | None]:
+def _decode_and_measure(fh: BinaryIO, decode_limit_s: float) -> tuple[Probe, VoiceFigures | None]:
     """One decoding pass: the exact length, and the voice of a file some model could take.
 
     Voice is measured only up to the longest model's maximum: past it the file fails for its
-    length anyway, and the rest is only counted (up to `DECODE_LIMIT_S`).
+    length anyway, and the rest is only counted (up to `decode_limit_s`).
     """
     try:
         with AudioReader(fh) as reader:
             meter = voice_meter(reader.info, until_s=LONGEST_MODEL_S)
-            info = reader.count(stop_after_s=DECODE_LIMIT_S, sink=meter)
+            info = reader.count(stop_after_s=decode_limit_s, sink=meter)
     except DecodeError as exc:
         raise AudioUnreadable(str(exc)) from None
     if not (info.complete and 0 < info.duration <= LONGEST_MODEL_S):
@@ -274,6 +282,8 @@ def preflight_audio(
     min_audios: int = 1,
     name: str | None = None,
     max_bytes: int = MAX_UPLOAD_BYTES,
+    *,
+    decode_limit_s: float = DECODE_LIMIT_S,
 ) -> AudioCheck:
     """Check one file completely: readable, inside the root, decodes, fits `model`.
 
@@ -281,7 +291,7 @@ def preflight_audio(
     """
     shown = name if name is not None else str(path)
     try:
-        facts = inspect_audio(path, audio_root, max_bytes)
+        facts = inspect_audio(path, audio_root, max_bytes, decode_limit_s=decode_limit_s)
     except AudioUnreadable as exc:
         return AudioCheck(name=shown, errors=(str(exc),))
     errors = requirement_problems(facts, model, min_audios, max_bytes)

@@ -16,6 +16,7 @@ It never does a job's work itself (`job.work`) and never raises to the service.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import errno
 import functools
@@ -31,7 +32,7 @@ from worker.base.log import REDACTOR
 from worker.job.run import JobContext, JobResult, work
 from worker.job.starts import JobError, StartCounter, crashed_too_often, poison_reason
 from worker.manifest.models import Problem
-from worker.queue.leaseguard import LEASE_GUARD, LeaseGuard
+from worker.queue.leaseguard import LeaseGuard
 from worker.queue.paths import ClaimedJob
 
 log = structlog.get_logger(__name__)
@@ -169,16 +170,15 @@ async def _run_with_heartbeat(
     """`_run` while the lease is renewed; a lost lease cancels the work (`LeaseLost` escapes).
 
     No request leaves once the lease may have lapsed (a frozen process, thawed): see `leaseguard`.
+    The job works with the process's client behind its guard (`ApiClient.gated`), so every
+    request of the job, whichever task sends it, asks the guard before it leaves.
     """
     guard = LeaseGuard(ctx.queue.lease_ttl)
-    token = LEASE_GUARD.set(guard)  # every task of this job inherits it, so every sender asks
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(functools.partial(ctx.queue.heartbeat, job, guard=guard))
-            await work(job, ctx, result, counter)
-            tg.cancel_scope.cancel()
-    finally:
-        LEASE_GUARD.reset(token)
+    job_ctx = dataclasses.replace(ctx, client=ctx.client.gated(guard.confirmed))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(functools.partial(ctx.queue.heartbeat, job, guard=guard))
+        await work(job, job_ctx, result, counter)
+        tg.cancel_scope.cancel()
 
 
 def _leaf(exc: BaseException) -> Exception:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -146,16 +147,25 @@ class FailuresCsv:
         self._out.flush()
 
 
+# How a report file is written (`JobSeams.report_writer`): atomically, by `atomic_writer`.
+ReportWriter = Callable[[Path], AbstractContextManager[IO[bytes]]]
+
+
 def write_report_json(
-    path: Path, summary: ReportSummary, rows: Iterable[EnrollmentOutcome]
+    path: Path,
+    summary: ReportSummary,
+    rows: Iterable[EnrollmentOutcome],
+    writer: ReportWriter = atomic_writer,
 ) -> None:
-    with atomic_writer(path) as fh:
+    with writer(path) as fh:
         for chunk in report_json_chunks(summary, rows):
             fh.write(encode_text(chunk))
 
 
-def write_failures_csv(path: Path, csv_rows: Iterable[list[str]]) -> None:
-    with atomic_writer(path) as fh:
+def write_failures_csv(
+    path: Path, csv_rows: Iterable[list[str]], writer: ReportWriter = atomic_writer
+) -> None:
+    with writer(path) as fh:
         _write_csv(fh, csv_rows)
 
 

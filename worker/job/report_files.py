@@ -17,8 +17,9 @@ import anyio
 import anyio.to_thread
 
 from worker.api.governor import REQUEST_METER
+from worker.base.fsutil import atomic_writer
 from worker.job.input import JobInput
-from worker.job.report import ReportSummary, UsageCheck, write_report_json
+from worker.job.report import ReportSummary, ReportWriter, UsageCheck, write_report_json
 from worker.journal.index import JournalIndex
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob, ReportPaths
@@ -33,6 +34,7 @@ async def write_reports(
     started_at: datetime,
     usage: UsageCheck,
     index: JournalIndex,
+    writer: ReportWriter = atomic_writer,
 ) -> tuple[dict[str, int], Path]:
     """Write this run's three report files; returns the counts by outcome and the report.
 
@@ -63,7 +65,7 @@ async def write_reports(
                 "retry": str(paths.retry),
             },
         )
-        write_report_json(paths.report, summary, index.outcomes())
+        write_report_json(paths.report, summary, index.outcomes(), writer)
         loaded.write_outputs(index, paths.failures, paths.retry)
         return dict(counts), paths.report
 

@@ -40,6 +40,7 @@ from worker.enrollment.locks import EnrollmentLocks
 from worker.enrollment.view import Limits
 from worker.job.input import JobInput, PlannedEnrollment, PlanStream, load_job_input
 from worker.job.report_files import run_report_paths, write_reports
+from worker.job.seams import JobSeams
 from worker.job.starts import StartCounter
 from worker.job.usage_check import UsageFollower, check_usage
 from worker.journal.index import JournalIndex
@@ -89,6 +90,7 @@ class JobContext:
     stop: anyio.Event  # shutdown phase one: start no new enrollments
     voiceprint_locks: EnrollmentLocks  # one per process: per job, it would lock nothing
     observer: JobObserver | None = None  # metrics and progress display (worker/ops/operations.py)
+    seams: JobSeams = field(default_factory=JobSeams)  # disk writes and timings tests replace
 
 
 @dataclass
@@ -179,11 +181,11 @@ async def _run(
 
     total = loaded.total
     progress = _Progress(total=total)
-    async with Journal(job.journal_path) as journal:
+    async with Journal(job.journal_path, write=ctx.seams.journal_write) as journal:
         started = await _begin(job, ctx, journal, state, index, progress)
         await phase("enroll")
         runners = min(ctx.settings.max_enrollments, max(total, 1))
-        follower = UsageFollower(ctx.client, index, started.at)
+        follower = UsageFollower(ctx.client, index, started.at, every=ctx.seams.usage_follow_every)
         async with anyio.create_task_group() as following:
             following.start_soon(follower.follow, name=f"usage pages of {job.job_id}")
             await _fan_out(job, ctx, journal, state, progress, head, plan, runners)
@@ -199,7 +201,7 @@ async def _run(
         usage = await check_usage(ctx.client, index, started.at, follower)
         await phase("report")
         counts, result.report = await write_reports(
-            job, ctx.queue, loaded, started.at, usage, index
+            job, ctx.queue, loaded, started.at, usage, index, ctx.seams.report_writer
         )
         result.counts = counts
         crash_point("job.reported", job.name)

@@ -70,8 +70,16 @@ def listed_total(page: Page[UsageRecord]) -> int | None:
 class UsageFollower:
     """Reads each owner's usage pages while the job computes, a page once it is surely full."""
 
-    def __init__(self, client: ApiClient, index: JournalIndex, started_at: datetime) -> None:
+    def __init__(
+        self,
+        client: ApiClient,
+        index: JournalIndex,
+        started_at: datetime,
+        *,
+        every: float = FOLLOW_EVERY_S,
+    ) -> None:
         self._client = client
+        self._every = every  # how often it looks for full pages
         self._index = index
         self._after = started_at - USAGE_CLOCK_SKEW
         self.pages_read: dict[str, int] = {}  # owner → full pages read and kept, from page 1
@@ -88,11 +96,11 @@ class UsageFollower:
         self._finished.set()
 
     async def follow(self) -> None:
-        """Read full pages every `FOLLOW_EVERY_S` until `finish()`."""
+        """Read full pages every `every` seconds (`FOLLOW_EVERY_S`) until `finish()`."""
         await anyio.to_thread.run_sync(self._index.forget_usage)  # an earlier run's pages
         self._computed.update(await anyio.to_thread.run_sync(self._index.computed_per_owner))
         while not self._stopped:
-            with anyio.move_on_after(FOLLOW_EVERY_S):
+            with anyio.move_on_after(self._every):
                 await self._finished.wait()
             if self._finished.is_set():
                 return

@@ -32,17 +32,16 @@ import hashlib
 import json
 import os
 import sqlite3
-import tempfile
 import threading
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from worker.base.errors import JobMustCheckpoint
+from worker.journal.index_files import default_directory, first_line, line_end, sweep_stale
 from worker.journal.records import (
     EnrollmentOutcome,
     JournalCorrupt,
@@ -62,8 +61,7 @@ PAGE = 2_000  # outcome rows read per query while walking them
 # anyway (a lookup in a million keys: ~13 µs at 64 KiB or at 2 MB), so a small fixed cache
 # keeps the index's memory flat at no cost in speed.
 CACHE_KIB = 256
-STALE_AFTER_S = 7 * 24 * 3600  # an index left by a job that ended elsewhere is swept after this
-_HEAD_MAX = 1 << 16
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -83,10 +81,6 @@ CREATE TABLE IF NOT EXISTS derived (
 _TABLES = ("meta", "outcome", "computed", "derived", "usage_seen")
 
 
-def default_directory() -> Path:
-    return Path(tempfile.gettempdir()) / f"voiceprint-enroller-index-{os.getuid()}"
-
-
 class JournalIndexFailed(JobMustCheckpoint):
     """SQLite failed under the index (a full or failing disk): the job checkpoints.
 
@@ -102,11 +96,23 @@ class JournalIndexFailed(JobMustCheckpoint):
         super().__init__(f"journal index: {self.reason}")
 
 
-class JournalIndex(UsageLedger):
-    """One journal's index; thread-safe (one connection behind a lock, used from threads)."""
+class JournalIndex:
+    """One journal's index; thread-safe (one connection behind a lock, used from threads).
 
-    def __init__(self, journal: Path, directory: Path | None = None) -> None:
+    Its `ledger` (usage.py) answers the usage check, on the same connection and lock.
+    """
+
+    def __init__(
+        self,
+        journal: Path,
+        directory: Path | None = None,
+        *,
+        commit_every: int = COMMIT_EVERY,
+        page: int = PAGE,
+        committed: Callable[[], None] | None = None,  # after each transaction (a crash point)
+    ) -> None:
         self.journal = journal
+        self._commit_every, self._page, self._committed = commit_every, page, committed
         self._lock = threading.Lock()
         self._reader: Any = None  # the journal opened for reading records back, lazily
         digest = hashlib.sha256(str(journal.resolve()).encode()).hexdigest()[:32]
@@ -119,7 +125,7 @@ class JournalIndex(UsageLedger):
             try:
                 if place.parent == local:
                     local.mkdir(mode=0o700, parents=True, exist_ok=True)
-                    _sweep(local)
+                    sweep_stale(local)
                 self._db = self._connect()
                 self._check()
                 break
@@ -133,6 +139,15 @@ class JournalIndex(UsageLedger):
                     reason=f"{local} is not writable: {exc}",
                     hint="mount a writable local /tmp (or set TMPDIR) for the journal index",
                 )
+        self.ledger = ledger = UsageLedger(self._db, self._lock, self._one)
+        self.computed_count = ledger.computed_count
+        self.computed_owners = ledger.computed_owners
+        self.computed_per_owner = ledger.computed_per_owner
+        self.forget_usage = ledger.forget_usage
+        self.saw_usage = ledger.saw_usage
+        self.usage_listed = ledger.usage_listed
+        self.usage_found = ledger.usage_found
+        self.charged = ledger.charged
 
     def _connect(self) -> sqlite3.Connection:
         for attempt in (1, 2):
@@ -158,13 +173,13 @@ class JournalIndex(UsageLedger):
     def _check(self) -> None:
         """Keep the index only if it covers a prefix of this very journal."""
         row = self._db.execute("SELECT journal, head, upto FROM meta").fetchone()
-        head = _first_line(self.journal)
+        head = first_line(self.journal)
         if row is not None and row[2] > 0:
             journal, indexed_head, upto = row
             if (
                 journal == str(self.journal)
                 and indexed_head == head
-                and _line_end(self.journal, upto)
+                and line_end(self.journal, upto)
             ):
                 return
             log.info("journal_index_rebuilt", index=str(self.path), journal=str(self.journal))
@@ -234,7 +249,7 @@ class JournalIndex(UsageLedger):
                     state.apply(parse_record(line, self.journal, number))
                 if offset >= upto:
                     batch.add(offset, line, self.journal, number)
-                    if batch.lines >= COMMIT_EVERY:
+                    if batch.lines >= self._commit_every:
                         added += self._commit(batch)
                         batch = _Batch()
             added += self._commit(batch)
@@ -257,6 +272,8 @@ class JournalIndex(UsageLedger):
                 added[owner] += cursor.rowcount
             db.executemany("INSERT OR REPLACE INTO derived VALUES (?, ?, ?)", batch.derived)
             db.execute("UPDATE meta SET upto = ?", (batch.end,))
+        if self._committed is not None:
+            self._committed()
         return added
 
     # --- questions ------------------------------------------------------------------------
@@ -304,15 +321,15 @@ class JournalIndex(UsageLedger):
 
     def outcomes(self) -> Iterator[EnrollmentOutcome]:
         """Every key's first outcome record, in journal order, a page of offsets at a time."""
-        after = -1
+        after, n = -1, self._page
         while True:
             with self._lock:
                 page = self._db.execute(
-                    "SELECT at, size FROM outcome WHERE at > ? ORDER BY at LIMIT ?", (after, PAGE)
+                    "SELECT at, size FROM outcome WHERE at > ? ORDER BY at LIMIT ?", (after, n)
                 ).fetchall()
             for at, size in page:
                 yield self._read(at, size)
-            if len(page) < PAGE:
+            if len(page) < n:
                 return
             after = page[-1][0]
 
@@ -357,32 +374,3 @@ class _Batch:
         except (ValueError, KeyError, TypeError, AttributeError):
             parse_record(line, journal, number)  # raises JournalCorrupt with the reason
             raise JournalCorrupt(f"{journal} line {number}: not a journal record") from None
-
-
-def _first_line(journal: Path) -> bytes:
-    try:
-        with journal.open("rb") as fh:
-            line = fh.readline(_HEAD_MAX)
-    except FileNotFoundError:
-        return b""
-    return line if line.endswith(b"\n") else b""
-
-
-def _line_end(journal: Path, offset: int) -> bool:
-    """Whether `offset` is the end of a whole line of `journal` (a prefix the index may cover)."""
-    try:
-        with journal.open("rb") as fh:
-            fh.seek(offset - 1)
-            return fh.read(1) == b"\n"
-    except (FileNotFoundError, OSError):
-        return False
-
-
-def _sweep(directory: Path) -> None:
-    """Remove indexes untouched for a week: their jobs ended on another host, or long ago."""
-    cutoff = time.time() - STALE_AFTER_S
-    with contextlib.suppress(OSError), os.scandir(directory) as entries:
-        for entry in entries:
-            with contextlib.suppress(OSError):
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)

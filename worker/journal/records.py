@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -315,11 +315,25 @@ def load_state(path: Path) -> JournalState:
     return state
 
 
+def write_and_fsync(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd`, then fsync it: the journal's one way to the disk."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+    os.fsync(fd)
+
+
+# How a batch reaches the disk (`Journal(write=...)`): a test counts or fails the writes.
+JournalWrite = Callable[[int, bytes], None]
+
+
 class Journal:
     """Durable, group-committed appends to one job's journal file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, write: JournalWrite = write_and_fsync) -> None:
         self.path = path
+        self._write_batch = write
         self._fd: int | None = None
         self._pending: list[bytes] = []
         self._queued = 0  # sequence number of the last record queued
@@ -375,8 +389,4 @@ class Journal:
     def _write(self, data: bytes) -> None:
         if self._fd is None:
             raise OSError(errno.EBADF, "journal used outside its context")
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        self._write_batch(self._fd, data)

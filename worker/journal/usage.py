@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable
 from typing import Any
+
+# One row of a query, under the index's lock, a database error raised as an OSError.
+QueryOne = Callable[..., Any]
 
 
 class UsageLedger:
-    """Mixed into `JournalIndex`, whose connection, lock and `_one` it uses."""
+    """The usage tables of a `JournalIndex`, which holds one and shares its connection and lock.
 
-    _db: sqlite3.Connection
-    _lock: threading.Lock
+    `one(sql, *args)` is the index's single-row query (its lock, its error translation).
+    """
 
-    def _one(self, sql: str, *args: object) -> Any:
-        raise NotImplementedError
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock, one: QueryOne) -> None:
+        self._db = db
+        self._lock = lock
+        self._one = one
 
     def computed_count(self) -> int:
         return int(self._one("SELECT count(*) FROM computed")[0])

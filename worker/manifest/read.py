@@ -82,9 +82,18 @@ def read_manifest(
 
 
 def open_manifest(
-    path: Path, defaults: ManifestDefaults, name: str | None = None
+    path: Path,
+    defaults: ManifestDefaults,
+    name: str | None = None,
+    *,
+    stream_json_from: int = STREAM_JSON_MIN_BYTES,
+    stream_csv_from: int = STREAM_CSV_MIN_BYTES,
 ) -> ManifestStream:
-    """`read_manifest`, with the enrollments built only as they are iterated."""
+    """`read_manifest`, with the enrollments built only as they are iterated.
+
+    A file of `stream_json_from` / `stream_csv_from` bytes or more is read as a stream from
+    disk (0: every file, as the stream tests do), a smaller one whole.
+    """
     shown = name if name is not None else str(path)
 
     def refused(reason: str) -> ManifestStream:
@@ -96,9 +105,9 @@ def open_manifest(
             if size > defaults.max_bytes:
                 return refused(_too_large(size, defaults.max_bytes))
             json_like = _looks_like_json(fh, shown)
-            if json_like and size >= STREAM_JSON_MIN_BYTES:
+            if json_like and size >= stream_json_from:
                 return stream_json_file(path, fh, shown, defaults, _whole(fh, shown, defaults))
-            if not json_like and size >= STREAM_CSV_MIN_BYTES:
+            if not json_like and size >= stream_csv_from:
                 start = len(_BOM) if fh.read(3) == _BOM else 0
                 return stream_csv_source(
                     lambda: open_regular(path), shown, defaults, start=start, check_bytes=True

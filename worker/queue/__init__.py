@@ -7,6 +7,7 @@ package only tells them where to write). It never parses a manifest and never ca
 One concern a module: `paths.py` (layout, names, folder set-up), `discover.py` (which inbox
 files are ready), `claim.py` (every move of a job: claim, settle, recover, finish, fail),
 `lease.py` (the lease protocol and heartbeat). The pure rules are in `worker/queue/rules.py`.
-`JobQueue` puts the parts together as one worker's view of the queue. Test seams are patched
-where they are used: `worker.queue.claim.crash_hook`, `worker.queue.claim.sha256_file`.
+`JobQueue` (`jobqueue.py`) composes the parts as one worker's view of the queue; its seams are
+constructor arguments (clocks, host, and the test hooks `crash_hook`, `hash_file`, `on_scan`,
+`write_lease`), never patched module globals.
 """

@@ -53,14 +53,12 @@ log = structlog.get_logger(__name__)
 
 _HASH_CHUNK = 1 << 20
 
-# Test seam: called with a step name between the steps of a claim, so a test can kill the
-# process (os._exit) at every instant the docstring promises to survive. None in production.
-crash_hook: Callable[[str], None] | None = None
-
-
-def _checkpoint(step: str) -> None:
-    if crash_hook is not None:
-        crash_hook(step)
+# Called with a step name ("staged", "claimed", "hashed", "settled") between the steps of a
+# claim, so a test can kill the process (os._exit) at every instant the docstring promises to
+# survive. None in production (`JobQueue(crash_hook=...)`).
+CrashHook = Callable[[str], None]
+# How a claimed manifest is hashed (`JobQueue(hash_file=...)`): `sha256_file` in production.
+HashFile = Callable[[Path], str]
 
 
 def sha256_file(path: Path) -> str:
@@ -72,12 +70,35 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class Claims(LeaseHolder):
-    """Claim, settle, recover, finish and fail; a part of `JobQueue`, which sets these."""
+class Claims:
+    """Claim, settle, recover, finish and fail, holding leases through `leases`.
 
-    paths: QueuePaths
-    _tracker: StabilityTracker
-    _notes: InboxNotes
+    `tracker` and `notes` are shared with discovery (a claimed name is forgotten; a file that
+    cannot be claimed is said once). `crash_hook` and `hash_file` are the test seams above.
+    """
+
+    def __init__(
+        self,
+        paths: QueuePaths,
+        leases: LeaseHolder,
+        *,
+        tracker: StabilityTracker,
+        notes: InboxNotes,
+        clock: Callable[[], float],
+        crash_hook: CrashHook | None = None,
+        hash_file: HashFile = sha256_file,
+    ) -> None:
+        self.paths = paths
+        self._leases = leases
+        self._tracker = tracker
+        self._notes = notes
+        self._clock = clock
+        self._crash_hook = crash_hook
+        self._hash_file = hash_file
+
+    def _checkpoint(self, step: str) -> None:
+        if self._crash_hook is not None:
+            self._crash_hook(step)
 
     async def claim(self, candidate: Candidate) -> ClaimedJob | None:
         """Claim a candidate; None when another worker won or the file is gone."""
@@ -90,14 +111,14 @@ class Claims(LeaseHolder):
         staging = self.paths.active / f"{STAGING_PREFIX}{token}"
         try:
             (staging / MANIFEST_DIR).mkdir(parents=True)
-            if not self._try_acquire(staging, 0, token):
+            if not self._leases.try_acquire(staging, 0, token):
                 raise OSError(errno.EEXIST, "fresh staging directory already leased")
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise QueueSetupError(
                 f"queue folder {self.paths.active} is not writable: {exc.strerror}"
             ) from exc
-        _checkpoint("staged")
+        self._checkpoint("staged")
         try:
             os.rename(candidate.path, staging / MANIFEST_DIR / candidate.name)
         except OSError as exc:
@@ -111,7 +132,7 @@ class Claims(LeaseHolder):
                 ) from exc
             self._notes.note(candidate.name, f"cannot be claimed: {exc.strerror}")
             return None
-        _checkpoint("claimed")
+        self._checkpoint("claimed")
         fsync_dir(self.paths.inbox)
         return self._settle(staging, token, 0, resumed=False)
 
@@ -127,11 +148,11 @@ class Claims(LeaseHolder):
         name = names[0]
         manifest = staging / MANIFEST_DIR / name
         try:
-            sha = sha256_file(manifest)
+            sha = self._hash_file(manifest)
         except FileNotFoundError:
             return None  # as above
         except OSError as exc:
-            if not self._holds(staging, gen, token):
+            if not self._leases.holds(staging, gen, token):
                 return None
             job_id = f"{safe_stem(name)}-x{token[:9]}"
             self._move_to_failed(
@@ -140,7 +161,7 @@ class Claims(LeaseHolder):
             return None
         job_id = job_id_for(name, sha)
         target = self.paths.active / job_id
-        _checkpoint("hashed")
+        self._checkpoint("hashed")
         try:
             os.rename(staging, target)
         except FileNotFoundError:
@@ -157,10 +178,10 @@ class Claims(LeaseHolder):
             log.warning("queue_duplicate", job_id=job_id, file=name, moved_to=str(dest))
             return None
         fsync_dir(self.paths.active)
-        _checkpoint("settled")
+        self._checkpoint("settled")
         job = ClaimedJob(job_id, target, name, sha, token, gen, resumed)
         try:
-            self._assert_holder(job)
+            self._leases.assert_holder(job)
         except LeaseLost:
             return None
         log.info("queue_claimed", job_id=job_id, file=name, resumed=resumed, lease_gen=gen)
@@ -174,10 +195,10 @@ class Claims(LeaseHolder):
             gen, lease = read_lease(job_dir)
         except FileNotFoundError:
             return True  # vanished meanwhile: retry the rename
-        if lease is not None and not self._lease_stale(job_dir.name, gen, lease):
+        if lease is not None and not self._leases.stale(job_dir.name, gen, lease):
             return False  # its holder is finishing it right now
         next_gen = -1 if gen is None else gen
-        if not self._try_acquire(job_dir, next_gen + 1, secrets.token_hex(8)):
+        if not self._leases.try_acquire(job_dir, next_gen + 1, secrets.token_hex(8)):
             return False
         shutil.rmtree(job_dir, ignore_errors=True)
         return True
@@ -220,22 +241,22 @@ class Claims(LeaseHolder):
         now = self._clock()
         gen, lease = read_lease(job_dir)
         if lease is not None:
-            if not self._lease_stale(job_dir.name, gen, lease):
+            if not self._leases.stale(job_dir.name, gen, lease):
                 return None
             previous = {"holder": lease.holder, "age": round(lease_age(lease, now), 3)}
         else:
             # No readable lease: judge by the file times (a lease-less staging dir is being set
             # up right now, or its creator died before writing the lease).
             probe = job_dir if gen is None else lease_file(job_dir, gen)
-            if now - probe.stat().st_mtime <= self.lease_ttl:
+            if now - probe.stat().st_mtime <= self._leases.lease_ttl:
                 return None
             previous = {"holder": None, "age": None}
         token = secrets.token_hex(8)
         new_gen = 0 if gen is None else gen + 1
-        if not self._try_acquire(job_dir, new_gen, token):
+        if not self._leases.try_acquire(job_dir, new_gen, token):
             return None
         log.info("queue_lease_taken_over", entry=job_dir.name, lease_gen=new_gen, **previous)
-        self._tidy(job_dir, new_gen)
+        self._leases.tidy(job_dir, new_gen)
         if job_dir.name.startswith(STAGING_PREFIX):
             mine = self.paths.active / f"{STAGING_PREFIX}{token}"
             os.rename(job_dir, mine)  # the stale claimer's pending rename can no longer land
@@ -247,7 +268,7 @@ class Claims(LeaseHolder):
             return None
         name = names[0]
         try:
-            sha = sha256_file(job_dir / MANIFEST_DIR / name)
+            sha = self._hash_file(job_dir / MANIFEST_DIR / name)
         except OSError as exc:
             problems = [f"{name}: cannot be read ({exc.strerror})"]
             self._move_to_failed(job_dir, name, job_dir.name, problems)
@@ -261,7 +282,7 @@ class Claims(LeaseHolder):
             generation=new_gen,
             resumed=True,
         )
-        self._assert_holder(job)
+        self._leases.assert_holder(job)
         return job
 
     async def finish(self, job: ClaimedJob) -> Path:
@@ -269,7 +290,7 @@ class Claims(LeaseHolder):
         return await anyio.to_thread.run_sync(self.finish_sync, job)
 
     def finish_sync(self, job: ClaimedJob) -> Path:
-        self._assert_holder(job)
+        self._leases.assert_holder(job)
         dest = self.paths.done / f"{job.job_id}{Path(job.name).suffix}"
         os.rename(job.manifest_path, dest)
         fsync_dir(self.paths.done)
@@ -290,7 +311,7 @@ class Claims(LeaseHolder):
     def fail_sync(
         self, job: ClaimedJob, problems: Sequence[Any], error: Mapping[str, Any] | None = None
     ) -> Path:
-        self._assert_holder(job)
+        self._leases.assert_holder(job)
         dest = self._move_to_failed(job.dir, job.name, job.job_id, problems, error)
         log.warning("queue_failed", job_id=job.job_id, file=job.name, problems=len(problems))
         return dest

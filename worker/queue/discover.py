@@ -75,16 +75,38 @@ class InboxNotes:
                 del self._noted[name]
 
 
-class Discovery:
-    """Scans and the discovery loop; a part of `JobQueue`, which sets these attributes."""
+# Called after every scan with the manifest names it saw in inbox/ and the candidates it found
+# ready (`JobQueue(on_scan=...)`), so a test acts after a given scan instead of a sleep.
+ScanHook = Callable[[frozenset[str], list[Candidate]], None]
 
-    paths: QueuePaths
-    polling: bool
-    poll_interval: float
-    rescan_interval: float
-    _clock: Callable[[], float]
-    _tracker: StabilityTracker
-    _notes: InboxNotes
+
+class Discovery:
+    """Scans and the discovery loop over `paths.inbox`.
+
+    `tracker` (the stability rule's memory) and `notes` are shared with the claims, which
+    forget a claimed name and note a file that cannot be claimed.
+    """
+
+    def __init__(
+        self,
+        paths: QueuePaths,
+        *,
+        polling: bool,
+        poll_interval: float,
+        rescan_interval: float,
+        clock: Callable[[], float],
+        tracker: StabilityTracker,
+        notes: InboxNotes,
+        on_scan: ScanHook | None = None,
+    ) -> None:
+        self.paths = paths
+        self.polling = polling
+        self.poll_interval = poll_interval
+        self.rescan_interval = rescan_interval
+        self._clock = clock
+        self._tracker = tracker
+        self._notes = notes
+        self._on_scan = on_scan
 
     def scan(self) -> list[Candidate]:
         """One scan of inbox/: the files ready to claim now. Never raises for a bad file."""
@@ -118,7 +140,10 @@ class Discovery:
             stats[name] = FileStat(st.st_size, st.st_mtime_ns / 1e9, st.st_ino)
         self._notes.keep_only(present)
         ready = self._tracker.observe(stats, self._clock())
-        return [Candidate(inbox / n, stats[n].size, stats[n].mtime) for n in ready]
+        found = [Candidate(inbox / n, stats[n].size, stats[n].mtime) for n in ready]
+        if self._on_scan is not None:
+            self._on_scan(frozenset(stats), found)
+        return found
 
     def pending_wait(self) -> float | None:
         """Seconds until an inbox file seen but not yet ready may become ready; None if none.

@@ -1,8 +1,8 @@
 """The lease protocol: who holds a job of active/, renewed, released and taken over safely.
 
 Owns: every read and write of `lease.<gen>.json`, the staleness judgement and the heartbeat.
-It never moves a job between folders (claim.py does, after asking `_try_acquire` or
-`_assert_holder` here), and never decides what a lost lease means for the job (boundary.py).
+It never moves a job between folders (claim.py does, after asking `try_acquire` or
+`assert_holder` here), and never decides what a lost lease means for the job (boundary.py).
 
 Generations make takeover race-free: a lease file is only ever *created* by
 `link(temp, lease.<gen>.json)`, which fails with `EEXIST` when another worker created that
@@ -74,19 +74,35 @@ def utcnow() -> datetime:
 
 
 class LeaseHolder:
-    """This worker's side of the protocol; a part of `JobQueue`, which sets these attributes."""
+    """This worker's side of the protocol: its leases written, renewed, judged and released.
 
-    worker_id: str
-    lease_ttl: float
-    _host: str  # whose clock stamped a lease: see `_lease_stale`
-    _clock: Callable[[], float]
-    _monotonic: Callable[[], float]
-    _watch: LeaseWatch  # leases of other hosts, judged by our own clock
+    `host` names whose clock stamped a lease (see `stale`); `clock` is the wall clock the
+    leases are stamped with, `monotonic` the clock another host's lease is judged by;
+    `write_lease` writes a renewal (`atomic_write_json`).
+    """
+
+    def __init__(
+        self,
+        worker_id: str,
+        lease_ttl: float,
+        *,
+        host: str,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        write_lease: Callable[[Path, Any], None] = atomic_write_json,
+    ) -> None:
+        self.worker_id = worker_id
+        self._write_lease = write_lease  # a renewal's write (a test's failing disk)
+        self.lease_ttl = lease_ttl
+        self.host = host
+        self._clock = clock
+        self._monotonic = monotonic
+        self._watch = LeaseWatch()  # leases of other hosts, judged by our own clock
 
     def _lease(self, job: str, gen: int, token: str, acquired: datetime, **kw: Any) -> Lease:
         return Lease(
             holder=self.worker_id,
-            host=self._host,
+            host=self.host,
             pid=os.getpid(),
             token=token,
             generation=gen,
@@ -96,7 +112,7 @@ class LeaseHolder:
             **kw,
         )
 
-    def _lease_stale(self, name: str, gen: int | None, lease: Lease) -> bool:
+    def stale(self, name: str, gen: int | None, lease: Lease) -> bool:
         """Whether a lease may be taken over (design.md §9: clock skew never decides).
 
         A lease of this host was stamped by this host's clock, so its heartbeat's age is exact.
@@ -105,12 +121,12 @@ class LeaseHolder:
         """
         if lease.released:
             return True
-        if lease.host == self._host:
+        if lease.host == self.host:
             return lease_is_stale(lease, self._clock(), self.lease_ttl)
         content = (gen, lease.token, lease.heartbeat)
         return self._watch.unchanged_for(name, content, self._monotonic()) > self.lease_ttl
 
-    def _try_acquire(self, job_dir: Path, gen: int, token: str) -> bool:
+    def try_acquire(self, job_dir: Path, gen: int, token: str) -> bool:
         """Create lease generation `gen` exclusively; False if another worker created it first."""
         target = lease_file(job_dir, gen)
         lease = self._lease(job_dir.name, gen, token, utcnow())
@@ -131,14 +147,14 @@ class LeaseHolder:
         return True
 
     @staticmethod
-    def _holds(job_dir: Path, gen: int, token: str) -> bool:
+    def holds(job_dir: Path, gen: int, token: str) -> bool:
         try:
             current, lease = read_lease(job_dir)
         except FileNotFoundError:
             return False
         return current == gen and lease is not None and lease.token == token
 
-    def _assert_holder(self, job: ClaimedJob) -> Lease:
+    def assert_holder(self, job: ClaimedJob) -> Lease:
         try:
             gen, lease = read_lease(job.dir)
         except FileNotFoundError:
@@ -149,11 +165,11 @@ class LeaseHolder:
 
     def renew(self, job: ClaimedJob, *, released: bool = False) -> None:
         """Renew our lease now (blocking). Raises LeaseLost when another worker took the job."""
-        current = self._assert_holder(job)
+        current = self.assert_holder(job)
         lease = self._lease(
             job.job_id, job.generation, job.token, current.acquired_at, released=released
         )
-        atomic_write_json(job.lease_path, lease.model_dump(mode="json"))
+        self._write_lease(job.lease_path, lease.model_dump(mode="json"))
 
     async def heartbeat(
         self, job: ClaimedJob, interval: float | None = None, guard: LeaseGuard | None = None
@@ -201,7 +217,7 @@ class LeaseHolder:
             log.info("queue_released", job_id=job.job_id)
 
     @staticmethod
-    def _tidy(job_dir: Path, keep_gen: int) -> None:
+    def tidy(job_dir: Path, keep_gen: int) -> None:
         """Remove superseded lease generations and temp files left by a crashed writer."""
         for name in os.listdir(job_dir):
             match = LEASE_RE.match(name)

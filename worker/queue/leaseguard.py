@@ -12,15 +12,17 @@ an older one is not, and the sender wakes the heartbeat and waits for its answer
 the request never leaves). In normal running the renewal is at most a third of the TTL old, so
 no sender ever waits.
 
-It never touches the lease file itself (`queue/lease.py` does) and never decides what a lost lease
-means for the job (`boundary.py` does).
+The sender asks through the send gate it is given: the job boundary (`job/boundary.py`) hands
+`LeaseGuard.confirmed` to the job's view of the client (`ApiClient.gated`), whose governor slot
+awaits it before each request leaves; the API layer never imports this module. It never touches
+the lease file itself (`queue/lease.py` does) and never decides what a lost lease means for the
+job (`boundary.py` does).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from contextvars import ContextVar
 
 import anyio
 
@@ -65,14 +67,3 @@ class LeaseGuard:
         """The heartbeat's sleep: `at_most` seconds, or less when a sender needs a renewal."""
         with anyio.move_on_after(at_most):
             await self._asked.wait()
-
-
-# The guard of the job whose task is sending; set once per job, inherited by its tasks.
-LEASE_GUARD: ContextVar[LeaseGuard | None] = ContextVar("enroller_lease_guard", default=None)
-
-
-async def lease_confirmed() -> None:
-    """Wait, before a request is sent, until the current job's lease is trusted (if any)."""
-    guard = LEASE_GUARD.get()
-    if guard is not None:
-        await guard.confirmed()

@@ -30,6 +30,7 @@ import errno
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,12 +140,12 @@ def lease_file(job_dir: Path, generation: int) -> Path:
     return job_dir / f"lease.{generation}.json"
 
 
-def setup_folders(paths: QueuePaths) -> None:
+def setup_folders(paths: QueuePaths, rename: Callable[[Path, Path], None] = os.rename) -> None:
     """Create the folders if missing; prove they are writable and renames between them work.
 
     Raises QueueSetupError with a message an operator can act on. A real rename probe is
     used because two bind mounts of one filesystem share a device number yet still refuse
-    renames between them (EXDEV).
+    renames between them (EXDEV). `rename` makes the probe (a test passes one that refuses).
     """
     folders = paths.folders()
     for path in folders.values():
@@ -167,7 +168,7 @@ def setup_folders(paths: QueuePaths) -> None:
                 continue
             there = path / probe_name
             try:
-                os.rename(here, there)
+                rename(here, there)
             except OSError as exc:
                 if exc.errno == errno.EXDEV:
                     raise QueueSetupError(
