@@ -16,7 +16,7 @@ from worker.base.fsutil import dumps_json
 from worker.base.text import encode_text
 from worker.enrollment.view import Step
 from worker.job.input import _planned
-from worker.job.report import _write_csv, failure_csv_rows
+from worker.job.report import FailuresCsv
 from worker.manifest.models import Enrollment, ManifestDefaults
 from worker.manifest.read import parse_manifest
 from worker.manifest.retry import retry_manifest_bytes
@@ -87,8 +87,10 @@ def _check_total(data: bytes, name: str) -> None:
         record.model_dump_json()  # the journal's encoding, strict
         rows.append(record)
     columns = parsed.csv_columns
-    out = io.BytesIO()
-    _write_csv(out, failure_csv_rows([(row, []) for row in rows], columns))
+    csv_out = FailuresCsv(io.BytesIO(), columns)
+    for row in rows:
+        csv_out.add(row)
+    csv_out.flush()
     good = [e for e in parsed.enrollments if isinstance(e, Enrollment)]
     again = parse_manifest(retry_manifest_bytes(good, ROOT), "retry.json", DEFAULTS)
     assert [e.key for e in again.enrollments] == [e.key for e in good]  # the retry round-trips

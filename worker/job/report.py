@@ -1,9 +1,10 @@
 """Job reports (design.md §6): what an operator reads, and what they drop back to retry.
 
-Owns: the report's shape, the counts, the failures CSV rows, and writing all three files
-atomically. The rows come from the journal's outcome records, streamed: a 100 000-enrollment
-job's report is written without holding its rows in memory. Secrets never reach this module:
-it sees handles, paths, counts and the server's error messages only.
+Owns: the report's shape, the exit code from the counts, the failures CSV (`FailuresCsv`),
+and writing the report JSON atomically. The rows come from the journal's outcome records,
+streamed: a 100 000-enrollment job's report is written without holding its rows in memory.
+Secrets never reach this module: it sees handles, paths, counts and the server's error
+messages only.
 """
 
 from __future__ import annotations
@@ -62,13 +63,6 @@ class ReportSummary(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)
 
 
-def count_outcomes(rows: Iterable[EnrollmentOutcome]) -> Counter[str]:
-    counts: Counter[str] = Counter({o.value: 0 for o in Outcome})
-    for row in rows:
-        counts[row.outcome] += 1
-    return counts
-
-
 def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
     """0 when every enrollment is enrolled or unchanged, 1 otherwise (the CLI contract)."""
     return 1 if any(counts.get(o, 0) for o in NOT_OK) else 0
@@ -85,22 +79,6 @@ def report_json_chunks(summary: ReportSummary, rows: Iterable[EnrollmentOutcome]
         yield ("\n    " if first else ",\n    ") + body
         first = False
     yield "\n  ]\n}\n" if not first else "]\n}\n"
-
-
-def failure_csv_rows(
-    failed: Iterable[tuple[EnrollmentOutcome, Sequence[Mapping[str, str]]]],
-    input_columns: list[str] | None,
-) -> Iterator[list[str]]:
-    """Header, then one row per failed input line, in the input's own columns.
-
-    `failed`: enrollments with their original CSV rows; `input_columns` is a CSV manifest's
-    header. For JSON manifests it is None (and the rows are empty): the enrollment's fields
-    are used. Outcomes that succeeded are skipped.
-    """
-    columns = list(input_columns) if input_columns else list(JSON_INPUT_COLUMNS)
-    yield [*columns, *ERROR_COLUMNS]
-    for row, originals in failed:
-        yield from _failure_lines(row, originals, columns, csv_input=bool(input_columns))
 
 
 def _failure_lines(
@@ -153,18 +131,6 @@ def write_report_json(
     with atomic_writer(path) as fh:
         for chunk in report_json_chunks(summary, rows):
             fh.write(encode_text(chunk))
-
-
-def write_failures_csv(path: Path, csv_rows: Iterable[list[str]]) -> None:
-    with atomic_writer(path) as fh:
-        _write_csv(fh, csv_rows)
-
-
-def _write_csv(fh: IO[bytes], csv_rows: Iterable[list[str]]) -> None:
-    out = _CsvOut(fh)
-    for row in csv_rows:
-        out.write(row)
-    out.flush()
 
 
 class _CsvOut:
