@@ -13,13 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from worker.base.fsutil import dumps_json
+from worker.base.streamout import EncodedText
 from worker.base.text import encode_text
 from worker.enrollment.view import Step
 from worker.job.input import _planned
 from worker.job.report import FailuresCsv
 from worker.manifest.models import Enrollment, ManifestDefaults
 from worker.manifest.read import parse_manifest
-from worker.manifest.retry import retry_manifest_bytes
+from worker.manifest.retry import write_retry_manifest
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT, owner="acme", space="onboarding", max_bytes=1 << 20)
@@ -72,6 +73,15 @@ def _dumps(doc: Any) -> bytes:
         return json.dumps(doc, allow_nan=True).encode()
     except ValueError:  # an integer too long to print: write it by hand
         return b'{"enrollments": [{"identity": "x", "minAudios": ' + b"9" * 5000 + b"}]}"
+
+
+def retry_manifest_bytes(
+    enrollments: list[Enrollment], root: Path, comment: str | None = None
+) -> bytes:
+    """The retry manifest as the job writes it (`JobInput.write_outputs`), in bytes."""
+    out = io.BytesIO()
+    write_retry_manifest(EncodedText(out), enrollments, root, comment)
+    return out.getvalue()
 
 
 def _check_total(data: bytes, name: str) -> None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.base.csvsafe import spreadsheet_safe_row
 from worker.base.fsutil import atomic_writer
+from worker.base.streamout import EncodedText, StreamedObject
 from worker.base.text import encode_text
 from worker.enrollment.view import Outcome
 from worker.journal.records import EnrollmentOutcome
@@ -66,19 +67,6 @@ class ReportSummary(BaseModel):
 def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
     """0 when every enrollment is enrolled or unchanged, 1 otherwise (the CLI contract)."""
     return 1 if any(counts.get(o, 0) for o in NOT_OK) else 0
-
-
-def report_json_chunks(summary: ReportSummary, rows: Iterable[EnrollmentOutcome]) -> Iterator[str]:
-    """The report as JSON text, chunk by chunk: the summary's fields, then `enrollments`."""
-    head = summary.model_dump_json(indent=2)
-    assert head.endswith("\n}")
-    yield head[:-2] + ',\n  "enrollments": ['
-    first = True
-    for row in rows:
-        body = row.model_dump_json(exclude={"kind", "key"})
-        yield ("\n    " if first else ",\n    ") + body
-        first = False
-    yield "\n  ]\n}\n" if not first else "]\n}\n"
 
 
 def _failure_lines(
@@ -128,9 +116,15 @@ class FailuresCsv:
 def write_report_json(
     path: Path, summary: ReportSummary, rows: Iterable[EnrollmentOutcome]
 ) -> None:
+    """The summary's fields, then `enrollments` (each row but its kind and key), indented."""
     with atomic_writer(path) as fh:
-        for chunk in report_json_chunks(summary, rows):
-            fh.write(encode_text(chunk))
+        doc = StreamedObject(EncodedText(fh), indented=True)
+        doc.fields(summary)
+        doc.array("enrollments")
+        for row in rows:
+            doc.add_json(row.model_dump_json(exclude={"kind", "key"}))
+        doc.close()
+        fh.write(b"\n")
 
 
 class _CsvOut:
