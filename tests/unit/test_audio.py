@@ -23,8 +23,8 @@ from worker.audio.inspect import (
     model_warning,
     preflight_audio,
     requirement_problems,
-    sha256_file,
 )
+from worker.base.fsutil import sha256_file, sha256_stream
 
 
 @pytest.fixture
@@ -256,4 +256,5 @@ def test_streaming_sha256(tmp_path: Path, size: int) -> None:
     path = tmp_path / "blob"
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
-    assert sha256_file(path, chunk_bytes=7) == hashlib.sha256(data).hexdigest()
+    with path.open("rb") as fh:
+        assert sha256_stream(fh, chunk_bytes=7) == (hashlib.sha256(data).hexdigest(), size)

@@ -15,7 +15,6 @@ async engine calls it in a worker thread.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,8 +27,8 @@ from worker.audio.decode import AudioReader, DecodeError, Probe
 from worker.audio.files import AudioUnreadable, open_audio, os_reason
 from worker.audio.formats import format_problem
 from worker.audio.voice import NO_RATE, VoiceFigures, voice_meter
+from worker.base.fsutil import sha256_stream
 
-CHUNK_BYTES = 1 << 20
 # The emulator answers 413 above this (contract §2); checking it here saves an upload.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # Decoding stops past this much audio: longer than any model takes, so the file fails anyway,
@@ -153,15 +152,6 @@ def is_inside(path: Path, root: Path) -> bool:
     return real == real_root or real_root in real.parents
 
 
-def sha256_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
-    """Hex sha256 of a file, read in chunks so that memory stays flat for any size."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTES) -> AudioFacts:
     """Decode and hash one file that must lie inside `audio_root`.
 
@@ -182,15 +172,13 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
                 raise AudioUnreadable(too_large_reason(size, max_bytes))
             info, voice = _decode_and_measure(fh)
             fh.seek(0)
-            digest = hashlib.sha256()
-            while chunk := fh.read(CHUNK_BYTES):
-                digest.update(chunk)
+            sha, _ = sha256_stream(fh)
     except OSError as exc:
         raise AudioUnreadable(os_reason(exc)) from None
     return AudioFacts(
         path=real,
         size=size,
-        sha256=digest.hexdigest(),
+        sha256=sha,
         duration=info.duration,
         samplerate=info.sample_rate,
         frames=info.frames,

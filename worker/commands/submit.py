@@ -26,7 +26,13 @@ from typing import TextIO
 
 from pydantic import BaseModel, Field, computed_field
 
-from worker.base.fsutil import NotRegularFile, fsync_dir, open_regular, temp_name_for
+from worker.base.fsutil import (
+    NotRegularFile,
+    fsync_dir,
+    open_regular,
+    sha256_file,
+    temp_name_for,
+)
 from worker.commands.validate import Checks, check_stream
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.read import open_manifest
@@ -138,14 +144,10 @@ def candidate_names(name: str) -> list[str]:
 
 def _same_content(path: Path, sha256: str) -> bool:
     """Whether the file already at `path` holds exactly these bytes (a repeated submit)."""
-    digest = hashlib.sha256()
     try:
-        with open_regular(path) as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
+        return sha256_file(path) == sha256
     except OSError:
         return False  # claimed meanwhile, or not a file: not ours to compare
-    return digest.hexdigest() == sha256
 
 
 def _publish(staged: _Staged, inbox: Path) -> tuple[str, bool]:
