@@ -27,6 +27,7 @@ from worker.audio.decode import AudioReader, DecodeError, Probe
 from worker.audio.files import AudioUnreadable, open_audio, os_reason
 from worker.audio.formats import format_problem
 from worker.audio.voice import NO_RATE, VoiceFigures, voice_meter
+from worker.audio.voice_rule import MIN_TOTAL_VOICE_S
 from worker.base.fsutil import sha256_stream
 
 # The emulator answers 413 above this (contract §2); checking it here saves an upload.
@@ -34,8 +35,6 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # Decoding stops past this much audio: longer than any model takes, so the file fails anyway,
 # and a small file that expands to hours (a constant FLAC stream) is not decoded for hours.
 DECODE_LIMIT_S = 3600.0
-# A voiceprint needs this much voice in total (contract §3 "Voiceprints").
-MIN_TOTAL_VOICE_S = 4.5
 
 
 class ModelRequirements(BaseModel):

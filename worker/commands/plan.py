@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -26,7 +26,6 @@ from worker.commands.plan_models import EnrollmentCost, ManifestPlan, PlanResult
 from worker.commands.plan_text import file_lines, total_lines
 from worker.commands.validate import Checks, check_stream, checked_paths
 from worker.enrollment.requests import (
-    INLINE_UPLOAD_MAX_BYTES,
     WORKER_START_REQUESTS,
     enrollment_credits,
     enrollment_requests,
@@ -41,8 +40,12 @@ from worker.manifest.read import open_manifest
 
 @dataclass
 class CostSum:
-    """The figures of runnable enrollments, summed one at a time (pure): no list is kept."""
+    """The figures of runnable enrollments, summed one at a time (pure): no list is kept.
 
+    `inline_max_bytes`: ENROLLER_INLINE_UPLOAD_MAX_BYTES, so uploads are counted as run.
+    """
+
+    inline_max_bytes: int
     credits_by_owner: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     runnable: int = 0
@@ -53,7 +56,6 @@ class CostSum:
     audio_seconds: float = 0.0
     spaces: set[str] = field(default_factory=set)
     models: set[str] = field(default_factory=set)
-    inline_max_bytes: int = INLINE_UPLOAD_MAX_BYTES  # ENROLLER_INLINE_UPLOAD_MAX_BYTES
 
     def add(self, cost: EnrollmentCost) -> None:
         self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
@@ -102,28 +104,6 @@ class CostSum:
             problems=list(problems),
             warnings=list(warnings),
         )
-
-
-def plan_manifest(
-    file: str,
-    costs: Iterable[EnrollmentCost],
-    rate_limit: float,
-    *,
-    kind: str | None = None,
-    total: int | None = None,
-    problems: Sequence[Problem] = (),
-    warnings: Sequence[Problem] = (),
-) -> ManifestPlan:
-    """The figures of one manifest from its runnable enrollments (pure).
-
-    `total` is how many enrollments the file names (runnable ones plus rejected ones).
-    """
-    summed = CostSum()
-    for cost in costs:
-        summed.add(cost)
-    return summed.plan(
-        file, rate_limit, kind=kind, total=total, problems=problems, warnings=warnings
-    )
 
 
 def plan_totals(plans: Sequence[ManifestPlan], rate_limit: float) -> PlanTotals:

@@ -23,8 +23,8 @@ from typing import TextIO
 from pydantic import BaseModel, Field, computed_field
 
 from worker.audio.derive import StereoMode
-from worker.audio.voice_rule import DEFAULT_VOICE_MARGIN
 from worker.base.streamout import Spool, StreamedObject
+from worker.config.settings import setting_default
 from worker.manifest.models import (
     Enrollment,
     ManifestDefaults,
@@ -145,7 +145,7 @@ class Checks:
     audio_root: Path
     stereo: StereoMode = "channel"
     convert: bool = False
-    voice_margin: float = DEFAULT_VOICE_MARGIN
+    voice_margin: float = setting_default("voice_margin")
 
     @classmethod
     def of(cls, defaults: ManifestDefaults) -> Checks:
@@ -206,7 +206,7 @@ def check_manifest(
     cache: AudioCache | None = None,
     stereo: StereoMode = "channel",
     convert: bool = False,
-    voice_margin: float = DEFAULT_VOICE_MARGIN,
+    voice_margin: float = setting_default("voice_margin"),
 ) -> tuple[list[EnrollmentPreflight], FileResult]:
     """Preflight every enrollment of a parsed manifest; the preflights and the file's result."""
     result = FileResult(

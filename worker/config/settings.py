@@ -265,6 +265,15 @@ class Settings(BaseSettings):
 # --- what the rest of the package asks about settings -------------------------------------
 
 
+def setting_default(name: str) -> Any:
+    """The default of setting `name`, the one place it is written (its `Field` above).
+
+    For code below the settings that takes a value (a limit, a retry bound) and may be called
+    without one: it falls back to the setting's default instead of a copy of it.
+    """
+    return Settings.model_fields[name].default
+
+
 def url_marker(name: str) -> UrlSetting | None:
     field = Settings.model_fields.get(name)
     if field is None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
-VOICE_NEEDED_S = 4.5
 MAX_ATTEMPTS_PER_STEP = 4
 CREDITS_REASON = "credits exhausted: compute paused"
 

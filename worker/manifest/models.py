@@ -15,14 +15,11 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio.inspect import DEFAULT_MODEL
-from worker.audio.voice_rule import DEFAULT_VOICE_MARGIN
 from worker.base.text import SafeStr
-from worker.enrollment.requests import INLINE_UPLOAD_MAX_BYTES
+from worker.config.settings import setting_default
 
 if TYPE_CHECKING:
     from worker.config.settings import Settings
-
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 Kind = Literal["job", "single", "csv"]
 
@@ -76,14 +73,15 @@ class ManifestDefaults(BaseModel):
     owner: str | None = None
     space: str | None = None
     model: str = DEFAULT_MODEL
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int = setting_default("max_manifest_bytes")
     # How preflight treats recordings (worker.audio.derive): stereo without a channel, other
     # formats.
     stereo: Literal["channel", "downmix"] = "channel"
     convert: bool = False
-    voice_margin: float = DEFAULT_VOICE_MARGIN  # worker.audio.voice_rule: refuse only clearly below
+    # How far below the voice rule a file is still uploaded (worker.audio.voice_rule).
+    voice_margin: float = setting_default("voice_margin")
     # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.
-    inline_upload_max_bytes: int = INLINE_UPLOAD_MAX_BYTES
+    inline_upload_max_bytes: int = setting_default("inline_upload_max_bytes")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManifestDefaults:

@@ -21,13 +21,13 @@ from worker.audio.derive import Derivation, StereoMode, plan_derivation
 from worker.audio.files import AudioUnreadable
 from worker.audio.inspect import MODELS, AudioFacts, inspect_audio, requirement_problems
 from worker.audio.voice_rule import (
-    DEFAULT_VOICE_MARGIN,
     LocalVoice,
     VoiceVerdict,
     near_warning,
     too_little_reason,
     voice_verdict,
 )
+from worker.config.settings import setting_default
 from worker.manifest.models import Enrollment, Problem
 from worker.manifest.values import show
 
@@ -97,7 +97,7 @@ def preflight_enrollment(
     cache: AudioCache | None = None,
     stereo: StereoMode = "channel",
     convert: bool = False,
-    voice_margin: float = DEFAULT_VOICE_MARGIN,
+    voice_margin: float = setting_default("voice_margin"),
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
 
