@@ -23,6 +23,7 @@ import structlog
 
 from worker.api import errors
 from worker.api.client import ApiClient
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.config.settings import Settings
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
     from worker.fleet.session import Fleet
 
 log = structlog.get_logger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_FATAL = 2
 
 
 class FatalError(Exception):

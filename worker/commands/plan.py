@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from worker.audio.voice_rule import VoiceVerdict
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.streamout import Spool, StreamedObject
 from worker.commands.plan_models import EnrollmentCost, ManifestPlan, PlanResult, PlanTotals
 from worker.commands.plan_text import file_lines, total_lines
@@ -222,7 +223,7 @@ def run_plan(
     paths, errors = checked_paths(args, defaults)
     result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
     problems = (_json_run if as_json else _text_run)(paths, result, defaults, stream)
-    return 0 if not errors and not problems else 1
+    return EXIT_OK if not errors and not problems else EXIT_FAILURES
 
 
 def _text_run(

@@ -26,6 +26,7 @@ from typing import TextIO
 
 from pydantic import BaseModel, Field, computed_field
 
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.fsutil import (
     NotRegularFile,
     fsync_dir,
@@ -279,7 +280,7 @@ def run_submit(
     result = submit_files(sources, queue_dir, defaults, validate=validate)
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
-        return 0 if result.ok else 1
+        return EXIT_OK if result.ok else EXIT_FAILURES
     for problem in result.problems:
         stream.write(f"{problem}\n")
     for item in result.submitted:
@@ -287,7 +288,7 @@ def run_submit(
         stream.write(f"{item.source}: {done} {inbox_line(result, item)}: job {item.job_id}\n")
     if not result.ok and not result.submitted:
         stream.write(f"nothing submitted: {len(result.problems)} problem(s)\n")
-    return 0 if result.ok else 1
+    return EXIT_OK if result.ok else EXIT_FAILURES
 
 
 def inbox_line(result: SubmitResult, item: Submitted) -> str:

@@ -23,6 +23,7 @@ from typing import TextIO
 from pydantic import BaseModel, Field, computed_field
 
 from worker.audio.derive import StereoMode
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.streamout import Spool, StreamedObject
 from worker.config.settings import setting_default
 from worker.manifest.models import (
@@ -307,7 +308,7 @@ def run_validate(
     paths, errors = checked_paths(args, defaults)
     run = _json_run if as_json else _text_run
     files = run(paths, errors, defaults, stream)
-    return 0 if not errors and all(f.ok for f in files) else 1
+    return EXIT_OK if not errors and all(f.ok for f in files) else EXIT_FAILURES
 
 
 def _text_run(

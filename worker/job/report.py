@@ -20,6 +20,7 @@ from typing import IO
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.base.csvsafe import spreadsheet_safe_row
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.fsutil import atomic_writer
 from worker.base.streamout import EncodedText, StreamedObject
 from worker.base.text import encode_text
@@ -66,7 +67,7 @@ class ReportSummary(BaseModel):
 
 def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
     """0 when every enrollment is enrolled or unchanged, 1 otherwise (the CLI contract)."""
-    return 1 if any(counts.get(o, 0) for o in NOT_OK) else 0
+    return EXIT_FAILURES if any(counts.get(o, 0) for o in NOT_OK) else EXIT_OK
 
 
 def _failure_lines(
