@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from worker.config.settings import setting_default
+
 MAX_ATTEMPTS_PER_STEP = 4
 CREDITS_REASON = "credits exhausted: compute paused"
 
@@ -94,11 +96,12 @@ class Limits:
     bounded by `processing_timeout` seconds per resource.
     """
 
-    max_stalls: int = 60
-    processing_timeout: float = 300.0
+    max_stalls: int = setting_default("max_actions")
+    processing_timeout: float = setting_default("processing_timeout")
     wait_first: float = 0.2
     wait_cap: float = 5.0
-    validate_with_get: bool = False  # a GET after compute even when its answer proves it
+    # A GET after compute even when its answer proves it.
+    validate_with_get: bool = setting_default("validate_with_get")
 
     def wait_delay(self, polls: int) -> float:
         """Seconds before poll number `polls` (0-based): 0.2, 0.4, 0.8 … up to 5."""
