@@ -18,11 +18,11 @@ from worker.audio.formats import ACCEPTED_TEXT
 from worker.audio.inspect import (
     MODELS,
     inspect_audio,
-    is_inside,
     model_problem,
     model_warning,
     preflight_audio,
     requirement_problems,
+    resolves_inside,
 )
 from worker.base.fsutil import sha256_file, sha256_stream
 
@@ -227,8 +227,8 @@ def test_a_root_reached_through_a_symlink_still_contains_its_files(tmp_path: Pat
 
 def test_dot_dot_paths_are_judged_after_resolution(root: Path, tmp_path: Path) -> None:
     write_audio(tmp_path / "x.wav", 5.0)
-    assert not is_inside(root / ".." / "x.wav", root)
-    assert is_inside(root / "sub" / ".." / "x.wav", root)
+    assert not resolves_inside(root / ".." / "x.wav", root)
+    assert resolves_inside(root / "sub" / ".." / "x.wav", root)
 
 
 def test_a_symlink_loop(root: Path) -> None:

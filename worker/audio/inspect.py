@@ -144,8 +144,9 @@ class AudioCheck(BaseModel):
         return "; ".join(f"{self.name}: {e}" for e in self.errors)
 
 
-def is_inside(path: Path, root: Path) -> bool:
-    """Whether `path` lies inside `root` after both are resolved (symlinks, `..`) on disk."""
+def resolves_inside(path: Path, root: Path) -> bool:
+    """Whether `path` lies inside `root` after both are resolved (symlinks, `..`) on disk
+    (`worker.manifest.values.lexically_inside` compares normalised text only)."""
     real = Path(os.path.realpath(path))
     real_root = Path(os.path.realpath(root))
     return real == real_root or real_root in real.parents
@@ -159,7 +160,7 @@ def inspect_audio(path: Path, audio_root: Path, max_bytes: int = MAX_UPLOAD_BYTE
     is opened once, as a regular file only (`open_audio`: a FIFO or device never hangs or
     feeds it), and its size is checked before anything is hashed.
     """
-    if not is_inside(path, audio_root):
+    if not resolves_inside(path, audio_root):
         raise AudioUnreadable("leads outside the audio root")
     real = Path(os.path.realpath(path))
     try:

@@ -17,13 +17,13 @@ from typing import Any
 
 from worker.base.streamout import StreamedObject, TextWriter
 from worker.manifest.models import Enrollment
-from worker.manifest.values import is_inside, relative_name
+from worker.manifest.values import lexically_inside, relative_name
 
 
 def _relative(path: Path, audio_root: Path) -> str:
     root = os.path.normpath(audio_root)
     full = os.path.normpath(path)
-    if not is_inside(full, root):
+    if not lexically_inside(full, root):
         return full  # cannot happen for a parsed enrollment; keep the path usable anyway
     return relative_name(full, root)
 
