@@ -33,7 +33,7 @@ from worker.enrollment.requests import (
     usage_check_requests,
 )
 from worker.manifest.models import ManifestDefaults, Problem
-from worker.manifest.preflight import BoundedCache, EnrollmentPreflight
+from worker.manifest.preflight import AudioCache, EnrollmentPreflight, bounded_cache
 from worker.manifest.read import open_manifest
 
 # --- pure arithmetic ---------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def plan_file(
     rate_limit: float,
     emit: Callable[[Problem], None],
     warn: Callable[[Problem], None],
-    cache: BoundedCache,
+    cache: AudioCache,
 ) -> tuple[ManifestPlan, int]:
     """Parse, preflight and cost one manifest, handing each problem on as it is found.
 
@@ -188,7 +188,7 @@ def plan_paths(
     """
     paths, errors = checked_paths(args, defaults)
     result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
-    cache = BoundedCache()
+    cache = bounded_cache()
     for path, name in paths:
         kept: list[Problem] = []
         warned: list[Problem] = []
@@ -232,7 +232,7 @@ def _text_run(
     rate = f"{result.rate_limit:g} requests/s"
     for problem in result.errors:
         out.write(f"{problem}\n")
-    cache, problems = BoundedCache(), 0
+    cache, problems = bounded_cache(), 0
     for path, name in paths:
         spool = Spool(Problem)
         plan, n = plan_file(path, name, defaults, result.rate_limit, _line(out), spool.add, cache)
@@ -261,7 +261,7 @@ def _json_run(
 ) -> int:
     doc = StreamedObject(out)
     doc.array("files")
-    cache, problems = BoundedCache(), 0
+    cache, problems = bounded_cache(), 0
     for path, name in paths:
         entry = doc.nested()
         entry.array("problems")

@@ -35,8 +35,8 @@ from worker.manifest.models import (
 )
 from worker.manifest.preflight import (
     AudioCache,
-    BoundedCache,
     EnrollmentPreflight,
+    bounded_cache,
     preflight_enrollment,
 )
 from worker.manifest.read import open_manifest
@@ -252,7 +252,7 @@ def check_stream(
         problem(found)
     items, warnings = stream.walk()
     tally = Tally(result, problem, warn, valid)
-    for item, pre in preflighted(items, stream.file, checks, cache or BoundedCache()):
+    for item, pre in preflighted(items, stream.file, checks, cache or bounded_cache()):
         tally.add(item, pre)
     result.warnings = list(warnings)
     result.audio_seconds = round(result.audio_seconds, 3)
@@ -320,7 +320,7 @@ def _text_run(
     """Every problem on its own line, each file's warnings and summary, then the verdict."""
     for problem in errors:
         out.write(f"{problem}\n")
-    cache, files = BoundedCache(), []
+    cache, files = bounded_cache(), []
     for path, name in paths:
         spool = Spool(Problem)
         manifest = open_manifest(path, defaults, name=name)
@@ -345,7 +345,7 @@ def _json_run(
     """The `ValidationResult` document, each file's errors written as they are found."""
     doc = StreamedObject(out)
     doc.array("files")
-    cache, files = BoundedCache(), []
+    cache, files = bounded_cache(), []
     for path, name in paths:
         entry = doc.nested()
         entry.array("errors")
