@@ -361,10 +361,6 @@ class Governor:
             self._credits = error
             self._credits_since = self._clock()
 
-    def clear_credits_exhausted(self) -> None:
-        """Allow computes again (credits were topped up, or an operator says so)."""
-        self._credits = None
-
     def billed(self, route: str) -> bool:
         """Whether the server has refused this route for credits before (besides compute)."""
         return route in self._billed
