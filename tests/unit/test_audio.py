@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.audiocheck import preflight_audio
 from tests.audiogen import write_audio, write_garbage, write_signal
 from tests.unprivileged import rerun_unprivileged
 from worker.audio import inspect as audio
@@ -20,7 +21,6 @@ from worker.audio.inspect import (
     inspect_audio,
     model_problem,
     model_warning,
-    preflight_audio,
     requirement_problems,
     resolves_inside,
 )

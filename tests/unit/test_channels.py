@@ -10,7 +10,7 @@ import pytest
 
 from emulator.audio import analyze
 from tests.audiogen import samples, write_audio, write_signal
-from worker.audio.decode import probe
+from worker.audio.decode import AudioReader
 from worker.audio.derive import (
     Derivation,
     derive_flac,
@@ -203,8 +203,8 @@ def test_the_derived_flac_holds_that_channel_only(
     with source.open("rb") as fh:
         path, sha, size = derive_flac(fh, d, tmp_path / "work")
     assert path.name == f"{sha}.flac" and path.stat().st_size == size
-    with path.open("rb") as fh:
-        out = probe(fh)
+    with path.open("rb") as fh, AudioReader(fh) as reader:
+        out = reader.count()
     assert (out.container, out.channels, out.sample_rate) == ("flac", 1, RATE)
     assert out.frames == LENGTH * RATE
     found = analyze(path)

@@ -8,7 +8,7 @@ sample rate, format, size), and the streaming sha256 that becomes the upload ali
 It decodes every file to its end with FFmpeg (`worker.audio.decode`), the decoder the service is
 measured against, so a file that only starts like audio, or that another decoder would choke
 on, is known here; the accepted formats are `worker.audio.formats`'s. It holds at most one chunk or
-decoded frame of a file in memory. It knows nothing of manifests: `worker.commands.validate` turns
+decoded frame of a file in memory. It knows nothing of manifests: `worker.manifest.preflight` turns
 these per-file results into per-enrollment problems. Everything is synchronous blocking I/O; the
 async engine calls it in a worker thread.
 """
@@ -121,29 +121,6 @@ class AudioFacts(BaseModel):
         return f"sha256:{self.sha256}"
 
 
-class AudioCheck(BaseModel):
-    """The result of preflighting one file: facts when it could be read, and every problem.
-
-    `errors` are reasons without the file name (the caller knows how the manifest named the
-    file); `str()` prefixes the name for a stand-alone message.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str  # how the file is shown to a person, usually relative to the audio root
-    facts: AudioFacts | None = None
-    errors: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.facts is not None and not self.errors
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.name}: ok"
-        return "; ".join(f"{self.name}: {e}" for e in self.errors)
-
-
 def resolves_inside(path: Path, root: Path) -> bool:
     """Whether `path` lies inside `root` after both are resolved (symlinks, `..`) on disk
     (`worker.manifest.values.lexically_inside` compares normalised text only)."""
@@ -253,24 +230,3 @@ def requirement_problems(
             f"needs per audio with minAudios {min_audios}"
         )
     return problems
-
-
-def preflight_audio(
-    path: Path,
-    audio_root: Path,
-    model: str,
-    min_audios: int = 1,
-    name: str | None = None,
-    max_bytes: int = MAX_UPLOAD_BYTES,
-) -> AudioCheck:
-    """Check one file completely: readable, inside the root, decodes, fits `model`.
-
-    Never raises for a bad file; every problem is in the returned `AudioCheck.errors`.
-    """
-    shown = name if name is not None else str(path)
-    try:
-        facts = inspect_audio(path, audio_root, max_bytes)
-    except AudioUnreadable as exc:
-        return AudioCheck(name=shown, errors=(str(exc),))
-    errors = requirement_problems(facts, model, min_audios, max_bytes)
-    return AudioCheck(name=shown, facts=facts, errors=tuple(errors))
