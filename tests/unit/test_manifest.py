@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.manifests import ParsedManifest, parse_manifest
 from worker.base.streamout import EncodedText
-from worker.manifest.models import Enrollment, ManifestDefaults, ParsedManifest, Problem
-from worker.manifest.read import parse_manifest
+from worker.manifest.models import Enrollment, ManifestDefaults, Problem
 from worker.manifest.retry import write_retry_manifest
 from worker.manifest.values import handle_problem
 

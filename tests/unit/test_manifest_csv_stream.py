@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from tests.manifests import ParsedManifest, parse_manifest, read_manifest
 from worker.manifest import keyindex
 from worker.manifest import read as manifest_read
-from worker.manifest.models import ManifestDefaults, ParsedManifest
-from worker.manifest.read import open_manifest, parse_manifest
+from worker.manifest.models import ManifestDefaults
 
 DEFAULTS = ManifestDefaults(audio_root=Path("/srv/audio"), owner="acme", space="s")
 
@@ -47,7 +47,7 @@ def _streamed(tmp_path: Path, data: bytes, monkeypatch: pytest.MonkeyPatch) -> P
     path = tmp_path / "b.csv"
     path.write_bytes(data)
     monkeypatch.setattr(manifest_read, "STREAM_CSV_MIN_BYTES", 0)
-    return open_manifest(path, DEFAULTS, "b.csv").collect()
+    return read_manifest(path, DEFAULTS, "b.csv")
 
 
 @pytest.mark.parametrize("text", CSVS)

@@ -12,6 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.manifests import parse_manifest
 from worker.base.fsutil import dumps_json
 from worker.base.streamout import EncodedText
 from worker.base.text import encode_text
@@ -19,7 +20,6 @@ from worker.enrollment.view import Step
 from worker.job.input import _planned
 from worker.job.report import FailuresCsv
 from worker.manifest.models import Enrollment, ManifestDefaults
-from worker.manifest.read import parse_manifest
 from worker.manifest.retry import write_retry_manifest
 
 ROOT = Path("/srv/audio")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from tests.manifests import parse_manifest, read_manifest
 from worker.manifest import read as manifest_mod
 from worker.manifest.models import ManifestDefaults
-from worker.manifest.read import open_manifest, parse_manifest
+from worker.manifest.read import open_manifest
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT)
@@ -25,9 +26,7 @@ def _stream_everything(monkeypatch: pytest.MonkeyPatch) -> None:
 def _both(tmp_path: Path, data: bytes) -> tuple[Any, Any]:
     path = tmp_path / "m.json"
     path.write_bytes(data)
-    return open_manifest(path, DEFAULTS, "m.json").collect(), parse_manifest(
-        data, "m.json", DEFAULTS
-    )
+    return read_manifest(path, DEFAULTS, "m.json"), parse_manifest(data, "m.json", DEFAULTS)
 
 
 JOBS = [

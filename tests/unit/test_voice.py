@@ -13,12 +13,13 @@ import numpy as np
 import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
+from tests.manifests import collected
 from worker.audio.decode import BLOCK_SAMPLES, AudioReader
 from worker.audio.inspect import inspect_audio
 from worker.audio.voice import VoiceCounter, VoiceMeter, vad_rate
 from worker.audio.voice_rule import LocalVoice, VoiceVerdict, voice_verdict, with_local_voice
 from worker.journal.records import ErrorInfo
-from worker.manifest.json import parse_json
+from worker.manifest.json import stream_json
 from worker.manifest.models import ManifestDefaults
 from worker.manifest.preflight import EnrollmentPreflight, preflight_enrollment
 
@@ -125,7 +126,7 @@ def _preflight(
 ) -> EnrollmentPreflight:
     doc = {"identity": "ann", "audios": audios, "minAudios": min_audios}
     defaults = ManifestDefaults(audio_root=root, owner="demo", space="main")
-    [enrollment] = parse_json(json.dumps(doc), "m.json", defaults).enrollments
+    [enrollment] = collected(stream_json(json.dumps(doc), "m.json", defaults)).enrollments
     return preflight_enrollment(enrollment, root, "m.json", voice_margin=margin)
 
 

@@ -30,7 +30,6 @@ from worker.manifest.models import (
     Enrollment,
     ManifestDefaults,
     ManifestItem,
-    ParsedManifest,
     Problem,
 )
 from worker.manifest.preflight import (
@@ -201,34 +200,6 @@ class Tally:
             self.error(problem)
 
 
-def check_manifest(
-    parsed: ParsedManifest,
-    audio_root: Path,
-    cache: AudioCache | None = None,
-    stereo: StereoMode = "channel",
-    convert: bool = False,
-    voice_margin: float = setting_default("voice_margin"),
-) -> tuple[list[EnrollmentPreflight], FileResult]:
-    """Preflight every enrollment of a parsed manifest; the preflights and the file's result."""
-    result = FileResult(
-        file=parsed.file,
-        kind=parsed.kind,
-        enrollments=parsed.total,
-        errors=list(parsed.file_problems),
-        warnings=list(parsed.warnings),
-    )
-    tally = Tally(result, result.errors.append, result.warnings.append)
-    items = sorted([*parsed.enrollments, *parsed.rejected], key=lambda item: item.position)
-    checks = Checks(audio_root, stereo, convert, voice_margin)
-    checked: list[EnrollmentPreflight] = []
-    for item, pre in preflighted(items, parsed.file, checks, {} if cache is None else cache):
-        tally.add(item, pre)
-        if pre is not None:
-            checked.append(pre)
-    result.audio_seconds = round(result.audio_seconds, 3)
-    return checked, result
-
-
 def check_stream(
     stream: ManifestStream,
     checks: Checks,
@@ -272,23 +243,6 @@ def checked_paths(
             )
         )
     return paths, problems
-
-
-def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
-    """Parse and preflight every manifest named by `args`, keeping every problem (for callers
-    that want the whole result; the command itself streams). No network, nothing written."""
-    paths, errors = checked_paths(args, defaults)
-    result = ValidationResult(audio_root=str(defaults.audio_root), errors=errors)
-    cache: AudioCache = {}
-    for path, name in paths:
-        kept: list[Problem] = []
-        warned: list[Problem] = []
-        manifest = open_manifest(path, defaults, name=name)
-        found = check_stream(manifest, Checks.of(defaults), kept.append, warned.append, cache)
-        found.errors, found.problem_count = kept, 0
-        found.warnings = [*found.warnings, *warned]
-        result.files.append(found)
-    return result
 
 
 def _verdict(files: Sequence[FileResult], errors: Sequence[Problem]) -> str:

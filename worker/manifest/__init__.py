@@ -3,7 +3,7 @@
 The package's public names, re-exported so that `from worker.manifest import …` keeps working.
 Where each concern lives:
 
-- `models`: `Problem`, `ManifestDefaults`, `Enrollment`, `RejectedEnrollment`, `ParsedManifest`.
+- `models`: `Problem`, `ManifestDefaults`, `Enrollment`, `RejectedEnrollment`.
 - `values`: the rules of single values (handles, aliases, models, minAudios, audio paths).
 - `build`: one candidate enrollment validated, one small function per rule.
 - `cross`: the rules across enrollments (a voiceprint once per job, an audio for one identity).

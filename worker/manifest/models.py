@@ -2,8 +2,8 @@
 
 Owns: `Problem` (one thing wrong, located for a person: `batch.csv line 14: identity "Cust 7":
 handles are …`), `ManifestDefaults` (what a manifest falls back to), `Enrollment` (valid, every
-default applied: what the engine runs), `RejectedEnrollment` and `ParsedManifest`. Pure data:
-nothing here reads a file or checks a value; `build` decides what is valid.
+default applied: what the engine runs) and `RejectedEnrollment`. Pure data: nothing here reads
+a file or checks a value; `build` decides what is valid.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from worker.audio.inspect import DEFAULT_MODEL
 from worker.base.text import SafeStr
@@ -158,31 +158,3 @@ class RejectedEnrollment(BaseModel):
 
 
 ManifestItem = Enrollment | RejectedEnrollment
-
-
-class ParsedManifest(BaseModel):
-    """A parsed manifest: runnable enrollments, rejected ones, and whole-file problems."""
-
-    file: str
-    kind: Kind | None = None
-    enrollments: list[Enrollment] = Field(default_factory=list)
-    rejected: list[RejectedEnrollment] = Field(default_factory=list)
-    file_problems: list[Problem] = Field(default_factory=list)
-    warnings: list[Problem] = Field(default_factory=list)
-    csv_columns: list[str] | None = None  # a CSV's header, as written
-
-    @property
-    def problems(self) -> list[Problem]:
-        """Every error: the file's first, then each rejected enrollment's, in manifest order."""
-        out = list(self.file_problems)
-        for rejected in sorted(self.rejected, key=lambda r: r.position):
-            out.extend(rejected.problems)
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return not self.file_problems and not self.rejected
-
-    @property
-    def total(self) -> int:
-        return len(self.enrollments) + len(self.rejected)
