@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -196,9 +196,6 @@ class GovernorStats:
     in_flight_now: int = 0
     uploads_now: int = 0
     rate: float = 0.0  # current pacing rate (lower than configured after 429s)
-
-    def snapshot(self) -> dict[str, float]:
-        return asdict(self)
 
 
 class Governor:
