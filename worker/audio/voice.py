@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict
 from worker.audio.decode import StreamInfo
 
 VAD_MODE = 1  # 0 (least aggressive) … 3 (most); see the module docstring
-VAD_RATES = (8000, 16000, 32000, 48000)  # the only rates WebRTC's VAD takes
 # The rates it is run at. It analyses at 8 kHz inside whatever it is given, and at 32 or
 # 48 kHz its own downsampling makes it ten times slower than soxr to 16 kHz first.
 RUN_RATES = (8000, 16000)
