@@ -25,7 +25,7 @@ from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.streamout import Spool, StreamedObject
 from worker.commands.plan_models import EnrollmentCost, ManifestPlan, PlanResult, PlanTotals
 from worker.commands.plan_text import file_lines, total_lines
-from worker.commands.validate import Checks, check_stream, checked_paths
+from worker.commands.validate import Checks, Emit, check_stream, checked_paths, json_file_entry
 from worker.enrollment.requests import (
     WORKER_START_REQUESTS,
     enrollment_credits,
@@ -263,13 +263,11 @@ def _json_run(
     doc.array("files")
     cache, problems = bounded_cache(), 0
     for path, name in paths:
-        entry = doc.nested()
-        entry.array("problems")
-        spool = Spool(Problem)
-        plan, n = plan_file(path, name, defaults, result.rate_limit, entry.add, spool.add, cache)
-        entry.array("warnings", [*plan.warnings, *spool.replay()])
-        plan.warnings = []
-        entry.finish(plan, exclude={"problems", "warnings"})
+
+        def cost(emit: Emit, warn: Emit, path: Path = path, name: str = name) -> ManifestPlan:
+            return plan_file(path, name, defaults, result.rate_limit, emit, warn, cache)[0]
+
+        plan, n = json_file_entry(doc, "problems", cost)
         result.files.append(plan)
         problems += n
     result.totals = plan_totals(result.files, result.rate_limit)

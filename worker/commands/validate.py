@@ -18,13 +18,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
 
 from worker.audio.derive import StereoMode
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.streamout import Spool, StreamedObject
+from worker.commands.plan_models import ManifestPlan
 from worker.config.settings import setting_default
 from worker.manifest.models import (
     Enrollment,
@@ -245,6 +246,34 @@ def checked_paths(
     return paths, problems
 
 
+Emit = Callable[[Problem], None]
+R = TypeVar("R", FileResult, ManifestPlan)
+
+
+def json_file_entry(
+    doc: StreamedObject, problems: str, run: Callable[[Emit, Emit], R]
+) -> tuple[R, int]:
+    """One file of a `--json` run, as `run` finds it: its problems array (`problems`) written
+    as they come, then its warnings (the parser's, then the preflight's, spooled meanwhile),
+    then its other fields. Returns what `run` returned, its warnings emptied (written), and
+    how many problems were written."""
+    entry = doc.nested()
+    entry.array(problems)
+    written = 0
+
+    def emit(problem: Problem) -> None:
+        nonlocal written
+        written += 1
+        entry.add(problem)
+
+    spool = Spool(Problem)
+    found = run(emit, spool.add)
+    entry.array("warnings", [*found.warnings, *spool.replay()])
+    found.warnings = []
+    entry.finish(found, exclude={problems, "warnings"})
+    return found, written
+
+
 def _verdict(files: Sequence[FileResult], errors: Sequence[Problem]) -> str:
     bad = sum(1 for f in files if not f.ok)
     if not errors and not bad:
@@ -301,15 +330,12 @@ def _json_run(
     doc.array("files")
     cache, files = bounded_cache(), []
     for path, name in paths:
-        entry = doc.nested()
-        entry.array("errors")
-        spool = Spool(Problem)
-        manifest = open_manifest(path, defaults, name=name)
-        found = check_stream(manifest, Checks.of(defaults), entry.add, spool.add, cache)
-        entry.array("warnings", [*found.warnings, *spool.replay()])
-        found.warnings = []
-        entry.finish(found, exclude={"errors", "warnings"})
-        files.append(found)
+
+        def check(emit: Emit, warn: Emit, path: Path = path, name: str = name) -> FileResult:
+            manifest = open_manifest(path, defaults, name=name)
+            return check_stream(manifest, Checks.of(defaults), emit, warn, cache)
+
+        files.append(json_file_entry(doc, "errors", check)[0])
     doc.array("errors", errors)
     summary = ValidationResult(audio_root=str(defaults.audio_root), files=files, errors=errors)
     doc.finish(summary, exclude={"files", "errors"})
