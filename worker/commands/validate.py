@@ -144,8 +144,8 @@ class Checks:
     """How files are preflighted: the audio root and what may be derived (worker.audio.derive)."""
 
     audio_root: Path
-    stereo: StereoMode = "channel"
-    convert: bool = False
+    stereo: StereoMode = setting_default("stereo")
+    convert: bool = setting_default("convert")
     voice_margin: float = setting_default("voice_margin")
 
     @classmethod

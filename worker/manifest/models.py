@@ -76,8 +76,8 @@ class ManifestDefaults(BaseModel):
     max_bytes: int = setting_default("max_manifest_bytes")
     # How preflight treats recordings (worker.audio.derive): stereo without a channel, other
     # formats.
-    stereo: Literal["channel", "downmix"] = "channel"
-    convert: bool = False
+    stereo: Literal["channel", "downmix"] = setting_default("stereo")
+    convert: bool = setting_default("convert")
     # How far below the voice rule a file is still uploaded (worker.audio.voice_rule).
     voice_margin: float = setting_default("voice_margin")
     # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.

@@ -89,8 +89,8 @@ def preflight_enrollment(
     audio_root: Path,
     file: str,
     cache: AudioCache | None = None,
-    stereo: StereoMode = "channel",
-    convert: bool = False,
+    stereo: StereoMode = setting_default("stereo"),
+    convert: bool = setting_default("convert"),
     voice_margin: float = setting_default("voice_margin"),
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
