@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emulator.audio import analyze
-from worker.audio.inspect import preflight_audio
+from tests.audiocheck import preflight_audio
 
 
 def _libsndfile(path: Path) -> str:

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from emulator.audio import analyze
 from emulator.samples import samples, write_signal
-from worker.audio.inspect import MIN_TOTAL_VOICE_S, inspect_audio
-from worker.audio.voice_rule import DEFAULT_VOICE_MARGIN, VoiceVerdict, voice_verdict
+from worker.audio.inspect import inspect_audio
+from worker.audio.voice_rule import MIN_TOTAL_VOICE_S, VoiceVerdict, voice_verdict
+from worker.config.settings import setting_default
 
 LENGTH_S = 6.0
 RATES = (8000, 16000, 44100)
@@ -85,7 +86,7 @@ def agreement(rows: list[dict[str, Any]], min_audios: int) -> dict[str, Any]:
     counts = {"server_accepts": 0, "server_refuses": 0, "local_refuses": 0}
     false_refusals = caught = near_uploaded = 0
     for r in rows:
-        verdict = voice_verdict(r["local_s"], needed, DEFAULT_VOICE_MARGIN)
+        verdict = voice_verdict(r["local_s"], needed, setting_default("voice_margin"))
         server_ok = round(r["server_s"], 3) >= round(needed, 3)
         counts["server_accepts" if server_ok else "server_refuses"] += 1
         if verdict is VoiceVerdict.TOO_LITTLE:
@@ -116,7 +117,7 @@ def main() -> int:
     diffs = np.array([r["local_s"] - r["server_s"] for r in rows])
     result: dict[str, Any] = {
         "clips": len(rows),
-        "margin": DEFAULT_VOICE_MARGIN,
+        "margin": setting_default("voice_margin"),
         "local_minus_server_s": {
             "mean": round(float(diffs.mean()), 3),
             "min": round(float(diffs.min()), 3),

@@ -123,9 +123,10 @@ def _print_summary(queue: Path) -> None:
 
 async def run_demo(root: Path) -> int:
     from worker.api.client import ApiClient
+    from worker.base.exitcodes import EXIT_FATAL
     from worker.base.log import configure_logging
     from worker.config.settings import Settings
-    from worker.service import EXIT_FATAL, Service
+    from worker.service import Service
 
     queue = _prepare(root)
     server = EmulatorServer(EmulatorOptions(port=0, state_file=None, config=None))

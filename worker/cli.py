@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from worker.base.exitcodes import EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
 from worker.config.keyfile import KeyFileProblem
 from worker.config.settings import (
@@ -30,10 +31,6 @@ from worker.config.settings import (
 )
 
 PLUGIN_GROUP = "enroller.commands"
-
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_FATAL = 2
 
 
 def _flag(field_name: str) -> str:

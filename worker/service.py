@@ -24,6 +24,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.base.errors import WorkerMustStop
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.config.settings import Settings
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
@@ -37,10 +38,6 @@ if TYPE_CHECKING:
     from worker.fleet.session import Fleet
 
 log = structlog.get_logger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_FATAL = 2
 
 
 class FatalError(WorkerMustStop):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -39,7 +40,15 @@ from tests.container.engine import (
     wait_until,
 )
 from tests.ports import free_port
-from worker.journal.records import EnrollmentOutcome, JobStarted, load_state, read_records
+from worker.journal.index import JournalIndex
+from worker.journal.records import (
+    EnrollmentOutcome,
+    JobStarted,
+    JournalRecord,
+    JournalState,
+    parse_record,
+    read_lines,
+)
 from worker.queue.paths import JOURNAL_NAME
 
 require_engine_or_skip()
@@ -87,6 +96,19 @@ def worker_log(compose: Compose) -> list[dict[str, Any]]:
 
 def stage(name: str, started: float) -> None:
     print(f"[container] {name}: {time.monotonic() - started:.1f} s")
+
+
+def read_records(path: Path) -> list[JournalRecord]:
+    """Every record, read as the index reads them (`read_lines`, then `parse_record`)."""
+    return [parse_record(line, path, number) for _, line, number in read_lines(path)]
+
+
+def load_state(path: Path) -> JournalState:
+    """The journal replayed as a resumed job replays it (`JournalIndex.load` with a state)."""
+    state = JournalState()
+    with tempfile.TemporaryDirectory() as folder, JournalIndex(path, Path(folder)) as index:
+        index.load(state)
+    return state
 
 
 @pytest.fixture(scope="module")

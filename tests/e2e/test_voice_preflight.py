@@ -13,6 +13,7 @@ from emulator.demo import MISTAKES_CSV, SAMPLE_AUDIO
 from tests.audiogen import write_audio
 from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle
+from worker.config.settings import setting_default
 from worker.enrollment.requests import (
     WORKER_START_REQUESTS,
     enrollment_requests,
@@ -49,7 +50,9 @@ async def test_demo_mostly_silence_is_refused_locally_with_no_upload(
         assert listing.status == 200 and listing.body == []
         assert (await api.get(f"{SPACE}/identities/cust-0008")).status == 404
     # Exactly the good row's requests: the refused one cost none, and no byte of it was sent.
-    expected = enrollment_requests([good.stat().st_size]) + usage_check_requests(1)
+    expected = enrollment_requests(
+        [good.stat().st_size], setting_default("inline_upload_max_bytes")
+    ) + usage_check_requests(1)
     assert stats["requests"]["total"] == expected + WORKER_START_REQUESTS
     assert stats["uploads"]["bytes_received"] == good.stat().st_size
     assert stats["created"]["identities"] == 1

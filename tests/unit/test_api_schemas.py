@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from emulator.rules import format_duration
 from worker.api import schemas as s
 
 
@@ -31,9 +32,10 @@ def test_bad_durations_are_refused(text: str) -> None:
         s.parse_duration(text)
 
 
-def test_format_duration_round_trips() -> None:
-    assert s.format_duration(7.5) == "PT7.500S"
-    assert s.parse_duration(s.format_duration(12.345)) == pytest.approx(12.345)
+def test_the_servers_durations_round_trip() -> None:
+    """What the server writes (the emulator's `format_duration`) reads back as the seconds."""
+    assert format_duration(7.5) == "PT7.500S"
+    assert s.parse_duration(format_duration(12.345)) == pytest.approx(12.345)
 
 
 AUDIO = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.audiocheck import preflight_audio
 from tests.audiogen import write_audio, write_garbage, write_signal
 from tests.unprivileged import rerun_unprivileged
 from worker.audio import inspect as audio
@@ -18,13 +19,12 @@ from worker.audio.formats import ACCEPTED_TEXT
 from worker.audio.inspect import (
     MODELS,
     inspect_audio,
-    is_inside,
     model_problem,
     model_warning,
-    preflight_audio,
     requirement_problems,
-    sha256_file,
+    resolves_inside,
 )
+from worker.base.fsutil import sha256_file, sha256_stream
 
 
 @pytest.fixture
@@ -227,8 +227,8 @@ def test_a_root_reached_through_a_symlink_still_contains_its_files(tmp_path: Pat
 
 def test_dot_dot_paths_are_judged_after_resolution(root: Path, tmp_path: Path) -> None:
     write_audio(tmp_path / "x.wav", 5.0)
-    assert not is_inside(root / ".." / "x.wav", root)
-    assert is_inside(root / "sub" / ".." / "x.wav", root)
+    assert not resolves_inside(root / ".." / "x.wav", root)
+    assert resolves_inside(root / "sub" / ".." / "x.wav", root)
 
 
 def test_a_symlink_loop(root: Path) -> None:
@@ -256,4 +256,5 @@ def test_streaming_sha256(tmp_path: Path, size: int) -> None:
     path = tmp_path / "blob"
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
-    assert sha256_file(path, chunk_bytes=7) == hashlib.sha256(data).hexdigest()
+    with path.open("rb") as fh:
+        assert sha256_stream(fh, chunk_bytes=7) == (hashlib.sha256(data).hexdigest(), size)

@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 from tests.audiogen import write_audio
-from worker.commands.validate import check_manifest
-from worker.manifest.models import ManifestDefaults
+from tests.manifests import parse_manifest
+from worker.commands.validate import Checks, check_stream, preflighted
+from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.preflight import AudioCache, preflight_enrollment
-from worker.manifest.read import parse_manifest
+from worker.manifest.read import stream_manifest
 
 
 def test_a_bad_file_sinks_only_its_own_enrollment(tmp_path: Path) -> None:
@@ -22,14 +23,15 @@ def test_a_bad_file_sinks_only_its_own_enrollment(tmp_path: Path) -> None:
         "bob,b.wav,digital/v1,1\n"
         "ann,a2.wav,,\n"
     )
-    parsed = parse_manifest(
+    stream = stream_manifest(
         text.encode(), "b.csv", ManifestDefaults(audio_root=tmp_path, owner="o", space="s")
     )
-    checked, result = check_manifest(parsed, tmp_path)
-    ann, bob = checked
+    ann, bob = [pre for _, pre in preflighted(stream.items(), "b.csv", Checks(tmp_path), {})]
     assert ann.ok and [f.path.name for f in ann.facts] == ["a1.wav", "a2.wav"]
     assert not bob.ok and bob.facts == ()
-    assert [str(p) for p in result.errors] == [
+    errors: list[Problem] = []
+    result = check_stream(stream, Checks(tmp_path), errors.append, errors.append)
+    assert [str(p) for p in errors] == [
         'b.csv line 3: audio "b.wav": sample rate 1000 Hz is below the 16000 Hz '
         "that digital/v1 needs"
     ]

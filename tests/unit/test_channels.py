@@ -10,7 +10,8 @@ import pytest
 
 from emulator.audio import analyze
 from tests.audiogen import samples, write_audio, write_signal
-from worker.audio.decode import probe
+from tests.manifests import collected, parse_manifest
+from worker.audio.decode import AudioReader
 from worker.audio.derive import (
     Derivation,
     derive_flac,
@@ -19,8 +20,7 @@ from worker.audio.derive import (
     sweep_work_dir,
 )
 from worker.audio.files import AudioUnreadable
-from worker.manifest.csv import parse_csv
-from worker.manifest.json import parse_json
+from worker.manifest.json import stream_json
 from worker.manifest.models import ManifestDefaults
 from worker.manifest.preflight import preflight_enrollment
 from worker.manifest.retry import enrollment_json
@@ -51,7 +51,7 @@ def test_an_audio_may_be_an_object_with_its_channel(tmp_path: Path) -> None:
         "minAudios": 2,
         "audios": ["a.wav", {"path": "calls/c1.wav", "channel": 1}, {"path": "b.wav"}],
     }
-    parsed = parse_json(json.dumps(doc), "one.json", defaults(tmp_path))
+    parsed = collected(stream_json(json.dumps(doc), "one.json", defaults(tmp_path)))
     [e] = parsed.enrollments
     assert e.audio_names == ("a.wav", "calls/c1.wav", "b.wav")
     assert e.channels == (None, 1, None)
@@ -64,12 +64,12 @@ def test_both_channels_of_one_call_are_two_audios_but_one_twice_is_refused(tmp_p
         "identity": "ann",
         "audios": [{"path": "c.wav", "channel": 0}, {"path": "c.wav", "channel": 1}],
     }
-    assert parse_json(json.dumps(two), "j.json", defaults(tmp_path)).ok
+    assert collected(stream_json(json.dumps(two), "j.json", defaults(tmp_path))).ok
     twice = {
         "identity": "ann",
         "audios": [{"path": "c.wav", "channel": 1}, {"path": "c.wav", "channel": 1}],
     }
-    [problem] = parse_json(json.dumps(twice), "j.json", defaults(tmp_path)).problems
+    [problem] = collected(stream_json(json.dumps(twice), "j.json", defaults(tmp_path))).problems
     assert problem.reason == "listed twice (also audios[0])"
 
 
@@ -89,13 +89,13 @@ def test_both_channels_of_one_call_are_two_audios_but_one_twice_is_refused(tmp_p
 )
 def test_bad_audio_objects_say_what_is_wrong(tmp_path: Path, entry: object, reason: str) -> None:
     doc = {"identity": "ann", "audios": [entry]}
-    [problem] = parse_json(json.dumps(doc), "j.json", defaults(tmp_path)).problems
+    [problem] = collected(stream_json(json.dumps(doc), "j.json", defaults(tmp_path))).problems
     assert problem.field == "audios[0]" and problem.reason.startswith(reason)
 
 
 def test_the_csv_channel_column(tmp_path: Path) -> None:
     text = "identity,audio,channel\nann,calls/c1.wav,1\nann,calls/c2.wav,\nbob,calls/c3.wav,x\n"
-    parsed = parse_csv(text, "calls.csv", defaults(tmp_path))
+    parsed = parse_manifest(text.encode(), "calls.csv", defaults(tmp_path))
     [ann] = parsed.enrollments
     assert ann.channels == (1, None)
     [bob] = parsed.rejected
@@ -159,7 +159,7 @@ def test_preflight_refuses_a_stereo_call_without_a_channel_and_accepts_it_with_o
             {"identity": "bob", "audios": [{"path": "calls/c1.wav", "channel": 1}]},
         ]
     }
-    parsed = parse_json(json.dumps(doc), "calls.json", defaults(tmp_path))
+    parsed = collected(stream_json(json.dumps(doc), "calls.json", defaults(tmp_path)))
     # voice_margin 1: the customer's 2 s are short for minAudios 1; the local check stays out.
     ann, bob = (
         preflight_enrollment(e, tmp_path, "calls.json", voice_margin=1.0)
@@ -178,7 +178,7 @@ def test_preflight_refuses_a_stereo_call_without_a_channel_and_accepts_it_with_o
 def test_convert_lets_an_mp3_through_preflight(tmp_path: Path) -> None:
     write_audio(tmp_path / "a.mp3", 5.0, 0.0, RATE)
     doc = {"identity": "ann", "audios": ["a.mp3"]}
-    [e] = parse_json(json.dumps(doc), "j.json", defaults(tmp_path)).enrollments
+    [e] = collected(stream_json(json.dumps(doc), "j.json", defaults(tmp_path))).enrollments
     refused = preflight_enrollment(e, tmp_path, "j.json")
     assert refused.problems[0].reason.startswith("format mp3 is not accepted by the API")
     converted = preflight_enrollment(e, tmp_path, "j.json", convert=True)
@@ -203,8 +203,8 @@ def test_the_derived_flac_holds_that_channel_only(
     with source.open("rb") as fh:
         path, sha, size = derive_flac(fh, d, tmp_path / "work")
     assert path.name == f"{sha}.flac" and path.stat().st_size == size
-    with path.open("rb") as fh:
-        out = probe(fh)
+    with path.open("rb") as fh, AudioReader(fh) as reader:
+        out = reader.count()
     assert (out.container, out.channels, out.sample_rate) == ("flac", 1, RATE)
     assert out.frames == LENGTH * RATE
     found = analyze(path)

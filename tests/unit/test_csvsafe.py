@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
+import io
 
 import pytest
 
 from worker.base.csvsafe import FORMULA_STARTS, spreadsheet_safe, spreadsheet_safe_row
-from worker.job.report import write_failures_csv
+from worker.job.report import FailuresCsv
+from worker.journal.records import EnrollmentOutcome, ErrorInfo
 
 
 @pytest.mark.parametrize("start", sorted(FORMULA_STARTS))
@@ -31,11 +32,31 @@ def test_a_row_is_escaped_cell_by_cell() -> None:
     assert spreadsheet_safe_row(["ok", "-1", "@SUM(A1)", ""]) == ["ok", "'-1", "'@SUM(A1)", ""]
 
 
-def test_the_failures_csv_reads_back_as_written_plus_the_quote(tmp_path: Path) -> None:
+def test_the_failures_csv_reads_back_as_written_plus_the_quote() -> None:
     """A CR or LF inside a cell stays inside it (quoted), so no row is split when read back."""
-    rows = [["identity", "note"], ["cust-1", "line one\r=2+2"], ["=cmd", "\rnote\n"]]
-    path = tmp_path / "f.csv"
-    write_failures_csv(path, rows)
-    with path.open(encoding="utf-8", newline="") as fh:
-        got = list(csv.reader(fh))
-    assert got == [["identity", "note"], ["cust-1", "line one\r=2+2"], ["'=cmd", "'\rnote\n"]]
+    failed = EnrollmentOutcome(
+        key="demo/main/cust-1/main",
+        identity="cust-1",
+        voiceprint="main",
+        owner="demo",
+        space="main",
+        source="line 2",
+        outcome="failed",
+        error=ErrorInfo(step="add_audio", reason="-1 s"),
+    )
+    out = io.BytesIO()
+    csv_out = FailuresCsv(out, ["identity", "note"])
+    csv_out.add(
+        failed,
+        [
+            {"identity": "cust-1", "note": "line one\r=2+2"},
+            {"identity": "=cmd", "note": "\rnote\n"},
+        ],
+    )
+    csv_out.flush()
+    got = list(csv.reader(io.StringIO(out.getvalue().decode("utf-8"), newline="")))
+    assert got == [
+        ["identity", "note", "error_step", "error"],
+        ["cust-1", "line one\r=2+2", "add_audio", "'-1 s"],
+        ["'=cmd", "'\rnote\n", "add_audio", "'-1 s"],
+    ]

@@ -13,11 +13,12 @@ import pytest
 import soundfile as sf
 
 from emulator.audio import analyze
+from tests.audiocheck import preflight_audio
 from tests.audiogen import samples, write_audio, write_signal
 from tests.flaccraft import write_flac_ints, write_peak_beyond_range
-from worker.audio.decode import AudioReader, DecodeError, probe
+from worker.audio.decode import AudioReader, DecodeError
 from worker.audio.formats import ACCEPTED, ACCEPTED_TEXT, container_name, format_problem
-from worker.audio.inspect import inspect_audio, preflight_audio
+from worker.audio.inspect import inspect_audio
 
 VOICE_S, SILENCE_S = 5.0, 1.0
 RATES = (8000, 16000)
@@ -134,14 +135,18 @@ def test_flac_with_a_peak_beyond_16_bits_trips_libsndfile_but_decodes_on_both_si
 
 def test_the_time_bound_stops_a_decode(tmp_path: Path) -> None:
     path = write_audio(tmp_path / "a.flac", 3.0, 0.0, 8000)
-    with path.open("rb") as fh, pytest.raises(DecodeError, match=r"took longer than -1 s"):
-        probe(fh, time_limit_s=-1.0)
+    with (
+        path.open("rb") as fh,
+        pytest.raises(DecodeError, match=r"took longer than -1 s"),
+        AudioReader(fh, time_limit_s=-1.0) as reader,
+    ):
+        reader.count()
 
 
 def test_decoding_stops_past_the_limit_and_says_so(tmp_path: Path) -> None:
     path = write_audio(tmp_path / "long.wav", 200.0, 0.0, 8000)
-    with path.open("rb") as fh:
-        partial = probe(fh, stop_after_s=10.0)
+    with path.open("rb") as fh, AudioReader(fh) as reader:
+        partial = reader.count(stop_after_s=10.0)
     assert not partial.complete and 10.0 < partial.duration < 11.0
     [reason] = preflight_audio(path, tmp_path, "phone/v1", decode_limit_s=130.0).errors
     assert reason.startswith("130.") and reason.endswith(
@@ -172,7 +177,8 @@ def test_what_is_not_audio_is_a_reason_not_a_crash(
 def test_the_caller_owns_the_file_object(tmp_path: Path) -> None:
     data = write_audio(tmp_path / "a.flac", 2.0, 0.0, 8000).read_bytes()
     fh = io.BytesIO(data)
-    assert probe(fh).frames == 16000
+    with AudioReader(fh) as reader:
+        assert reader.count().frames == 16000
     assert not fh.closed  # closed by whoever opened it (the worker's safe open)
 
 

@@ -165,7 +165,8 @@ def test_the_nightly_run_never_overlaps_and_explains_exit_codes() -> None:
     rules = job["podFailurePolicy"]["rules"]
     fail = next(r for r in rules if r["action"] == "FailJob")
     assert fail["onExitCodes"]["containerName"] == container["name"]
-    assert fail["onExitCodes"]["values"] == [1, 2]  # worker.cli EXIT_FAILURES, EXIT_FATAL
+    # worker.base.exitcodes: EXIT_FAILURES, EXIT_FATAL
+    assert fail["onExitCodes"]["values"] == [1, 2]
     text = (KUBE / "cronjob.yaml").read_text(encoding="utf-8")
     for code in ("0 ", "1 ", "2 "):
         assert f"#   {code}" in text, f"exit code {code.strip()} is not explained"

@@ -242,8 +242,9 @@ async def test_caps_bound_requests_in_flight_and_uploads() -> None:
     assert gov.stats.uploads_now == 0 and gov.stats.in_flight_now == 0
 
 
-def test_credits_exhausted_refuses_computes_until_cleared() -> None:
-    gov = Governor(10)
+def test_credits_exhausted_refuses_computes_until_the_recheck() -> None:
+    now = [0.0]
+    gov = Governor(10, credits_recheck=300.0, clock=lambda: now[0])
     gov.check_credits()  # nothing to refuse yet
     gov.mark_credits_exhausted(CreditsExhausted("Not enough credits", method="POST", route="/x"))
     assert gov.credits_exhausted
@@ -252,7 +253,7 @@ def test_credits_exhausted_refuses_computes_until_cleared() -> None:
     ) as info:
         gov.check_credits()
     assert info.value.sent is False and "Not enough credits" in str(info.value)
-    gov.clear_credits_exhausted()
+    now[0] += 300.0  # the recheck interval: computes may ask the server again
     gov.check_credits()
     assert gov.stats.credits_refused == 2
 

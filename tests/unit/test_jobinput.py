@@ -9,10 +9,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tests.audiogen import write_audio
+from tests.manifests import parse_manifest
 from worker.job.input import JobInput, load_job_input
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
 from worker.manifest.models import ManifestDefaults, ManifestItem
-from worker.manifest.read import parse_manifest, stream_manifest
+from worker.manifest.read import stream_manifest
 
 CSV_TEXT = (
     "identity,audio,note\n"

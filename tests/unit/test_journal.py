@@ -10,6 +10,7 @@ import anyio.from_thread
 import pytest
 from structlog.testing import capture_logs
 
+from worker.journal.index import JournalIndex
 from worker.journal.records import (
     AudioCreated,
     AudioIntent,
@@ -19,12 +20,27 @@ from worker.journal.records import (
     JobStarted,
     Journal,
     JournalCorrupt,
+    JournalRecord,
+    JournalState,
     JournalWriteFailed,
     heal_torn_tail,
-    load_state,
-    read_records,
+    parse_record,
+    read_lines,
     write_and_fsync,
 )
+
+
+def read_records(path: Path) -> list[JournalRecord]:
+    """Every record, read as the index reads them (`read_lines`, then `parse_record`)."""
+    return [parse_record(line, path, number) for _, line, number in read_lines(path)]
+
+
+def load_state(path: Path) -> JournalState:
+    """The journal replayed as a resumed job replays it (`JournalIndex.load` with a state)."""
+    state = JournalState()
+    with JournalIndex(path, path.parent / "index") as index:
+        index.load(state)
+    return state
 
 
 def outcomes(path: Path) -> list[EnrollmentOutcome]:

@@ -73,6 +73,13 @@ def test_answers_per_key_and_keeps_the_first_word(journal: Path, tmp_path: Path)
         assert record is not None and record.outcome == "failed"
         assert index.counts()["enrolled"] == 1 and index.counts()["failed"] == 2
         assert index.counts()["conflict"] == 0  # every outcome is named
+        assert index.counts() == {  # every outcome is named, with 0 when none
+            "enrolled": 1,
+            "unchanged": 0,
+            "failed": 2,
+            "conflict": 0,
+            "skipped": 0,
+        }
         assert index.count(["failed", "skipped"], runnable=True) == 1  # not the invalid@ one
         assert [o.key for o in index.outcomes()] == [
             "demo/main/a/main",

@@ -154,6 +154,7 @@ EMULATOR_MAY_IMPORT = {"worker.audio.decode", "worker.audio.formats"}
 # `enroller demo` starts the emulator and then the worker in one process, as a user would.
 DEMO_MAY_IMPORT = EMULATOR_MAY_IMPORT | {
     "worker.api.client",
+    "worker.base.exitcodes",
     "worker.base.log",
     "worker.config.settings",
     "worker.service",

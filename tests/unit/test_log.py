@@ -8,7 +8,8 @@ import logging
 import pytest
 import structlog
 
-from worker.base.log import SecretRedactor, configure_logging, reset_logging
+from tests.logreset import reset_logging
+from worker.base.log import SecretRedactor, configure_logging
 from worker.base.masking import MASK
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from worker.manifest.models import Enrollment, ManifestDefaults, ParsedManifest, Problem
-from worker.manifest.read import parse_manifest
-from worker.manifest.retry import retry_manifest_bytes
+from tests.manifests import ParsedManifest, parse_manifest
+from worker.base.streamout import EncodedText
+from worker.manifest.models import Enrollment, ManifestDefaults, Problem
+from worker.manifest.retry import write_retry_manifest
 from worker.manifest.values import handle_problem
 
 ROOT = Path("/data/audio")
@@ -28,6 +30,15 @@ def job(*enrollments: Any, **top: Any) -> str:
 
 def lines(parsed: ParsedManifest) -> list[str]:
     return [str(p) for p in parsed.problems]
+
+
+def retry_manifest_bytes(
+    enrollments: list[Enrollment], root: Path, comment: str | None = None
+) -> bytes:
+    """The retry manifest as the job writes it (`JobInput.write_outputs`), in bytes."""
+    out = io.BytesIO()
+    write_retry_manifest(EncodedText(out), enrollments, root, comment)
+    return out.getvalue()
 
 
 # --- formats and defaults ----------------------------------------------------------------------

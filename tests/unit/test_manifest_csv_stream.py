@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from tests.manifests import ParsedManifest, collected, parse_manifest
 from worker.manifest import keyindex
-from worker.manifest.models import ManifestDefaults, ParsedManifest
-from worker.manifest.read import open_manifest, parse_manifest
+from worker.manifest.models import ManifestDefaults
+from worker.manifest.read import open_manifest
 
 DEFAULTS = ManifestDefaults(audio_root=Path("/srv/audio"), owner="acme", space="s")
 
@@ -45,7 +46,7 @@ def _summary(parsed: ParsedManifest) -> Any:
 def _streamed(tmp_path: Path, data: bytes) -> ParsedManifest:
     path = tmp_path / "b.csv"
     path.write_bytes(data)
-    return open_manifest(path, DEFAULTS, "b.csv", stream_csv_from=0).collect()
+    return collected(open_manifest(path, DEFAULTS, "b.csv", stream_csv_from=0))
 
 
 @pytest.mark.parametrize("text", CSVS)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.audiogen import write_audio
-from worker.commands.validate import validate_paths
+from tests.manifests import read_manifest
+from worker.commands.validate import run_validate
 from worker.manifest.models import ManifestDefaults
-from worker.manifest.read import read_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "jobs" / "examples"
 FILES = sorted(p for p in EXAMPLES.iterdir() if p.suffix in {".json", ".csv"})
@@ -33,6 +35,8 @@ def test_examples_validate_with_the_audio_their_readme_lists(tmp_path: Path) -> 
     for i, name in enumerate(listed):
         rate = 16000 if name.endswith("studio.ogg") else 8000
         write_audio(tmp_path / name, voice_s=5.0 + i / 4, samplerate=rate)  # distinct contents
-    result = validate_paths([str(EXAMPLES)], ManifestDefaults(audio_root=tmp_path))
-    assert result.ok, [str(p) for f in result.files for p in f.errors]
-    assert sum(f.audio_files for f in result.files) == 9
+    out = io.StringIO()
+    code = run_validate([str(EXAMPLES)], ManifestDefaults(audio_root=tmp_path), True, out)
+    result = json.loads(out.getvalue())
+    assert result["ok"] and code == 0, [p for f in result["files"] for p in f["errors"]]
+    assert sum(f["audio_files"] for f in result["files"]) == 9

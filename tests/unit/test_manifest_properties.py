@@ -12,14 +12,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.manifests import parse_manifest
 from worker.base.fsutil import dumps_json
+from worker.base.streamout import EncodedText
 from worker.base.text import encode_text
 from worker.job.input import _planned
-from worker.job.report import _write_csv, failure_csv_rows
+from worker.job.report import FailuresCsv
 from worker.journal.records import Step
 from worker.manifest.models import Enrollment, ManifestDefaults
-from worker.manifest.read import parse_manifest
-from worker.manifest.retry import retry_manifest_bytes
+from worker.manifest.retry import write_retry_manifest
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT, owner="acme", space="onboarding", max_bytes=1 << 20)
@@ -74,6 +75,15 @@ def _dumps(doc: Any) -> bytes:
         return b'{"enrollments": [{"identity": "x", "minAudios": ' + b"9" * 5000 + b"}]}"
 
 
+def retry_manifest_bytes(
+    enrollments: list[Enrollment], root: Path, comment: str | None = None
+) -> bytes:
+    """The retry manifest as the job writes it (`JobInput.write_outputs`), in bytes."""
+    out = io.BytesIO()
+    write_retry_manifest(EncodedText(out), enrollments, root, comment)
+    return out.getvalue()
+
+
 def _check_total(data: bytes, name: str) -> None:
     """Parse `data` and push everything it yields through the writers; nothing may raise."""
     parsed = parse_manifest(data, name, DEFAULTS)
@@ -87,8 +97,10 @@ def _check_total(data: bytes, name: str) -> None:
         record.model_dump_json()  # the journal's encoding, strict
         rows.append(record)
     columns = parsed.csv_columns
-    out = io.BytesIO()
-    _write_csv(out, failure_csv_rows([(row, []) for row in rows], columns))
+    csv_out = FailuresCsv(io.BytesIO(), columns)
+    for row in rows:
+        csv_out.add(row)
+    csv_out.flush()
     good = [e for e in parsed.enrollments if isinstance(e, Enrollment)]
     again = parse_manifest(retry_manifest_bytes(good, ROOT), "retry.json", DEFAULTS)
     assert [e.key for e in again.enrollments] == [e.key for e in good]  # the retry round-trips

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from tests.manifests import collected, parse_manifest
 from worker.manifest.models import ManifestDefaults
-from worker.manifest.read import open_manifest, parse_manifest
+from worker.manifest.read import open_manifest
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT)
@@ -19,7 +20,7 @@ DEFAULTS = ManifestDefaults(audio_root=ROOT)
 def _both(tmp_path: Path, data: bytes) -> tuple[Any, Any]:
     path = tmp_path / "m.json"
     path.write_bytes(data)
-    return open_manifest(path, DEFAULTS, "m.json", stream_json_from=0).collect(), parse_manifest(
+    return collected(open_manifest(path, DEFAULTS, "m.json", stream_json_from=0)), parse_manifest(
         data, "m.json", DEFAULTS
     )
 

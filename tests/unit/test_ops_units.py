@@ -15,7 +15,8 @@ import pytest
 import structlog
 from rich.console import Console
 
-from worker.base.log import configure_logging, reset_logging
+from tests.logreset import reset_logging
+from worker.base.log import configure_logging
 from worker.config.settings import Settings
 from worker.job.run import JobResult, _Progress
 from worker.ops.health import check_health, heartbeat_path, judge_heartbeats, sweep_dead

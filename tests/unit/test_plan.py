@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.audiogen import write_audio
-from worker.commands.plan import plan_manifest, plan_paths, plan_totals
-from worker.commands.plan_models import EnrollmentCost
-from worker.config.settings import Settings
+from worker.commands.plan import CostSum, plan_paths, plan_totals
+from worker.commands.plan_models import EnrollmentCost, ManifestPlan
+from worker.config.settings import Settings, setting_default
 from worker.enrollment.requests import (
     WORKER_START_REQUESTS,
     enrollment_requests,
@@ -18,6 +18,18 @@ from worker.enrollment.requests import (
 )
 from worker.enrollment.view import MAX_ATTEMPTS_PER_STEP, Limits
 from worker.manifest.models import ManifestDefaults
+
+INLINE_MAX = setting_default("inline_upload_max_bytes")
+
+
+def manifest_plan(
+    file: str, costs: list[EnrollmentCost], rate_limit: float, total: int | None = None
+) -> ManifestPlan:
+    """One manifest's figures summed as `plan_file` sums them (`CostSum`), from plain costs."""
+    summed = CostSum(inline_max_bytes=INLINE_MAX)
+    for c in costs:
+        summed.add(c)
+    return summed.plan(file, rate_limit, total=total)
 
 
 def cost(owner: str = "demo", files: int = 1, size: int = 1000) -> EnrollmentCost:
@@ -47,29 +59,35 @@ def test_the_max_retries_setting_says_what_one_step_may_cost() -> None:
 
 
 def test_more_audios_cost_more_requests() -> None:
-    one, two = enrollment_requests([10]), enrollment_requests([10, 10])
+    one, two = enrollment_requests([10], INLINE_MAX), enrollment_requests([10, 10], INLINE_MAX)
     assert 0 < one < two
-    assert enrollment_requests([10, 10, 10]) - two == two - one  # a constant cost per audio
+    assert (
+        enrollment_requests([10, 10, 10], INLINE_MAX) - two == two - one
+    )  # a constant cost per audio
 
 
 def test_manifest_figures() -> None:
     costs = [cost(), cost(files=2, size=500), cost(owner="acme")]
-    plan = plan_manifest("m.csv", costs, rate_limit=10.0, total=5)
+    plan = manifest_plan("m.csv", costs, rate_limit=10.0, total=5)
     assert (plan.enrollments, plan.runnable, plan.rejected) == (5, 3, 2)
     assert plan.audio_files == 4
     assert plan.upload_bytes == 3000
     assert plan.credits == 3 and plan.credits_by_owner == {"acme": 1, "demo": 2}
     # One usage-check page per owner that computed anything.
     assert plan.usage_check_requests == 2
-    expected = 2 * enrollment_requests([1000]) + enrollment_requests([500, 500]) + 2
+    expected = (
+        2 * enrollment_requests([1000], INLINE_MAX)
+        + enrollment_requests([500, 500], INLINE_MAX)
+        + 2
+    )
     assert plan.requests == expected
     assert plan.seconds_at_rate_limit == pytest.approx(expected / 10.0)
     assert plan.spaces == ["acme/main", "demo/main"]
 
 
 def test_totals_add_the_worker_start_once() -> None:
-    a = plan_manifest("a.csv", [cost()], rate_limit=5.0)
-    b = plan_manifest("b.csv", [cost(), cost(owner="acme")], rate_limit=5.0)
+    a = manifest_plan("a.csv", [cost()], rate_limit=5.0)
+    b = manifest_plan("b.csv", [cost(), cost(owner="acme")], rate_limit=5.0)
     totals = plan_totals([a, b], rate_limit=5.0)
     assert totals.requests == a.requests + b.requests + WORKER_START_REQUESTS
     assert totals.credits_by_owner == {"acme": 1, "demo": 2}
@@ -77,7 +95,7 @@ def test_totals_add_the_worker_start_once() -> None:
 
 
 def test_a_manifest_with_nothing_runnable_costs_nothing() -> None:
-    plan = plan_manifest("bad.csv", [], rate_limit=5.0, total=3)
+    plan = manifest_plan("bad.csv", [], rate_limit=5.0, total=3)
     assert (plan.requests, plan.credits, plan.rejected) == (0, 0, 3)
 
 

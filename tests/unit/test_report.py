@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from worker.job.report import (
+    FailuresCsv,
     ReportSummary,
-    count_outcomes,
     exit_code_for,
-    failure_csv_rows,
-    write_failures_csv,
     write_report_json,
 )
 from worker.journal.records import EnrollmentOutcome, ErrorInfo
@@ -52,15 +51,22 @@ def summary(**kw: object) -> ReportSummary:
         started_at=NOW,
         finished_at=NOW,
         total=3,
-        counts=dict(count_outcomes(ROWS)),
+        counts={"enrolled": 1, "unchanged": 1, "failed": 1, "conflict": 0, "skipped": 0},
     )
     base.update(kw)
     return ReportSummary(**base)  # type: ignore[arg-type]
 
 
-def test_counts_include_every_outcome() -> None:
-    counts = count_outcomes(ROWS)
-    assert counts == {"enrolled": 1, "unchanged": 1, "failed": 1, "conflict": 0, "skipped": 0}
+def failures_csv(
+    failed: list[tuple[EnrollmentOutcome, list[dict[str, str]]]], columns: list[str] | None
+) -> bytes:
+    """The failures CSV as the job writes it (`JobInput.write_outputs`): add each, flush."""
+    out = io.BytesIO()
+    csv_out = FailuresCsv(out, columns)
+    for outcome, originals in failed:
+        csv_out.add(outcome, originals)
+    csv_out.flush()
+    return out.getvalue()
 
 
 def test_exit_code() -> None:
@@ -91,14 +97,11 @@ def test_report_json_without_rows_is_valid(tmp_path: Path) -> None:
     assert json.loads(path.read_text())["enrollments"] == []
 
 
-def test_failures_csv_keeps_the_input_columns(tmp_path: Path) -> None:
+def test_failures_csv_keeps_the_input_columns() -> None:
     originals = {"bad-3": [{"identity": "bad-3", "audio": "x.wav", "extra": "keep me"}]}
     failed = [(r, originals.get(r.identity, [])) for r in ROWS]
-    rows = failure_csv_rows(failed, ["identity", "audio", "extra"])
-    path = tmp_path / "f.csv"
-    write_failures_csv(path, rows)
-    with path.open() as fh:
-        got = list(csv.DictReader(fh))
+    data = failures_csv(failed, ["identity", "audio", "extra"])
+    got = list(csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
     assert got == [
         {
             "identity": "bad-3",
@@ -111,6 +114,12 @@ def test_failures_csv_keeps_the_input_columns(tmp_path: Path) -> None:
 
 
 def test_failures_csv_for_json_input_uses_enrollment_fields() -> None:
-    header, *body = list(failure_csv_rows([(r, ()) for r in ROWS], None))
+    data = failures_csv([(r, []) for r in ROWS], None)
+    header, *body = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     assert header[-2:] == ["error_step", "error"]
     assert len(body) == 1 and body[0][0] == "bad-3"
+
+
+def test_failures_csv_is_a_header_only_when_nothing_failed() -> None:
+    data = failures_csv([(r, []) for r in ROWS[:2]], ["identity", "audio"])
+    assert data == b"identity,audio,error_step,error\r\n"

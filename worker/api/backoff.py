@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from worker.config.settings import setting_default
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
@@ -29,8 +31,8 @@ class RetryPolicy:
     waits that long, and the wait is neither a retry nor retry time (api-contract.md §5).
     """
 
-    max_retries: int = 6
-    max_time: float = 120.0
+    max_retries: int = setting_default("max_retries")
+    max_time: float = setting_default("retry_max_time")
     base: float = 0.25
     cap: float = 10.0
 

@@ -168,8 +168,8 @@ class CreditsExhausted(HttpStatusError):
 
     Raised by the server on any call it bills, and afterwards raised by the client itself,
     without a request, for every compute (and every call on a route that got one) until the
-    governor's `credits_recheck` has passed or `clear_credits_exhausted()`. Never retried in a
-    loop. `sent` is false when the client refused the call from its own credits state.
+    governor's `credits_recheck` has passed. Never retried in a loop. `sent` is false when the
+    client refused the call from its own credits state.
     """
 
     status = 429

@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 import anyio
@@ -206,9 +206,6 @@ class GovernorStats:
     uploads_now: int = 0
     rate: float = 0.0  # current pacing rate (lower than configured after 429s)
 
-    def snapshot(self) -> dict[str, float]:
-        return asdict(self)
-
 
 class Governor:
     """One per process, shared by every request of every job.
@@ -376,10 +373,6 @@ class Governor:
         if self._credits is None:
             self._credits = error
             self._credits_since = self._clock()
-
-    def clear_credits_exhausted(self) -> None:
-        """Allow computes again (credits were topped up, or an operator says so)."""
-        self._credits = None
 
     def billed(self, route: str) -> bool:
         """Whether the server has refused this route for credits before (besides compute)."""

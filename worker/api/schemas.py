@@ -48,11 +48,6 @@ def parse_duration(value: Any) -> Any:
     return -seconds if match.group("sign") else seconds
 
 
-def format_duration(seconds: float) -> str:
-    """Float seconds → the contract's ISO-8601 form with milliseconds (`PT7.500S`)."""
-    return f"PT{seconds:.3f}S"
-
-
 def _model_name(value: Any) -> Any:
     """A model as `{handle, version}` (the vendor guide's form) → `"handle/version"`."""
     if isinstance(value, dict) and "handle" in value and "version" in value:

@@ -251,15 +251,3 @@ def _float_planes(frame: Any) -> np.ndarray:
     if base in _INT_SCALE:
         return data.astype(np.float32) * np.float32(_INT_SCALE[base])
     return data.astype(np.float32, copy=False)
-
-
-def probe(
-    fh: BinaryIO, time_limit_s: float = DEFAULT_TIME_LIMIT_S, stop_after_s: float | None = None
-) -> Probe:
-    """Open and decode `fh` to its end: container, codec, rate, channels and exact length.
-
-    Raises `DecodeError`. Decoding (not only reading the header) is what tells a file the
-    service can use from one that merely starts like one.
-    """
-    with AudioReader(fh, time_limit_s) as reader:
-        return reader.count(stop_after_s)

@@ -17,7 +17,6 @@ progress only; a kill mid-conversion leaves a `.tmp` file that the job's next st
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from worker.audio.decode import DEFAULT_TIME_LIMIT_S, AudioReader, DecodeError
 from worker.audio.files import AudioUnreadable, VerifiedUpload, open_audio
 from worker.audio.formats import format_label, is_accepted
 from worker.base.crashpoints import crash_point
+from worker.base.fsutil import sha256_stream
 from worker.base.text import SafeStr
 
 log = structlog.get_logger(__name__)
@@ -147,12 +147,7 @@ def derive_flac(
             out.flush()
             os.fsync(out.fileno())
             out.seek(0)
-            digest = hashlib.sha256()
-            size = 0
-            while chunk := out.read(1 << 20):
-                digest.update(chunk)
-                size += len(chunk)
-        sha = digest.hexdigest()
+            sha, size = sha256_stream(out)
         final = derived_path(work_dir, sha)
         crash_point("derive.written")
         os.replace(tmp, final)

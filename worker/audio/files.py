@@ -19,7 +19,7 @@ from typing import IO
 import anyio.to_thread
 
 from worker.base.errors import EnrollmentFailed
-from worker.base.fsutil import NotRegularFile, open_regular
+from worker.base.fsutil import NotRegularFile, open_regular, sha256_stream
 
 CHUNK_BYTES = 1 << 20
 
@@ -78,12 +78,8 @@ class VerifiedUpload:
     def from_path(cls, path: Path) -> VerifiedUpload:
         """Measure and hash `path` now (blocking), for callers that had no preflight."""
         with open_audio(path) as fh:
-            digest = hashlib.sha256()
-            size = 0
-            while chunk := fh.read(CHUNK_BYTES):
-                digest.update(chunk)
-                size += len(chunk)
-        return cls(path=path, size=size, sha256=digest.hexdigest())
+            sha, size = sha256_stream(fh)
+        return cls(path=path, size=size, sha256=sha)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         # Opened here, not in a thread: `open_regular` never blocks (O_NONBLOCK, a regular

@@ -8,14 +8,13 @@ sample rate, format, size), and the streaming sha256 that becomes the upload ali
 It decodes every file to its end with FFmpeg (`worker.audio.decode`), the decoder the service is
 measured against, so a file that only starts like audio, or that another decoder would choke
 on, is known here; the accepted formats are `worker.audio.formats`'s. It holds at most one chunk or
-decoded frame of a file in memory. It knows nothing of manifests: `worker.commands.validate` turns
+decoded frame of a file in memory. It knows nothing of manifests: `worker.manifest.preflight` turns
 these per-file results into per-enrollment problems. Everything is synchronous blocking I/O; the
 async engine calls it in a worker thread.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,15 +27,14 @@ from worker.audio.decode import AudioReader, DecodeError, Probe
 from worker.audio.files import AudioUnreadable, open_audio, os_reason
 from worker.audio.formats import format_problem
 from worker.audio.voice import NO_RATE, VoiceFigures, voice_meter
+from worker.audio.voice_rule import MIN_TOTAL_VOICE_S
+from worker.base.fsutil import sha256_stream
 
-CHUNK_BYTES = 1 << 20
 # The emulator answers 413 above this (contract §2); checking it here saves an upload.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 # Decoding stops past this much audio: longer than any model takes, so the file fails anyway,
 # and a small file that expands to hours (a constant FLAC stream) is not decoded for hours.
 DECODE_LIMIT_S = 3600.0
-# A voiceprint needs this much voice in total (contract §3 "Voiceprints").
-MIN_TOTAL_VOICE_S = 4.5
 
 
 class ModelRequirements(BaseModel):
@@ -123,43 +121,12 @@ class AudioFacts(BaseModel):
         return f"sha256:{self.sha256}"
 
 
-class AudioCheck(BaseModel):
-    """The result of preflighting one file: facts when it could be read, and every problem.
-
-    `errors` are reasons without the file name (the caller knows how the manifest named the
-    file); `str()` prefixes the name for a stand-alone message.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str  # how the file is shown to a person, usually relative to the audio root
-    facts: AudioFacts | None = None
-    errors: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return self.facts is not None and not self.errors
-
-    def __str__(self) -> str:
-        if self.ok:
-            return f"{self.name}: ok"
-        return "; ".join(f"{self.name}: {e}" for e in self.errors)
-
-
-def is_inside(path: Path, root: Path) -> bool:
-    """Whether `path` lies inside `root` after both are resolved (symlinks, `..`) on disk."""
+def resolves_inside(path: Path, root: Path) -> bool:
+    """Whether `path` lies inside `root` after both are resolved (symlinks, `..`) on disk
+    (`worker.manifest.values.lexically_inside` compares normalised text only)."""
     real = Path(os.path.realpath(path))
     real_root = Path(os.path.realpath(root))
     return real == real_root or real_root in real.parents
-
-
-def sha256_file(path: Path, chunk_bytes: int = CHUNK_BYTES) -> str:
-    """Hex sha256 of a file, read in chunks so that memory stays flat for any size."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def inspect_audio(
@@ -178,7 +145,7 @@ def inspect_audio(
     is opened once, as a regular file only (`open_audio`: a FIFO or device never hangs or
     feeds it), and its size is checked before anything is hashed.
     """
-    if not is_inside(path, audio_root):
+    if not resolves_inside(path, audio_root):
         raise AudioUnreadable("leads outside the audio root")
     real = Path(os.path.realpath(path))
     try:
@@ -190,15 +157,13 @@ def inspect_audio(
                 raise AudioUnreadable(too_large_reason(size, max_bytes))
             info, voice = _decode_and_measure(fh, decode_limit_s)
             fh.seek(0)
-            digest = hashlib.sha256()
-            while chunk := fh.read(CHUNK_BYTES):
-                digest.update(chunk)
+            sha, _ = sha256_stream(fh)
     except OSError as exc:
         raise AudioUnreadable(os_reason(exc)) from None
     return AudioFacts(
         path=real,
         size=size,
-        sha256=digest.hexdigest(),
+        sha256=sha,
         duration=info.duration,
         samplerate=info.sample_rate,
         frames=info.frames,
@@ -273,26 +238,3 @@ def requirement_problems(
             f"needs per audio with minAudios {min_audios}"
         )
     return problems
-
-
-def preflight_audio(
-    path: Path,
-    audio_root: Path,
-    model: str,
-    min_audios: int = 1,
-    name: str | None = None,
-    max_bytes: int = MAX_UPLOAD_BYTES,
-    *,
-    decode_limit_s: float = DECODE_LIMIT_S,
-) -> AudioCheck:
-    """Check one file completely: readable, inside the root, decodes, fits `model`.
-
-    Never raises for a bad file; every problem is in the returned `AudioCheck.errors`.
-    """
-    shown = name if name is not None else str(path)
-    try:
-        facts = inspect_audio(path, audio_root, max_bytes, decode_limit_s=decode_limit_s)
-    except AudioUnreadable as exc:
-        return AudioCheck(name=shown, errors=(str(exc),))
-    errors = requirement_problems(facts, model, min_audios, max_bytes)
-    return AudioCheck(name=shown, facts=facts, errors=tuple(errors))

@@ -3,7 +3,7 @@
 Owns: decoding one file (FFmpeg, `worker.audio.decode`), taking the channel that will be uploaded
 (or the mean of all channels, as a mix is uploaded and as the service analyses audio as mono),
 resampling it to a rate the detector takes, and counting the 30 ms frames WebRTC's VAD calls
-speech. `worker.commands.validate` turns the figure into a verdict (`worker.audio.voice_rule`).
+speech. `worker.manifest.preflight` turns the figure into a verdict (`worker.audio.voice_rule`).
 
 Why these libraries: `webrtcvad-wheels` is WebRTC's own VAD (a small C library, a GMM over
 sub-band energies, the detector of most VoIP stacks) with binary wheels, so nothing is built on
@@ -23,19 +23,14 @@ a file is good enough.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import BinaryIO
-
 import numpy as np
 import soxr
 import webrtcvad
 from pydantic import BaseModel, ConfigDict
 
-from worker.audio.decode import AudioReader, DecodeError, StreamInfo
-from worker.audio.files import AudioUnreadable, open_audio, os_reason
+from worker.audio.decode import StreamInfo
 
 VAD_MODE = 1  # 0 (least aggressive) … 3 (most); see the module docstring
-VAD_RATES = (8000, 16000, 32000, 48000)  # the only rates WebRTC's VAD takes
 # The rates it is run at. It analyses at 8 kHz inside whatever it is given, and at 32 or
 # 48 kHz its own downsampling makes it ten times slower than soxr to 16 kHz first.
 RUN_RATES = (8000, 16000)
@@ -145,30 +140,3 @@ def voice_meter(info: StreamInfo | None, until_s: float | None = None) -> VoiceM
 
 
 NO_RATE = "cannot be decoded as audio (no sample rate)"
-
-
-def measure_voice_stream(fh: BinaryIO, mode: int = VAD_MODE) -> VoiceFigures:
-    """Voice in the open file `fh`, read from its current position, in one decoding pass.
-
-    Raises `AudioUnreadable` when it cannot be decoded (preflight has normally said so).
-    """
-    try:
-        with AudioReader(fh) as reader:
-            info = reader.info
-            if info is None or info.sample_rate <= 0:
-                raise AudioUnreadable(NO_RATE)
-            meter = VoiceMeter(info.sample_rate, info.channels, mode=mode)
-            for block in reader.blocks():
-                meter(block)
-    except DecodeError as exc:
-        raise AudioUnreadable(str(exc)) from None
-    return meter.figures()
-
-
-def measure_voice(path: Path, channel: int | None = None, mode: int = VAD_MODE) -> float:
-    """Seconds of voice in `path`: channel `channel`, or the mean of all channels when None."""
-    try:
-        with open_audio(path) as fh:
-            return measure_voice_stream(fh, mode).of(channel)
-    except OSError as exc:
-        raise AudioUnreadable(os_reason(exc)) from None

@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-DEFAULT_VOICE_MARGIN = 0.15
+# A voiceprint needs this much voice in total, across its audios (contract §3 "Voiceprints").
+MIN_TOTAL_VOICE_S = 4.5
 
 
 class VoiceVerdict(StrEnum):
@@ -54,8 +55,8 @@ def too_little_reason(
     """Why a file is refused before upload, with the measured figure."""
     return (
         f"voice {voice_s:.2f} s (measured locally) is below the {needed_s:.2f} s that {model} "
-        f"needs per audio (4.5 s ÷ minAudios {min_audios}), by more than the {margin:.0%} "
-        "margin (ENROLLER_VOICE_MARGIN): not uploaded"
+        f"needs per audio ({MIN_TOTAL_VOICE_S} s ÷ minAudios {min_audios}), by more than the "
+        f"{margin:.0%} margin (ENROLLER_VOICE_MARGIN): not uploaded"
     )
 
 

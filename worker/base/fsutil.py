@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -25,6 +26,8 @@ from typing import IO, Any
 
 from worker.base.errors import JobMustFail
 from worker.base.text import encode_text
+
+HASH_CHUNK_BYTES = 1 << 20  # what a file hash reads at a time: memory stays flat for any size
 
 
 class NotRegularFile(JobMustFail, OSError):
@@ -78,6 +81,23 @@ def open_regular(path: Path) -> IO[bytes]:
     except BaseException:
         os.close(fd)
         raise
+
+
+def sha256_stream(fh: IO[bytes], chunk_bytes: int = HASH_CHUNK_BYTES) -> tuple[str, int]:
+    """Hex sha256 and size of what is left to read in `fh`, read a chunk at a time."""
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := fh.read(chunk_bytes):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of the regular file `path` (`open_regular`: a FIFO, device or symlink raises
+    instead of blocking or being followed), read a chunk at a time."""
+    with open_regular(path) as fh:
+        return sha256_stream(fh)[0]
 
 
 def fsync_dir(path: Path) -> None:

@@ -160,13 +160,3 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[
     root.addHandler(handler)
     root.setLevel(numeric_level)
     _STDLIB_HANDLER = handler
-
-
-def reset_logging() -> None:
-    """Undo `configure_logging` (tests): structlog defaults, no stdlib handler of ours."""
-    global _STDLIB_HANDLER
-    structlog.reset_defaults()
-    if _STDLIB_HANDLER is not None:
-        logging.getLogger().removeHandler(_STDLIB_HANDLER)
-        _STDLIB_HANDLER = None
-    _QUIET.clear()

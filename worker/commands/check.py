@@ -27,6 +27,7 @@ from worker.api import errors
 from worker.api.client import ApiClient
 from worker.api.schemas import Identity, User
 from worker.audio.inspect import DEFAULT_MODEL, MODELS
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
 from worker.commands.plan import plan_paths
 from worker.commands.plan_models import PlanResult
@@ -290,7 +291,7 @@ def run_check(
             "or ENROLLER_API_HANDLE and ENROLLER_API_PASSWORD",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_FATAL
     plan, unknown = None, set()
     if paths:  # local and blocking, before the event loop starts
         defaults = ManifestDefaults.from_settings(settings)
@@ -301,4 +302,4 @@ def run_check(
     else:
         for line in render_text(result, plan):
             stream.write(line + "\n")
-    return 0 if result.ok and (plan is None or not plan.errors) else 1
+    return EXIT_OK if result.ok and (plan is None or not plan.errors) else EXIT_FAILURES

@@ -15,25 +15,25 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from worker.audio.voice_rule import VoiceVerdict
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.streamout import Spool, StreamedObject
 from worker.commands.plan_models import EnrollmentCost, ManifestPlan, PlanResult, PlanTotals
 from worker.commands.plan_text import file_lines, total_lines
-from worker.commands.validate import Checks, check_stream, checked_paths
+from worker.commands.validate import Checks, Emit, check_stream, checked_paths, json_file_entry
 from worker.enrollment.requests import (
-    INLINE_UPLOAD_MAX_BYTES,
     WORKER_START_REQUESTS,
     enrollment_credits,
     enrollment_requests,
     usage_check_requests,
 )
 from worker.manifest.models import ManifestDefaults, Problem
-from worker.manifest.preflight import BoundedCache, EnrollmentPreflight
+from worker.manifest.preflight import AudioCache, EnrollmentPreflight, bounded_cache
 from worker.manifest.read import open_manifest
 
 # --- pure arithmetic ---------------------------------------------------------------------------
@@ -41,8 +41,12 @@ from worker.manifest.read import open_manifest
 
 @dataclass
 class CostSum:
-    """The figures of runnable enrollments, summed one at a time (pure): no list is kept."""
+    """The figures of runnable enrollments, summed one at a time (pure): no list is kept.
 
+    `inline_max_bytes`: ENROLLER_INLINE_UPLOAD_MAX_BYTES, so uploads are counted as run.
+    """
+
+    inline_max_bytes: int
     credits_by_owner: Counter[str] = field(default_factory=Counter)
     requests: int = 0
     runnable: int = 0
@@ -53,7 +57,6 @@ class CostSum:
     audio_seconds: float = 0.0
     spaces: set[str] = field(default_factory=set)
     models: set[str] = field(default_factory=set)
-    inline_max_bytes: int = INLINE_UPLOAD_MAX_BYTES  # ENROLLER_INLINE_UPLOAD_MAX_BYTES
 
     def add(self, cost: EnrollmentCost) -> None:
         self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
@@ -104,28 +107,6 @@ class CostSum:
         )
 
 
-def plan_manifest(
-    file: str,
-    costs: Iterable[EnrollmentCost],
-    rate_limit: float,
-    *,
-    kind: str | None = None,
-    total: int | None = None,
-    problems: Sequence[Problem] = (),
-    warnings: Sequence[Problem] = (),
-) -> ManifestPlan:
-    """The figures of one manifest from its runnable enrollments (pure).
-
-    `total` is how many enrollments the file names (runnable ones plus rejected ones).
-    """
-    summed = CostSum()
-    for cost in costs:
-        summed.add(cost)
-    return summed.plan(
-        file, rate_limit, kind=kind, total=total, problems=problems, warnings=warnings
-    )
-
-
 def plan_totals(plans: Sequence[ManifestPlan], rate_limit: float) -> PlanTotals:
     """All manifests run by one worker start (pure): their sums plus the start's requests."""
     by_owner: Counter[str] = Counter()
@@ -170,7 +151,7 @@ def plan_file(
     rate_limit: float,
     emit: Callable[[Problem], None],
     warn: Callable[[Problem], None],
-    cache: BoundedCache,
+    cache: AudioCache,
 ) -> tuple[ManifestPlan, int]:
     """Parse, preflight and cost one manifest, handing each problem on as it is found.
 
@@ -207,7 +188,7 @@ def plan_paths(
     """
     paths, errors = checked_paths(args, defaults)
     result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
-    cache = BoundedCache()
+    cache = bounded_cache()
     for path, name in paths:
         kept: list[Problem] = []
         warned: list[Problem] = []
@@ -242,7 +223,7 @@ def run_plan(
     paths, errors = checked_paths(args, defaults)
     result = PlanResult(audio_root=str(defaults.audio_root), rate_limit=rate_limit, errors=errors)
     problems = (_json_run if as_json else _text_run)(paths, result, defaults, stream)
-    return 0 if not errors and not problems else 1
+    return EXIT_OK if not errors and not problems else EXIT_FAILURES
 
 
 def _text_run(
@@ -251,7 +232,7 @@ def _text_run(
     rate = f"{result.rate_limit:g} requests/s"
     for problem in result.errors:
         out.write(f"{problem}\n")
-    cache, problems = BoundedCache(), 0
+    cache, problems = bounded_cache(), 0
     for path, name in paths:
         spool = Spool(Problem)
         plan, n = plan_file(path, name, defaults, result.rate_limit, _line(out), spool.add, cache)
@@ -280,15 +261,13 @@ def _json_run(
 ) -> int:
     doc = StreamedObject(out)
     doc.array("files")
-    cache, problems = BoundedCache(), 0
+    cache, problems = bounded_cache(), 0
     for path, name in paths:
-        entry = doc.nested()
-        entry.array("problems")
-        spool = Spool(Problem)
-        plan, n = plan_file(path, name, defaults, result.rate_limit, entry.add, spool.add, cache)
-        entry.array("warnings", [*plan.warnings, *spool.replay()])
-        plan.warnings = []
-        entry.finish(plan, exclude={"problems", "warnings"})
+
+        def cost(emit: Emit, warn: Emit, path: Path = path, name: str = name) -> ManifestPlan:
+            return plan_file(path, name, defaults, result.rate_limit, emit, warn, cache)[0]
+
+        plan, n = json_file_entry(doc, "problems", cost)
         result.files.append(plan)
         problems += n
     result.totals = plan_totals(result.files, result.rate_limit)

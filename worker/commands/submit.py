@@ -27,7 +27,14 @@ from typing import TextIO
 from pydantic import BaseModel, Field, computed_field
 
 from worker.base.errors import JobMustFail
-from worker.base.fsutil import NotRegularFile, fsync_dir, open_regular, temp_name_for
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
+from worker.base.fsutil import (
+    NotRegularFile,
+    fsync_dir,
+    open_regular,
+    sha256_file,
+    temp_name_for,
+)
 from worker.commands.validate import Checks, check_stream
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.read import open_manifest
@@ -139,14 +146,10 @@ def candidate_names(name: str) -> list[str]:
 
 def _same_content(path: Path, sha256: str) -> bool:
     """Whether the file already at `path` holds exactly these bytes (a repeated submit)."""
-    digest = hashlib.sha256()
     try:
-        with open_regular(path) as fh:
-            while chunk := fh.read(_CHUNK):
-                digest.update(chunk)
+        return sha256_file(path) == sha256
     except OSError:
         return False  # claimed meanwhile, or not a file: not ours to compare
-    return digest.hexdigest() == sha256
 
 
 def _publish(staged: _Staged, inbox: Path) -> tuple[str, bool]:
@@ -278,7 +281,7 @@ def run_submit(
     result = submit_files(sources, queue_dir, defaults, validate=validate)
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
-        return 0 if result.ok else 1
+        return EXIT_OK if result.ok else EXIT_FAILURES
     for problem in result.problems:
         stream.write(f"{problem}\n")
     for item in result.submitted:
@@ -286,7 +289,7 @@ def run_submit(
         stream.write(f"{item.source}: {done} {inbox_line(result, item)}: job {item.job_id}\n")
     if not result.ok and not result.submitted:
         stream.write(f"nothing submitted: {len(result.problems)} problem(s)\n")
-    return 0 if result.ok else 1
+    return EXIT_OK if result.ok else EXIT_FAILURES
 
 
 def inbox_line(result: SubmitResult, item: Submitted) -> str:

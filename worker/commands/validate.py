@@ -18,24 +18,25 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
 
 from worker.audio.derive import StereoMode
-from worker.audio.voice_rule import DEFAULT_VOICE_MARGIN
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.streamout import Spool, StreamedObject
+from worker.commands.plan_models import ManifestPlan
+from worker.config.settings import setting_default
 from worker.manifest.models import (
     Enrollment,
     ManifestDefaults,
     ManifestItem,
-    ParsedManifest,
     Problem,
 )
 from worker.manifest.preflight import (
     AudioCache,
-    BoundedCache,
     EnrollmentPreflight,
+    bounded_cache,
     preflight_enrollment,
 )
 from worker.manifest.read import open_manifest
@@ -143,9 +144,9 @@ class Checks:
     """How files are preflighted: the audio root and what may be derived (worker.audio.derive)."""
 
     audio_root: Path
-    stereo: StereoMode = "channel"
-    convert: bool = False
-    voice_margin: float = DEFAULT_VOICE_MARGIN
+    stereo: StereoMode = setting_default("stereo")
+    convert: bool = setting_default("convert")
+    voice_margin: float = setting_default("voice_margin")
 
     @classmethod
     def of(cls, defaults: ManifestDefaults) -> Checks:
@@ -200,34 +201,6 @@ class Tally:
             self.error(problem)
 
 
-def check_manifest(
-    parsed: ParsedManifest,
-    audio_root: Path,
-    cache: AudioCache | None = None,
-    stereo: StereoMode = "channel",
-    convert: bool = False,
-    voice_margin: float = DEFAULT_VOICE_MARGIN,
-) -> tuple[list[EnrollmentPreflight], FileResult]:
-    """Preflight every enrollment of a parsed manifest; the preflights and the file's result."""
-    result = FileResult(
-        file=parsed.file,
-        kind=parsed.kind,
-        enrollments=parsed.total,
-        errors=list(parsed.file_problems),
-        warnings=list(parsed.warnings),
-    )
-    tally = Tally(result, result.errors.append, result.warnings.append)
-    items = sorted([*parsed.enrollments, *parsed.rejected], key=lambda item: item.position)
-    checks = Checks(audio_root, stereo, convert, voice_margin)
-    checked: list[EnrollmentPreflight] = []
-    for item, pre in preflighted(items, parsed.file, checks, {} if cache is None else cache):
-        tally.add(item, pre)
-        if pre is not None:
-            checked.append(pre)
-    result.audio_seconds = round(result.audio_seconds, 3)
-    return checked, result
-
-
 def check_stream(
     stream: ManifestStream,
     checks: Checks,
@@ -251,7 +224,7 @@ def check_stream(
         problem(found)
     items, warnings = stream.walk()
     tally = Tally(result, problem, warn, valid)
-    for item, pre in preflighted(items, stream.file, checks, cache or BoundedCache()):
+    for item, pre in preflighted(items, stream.file, checks, cache or bounded_cache()):
         tally.add(item, pre)
     result.warnings = list(warnings)
     result.audio_seconds = round(result.audio_seconds, 3)
@@ -273,21 +246,32 @@ def checked_paths(
     return paths, problems
 
 
-def validate_paths(args: Sequence[str], defaults: ManifestDefaults) -> ValidationResult:
-    """Parse and preflight every manifest named by `args`, keeping every problem (for callers
-    that want the whole result; the command itself streams). No network, nothing written."""
-    paths, errors = checked_paths(args, defaults)
-    result = ValidationResult(audio_root=str(defaults.audio_root), errors=errors)
-    cache: AudioCache = {}
-    for path, name in paths:
-        kept: list[Problem] = []
-        warned: list[Problem] = []
-        manifest = open_manifest(path, defaults, name=name)
-        found = check_stream(manifest, Checks.of(defaults), kept.append, warned.append, cache)
-        found.errors, found.problem_count = kept, 0
-        found.warnings = [*found.warnings, *warned]
-        result.files.append(found)
-    return result
+Emit = Callable[[Problem], None]
+R = TypeVar("R", FileResult, ManifestPlan)
+
+
+def json_file_entry(
+    doc: StreamedObject, problems: str, run: Callable[[Emit, Emit], R]
+) -> tuple[R, int]:
+    """One file of a `--json` run, as `run` finds it: its problems array (`problems`) written
+    as they come, then its warnings (the parser's, then the preflight's, spooled meanwhile),
+    then its other fields. Returns what `run` returned, its warnings emptied (written), and
+    how many problems were written."""
+    entry = doc.nested()
+    entry.array(problems)
+    written = 0
+
+    def emit(problem: Problem) -> None:
+        nonlocal written
+        written += 1
+        entry.add(problem)
+
+    spool = Spool(Problem)
+    found = run(emit, spool.add)
+    entry.array("warnings", [*found.warnings, *spool.replay()])
+    found.warnings = []
+    entry.finish(found, exclude={problems, "warnings"})
+    return found, written
 
 
 def _verdict(files: Sequence[FileResult], errors: Sequence[Problem]) -> str:
@@ -307,7 +291,7 @@ def run_validate(
     paths, errors = checked_paths(args, defaults)
     run = _json_run if as_json else _text_run
     files = run(paths, errors, defaults, stream)
-    return 0 if not errors and all(f.ok for f in files) else 1
+    return EXIT_OK if not errors and all(f.ok for f in files) else EXIT_FAILURES
 
 
 def _text_run(
@@ -319,7 +303,7 @@ def _text_run(
     """Every problem on its own line, each file's warnings and summary, then the verdict."""
     for problem in errors:
         out.write(f"{problem}\n")
-    cache, files = BoundedCache(), []
+    cache, files = bounded_cache(), []
     for path, name in paths:
         spool = Spool(Problem)
         manifest = open_manifest(path, defaults, name=name)
@@ -344,17 +328,14 @@ def _json_run(
     """The `ValidationResult` document, each file's errors written as they are found."""
     doc = StreamedObject(out)
     doc.array("files")
-    cache, files = BoundedCache(), []
+    cache, files = bounded_cache(), []
     for path, name in paths:
-        entry = doc.nested()
-        entry.array("errors")
-        spool = Spool(Problem)
-        manifest = open_manifest(path, defaults, name=name)
-        found = check_stream(manifest, Checks.of(defaults), entry.add, spool.add, cache)
-        entry.array("warnings", [*found.warnings, *spool.replay()])
-        found.warnings = []
-        entry.finish(found, exclude={"errors", "warnings"})
-        files.append(found)
+
+        def check(emit: Emit, warn: Emit, path: Path = path, name: str = name) -> FileResult:
+            manifest = open_manifest(path, defaults, name=name)
+            return check_stream(manifest, Checks.of(defaults), emit, warn, cache)
+
+        files.append(json_file_entry(doc, "errors", check)[0])
     doc.array("errors", errors)
     summary = ValidationResult(audio_root=str(defaults.audio_root), files=files, errors=errors)
     doc.finish(summary, exclude={"files", "errors"})

@@ -32,7 +32,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import PydanticCustomError, PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as SourceError
 
@@ -274,6 +274,19 @@ class Settings(BaseSettings):
 
 
 # --- what the rest of the package asks about settings -------------------------------------
+
+
+def setting_default(name: str) -> Any:
+    """The default of setting `name`, the one place it is written (its `Field` above).
+
+    For code below the settings that takes a value (a limit, a retry bound) and may be called
+    without one: it falls back to the setting's default instead of a copy of it. Only settings
+    with a plain (immutable) default: one made by a factory (`worker_id`) has none to give.
+    """
+    default = Settings.model_fields[name].default
+    if default is PydanticUndefined:
+        raise ValueError(f"setting {name} has no plain default")
+    return default
 
 
 def url_marker(name: str) -> UrlSetting | None:

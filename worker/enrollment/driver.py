@@ -24,6 +24,7 @@ from worker.api import errors
 from worker.api.client import ApiClient
 from worker.audio.files import AudioUnreadable
 from worker.base.errors import WorkerMustStop
+from worker.config.settings import setting_default
 from worker.enrollment import collisions
 from worker.enrollment.actions import (
     Action,
@@ -86,9 +87,6 @@ class FatalApiError(WorkerMustStop):
     """
 
 
-INLINE_MAX_BYTES = 8 * 1024 * 1024  # the default of ENROLLER_INLINE_UPLOAD_MAX_BYTES
-
-
 class EnrollmentDriver:
     """Runs one enrollment to an outcome against the API, journaling as it goes.
 
@@ -107,7 +105,7 @@ class EnrollmentDriver:
         limits: Limits | None = None,
         audio_locks: AudioLocks = PROCESS_AUDIO_LOCKS,
         clock: Callable[[], float] = time.monotonic,
-        inline_max_bytes: int = INLINE_MAX_BYTES,
+        inline_max_bytes: int = setting_default("inline_upload_max_bytes"),
     ) -> None:
         self.task = task
         self.client = client

@@ -27,7 +27,6 @@ import errno
 import fcntl
 import hashlib
 import os
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Protocol
 import anyio
 import anyio.to_thread
 
+from worker.base.lru import LruCache
 from worker.enrollment.view import AudioSeen
 
 LOCKS_DIR = ".locks"
@@ -75,27 +75,20 @@ class AudioLocks(KeyedLocks):
 
     def __init__(self, remember: int = REMEMBERED_AUDIOS) -> None:
         super().__init__()
-        self._known: OrderedDict[str, AudioSeen] = OrderedDict()
-        self._remember = remember
+        self._known: LruCache[str, AudioSeen] = LruCache(remember)
 
     def known(self, key: str) -> AudioSeen | None:
         """The audio this process last saw for the file (under the lock), if it remembers."""
-        seen = self._known.get(key)
-        if seen is not None:
-            self._known.move_to_end(key)
-        return seen
+        return self._known.get(key)
 
     def forget(self, key: str, handle: str) -> None:
         """The server has no audio `handle` any more: stop handing it out (unless replaced)."""
-        seen = self._known.get(key)
+        seen = self._known.peek(key)
         if seen is not None and seen.handle == handle:
             del self._known[key]
 
     def learn(self, key: str, seen: AudioSeen) -> None:
         self._known[key] = seen
-        self._known.move_to_end(key)
-        while len(self._known) > self._remember:
-            self._known.popitem(last=False)
 
 
 # One per process: per job or per enrollment it would lock nothing.

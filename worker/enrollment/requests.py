@@ -22,15 +22,11 @@ USAGE_PAGE_SIZE = 50
 # Requests made once per worker start, whatever it runs: `GET /user` (the caller's handle
 # tells the usage check which records path to read; the client caches it).
 WORKER_START_REQUESTS = 1
-# Files up to this size go inline with their create (ENROLLER_INLINE_UPLOAD_MAX_BYTES default).
-INLINE_UPLOAD_MAX_BYTES = 8 * 1024 * 1024
 # Credits one compute costs: compute is the billed event (contract §3 "Usage records").
 CREDITS_PER_COMPUTE = 1
 
 
-def enrollment_requests(
-    file_sizes: Sequence[int], inline_max_bytes: int = INLINE_UPLOAD_MAX_BYTES
-) -> int:
+def enrollment_requests(file_sizes: Sequence[int], inline_max_bytes: int) -> int:
     """Requests of one fresh enrollment whose audio files have these sizes (bytes).
 
     For k files: create the identity (1); per file, create the audio with its bytes inline

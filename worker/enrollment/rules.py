@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from worker.audio.voice_rule import MIN_TOTAL_VOICE_S
 from worker.enrollment.actions import (
     Action,
     AddAudio,
@@ -58,7 +59,6 @@ from worker.enrollment.view import (
     ABSENT,
     CREDITS_REASON,
     UNKNOWN,
-    VOICE_NEEDED_S,
     AddNotFound,
     AudioSeen,
     Done,
@@ -242,8 +242,8 @@ def not_computable_reason(plan: Plan, vp: VoiceprintSeen) -> str:
     """Why a voiceprint with every audio added still is not computable, in the model's terms."""
     if vp.audio_count < plan.min_audios:
         return f"{vp.audio_count} audios added < minAudios {plan.min_audios}"
-    if vp.total_voice_s is not None and vp.total_voice_s < VOICE_NEEDED_S:
-        return f"total voice {vp.total_voice_s:.1f} s < {VOICE_NEEDED_S} s"
+    if vp.total_voice_s is not None and vp.total_voice_s < MIN_TOTAL_VOICE_S:
+        return f"total voice {vp.total_voice_s:.1f} s < {MIN_TOTAL_VOICE_S} s"
     return "the server still reports notComputable after every audio was added"
 
 

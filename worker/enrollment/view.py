@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from worker.config.settings import setting_default
 from worker.journal.records import Outcome, Step
 
-VOICE_NEEDED_S = 4.5
 MAX_ATTEMPTS_PER_STEP = 4  # transient failures of one step before it fails (`Limits`)
 CREDITS_REASON = "credits exhausted: compute paused"
 
@@ -82,12 +82,13 @@ class Limits:
     retries of one request; what that adds up to is `requests.max_requests_per_step`.
     """
 
-    max_stalls: int = 60
+    max_stalls: int = setting_default("max_actions")
     max_attempts: int = MAX_ATTEMPTS_PER_STEP
-    processing_timeout: float = 300.0
+    processing_timeout: float = setting_default("processing_timeout")
     wait_first: float = 0.2
     wait_cap: float = 5.0
-    validate_with_get: bool = False  # a GET after compute even when its answer proves it
+    # A GET after compute even when its answer proves it.
+    validate_with_get: bool = setting_default("validate_with_get")
 
     def wait_delay(self, polls: int) -> float:
         """Seconds before poll number `polls` (0-based): 0.2, 0.4, 0.8 … up to 5."""

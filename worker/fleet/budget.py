@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from worker.api.governor import TokenBucket
+from worker.config.settings import setting_default
 from worker.fleet.keys import AccountKeys
 
 log = structlog.get_logger(__name__)
@@ -95,9 +96,9 @@ class FleetBudget:
         redis: Redis,
         keys: AccountKeys,
         rate: float,
-        burst: int = 1,
+        burst: int = setting_default("burst"),
         *,
-        credits_recheck: float = 300.0,
+        credits_recheck: float = setting_default("credits_recheck"),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[Any]] = anyio.sleep,
     ) -> None:

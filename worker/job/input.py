@@ -26,14 +26,14 @@ from worker.audio.derive import DerivedUpload, derived_upload, sweep_work_dir
 from worker.audio.files import AudioUnreadable, VerifiedUpload
 from worker.audio.inspect import MAX_UPLOAD_BYTES, too_large_reason
 from worker.base.fsutil import atomic_writer
-from worker.base.text import encode_text
+from worker.base.streamout import EncodedText
 from worker.enrollment.task import EnrollmentTask, outcome_record
 from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
 from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
 from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
 from worker.manifest.read import open_manifest
-from worker.manifest.retry import retry_manifest_chunks
+from worker.manifest.retry import write_retry_manifest
 from worker.manifest.stream import ManifestStream
 
 
@@ -238,8 +238,7 @@ class JobInput:
             if retried:
                 comment = f"retry of {self.manifest.file}: {retried} enrollments"
                 with atomic_writer(retry) as retry_fh:
-                    for chunk in retry_manifest_chunks(again(), self.audio_root, comment):
-                        retry_fh.write(encode_text(chunk))
+                    write_retry_manifest(EncodedText(retry_fh), again(), self.audio_root, comment)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(retry)  # an older run's retry file of the same job

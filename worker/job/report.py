@@ -1,9 +1,10 @@
 """Job reports (design.md §6): what an operator reads, and what they drop back to retry.
 
-Owns: the report's shape, the counts, the failures CSV rows, and writing all three files
-atomically. The rows come from the journal's outcome records, streamed: a 100 000-enrollment
-job's report is written without holding its rows in memory. Secrets never reach this module:
-it sees handles, paths, counts and the server's error messages only.
+Owns: the report's shape, the exit code from the counts, the failures CSV (`FailuresCsv`),
+and writing the report JSON atomically. The rows come from the journal's outcome records,
+streamed: a 100 000-enrollment job's report is written without holding its rows in memory.
+Secrets never reach this module: it sees handles, paths, counts and the server's error
+messages only.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import IO
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.base.csvsafe import spreadsheet_safe_row
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.fsutil import atomic_writer
+from worker.base.streamout import EncodedText, StreamedObject
 from worker.base.text import encode_text
 from worker.journal.records import EnrollmentOutcome, Outcome
 
@@ -62,45 +65,9 @@ class ReportSummary(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)
 
 
-def count_outcomes(rows: Iterable[EnrollmentOutcome]) -> Counter[str]:
-    counts: Counter[str] = Counter({o.value: 0 for o in Outcome})
-    for row in rows:
-        counts[row.outcome] += 1
-    return counts
-
-
 def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
     """0 when every enrollment is enrolled or unchanged, 1 otherwise (the CLI contract)."""
-    return 1 if any(counts.get(o, 0) for o in NOT_OK) else 0
-
-
-def report_json_chunks(summary: ReportSummary, rows: Iterable[EnrollmentOutcome]) -> Iterator[str]:
-    """The report as JSON text, chunk by chunk: the summary's fields, then `enrollments`."""
-    head = summary.model_dump_json(indent=2)
-    assert head.endswith("\n}")
-    yield head[:-2] + ',\n  "enrollments": ['
-    first = True
-    for row in rows:
-        body = row.model_dump_json(exclude={"kind", "key"})
-        yield ("\n    " if first else ",\n    ") + body
-        first = False
-    yield "\n  ]\n}\n" if not first else "]\n}\n"
-
-
-def failure_csv_rows(
-    failed: Iterable[tuple[EnrollmentOutcome, Sequence[Mapping[str, str]]]],
-    input_columns: list[str] | None,
-) -> Iterator[list[str]]:
-    """Header, then one row per failed input line, in the input's own columns.
-
-    `failed`: enrollments with their original CSV rows; `input_columns` is a CSV manifest's
-    header. For JSON manifests it is None (and the rows are empty): the enrollment's fields
-    are used. Outcomes that succeeded are skipped.
-    """
-    columns = list(input_columns) if input_columns else list(JSON_INPUT_COLUMNS)
-    yield [*columns, *ERROR_COLUMNS]
-    for row, originals in failed:
-        yield from _failure_lines(row, originals, columns, csv_input=bool(input_columns))
+    return EXIT_FAILURES if any(counts.get(o, 0) for o in NOT_OK) else EXIT_OK
 
 
 def _failure_lines(
@@ -157,23 +124,15 @@ def write_report_json(
     rows: Iterable[EnrollmentOutcome],
     writer: ReportWriter = atomic_writer,
 ) -> None:
+    """The summary's fields, then `enrollments` (each row but its kind and key), indented."""
     with writer(path) as fh:
-        for chunk in report_json_chunks(summary, rows):
-            fh.write(encode_text(chunk))
-
-
-def write_failures_csv(
-    path: Path, csv_rows: Iterable[list[str]], writer: ReportWriter = atomic_writer
-) -> None:
-    with writer(path) as fh:
-        _write_csv(fh, csv_rows)
-
-
-def _write_csv(fh: IO[bytes], csv_rows: Iterable[list[str]]) -> None:
-    out = _CsvOut(fh)
-    for row in csv_rows:
-        out.write(row)
-    out.flush()
+        doc = StreamedObject(EncodedText(fh), indented=True)
+        doc.fields(summary)
+        doc.array("enrollments")
+        for row in rows:
+            doc.add_json(row.model_dump_json(exclude={"kind", "key"}))
+        doc.close()
+        fh.write(b"\n")
 
 
 class _CsvOut:

@@ -244,12 +244,6 @@ def read_lines(
             offset += len(line)
 
 
-def read_records(path: Path) -> Iterator[JournalRecord]:
-    """Every record in order; a torn last line is skipped (`read_lines`)."""
-    for _, line, number in read_lines(path):
-        yield parse_record(line, path, number)
-
-
 def parse_record(line: bytes, path: Path, number: int) -> JournalRecord:
     try:
         return _RECORD.validate_json(line)
@@ -305,14 +299,6 @@ class JournalState(BaseModel):
                 self.memory.setdefault(key, EnrollmentMemory()).computed = True
             case ComputeIntent(key=key):
                 self.memory.setdefault(key, EnrollmentMemory()).compute_sent = True
-
-
-def load_state(path: Path) -> JournalState:
-    """The journal replayed (blocking: reads); `JournalIndex.load` does it with the index."""
-    state = JournalState()
-    for record in read_records(path):
-        state.apply(record)
-    return state
 
 
 def write_and_fsync(fd: int, data: bytes) -> None:

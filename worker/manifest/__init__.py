@@ -1,9 +1,8 @@
 """Manifests: the JSON and CSV files operators drop, parsed into enrollments and problems.
 
-The package's public names, re-exported so that `from worker.manifest import …` keeps working.
-Where each concern lives:
+Where each concern lives (import a name from the module that defines it):
 
-- `models`: `Problem`, `ManifestDefaults`, `Enrollment`, `RejectedEnrollment`, `ParsedManifest`.
+- `models`: `Problem`, `ManifestDefaults`, `Enrollment`, `RejectedEnrollment`.
 - `values`: the rules of single values (handles, aliases, models, minAudios, audio paths).
 - `build`: one candidate enrollment validated, one small function per rule.
 - `cross`: the rules across enrollments (a voiceprint once per job, an audio for one identity).

@@ -24,7 +24,7 @@ from worker.manifest.columns import header_problems
 from worker.manifest.cross import build_each
 from worker.manifest.csvscan import BOM, Records, RowTable, scan_bytes
 from worker.manifest.keyindex import KeyIndex
-from worker.manifest.models import ManifestDefaults, ManifestItem, ParsedManifest, Problem
+from worker.manifest.models import ManifestDefaults, ManifestItem, Problem
 from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import DEFAULT_VOICEPRINT, lines_text, show
 
@@ -84,21 +84,6 @@ class _Layout:
         return len(cells) > n and any(c.strip() for c in cells[n:])
 
 
-def parse_csv(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifest:
-    """Parse a CSV manifest: a header row, then one audio per row.
-
-    Rows with the same (owner, space, identity, voiceprint) form one enrollment; its place is
-    the set of their lines.
-    """
-    return stream_csv(text, file, defaults).collect()
-
-
-def stream_csv(text: str, file: str, defaults: ManifestDefaults) -> ManifestStream:
-    """`parse_csv`, with the enrollments built only as they are iterated."""
-    data = text.encode("utf-8", "surrogatepass")
-    return stream_csv_source(lambda: io.BytesIO(data), file, defaults, errors="surrogatepass")
-
-
 def stream_csv_bytes(data: bytes, file: str, defaults: ManifestDefaults) -> ManifestStream:
     """A CSV manifest already read and decoded once (`read._decode` passed it)."""
     start = len(BOM) if data.startswith(BOM) else 0
@@ -112,7 +97,6 @@ def stream_csv_source(
     *,
     start: int = 0,
     check_bytes: bool = False,
-    errors: str = "strict",
 ) -> ManifestStream:
     """Two passes over the bytes `open_source()` gives (see the module docstring).
 
@@ -121,7 +105,7 @@ def stream_csv_source(
     """
     with contextlib.ExitStack() as stack:
         fh = stack.enter_context(open_source())
-        scan = scan_bytes(fh, start, errors)
+        scan = scan_bytes(fh, start)
         if check_bytes and (problem := _bytes_problem(scan, file)):
             return broken(file, defaults, [problem], kind=None)
         layout = _first_pass(fh, start, scan.lines, file, defaults, stack, open_source)

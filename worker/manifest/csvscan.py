@@ -39,14 +39,10 @@ class ByteScan:
     lines: int  # physical lines at most: a bound on the rows
 
 
-def scan_bytes(fh: IO[bytes], start: int, errors: str = "strict") -> ByteScan:
-    """Check the bytes from `start` on as UTF-8 (chunked), leaving `fh` at `start`.
-
-    `errors="surrogatepass"` for the bytes of a text already in memory, which may hold lone
-    surrogates for the checks to report.
-    """
+def scan_bytes(fh: IO[bytes], start: int) -> ByteScan:
+    """Check the bytes from `start` on as UTF-8 (chunked), leaving `fh` at `start`."""
     fh.seek(start)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors)
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
     offset, newlines, breaks, blank, prev_cr = start, 0, 0, True, False
     bad: tuple[int, int, int] | None = None
     while bad is None:
@@ -74,8 +70,8 @@ def scan_bytes(fh: IO[bytes], start: int, errors: str = "strict") -> ByteScan:
 class Lines:
     """The lines of a binary file from an offset on, as text; `pos` is where the next starts.
 
-    Text is decoded with `surrogatepass`: a file has passed strict UTF-8 (`scan_bytes`) first,
-    and a text parsed from memory (`parse_csv(str)`) may hold lone surrogates to report.
+    Text is decoded with `surrogatepass`; every source has passed strict UTF-8 first
+    (`scan_bytes`, or `read._decode` for a file read whole), so no lone surrogate reaches it.
     """
 
     def __init__(self, fh: IO[bytes], offset: int) -> None:

@@ -21,7 +21,7 @@ from worker.base.fsutil import open_regular
 from worker.manifest.build import AudioIn, Builder, Candidate
 from worker.manifest.cross import build_each
 from worker.manifest.jsonscan import JsonScanError, iter_enrollments, scan_job
-from worker.manifest.models import ManifestDefaults, ManifestItem, ParsedManifest, Problem
+from worker.manifest.models import ManifestDefaults, ManifestItem, Problem
 from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import handle_problem, min_audios, model_text, show, unknown_reason
 
@@ -45,13 +45,9 @@ _NOT_OBJECT = 'must be a JSON object: a job {"enrollments": [...]} or one enroll
 _JSON_NAMES: dict[str, str] = {}
 
 
-def parse_json(text: str, file: str, defaults: ManifestDefaults) -> ParsedManifest:
-    """Parse a JSON job (`{"enrollments": [...]}`) or a single enrollment (`{"identity": ...}`)."""
-    return stream_json(text, file, defaults).collect()
-
-
 def stream_json(text: str, file: str, defaults: ManifestDefaults) -> ManifestStream:
-    """`parse_json`, with the enrollments built only as they are iterated.
+    """A JSON job (`{"enrollments": [...]}`) or a single enrollment (`{"identity": ...}`), its
+    enrollments built only as they are iterated.
 
     The decoded document is kept (about 400 bytes per enrollment): it is what `items()` walks.
     """

@@ -2,8 +2,8 @@
 
 Owns: `Problem` (one thing wrong, located for a person: `batch.csv line 14: identity "Cust 7":
 handles are …`), `ManifestDefaults` (what a manifest falls back to), `Enrollment` (valid, every
-default applied: what the engine runs), `RejectedEnrollment` and `ParsedManifest`. Pure data:
-nothing here reads a file or checks a value; `build` decides what is valid.
+default applied: what the engine runs) and `RejectedEnrollment`. Pure data: nothing here reads
+a file or checks a value; `build` decides what is valid.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from worker.audio.inspect import DEFAULT_MODEL
-from worker.audio.voice_rule import DEFAULT_VOICE_MARGIN
 from worker.base.text import SafeStr
-from worker.enrollment.requests import INLINE_UPLOAD_MAX_BYTES
+from worker.config.settings import setting_default
 
 if TYPE_CHECKING:
     from worker.config.settings import Settings
-
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 Kind = Literal["job", "single", "csv"]
 
@@ -76,14 +73,15 @@ class ManifestDefaults(BaseModel):
     owner: str | None = None
     space: str | None = None
     model: str = DEFAULT_MODEL
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int = setting_default("max_manifest_bytes")
     # How preflight treats recordings (worker.audio.derive): stereo without a channel, other
     # formats.
-    stereo: Literal["channel", "downmix"] = "channel"
-    convert: bool = False
-    voice_margin: float = DEFAULT_VOICE_MARGIN  # worker.audio.voice_rule: refuse only clearly below
+    stereo: Literal["channel", "downmix"] = setting_default("stereo")
+    convert: bool = setting_default("convert")
+    # How far below the voice rule a file is still uploaded (worker.audio.voice_rule).
+    voice_margin: float = setting_default("voice_margin")
     # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.
-    inline_upload_max_bytes: int = INLINE_UPLOAD_MAX_BYTES
+    inline_upload_max_bytes: int = setting_default("inline_upload_max_bytes")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ManifestDefaults:
@@ -160,31 +158,3 @@ class RejectedEnrollment(BaseModel):
 
 
 ManifestItem = Enrollment | RejectedEnrollment
-
-
-class ParsedManifest(BaseModel):
-    """A parsed manifest: runnable enrollments, rejected ones, and whole-file problems."""
-
-    file: str
-    kind: Kind | None = None
-    enrollments: list[Enrollment] = Field(default_factory=list)
-    rejected: list[RejectedEnrollment] = Field(default_factory=list)
-    file_problems: list[Problem] = Field(default_factory=list)
-    warnings: list[Problem] = Field(default_factory=list)
-    csv_columns: list[str] | None = None  # a CSV's header, as written
-
-    @property
-    def problems(self) -> list[Problem]:
-        """Every error: the file's first, then each rejected enrollment's, in manifest order."""
-        out = list(self.file_problems)
-        for rejected in sorted(self.rejected, key=lambda r: r.position):
-            out.extend(rejected.problems)
-        return out
-
-    @property
-    def ok(self) -> bool:
-        return not self.file_problems and not self.rejected
-
-    @property
-    def total(self) -> int:
-        return len(self.enrollments) + len(self.rejected)

@@ -2,17 +2,18 @@
 
 Owns: turning per-file audio results (`worker.audio.inspect`) into per-enrollment problems (an
 enrollment with any bad file is invalid, the others are unaffected), located where the manifest
-names each file, the local voice check of each file that passes (`worker.audio.voice_rule`), and the
-bounded cache of what was learned per path. The engine calls `preflight_enrollment` (in a
-worker thread: it is blocking I/O) on each enrollment `worker.manifest` returns; `enroller
-validate`, `plan` and `submit` (`worker.commands.validate`) run it over whole files.
+names each file, the local voice check of each file that passes (`worker.audio.voice_rule`), and
+what is cached of each path (`bounded_cache`: a `worker.base.lru.LruCache`). The engine
+calls `preflight_enrollment` (in a worker thread: it is blocking I/O) on each enrollment
+`worker.manifest` returns; `enroller validate`, `plan` and `submit` (`worker.commands.validate`)
+run it over whole files.
 
 It never makes a network call and never moves or writes a file.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections.abc import MutableMapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -21,34 +22,27 @@ from worker.audio.derive import Derivation, StereoMode, plan_derivation
 from worker.audio.files import AudioUnreadable
 from worker.audio.inspect import MODELS, AudioFacts, inspect_audio, requirement_problems
 from worker.audio.voice_rule import (
-    DEFAULT_VOICE_MARGIN,
     LocalVoice,
     VoiceVerdict,
     near_warning,
     too_little_reason,
     voice_verdict,
 )
+from worker.base.lru import LruCache
+from worker.config.settings import setting_default
 from worker.manifest.models import Enrollment, Problem
 from worker.manifest.values import show
 
 # What `inspect_audio` learned about a path: facts, or the reason it could not be read.
-AudioCache = dict[Path, AudioFacts | str]
+AudioCache = MutableMapping[Path, AudioFacts | str]
 # How many paths a streamed validation remembers (files shared by several enrollments are
 # usually listed close together): its memory stays flat for a manifest of any length.
 STREAM_CACHE_PATHS = 10_000
 
 
-class BoundedCache(OrderedDict[Path, "AudioFacts | str"]):
-    """An `AudioCache` that forgets its oldest path beyond `limit`."""
-
-    def __init__(self, limit: int = STREAM_CACHE_PATHS) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: Path, value: AudioFacts | str) -> None:
-        super().__setitem__(key, value)
-        if len(self) > self.limit:
-            self.popitem(last=False)
+def bounded_cache() -> LruCache[Path, AudioFacts | str]:
+    """An `AudioCache` for a streamed check: the `STREAM_CACHE_PATHS` most recently used."""
+    return LruCache(STREAM_CACHE_PATHS)
 
 
 class EnrollmentPreflight(BaseModel):
@@ -95,9 +89,9 @@ def preflight_enrollment(
     audio_root: Path,
     file: str,
     cache: AudioCache | None = None,
-    stereo: StereoMode = "channel",
-    convert: bool = False,
-    voice_margin: float = DEFAULT_VOICE_MARGIN,
+    stereo: StereoMode = setting_default("stereo"),
+    convert: bool = setting_default("convert"),
+    voice_margin: float = setting_default("voice_margin"),
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
 

@@ -18,7 +18,7 @@ from typing import IO
 from worker.base.fsutil import NotRegularFile, open_regular
 from worker.manifest.csv import stream_csv_bytes, stream_csv_source
 from worker.manifest.json import stream_json, stream_json_file
-from worker.manifest.models import ManifestDefaults, ParsedManifest, Problem
+from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.stream import ManifestStream, broken
 
 # From these sizes on, a manifest is read as a stream from disk (worker.manifest.jsonscan,
@@ -57,13 +57,9 @@ def _decode(data: bytes, file: str, max_bytes: int) -> str | Problem:
     return text
 
 
-def parse_manifest(data: bytes, file: str, defaults: ManifestDefaults) -> ParsedManifest:
-    """Parse a manifest of either format; CSV when the name ends in `.csv`, else by content."""
-    return stream_manifest(data, file, defaults).collect()
-
-
 def stream_manifest(data: bytes, file: str, defaults: ManifestDefaults) -> ManifestStream:
-    """`parse_manifest`, with the enrollments built only as they are iterated."""
+    """A manifest of either format held whole, its enrollments built only as they are iterated;
+    CSV when the name ends in `.csv`, else by content."""
     text = _decode(data, file, defaults.max_bytes)
     if isinstance(text, Problem):
         return broken(file, defaults, [text])
@@ -74,13 +70,6 @@ def stream_manifest(data: bytes, file: str, defaults: ManifestDefaults) -> Manif
     return stream_csv_bytes(data, file, defaults)
 
 
-def read_manifest(
-    path: Path, defaults: ManifestDefaults, name: str | None = None
-) -> ParsedManifest:
-    """Read and parse a manifest file (blocking I/O). `name` is how messages call the file."""
-    return open_manifest(path, defaults, name).collect()
-
-
 def open_manifest(
     path: Path,
     defaults: ManifestDefaults,
@@ -89,10 +78,11 @@ def open_manifest(
     stream_json_from: int = STREAM_JSON_MIN_BYTES,
     stream_csv_from: int = STREAM_CSV_MIN_BYTES,
 ) -> ManifestStream:
-    """`read_manifest`, with the enrollments built only as they are iterated.
+    """A manifest file (blocking I/O), its enrollments built only as they are iterated.
 
-    A file of `stream_json_from` / `stream_csv_from` bytes or more is read as a stream from
-    disk (0: every file, as the stream tests do), a smaller one whole.
+    `name` is how messages call the file. A file of `stream_json_from` / `stream_csv_from`
+    bytes or more is read as a stream from disk (0: every file, as the stream tests do), a
+    smaller one whole.
     """
     shown = name if name is not None else str(path)
 

@@ -2,27 +2,28 @@
 
 Owns: the JSON form of one `Enrollment` with every value explicit (so the file means the same
 under another worker's defaults, its audio paths relative to the audio root) and the writer
-that yields a whole job as text chunks, so memory stays flat for any count. It writes no file
-itself: the job's report writer does, atomically.
+that writes a whole job as its enrollments come (`worker.base.streamout.StreamedObject`), so
+memory stays flat for any count. It opens no file itself: the job's report writer does,
+atomically.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from worker.base.text import encode_text
+from worker.base.streamout import StreamedObject, TextWriter
 from worker.manifest.models import Enrollment
-from worker.manifest.values import is_inside, relative_name
+from worker.manifest.values import lexically_inside, relative_name
 
 
 def _relative(path: Path, audio_root: Path) -> str:
     root = os.path.normpath(audio_root)
     full = os.path.normpath(path)
-    if not is_inside(full, root):
+    if not lexically_inside(full, root):
         return full  # cannot happen for a parsed enrollment; keep the path usable anyway
     return relative_name(full, root)
 
@@ -49,27 +50,19 @@ def enrollment_json(enrollment: Enrollment, audio_root: Path) -> dict[str, Any]:
     return out
 
 
-def retry_manifest_chunks(
-    enrollments: Iterable[Enrollment], audio_root: Path, comment: str | None = None
-) -> Iterator[str]:
-    """A JSON job manifest of `enrollments`, as text chunks (memory stays flat for any count).
+def write_retry_manifest(
+    out: TextWriter, enrollments: Iterable[Enrollment], audio_root: Path, comment: str | None
+) -> None:
+    """A JSON job manifest of `enrollments`, written as they come (flat memory for any count).
 
     Every value is written out, so the file means the same under another worker's defaults;
     audio paths are relative to `audio_root`, so it can be dropped back into `inbox/`.
     """
-    yield "{\n"
+    doc = StreamedObject(out, indented=True)
     if comment is not None:
-        yield f'  "comment": {json.dumps(comment, ensure_ascii=False)},\n'
-    yield '  "enrollments": ['
-    first = True
+        doc.value("comment", comment)
+    doc.array("enrollments")
     for enrollment in enrollments:
-        body = json.dumps(enrollment_json(enrollment, audio_root), ensure_ascii=False)
-        yield ("\n    " if first else ",\n    ") + body
-        first = False
-    yield "]\n}\n" if first else "\n  ]\n}\n"
-
-
-def retry_manifest_bytes(
-    enrollments: Iterable[Enrollment], audio_root: Path, comment: str | None = None
-) -> bytes:
-    return encode_text("".join(retry_manifest_chunks(enrollments, audio_root, comment)))
+        doc.add_json(json.dumps(enrollment_json(enrollment, audio_root), ensure_ascii=False))
+    doc.close()
+    out.write("\n")

@@ -4,8 +4,7 @@ Owns: the one shape every format hands out (`json`, `csv`, `read`): what spoils 
 (`file_problems`) and how many enrollments it names (`total`) at once, and a generator of its
 enrollments that starts over at each `items()` call, so a job can walk it again at report time
 (for the failures CSV and the retry manifest) instead of keeping every enrollment: 50 000
-`Enrollment` models at once cost ~100 MB, a job only needs those in flight. `collect()` gives
-the whole list (`ParsedManifest`), for small files and tests.
+`Enrollment` models at once cost ~100 MB, a job only needs those in flight.
 """
 
 from __future__ import annotations
@@ -15,13 +14,10 @@ from dataclasses import dataclass, field
 
 from worker.manifest.build import Builder, json_place
 from worker.manifest.models import (
-    Enrollment,
     Kind,
     ManifestDefaults,
     ManifestItem,
-    ParsedManifest,
     Problem,
-    RejectedEnrollment,
 )
 
 
@@ -50,26 +46,6 @@ class ManifestStream:
         """`items()`, and the warnings list the walk fills as it goes (a deprecated model…)."""
         builder = self.builder()
         return self._items(builder), builder.warnings
-
-    def collect(self) -> ParsedManifest:
-        """The whole manifest at once: enrollments, rejections, warnings."""
-        builder = self.builder()
-        good: list[Enrollment] = []
-        bad: list[RejectedEnrollment] = []
-        for item in self._items(builder):
-            if isinstance(item, Enrollment):
-                good.append(item)
-            else:
-                bad.append(item)
-        return ParsedManifest(
-            file=self.file,
-            kind=self.kind,
-            enrollments=good,
-            rejected=bad,
-            file_problems=self.file_problems,
-            warnings=builder.warnings,
-            csv_columns=self.csv_columns,
-        )
 
     def builder(self) -> Builder:
         """A fresh builder for one walk (its own warnings)."""

@@ -88,15 +88,16 @@ def audio_path(raw: str, root: Path) -> tuple[Path, str] | str:
     root_n = os.path.normpath(root)
     absolute = os.path.isabs(raw)
     full = os.path.normpath(raw if absolute else os.path.join(root_n, raw))
-    if not is_inside(full, root_n):
+    if not lexically_inside(full, root_n):
         return "is outside the audio root" if absolute else "leads outside the audio root"
     if full == root_n:
         return "is the audio root itself, not a file"
     return Path(full), relative_name(full, root_n)
 
 
-def is_inside(full: str, root: str) -> bool:
-    """Whether the normalised path `full` lies in (or is) the normalised `root`."""
+def lexically_inside(full: str, root: str) -> bool:
+    """Whether the normalised path `full` lies in (or is) the normalised `root`, by its text
+    alone (no symlink is followed: `worker.audio.inspect.resolves_inside` asks the disk)."""
     try:
         return os.path.commonpath([full, root]) == root
     except ValueError:

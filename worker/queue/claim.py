@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -36,7 +35,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from worker.base.fsutil import atomic_write_json, fsync_dir, open_regular
+from worker.base.fsutil import atomic_write_json, fsync_dir, sha256_file
 from worker.queue.discover import Candidate, InboxNotes
 from worker.queue.lease import LeaseHolder, LeaseLost, read_lease, utcnow
 from worker.queue.paths import (
@@ -51,23 +50,12 @@ from worker.queue.rules import StabilityTracker, job_id_for, lease_age, safe_ste
 
 log = structlog.get_logger(__name__)
 
-_HASH_CHUNK = 1 << 20
-
 # Called with a step name ("staged", "claimed", "hashed", "settled") between the steps of a
 # claim, so a test can kill the process (os._exit) at every instant the docstring promises to
 # survive. None in production (`JobQueue(crash_hook=...)`).
 CrashHook = Callable[[str], None]
 # How a claimed manifest is hashed (`JobQueue(hash_file=...)`): `sha256_file` in production.
 HashFile = Callable[[Path], str]
-
-
-def sha256_file(path: Path) -> str:
-    """Hash a claimed manifest; a FIFO or device swapped in raises instead of blocking."""
-    digest = hashlib.sha256()
-    with open_regular(path) as fh:
-        while chunk := fh.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Claims:

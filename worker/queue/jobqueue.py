@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from worker.base.fsutil import atomic_write_json
+from worker.base.fsutil import atomic_write_json, sha256_file
 from worker.config.settings import Settings
-from worker.queue.claim import Claims, CrashHook, HashFile, sha256_file
+from worker.queue.claim import Claims, CrashHook, HashFile
 from worker.queue.discover import Discovery, InboxNotes, ScanHook
 from worker.queue.lease import LeaseHolder
 from worker.queue.paths import QueuePaths, setup_folders
