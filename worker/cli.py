@@ -19,16 +19,8 @@ from pydantic import SecretStr, ValidationError
 from worker.base.exitcodes import EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
 from worker.config.keyfile import KeyFileProblem
-from worker.config.settings import (
-    InvalidSettings,
-    Settings,
-    describe_invalid,
-    env_name,
-    flag_name,
-    key_file_warning,
-    load_settings,
-    secret_settings,
-)
+from worker.config.loading import InvalidSettings, describe_invalid, load_settings
+from worker.config.settings import Settings, env_name, flag_name, key_file_warning, secret_settings
 
 PLUGIN_GROUP = "enroller.commands"
 

@@ -44,7 +44,7 @@ KNOWN = {
     "worker.base.fsutil.NotRegularFile": JobMustFail,
     "worker.commands.submit.SubmitRefused": JobMustFail,
     "worker.config.keyfile.KeyFileProblem": WorkerMustStop,
-    "worker.config.settings.InvalidSettings": WorkerMustStop,
+    "worker.config.loading.InvalidSettings": WorkerMustStop,
     "worker.enrollment.driver.FatalApiError": WorkerMustStop,
     "worker.journal.index.JournalIndexFailed": JobMustCheckpoint,
     "worker.journal.records.JournalCorrupt": JobMustFail,

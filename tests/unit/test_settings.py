@@ -10,12 +10,11 @@ import pytest
 
 from worker.cli import build_parser, main, masked_settings, settings_from_args
 from worker.config.keyfile import KeyFileProblem, read_key_file
+from worker.config.loading import InvalidSettings, load_settings
 from worker.config.settings import (
-    InvalidSettings,
     Settings,
     check_url,
     key_file_warning,
-    load_settings,
     secret_settings,
     secret_values,
     url_settings,

@@ -340,20 +340,32 @@ class RequestLoop:
                 last = result.page_total  # known: fetch the rest in windows below
         while page <= last:
             numbers = range(page, min(page + read_ahead, last + 1))
-            pages: dict[int, Page[M]] = {}
-
-            async def fetch(number: int, into: dict[int, Page[M]] = pages) -> None:
-                into[number] = await self.get_page(route, model, path, {**params, "page": number})
-
-            async with anyio.create_task_group() as tg:
-                for number in numbers:
-                    tg.start_soon(fetch, number)
+            pages = await self._read_window(route, model, path, params, numbers)
             for number in numbers:
                 if on_page is not None:
                     on_page(pages[number])
                 for item in pages[number].items:
                     yield item
             page = numbers[-1] + 1
+
+    async def _read_window(
+        self,
+        route: str,
+        model: type[M],
+        path: Mapping[str, str],
+        params: Mapping[str, Any],
+        numbers: range,
+    ) -> dict[int, Page[M]]:
+        """The pages `numbers` of a list, read at once (each still paced by the governor)."""
+        pages: dict[int, Page[M]] = {}
+
+        async def fetch(number: int) -> None:
+            pages[number] = await self.get_page(route, model, path, {**params, "page": number})
+
+        async with anyio.create_task_group() as tg:
+            for number in numbers:
+                tg.start_soon(fetch, number)
+        return pages
 
 
 def validation_summary(exc: ValidationError) -> str:

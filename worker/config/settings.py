@@ -1,8 +1,8 @@
 """Every knob of the worker, in one pydantic-settings model.
 
-Owns: names, defaults, validation and the secret-file indirection of all configuration, and
-turning a bad configuration into one plain line per problem (`InvalidSettings`). The README's
-table of these settings is rendered by `worker.config.table`.
+Owns: names, defaults, validation and the secret-file indirection of all configuration. A bad
+configuration becomes one plain line per problem in `worker.config.loading`; the README's table
+of these settings is rendered by `worker.config.table`.
 Sources, strongest first: CLI flags (passed in as init values by `cli.py`), environment
 variables `ENROLLER_*`, a `.env` file in the working directory, then the defaults below.
 `Settings` is built once in the CLI and passed down; no other module reads a setting from the
@@ -16,9 +16,7 @@ a command line is readable by every user of the host.
 from __future__ import annotations
 
 import os
-import re
 import socket
-from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -27,18 +25,15 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError, PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from pydantic_settings import SettingsError as SourceError
 
-from worker.base.errors import WorkerMustStop
 from worker.base.masking import url_secrets
-from worker.config.keyfile import KeyFileProblem, read_key_file, too_open_warning
+from worker.config.keyfile import read_key_file, too_open_warning
 
 DEFAULT_API_URL = "http://127.0.0.1:8765/v1"
 ENV_PREFIX = "ENROLLER_"
@@ -50,17 +45,6 @@ class UrlSetting:
 
     def __init__(self, *schemes: str) -> None:
         self.schemes = schemes
-
-
-class InvalidSettings(WorkerMustStop):
-    """A configuration that cannot be used: one line per problem, never a value.
-
-    Not a ValueError on purpose: raised inside a validator, pydantic lets it through as it is.
-    """
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = lines
 
 
 def _default_worker_id() -> str:
@@ -353,59 +337,3 @@ def key_file_warning(settings: Settings) -> str | None:
     if settings.api_key_file is None or settings.key_file_mode is None:
         return None
     return too_open_warning(settings.api_key_file, settings.key_file_mode)
-
-
-# --- a bad configuration, in plain lines -----------------------------------------------------
-
-_SHOULD = re.compile(r"^(Input|String|Value|List) should ")
-
-
-def _env_has(name: str) -> bool:
-    wanted = env_name(name)
-    return any(key.upper() == wanted for key in os.environ)  # env names are case-insensitive
-
-
-def _source(name: str, flags: Mapping[str, Any]) -> str:
-    if name in flags:
-        return flag_name(name)
-    if _env_has(name):
-        return f"{env_name(name)} in the environment"
-    return f"{env_name(name)} in .env"
-
-
-def _problems(exc: ValidationError, flags: Mapping[str, Any]) -> Iterator[str]:
-    for err in exc.errors(include_input=False, include_url=False, include_context=False):
-        name = str(err["loc"][0]) if err["loc"] else ""
-        rule = _SHOULD.sub("must ", err["msg"]).removeprefix("Value error, ")
-        if name in Settings.model_fields:
-            yield f"invalid setting {name} (from {_source(name, flags)}): {rule}"
-        else:
-            yield f"invalid settings: {rule}"
-
-
-def load_settings(flags: Mapping[str, Any]) -> Settings:
-    """Settings from `flags` (strongest), the environment, `.env` and defaults.
-
-    Raises `InvalidSettings` with one line per problem: the setting, where it came from and
-    the rule it breaks, never the value (it may be a secret).
-    """
-    try:
-        return Settings(**flags)
-    except KeyFileProblem as exc:
-        source = _source("api_key_file", flags)
-        raise InvalidSettings(
-            [f"invalid setting api_key_file (from {source}): {exc.rule}"]
-        ) from None
-    except ValidationError as exc:
-        raise InvalidSettings(list(_problems(exc, flags))) from None
-    except SourceError as exc:  # pydantic-settings' own parse error; names field and source
-        raise InvalidSettings([f"invalid settings: {exc}"]) from None
-    except UnicodeDecodeError:
-        raise InvalidSettings([".env: is not UTF-8 text"]) from None
-    except OSError as exc:
-        raise InvalidSettings([f".env: cannot be read ({exc.strerror})"]) from None
-
-
-def describe_invalid(exc: ValidationError) -> list[str]:
-    """Lines for a `Settings(...)` built in code (plugins) that failed validation."""
-    return list(_problems(exc, {}))

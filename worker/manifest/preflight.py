@@ -84,6 +84,17 @@ def audio_problem(enrollment: Enrollment, i: int, file: str, reason: str) -> Pro
     return Problem(file=file, place=place, field=field, value=name, reason=reason)
 
 
+def _near_warnings(
+    voice: LocalVoice, enrollment: Enrollment, i: int, file: str, voice_margin: float
+) -> list[Problem]:
+    """A warning when a file's voice is a little short of its model's rule (within the margin):
+    it is uploaded anyway, and the server's own measure decides."""
+    if voice.verdict is not VoiceVerdict.NEAR:
+        return []
+    warning = near_warning(voice.voice_s, voice.needed_s, voice_margin)
+    return [audio_problem(enrollment, i, file, warning).model_copy(update={"severity": "warning"})]
+
+
 def preflight_enrollment(
     enrollment: Enrollment,
     audio_root: Path,
@@ -95,11 +106,10 @@ def preflight_enrollment(
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
 
-    `file` names the manifest in messages. `cache` lets a caller that checks many enrollments
-    read and hash a file shared by several voiceprints only once. `stereo` and `convert` say
-    what may be derived from a file (worker.audio.derive): a mix of a stereo file, a conversion.
-    Each file that passes is measured for voice (`voice_check`): clearly too little is a
-    problem, a little short (within `voice_margin`) a warning, and it is uploaded anyway.
+    `file` names the manifest in messages; `cache` reads and hashes a file shared by several
+    voiceprints once. `stereo` and `convert` say what may be derived from a file (a mix, a
+    conversion: worker.audio.derive). Each file that passes is measured for voice: clearly
+    too little is a problem, a little short (within `voice_margin`) a warning.
     """
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -120,8 +130,7 @@ def preflight_enrollment(
         derivation, reasons = _requirements(found, channels[i], enrollment, stereo, convert)
         for reason in reasons:
             problem(reason)
-        # Two names, one content: the server would hold one audio, the voiceprint one less.
-        # (Two channels of one call are two contents.)
+        # Two names, one content: one audio on the server (two channels are two contents).
         content = found.sha256 if channels[i] is None else f"{found.sha256}#{channels[i]}"
         if content in first_by_sha:
             problem(f"has the same content as {first_by_sha[content]}")
@@ -134,10 +143,7 @@ def preflight_enrollment(
                 continue
             if voice is not None:
                 voices.append(voice)
-                if voice.verdict is VoiceVerdict.NEAR:
-                    warning = near_warning(voice.voice_s, voice.needed_s, voice_margin)
-                    base = audio_problem(enrollment, i, file, warning)
-                    warnings.append(base.model_copy(update={"severity": "warning"}))
+                warnings.extend(_near_warnings(voice, enrollment, i, file, voice_margin))
             facts.append(found)
             derivations.append(derivation)
     if problems:
