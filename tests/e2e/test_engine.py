@@ -4,71 +4,31 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import EmulatorHandle, running_emulator
-from worker.api.client import ApiClient
-from worker.config.settings import Settings
-from worker.service import Service
-
-
-def make_settings(queue: Path, base_url: str, **kw: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        api_url=base_url,
-        api_key="demo-key",
-        owner="demo",
-        space="main",
-        queue_dir=queue,
-        min_age=0,
-        rate_limit=500,
-        burst=20,
-        lease_ttl=5,
-        shutdown_grace=2,
-    )
-    values.update(kw)
-    return Settings(**values)
-
-
-def drop(queue: Path, name: str, document: object) -> Path:
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    path = inbox / name
-    path.write_text(document if isinstance(document, str) else json.dumps(document))
-    return path
-
-
-async def run_once(settings: Settings) -> int:
-    async with ApiClient.from_settings(settings) as client:
-        return await Service(settings, client).run(once=True)
-
-
-def report_of(queue: Path, stem: str) -> dict[str, Any]:
-    [path] = (queue / "reports").glob(f"{stem}-*.report.json")
-    return json.loads(path.read_text())
-
-
-def job_manifest(identities: list[str]) -> dict[str, Any]:
-    return {
-        "model": "phone/v1",
-        "enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities],
-    }
+from tests.support import (
+    MODEL,
+    drop,
+    job_manifest,
+    make_queue,
+    make_settings,
+    report_of,
+    run_once,
+)
 
 
 @pytest.fixture
 def queue(tmp_path: Path) -> Path:
-    root = tmp_path / "queue"
-    for i in range(5):
-        write_audio(root / "audio" / f"cust-{i}.wav", voice_s=5.0, samplerate=8000)
-    return root
+    return make_queue(tmp_path / "queue", [f"cust-{i}" for i in range(5)], step_s=0, folders=())
 
 
 async def test_happy_path_enrolls_and_reports(queue: Path, emulator: EmulatorHandle) -> None:
     ids = [f"cust-{i}" for i in range(5)]
-    drop(queue, "batch.json", job_manifest(ids))
+    drop(queue, "batch.json", job_manifest(ids, MODEL))
     settings = make_settings(queue, emulator.base_url)
 
     assert await run_once(settings) == 0
@@ -92,11 +52,11 @@ async def test_happy_path_enrolls_and_reports(queue: Path, emulator: EmulatorHan
 async def test_redrop_is_unchanged_and_costs_nothing(queue: Path, emulator: EmulatorHandle) -> None:
     ids = [f"cust-{i}" for i in range(3)]
     settings = make_settings(queue, emulator.base_url)
-    drop(queue, "first.json", job_manifest(ids))
+    drop(queue, "first.json", job_manifest(ids, MODEL))
     assert await run_once(settings) == 0
     before = await emulator.stats()
 
-    drop(queue, "again.json", job_manifest(ids))
+    drop(queue, "again.json", job_manifest(ids, MODEL))
     assert await run_once(settings) == 0
 
     after = await emulator.stats()
@@ -144,7 +104,7 @@ async def test_bad_rows_fail_alone_and_unrunnable_file_goes_to_failed(
 async def test_credits_exhausted_midway_skips_the_rest(queue: Path) -> None:
     ids = [f"cust-{i}" for i in range(5)]
     async with running_emulator(credits=2) as emulator:
-        drop(queue, "batch.json", job_manifest(ids))
+        drop(queue, "batch.json", job_manifest(ids, MODEL))
         settings = make_settings(queue, emulator.base_url, max_enrollments=1)
         assert await run_once(settings) == 1
         report = report_of(queue, "batch")
@@ -182,7 +142,7 @@ async def test_model_rejection_reports_the_reason(queue: Path, emulator: Emulato
 async def test_faults_still_enroll_everything(queue: Path) -> None:
     ids = [f"cust-{i}" for i in range(5)]
     async with running_emulator(fault_rate=0.2, seed=11) as emulator:
-        drop(queue, "batch.json", job_manifest(ids))
+        drop(queue, "batch.json", job_manifest(ids, MODEL))
         settings = make_settings(queue, emulator.base_url)
         assert await run_once(settings) == 0
         report = report_of(queue, "batch")
@@ -197,7 +157,7 @@ async def test_computed_with_another_model_is_conflict_and_untouched(
     queue: Path, emulator: EmulatorHandle
 ) -> None:
     settings = make_settings(queue, emulator.base_url)
-    drop(queue, "first.json", job_manifest(["cust-0"]))
+    drop(queue, "first.json", job_manifest(["cust-0"], MODEL))
     assert await run_once(settings) == 0
     before = await emulator.stats()
 
@@ -218,7 +178,7 @@ async def test_computed_with_another_model_is_conflict_and_untouched(
 
 async def test_max_jobs_bounds_what_is_claimed(queue: Path, emulator: EmulatorHandle) -> None:
     for i in range(3):
-        drop(queue, f"part-{i}.json", job_manifest([f"cust-{i}"]))
+        drop(queue, f"part-{i}.json", job_manifest([f"cust-{i}"], MODEL))
     settings = make_settings(queue, emulator.base_url, max_jobs=1)
     most_active = 0
 
@@ -245,10 +205,10 @@ async def test_an_audio_the_server_lost_is_found_or_made_again_not_a_failure(
     # A long-lived worker remembers which audio it made from each file. The service then
     # loses it (restored from a backup, deleted by an operator; here: a restart without state).
     settings = make_settings(queue, emulator.base_url)
-    drop(queue, "first.json", job_manifest(["cust-0"]))
+    drop(queue, "first.json", job_manifest(["cust-0"], MODEL))
     assert await run_once(settings) == 0
     await emulator.restart()
-    drop(queue, "again.json", job_manifest(["cust-0"]))
+    drop(queue, "again.json", job_manifest(["cust-0"], MODEL))
     assert await run_once(settings) == 0
     [row] = report_of(queue, "again")["enrollments"]
     assert (row["identity"], row["outcome"]) == ("cust-0", "enrolled"), row

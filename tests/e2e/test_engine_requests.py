@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.e2e.test_engine_exactly_once import audio
 from tests.emulator_harness import running_emulator
+from tests.support import drop, make_settings, report_of, run_once
 
 SP = "/spaces/{owner}/{space}"
 VP = f"{SP}/voiceprints/{{identity}}/{{voiceprint}}"

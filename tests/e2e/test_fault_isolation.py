@@ -16,7 +16,7 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import EmulatorHandle, running_emulator
-from tests.worker_process import WORKER, worker_env
+from tests.support import WORKER, worker_env
 
 GOOD_IDS = ("good-1", "good-2", "good-3")
 

@@ -11,27 +11,20 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
 from tests.redis_harness import running_redis
-from tests.worker_process import WORKER, worker_env
+from tests.support import WORKER, drop, job_manifest, make_queue, worker_env
 
 MANIFESTS, PER_MANIFEST = 6, 10
 RATE = 60
 
 
 def _queue(queue: Path) -> list[str]:
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True)
-    identities = []
-    for m in range(MANIFESTS):
-        rows = []
-        for e in range(PER_MANIFEST):
-            identity = f"fleet-{m}-{e}"
-            write_audio(queue / "audio" / f"{identity}.wav", voice_s=5.0, samplerate=8000)
-            rows.append({"identity": identity, "audios": [f"{identity}.wav"]})
-            identities.append(identity)
-        (inbox / f"batch-{m}.json").write_text(json.dumps({"enrollments": rows}))
+    batches = [[f"fleet-{m}-{e}" for e in range(PER_MANIFEST)] for m in range(MANIFESTS)]
+    identities = [identity for batch in batches for identity in batch]
+    make_queue(queue, identities, step_s=0)
+    for m, batch in enumerate(batches):
+        drop(queue, f"batch-{m}.json", job_manifest(batch), maildir=False)
     return identities
 
 

@@ -24,7 +24,7 @@ import anyio
 import pytest
 import yaml
 
-from tests.ports import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = re.compile(rb"emulator listening on (http://\S+/v1)")

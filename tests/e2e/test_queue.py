@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,29 +12,14 @@ import pytest
 import structlog
 
 from tests.fakeclock import FakeClock
+from tests.support import drop, make_job_queue
 from tests.unprivileged import rerun_unprivileged
-from worker.config.settings import Settings
 from worker.queue import claim as queue_mod
 from worker.queue.discover import Candidate
 from worker.queue.jobqueue import JobQueue
 from worker.queue.lease import LeaseLost, read_lease
 from worker.queue.paths import ClaimedJob, QueueSetupError
 from worker.queue.rules import job_id_for
-
-
-def make_queue(root: Path, clock: FakeClock | None = None, **overrides: Any) -> JobQueue:
-    """A queue on `root`; with `clock`, leases and min_age follow that clock, not the wall."""
-    values: dict[str, Any] = {"queue_dir": root, "min_age": 0.0, "lease_ttl": 0.5}
-    values.update(overrides)
-    queue = JobQueue(Settings(**values), clock=clock or time.time)
-    queue.setup()
-    return queue
-
-
-def drop(queue: JobQueue, name: str, content: str = '{"enrollments": []}') -> Path:
-    path = queue.paths.inbox / name
-    path.write_text(content, "utf-8")
-    return path
 
 
 def ready(queue: JobQueue) -> list[str]:
@@ -51,7 +35,7 @@ def claim_one(queue: JobQueue) -> ClaimedJob:
 
 
 def test_setup_creates_the_five_folders(tmp_path: Path) -> None:
-    make_queue(tmp_path / "q")
+    make_job_queue(tmp_path / "q")
     assert sorted(p.name for p in (tmp_path / "q").iterdir()) == [
         "active",
         "done",
@@ -65,7 +49,7 @@ def test_setup_creates_the_five_folders(tmp_path: Path) -> None:
 def test_setup_reports_an_unwritable_folder(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if rerun_unprivileged(request):
         return  # root ignores mode bits: the test just ran as uid 1000 in a user namespace
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     queue.paths.done.chmod(0o500)
     try:
         with pytest.raises(QueueSetupError, match=r"done is not writable"):
@@ -75,7 +59,7 @@ def test_setup_reports_an_unwritable_folder(tmp_path: Path, request: pytest.Fixt
 
 
 def test_setup_reports_exdev_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     real_rename = os.rename
 
     def rename(src: Any, dst: Any) -> None:
@@ -89,7 +73,7 @@ def test_setup_reports_exdev_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     for name in [".a.json", "b.json.tmp", "c.csv.part", "d.txt", "e.json", "f.CSV"]:
         drop(queue, name)
     (queue.paths.inbox / "sub.json").mkdir()
@@ -103,7 +87,7 @@ def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None
 
 def test_min_age_holds_back_a_fresh_file(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, min_age=0.3)
+    queue = make_job_queue(tmp_path, clock, min_age=0.3)
     drop(queue, "a.json")
     assert ready(queue) == []
     clock.advance(0.29)
@@ -113,7 +97,7 @@ def test_min_age_holds_back_a_fresh_file(tmp_path: Path) -> None:
 
 
 def test_claim_moves_the_file_into_a_leased_job_dir(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, worker_id="w-1")
+    queue = make_job_queue(tmp_path, worker_id="w-1")
     content = '{"identity": "alice", "audios": ["a.wav"]}'
     drop(queue, "alice.json", content)
     job = claim_one(queue)
@@ -129,7 +113,7 @@ def test_claim_moves_the_file_into_a_leased_job_dir(tmp_path: Path) -> None:
 
 
 def test_losing_the_rename_is_not_an_error(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     path = drop(queue, "a.json")
     candidate = Candidate(path, 1, 0.0)
     path.unlink()  # another worker took it
@@ -138,7 +122,7 @@ def test_losing_the_rename_is_not_an_error(tmp_path: Path) -> None:
 
 
 def test_same_name_new_content_is_a_new_job(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "a.json", '{"v": 1}')
     first = claim_one(queue)
     drop(queue, "a.json", '{"v": 2}')
@@ -148,7 +132,7 @@ def test_same_name_new_content_is_a_new_job(tmp_path: Path) -> None:
 
 
 def test_duplicate_of_an_active_job_goes_to_done(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "a.json", '{"v": 1}')
     first = claim_one(queue)
     drop(queue, "a.json", '{"v": 1}')
@@ -160,7 +144,7 @@ def test_duplicate_of_an_active_job_goes_to_done(tmp_path: Path) -> None:
 
 
 def test_finish_moves_to_done_and_clears_the_job(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "batch.csv", "identity,audio\nalice,a.wav\n")
     job = claim_one(queue)
     job.journal_path.write_text("{}\n")
@@ -171,7 +155,7 @@ def test_finish_moves_to_done_and_clears_the_job(tmp_path: Path) -> None:
 
 
 def test_fail_writes_error_json_beside_the_manifest(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "bad.json", "{not json")
     job = claim_one(queue)
     dest = queue.fail_sync(job, ["bad.json: line 1: not valid JSON"])
@@ -185,7 +169,7 @@ def test_fail_writes_error_json_beside_the_manifest(tmp_path: Path) -> None:
 
 
 def test_report_paths(tmp_path: Path) -> None:
-    paths = make_queue(tmp_path).paths.report_paths("a-0123456789")
+    paths = make_job_queue(tmp_path).paths.report_paths("a-0123456789")
     assert paths.report == tmp_path / "reports" / "a-0123456789.report.json"
     assert paths.failures == tmp_path / "reports" / "a-0123456789.failures.csv"
     assert paths.retry == tmp_path / "reports" / "a-0123456789.retry.json"
@@ -193,8 +177,8 @@ def test_report_paths(tmp_path: Path) -> None:
 
 def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
     clock = FakeClock()
-    mine = make_queue(tmp_path, clock, worker_id="a")
-    other = make_queue(tmp_path, clock, worker_id="b")
+    mine = make_job_queue(tmp_path, clock, worker_id="a")
+    other = make_job_queue(tmp_path, clock, worker_id="b")
     drop(mine, "a.json")
     job = claim_one(mine)
     assert other.recover_stale_sync() == []
@@ -217,11 +201,11 @@ def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
 
 def test_two_takers_of_one_stale_lease_one_wins(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock)
+    queue = make_job_queue(tmp_path, clock)
     drop(queue, "a.json")
     claim_one(queue)
     clock.advance(0.6)
-    takers = [make_queue(tmp_path, clock, worker_id=f"t{i}") for i in range(2)]
+    takers = [make_job_queue(tmp_path, clock, worker_id=f"t{i}") for i in range(2)]
     # Both have read the stale lease; only one can create the next generation.
     job_dir = next(queue.paths.active.iterdir())
     assert takers[0]._try_acquire(job_dir, 1, "x") is True
@@ -230,11 +214,11 @@ def test_two_takers_of_one_stale_lease_one_wins(tmp_path: Path) -> None:
 
 
 def test_released_lease_is_taken_over_at_once(tmp_path: Path) -> None:
-    first = make_queue(tmp_path, lease_ttl=60)
+    first = make_job_queue(tmp_path, lease_ttl=60)
     drop(first, "a.json")
     job = first.claim_sync((first.scan() or first.scan())[0])
     assert job is not None
-    second = make_queue(tmp_path, lease_ttl=60)
+    second = make_job_queue(tmp_path, lease_ttl=60)
     assert second.recover_stale_sync() == []
     first.release(job)
     assert [j.job_id for j in second.recover_stale_sync()] == [job.job_id]
@@ -242,11 +226,11 @@ def test_released_lease_is_taken_over_at_once(tmp_path: Path) -> None:
 
 def test_restarted_worker_resumes_its_own_job(tmp_path: Path) -> None:
     clock = FakeClock()
-    before = make_queue(tmp_path, clock, worker_id="same")
+    before = make_job_queue(tmp_path, clock, worker_id="same")
     drop(before, "a.json")
     job = claim_one(before)
     job.journal_path.write_text('{"kind": "x"}\n')
-    after = make_queue(tmp_path, clock, worker_id="same")
+    after = make_job_queue(tmp_path, clock, worker_id="same")
     assert after.recover_stale_sync() == []  # its lease is fresh: it may still be alive
     clock.advance(0.6)
     resumed = after.recover_stale_sync()
@@ -258,10 +242,10 @@ async def test_heartbeat_keeps_the_lease_and_raises_when_lost(tmp_path: Path) ->
     import anyio
 
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json")
     job = claim_one(queue)
-    other = make_queue(tmp_path, clock, lease_ttl=0.3)
+    other = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     clock.advance(10)  # the lease written at claim time is long stale by now...
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
@@ -289,7 +273,7 @@ def test_crash_at_every_claim_step_is_recovered(
             raise Crash(f"died at {at}")
 
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json", '{"v": 42}')
     candidates = queue.scan() or queue.scan()
     monkeypatch.setattr(queue_mod, "crash_hook", hook)
@@ -297,7 +281,7 @@ def test_crash_at_every_claim_step_is_recovered(
         queue.claim_sync(candidates[0])
     monkeypatch.setattr(queue_mod, "crash_hook", None)
 
-    survivor = make_queue(tmp_path, clock, lease_ttl=0.3)
+    survivor = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     assert survivor.recover_stale_sync() == []  # the dead claimer's lease is still fresh
     clock.advance(0.4)
     jobs = survivor.recover_stale_sync()
@@ -312,7 +296,7 @@ def test_crash_at_every_claim_step_is_recovered(
 
 def test_interrupted_finish_is_cleaned_up(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json")
     job = claim_one(queue)
     os.rename(job.manifest_path, queue.paths.done / "a.json")  # crash after the move
@@ -326,7 +310,7 @@ def test_interrupted_finish_is_cleaned_up(tmp_path: Path) -> None:
 def test_unreadable_manifest_goes_to_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "a.json")
 
     def unreadable(path: Path) -> str:
@@ -345,8 +329,8 @@ def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     clock = FakeClock()
-    slow = make_queue(tmp_path, clock, lease_ttl=0.3, worker_id="slow")
-    other = make_queue(tmp_path, clock, lease_ttl=0.3, worker_id="other")
+    slow = make_job_queue(tmp_path, clock, lease_ttl=0.3, worker_id="slow")
+    other = make_job_queue(tmp_path, clock, lease_ttl=0.3, worker_id="other")
     drop(slow, "a.json", '{"v": 3}')
     taken: list[ClaimedJob | None] = []
 
@@ -371,7 +355,7 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.2)
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.2)
     drop(queue, "a.json")
     job = claim_one(queue)
     clock.advance(0.3)
@@ -388,7 +372,7 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
 
 def test_pending_wait_tells_a_drain_when_to_look_again(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, min_age=0.2)
+    queue = make_job_queue(tmp_path, clock, min_age=0.2)
     assert queue.scan() == [] and queue.pending_wait() is None
     drop(queue, "a.json")
     assert queue.scan() == []

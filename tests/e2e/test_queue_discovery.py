@@ -15,24 +15,20 @@ import anyio
 
 from tests.fakeclock import FakeClock
 from tests.scans import Scans
-from worker.config.settings import Settings
+from tests.support import make_job_queue
 from worker.queue.discover import Candidate
 from worker.queue.jobqueue import JobQueue
 
 NO_RESCAN = 3600.0  # far beyond any test's limit: a pickup must come from a scan or an event
 
 
-def make_queue(root: Path, clock: Callable[[], float] | None = None, **overrides: Any) -> JobQueue:
-    values: dict[str, Any] = {
-        "queue_dir": root,
-        "min_age": 0.0,
-        "lease_ttl": 5.0,
-        "rescan_interval": NO_RESCAN,
-    }
-    values.update(overrides)
-    queue = JobQueue(Settings(**values), **({"clock": clock} if clock else {}))
-    queue.setup()
-    return queue
+def discovery_queue(
+    root: Path, clock: Callable[[], float] | None = None, **overrides: Any
+) -> JobQueue:
+    """A queue that rescans only once an hour: within a test, a scan follows an event."""
+    return make_job_queue(
+        root, clock, **{"lease_ttl": 5.0, "rescan_interval": NO_RESCAN, **overrides}
+    )
 
 
 async def first_candidates(
@@ -55,7 +51,7 @@ async def first_candidates(
 
 
 async def test_full_scan_at_start_finds_waiting_files(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = discovery_queue(tmp_path)
     for name in ["a.json", "b.csv", ".c.json", "d.tmp"]:
         (queue.paths.inbox / name).write_text("x")
     scans = Scans(queue)
@@ -66,7 +62,7 @@ async def test_full_scan_at_start_finds_waiting_files(tmp_path: Path) -> None:
 
 
 async def test_file_event_picks_up_a_new_file_without_a_rescan(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = discovery_queue(tmp_path)
     scans = Scans(queue)
     dropped_after: list[int] = []
 
@@ -88,7 +84,7 @@ async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
     tmp_path: Path,
 ) -> None:
     """The watch starts only after the first scan: a drop in between raises no event."""
-    queue = make_queue(tmp_path)  # rescan_interval 1 h: only a scan of its own can find it
+    queue = discovery_queue(tmp_path)  # rescan_interval 1 h: only a scan of its own can find it
     first_scan = queue.scan
 
     def scan_then_drop() -> list[Candidate]:
@@ -105,7 +101,7 @@ async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
 async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path) -> None:
     # min_age 30 s on a clock that never moves: only a completed rename seen in the file events
     # can bring a fresh file out; the in-place file can never be ready.
-    queue = make_queue(tmp_path, FakeClock(), min_age=30.0)
+    queue = discovery_queue(tmp_path, FakeClock(), min_age=30.0)
     scans = Scans(queue)
 
     async def drop() -> None:
@@ -124,7 +120,7 @@ async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path
 
 
 async def test_polling_mode_picks_up_a_new_file(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.1)
+    queue = discovery_queue(tmp_path, queue_polling=True, poll_interval=0.1)
     scans = Scans(queue)
     dropped_after: list[int] = []
 
@@ -142,7 +138,7 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
     # Far from the epoch: file mtimes look as if from the future, so only the time a file has
     # rested under the queue's own observation counts, on this clock the writer moves.
     clock = FakeClock(start=1_000_000.0)
-    queue = make_queue(tmp_path, clock, min_age=0.3, queue_polling=True, poll_interval=0.02)
+    queue = discovery_queue(tmp_path, clock, min_age=0.3, queue_polling=True, poll_interval=0.02)
     scans = Scans(queue)
     path = queue.paths.inbox / "growing.csv"
     finished = anyio.Event()
@@ -170,7 +166,7 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
 
 
 async def test_bad_entries_never_stop_discovery(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = discovery_queue(tmp_path)
     (queue.paths.inbox / "dir.json").mkdir()
     (queue.paths.inbox / "dangling.json").symlink_to(tmp_path / "nowhere")
     (queue.paths.inbox / "notes.txt").write_text("x")
@@ -185,7 +181,7 @@ async def test_bad_entries_never_stop_discovery(tmp_path: Path) -> None:
 
 
 async def test_vanished_candidate_claims_nothing(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = discovery_queue(tmp_path)
     (queue.paths.inbox / "a.json").write_text("{}")
     [candidate] = await first_candidates(queue, 1)
     candidate.path.unlink()
@@ -193,7 +189,7 @@ async def test_vanished_candidate_claims_nothing(tmp_path: Path) -> None:
 
 
 async def test_claimed_files_are_not_yielded_again(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, queue_polling=True, poll_interval=0.02)
+    queue = discovery_queue(tmp_path, queue_polling=True, poll_interval=0.02)
     for i in range(5):
         (queue.paths.inbox / f"m{i}.json").write_text(str(i))
     scans = Scans(queue)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
-from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle
 from tests.flaccraft import write_peak_beyond_range
+from tests.support import drop, make_settings, report_of, run_once
 from worker.audio.formats import ACCEPTED_TEXT
 
 SPACE = "/spaces/demo/main"

@@ -19,9 +19,8 @@ import numpy as np
 import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
-from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle, running_emulator
-from tests.worker_process import WORKER, worker_env
+from tests.support import WORKER, drop, make_settings, report_of, run_once, worker_env
 
 RATE = 8000
 AGENT_S, CUSTOMER_S, LENGTH_S = 1.5, 4.8, 6.0

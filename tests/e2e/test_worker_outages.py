@@ -15,32 +15,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import job_dirs, journal_records, kinds, lease_stale, reports, wait_for
-from tests.worker_process import WORKER, worker_env
+from tests.jobwatch import job_dirs, journal_records, kinds, lease_stale, reports
+from tests.support import WORKER, drop, job_manifest, make_queue, wait_for, worker_env
 
 ONCE = [*WORKER, "run", "--once"]
-
-
-def make_queue(root: Path, identities: list[str]) -> Path:
-    for i, name in enumerate(identities):
-        # Distinct lengths: distinct contents, so each file is its own audio (sha256 alias).
-        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + i / 1000, samplerate=8000)
-    (root / "inbox").mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def drop(queue: Path, name: str, content: str | bytes) -> None:
-    tmp = queue / "inbox" / f".{name}.tmp"
-    tmp.write_bytes(content if isinstance(content, bytes) else content.encode())
-    tmp.rename(queue / "inbox" / name)
-
-
-def manifest(identities: list[str]) -> str:
-    return json.dumps(
-        {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities]}
-    )
 
 
 def only_report(queue: Path) -> dict[str, object]:
@@ -60,7 +39,7 @@ async def test_an_api_outage_longer_than_the_retry_budget_fails_rows_clearly_and
 ) -> None:
     ids = [f"out-{i:02d}" for i in range(12)]
     queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "outage.json", manifest(ids))
+    drop(queue, "outage.json", job_manifest(ids))
     log = tmp_path / "worker.base.log"
     state = tmp_path / "emulator-state.json"
     async with running_emulator(state_file=state) as emu:
@@ -123,7 +102,7 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_char
 ) -> None:
     ids = [f"stop-{i:02d}" for i in range(16)]
     queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "frozen.json", manifest(ids))
+    drop(queue, "frozen.json", job_manifest(ids))
     world = tmp_path / "world.json"  # one user with two keys: the log tells the workers apart
     world.write_text(
         json.dumps(
@@ -187,7 +166,7 @@ async def test_shutdown_during_a_slow_upload_exits_zero_and_resumes_on_the_same_
 ) -> None:
     ids = ["slow-a", "slow-b"]
     queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "slow.json", manifest(ids))
+    drop(queue, "slow.json", job_manifest(ids))
     log = tmp_path / "worker.base.log"
     state = tmp_path / "emulator-state.json"
     async with running_emulator(latency_ms=1500, state_file=state) as emu:

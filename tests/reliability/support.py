@@ -14,18 +14,13 @@ which `tests/reliability/conftest.py` skips unless RELIABILITY_FULL=1 (`make tes
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.abc
 from pydantic import SecretStr
 
-from tests.audiogen import write_audio
-from tests.worker_process import worker_env as base_worker_env
+from tests.support import worker_env as base_worker_env
 from worker.api.auth import ApiKeyAuth
 from worker.api.backoff import RetryPolicy
 from worker.api.client import ApiClient
@@ -34,7 +29,7 @@ from worker.api.governor import Governor
 # 44 characters of "entropy": if this string shows up anywhere, it leaked.
 SECRET_KEY = "vpk_live_7Qm2Xc9RfT4wLz8NbVd3KpH6sJ0yGa5EuBi1"
 OWNER, SPACE, MODEL = "demo", "main", "phone/v1"
-WORKER_ARGV = [sys.executable, "-m", "worker", "run"]
+VOICE_S = 4.6  # seconds of voice in the first audio of a queue (tests.support.make_queue)
 
 
 def write_world(directory: Path) -> Path:
@@ -53,34 +48,6 @@ def identities(prefix: str, n: int) -> list[str]:
     return [f"{prefix}-{i:04d}" for i in range(n)]
 
 
-def make_queue(root: Path, ids: list[str]) -> Path:
-    """A queue whose audio root holds `<id>.wav` for each id, every file distinct."""
-    queue = root / "queue"
-    for i, name in enumerate(ids):
-        # Distinct lengths give distinct contents: the sha256 alias tells audios apart.
-        write_audio(queue / "audio" / f"{name}.wav", voice_s=4.6 + i / 1000, samplerate=8000)
-    (queue / "inbox").mkdir(parents=True, exist_ok=True)
-    return queue
-
-
-def job_manifest(ids: list[str]) -> dict[str, Any]:
-    return {"model": MODEL, "enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in ids]}
-
-
-def drop(queue: Path, name: str, content: object) -> Path:
-    """Maildir drop: write under a dot-name, then rename into inbox/."""
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    tmp = inbox / f".{name}.tmp"
-    if isinstance(content, bytes):
-        tmp.write_bytes(content)
-    else:
-        tmp.write_text(content if isinstance(content, str) else json.dumps(content))
-    target = inbox / name
-    tmp.rename(target)
-    return target
-
-
 def worker_env(queue: Path, base_url: str, **extra: Any) -> dict[str, str]:
     """The worker's environment; `extra` are settings by field name (rate_limit=…)."""
     env = base_worker_env(
@@ -96,25 +63,6 @@ def worker_env(queue: Path, base_url: str, **extra: Any) -> dict[str, str]:
     )
     env.update({f"ENROLLER_{k.upper()}": str(v) for k, v in extra.items()})
     return env
-
-
-async def start_worker(env: dict[str, str], log: Path, *, once: bool = True) -> anyio.abc.Process:
-    """The worker as a child; its stderr is appended to `log` (an artifact)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as err:
-        return await anyio.open_process(
-            [*WORKER_ARGV, *(["--once"] if once else [])],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            cwd=log.parent,
-        )
-
-
-async def run_worker(env: dict[str, str], log: Path) -> int:
-    """Run `enroller run --once` to its exit (the test's timeout bounds it); the exit code."""
-    proc = await start_worker(env, log)
-    return await proc.wait()
 
 
 def log_text(log: Path) -> str:

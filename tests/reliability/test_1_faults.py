@@ -12,19 +12,18 @@ import pytest
 
 from tests.emulator_harness import running_emulator
 from tests.reliability.support import (
+    MODEL,
+    VOICE_S,
     assert_enrolled_once,
     assert_no_crash,
     assert_report_complete,
-    drop,
     identities,
-    job_manifest,
-    make_queue,
     only_report,
     queue_files,
-    run_worker,
     worker_env,
     write_world,
 )
+from tests.support import drop, job_manifest, make_queue, run_worker
 
 
 @pytest.mark.parametrize(
@@ -36,8 +35,8 @@ async def test_fault_rate_30_percent_every_enrollment_enrolled(
     n: int, area: Path, tmp_path: Path
 ) -> None:
     ids = identities("fault", n)
-    queue = make_queue(area, ids)
-    drop(queue, "faults.json", job_manifest(ids))
+    queue = make_queue(area / "queue", ids, voice_s=VOICE_S)
+    drop(queue, "faults.json", job_manifest(ids, MODEL))
     world = write_world(tmp_path / "emulator")
     async with running_emulator(fault_rate=0.3, seed=1234, config=world) as emu:
         # 0.3^11: a step that fails 11 times in a row would be a one-in-half-a-million event.

@@ -14,19 +14,18 @@ import pytest
 
 from tests.emulator_harness import emulator_process
 from tests.reliability.support import (
+    MODEL,
+    VOICE_S,
     assert_enrolled_once,
     assert_no_crash,
     assert_report_complete,
-    drop,
     identities,
-    job_manifest,
-    make_queue,
     only_report,
     queue_files,
-    start_worker,
     worker_env,
     write_world,
 )
+from tests.support import drop, job_manifest, make_queue, start_worker
 
 
 @pytest.mark.parametrize(
@@ -38,8 +37,8 @@ async def test_worker_waits_for_restarted_emulator_and_completes(
     n: int, down_s: float, area: Path, tmp_path: Path
 ) -> None:
     ids = identities("restart", n)
-    queue = make_queue(area, ids)
-    drop(queue, "restart.json", job_manifest(ids))
+    queue = make_queue(area / "queue", ids, voice_s=VOICE_S)
+    drop(queue, "restart.json", job_manifest(ids, MODEL))
     world = write_world(tmp_path / "emulator")
     state = tmp_path / "emulator" / "state.json"
     log = area / "worker.base.log"

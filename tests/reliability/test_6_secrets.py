@@ -12,7 +12,6 @@ for the key and for any 12-character piece of it.
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -21,26 +20,25 @@ import pytest
 
 from tests.emulator_harness import running_emulator
 from tests.reliability.support import (
+    MODEL,
     SECRET_KEY,
-    WORKER_ARGV,
+    VOICE_S,
     assert_no_crash,
-    drop,
     identities,
+    worker_env,
+    write_world,
+)
+from tests.support import (
+    WORKER,
+    drop,
+    free_port,
     job_manifest,
     make_queue,
     run_worker,
     start_worker,
-    worker_env,
-    write_world,
 )
 
 WINDOW = 12
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str) -> bytes:
@@ -69,11 +67,11 @@ def _sweep(root: Path) -> tuple[list[Path], list[str]]:
 
 async def _daemon_scenario(area: Path, private: Path) -> None:
     ids = identities("secret", 6)
-    queue = make_queue(area, ids)
-    drop(queue, "good.json", job_manifest(ids[:4]))
+    queue = make_queue(area / "queue", ids, voice_s=VOICE_S)
+    drop(queue, "good.json", job_manifest(ids[:4], MODEL))
     drop(queue, "rows.csv", f"identity,audio\n{ids[4]},{ids[4]}.wav\nBad Handle,x.wav\n")
     drop(queue, "broken.json", "{not json")
-    port = _free_port()
+    port = free_port()
     async with running_emulator(fault_rate=0.2, seed=6, config=write_world(private)) as emu:
         env = worker_env(queue, emu.base_url, metrics_port=port, max_retries=10)
         log = area / "daemon.log"
@@ -102,8 +100,8 @@ async def _daemon_scenario(area: Path, private: Path) -> None:
 
 
 async def _refused_key_scenario(area: Path) -> None:
-    queue = make_queue(area / "refused", ["refused-0000"])
-    drop(queue, "refused.json", job_manifest(["refused-0000"]))
+    queue = make_queue(area / "refused" / "queue", ["refused-0000"], voice_s=VOICE_S)
+    drop(queue, "refused.json", job_manifest(["refused-0000"], MODEL))
     async with running_emulator() as emu:  # the seeded world: it does not know SECRET_KEY
         log = area / "refused.log"
         code = await run_worker(worker_env(queue, emu.base_url), log)
@@ -116,7 +114,7 @@ async def _refusals_scenario(area: Path, private: Path) -> None:
     key_file = private / "api_key"
     key_file.write_text(SECRET_KEY)
     key_file.chmod(0o644)  # also draws the warning, which names the file, not the key
-    queue = make_queue(area / "refusals", [])
+    queue = make_queue(area / "refusals" / "queue", [], voice_s=VOICE_S)
     url = f"http://demo:{SECRET_KEY}@127.0.0.1:9/v1"
     cases = {
         "flag": (["--once", "--api-key", SECRET_KEY], {}),
@@ -127,9 +125,7 @@ async def _refusals_scenario(area: Path, private: Path) -> None:
     for name, (argv, extra) in cases.items():
         env = worker_env(queue, "http://127.0.0.1:9/v1", **extra)
         env.pop("ENROLLER_API_KEY")
-        command = (
-            [*WORKER_ARGV[:-1], "config", *argv] if name == "config" else [*WORKER_ARGV, *argv]
-        )
+        command = [*WORKER, "config", *argv] if name == "config" else [*WORKER, "run", *argv]
         result = await anyio.run_process(command, env=env, check=False)
         (area / f"refusal-{name}.out").write_bytes(result.stdout)
         (area / f"refusal-{name}.log").write_bytes(result.stderr)
