@@ -62,3 +62,9 @@ def lease_stale(queue: Path, ttl: float) -> bool:
 
 def reports(queue: Path) -> list[Path]:
     return sorted((queue / "reports").glob("*.report.json"))
+
+
+def only_report(queue: Path) -> dict[str, Any]:
+    """The queue's one report, read (it fails unless there is exactly one)."""
+    [path] = reports(queue)
+    return json.loads(path.read_text())

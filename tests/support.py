@@ -78,6 +78,12 @@ async def start_worker(env: dict[str, str], log: Path, *, once: bool = True) -> 
         )
 
 
+def assert_no_crash(log: Path) -> None:
+    """A worker's log (its stderr) holds no traceback: whatever went wrong, it was handled."""
+    text = log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
+
+
 async def run_worker(env: dict[str, str], log: Path) -> int:
     """Run `enroller run --once` to its exit (the test's timeout bounds it); the exit code."""
     proc = await start_worker(env, log)

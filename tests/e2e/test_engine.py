@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import anyio
 import pytest
 
 from tests.audiogen import write_audio
@@ -19,6 +19,10 @@ from tests.support import (
     report_of,
     run_once,
 )
+from worker.config.settings import Settings
+from worker.queue.discover import Candidate
+from worker.queue.jobqueue import JobQueue
+from worker.queue.paths import ClaimedJob
 
 
 @pytest.fixture
@@ -176,27 +180,69 @@ async def test_computed_with_another_model_is_conflict_and_untouched(
     assert after["created"] == before["created"]  # nothing uploaded, created or computed
 
 
-async def test_max_jobs_bounds_what_is_claimed(queue: Path, emulator: EmulatorHandle) -> None:
-    for i in range(3):
-        drop(queue, f"part-{i}.json", job_manifest([f"cust-{i}"], MODEL))
-    settings = make_settings(queue, emulator.base_url, max_jobs=1)
-    most_active = 0
+class EventQueue(JobQueue):
+    """The worker's own queue, writing down in order when each job's hold on a slot begins
+    (before the claim touches the disk) and ends (once the job has left active/)."""
 
-    async def watch_active() -> None:
-        nonlocal most_active
-        while True:
-            active = queue / "active"
-            if active.exists():
-                jobs = [p for p in active.iterdir() if not p.name.startswith(".")]
-                most_active = max(most_active, len(jobs))
-            await anyio.sleep(0.005)
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.events: list[tuple[str, str]] = []
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_active)
-        assert await run_once(settings) == 0
-        tg.cancel_scope.cancel()
-    assert most_active == 1  # one job at a time; the others waited in the inbox
-    assert len(list((queue / "reports").glob("part-*.report.json"))) == 3
+    async def claim(self, candidate: Candidate) -> ClaimedJob | None:
+        self.events.append(("claiming", candidate.name))
+        job = await super().claim(candidate)
+        self.events.append(("claimed", candidate.name) if job else ("not claimed", candidate.name))
+        return job
+
+    async def finish(self, job: ClaimedJob) -> Path:
+        done = await super().finish(job)
+        self.events.append(("left", job.name))
+        return done
+
+    async def fail(self, job: ClaimedJob, *args: Any, **kwargs: Any) -> Path:
+        failed = await super().fail(job, *args, **kwargs)
+        self.events.append(("left", job.name))
+        return failed
+
+
+def most_at_once(events: list[tuple[str, str]]) -> int:
+    """The most jobs between "claiming" and "left" at any point of the sequence."""
+    holding: set[str] = set()
+    most = 0
+    for event, name in events:
+        if event == "claiming":
+            holding.add(name)
+            most = max(most, len(holding))
+        elif event in ("left", "not claimed"):
+            holding.remove(name)
+    return most
+
+
+def test_most_at_once_counts_overlaps_by_order() -> None:
+    # Two holds overlap when the second begins before the first has left, however briefly.
+    assert most_at_once([("claiming", "a"), ("claimed", "a"), ("left", "a")]) == 1
+    overlapped = [("claiming", "a"), ("claimed", "a"), ("claiming", "b"), ("left", "a")]
+    assert most_at_once([*overlapped, ("claimed", "b"), ("left", "b")]) == 2
+    assert most_at_once([("claiming", "a"), ("not claimed", "a"), ("claiming", "b")]) == 1
+
+
+@pytest.mark.parametrize("max_jobs", [1, 2])
+async def test_max_jobs_bounds_what_is_claimed(
+    queue: Path, emulator: EmulatorHandle, max_jobs: int
+) -> None:
+    """Proved by the order of events, not by sampling active/: no claim of a job begins while
+    `max_jobs` others are claimed and not yet out of active/."""
+    names = [f"part-{i}.json" for i in range(4)]
+    for i, name in enumerate(names):
+        drop(queue, name, job_manifest([f"cust-{i}"], MODEL))
+    settings = make_settings(queue, emulator.base_url, max_jobs=max_jobs)
+    jobs = EventQueue(settings)
+    assert await run_once(settings, jobs) == 0
+    assert most_at_once(jobs.events) == max_jobs  # the bound held, and was reached
+    claimed = [name for event, name in jobs.events if event == "claimed"]
+    left = [name for event, name in jobs.events if event == "left"]
+    assert sorted(claimed) == sorted(left) == names  # each job claimed once, each one ended
+    assert len(list((queue / "reports").glob("part-*.report.json"))) == len(names)
 
 
 async def test_an_audio_the_server_lost_is_found_or_made_again_not_a_failure(

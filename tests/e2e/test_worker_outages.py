@@ -16,20 +16,18 @@ import anyio
 import pytest
 
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import job_dirs, journal_records, kinds, lease_stale, reports
-from tests.support import WORKER, drop, job_manifest, make_queue, wait_for, worker_env
+from tests.jobwatch import job_dirs, journal_records, kinds, lease_stale, only_report, reports
+from tests.support import (
+    WORKER,
+    assert_no_crash,
+    drop,
+    job_manifest,
+    make_queue,
+    wait_for,
+    worker_env,
+)
 
 ONCE = [*WORKER, "run", "--once"]
-
-
-def only_report(queue: Path) -> dict[str, object]:
-    [path] = reports(queue)
-    return json.loads(path.read_text())
-
-
-def no_traceback(log: Path) -> None:
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-3000:]
 
 
 @pytest.mark.scenario
@@ -56,7 +54,7 @@ async def test_an_api_outage_longer_than_the_retry_budget_fails_rows_clearly_and
         await emu.stop()  # the API goes away, for longer than any retry budget
         with anyio.fail_after(60):  # it gives up within its budget: no hang, no crash loop
             code = await proc.wait()
-        no_traceback(log)
+        assert_no_crash(log)
         assert code == 1, log.read_text()[-2000:]  # failed rows, said in the exit code
 
         report = only_report(queue)
@@ -138,8 +136,8 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_char
             assert await taker.wait() == 0, taker_log.read_text()[-2000:]
         late = [r for r in emu.requests if r.token == "key-frozen"][thawed_at:]
         stats = await emu.stats()
-    no_traceback(frozen_log)
-    no_traceback(taker_log)
+    assert_no_crash(frozen_log)
+    assert_no_crash(taker_log)
     # Thawed, it trusts its lease no more (renewed over 2/3 of the TTL ago by its own clock),
     # so every request waiting for its send time first waits for a renewal, which finds the
     # lease taken: not one request leaves after the thaw.
@@ -186,7 +184,7 @@ async def test_shutdown_during_a_slow_upload_exits_zero_and_resumes_on_the_same_
             proc.send_signal(signal.SIGTERM)  # impatient: the second one cancels at once
         with anyio.fail_after(30):
             code = await proc.wait()
-        no_traceback(log)
+        assert_no_crash(log)
         assert code == 0, log.read_text()[-2000:]
         assert job_dirs(queue) and not reports(queue)  # checkpointed, not reported
         created = {r["sha256"]: r["audio"] for r in kinds(journal_records(queue), "audio_created")}

@@ -65,28 +65,6 @@ def worker_env(queue: Path, base_url: str, **extra: Any) -> dict[str, str]:
     return env
 
 
-def log_text(log: Path) -> str:
-    return log.read_text(errors="replace") if log.exists() else ""
-
-
-def assert_no_crash(log: Path) -> None:
-    text = log_text(log)
-    assert "Traceback" not in text, text[-3000:]
-
-
-def reports(queue: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((queue / "reports").glob("*.report.json"))]
-
-
-def only_report(queue: Path) -> dict[str, Any]:
-    [report] = reports(queue)
-    return report
-
-
-def queue_files(queue: Path, folder: str) -> list[str]:
-    return sorted(p.name for p in (queue / folder).iterdir() if not p.name.startswith("."))
-
-
 def api(base_url: str) -> ApiClient:
     """The worker's own client, to read the truth from the API after a run."""
     return ApiClient(

@@ -11,19 +11,17 @@ from pathlib import Path
 import pytest
 
 from tests.emulator_harness import running_emulator
+from tests.jobwatch import only_report
 from tests.reliability.support import (
     MODEL,
     VOICE_S,
     assert_enrolled_once,
-    assert_no_crash,
     assert_report_complete,
     identities,
-    only_report,
-    queue_files,
     worker_env,
     write_world,
 )
-from tests.support import drop, job_manifest, make_queue, run_worker
+from tests.support import assert_no_crash, drop, job_manifest, make_queue, names, run_worker
 
 
 @pytest.mark.parametrize(
@@ -56,4 +54,4 @@ async def test_fault_rate_30_percent_every_enrollment_enrolled(
     assert stats["created"]["audios"] == n  # no audio created twice despite unknown outcomes
     assert stats["uploads"]["accepted"] == n
     assert stats["created"]["computes"] == n  # one charge each
-    assert queue_files(queue, "failed") == [] and len(queue_files(queue, "done")) == 1
+    assert names(queue / "failed") == [] and len(names(queue / "done")) == 1

@@ -14,20 +14,26 @@ from pathlib import Path
 import pytest
 
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import journal_records, kinds, lease_stale, reports
+from tests.jobwatch import journal_records, kinds, lease_stale, only_report, reports
 from tests.reliability.support import (
     MODEL,
     VOICE_S,
     assert_enrolled_once,
-    assert_no_crash,
     assert_report_complete,
     identities,
-    only_report,
-    queue_files,
     worker_env,
     write_world,
 )
-from tests.support import drop, job_manifest, make_queue, run_worker, start_worker, wait_for
+from tests.support import (
+    assert_no_crash,
+    drop,
+    job_manifest,
+    make_queue,
+    names,
+    run_worker,
+    start_worker,
+    wait_for,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +86,7 @@ async def test_sigkill_at_random_instants_then_restart_exactly_once(
     assert created["audios"] == n and stats["uploads"]["accepted"] == n  # each file once
     # An upload cut by a kill may be attempted again, to the same audio (never a new one).
     assert len(stats["uploads"]["attempts_per_audio"]) == n
-    [done] = queue_files(queue, "done")  # the one manifest, finished
+    [done] = names(queue / "done")  # the one manifest, finished
     assert done.startswith("crash-") and done.endswith(".json")
-    assert queue_files(queue, "inbox") == [] and queue_files(queue, "failed") == []
+    assert names(queue / "inbox") == [] and names(queue / "failed") == []
     assert [p for p in (queue / "active").iterdir() if not p.name.startswith(".")] == []

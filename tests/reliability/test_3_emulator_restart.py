@@ -13,19 +13,17 @@ import anyio
 import pytest
 
 from tests.emulator_harness import emulator_process
+from tests.jobwatch import only_report
 from tests.reliability.support import (
     MODEL,
     VOICE_S,
     assert_enrolled_once,
-    assert_no_crash,
     assert_report_complete,
     identities,
-    only_report,
-    queue_files,
     worker_env,
     write_world,
 )
-from tests.support import drop, job_manifest, make_queue, start_worker
+from tests.support import assert_no_crash, drop, job_manifest, make_queue, names, start_worker
 
 
 @pytest.mark.parametrize(
@@ -72,4 +70,4 @@ async def test_worker_waits_for_restarted_emulator_and_completes(
     assert_report_complete(only_report(queue), ids)
     assert before["created"]["computes"] < n  # the kill really cut the job
     assert after["created"]["computes"] <= n - before["created"]["computes"]  # none twice
-    assert len(queue_files(queue, "done")) == 1 and queue_files(queue, "failed") == []
+    assert len(names(queue / "done")) == 1 and names(queue / "failed") == []

@@ -13,18 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.emulator_harness import running_emulator
+from tests.jobwatch import only_report
 from tests.reliability.support import (
     MODEL,
     VOICE_S,
     assert_enrolled_once,
-    assert_no_crash,
     assert_report_complete,
     identities,
-    only_report,
     worker_env,
     write_world,
 )
-from tests.support import drop, job_manifest, make_queue, run_worker
+from tests.support import assert_no_crash, drop, job_manifest, make_queue, run_worker
 
 MAX_429_SHARE = 0.10
 

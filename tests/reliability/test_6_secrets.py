@@ -23,13 +23,13 @@ from tests.reliability.support import (
     MODEL,
     SECRET_KEY,
     VOICE_S,
-    assert_no_crash,
     identities,
     worker_env,
     write_world,
 )
 from tests.support import (
     WORKER,
+    assert_no_crash,
     drop,
     free_port,
     job_manifest,
