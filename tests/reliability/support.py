@@ -1,10 +1,11 @@
-"""What the reliability tests share: a world with a distinctive key, queues, worker processes.
+"""What the reliability tests share: a world with a distinctive key, and the sweep for it.
 
 Every test here runs the real worker (`python -m worker run`) as a child process against the
 emulator over real sockets, authenticated with `SECRET_KEY`, a long random-looking key that
 cannot occur by accident. Everything a worker writes — its stderr, the queue tree (reports,
 failed/, journals, progress, heartbeats) — goes under the session's artifacts directory, which
-`test_6_secrets.py` sweeps for the key at the end. Emulator files (its world config and state,
+`tests/reliability/conftest.py` sweeps for the key when the session ends, whichever of these
+tests ran and in whatever order (`assert_no_leaks`). Emulator files (its world config and state,
 which legitimately hold the key) live elsewhere.
 
 Sizes: each test has a short case that runs in `make test` and a full case marked `slow`,
@@ -29,7 +30,31 @@ from worker.api.governor import Governor
 # 44 characters of "entropy": if this string shows up anywhere, it leaked.
 SECRET_KEY = "vpk_live_7Qm2Xc9RfT4wLz8NbVd3KpH6sJ0yGa5EuBi1"
 OWNER, SPACE, MODEL = "demo", "main", "phone/v1"
+WINDOW = 12  # any piece of the key this long is a leak: no 12 characters of it occur by chance
 VOICE_S = 4.6  # seconds of voice in the first audio of a queue (tests.support.make_queue)
+
+
+def leaks(root: Path, secret: str = SECRET_KEY, window: int = WINDOW) -> list[str]:
+    """Every file under `root` holding `secret` or any `window`-long piece of it, and every
+    path whose name holds its first piece: one line each, naming the file and what was found."""
+    pieces = {secret[i : i + window].encode() for i in range(len(secret) - window + 1)}
+    found = []
+    for path in sorted(root.rglob("*")):
+        if secret[:window] in path.name:
+            found.append(f"{path}: in the name")
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        hits = [p.decode() for p in pieces if p in data]
+        if hits:
+            found.append(f"{path}: {sorted(hits)[:2]}")
+    return found
+
+
+def assert_no_leaks(root: Path) -> None:
+    """The session's sweep (tests/reliability/conftest.py): fails on any leak under `root`."""
+    found = leaks(root)
+    assert not found, f"the API key leaked into {len(found)} output(s):\n" + "\n".join(found)
 
 
 def write_world(directory: Path) -> Path:
