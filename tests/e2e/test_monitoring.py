@@ -27,7 +27,7 @@ from tests.deploy_checks import (
     selectors,
 )
 from tests.emulator_harness import running_emulator
-from tests.support import WORKER, drop, free_port, job_manifest, make_queue, worker_env
+from tests.support import WORKER, drop, free_port, job_manifest, make_queue, wait_for, worker_env
 
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series
 
@@ -67,13 +67,15 @@ async def test_every_series_the_rules_and_dashboard_name_is_served(tmp_path: Pat
         proc = await anyio.open_process([*WORKER, "run"], env=env, stderr=subprocess.DEVNULL)
         try:
             async with aiohttp.ClientSession() as session:
-                text = ""
-                with anyio.fail_after(60):  # until a 429 has been counted
-                    while 'status="429"' not in text:
-                        await anyio.sleep(0.2)
-                        with contextlib.suppress(aiohttp.ClientConnectionError):
-                            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                                text = await resp.text()
+
+                async def counted_429() -> str | None:
+                    with contextlib.suppress(aiohttp.ClientConnectionError):  # not listening yet
+                        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                            text = await resp.text()
+                            return text if 'status="429"' in text else None
+                    return None
+
+                text = await wait_for(counted_429, 60, "a 429 counted", step=0.2)
         finally:
             proc.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):

@@ -115,7 +115,8 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
             # First scrape once the job's requests are under way, second once an enrollment
             # has finished: more requests must have been counted in between.
             await wait_for(lambda: b'"job_started"' in stderr, 30)
-            await anyio.sleep(0.3)
+            posted = lambda: any(r.method == "POST" for r in emu.requests)  # noqa: E731
+            await wait_for(posted, 30, "the emulator receiving the job's first request")
             scrapes.append(await scrape(session, port))
             await wait_for(lambda: b'"enrollment_finished"' in stderr, 30)
             scrapes.append(await scrape(session, port))
@@ -123,12 +124,12 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
             async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 healthz = await resp.json()
             await wait_for(lambda: bool(list((queue / "reports").glob("*.report.json"))), 40)
-            with anyio.fail_after(10):  # the job's end is counted just after its report
-                while 'enroller_jobs_total{result="done"} 1.0' not in (  # noqa: ASYNC110
-                    final := await scrape(session, port)
-                ):
-                    await anyio.sleep(0.05)
-            scrapes.append(final)
+
+            async def counted_done() -> str | None:  # the job's end is counted after its report
+                text = await scrape(session, port)
+                return text if 'enroller_jobs_total{result="done"} 1.0' in text else None
+
+            scrapes.append(await wait_for(counted_done, 10, "the job's end counted"))
             proc.send_signal(signal.SIGTERM)
             with anyio.fail_after(20):
                 code = await proc.wait()

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from tests.fakeclock import FakeClock
-from tests.support import drop, make_job_queue
+from tests.support import drop, make_job_queue, wait_for
 from tests.unprivileged import rerun_unprivileged
 from worker.queue import claim as queue_mod
 from worker.queue.discover import Candidate
@@ -251,8 +251,8 @@ async def test_heartbeat_keeps_the_lease_and_raises_when_lost(tmp_path: Path) ->
         async with anyio.create_task_group() as tg:
             tg.start_soon(queue.heartbeat, job, 0.01)
             # ...until the heartbeat renews it on this clock (another writer: poll the file).
-            while read_lease(job.dir)[1].heartbeat.timestamp() != clock.now:  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+            renewed = lambda: read_lease(job.dir)[1].heartbeat.timestamp() == clock.now  # noqa: E731
+            await wait_for(renewed, 30, "the heartbeat renewing the lease", step=0.01)
             tg.cancel_scope.cancel()
     assert other.recover_stale_sync() == []  # kept fresh for longer than ttl
     queue.release(job)

@@ -20,7 +20,8 @@ import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
 from tests.emulator_harness import EmulatorHandle, running_emulator
-from tests.support import WORKER, drop, make_settings, report_of, run_once, worker_env
+from tests.jobwatch import lease_stale
+from tests.support import WORKER, drop, make_settings, report_of, run_once, wait_for, worker_env
 
 RATE = 8000
 AGENT_S, CUSTOMER_S, LENGTH_S = 1.5, 4.8, 6.0
@@ -167,7 +168,7 @@ async def test_sigkill_then_restart_uploads_each_channel_once(
         assert crashed.returncode == -9  # SIGKILL, at the named instant
         [job_dir] = (queue / "active").iterdir()
         left = sorted(p.name for p in (job_dir / "work").iterdir())
-        await anyio.sleep(1.2)  # the dead worker's lease goes stale
+        await wait_for(lambda: lease_stale(queue, 1.0), 30, "the dead worker's lease stale")
         final = await anyio.run_process(argv, env=env, check=False, stderr=subprocess.STDOUT)
         assert final.returncode == 0, final.stdout.decode()[-2000:]
         stats = await emulator.stats()

@@ -43,6 +43,7 @@ from tests.support import (
     make_queue,
     run_worker,
     start_worker,
+    wait_for,
 )
 
 
@@ -67,13 +68,13 @@ async def _daemon_scenario(area: Path, private: Path) -> None:
         log = area / "daemon.log"
         worker = await start_worker(env, log, once=False)
         try:
-            with anyio.fail_after(45):
-                while True:  # files appear from another process: nothing to wait on but them
-                    done = len(list((queue / "reports").glob("*.report.json")))
-                    failed = len(list((queue / "failed").glob("*.error.json")))
-                    if done == 2 and failed == 1:
-                        break
-                    await anyio.sleep(0.1)
+
+            def finished() -> bool:  # files appear from another process: nothing to wait on
+                done = len(list((queue / "reports").glob("*.report.json")))
+                failed = len(list((queue / "failed").glob("*.error.json")))
+                return done == 2 and failed == 1
+
+            await wait_for(finished, 45, "2 reports and 1 failed file", step=0.1)
             base = f"http://127.0.0.1:{port}"
             (area / "metrics.txt").write_bytes(
                 await anyio.to_thread.run_sync(_get, base + "/metrics")
