@@ -257,5 +257,5 @@ def wait_until(
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {seconds:.0f} s: {what or predicate}")
+            raise AssertionError(f"not within {seconds} s: {what or predicate}")
         time.sleep(step)  # another process does it: there is no event to wait on

@@ -23,6 +23,7 @@ from tests.support import (
     drop,
     job_manifest,
     make_queue,
+    start_worker,
     wait_for,
     worker_env,
 )
@@ -48,8 +49,7 @@ async def test_an_api_outage_longer_than_the_retry_budget_fails_rows_clearly_and
             ENROLLER_MAX_RETRIES="2",
             ENROLLER_RETRY_MAX_TIME="2",
         )
-        with log.open("wb") as err:
-            proc = await anyio.open_process(ONCE, env=env, stderr=err)
+        proc = await start_worker(env, log)
         await wait_for(lambda: kinds(journal_records(queue), "outcome"), 60, "a first outcome")
         await emu.stop()  # the API goes away, for longer than any retry budget
         with anyio.fail_after(60):  # it gives up within its budget: no hang, no crash loop
@@ -115,14 +115,12 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_char
         common = {"ENROLLER_RATE_LIMIT": "20", "ENROLLER_LEASE_TTL": "1"}
         env_a = worker_env(queue, emu.base_url, ENROLLER_API_KEY="key-frozen", **common)
         env_b = worker_env(queue, emu.base_url, ENROLLER_API_KEY="key-taker", **common)
-        with frozen_log.open("wb") as err:
-            frozen = await anyio.open_process(ONCE, env=env_a, stderr=err)
+        frozen = await start_worker(env_a, frozen_log)
         await wait_for(lambda: len(kinds(journal_records(queue), "outcome")) >= 2, 60, "progress")
         frozen.send_signal(signal.SIGSTOP)  # a frozen VM, a stalled process
         try:
             await wait_for(lambda: lease_stale(queue, 1.0), 30, "the frozen worker's lease stale")
-            with taker_log.open("wb") as err:
-                taker = await anyio.open_process(ONCE, env=env_b, stderr=err)
+            taker = await start_worker(env_b, taker_log)
             await wait_for(lambda: b"queue_lease_taken_over" in taker_log.read_bytes(), 60)
         finally:
             thawed_at = sum(r.token == "key-frozen" for r in emu.requests)  # stopped: all in
@@ -174,8 +172,7 @@ async def test_shutdown_during_a_slow_upload_exits_zero_and_resumes_on_the_same_
             ENROLLER_SHUTDOWN_GRACE="0.5",
             ENROLLER_INLINE_UPLOAD_MAX_BYTES="0",  # a create, then the file in its own upload
         )
-        with log.open("wb") as err:
-            proc = await anyio.open_process(ONCE, env=env, stderr=err)
+        proc = await start_worker(env, log)
         # An upload has reached the server and sits in its 1.5 s latency: longer than the grace.
         await wait_for(lambda: any(r.path.endswith("/file") for r in emu.requests), 60, "an upload")
         proc.send_signal(signal.SIGTERM)  # phase one: the grace (0.5 s) ends before the upload

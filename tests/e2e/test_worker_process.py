@@ -12,7 +12,7 @@ import pytest
 
 from tests.emulator_harness import running_emulator
 from tests.jobwatch import current_lease, job_dirs, journal_records, kinds
-from tests.support import WORKER, drop, job_manifest, make_queue, wait_for, worker_env
+from tests.support import WORKER, drop, job_manifest, make_queue, start_worker, wait_for, worker_env
 
 
 @pytest.mark.timeout(90)
@@ -71,8 +71,7 @@ async def test_daemon_picks_up_dropped_files_until_sigterm(tmp_path: Path) -> No
     log = tmp_path / "worker.base.log"
     async with running_emulator() as emulator:
         env = worker_env(queue, emulator.base_url)
-        with log.open("wb") as err:
-            proc = await anyio.open_process([*WORKER, "run"], env=env, stderr=err)
+        proc = await start_worker(env, log, once=False)
         try:
             await wait_for(lambda: b"worker_started" in log.read_bytes(), 30, "worker_started")
             drop(queue, "morning.json", job_manifest(["day-1"]))
