@@ -219,6 +219,12 @@ def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
+def iso_seconds(duration: str) -> float:
+    """Seconds of an API duration ("PT5.02S", ISO 8601 as the API writes it)."""
+    assert duration.startswith("PT") and duration.endswith("S"), duration
+    return float(duration[2:-1])
+
+
 # ------------------------------------------------------------------------------------ waits
 
 POLL_S = 0.02  # how often a wait looks again: small next to anything a test waits for
