@@ -25,8 +25,9 @@ import re
 import signal
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -136,8 +137,10 @@ class RecordingServer(EmulatorServer):
     emulator itself is untouched.
     """
 
-    def __init__(self, options: EmulatorOptions) -> None:
-        super().__init__(options)
+    def __init__(
+        self, options: EmulatorOptions, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        super().__init__(options, clock)
         self.requests: list[Seen] = []
 
     async def start(self) -> None:
@@ -168,6 +171,7 @@ class EmulatorHandle:
 
     options: EmulatorOptions
     server: RecordingServer
+    clock: Callable[[], datetime] | None = None  # the emulator's time (tokens, processing)
 
     @property
     def requests(self) -> list[Seen]:
@@ -213,7 +217,7 @@ class EmulatorHandle:
         await self.server.stop()
         data = {**self.options.model_dump(), "port": self.server.port, **changes}
         self.options = EmulatorOptions(**data)
-        self.server = RecordingServer(self.options)
+        self.server = RecordingServer(self.options, self.clock)
         await self.server.start()
 
 
@@ -224,10 +228,16 @@ def _options(options: dict[str, Any]) -> EmulatorOptions:
 
 
 @contextlib.asynccontextmanager
-async def running_emulator(**options: Any) -> AsyncIterator[EmulatorHandle]:
-    """An emulator in this process and event loop, on a free port of 127.0.0.1."""
+async def running_emulator(
+    *, clock: Callable[[], datetime] | None = None, **options: Any
+) -> AsyncIterator[EmulatorHandle]:
+    """An emulator in this process and event loop, on a free port of 127.0.0.1.
+
+    With `clock` (e.g. `FakeClock().utc`), token expiry and the file and compute delays follow
+    that clock: a test moves time instead of sleeping through it.
+    """
     opts = _options(options)
-    handle = EmulatorHandle(opts, RecordingServer(opts))
+    handle = EmulatorHandle(opts, RecordingServer(opts, clock), clock)
     await handle.server.start()
     try:
         yield handle

@@ -9,6 +9,7 @@ loaded machine ran the test.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 
 class FakeClock:
@@ -21,3 +22,7 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+    def utc(self) -> datetime:
+        """The same instant as an aware UTC datetime, for the emulator's `clock=`."""
+        return datetime.fromtimestamp(self.now, UTC)

@@ -2,18 +2,16 @@
 
 Process tests act on what the worker has provably done (records in its journal, a lease it
 wrote) rather than on how long it has been running, so a loaded machine only makes them slower.
-The worker is another process: there is no event to await, so these poll its files.
+The worker is another process: there is no event to await, so tests poll these with
+`tests.support.wait_for`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import anyio
 
 from worker.queue.lease import read_lease
 
@@ -62,15 +60,11 @@ def lease_stale(queue: Path, ttl: float) -> bool:
     return lease is not None and (lease.released or time.time() - lease.heartbeat.timestamp() > ttl)
 
 
-async def wait_for(predicate: Callable[[], object], seconds: float = 60, what: str = "") -> None:
-    """Poll until `predicate()` holds; `seconds` bounds a hang, it asserts nothing about speed."""
-    try:
-        with anyio.fail_after(seconds):
-            while not predicate():  # noqa: ASYNC110  # another process writes it: no event
-                await anyio.sleep(0.02)
-    except TimeoutError:
-        raise AssertionError(f"not within {seconds} s: {what or predicate}") from None
-
-
 def reports(queue: Path) -> list[Path]:
     return sorted((queue / "reports").glob("*.report.json"))
+
+
+def only_report(queue: Path) -> dict[str, Any]:
+    """The queue's one report, read (it fails unless there is exactly one)."""
+    [path] = reports(queue)
+    return json.loads(path.read_text())

@@ -10,22 +10,17 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support import free_port, wait_until
+
 INSTALL_HINT = (
     "redis-server not found: apt-get install redis-server (or use the compose redis service)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -59,15 +54,15 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not listen on {self.port}")
+        wait_until(self._listening, 10, f"redis-server listening on {self.port}")
+
+    def _listening(self) -> bool:
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", self.port), 0.2),
+        ):
+            return True
+        return False
 
     def stop(self) -> None:
         if self.process is not None:

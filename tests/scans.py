@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 
-import anyio
-
+from tests.support import wait_for
 from worker.queue.discover import Candidate
 
 
@@ -31,17 +30,18 @@ class Scans:
             self.count += 1
 
     async def reach(self, n: int) -> None:
-        while self.count < n:  # noqa: ASYNC110  # scans run in threads: nothing to await
-            await anyio.sleep(0.005)
+        # Scans run in threads: nothing to await but the count.
+        await wait_for(lambda: self.count >= n, 60, f"scan number {n}", step=0.005)
 
     async def until_seen(self, name: str) -> int:
         """Wait for a scan that saw `name` in inbox/; its number (1-based)."""
-        while True:
+
+        def seen_in() -> int:
             with self._lock:
-                for i, names in enumerate(self.seen):
-                    if name in names:
-                        return i + 1
-            await anyio.sleep(0.005)
+                return next((i + 1 for i, names in enumerate(self.seen) if name in names), 0)
+
+        number: int = await wait_for(seen_in, 60, f"a scan seeing {name}", step=0.005)
+        return number
 
     def first_ready(self, name: str) -> int:
         """The number (1-based) of the first scan that yielded `name`."""

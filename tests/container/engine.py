@@ -11,8 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,18 +73,6 @@ def fresh_checkout(dest: Path) -> Path:
     for folder in [dest / "jobs", *(p for p in (dest / "jobs").rglob("*"))]:
         os.chown(folder, HOST_UID, HOST_UID)
     return dest
-
-
-def wait_until(predicate: Callable[[], Any], limit: float, what: str, step: float = 1.0) -> Any:
-    """Poll another process's doing (files, container state) until `predicate` is truthy."""
-    deadline = time.monotonic() + limit
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {limit:.0f} s waiting for {what}")
-        time.sleep(step)
 
 
 @dataclass

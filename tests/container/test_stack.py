@@ -37,9 +37,8 @@ from tests.container.engine import (
     ok,
     require_engine_or_skip,
     run,
-    wait_until,
 )
-from tests.ports import free_port
+from tests.support import drop, free_port, wait_until
 from worker.journal.index import JournalIndex
 from worker.journal.records import (
     EnrollmentOutcome,
@@ -63,14 +62,6 @@ def http_get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (our own loopback port)
         assert resp.status == 200, url
         return bytes(resp.read())
-
-
-def drop(inbox: Path, name: str, data: bytes) -> None:
-    """The Maildir way: write under a dot-name, then rename into place."""
-    tmp = inbox / f".{name}.tmp"
-    tmp.write_bytes(data)
-    os.chown(tmp, HOST_UID, HOST_UID)
-    os.replace(tmp, inbox / name)
 
 
 def reports(jobs: Path) -> dict[str, dict[str, Any]]:
@@ -154,8 +145,9 @@ def test_the_readme_container_block(stack: Compose) -> None:
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     done = wait_until(
         lambda: len(r := reports(jobs)) == len(examples) and r,
-        limit=180,
+        seconds=180,
         what=f"a report for each of {[e.name for e in examples]}",
+        step=1.0,
     )
     stage("example reports", t0)
     for name, report in done.items():
@@ -168,8 +160,9 @@ def test_the_readme_container_block(stack: Compose) -> None:
     ]  # fmt: skip
     wait_until(
         lambda: compose.inspect("worker")["State"]["Health"]["Status"] == "healthy",
-        limit=120,
+        seconds=120,
         what="the worker container to turn healthy",
+        step=1.0,
     )
     stage("healthy", t0)
 
@@ -207,7 +200,7 @@ def test_the_readme_container_block(stack: Compose) -> None:
             {"identity": f"bulk-{n:03d}", "audios": [f"bulk/bulk-{n:03d}.wav"]} for n in range(BULK)
         ],
     }
-    drop(jobs / "inbox", "bulk.json", json.dumps(bulk).encode())
+    drop(jobs, "bulk.json", json.dumps(bulk).encode(), owner=HOST_UID)
 
     def under_way() -> Path | None:
         for journal in (jobs / "active").glob(f"*/{JOURNAL_NAME}"):
@@ -215,7 +208,7 @@ def test_the_readme_container_block(stack: Compose) -> None:
                 return journal
         return None
 
-    journal = wait_until(under_way, limit=120, what="the bulk job's journal", step=0.2)
+    journal = wait_until(under_way, seconds=120, what="the bulk job's journal", step=0.2)
     stage("bulk job under way", t0)
     grace = float(yaml.safe_load((stack.folder / "docker-compose.yml").read_text())
                   ["x-worker-env"]["ENROLLER_SHUTDOWN_GRACE"])  # fmt: skip
@@ -240,7 +233,9 @@ def test_the_readme_container_block(stack: Compose) -> None:
 
     # start again: the job resumes from the journal and ends; nothing is computed twice
     ok(compose("start", "worker", timeout=120))
-    final = wait_until(lambda: reports(jobs).get("bulk.json"), limit=240, what="bulk report")
+    final = wait_until(
+        lambda: reports(jobs).get("bulk.json"), seconds=240, what="bulk report", step=1.0
+    )
     stage("bulk report after restart", t0)
     assert outcomes(final) == {"enrolled"}, final["counts"]
     assert final["counts"]["enrolled"] == BULK

@@ -48,8 +48,8 @@ def _candidates(queue: JobQueue) -> list[Candidate]:
 def race(root: str, go_file: str) -> None:
     queue = _queue(root)
     print("ready", flush=True)  # imported and set up: the parent's barrier
-    while not os.path.exists(go_file):
-        time.sleep(0.001)
+    while not os.path.exists(go_file):  # the parent's go: a file, polled (this is a script in
+        time.sleep(0.001)  # a process of its own, so tests.support's waits are not importable)
     first = True
     while candidates := _candidates(queue):
         for candidate in candidates:
@@ -70,7 +70,7 @@ def _wait_for_rival(go_file: str, racers: int = 2, limit_s: float = 60.0) -> Non
     while time.monotonic() < deadline:
         if sum(p.name.startswith(prefix) for p in folder.iterdir()) >= racers:
             return
-        time.sleep(0.001)
+        time.sleep(0.001)  # a poll step: the rival's mark is a file another process makes
 
 
 def _first_job(queue: JobQueue):  # type: ignore[no-untyped-def]
@@ -79,7 +79,7 @@ def _first_job(queue: JobQueue):  # type: ignore[no-untyped-def]
             job = queue.claim_sync(candidate)
             if job is not None:
                 return job
-        time.sleep(0.01)
+        time.sleep(0.01)  # a poll step (bounded by the 500 looks): until a scan finds it ready
     raise SystemExit("nothing to claim")
 
 

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 
 from tests.audiogen import write_audio, write_garbage
 from tests.emulator_harness import DEMO_KEY, EmulatorHandle, emulator_process, running_emulator
+from tests.fakeclock import FakeClock
 from worker.api.auth import ApiKeyAuth, CredentialsAuth
 from worker.api.backoff import RetryPolicy
 from worker.api.client import ApiClient
@@ -172,7 +173,8 @@ async def test_permanent_errors_carry_the_server_message(emu: EmulatorHandle) ->
 
 
 async def test_credentials_sign_in_and_renewal_after_expiry(tmp_path: Path) -> None:
-    async with running_emulator(token_ttl=0.5) as emu:
+    clock = FakeClock()  # the emulator's time: the token expires when the test says so
+    async with running_emulator(token_ttl=0.5, clock=clock.utc) as emu:
         settings = Settings(
             api_url=emu.base_url,
             api_handle="demo",
@@ -182,7 +184,7 @@ async def test_credentials_sign_in_and_renewal_after_expiry(tmp_path: Path) -> N
             async with ApiClient.from_settings(settings) as api:
                 assert (await api.get_user()).handle == "demo"
                 first = api.auth.token
-                await anyio.sleep(0.7)  # the session token expires
+                clock.advance(0.7)  # the session token expires
                 await api.create_identity(OWNER, SPACE, "after-expiry")
                 assert api.auth.token is not None and api.auth.token != first
                 assert api.governor.stats.renewals == 1

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import DEMO_KEY, running_emulator
+from tests.support import wait_for
 from worker.api.auth import ApiKeyAuth
 from worker.api.backoff import RetryPolicy
 from worker.api.client import ApiClient
@@ -174,9 +175,7 @@ async def test_timed_out_audio_create_is_outcome_unknown_and_not_retried() -> No
             assert api.governor.stats.requests == 1 and api.governor.stats.retries == 0
         # The server finishes what it was asked after the client gave up: wait for that
         # request to end (the stats route itself is never counted in flight).
-        with anyio.fail_after(20):
-            while (await emu.stats())["requests"]["in_flight"]:  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+        await wait_for(lambda: not emu.emulator.stats.in_flight, 20, "the request to end")
         async with make_client(emu.base_url, 100, timeout=5) as patient:
             found = await patient.find_audios_by_alias(OWNER, SPACE, "sha256:slow")
         stats = await emu.stats()
@@ -191,9 +190,7 @@ async def test_timed_out_audio_create_that_took_effect_is_found_exactly_once() -
         async with make_client(emu.base_url, 100, timeout=0.2) as api:
             with pytest.raises(OutcomeUnknown, match=r"outcome unknown \(timeout\)"):
                 await api.create_audio(OWNER, SPACE, alias="sha256:slow")
-        with anyio.fail_after(20):
-            while (await emu.stats())["requests"]["in_flight"]:  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+        await wait_for(lambda: not emu.emulator.stats.in_flight, 20, "the request to end")
         async with make_client(emu.base_url, 100, timeout=5) as patient:
             found = await patient.find_audios_by_alias(OWNER, SPACE, "sha256:slow")
     assert len(found) == 1

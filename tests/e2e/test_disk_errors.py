@@ -17,9 +17,8 @@ from typing import IO, Any
 
 import anyio
 
-from tests.audiogen import write_audio
-from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle
+from tests.support import drop, job_manifest, make_queue, make_settings, names, run_once
 from worker.api.client import ApiClient
 from worker.base.fsutil import atomic_write_json
 from worker.config.settings import Settings
@@ -31,17 +30,10 @@ from worker.service import Service
 IDS = [f"disk-{i}" for i in range(6)]
 
 
-def make_queue(root: Path) -> Path:
-    for i, name in enumerate(IDS):
-        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + i / 1000, samplerate=8000)
-    (root / "inbox").mkdir(parents=True)
-    rows = [{"identity": i, "audios": [f"{i}.wav"]} for i in IDS]
-    (root / "inbox" / "disk.json").write_text(json.dumps({"enrollments": rows}))
-    return root
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+def disk_queue(root: Path) -> Path:
+    queue = make_queue(root, IDS)
+    drop(queue, "disk.json", job_manifest(IDS), maildir=False)
+    return queue
 
 
 def full_disk(code: int = errno.ENOSPC) -> OSError:
@@ -103,7 +95,7 @@ async def assert_resumes_and_finishes_once(queue: Path, emulator: EmulatorHandle
 async def test_enospc_on_a_journal_append_checkpoints_the_job(
     tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
-    queue = make_queue(tmp_path / "queue")
+    queue = disk_queue(tmp_path / "queue")
     settings = make_settings(queue, emulator.base_url, rate_limit=50, lease_ttl=0.5)
     await run_once_with(settings, JobSeams(journal_write=journal_fails_after(8)))
     await assert_resumes_and_finishes_once(queue, emulator)
@@ -112,7 +104,7 @@ async def test_enospc_on_a_journal_append_checkpoints_the_job(
 async def test_enospc_on_the_report_write_checkpoints_the_job(
     tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
-    queue = make_queue(tmp_path / "queue")
+    queue = disk_queue(tmp_path / "queue")
     settings = make_settings(queue, emulator.base_url, lease_ttl=0.5)
     await run_once_with(settings, JobSeams(report_writer=refused_report_writes))
     await assert_resumes_and_finishes_once(queue, emulator)
@@ -121,7 +113,7 @@ async def test_enospc_on_the_report_write_checkpoints_the_job(
 async def test_eio_on_every_lease_renewal_stops_the_job_before_its_lease_goes_stale(
     tmp_path: Path, emulator: EmulatorHandle
 ) -> None:
-    queue = make_queue(tmp_path / "queue")
+    queue = disk_queue(tmp_path / "queue")
     # Slow enough that the lease (ttl 0.5 s, renewed every 0.17 s) is lost mid-job.
     settings = make_settings(queue, emulator.base_url, rate_limit=10, burst=1, lease_ttl=0.5)
     failing = JobQueue(settings, write_lease=lease_writes_fail(atomic_write_json))

@@ -11,14 +11,10 @@ import pytest
 
 from tests.audiogen import write_audio, write_garbage
 from tests.emulator_harness import ApiClient, EmulatorHandle, running_emulator
+from tests.support import iso_seconds
 
 SPACE = "/spaces/demo/main"
 OCTET = {"Content-Type": "application/octet-stream"}
-
-
-def _seconds(duration: str) -> float:
-    assert duration.startswith("PT") and duration.endswith("S"), duration
-    return float(duration[2:-1])
 
 
 @pytest.fixture
@@ -67,9 +63,9 @@ async def test_raw_upload_measures_the_file(
     body = await _upload(api, path.read_bytes())
     assert body["state"] == "available"
     assert body["sampleRate"] == rate
-    assert _seconds(body["duration"]) == pytest.approx(voice + silence, abs=0.01)
+    assert iso_seconds(body["duration"]) == pytest.approx(voice + silence, abs=0.01)
     # Silence never counts as voice; the tone does, within one 30 ms frame or so.
-    assert _seconds(body["voiceDuration"]) == pytest.approx(voice, abs=0.08)
+    assert iso_seconds(body["voiceDuration"]) == pytest.approx(voice, abs=0.08)
     assert body["uploadedAt"] is not None
 
 
@@ -82,7 +78,7 @@ async def test_base64_create_measures_and_links_identity(api: ApiClient, tmp_pat
     )
     assert reply.status == 201
     assert reply.body["state"] == "available"
-    assert _seconds(reply.body["voiceDuration"]) == pytest.approx(2.5, abs=0.08)
+    assert iso_seconds(reply.body["voiceDuration"]) == pytest.approx(2.5, abs=0.08)
     assert reply.body["identity"] == {"handle": "ann", "alias": None}
     ident = await api.get(f"{SPACE}/identities/ann")
     assert ident.body["audios"] == 1

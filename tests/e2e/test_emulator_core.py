@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from tests.emulator_harness import OTHER_KEY, EmulatorHandle, running_emulator
+from tests.fakeclock import FakeClock
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -63,13 +63,16 @@ async def test_wrong_credentials_are_401_and_malformed_are_400(emulator: Emulato
 
 
 async def test_session_tokens_expire_after_token_ttl() -> None:
-    async with running_emulator(token_ttl=0.3) as emu, emu.client(None) as api:
+    clock = FakeClock()  # the emulator's time: moved by the test, not slept through
+    async with running_emulator(token_ttl=0.3, clock=clock.utc) as emu, emu.client(None) as api:
         signed = await api.post(
             "/auth/credentials", json={"handle": "demo", "password": "demo-password"}
         )
         token = signed.body["token"]
         assert (await api.get("/user", token=token)).status == 200
-        await asyncio.sleep(0.4)
+        clock.advance(0.29)
+        assert (await api.get("/user", token=token)).status == 200  # not yet
+        clock.advance(0.02)
         expired = await api.get("/user", token=token)
         # API keys do not expire.
         key = await api.get("/user", token="demo-key")

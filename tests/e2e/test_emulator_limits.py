@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import aiohttp
 import pytest
 
-from tests.emulator_harness import OTHER_KEY, EmulatorHandle, running_emulator
+from tests.emulator_harness import DEMO_KEY, OTHER_KEY, EmulatorHandle, running_emulator
+from tests.fakeclock import FakeClock
+from tests.support import wait_for
 
 SPACE = "/spaces/demo/main"
 
@@ -67,12 +70,13 @@ async def test_out_of_range_pagination_is_400(emulator: EmulatorHandle, params: 
     assert reply.body["message"]
 
 
-async def test_after_and_before_are_inclusive(emulator: EmulatorHandle) -> None:
-    async with emulator.client() as api:
+async def test_after_and_before_are_inclusive() -> None:
+    clock = FakeClock()  # createdAt 2 ms apart, by the emulator's clock: no sleeping
+    async with running_emulator(clock=clock.utc) as emulator, emulator.client() as api:
         created = []
         for h in ("t1", "t2", "t3"):
             created.append((await api.post(f"{SPACE}/identities", json={"handle": h})).body)
-            await asyncio.sleep(0.002)
+            clock.advance(0.002)
         middle = created[1]["createdAt"]
         after = await api.get(f"{SPACE}/identities", params={"after": middle})
         before = await api.get(f"{SPACE}/identities", params={"before": middle})
@@ -99,10 +103,16 @@ async def test_burst_beyond_rate_limit_gets_429_with_retry_after() -> None:
         # out together, so the refused ones were on their way before any 429 left: no
         # violation. One sent once the 429s are read (Retry-After is 2 s) disobeys.
         assert stats["retry_after_violations"] == 0
-        await asyncio.sleep(0.3)
+        # Past the 429s' in-flight grace, on the limiter's own clock (monotonic, in the
+        # emulator's process): a request now was sent after the refusals were read.
+        limiter = emu.emulator.limiter
+        grace_over = limiter.buckets[DEMO_KEY].blocked_since + limiter.in_flight_grace_s
+        await wait_for(lambda: time.monotonic() > grace_over, 10, "the in-flight grace over")
         again = await api.get("/user")
         assert again.status == 429
         assert (await emu.stats())["retry_after_violations"] == 1
+        # Kept: this is a client obeying Retry-After, and sleeping what it says is the obeying.
+        # (The limiter reads time.monotonic() in emulator/app.py: no clock to move instead.)
         await asyncio.sleep(int(again.headers["Retry-After"]))
         assert (await api.get("/user")).status == 200
         assert (await emu.stats())["retry_after_violations"] == 1
@@ -176,8 +186,7 @@ async def test_latency_is_added_to_api_responses_and_never_to_stats() -> None:
 
         async with asyncio.timeout(30), asyncio.TaskGroup() as tg:
             tg.create_task(slow_call())
-            while emu.emulator.stats.in_flight == 0:  # noqa: ASYNC110  # the request arrived
-                await asyncio.sleep(0.01)
+            await wait_for(lambda: emu.emulator.stats.in_flight, 30, "the API request arrived")
             during = await emu.stats()
             assert not answered  # the API request is still held by its latency
         after = await emu.stats()

@@ -6,69 +6,33 @@ import json
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import EmulatorHandle, running_emulator
-from worker.api.client import ApiClient
+from tests.support import (
+    MODEL,
+    drop,
+    job_manifest,
+    make_queue,
+    make_settings,
+    report_of,
+    run_once,
+)
 from worker.config.settings import Settings
-from worker.service import Service
-
-
-def make_settings(queue: Path, base_url: str, **kw: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        api_url=base_url,
-        api_key="demo-key",
-        owner="demo",
-        space="main",
-        queue_dir=queue,
-        min_age=0,
-        rate_limit=500,
-        burst=20,
-        lease_ttl=5,
-        shutdown_grace=2,
-    )
-    values.update(kw)
-    return Settings(**values)
-
-
-def drop(queue: Path, name: str, document: object) -> Path:
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    path = inbox / name
-    path.write_text(document if isinstance(document, str) else json.dumps(document))
-    return path
-
-
-async def run_once(settings: Settings) -> int:
-    async with ApiClient.from_settings(settings) as client:
-        return await Service(settings, client).run(once=True)
-
-
-def report_of(queue: Path, stem: str) -> dict[str, Any]:
-    [path] = (queue / "reports").glob(f"{stem}-*.report.json")
-    return json.loads(path.read_text())
-
-
-def job_manifest(identities: list[str]) -> dict[str, Any]:
-    return {
-        "model": "phone/v1",
-        "enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities],
-    }
+from worker.queue.discover import Candidate
+from worker.queue.jobqueue import JobQueue
+from worker.queue.paths import ClaimedJob
 
 
 @pytest.fixture
 def queue(tmp_path: Path) -> Path:
-    root = tmp_path / "queue"
-    for i in range(5):
-        write_audio(root / "audio" / f"cust-{i}.wav", voice_s=5.0, samplerate=8000)
-    return root
+    return make_queue(tmp_path / "queue", [f"cust-{i}" for i in range(5)], step_s=0, folders=())
 
 
 async def test_happy_path_enrolls_and_reports(queue: Path, emulator: EmulatorHandle) -> None:
     ids = [f"cust-{i}" for i in range(5)]
-    drop(queue, "batch.json", job_manifest(ids))
+    drop(queue, "batch.json", job_manifest(ids, MODEL))
     settings = make_settings(queue, emulator.base_url)
 
     assert await run_once(settings) == 0
@@ -92,11 +56,11 @@ async def test_happy_path_enrolls_and_reports(queue: Path, emulator: EmulatorHan
 async def test_redrop_is_unchanged_and_costs_nothing(queue: Path, emulator: EmulatorHandle) -> None:
     ids = [f"cust-{i}" for i in range(3)]
     settings = make_settings(queue, emulator.base_url)
-    drop(queue, "first.json", job_manifest(ids))
+    drop(queue, "first.json", job_manifest(ids, MODEL))
     assert await run_once(settings) == 0
     before = await emulator.stats()
 
-    drop(queue, "again.json", job_manifest(ids))
+    drop(queue, "again.json", job_manifest(ids, MODEL))
     assert await run_once(settings) == 0
 
     after = await emulator.stats()
@@ -144,7 +108,7 @@ async def test_bad_rows_fail_alone_and_unrunnable_file_goes_to_failed(
 async def test_credits_exhausted_midway_skips_the_rest(queue: Path) -> None:
     ids = [f"cust-{i}" for i in range(5)]
     async with running_emulator(credits=2) as emulator:
-        drop(queue, "batch.json", job_manifest(ids))
+        drop(queue, "batch.json", job_manifest(ids, MODEL))
         settings = make_settings(queue, emulator.base_url, max_enrollments=1)
         assert await run_once(settings) == 1
         report = report_of(queue, "batch")
@@ -182,7 +146,7 @@ async def test_model_rejection_reports_the_reason(queue: Path, emulator: Emulato
 async def test_faults_still_enroll_everything(queue: Path) -> None:
     ids = [f"cust-{i}" for i in range(5)]
     async with running_emulator(fault_rate=0.2, seed=11) as emulator:
-        drop(queue, "batch.json", job_manifest(ids))
+        drop(queue, "batch.json", job_manifest(ids, MODEL))
         settings = make_settings(queue, emulator.base_url)
         assert await run_once(settings) == 0
         report = report_of(queue, "batch")
@@ -197,7 +161,7 @@ async def test_computed_with_another_model_is_conflict_and_untouched(
     queue: Path, emulator: EmulatorHandle
 ) -> None:
     settings = make_settings(queue, emulator.base_url)
-    drop(queue, "first.json", job_manifest(["cust-0"]))
+    drop(queue, "first.json", job_manifest(["cust-0"], MODEL))
     assert await run_once(settings) == 0
     before = await emulator.stats()
 
@@ -216,27 +180,69 @@ async def test_computed_with_another_model_is_conflict_and_untouched(
     assert after["created"] == before["created"]  # nothing uploaded, created or computed
 
 
-async def test_max_jobs_bounds_what_is_claimed(queue: Path, emulator: EmulatorHandle) -> None:
-    for i in range(3):
-        drop(queue, f"part-{i}.json", job_manifest([f"cust-{i}"]))
-    settings = make_settings(queue, emulator.base_url, max_jobs=1)
-    most_active = 0
+class EventQueue(JobQueue):
+    """The worker's own queue, writing down in order when each job's hold on a slot begins
+    (before the claim touches the disk) and ends (once the job has left active/)."""
 
-    async def watch_active() -> None:
-        nonlocal most_active
-        while True:
-            active = queue / "active"
-            if active.exists():
-                jobs = [p for p in active.iterdir() if not p.name.startswith(".")]
-                most_active = max(most_active, len(jobs))
-            await anyio.sleep(0.005)
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.events: list[tuple[str, str]] = []
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(watch_active)
-        assert await run_once(settings) == 0
-        tg.cancel_scope.cancel()
-    assert most_active == 1  # one job at a time; the others waited in the inbox
-    assert len(list((queue / "reports").glob("part-*.report.json"))) == 3
+    async def claim(self, candidate: Candidate) -> ClaimedJob | None:
+        self.events.append(("claiming", candidate.name))
+        job = await super().claim(candidate)
+        self.events.append(("claimed", candidate.name) if job else ("not claimed", candidate.name))
+        return job
+
+    async def finish(self, job: ClaimedJob) -> Path:
+        done = await super().finish(job)
+        self.events.append(("left", job.name))
+        return done
+
+    async def fail(self, job: ClaimedJob, *args: Any, **kwargs: Any) -> Path:
+        failed = await super().fail(job, *args, **kwargs)
+        self.events.append(("left", job.name))
+        return failed
+
+
+def most_at_once(events: list[tuple[str, str]]) -> int:
+    """The most jobs between "claiming" and "left" at any point of the sequence."""
+    holding: set[str] = set()
+    most = 0
+    for event, name in events:
+        if event == "claiming":
+            holding.add(name)
+            most = max(most, len(holding))
+        elif event in ("left", "not claimed"):
+            holding.remove(name)
+    return most
+
+
+def test_most_at_once_counts_overlaps_by_order() -> None:
+    # Two holds overlap when the second begins before the first has left, however briefly.
+    assert most_at_once([("claiming", "a"), ("claimed", "a"), ("left", "a")]) == 1
+    overlapped = [("claiming", "a"), ("claimed", "a"), ("claiming", "b"), ("left", "a")]
+    assert most_at_once([*overlapped, ("claimed", "b"), ("left", "b")]) == 2
+    assert most_at_once([("claiming", "a"), ("not claimed", "a"), ("claiming", "b")]) == 1
+
+
+@pytest.mark.parametrize("max_jobs", [1, 2])
+async def test_max_jobs_bounds_what_is_claimed(
+    queue: Path, emulator: EmulatorHandle, max_jobs: int
+) -> None:
+    """Proved by the order of events, not by sampling active/: no claim of a job begins while
+    `max_jobs` others are claimed and not yet out of active/."""
+    names = [f"part-{i}.json" for i in range(4)]
+    for i, name in enumerate(names):
+        drop(queue, name, job_manifest([f"cust-{i}"], MODEL))
+    settings = make_settings(queue, emulator.base_url, max_jobs=max_jobs)
+    jobs = EventQueue(settings)
+    assert await run_once(settings, jobs) == 0
+    assert most_at_once(jobs.events) == max_jobs  # the bound held, and was reached
+    claimed = [name for event, name in jobs.events if event == "claimed"]
+    left = [name for event, name in jobs.events if event == "left"]
+    assert sorted(claimed) == sorted(left) == names  # each job claimed once, each one ended
+    assert len(list((queue / "reports").glob("part-*.report.json"))) == len(names)
 
 
 async def test_an_audio_the_server_lost_is_found_or_made_again_not_a_failure(
@@ -245,10 +251,10 @@ async def test_an_audio_the_server_lost_is_found_or_made_again_not_a_failure(
     # A long-lived worker remembers which audio it made from each file. The service then
     # loses it (restored from a backup, deleted by an operator; here: a restart without state).
     settings = make_settings(queue, emulator.base_url)
-    drop(queue, "first.json", job_manifest(["cust-0"]))
+    drop(queue, "first.json", job_manifest(["cust-0"], MODEL))
     assert await run_once(settings) == 0
     await emulator.restart()
-    drop(queue, "again.json", job_manifest(["cust-0"]))
+    drop(queue, "again.json", job_manifest(["cust-0"], MODEL))
     assert await run_once(settings) == 0
     [row] = report_of(queue, "again")["enrollments"]
     assert (row["identity"], row["outcome"]) == ("cust-0", "enrolled"), row

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.test_engine import drop, job_manifest, make_settings, run_once
 from tests.e2e.test_engine_exactly_once import audio
 from tests.emulator_harness import running_emulator
+from tests.support import MODEL, drop, job_manifest, make_settings, run_once
 
 
 def reports(queue: Path, stem: str) -> list[dict]:
@@ -46,7 +46,7 @@ async def test_each_run_of_a_job_writes_its_own_reports(tmp_path: Path) -> None:
     queue = tmp_path / "queue"
     for i in range(2):
         audio(queue, f"cust-{i}.wav")
-    document = job_manifest(["cust-0", "cust-1"])
+    document = job_manifest(["cust-0", "cust-1"], MODEL)
     async with running_emulator() as emu:
         settings = make_settings(queue, emu.base_url)
         drop(queue, "batch.json", document)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import anyio
 
-from tests.e2e.test_engine import make_settings, report_of, run_once
 from tests.e2e.test_validate_cli import BROKEN, audio_root, good_enrollment, write
 from tests.emulator_harness import EmulatorHandle
 from tests.fakeclock import FakeClock
 from tests.scans import Scans
+from tests.support import make_settings, report_of, run_once
 from worker.api.client import ApiClient
 from worker.queue.jobqueue import JobQueue
 from worker.service import Service

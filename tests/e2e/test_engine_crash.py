@@ -13,8 +13,8 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import journal_records, kinds, lease_stale, reports, wait_for
-from tests.worker_process import WORKER, worker_env
+from tests.jobwatch import journal_records, kinds, lease_stale, reports
+from tests.support import WORKER, wait_for, worker_env
 
 IDENTITIES = [f"crash-{i:02d}" for i in range(24)]
 

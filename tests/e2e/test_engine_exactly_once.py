@@ -14,8 +14,8 @@ from typing import Any
 
 from tests.audiogen import write_audio
 from tests.e2e.exactly_once import Expected, verify_exactly_once
-from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import running_emulator
+from tests.support import drop, make_settings, report_of, run_once
 
 FILE_MS, COMPUTE_MS = 400, 700
 

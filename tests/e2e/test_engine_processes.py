@@ -14,10 +14,9 @@ from typing import Any
 import anyio
 
 from tests.e2e.exactly_once import Expected, verify_exactly_once
-from tests.e2e.test_engine import drop
 from tests.e2e.test_engine_exactly_once import COMPUTE_MS, FILE_MS, audio, manifest
 from tests.emulator_harness import running_emulator
-from tests.worker_process import WORKER, worker_env
+from tests.support import WORKER, drop, worker_env
 
 
 async def test_two_run_once_processes_on_overlapping_manifests_at_the_same_moment(

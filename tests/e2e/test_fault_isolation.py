@@ -16,7 +16,8 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import EmulatorHandle, running_emulator
-from tests.worker_process import WORKER, worker_env
+from tests.jobwatch import job_dirs, lease_stale
+from tests.support import WORKER, wait_for, worker_env
 
 GOOD_IDS = ("good-1", "good-2", "good-3")
 
@@ -201,7 +202,8 @@ async def test_a_job_that_kills_its_worker_is_failed_after_three_starts(
     for _ in range(4):
         run = await anyio.run_process([*WORKER, "run", "--once"], env=env, check=False)
         codes.append(run.returncode)
-        await anyio.sleep(0.6)  # the dead worker's lease goes stale
+        if job_dirs(queue):  # the next start takes the job over once the dead one's lease is stale
+            await wait_for(lambda: lease_stale(queue, 0.5), 30, "the dead worker's lease stale")
     assert codes == [-signal.SIGKILL] * 3 + [1], codes
     [error_file] = (queue / "failed").glob("poison-*.error.json")
     [problem] = json.loads(error_file.read_text())["problems"]
@@ -225,7 +227,7 @@ async def test_a_corrupt_journal_fails_its_job_and_the_worker_goes_on(tmp_path: 
         assert lines, "the killed run journaled its start"
         journal.write_bytes(b"{damaged\n" + b"".join(lines))  # damage before the last line
         (inbox / "after.json").write_text(json.dumps({"identity": "later", "audios": ["real.wav"]}))
-        await anyio.sleep(0.6)
+        await wait_for(lambda: lease_stale(queue, 0.5), 30, "the killed worker's lease stale")
         second = await anyio.run_process([*WORKER, "run", "--once"], env=base, check=False)
     assert second.returncode == 1, second.stderr.decode()[-2000:]
     [error_file] = (queue / "failed").glob("torn-*.error.json")
@@ -252,8 +254,8 @@ async def test_a_job_cancelled_by_the_end_of_the_grace_period_releases_its_lease
             seen += chunk
             if b'"job_started"' in seen:
                 break
-        while (await emulator.stats())["requests"]["in_flight"] == 0:  # noqa: ASYNC110 - another process
-            await anyio.sleep(0.05)  # ...and one of its requests is on the wire (3 s each)
+        # ...and one of its requests is on the wire (3 s each)
+        await wait_for(lambda: emulator.emulator.stats.in_flight, 30, "a request on the wire")
         proc.send_signal(signal.SIGTERM)
         async for chunk in proc.stderr:
             seen += chunk

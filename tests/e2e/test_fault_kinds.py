@@ -13,8 +13,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.audiogen import write_audio
-from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle
+from tests.support import make_settings, run_once
 from worker.base.errors import (
     EnrollmentFailed,
     JobMustCheckpoint,

@@ -12,28 +12,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import journal_records, kinds, lease_stale, reports, wait_for
-from tests.worker_process import WORKER, worker_env
+from tests.jobwatch import journal_records, kinds, lease_stale, reports
+from tests.support import WORKER, drop, job_manifest, make_queue, names, wait_for, worker_env
 
 ONCE = [*WORKER, "run", "--once"]
 IDS = [f"fin-{i}" for i in range(4)]
-
-
-def make_queue(root: Path) -> Path:
-    for i, name in enumerate(IDS):
-        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + i / 1000, samplerate=8000)
-    (root / "inbox").mkdir(parents=True)
-    rows = [{"identity": i, "audios": [f"{i}.wav"]} for i in IDS]
-    tmp = root / "inbox" / ".finish.json.tmp"
-    tmp.write_text(json.dumps({"enrollments": rows}))
-    tmp.rename(root / "inbox" / "finish.json")
-    return root
-
-
-def names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
 @pytest.mark.parametrize("point", ["job.reported", "job.finished_record", "job.done"])
@@ -41,7 +25,8 @@ def names(folder: Path) -> list[str]:
 async def test_a_crash_at_each_finishing_step_reports_once_and_charges_once(
     tmp_path: Path, point: str
 ) -> None:
-    queue = make_queue(tmp_path / "queue")
+    queue = make_queue(tmp_path / "queue", IDS)
+    drop(queue, "finish.json", job_manifest(IDS))
     async with running_emulator() as emu:
         env = worker_env(queue, emu.base_url, ENROLLER_LEASE_TTL="1")
         crashed = await anyio.run_process(

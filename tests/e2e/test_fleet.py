@@ -5,33 +5,24 @@ Every identity is enrolled exactly once and charged once."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-import anyio
 import pytest
 
-from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
 from tests.redis_harness import running_redis
-from tests.worker_process import WORKER, worker_env
+from tests.support import drop, job_manifest, make_queue, start_worker, wait_for, worker_env
 
 MANIFESTS, PER_MANIFEST = 6, 10
 RATE = 60
 
 
 def _queue(queue: Path) -> list[str]:
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True)
-    identities = []
-    for m in range(MANIFESTS):
-        rows = []
-        for e in range(PER_MANIFEST):
-            identity = f"fleet-{m}-{e}"
-            write_audio(queue / "audio" / f"{identity}.wav", voice_s=5.0, samplerate=8000)
-            rows.append({"identity": identity, "audios": [f"{identity}.wav"]})
-            identities.append(identity)
-        (inbox / f"batch-{m}.json").write_text(json.dumps({"enrollments": rows}))
+    batches = [[f"fleet-{m}-{e}" for e in range(PER_MANIFEST)] for m in range(MANIFESTS)]
+    identities = [identity for batch in batches for identity in batch]
+    make_queue(queue, identities, step_s=0)
+    for m, batch in enumerate(batches):
+        drop(queue, f"batch-{m}.json", job_manifest(batch), maildir=False)
     return identities
 
 
@@ -51,24 +42,22 @@ async def test_three_workers_share_one_budget_and_survive_a_redis_restart(tmp_pa
                 ENROLLER_MAX_JOBS="2",
                 ENROLLER_HEARTBEAT_INTERVAL="0.5",
             )
-            logs = [(tmp_path / f"worker-{i}.log").open("wb") for i in range(3)]
-            procs = [
-                await anyio.open_process(
-                    [*WORKER, "run", "--once"], env=env, stdout=subprocess.DEVNULL, stderr=log
-                )
-                for log in logs
-            ]
+            log_paths = [tmp_path / f"worker-{i}.log" for i in range(3)]
+            procs = [await start_worker(env, log) for log in log_paths]
             # Redis goes away once the fleet is working, then comes back on the same port.
-            while (await emulator.stats())["created"]["computes"] < 5:  # noqa: ASYNC110
-                await anyio.sleep(0.05)
+            live = emulator.emulator.stats  # in-process: read directly
+            await wait_for(lambda: live.created["computes"] >= 5, 120, "5 computes by the fleet")
             redis.stop()
-            await anyio.sleep(1.0)
+            # Down until a worker has noticed (not for a while): then it comes back.
+            await wait_for(
+                lambda: any(b'"fleet_redis_unreachable"' in p.read_bytes() for p in log_paths),
+                60,
+                "a worker noticing that Redis is gone",
+            )
             redis.start()
             codes = [await p.wait() for p in procs]
             stats = await emulator.stats()
-    for log in logs:
-        log.close()
-    worker_logs = [(tmp_path / f"worker-{i}.log").read_text() for i in range(3)]
+    worker_logs = [log.read_text() for log in log_paths]
     assert codes == [0, 0, 0], [text[-2000:] for text in worker_logs]
     assert all('"fleet_joined"' in text for text in worker_logs)
     assert any('"fleet_redis_unreachable"' in text for text in worker_logs)  # the restart hit

@@ -10,18 +10,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_queue import claim_one, drop
+from tests.e2e.test_queue import claim_one
 from tests.fakeclock import FakeClock
-from worker.config.settings import Settings
+from tests.support import drop, make_job_queue
 from worker.queue.jobqueue import JobQueue
 
 TTL = 60.0
 
 
 def _queue(root: Path, host: str, **clocks: Any) -> JobQueue:
-    settings = Settings(queue_dir=root, min_age=0.0, lease_ttl=TTL)
-    queue = JobQueue(settings, host=host, **clocks)  # as if it ran on another machine
-    queue.setup()
+    queue = make_job_queue(root, lease_ttl=TTL, host=host, **clocks)  # as if on another machine
     return queue
 
 

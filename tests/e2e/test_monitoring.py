@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 from collections import defaultdict
@@ -21,7 +20,6 @@ import anyio
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.audiogen import write_audio
 from tests.deploy_checks import (
     PROMETHEUS_OWN,
     dashboard_panels,
@@ -29,8 +27,7 @@ from tests.deploy_checks import (
     selectors,
 )
 from tests.emulator_harness import running_emulator
-from tests.ports import free_port
-from tests.worker_process import WORKER, worker_env
+from tests.support import WORKER, drop, free_port, job_manifest, make_queue, wait_for, worker_env
 
 TARGET_LABELS = {"job", "instance"}  # added by Prometheus to every scraped series
 
@@ -58,12 +55,7 @@ def test_the_dashboard_covers_what_operators_asked_for() -> None:
 async def test_every_series_the_rules_and_dashboard_name_is_served(tmp_path: Path) -> None:
     queue = tmp_path / "queue"
     ids = [f"mon-{n:02d}" for n in range(4)]
-    for n, name in enumerate(ids):
-        write_audio(queue / "audio" / f"{name}.wav", voice_s=5 + n / 10, samplerate=8000)
-    (queue / "inbox").mkdir(parents=True)
-    manifest = {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in ids]}
-    (queue / "inbox" / ".mon.json.tmp").write_text(json.dumps(manifest))
-    os.replace(queue / "inbox" / ".mon.json.tmp", queue / "inbox" / "mon.json")
+    drop(make_queue(queue, ids, step_s=0.1), "mon.json", job_manifest(ids))
     port = free_port()
 
     # The emulator allows 4 requests/s; the worker tries 40 at once: 429s come.
@@ -75,13 +67,15 @@ async def test_every_series_the_rules_and_dashboard_name_is_served(tmp_path: Pat
         proc = await anyio.open_process([*WORKER, "run"], env=env, stderr=subprocess.DEVNULL)
         try:
             async with aiohttp.ClientSession() as session:
-                text = ""
-                with anyio.fail_after(60):  # until a 429 has been counted
-                    while 'status="429"' not in text:
-                        await anyio.sleep(0.2)
-                        with contextlib.suppress(aiohttp.ClientConnectionError):
-                            async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                                text = await resp.text()
+
+                async def counted_429() -> str | None:
+                    with contextlib.suppress(aiohttp.ClientConnectionError):  # not listening yet
+                        async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                            text = await resp.text()
+                            return text if 'status="429"' in text else None
+                    return None
+
+                text = await wait_for(counted_429, 60, "a 429 counted", step=0.2)
         finally:
             proc.send_signal(signal.SIGTERM)
             with anyio.fail_after(30):

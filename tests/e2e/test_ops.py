@@ -10,10 +10,8 @@ import json
 import os
 import pty
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -22,8 +20,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator.config import default_world
-from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
+from tests.support import (
+    QUEUE_FOLDERS,
+    drop,
+    free_port,
+    job_manifest,
+    make_queue,
+    wait_for,
+    worker_env,
+)
 
 API_KEY = "vpk-OPS-7f3a9c2e51d04b8aa6"  # in no other file: any hit is a leak
 
@@ -37,53 +43,26 @@ def world_with_key(path: Path) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def ops_queue(root: Path, identities: list[str]) -> Path:
+    return make_queue(root, identities, step_s=0.1, folders=QUEUE_FOLDERS)
 
 
-def make_queue(root: Path, identities: list[str]) -> Path:
-    for n, name in enumerate(identities):
-        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + n / 10, samplerate=8000)
-    for folder in ("inbox", "active", "done", "failed", "reports"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def drop(queue: Path, name: str, identities: list[str]) -> None:
-    manifest = {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities]}
-    tmp = queue / "inbox" / f".{name}.tmp"
-    tmp.write_text(json.dumps(manifest))
-    os.replace(tmp, queue / "inbox" / name)
-
-
-def worker_env(queue: Path, base_url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENROLLER_")}
-    env.update(
-        ENROLLER_API_URL=base_url,
+def ops_env(queue: Path, base_url: str, **extra: str) -> dict[str, str]:
+    env = worker_env(
+        queue,
+        base_url,
         ENROLLER_API_KEY=API_KEY,
-        ENROLLER_OWNER="demo",
-        ENROLLER_SPACE="main",
-        ENROLLER_QUEUE_DIR=str(queue),
-        ENROLLER_MIN_AGE="0",
         ENROLLER_HEARTBEAT_INTERVAL="0.2",
         ENROLLER_HEALTH_MAX_AGE="5",
+        **extra,
     )
-    env.update(extra)  # no ENROLLER_LOG_FORMAT: "auto" must pick JSON off a terminal
+    del env["ENROLLER_LOG_FORMAT"]  # unset: "auto" must pick JSON off a terminal
     return env
 
 
 def healthcheck(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "worker", "healthcheck"]
     return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
-
-
-async def wait_for(predicate: Callable[[], bool], limit: float) -> None:
-    """Poll what another process does (files, its output): there is no event to wait on."""
-    with anyio.fail_after(limit):
-        while not predicate():  # noqa: ASYNC110
-            await anyio.sleep(0.05)
 
 
 def metric_values(text: str) -> dict[str, float]:
@@ -108,12 +87,12 @@ async def scrape(session: aiohttp.ClientSession, port: int) -> str:
 @pytest.mark.timeout(90)
 async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> None:
     ids = [f"ops-{i:02d}" for i in range(16)]
-    queue = make_queue(tmp_path / "queue", ids)
+    queue = ops_queue(tmp_path / "queue", ids)
     port = free_port()
     world = world_with_key(tmp_path / "w.json")
     # A few faults, so that retry and error lines (where a key would most likely leak) occur.
     async with running_emulator(latency_ms=25, fault_rate=0.08, seed=7, config=world) as emu:
-        env = worker_env(
+        env = ops_env(
             queue, emu.base_url, ENROLLER_METRICS_PORT=str(port), ENROLLER_RATE_LIMIT="30"
         )
         assert healthcheck(env).returncode != 0, "healthy with no worker running"
@@ -132,11 +111,12 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
             tg.start_soon(collect)
             await wait_for(lambda: b"metrics_listening" in stderr, 20)
             await wait_for(lambda: bool(list((queue / ".health").glob("*.json"))), 10)
-            drop(queue, "batch.json", ids)
+            drop(queue, "batch.json", job_manifest(ids))
             # First scrape once the job's requests are under way, second once an enrollment
             # has finished: more requests must have been counted in between.
             await wait_for(lambda: b'"job_started"' in stderr, 30)
-            await anyio.sleep(0.3)
+            posted = lambda: any(r.method == "POST" for r in emu.requests)  # noqa: E731
+            await wait_for(posted, 30, "the emulator receiving the job's first request")
             scrapes.append(await scrape(session, port))
             await wait_for(lambda: b'"enrollment_finished"' in stderr, 30)
             scrapes.append(await scrape(session, port))
@@ -144,12 +124,12 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
             async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 healthz = await resp.json()
             await wait_for(lambda: bool(list((queue / "reports").glob("*.report.json"))), 40)
-            with anyio.fail_after(10):  # the job's end is counted just after its report
-                while 'enroller_jobs_total{result="done"} 1.0' not in (  # noqa: ASYNC110
-                    final := await scrape(session, port)
-                ):
-                    await anyio.sleep(0.05)
-            scrapes.append(final)
+
+            async def counted_done() -> str | None:  # the job's end is counted after its report
+                text = await scrape(session, port)
+                return text if 'enroller_jobs_total{result="done"} 1.0' in text else None
+
+            scrapes.append(await wait_for(counted_done, 10, "the job's end counted"))
             proc.send_signal(signal.SIGTERM)
             with anyio.fail_after(20):
                 code = await proc.wait()
@@ -204,10 +184,10 @@ async def test_daemon_health_metrics_and_logs_from_outside(tmp_path: Path) -> No
 @pytest.mark.timeout(60)
 async def test_once_on_a_terminal_shows_a_progress_bar(tmp_path: Path) -> None:
     ids = [f"tty-{i:02d}" for i in range(4)]
-    queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "tty.json", ids)
+    queue = ops_queue(tmp_path / "queue", ids)
+    drop(queue, "tty.json", job_manifest(ids))
     async with running_emulator(config=world_with_key(tmp_path / "w.json")) as emu:
-        env = worker_env(queue, emu.base_url, COLUMNS="120", TERM="xterm")
+        env = ops_env(queue, emu.base_url, COLUMNS="120", TERM="xterm")
         leader, follower = pty.openpty()
         try:
             proc = await anyio.open_process(

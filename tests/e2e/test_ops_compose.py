@@ -24,7 +24,7 @@ import anyio
 import pytest
 import yaml
 
-from tests.ports import free_port
+from tests.support import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 READY = re.compile(rb"emulator listening on (http://\S+/v1)")
@@ -118,9 +118,11 @@ async def test_compose_services_turn_the_examples_into_reports(tmp_path: Path) -
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(collect)
-            with anyio.fail_after(60):
-                while len(reports()) < len(examples) and proc.returncode is None:  # noqa: ASYNC110
-                    await anyio.sleep(0.1)
+            await wait_for(
+                lambda: len(reports()) >= len(examples) or proc.returncode is not None,
+                60,
+                "a report for each example",
+            )
             health = await anyio.run_process(
                 [sys.executable, "-m", "worker", "healthcheck"], env=env, check=False
             )

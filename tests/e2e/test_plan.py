@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.audiogen import write_audio
-from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle, running_emulator
+from tests.support import make_settings, run_once
 from worker.cli import main
 from worker.commands.plan import plan_paths, run_plan
 from worker.manifest.models import ManifestDefaults

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +12,13 @@ import pytest
 import structlog
 
 from tests.fakeclock import FakeClock
+from tests.support import drop, make_job_queue, wait_for
 from tests.unprivileged import rerun_unprivileged
-from worker.config.settings import Settings
 from worker.queue.discover import Candidate
 from worker.queue.jobqueue import JobQueue
 from worker.queue.lease import LeaseLost, read_lease
 from worker.queue.paths import ClaimedJob, QueueSetupError, setup_folders
 from worker.queue.rules import job_id_for
-
-
-def make_queue(root: Path, clock: FakeClock | None = None, **overrides: Any) -> JobQueue:
-    """A queue on `root`; with `clock`, leases and min_age follow that clock, not the wall."""
-    values: dict[str, Any] = {"queue_dir": root, "min_age": 0.0, "lease_ttl": 0.5}
-    values.update(overrides)
-    queue = JobQueue(Settings(**values), clock=clock or time.time)
-    queue.setup()
-    return queue
-
-
-def drop(queue: JobQueue, name: str, content: str = '{"enrollments": []}') -> Path:
-    path = queue.paths.inbox / name
-    path.write_text(content, "utf-8")
-    return path
 
 
 def ready(queue: JobQueue) -> list[str]:
@@ -50,7 +34,7 @@ def claim_one(queue: JobQueue) -> ClaimedJob:
 
 
 def test_setup_creates_the_five_folders(tmp_path: Path) -> None:
-    make_queue(tmp_path / "q")
+    make_job_queue(tmp_path / "q")
     assert sorted(p.name for p in (tmp_path / "q").iterdir()) == [
         "active",
         "done",
@@ -64,7 +48,7 @@ def test_setup_creates_the_five_folders(tmp_path: Path) -> None:
 def test_setup_reports_an_unwritable_folder(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if rerun_unprivileged(request):
         return  # root ignores mode bits: the test just ran as uid 1000 in a user namespace
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     queue.paths.done.chmod(0o500)
     try:
         with pytest.raises(QueueSetupError, match=r"done is not writable"):
@@ -74,7 +58,7 @@ def test_setup_reports_an_unwritable_folder(tmp_path: Path, request: pytest.Fixt
 
 
 def test_setup_reports_exdev_clearly(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
 
     def rename(src: Any, dst: Any) -> None:
         if "failed" in str(dst):
@@ -86,7 +70,7 @@ def test_setup_reports_exdev_clearly(tmp_path: Path) -> None:
 
 
 def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     for name in [".a.json", "b.json.tmp", "c.csv.part", "d.txt", "e.json", "f.CSV"]:
         drop(queue, name)
     (queue.paths.inbox / "sub.json").mkdir()
@@ -100,7 +84,7 @@ def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None
 
 def test_min_age_holds_back_a_fresh_file(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, min_age=0.3)
+    queue = make_job_queue(tmp_path, clock, min_age=0.3)
     drop(queue, "a.json")
     assert ready(queue) == []
     clock.advance(0.29)
@@ -110,7 +94,7 @@ def test_min_age_holds_back_a_fresh_file(tmp_path: Path) -> None:
 
 
 def test_claim_moves_the_file_into_a_leased_job_dir(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path, worker_id="w-1")
+    queue = make_job_queue(tmp_path, worker_id="w-1")
     content = '{"identity": "alice", "audios": ["a.wav"]}'
     drop(queue, "alice.json", content)
     job = claim_one(queue)
@@ -126,7 +110,7 @@ def test_claim_moves_the_file_into_a_leased_job_dir(tmp_path: Path) -> None:
 
 
 def test_losing_the_rename_is_not_an_error(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     path = drop(queue, "a.json")
     candidate = Candidate(path, 1, 0.0)
     path.unlink()  # another worker took it
@@ -135,7 +119,7 @@ def test_losing_the_rename_is_not_an_error(tmp_path: Path) -> None:
 
 
 def test_same_name_new_content_is_a_new_job(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "a.json", '{"v": 1}')
     first = claim_one(queue)
     drop(queue, "a.json", '{"v": 2}')
@@ -145,7 +129,7 @@ def test_same_name_new_content_is_a_new_job(tmp_path: Path) -> None:
 
 
 def test_duplicate_of_an_active_job_goes_to_done(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "a.json", '{"v": 1}')
     first = claim_one(queue)
     drop(queue, "a.json", '{"v": 1}')
@@ -157,7 +141,7 @@ def test_duplicate_of_an_active_job_goes_to_done(tmp_path: Path) -> None:
 
 
 def test_finish_moves_to_done_and_clears_the_job(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "batch.csv", "identity,audio\nalice,a.wav\n")
     job = claim_one(queue)
     job.journal_path.write_text("{}\n")
@@ -168,7 +152,7 @@ def test_finish_moves_to_done_and_clears_the_job(tmp_path: Path) -> None:
 
 
 def test_fail_writes_error_json_beside_the_manifest(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = make_job_queue(tmp_path)
     drop(queue, "bad.json", "{not json")
     job = claim_one(queue)
     dest = queue.fail_sync(job, ["bad.json: line 1: not valid JSON"])
@@ -182,7 +166,7 @@ def test_fail_writes_error_json_beside_the_manifest(tmp_path: Path) -> None:
 
 
 def test_report_paths(tmp_path: Path) -> None:
-    paths = make_queue(tmp_path).paths.report_paths("a-0123456789")
+    paths = make_job_queue(tmp_path).paths.report_paths("a-0123456789")
     assert paths.report == tmp_path / "reports" / "a-0123456789.report.json"
     assert paths.failures == tmp_path / "reports" / "a-0123456789.failures.csv"
     assert paths.retry == tmp_path / "reports" / "a-0123456789.retry.json"
@@ -190,8 +174,8 @@ def test_report_paths(tmp_path: Path) -> None:
 
 def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
     clock = FakeClock()
-    mine = make_queue(tmp_path, clock, worker_id="a")
-    other = make_queue(tmp_path, clock, worker_id="b")
+    mine = make_job_queue(tmp_path, clock, worker_id="a")
+    other = make_job_queue(tmp_path, clock, worker_id="b")
     drop(mine, "a.json")
     job = claim_one(mine)
     assert other.recover_stale_sync() == []
@@ -214,11 +198,11 @@ def test_fresh_lease_is_not_taken_stale_one_is(tmp_path: Path) -> None:
 
 def test_two_takers_of_one_stale_lease_one_wins(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock)
+    queue = make_job_queue(tmp_path, clock)
     drop(queue, "a.json")
     claim_one(queue)
     clock.advance(0.6)
-    takers = [make_queue(tmp_path, clock, worker_id=f"t{i}") for i in range(2)]
+    takers = [make_job_queue(tmp_path, clock, worker_id=f"t{i}") for i in range(2)]
     # Both have read the stale lease; only one can create the next generation.
     job_dir = next(queue.paths.active.iterdir())
     assert takers[0].leases.try_acquire(job_dir, 1, "x") is True
@@ -227,11 +211,11 @@ def test_two_takers_of_one_stale_lease_one_wins(tmp_path: Path) -> None:
 
 
 def test_released_lease_is_taken_over_at_once(tmp_path: Path) -> None:
-    first = make_queue(tmp_path, lease_ttl=60)
+    first = make_job_queue(tmp_path, lease_ttl=60)
     drop(first, "a.json")
     job = first.claim_sync((first.scan() or first.scan())[0])
     assert job is not None
-    second = make_queue(tmp_path, lease_ttl=60)
+    second = make_job_queue(tmp_path, lease_ttl=60)
     assert second.recover_stale_sync() == []
     first.release(job)
     assert [j.job_id for j in second.recover_stale_sync()] == [job.job_id]
@@ -239,11 +223,11 @@ def test_released_lease_is_taken_over_at_once(tmp_path: Path) -> None:
 
 def test_restarted_worker_resumes_its_own_job(tmp_path: Path) -> None:
     clock = FakeClock()
-    before = make_queue(tmp_path, clock, worker_id="same")
+    before = make_job_queue(tmp_path, clock, worker_id="same")
     drop(before, "a.json")
     job = claim_one(before)
     job.journal_path.write_text('{"kind": "x"}\n')
-    after = make_queue(tmp_path, clock, worker_id="same")
+    after = make_job_queue(tmp_path, clock, worker_id="same")
     assert after.recover_stale_sync() == []  # its lease is fresh: it may still be alive
     clock.advance(0.6)
     resumed = after.recover_stale_sync()
@@ -255,17 +239,17 @@ async def test_heartbeat_keeps_the_lease_and_raises_when_lost(tmp_path: Path) ->
     import anyio
 
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json")
     job = claim_one(queue)
-    other = make_queue(tmp_path, clock, lease_ttl=0.3)
+    other = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     clock.advance(10)  # the lease written at claim time is long stale by now...
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(queue.heartbeat, job, 0.01)
             # ...until the heartbeat renews it on this clock (another writer: poll the file).
-            while read_lease(job.dir)[1].heartbeat.timestamp() != clock.now:  # noqa: ASYNC110
-                await anyio.sleep(0.01)
+            renewed = lambda: read_lease(job.dir)[1].heartbeat.timestamp() == clock.now  # noqa: E731
+            await wait_for(renewed, 30, "the heartbeat renewing the lease", step=0.01)
             tg.cancel_scope.cancel()
     assert other.recover_stale_sync() == []  # kept fresh for longer than ttl
     queue.release(job)
@@ -284,15 +268,13 @@ def test_crash_at_every_claim_step_is_recovered(tmp_path: Path, step: str) -> No
             raise Crash(f"died at {at}")
 
     clock = FakeClock()
-    settings = Settings(queue_dir=tmp_path, min_age=0.0, lease_ttl=0.3)
-    queue = JobQueue(settings, clock=clock, crash_hook=hook)
-    queue.setup()
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.3, crash_hook=hook)
     drop(queue, "a.json", '{"v": 42}')
     candidates = queue.scan() or queue.scan()
     with pytest.raises(Crash, match=rf"^died at {step}$"):
         queue.claim_sync(candidates[0])
 
-    survivor = make_queue(tmp_path, clock, lease_ttl=0.3)
+    survivor = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     assert survivor.recover_stale_sync() == []  # the dead claimer's lease is still fresh
     clock.advance(0.4)
     jobs = survivor.recover_stale_sync()
@@ -307,7 +289,7 @@ def test_crash_at_every_claim_step_is_recovered(tmp_path: Path, step: str) -> No
 
 def test_interrupted_finish_is_cleaned_up(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.3)
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.3)
     drop(queue, "a.json")
     job = claim_one(queue)
     os.rename(job.manifest_path, queue.paths.done / "a.json")  # crash after the move
@@ -324,8 +306,7 @@ def test_unreadable_manifest_goes_to_failed(
     def unreadable(path: Path) -> str:
         raise PermissionError(13, "Permission denied")
 
-    queue = JobQueue(Settings(queue_dir=tmp_path, min_age=0.0), hash_file=unreadable)
-    queue.setup()
+    queue = make_job_queue(tmp_path, hash_file=unreadable)
     drop(queue, "a.json")
     assert queue.claim_sync((queue.scan() or queue.scan())[0]) is None
     errors = list(queue.paths.failed.glob("*.error.json"))
@@ -337,7 +318,7 @@ def test_unreadable_manifest_goes_to_failed(
 @pytest.mark.parametrize("step", ["claimed", "hashed", "settled"])
 def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(tmp_path: Path, step: str) -> None:
     clock = FakeClock()
-    other = make_queue(tmp_path, clock, lease_ttl=0.3, worker_id="other")
+    other = make_job_queue(tmp_path, clock, lease_ttl=0.3, worker_id="other")
     taken: list[ClaimedJob | None] = []
 
     def stall(at: str) -> None:
@@ -346,8 +327,7 @@ def test_claimer_stalled_past_ttl_mid_claim_yields_one_holder(tmp_path: Path, st
             clock.advance(0.4)  # a frozen process: its lease goes stale meanwhile
             taken.extend(other.recover_stale_sync())
 
-    settings = Settings(queue_dir=tmp_path, min_age=0.0, lease_ttl=0.3, worker_id="slow")
-    slow = JobQueue(settings, clock=clock, crash_hook=stall)
+    slow = make_job_queue(tmp_path, clock, lease_ttl=0.3, worker_id="slow", crash_hook=stall)
     drop(slow, "a.json", '{"v": 3}')
     mine = slow.claim_sync((slow.scan() or slow.scan())[0])
     holders = [job for job in [mine, *taken] if job is not None]
@@ -362,7 +342,7 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
     tmp_path: Path,
 ) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, lease_ttl=0.2)
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.2)
     drop(queue, "a.json")
     job = claim_one(queue)
     clock.advance(0.3)
@@ -370,8 +350,8 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
     def unreadable(path: Path) -> str:
         raise PermissionError(13, "Permission denied")
 
-    settings = Settings(queue_dir=tmp_path, min_age=0.0, lease_ttl=0.2)
-    queue = JobQueue(settings, clock=clock, hash_file=unreadable)  # the taker cannot read it
+    # the taker cannot read it
+    queue = make_job_queue(tmp_path, clock, lease_ttl=0.2, hash_file=unreadable)
     assert queue.recover_stale_sync() == []
     assert (queue.paths.failed / f"{job.job_id}.json").exists()
     assert (queue.paths.failed / f"{job.job_id}.error.json").exists()
@@ -380,7 +360,7 @@ def test_unreadable_manifest_found_by_recovery_goes_to_failed(
 
 def test_pending_wait_tells_a_drain_when_to_look_again(tmp_path: Path) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path, clock, min_age=0.2)
+    queue = make_job_queue(tmp_path, clock, min_age=0.2)
     assert queue.scan() == [] and queue.pending_wait() is None
     drop(queue, "a.json")
     assert queue.scan() == []

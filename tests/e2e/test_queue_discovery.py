@@ -15,29 +15,22 @@ import anyio
 
 from tests.fakeclock import FakeClock
 from tests.scans import Scans
-from worker.config.settings import Settings
+from tests.support import make_job_queue
 from worker.queue.discover import Candidate, ScanHook
 from worker.queue.jobqueue import JobQueue
 
 NO_RESCAN = 3600.0  # far beyond any test's limit: a pickup must come from a scan or an event
 
 
-def make_queue(
+def discovery_queue(
     root: Path,
     clock: Callable[[], float] | None = None,
     on_scan: ScanHook | None = None,
     **overrides: Any,
 ) -> JobQueue:
-    values: dict[str, Any] = {
-        "queue_dir": root,
-        "min_age": 0.0,
-        "lease_ttl": 5.0,
-        "rescan_interval": NO_RESCAN,
-    }
-    values.update(overrides)
-    queue = JobQueue(Settings(**values), on_scan=on_scan, **({"clock": clock} if clock else {}))
-    queue.setup()
-    return queue
+    """A queue that rescans only once an hour: within a test, a scan follows an event."""
+    options: dict[str, Any] = {"lease_ttl": 5.0, "rescan_interval": NO_RESCAN, **overrides}
+    return make_job_queue(root, clock, on_scan=on_scan, **options)
 
 
 async def first_candidates(
@@ -61,7 +54,7 @@ async def first_candidates(
 
 async def test_full_scan_at_start_finds_waiting_files(tmp_path: Path) -> None:
     scans = Scans()
-    queue = make_queue(tmp_path, on_scan=scans.saw)
+    queue = discovery_queue(tmp_path, on_scan=scans.saw)
     for name in ["a.json", "b.csv", ".c.json", "d.tmp"]:
         (queue.paths.inbox / name).write_text("x")
     found = await first_candidates(queue, 2)
@@ -72,7 +65,7 @@ async def test_full_scan_at_start_finds_waiting_files(tmp_path: Path) -> None:
 
 async def test_file_event_picks_up_a_new_file_without_a_rescan(tmp_path: Path) -> None:
     scans = Scans()
-    queue = make_queue(tmp_path, on_scan=scans.saw)
+    queue = discovery_queue(tmp_path, on_scan=scans.saw)
     dropped_after: list[int] = []
 
     async def drop() -> None:
@@ -101,7 +94,7 @@ async def test_a_file_dropped_before_the_watch_begins_is_not_left_to_the_rescan(
             (queue.paths.inbox / "early.json").write_text("{}")
 
     # rescan_interval 1 h: only a scan of its own can find it
-    queue = make_queue(tmp_path, on_scan=drop_after_the_first_scan)
+    queue = discovery_queue(tmp_path, on_scan=drop_after_the_first_scan)
     [candidate] = await first_candidates(queue, 1)
     assert candidate.name == "early.json"
 
@@ -110,7 +103,7 @@ async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path
     # min_age 30 s on a clock that never moves: only a completed rename seen in the file events
     # can bring a fresh file out; the in-place file can never be ready.
     scans = Scans()
-    queue = make_queue(tmp_path, FakeClock(), scans.saw, min_age=30.0)
+    queue = discovery_queue(tmp_path, FakeClock(), scans.saw, min_age=30.0)
 
     async def drop() -> None:
         await scans.reach(2)  # discovery is watching by now
@@ -129,7 +122,7 @@ async def test_renamed_file_skips_min_age_and_in_place_file_waits(tmp_path: Path
 
 async def test_polling_mode_picks_up_a_new_file(tmp_path: Path) -> None:
     scans = Scans()
-    queue = make_queue(tmp_path, on_scan=scans.saw, queue_polling=True, poll_interval=0.1)
+    queue = discovery_queue(tmp_path, on_scan=scans.saw, queue_polling=True, poll_interval=0.1)
     dropped_after: list[int] = []
 
     async def drop() -> None:
@@ -147,7 +140,7 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
     # rested under the queue's own observation counts, on this clock the writer moves.
     clock = FakeClock(start=1_000_000.0)
     scans = Scans()
-    queue = make_queue(
+    queue = discovery_queue(
         tmp_path, clock, scans.saw, min_age=0.3, queue_polling=True, poll_interval=0.02
     )
     path = queue.paths.inbox / "growing.csv"
@@ -177,7 +170,7 @@ async def test_half_written_file_is_not_claimed_until_stable(tmp_path: Path) -> 
 
 async def test_bad_entries_never_stop_discovery(tmp_path: Path) -> None:
     scans = Scans()
-    queue = make_queue(tmp_path, on_scan=scans.saw)
+    queue = discovery_queue(tmp_path, on_scan=scans.saw)
     (queue.paths.inbox / "dir.json").mkdir()
     (queue.paths.inbox / "dangling.json").symlink_to(tmp_path / "nowhere")
     (queue.paths.inbox / "notes.txt").write_text("x")
@@ -191,7 +184,7 @@ async def test_bad_entries_never_stop_discovery(tmp_path: Path) -> None:
 
 
 async def test_vanished_candidate_claims_nothing(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path)
+    queue = discovery_queue(tmp_path)
     (queue.paths.inbox / "a.json").write_text("{}")
     [candidate] = await first_candidates(queue, 1)
     candidate.path.unlink()
@@ -200,7 +193,7 @@ async def test_vanished_candidate_claims_nothing(tmp_path: Path) -> None:
 
 async def test_claimed_files_are_not_yielded_again(tmp_path: Path) -> None:
     scans = Scans()
-    queue = make_queue(tmp_path, on_scan=scans.saw, queue_polling=True, poll_interval=0.02)
+    queue = discovery_queue(tmp_path, on_scan=scans.saw, queue_polling=True, poll_interval=0.02)
     for i in range(5):
         (queue.paths.inbox / f"m{i}.json").write_text(str(i))
     seen: list[str] = []

@@ -9,24 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fakeclock import FakeClock
-from worker.config.settings import Settings
-from worker.queue.jobqueue import JobQueue
+from tests.support import make_job_queue, wait_until
 from worker.queue.lease import read_lease
 
 HELPER = Path(__file__).with_name("queue_worker.py")
-
-
-def make_queue(root: Path, clock: FakeClock, **overrides: Any) -> JobQueue:
-    values: dict[str, Any] = {"queue_dir": root, "min_age": 0.0, "lease_ttl": 0.5}
-    values.update(overrides)
-    queue = JobQueue(Settings(**values), clock=clock)
-    queue.setup()
-    return queue
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:
@@ -39,7 +29,7 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 
 
 def test_two_processes_racing_over_50_files_claim_each_exactly_once(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path / "q", FakeClock())
+    queue = make_job_queue(tmp_path / "q", FakeClock())
     names = {f"m{i:02d}.json" for i in range(50)}
     for name in names:
         (queue.paths.inbox / name).write_text(json.dumps({"n": name}))
@@ -73,7 +63,7 @@ def test_kill_9_of_a_holder_then_takeover_after_ttl(tmp_path: Path) -> None:
     # The survivor judges staleness on its own FakeClock, set from the holder's heartbeats:
     # what is stale is decided by arithmetic on what the holder wrote, not by sleeping.
     clock = FakeClock()
-    queue = make_queue(tmp_path / "q", clock, lease_ttl=1.0, worker_id="survivor")
+    queue = make_job_queue(tmp_path / "q", clock, lease_ttl=1.0, worker_id="survivor")
     (queue.paths.inbox / "a.json").write_text('{"v": 1}')
     proc = spawn("hold", str(queue.paths.root), "1.0")
     try:
@@ -82,10 +72,12 @@ def test_kill_9_of_a_holder_then_takeover_after_ttl(tmp_path: Path) -> None:
         job_dir = queue.paths.active / job_id
         claimed_at = heartbeat_of(job_dir)
         # The holder keeps renewing for longer than the ttl: only its heartbeat holds the job.
-        deadline = time.monotonic() + 60  # a bound on a hang, not a timing assertion
-        while heartbeat_of(job_dir) < claimed_at + 1.5:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
-            time.sleep(0.05)
+
+        def renewed_past_the_ttl() -> bool:
+            assert proc.poll() is None, proc.stderr  # the holder must still be alive
+            return heartbeat_of(job_dir) >= claimed_at + 1.5
+
+        wait_until(renewed_past_the_ttl, 60, "the holder renewing past its ttl")
         clock.now = heartbeat_of(job_dir) + 0.5
         assert queue.recover_stale_sync() == []  # renewed half a ttl ago
     finally:
@@ -106,7 +98,7 @@ def test_kill_9_of_a_holder_then_takeover_after_ttl(tmp_path: Path) -> None:
 @pytest.mark.parametrize("step", ["staged", "claimed", "hashed", "settled"])
 def test_process_dying_at_each_claim_step_loses_nothing(tmp_path: Path, step: str) -> None:
     clock = FakeClock()
-    queue = make_queue(tmp_path / "q", clock, lease_ttl=0.5)
+    queue = make_job_queue(tmp_path / "q", clock, lease_ttl=0.5)
     (queue.paths.inbox / "a.json").write_text('{"v": 7}')
     proc = spawn("crash", str(queue.paths.root), step)
     _, err = proc.communicate(timeout=30)

@@ -12,17 +12,13 @@ import numpy as np
 import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
-from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle
 from tests.flaccraft import write_peak_beyond_range
+from tests.support import drop, iso_seconds, make_settings, report_of, run_once
 from worker.audio.formats import ACCEPTED_TEXT
 
 SPACE = "/spaces/demo/main"
 OCTET = {"Content-Type": "application/octet-stream"}
-
-
-def _seconds(duration: str) -> float:
-    return float(duration.removeprefix("PT").removesuffix("S"))
 
 
 def _make(path: Path, rate: int, codec: str | None = None) -> Path:
@@ -69,8 +65,8 @@ async def test_the_emulator_decodes_what_the_contract_accepts(
     assert reply.body["state"] == state
     assert reply.body["sampleRate"] == measured_rate
     if state == "available":
-        assert _seconds(reply.body["duration"]) == pytest.approx(6.0, abs=0.1)
-        assert _seconds(reply.body["voiceDuration"]) == pytest.approx(5.0, abs=0.1)
+        assert iso_seconds(reply.body["duration"]) == pytest.approx(6.0, abs=0.1)
+        assert iso_seconds(reply.body["voiceDuration"]) == pytest.approx(5.0, abs=0.1)
 
 
 async def test_the_worker_enrolls_telephony_and_vendor_like_files_and_refuses_mp3(

@@ -19,9 +19,18 @@ import numpy as np
 import pytest
 
 from tests.audiogen import samples, write_audio, write_signal
-from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle, running_emulator
-from tests.worker_process import WORKER, worker_env
+from tests.jobwatch import lease_stale
+from tests.support import (
+    WORKER,
+    drop,
+    iso_seconds,
+    make_settings,
+    report_of,
+    run_once,
+    wait_for,
+    worker_env,
+)
 
 RATE = 8000
 AGENT_S, CUSTOMER_S, LENGTH_S = 1.5, 4.8, 6.0
@@ -32,10 +41,6 @@ def write_call(path: Path, codec: str = "pcm_mulaw") -> Path:
     agent = samples(AGENT_S, LENGTH_S - AGENT_S, RATE)
     customer = samples(CUSTOMER_S, LENGTH_S - CUSTOMER_S, RATE, pitch=330.0)
     return write_signal(path, np.stack([agent, customer]), RATE, codec)
-
-
-def _seconds(duration: str) -> float:
-    return float(duration.removeprefix("PT").removesuffix("S"))
 
 
 async def audio_by_alias(emulator: EmulatorHandle, sha: str) -> dict[str, Any]:
@@ -72,8 +77,8 @@ async def test_only_the_named_channel_is_uploaded(emulator: EmulatorHandle, tmp_
     uploaded = await audio_by_alias(emulator, derived["sha256"])
     # The emulator heard the customer's channel alone: its length, its voice, its rate.
     assert uploaded["state"] == "available" and uploaded["sampleRate"] == RATE
-    assert _seconds(uploaded["duration"]) == pytest.approx(LENGTH_S, abs=0.01)
-    assert _seconds(uploaded["voiceDuration"]) == pytest.approx(CUSTOMER_S, abs=0.1)
+    assert iso_seconds(uploaded["duration"]) == pytest.approx(LENGTH_S, abs=0.01)
+    assert iso_seconds(uploaded["voiceDuration"]) == pytest.approx(CUSTOMER_S, abs=0.1)
     # The agent's channel alone has too little voice: the server says so, in the report.
     agent = rows["agent"]
     assert agent["outcome"] == "failed" and agent["error"]["step"] == "add_audio"
@@ -105,7 +110,7 @@ async def test_downmix_mixes_a_stereo_file_for_operators_who_ask(
     assert row["outcome"] == "enrolled"
     assert row["derived"][0]["done"] == "2 channels mixed as mono FLAC"
     uploaded = await audio_by_alias(emulator, row["derived"][0]["sha256"])
-    assert _seconds(uploaded["voiceDuration"]) == pytest.approx(CUSTOMER_S, abs=0.1)
+    assert iso_seconds(uploaded["voiceDuration"]) == pytest.approx(CUSTOMER_S, abs=0.1)
 
 
 @pytest.mark.parametrize(("name", "done"), [("call.mp3", "mp3"), ("call.m4a", "m4a (aac)")])
@@ -121,7 +126,7 @@ async def test_convert_turns_refused_formats_into_flac(
     assert row["derived"][0]["done"] == f"converted from {done}, as mono FLAC"
     uploaded = await audio_by_alias(emulator, row["derived"][0]["sha256"])
     assert uploaded["state"] == "available" and uploaded["sampleRate"] == 16000
-    assert _seconds(uploaded["voiceDuration"]) == pytest.approx(5.0, abs=0.15)
+    assert iso_seconds(uploaded["voiceDuration"]) == pytest.approx(5.0, abs=0.15)
 
 
 # --- SIGKILL mid-conversion and after an upload ------------------------------------------------
@@ -168,7 +173,7 @@ async def test_sigkill_then_restart_uploads_each_channel_once(
         assert crashed.returncode == -9  # SIGKILL, at the named instant
         [job_dir] = (queue / "active").iterdir()
         left = sorted(p.name for p in (job_dir / "work").iterdir())
-        await anyio.sleep(1.2)  # the dead worker's lease goes stale
+        await wait_for(lambda: lease_stale(queue, 1.0), 30, "the dead worker's lease stale")
         final = await anyio.run_process(argv, env=env, check=False, stderr=subprocess.STDOUT)
         assert final.returncode == 0, final.stdout.decode()[-2000:]
         stats = await emulator.stats()

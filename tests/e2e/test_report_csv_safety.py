@@ -17,7 +17,7 @@ import anyio
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
-from tests.worker_process import WORKER, worker_env
+from tests.support import WORKER, worker_env
 from worker.base.csvsafe import FORMULA_STARTS
 
 DANGEROUS = sorted(FORMULA_STARTS)  # = + - @ TAB CR

@@ -7,27 +7,19 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.fakeclock import FakeClock
+from tests.support import make_job_queue
 from worker.cli import main
-from worker.config.settings import Settings
 from worker.queue.jobqueue import JobQueue
-
-
-def make_queue(root: Path, **overrides: Any) -> JobQueue:
-    values: dict[str, Any] = {"queue_dir": root, "min_age": 0.0, "lease_ttl": 60.0}
-    values.update(overrides)
-    queue = JobQueue(Settings(**values))
-    queue.setup()
-    return queue
 
 
 @pytest.fixture
 def busy_queue(tmp_path: Path) -> JobQueue:
     """2 waiting, 2 active (one with progress), 1 done, 1 failed, 1 report."""
-    queue = make_queue(tmp_path / "q", worker_id="worker-a")
+    queue = make_job_queue(tmp_path / "q", lease_ttl=60.0, worker_id="worker-a")
     for name in ["a.json", "b.csv", "c.json", "d.json", "e.json", "f.json"]:
         (queue.paths.inbox / name).write_text(json.dumps(name))
     queue.scan()
@@ -68,11 +60,12 @@ def test_status_text(busy_queue: JobQueue, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_status_marks_stale_leases(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    queue = make_queue(tmp_path / "q", lease_ttl=0.2)
+    # The holder's clock is a minute behind the wall: its lease was last renewed 60 s ago, a
+    # lease `status` (on the wall clock) must call stale at once; no waiting for it to age.
+    queue = make_job_queue(tmp_path / "q", FakeClock(time.time() - 60), lease_ttl=0.2)
     (queue.paths.inbox / "a.json").write_text("{}")
     queue.scan()
     assert queue.claim_sync(queue.scan()[0]) is not None
-    time.sleep(0.3)
     args = ["status", "--queue-dir", str(queue.paths.root), "--lease-ttl", "0.2"]
     assert main(args) == 0
     assert "(stale)" in capsys.readouterr().out

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.audiogen import write_audio
-from tests.e2e.test_engine import make_settings, run_once
 from tests.emulator_harness import EmulatorHandle
+from tests.support import make_settings, run_once
 from worker.cli import main
 from worker.commands.submit import candidate_names
 from worker.queue.rules import job_id_for

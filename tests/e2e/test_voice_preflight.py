@@ -11,8 +11,8 @@ from pathlib import Path
 
 from emulator.demo import MISTAKES_CSV, SAMPLE_AUDIO
 from tests.audiogen import write_audio
-from tests.e2e.test_engine import drop, make_settings, report_of, run_once
 from tests.emulator_harness import EmulatorHandle
+from tests.support import drop, make_settings, report_of, run_once
 from worker.config.settings import setting_default
 from worker.enrollment.requests import (
     WORKER_START_REQUESTS,

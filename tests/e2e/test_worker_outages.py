@@ -15,42 +15,20 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import job_dirs, journal_records, kinds, lease_stale, reports, wait_for
-from tests.worker_process import WORKER, worker_env
+from tests.jobwatch import job_dirs, journal_records, kinds, lease_stale, only_report, reports
+from tests.support import (
+    WORKER,
+    assert_no_crash,
+    drop,
+    job_manifest,
+    make_queue,
+    start_worker,
+    wait_for,
+    worker_env,
+)
 
 ONCE = [*WORKER, "run", "--once"]
-
-
-def make_queue(root: Path, identities: list[str]) -> Path:
-    for i, name in enumerate(identities):
-        # Distinct lengths: distinct contents, so each file is its own audio (sha256 alias).
-        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0 + i / 1000, samplerate=8000)
-    (root / "inbox").mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def drop(queue: Path, name: str, content: str | bytes) -> None:
-    tmp = queue / "inbox" / f".{name}.tmp"
-    tmp.write_bytes(content if isinstance(content, bytes) else content.encode())
-    tmp.rename(queue / "inbox" / name)
-
-
-def manifest(identities: list[str]) -> str:
-    return json.dumps(
-        {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities]}
-    )
-
-
-def only_report(queue: Path) -> dict[str, object]:
-    [path] = reports(queue)
-    return json.loads(path.read_text())
-
-
-def no_traceback(log: Path) -> None:
-    text = log.read_text(errors="replace")
-    assert "Traceback" not in text, text[-3000:]
 
 
 @pytest.mark.scenario
@@ -60,7 +38,7 @@ async def test_an_api_outage_longer_than_the_retry_budget_fails_rows_clearly_and
 ) -> None:
     ids = [f"out-{i:02d}" for i in range(12)]
     queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "outage.json", manifest(ids))
+    drop(queue, "outage.json", job_manifest(ids))
     log = tmp_path / "worker.base.log"
     state = tmp_path / "emulator-state.json"
     async with running_emulator(state_file=state) as emu:
@@ -71,13 +49,12 @@ async def test_an_api_outage_longer_than_the_retry_budget_fails_rows_clearly_and
             ENROLLER_MAX_RETRIES="2",
             ENROLLER_RETRY_MAX_TIME="2",
         )
-        with log.open("wb") as err:
-            proc = await anyio.open_process(ONCE, env=env, stderr=err)
+        proc = await start_worker(env, log)
         await wait_for(lambda: kinds(journal_records(queue), "outcome"), 60, "a first outcome")
         await emu.stop()  # the API goes away, for longer than any retry budget
         with anyio.fail_after(60):  # it gives up within its budget: no hang, no crash loop
             code = await proc.wait()
-        no_traceback(log)
+        assert_no_crash(log)
         assert code == 1, log.read_text()[-2000:]  # failed rows, said in the exit code
 
         report = only_report(queue)
@@ -123,7 +100,7 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_char
 ) -> None:
     ids = [f"stop-{i:02d}" for i in range(16)]
     queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "frozen.json", manifest(ids))
+    drop(queue, "frozen.json", job_manifest(ids))
     world = tmp_path / "world.json"  # one user with two keys: the log tells the workers apart
     world.write_text(
         json.dumps(
@@ -138,14 +115,12 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_char
         common = {"ENROLLER_RATE_LIMIT": "20", "ENROLLER_LEASE_TTL": "1"}
         env_a = worker_env(queue, emu.base_url, ENROLLER_API_KEY="key-frozen", **common)
         env_b = worker_env(queue, emu.base_url, ENROLLER_API_KEY="key-taker", **common)
-        with frozen_log.open("wb") as err:
-            frozen = await anyio.open_process(ONCE, env=env_a, stderr=err)
+        frozen = await start_worker(env_a, frozen_log)
         await wait_for(lambda: len(kinds(journal_records(queue), "outcome")) >= 2, 60, "progress")
         frozen.send_signal(signal.SIGSTOP)  # a frozen VM, a stalled process
         try:
             await wait_for(lambda: lease_stale(queue, 1.0), 30, "the frozen worker's lease stale")
-            with taker_log.open("wb") as err:
-                taker = await anyio.open_process(ONCE, env=env_b, stderr=err)
+            taker = await start_worker(env_b, taker_log)
             await wait_for(lambda: b"queue_lease_taken_over" in taker_log.read_bytes(), 60)
         finally:
             thawed_at = sum(r.token == "key-frozen" for r in emu.requests)  # stopped: all in
@@ -159,8 +134,8 @@ async def test_a_worker_frozen_past_its_lease_sends_nothing_once_thawed_and_char
             assert await taker.wait() == 0, taker_log.read_text()[-2000:]
         late = [r for r in emu.requests if r.token == "key-frozen"][thawed_at:]
         stats = await emu.stats()
-    no_traceback(frozen_log)
-    no_traceback(taker_log)
+    assert_no_crash(frozen_log)
+    assert_no_crash(taker_log)
     # Thawed, it trusts its lease no more (renewed over 2/3 of the TTL ago by its own clock),
     # so every request waiting for its send time first waits for a renewal, which finds the
     # lease taken: not one request leaves after the thaw.
@@ -187,7 +162,7 @@ async def test_shutdown_during_a_slow_upload_exits_zero_and_resumes_on_the_same_
 ) -> None:
     ids = ["slow-a", "slow-b"]
     queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "slow.json", manifest(ids))
+    drop(queue, "slow.json", job_manifest(ids))
     log = tmp_path / "worker.base.log"
     state = tmp_path / "emulator-state.json"
     async with running_emulator(latency_ms=1500, state_file=state) as emu:
@@ -197,8 +172,7 @@ async def test_shutdown_during_a_slow_upload_exits_zero_and_resumes_on_the_same_
             ENROLLER_SHUTDOWN_GRACE="0.5",
             ENROLLER_INLINE_UPLOAD_MAX_BYTES="0",  # a create, then the file in its own upload
         )
-        with log.open("wb") as err:
-            proc = await anyio.open_process(ONCE, env=env, stderr=err)
+        proc = await start_worker(env, log)
         # An upload has reached the server and sits in its 1.5 s latency: longer than the grace.
         await wait_for(lambda: any(r.path.endswith("/file") for r in emu.requests), 60, "an upload")
         proc.send_signal(signal.SIGTERM)  # phase one: the grace (0.5 s) ends before the upload
@@ -207,7 +181,7 @@ async def test_shutdown_during_a_slow_upload_exits_zero_and_resumes_on_the_same_
             proc.send_signal(signal.SIGTERM)  # impatient: the second one cancels at once
         with anyio.fail_after(30):
             code = await proc.wait()
-        no_traceback(log)
+        assert_no_crash(log)
         assert code == 0, log.read_text()[-2000:]
         assert job_dirs(queue) and not reports(queue)  # checkpointed, not reported
         created = {r["sha256"]: r["audio"] for r in kinds(journal_records(queue), "audio_created")}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 from pathlib import Path
@@ -11,31 +10,16 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.audiogen import write_audio
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import current_lease, job_dirs, journal_records, kinds, wait_for
-from tests.worker_process import WORKER, worker_env
-
-
-def make_queue(root: Path, identities: list[str]) -> Path:
-    for name in identities:
-        write_audio(root / "audio" / f"{name}.wav", voice_s=5.0, samplerate=8000)
-    (root / "inbox").mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def drop(queue: Path, name: str, identities: list[str]) -> None:
-    manifest = {"enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in identities]}
-    tmp = queue / "inbox" / f".{name}.tmp"
-    tmp.write_text(json.dumps(manifest))
-    os.replace(tmp, queue / "inbox" / name)
+from tests.jobwatch import current_lease, job_dirs, journal_records, kinds
+from tests.support import WORKER, drop, job_manifest, make_queue, start_worker, wait_for, worker_env
 
 
 @pytest.mark.timeout(90)
 async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: Path) -> None:
     ids = [f"term-{i:02d}" for i in range(30)]
-    queue = make_queue(tmp_path / "queue", ids)
-    drop(queue, "big.json", ids)
+    queue = make_queue(tmp_path / "queue", ids, step_s=0)
+    drop(queue, "big.json", job_manifest(ids))
     async with running_emulator(latency_ms=20) as emulator:
         env = worker_env(
             queue,
@@ -83,17 +67,16 @@ async def test_sigterm_checkpoints_exits_zero_and_next_start_resumes(tmp_path: P
 
 @pytest.mark.timeout(60)
 async def test_daemon_picks_up_dropped_files_until_sigterm(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path / "queue", ["day-1", "day-2"])
+    queue = make_queue(tmp_path / "queue", ["day-1", "day-2"], step_s=0)
     log = tmp_path / "worker.base.log"
     async with running_emulator() as emulator:
         env = worker_env(queue, emulator.base_url)
-        with log.open("wb") as err:
-            proc = await anyio.open_process([*WORKER, "run"], env=env, stderr=err)
+        proc = await start_worker(env, log, once=False)
         try:
             await wait_for(lambda: b"worker_started" in log.read_bytes(), 30, "worker_started")
-            drop(queue, "morning.json", ["day-1"])
+            drop(queue, "morning.json", job_manifest(["day-1"]))
             await wait_for(lambda: list((queue / "reports").glob("morning-*.report.json")), 30)
-            drop(queue, "evening.json", ["day-2"])
+            drop(queue, "evening.json", job_manifest(["day-2"]))
             await wait_for(lambda: list((queue / "reports").glob("evening-*.report.json")), 30)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -136,8 +119,8 @@ def test_run_against_an_unreachable_api_exits_2(
 
 
 async def test_run_with_a_rejected_key_exits_2_and_never_shows_it(tmp_path: Path) -> None:
-    queue = make_queue(tmp_path / "queue", ["k-1"])
-    drop(queue, "job.json", ["k-1"])
+    queue = make_queue(tmp_path / "queue", ["k-1"], step_s=0)
+    drop(queue, "job.json", job_manifest(["k-1"]))
     async with running_emulator() as emulator:
         env = worker_env(queue, emulator.base_url, ENROLLER_API_KEY="wrong-key-7f3a9c")
         result = await anyio.run_process([*WORKER, "run", "--once"], env=env, check=False)

@@ -7,9 +7,12 @@ case of each test, so the default suite stays quick for everyone who runs `pytes
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.reliability.support import assert_no_leaks
 
 FULL = os.environ.get("RELIABILITY_FULL") == "1"
 
@@ -25,9 +28,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Everything workers write in this session: swept for the API key by test_6_secrets."""
-    return tmp_path_factory.mktemp("reliability-artifacts")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Everything workers write in this session, swept for the API key when the session ends.
+
+    The sweep is this fixture's finaliser, so it sees what every test wrote, whichever of them
+    ran and in whatever order; a leak fails the session (an error at the teardown of its last
+    test, naming each file). `test_6_secrets.py` proves that it does.
+    """
+    root = tmp_path_factory.mktemp("reliability-artifacts")
+    yield root
+    assert_no_leaks(root)
 
 
 @pytest.fixture(scope="session")

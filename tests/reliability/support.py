@@ -1,10 +1,11 @@
-"""What the reliability tests share: a world with a distinctive key, queues, worker processes.
+"""What the reliability tests share: a world with a distinctive key, and the sweep for it.
 
 Every test here runs the real worker (`python -m worker run`) as a child process against the
 emulator over real sockets, authenticated with `SECRET_KEY`, a long random-looking key that
 cannot occur by accident. Everything a worker writes — its stderr, the queue tree (reports,
 failed/, journals, progress, heartbeats) — goes under the session's artifacts directory, which
-`test_6_secrets.py` sweeps for the key at the end. Emulator files (its world config and state,
+`tests/reliability/conftest.py` sweeps for the key when the session ends, whichever of these
+tests ran and in whatever order (`assert_no_leaks`). Emulator files (its world config and state,
 which legitimately hold the key) live elsewhere.
 
 Sizes: each test has a short case that runs in `make test` and a full case marked `slow`,
@@ -14,18 +15,13 @@ which `tests/reliability/conftest.py` skips unless RELIABILITY_FULL=1 (`make tes
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.abc
 from pydantic import SecretStr
 
-from tests.audiogen import write_audio
-from tests.worker_process import worker_env as base_worker_env
+from tests.support import worker_env as base_worker_env
 from worker.api.auth import ApiKeyAuth
 from worker.api.backoff import RetryPolicy
 from worker.api.client import ApiClient
@@ -34,7 +30,31 @@ from worker.api.governor import Governor
 # 44 characters of "entropy": if this string shows up anywhere, it leaked.
 SECRET_KEY = "vpk_live_7Qm2Xc9RfT4wLz8NbVd3KpH6sJ0yGa5EuBi1"
 OWNER, SPACE, MODEL = "demo", "main", "phone/v1"
-WORKER_ARGV = [sys.executable, "-m", "worker", "run"]
+WINDOW = 12  # any piece of the key this long is a leak: no 12 characters of it occur by chance
+VOICE_S = 4.6  # seconds of voice in the first audio of a queue (tests.support.make_queue)
+
+
+def leaks(root: Path, secret: str = SECRET_KEY, window: int = WINDOW) -> list[str]:
+    """Every file under `root` holding `secret` or any `window`-long piece of it, and every
+    path whose name holds its first piece: one line each, naming the file and what was found."""
+    pieces = {secret[i : i + window].encode() for i in range(len(secret) - window + 1)}
+    found = []
+    for path in sorted(root.rglob("*")):
+        if secret[:window] in path.name:
+            found.append(f"{path}: in the name")
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        hits = [p.decode() for p in pieces if p in data]
+        if hits:
+            found.append(f"{path}: {sorted(hits)[:2]}")
+    return found
+
+
+def assert_no_leaks(root: Path) -> None:
+    """The session's sweep (tests/reliability/conftest.py): fails on any leak under `root`."""
+    found = leaks(root)
+    assert not found, f"the API key leaked into {len(found)} output(s):\n" + "\n".join(found)
 
 
 def write_world(directory: Path) -> Path:
@@ -53,34 +73,6 @@ def identities(prefix: str, n: int) -> list[str]:
     return [f"{prefix}-{i:04d}" for i in range(n)]
 
 
-def make_queue(root: Path, ids: list[str]) -> Path:
-    """A queue whose audio root holds `<id>.wav` for each id, every file distinct."""
-    queue = root / "queue"
-    for i, name in enumerate(ids):
-        # Distinct lengths give distinct contents: the sha256 alias tells audios apart.
-        write_audio(queue / "audio" / f"{name}.wav", voice_s=4.6 + i / 1000, samplerate=8000)
-    (queue / "inbox").mkdir(parents=True, exist_ok=True)
-    return queue
-
-
-def job_manifest(ids: list[str]) -> dict[str, Any]:
-    return {"model": MODEL, "enrollments": [{"identity": i, "audios": [f"{i}.wav"]} for i in ids]}
-
-
-def drop(queue: Path, name: str, content: object) -> Path:
-    """Maildir drop: write under a dot-name, then rename into inbox/."""
-    inbox = queue / "inbox"
-    inbox.mkdir(parents=True, exist_ok=True)
-    tmp = inbox / f".{name}.tmp"
-    if isinstance(content, bytes):
-        tmp.write_bytes(content)
-    else:
-        tmp.write_text(content if isinstance(content, str) else json.dumps(content))
-    target = inbox / name
-    tmp.rename(target)
-    return target
-
-
 def worker_env(queue: Path, base_url: str, **extra: Any) -> dict[str, str]:
     """The worker's environment; `extra` are settings by field name (rate_limit=…)."""
     env = base_worker_env(
@@ -96,47 +88,6 @@ def worker_env(queue: Path, base_url: str, **extra: Any) -> dict[str, str]:
     )
     env.update({f"ENROLLER_{k.upper()}": str(v) for k, v in extra.items()})
     return env
-
-
-async def start_worker(env: dict[str, str], log: Path, *, once: bool = True) -> anyio.abc.Process:
-    """The worker as a child; its stderr is appended to `log` (an artifact)."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as err:
-        return await anyio.open_process(
-            [*WORKER_ARGV, *(["--once"] if once else [])],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            cwd=log.parent,
-        )
-
-
-async def run_worker(env: dict[str, str], log: Path) -> int:
-    """Run `enroller run --once` to its exit (the test's timeout bounds it); the exit code."""
-    proc = await start_worker(env, log)
-    return await proc.wait()
-
-
-def log_text(log: Path) -> str:
-    return log.read_text(errors="replace") if log.exists() else ""
-
-
-def assert_no_crash(log: Path) -> None:
-    text = log_text(log)
-    assert "Traceback" not in text, text[-3000:]
-
-
-def reports(queue: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((queue / "reports").glob("*.report.json"))]
-
-
-def only_report(queue: Path) -> dict[str, Any]:
-    [report] = reports(queue)
-    return report
-
-
-def queue_files(queue: Path, folder: str) -> list[str]:
-    return sorted(p.name for p in (queue / folder).iterdir() if not p.name.startswith("."))
 
 
 def api(base_url: str) -> ApiClient:

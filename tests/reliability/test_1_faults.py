@@ -11,20 +11,17 @@ from pathlib import Path
 import pytest
 
 from tests.emulator_harness import running_emulator
+from tests.jobwatch import only_report
 from tests.reliability.support import (
+    MODEL,
+    VOICE_S,
     assert_enrolled_once,
-    assert_no_crash,
     assert_report_complete,
-    drop,
     identities,
-    job_manifest,
-    make_queue,
-    only_report,
-    queue_files,
-    run_worker,
     worker_env,
     write_world,
 )
+from tests.support import assert_no_crash, drop, job_manifest, make_queue, names, run_worker
 
 
 @pytest.mark.parametrize(
@@ -36,8 +33,8 @@ async def test_fault_rate_30_percent_every_enrollment_enrolled(
     n: int, area: Path, tmp_path: Path
 ) -> None:
     ids = identities("fault", n)
-    queue = make_queue(area, ids)
-    drop(queue, "faults.json", job_manifest(ids))
+    queue = make_queue(area / "queue", ids, voice_s=VOICE_S)
+    drop(queue, "faults.json", job_manifest(ids, MODEL))
     world = write_world(tmp_path / "emulator")
     async with running_emulator(fault_rate=0.3, seed=1234, config=world) as emu:
         # 0.3^11: a step that fails 11 times in a row would be a one-in-half-a-million event.
@@ -57,4 +54,4 @@ async def test_fault_rate_30_percent_every_enrollment_enrolled(
     assert stats["created"]["audios"] == n  # no audio created twice despite unknown outcomes
     assert stats["uploads"]["accepted"] == n
     assert stats["created"]["computes"] == n  # one charge each
-    assert queue_files(queue, "failed") == [] and len(queue_files(queue, "done")) == 1
+    assert names(queue / "failed") == [] and len(names(queue / "done")) == 1

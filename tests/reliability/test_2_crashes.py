@@ -14,21 +14,25 @@ from pathlib import Path
 import pytest
 
 from tests.emulator_harness import running_emulator
-from tests.jobwatch import journal_records, kinds, lease_stale, reports, wait_for
+from tests.jobwatch import journal_records, kinds, lease_stale, only_report, reports
 from tests.reliability.support import (
+    MODEL,
+    VOICE_S,
     assert_enrolled_once,
-    assert_no_crash,
     assert_report_complete,
-    drop,
     identities,
-    job_manifest,
-    make_queue,
-    only_report,
-    queue_files,
-    run_worker,
-    start_worker,
     worker_env,
     write_world,
+)
+from tests.support import (
+    assert_no_crash,
+    drop,
+    job_manifest,
+    make_queue,
+    names,
+    run_worker,
+    start_worker,
+    wait_for,
 )
 
 
@@ -44,8 +48,8 @@ async def test_sigkill_at_random_instants_then_restart_exactly_once(
     n: int, kills: int, rate: int, area: Path, tmp_path: Path
 ) -> None:
     ids = identities("crash", n)
-    queue = make_queue(area, ids)
-    drop(queue, "crash.json", job_manifest(ids))
+    queue = make_queue(area / "queue", ids, voice_s=VOICE_S)
+    drop(queue, "crash.json", job_manifest(ids, MODEL))
     rng = random.Random(20261124)
     log = area / "worker.base.log"
     async with running_emulator(config=write_world(tmp_path / "emulator")) as emu:
@@ -82,7 +86,7 @@ async def test_sigkill_at_random_instants_then_restart_exactly_once(
     assert created["audios"] == n and stats["uploads"]["accepted"] == n  # each file once
     # An upload cut by a kill may be attempted again, to the same audio (never a new one).
     assert len(stats["uploads"]["attempts_per_audio"]) == n
-    [done] = queue_files(queue, "done")  # the one manifest, finished
+    [done] = names(queue / "done")  # the one manifest, finished
     assert done.startswith("crash-") and done.endswith(".json")
-    assert queue_files(queue, "inbox") == [] and queue_files(queue, "failed") == []
+    assert names(queue / "inbox") == [] and names(queue / "failed") == []
     assert [p for p in (queue / "active").iterdir() if not p.name.startswith(".")] == []

@@ -13,19 +13,17 @@ from pathlib import Path
 import pytest
 
 from tests.emulator_harness import running_emulator
+from tests.jobwatch import only_report
 from tests.reliability.support import (
+    MODEL,
+    VOICE_S,
     assert_enrolled_once,
-    assert_no_crash,
     assert_report_complete,
-    drop,
     identities,
-    job_manifest,
-    make_queue,
-    only_report,
-    run_worker,
     worker_env,
     write_world,
 )
+from tests.support import assert_no_crash, drop, job_manifest, make_queue, run_worker
 
 MAX_429_SHARE = 0.10
 
@@ -39,8 +37,8 @@ async def test_server_limit_half_the_clients_completes_within_retry_after(
     n: int, server_rate: int, area: Path, tmp_path: Path
 ) -> None:
     ids = identities("storm", n)
-    queue = make_queue(area, ids)
-    drop(queue, "storm.json", job_manifest(ids))
+    queue = make_queue(area / "queue", ids, voice_s=VOICE_S)
+    drop(queue, "storm.json", job_manifest(ids, MODEL))
     world = write_world(tmp_path / "emulator")
     async with running_emulator(rate_limit=server_rate, burst=5, config=world) as emu:
         env = worker_env(queue, emu.base_url, rate_limit=2 * server_rate, burst=1)

@@ -29,12 +29,10 @@ from tests.emulator_harness import running_emulator
 from tests.fuzzing import examples, timeout_for
 from tests.reliability.support import (
     MODEL,
-    assert_no_crash,
-    drop,
-    run_worker,
     worker_env,
     write_world,
 )
+from tests.support import assert_no_crash, drop, run_worker
 
 # Row kinds: one valid, the rest broken in a way local preflight or the server must catch.
 VALID = "valid"

@@ -12,7 +12,8 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from tests.redis_harness import RedisServer, free_port, running_redis
+from tests.redis_harness import RedisServer, running_redis
+from tests.support import free_port
 from worker.fleet.budget import PAUSE, RESERVE, FleetBudget, batch_size, slot_offsets
 from worker.fleet.keys import AccountKeys, account_id
 from worker.fleet.locks import RedisLocks

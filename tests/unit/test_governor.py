@@ -233,7 +233,7 @@ async def test_caps_bound_requests_in_flight_and_uploads() -> None:
         async with gov.slot(upload=upload):
             peak["in_flight"] = max(peak["in_flight"], gov.stats.in_flight_now)
             peak["uploads"] = max(peak["uploads"], gov.stats.uploads_now)
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.01)  # kept: a request on the wire, while the others queue for slots
 
     async with anyio.create_task_group() as tg:
         for i in range(12):

@@ -9,6 +9,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.support import wait_for
+from worker.enrollment import locks as locks_module
 from worker.enrollment.locks import AudioLocks, EnrollmentLocks, FileLocks
 from worker.enrollment.view import AudioSeen
 
@@ -17,8 +19,25 @@ import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
 fcntl.flock(fd, fcntl.LOCK_EX)
 print("locked", flush=True)
-time.sleep(60)
+time.sleep(60)  # holds the lock until the test kills it (it never sleeps this out)
 """
+
+
+@pytest.fixture
+def refusals(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every attempt on a lock file that found it held elsewhere, in order (by its path): the
+    event that proves a waiter is waiting, where a sleep could only hope so."""
+    refused: list[Path] = []
+    real = locks_module._try_lock
+
+    def try_lock(path: Path) -> int | None:
+        fd = real(path)
+        if fd is None:
+            refused.append(path)
+        return fd
+
+    monkeypatch.setattr(locks_module, "_try_lock", try_lock)
+    return refused
 
 
 async def test_audio_locks_let_one_holder_in_at_a_time_per_file() -> None:
@@ -31,7 +50,7 @@ async def test_audio_locks_let_one_holder_in_at_a_time_per_file() -> None:
         async with locks.hold(key):
             inside.append(key)
             most = max(most, inside.count("a/f1"))
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.01)  # kept: a holder's work, during which the others try
             inside.remove(key)
 
     async with anyio.create_task_group() as tg:
@@ -48,7 +67,7 @@ def test_audio_locks_remember_a_bounded_number_of_audios() -> None:
 
 
 async def test_a_file_lock_waits_for_another_process_and_the_kernel_frees_it_on_kill(
-    tmp_path: Path,
+    tmp_path: Path, refusals: list[Path]
 ) -> None:
     locks = FileLocks(tmp_path / ".locks")
     path = locks.path("acme/main/cust-1")
@@ -67,7 +86,8 @@ async def test_a_file_lock_waits_for_another_process_and_the_kernel_frees_it_on_
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(take)
-            await anyio.sleep(0.3)
+            # Refused three times by the other process's flock, and still waiting.
+            await wait_for(lambda: refusals.count(path) >= 3, 10, "three refused attempts")
             assert not got.is_set()  # the other process holds it
             holder.kill()  # SIGKILL: no cleanup of its own, the kernel drops the lock
             with anyio.fail_after(10):
@@ -95,7 +115,9 @@ async def test_tasks_of_one_process_share_the_hold(tmp_path: Path) -> None:
     assert both.is_set() and not locks.path("k").exists()
 
 
-async def test_a_waiter_on_a_removed_lock_file_takes_the_new_one(tmp_path: Path) -> None:
+async def test_a_waiter_on_a_removed_lock_file_takes_the_new_one(
+    tmp_path: Path, refusals: list[Path]
+) -> None:
     # One FileLocks per "process": the second waits on the file the first will remove.
     first, second = FileLocks(tmp_path), FileLocks(tmp_path)
     order: list[str] = []
@@ -116,7 +138,8 @@ async def test_a_waiter_on_a_removed_lock_file_takes_the_new_one(tmp_path: Path)
         tg.start_soon(hold_first)
         await holding.wait()  # the first holds it (a loaded machine may take a while)
         tg.start_soon(hold_second)
-        await anyio.sleep(0.1)  # the second is waiting on the file by now, or still coming
+        # The second has opened the file the first holds, and was refused: it is waiting on it.
+        await wait_for(lambda: refusals, 10, "the second refused")
         assert order == ["first"]
         released.set()
     assert order == ["first", "second"]
@@ -135,19 +158,21 @@ async def test_enrollment_locks_order_processes_by_identity_and_tasks_by_voicepr
     here, there = (EnrollmentLocks(FileLocks(tmp_path)) for _ in range(2))
     inside: list[str] = []
     overlaps: list[tuple[str, ...]] = []
+    here_holds = anyio.Event()  # this "process" holds the identity's file lock
 
     async def enroll(locks: EnrollmentLocks, who: str, key: str) -> None:
         async with locks.hold(key):
             inside.append(who)
             overlaps.append(tuple(sorted(inside)))
-            await anyio.sleep(0.05)
+            here_holds.set()
+            await anyio.sleep(0.05)  # kept: the enrollment's work, while the others try
             inside.remove(who)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(enroll, here, "here-vp1", "acme/main/ann/vp1")
         tg.start_soon(enroll, here, "here-vp2", "acme/main/ann/vp2")  # same process: together
         tg.start_soon(enroll, here, "here-vp1-again", "acme/main/ann/vp1")  # same voiceprint
-        await anyio.sleep(0.01)
+        await here_holds.wait()
         tg.start_soon(enroll, there, "there-vp3", "acme/main/ann/vp3")  # other process: waits
     assert ("here-vp1", "here-vp2") in overlaps
     assert not any("here-vp1" in o and "here-vp1-again" in o for o in overlaps)

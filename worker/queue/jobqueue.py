@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from worker.base.fsutil import atomic_write_json, sha256_file
 from worker.config.settings import Settings
 from worker.queue.claim import Claims, CrashHook, HashFile
-from worker.queue.discover import Discovery, InboxNotes, ScanHook
+from worker.queue.discover import Candidate, Discovery, InboxNotes, ScanHook
 from worker.queue.lease import LeaseHolder
-from worker.queue.paths import QueuePaths, setup_folders
+from worker.queue.leaseguard import LeaseGuard
+from worker.queue.paths import ClaimedJob, QueuePaths, setup_folders
 from worker.queue.rules import StabilityTracker
 
 
@@ -78,21 +81,58 @@ class JobQueue:
             crash_hook=crash_hook,
             hash_file=hash_file,
         )
-        self.scan = self.discovery.scan
-        self.pending_wait = self.discovery.pending_wait
-        self.discover = self.discovery.discover
-        self.claim = self.claims.claim
-        self.claim_sync = self.claims.claim_sync
-        self.recover_stale = self.claims.recover_stale
-        self.recover_stale_sync = self.claims.recover_stale_sync
-        self.finish = self.claims.finish
-        self.finish_sync = self.claims.finish_sync
-        self.fail = self.claims.fail
-        self.fail_sync = self.claims.fail_sync
-        self.renew = self.leases.renew
-        self.heartbeat = self.leases.heartbeat
-        self.release = self.leases.release
 
     def setup(self) -> None:
         """See `setup_folders`: raises QueueSetupError with a message an operator can act on."""
         setup_folders(self.paths)
+
+    # One worker's operations, each handed to the part that owns it (methods, not bound
+    # attributes, so that a subclass sees and may wrap every call the service makes).
+
+    def scan(self) -> list[Candidate]:
+        return self.discovery.scan()
+
+    def pending_wait(self) -> float | None:
+        return self.discovery.pending_wait()
+
+    def discover(self, stop_event: anyio.Event) -> AsyncIterator[Candidate]:
+        return self.discovery.discover(stop_event)
+
+    async def claim(self, candidate: Candidate) -> ClaimedJob | None:
+        return await self.claims.claim(candidate)
+
+    def claim_sync(self, candidate: Candidate) -> ClaimedJob | None:
+        return self.claims.claim_sync(candidate)
+
+    async def recover_stale(self) -> list[ClaimedJob]:
+        return await self.claims.recover_stale()
+
+    def recover_stale_sync(self) -> list[ClaimedJob]:
+        return self.claims.recover_stale_sync()
+
+    async def finish(self, job: ClaimedJob) -> Path:
+        return await self.claims.finish(job)
+
+    def finish_sync(self, job: ClaimedJob) -> Path:
+        return self.claims.finish_sync(job)
+
+    async def fail(
+        self, job: ClaimedJob, problems: Sequence[Any], error: Mapping[str, Any] | None = None
+    ) -> Path:
+        return await self.claims.fail(job, problems, error)
+
+    def fail_sync(
+        self, job: ClaimedJob, problems: Sequence[Any], error: Mapping[str, Any] | None = None
+    ) -> Path:
+        return self.claims.fail_sync(job, problems, error)
+
+    def renew(self, job: ClaimedJob, *, released: bool = False) -> None:
+        self.leases.renew(job, released=released)
+
+    async def heartbeat(
+        self, job: ClaimedJob, interval: float | None = None, guard: LeaseGuard | None = None
+    ) -> None:
+        await self.leases.heartbeat(job, interval, guard)
+
+    def release(self, job: ClaimedJob) -> None:
+        self.leases.release(job)
