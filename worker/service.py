@@ -1,7 +1,8 @@
 """The worker loop: discover, claim, run, recover; and the two-phase shutdown.
 
-Owns: which jobs run when. Discovery and claims come from `worker/queue/`, a job's work from
-`job.py`. It never parses manifests or calls the API itself beyond the start-up check.
+Owns: which jobs run when. Discovery and claims come from `worker.queue`, a job's work from
+`worker.job` (through its fault boundary, `worker.job.boundary.run_job`). It never parses
+manifests or calls the API itself beyond the start-up check.
 
 Shutdown, phase one (SIGTERM/SIGINT or `stop` set): no more claims, jobs stop starting new
 enrollments, in-flight steps may finish for `shutdown_grace` seconds. Phase two: whatever still

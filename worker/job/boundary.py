@@ -7,9 +7,9 @@ and stops the service; a `JobMustCheckpoint` (the disk refused a journal write, 
 index failed), or a bare `OSError` a full or failing disk answered (a report write),
 checkpoints it; anything else — a `JobMustFail`, an `EnrollmentFailed` nobody caught, or an
 exception of any other class (a parser bug) — moves the manifest to failed/ with
-`<job>.error.json` (exception class, message, phase) and logs the traceback once. It also keeps
-the poison-pill counter (`jobstarts`) and gives the lease back on every way out, cancellation
-included.
+`<job>.error.json` (exception class, message, phase) and logs the traceback once. It also
+keeps the poison-pill counter (`worker.job.starts`) and gives the lease back on every way out,
+cancellation included.
 
 It never does a job's work itself (`job.work`) and never raises to the service.
 """

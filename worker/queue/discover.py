@@ -1,7 +1,7 @@
 """Discovery: which inbox/ files are ready to claim, found by scans that file events prompt.
 
 Owns: listing inbox/, the name and stability rules' I/O side (the rules themselves are pure, in
-queue_rules.py) and the one log line per skipped file. It never moves a file (claim.py does).
+`worker.queue.rules`) and the one log line per skipped file. It never moves a file (claim.py does).
 
 A full scan at start, then file events (watchfiles) as hints that trigger scans, a full rescan
 every `rescan_interval` whatever the events said, and a polling mode (NFS, bind mounts) that
