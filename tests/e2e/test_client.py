@@ -13,6 +13,13 @@ import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from tests.api_calls import (
+    create_verification,
+    identify_audio,
+    list_identities,
+    list_voiceprints,
+    remove_audio_from_voiceprint,
+)
 from tests.audiogen import write_audio, write_garbage
 from tests.emulator_harness import DEMO_KEY, EmulatorHandle, emulator_process, running_emulator
 from tests.fakeclock import FakeClock
@@ -89,7 +96,7 @@ async def test_one_enrollment_end_to_end(emu: EmulatorHandle, tmp_path: Path) ->
             await api.compute_voiceprint(OWNER, SPACE, "bob", "main")
 
         assert (await api.get_voiceprint(OWNER, SPACE, "bob", "main")).audios == 1
-        assert [v.handle async for v in api.list_voiceprints(OWNER, SPACE, "bob")] == ["main"]
+        assert [v.handle async for v in list_voiceprints(api, OWNER, SPACE, "bob")] == ["main"]
         added = [a.handle async for a in api.list_voiceprint_audios(OWNER, SPACE, "bob", "main")]
         assert added == [audio.handle]
 
@@ -97,8 +104,8 @@ async def test_one_enrollment_end_to_end(emu: EmulatorHandle, tmp_path: Path) ->
         assert [(r.voiceprint.handle, r.model) for r in records] == [("main", "phone/v1")]
         assert [r async for r in api.list_usage_records("acme")] == []
 
-        check = await api.create_verification(
-            OWNER, SPACE, audio=audio.handle, identity="bob", voiceprint="main"
+        check = await create_verification(
+            api, OWNER, SPACE, audio=audio.handle, identity="bob", voiceprint="main"
         )
         assert check.handle
 
@@ -109,11 +116,11 @@ async def test_remove_and_identify(emu: EmulatorHandle, tmp_path: Path) -> None:
         await api.create_identity(OWNER, SPACE, "carol")
         audio = await api.create_audio(OWNER, SPACE, alias="loose")
         await api.upload_audio_file(OWNER, SPACE, audio.handle, wav)
-        linked = await api.identify_audio(OWNER, SPACE, audio.handle, "carol")
+        linked = await identify_audio(api, OWNER, SPACE, audio.handle, "carol")
         assert linked.identity is not None and linked.identity.handle == "carol"
         await api.create_voiceprint(OWNER, SPACE, "carol", "phone/v1", handle="vp")
         await api.add_audio_to_voiceprint(OWNER, SPACE, "carol", "vp", audio.handle)
-        vp = await api.remove_audio_from_voiceprint(OWNER, SPACE, "carol", "vp", audio.handle)
+        vp = await remove_audio_from_voiceprint(api, OWNER, SPACE, "carol", "vp", audio.handle)
         assert vp.state is VoiceprintState.NOT_COMPUTABLE and vp.audios == 0
 
 
@@ -123,9 +130,9 @@ async def test_pagination_walks_every_page(emu: EmulatorHandle) -> None:
         async with anyio.create_task_group() as tg:
             for handle in handles:
                 tg.start_soon(api.create_identity, OWNER, SPACE, handle)
-        seen = [i.handle async for i in api.list_identities(OWNER, SPACE, page_size=3)]
+        seen = [i.handle async for i in list_identities(api, OWNER, SPACE, page_size=3)]
         assert sorted(seen) == sorted(handles)
-        found = [i.handle async for i in api.list_identities(OWNER, SPACE, search="p-0")]
+        found = [i.handle async for i in list_identities(api, OWNER, SPACE, search="p-0")]
         assert sorted(found) == sorted(handles)
         stats = await emu.stats()
         lists = sum(n for r, n in stats["requests"]["by_route"].items() if r.startswith("GET"))

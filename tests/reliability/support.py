@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from tests.api_calls import list_voiceprints
 from tests.support import worker_env as base_worker_env
 from worker.api.auth import ApiKeyAuth
 from worker.api.backoff import RetryPolicy
@@ -104,7 +105,7 @@ async def assert_enrolled_once(base_url: str, ids: list[str]) -> None:
     """Per identity: exactly one voiceprint, computed, and exactly one usage record."""
     async with api(base_url) as client:
         for identity in ids:
-            vps = [vp async for vp in client.list_voiceprints(OWNER, SPACE, identity)]
+            vps = [vp async for vp in list_voiceprints(client, OWNER, SPACE, identity)]
             assert len(vps) == 1, (identity, vps)
             assert vps[0].state == "computed", (identity, vps[0])
         charged: Counter[str] = Counter()

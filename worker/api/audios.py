@@ -1,5 +1,5 @@
 """Audios (api-contract.md §3, Audios): create (inline or awaiting a file), upload, read, list,
-find by alias, identify.
+find by alias.
 
 Owns: their routes, bodies and retry class (an audio create is UNSAFE: the server picks the
 handle). Sending, retrying and parsing are the loop's (loop.py).
@@ -16,7 +16,7 @@ import anyio.to_thread
 from worker.api.inline import InlineAudioBody
 from worker.api.loop import RequestLoop
 from worker.api.retry_rules import Retry
-from worker.api.schemas import Audio, AudioCreate, AudioIdentify
+from worker.api.schemas import Audio, AudioCreate
 from worker.audio.files import VerifiedUpload
 
 
@@ -108,14 +108,3 @@ class AudiosApi:
             if a.alias == alias
         ]
         return found
-
-    async def identify_audio(self, owner: str, space: str, audio: str, identity: str) -> Audio:
-        """Link an audio to an identity (irreversible). SAFE: relinking the same is a no-op."""
-        route = "/spaces/{owner}/{space}/audios/{audio}:identify"
-        answer = await self._loop.call(
-            "POST",
-            route,
-            path={"owner": owner, "space": space, "audio": audio},
-            json=AudioIdentify(identity=identity).to_wire(),
-        )
-        return self._loop.parse(answer, Audio, "POST", route)

@@ -1,12 +1,10 @@
-"""The identities of a space (api-contract.md §3, Identities): create, read, list.
+"""The identities of a space (api-contract.md §3, Identities): create, read.
 
 Owns: their routes, bodies and retry class. Sending, retrying and parsing are the loop's
 (loop.py); the caller's own account (`get_user`) is auth.py's.
 """
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 from worker.api.loop import RequestLoop
 from worker.api.schemas import Identity, IdentityCreate
@@ -39,23 +37,4 @@ class IdentitiesApi:
             owner=owner,
             space=space,
             identity=identity,
-        )
-
-    def list_identities(
-        self,
-        owner: str,
-        space: str,
-        *,
-        search: str | None = None,
-        sort: str | None = None,
-        page_size: int = 50,
-    ) -> AsyncIterator[Identity]:
-        """Every identity of a space (sort `handle` or `createdAt`)."""
-        return self._loop.paginate(
-            "/spaces/{owner}/{space}/identities",
-            Identity,
-            {"owner": owner, "space": space},
-            search=search,
-            sort=sort,
-            page_size=page_size,
         )

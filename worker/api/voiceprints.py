@@ -1,5 +1,6 @@
-"""Models, voiceprints and verifications (api-contract.md §3: Models, Voiceprints, Identity
-verifications): create, read, list, add and remove audios, compute, verify.
+"""Models and voiceprints (api-contract.md §3: Models, Voiceprints): create, read, list a
+voiceprint's audios, add an audio, compute. (The worker never verifies, removes an audio or
+lists an identity's voiceprints: tests do, through tests/api_calls.py.)
 
 Owns: their routes, bodies and retry classes (compute is the billed call the governor may
 refuse locally). Sending, retrying and parsing are the loop's (loop.py).
@@ -14,15 +15,13 @@ from worker.api.retry_rules import Retry
 from worker.api.schemas import (
     Audio,
     Model,
-    Verification,
-    VerificationCreate,
     Voiceprint,
     VoiceprintCreate,
 )
 
 
 class VoiceprintsApi:
-    """The model, voiceprint and verification methods, sent through the loop it is given.
+    """The model and voiceprint methods, sent through the loop it is given.
 
     `ApiClient` exposes them.
     """
@@ -79,24 +78,6 @@ class VoiceprintsApi:
             voiceprint=voiceprint,
         )
 
-    def list_voiceprints(
-        self,
-        owner: str,
-        space: str,
-        identity: str,
-        *,
-        sort: str | None = None,
-        page_size: int = 50,
-    ) -> AsyncIterator[Voiceprint]:
-        """Every voiceprint of an identity."""
-        return self._loop.paginate(
-            "/spaces/{owner}/{space}/identities/{identity}/voiceprints",
-            Voiceprint,
-            {"owner": owner, "space": space, "identity": identity},
-            sort=sort,
-            page_size=page_size,
-        )
-
     def list_voiceprint_audios(
         self, owner: str, space: str, identity: str, voiceprint: str, *, page_size: int = 50
     ) -> AsyncIterator[Audio]:
@@ -115,28 +96,10 @@ class VoiceprintsApi:
 
         `Unprocessable` carries the model's reason the audio does not qualify.
         """
-        return await self._voiceprint_audio("POST", owner, space, identity, voiceprint, audio)
-
-    async def remove_audio_from_voiceprint(
-        self, owner: str, space: str, identity: str, voiceprint: str, audio: str
-    ) -> Voiceprint:
-        """Remove an added audio. SAFE: a repeat answers `NotFound` (no longer added)."""
-        return await self._voiceprint_audio("DELETE", owner, space, identity, voiceprint, audio)
-
-    async def _voiceprint_audio(
-        self, method: str, owner: str, space: str, identity: str, voiceprint: str, audio: str
-    ) -> Voiceprint:
-        """One audio of a voiceprint, added (POST) or removed (DELETE): one route, two verbs."""
         route = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}/audios/{audio}"
-        path = {
-            "owner": owner,
-            "space": space,
-            "identity": identity,
-            "voiceprint": voiceprint,
-            "audio": audio,
-        }
-        answer = await self._loop.call(method, route, path=path)
-        return self._loop.parse(answer, Voiceprint, method, route)
+        path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
+        answer = await self._loop.call("POST", route, path={**path, "audio": audio})
+        return self._loop.parse(answer, Voiceprint, "POST", route)
 
     async def compute_voiceprint(
         self, owner: str, space: str, identity: str, voiceprint: str
@@ -150,25 +113,3 @@ class VoiceprintsApi:
         path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
         answer = await self._loop.call("POST", route, path=path, compute=True)
         return self._loop.parse(answer, Voiceprint, "POST", route)
-
-    # --- verifications ----------------------------------------------------------------------
-
-    async def create_verification(
-        self,
-        owner: str,
-        space: str,
-        *,
-        audio: str,
-        identity: str,
-        voiceprint: str,
-        alias: str | None = None,
-    ) -> Verification:
-        """Verify an audio against a computed voiceprint. UNSAFE (server-assigned handle)."""
-        route = "/spaces/{owner}/{space}/verifications/identity"
-        body = VerificationCreate(
-            audio=audio, identity=identity, voiceprint=voiceprint, alias=alias
-        ).to_wire()
-        answer = await self._loop.call(
-            "POST", route, path={"owner": owner, "space": space}, json=body, retry=Retry.UNSAFE
-        )
-        return self._loop.parse(answer, Verification, "POST", route)

@@ -1,0 +1,98 @@
+"""API calls that only tests make: the rest of the contract, sent through the worker's own
+request loop (`ApiClient.requests`), so they are paced, retried and parsed as the worker's own.
+
+The worker never lists a space's identities or an identity's voiceprints, links an audio by
+hand, removes an audio from a voiceprint or verifies: tests do, to see what a run left on the
+server and to prove the emulator keeps the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from worker.api.client import ApiClient
+from worker.api.retry_rules import Retry
+from worker.api.schemas import (
+    Audio,
+    AudioIdentify,
+    Identity,
+    Verification,
+    VerificationCreate,
+    Voiceprint,
+)
+
+
+def list_identities(
+    client: ApiClient,
+    owner: str,
+    space: str,
+    *,
+    search: str | None = None,
+    sort: str | None = None,
+    page_size: int = 50,
+) -> AsyncIterator[Identity]:
+    """Every identity of a space (sort `handle` or `createdAt`)."""
+    return client.requests.paginate(
+        "/spaces/{owner}/{space}/identities",
+        Identity,
+        {"owner": owner, "space": space},
+        search=search,
+        sort=sort,
+        page_size=page_size,
+    )
+
+
+def list_voiceprints(
+    client: ApiClient, owner: str, space: str, identity: str, *, page_size: int = 50
+) -> AsyncIterator[Voiceprint]:
+    """Every voiceprint of an identity."""
+    return client.requests.paginate(
+        "/spaces/{owner}/{space}/identities/{identity}/voiceprints",
+        Voiceprint,
+        {"owner": owner, "space": space, "identity": identity},
+        page_size=page_size,
+    )
+
+
+async def identify_audio(
+    client: ApiClient, owner: str, space: str, audio: str, identity: str
+) -> Audio:
+    """Link an audio to an identity (irreversible). SAFE: relinking the same is a no-op."""
+    route = "/spaces/{owner}/{space}/audios/{audio}:identify"
+    path = {"owner": owner, "space": space, "audio": audio}
+    body = AudioIdentify(identity=identity).to_wire()
+    answer = await client.requests.call("POST", route, path=path, json=body)
+    return client.requests.parse(answer, Audio, "POST", route)
+
+
+async def remove_audio_from_voiceprint(
+    client: ApiClient, owner: str, space: str, identity: str, voiceprint: str, audio: str
+) -> Voiceprint:
+    """Remove an added audio. SAFE: a repeat answers `NotFound` (no longer added)."""
+    route = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}/audios/{audio}"
+    path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
+    answer = await client.requests.call("DELETE", route, path={**path, "audio": audio})
+    return client.requests.parse(answer, Voiceprint, "DELETE", route)
+
+
+async def create_verification(
+    client: ApiClient,
+    owner: str,
+    space: str,
+    *,
+    audio: str,
+    identity: str,
+    voiceprint: str,
+    alias: str | None = None,
+) -> Verification:
+    """Verify an audio against a computed voiceprint. UNSAFE (server-assigned handle)."""
+    route = "/spaces/{owner}/{space}/verifications/identity"
+    body = VerificationCreate(audio=audio, identity=identity, voiceprint=voiceprint, alias=alias)
+    answer = await client.requests.call(
+        "POST",
+        route,
+        path={"owner": owner, "space": space},
+        json=body.to_wire(),
+        retry=Retry.UNSAFE,
+    )
+    return client.requests.parse(answer, Verification, "POST", route)
