@@ -9,17 +9,44 @@ server and to prove the emulator keeps the contract.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
+from enum import StrEnum
 
 from worker.api.client import ApiClient
 from worker.api.retry_rules import Retry
-from worker.api.schemas import (
-    Audio,
-    AudioIdentify,
-    Identity,
-    Verification,
-    VerificationCreate,
-    Voiceprint,
-)
+from worker.api.schemas import ApiModel, Audio, Identity, ModelName, RefLike, Voiceprint
+
+
+class VerificationState(StrEnum):
+    """What a verification's `state` may say (contract §3, Identity verifications)."""
+
+    PERFORMING = "performing"
+    PERFORMED = "performed"
+    PERFORMED_WITHOUT_SCORE = "performedWithoutScore"
+    ERROR = "error"
+
+
+class Verification(ApiModel):
+    id: str | None = None
+    handle: str
+    state: str  # a VerificationState value; kept as text so a new state does not break us
+    model: ModelName | None = None
+    audio: RefLike | None = None
+    voiceprint: RefLike | None = None
+    score: float | None = None
+    created_at: datetime | None = None
+    performed_at: datetime | None = None
+
+
+class AudioIdentify(ApiModel):
+    identity: str
+
+
+class VerificationCreate(ApiModel):
+    audio: str
+    identity: str
+    voiceprint: str
+    alias: str | None = None
 
 
 def list_identities(

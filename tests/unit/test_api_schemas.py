@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from emulator.rules import format_duration
+from tests.api_calls import Verification, VerificationState
 from worker.api import schemas as s
 
 
@@ -134,10 +135,10 @@ def test_usage_record_with_nested_shapes_either_way() -> None:
 
 
 def test_verification() -> None:
-    v = s.Verification.model_validate(
+    v = Verification.model_validate(
         {"handle": "v1", "state": "performed", "score": 0.93, "audio": "a", "voiceprint": "vp"}
     )
-    assert v.state == s.VerificationState.PERFORMED and v.score == 0.93
+    assert v.state == VerificationState.PERFORMED and v.score == 0.93
 
 
 def test_token_response_hides_the_token() -> None:

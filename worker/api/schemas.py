@@ -91,13 +91,6 @@ class VoiceprintState(StrEnum):
     COMPUTED = "computed"  # final: audios can no longer change
 
 
-class VerificationState(StrEnum):
-    PERFORMING = "performing"
-    PERFORMED = "performed"
-    PERFORMED_WITHOUT_SCORE = "performedWithoutScore"
-    ERROR = "error"
-
-
 # --- resources ---------------------------------------------------------------------------------
 
 
@@ -240,18 +233,6 @@ class UsageRecord(ApiModel):
     computed_at: datetime | None = None
 
 
-class Verification(ApiModel):
-    id: str | None = None
-    handle: str
-    state: str  # a VerificationState value; kept as text so a new state does not break us
-    model: ModelName | None = None
-    audio: RefLike | None = None
-    voiceprint: RefLike | None = None
-    score: float | None = None
-    created_at: datetime | None = None
-    performed_at: datetime | None = None
-
-
 # --- request bodies --------------------------------------------------------------------------
 
 
@@ -275,22 +256,11 @@ class AudioCreate(ApiModel):
     identity: str | None = None
 
 
-class AudioIdentify(ApiModel):
-    identity: str
-
-
 class VoiceprintCreate(ApiModel):
     identity: str
     model: str  # the reference's form, "handle/version"
     min_audios: int = Field(1, ge=1, le=20)
     handle: str | None = None
-    alias: str | None = None
-
-
-class VerificationCreate(ApiModel):
-    audio: str
-    identity: str
-    voiceprint: str
     alias: str | None = None
 
 
