@@ -30,6 +30,7 @@ import anyio.abc
 from tests.audiogen import write_audio
 from worker.api.client import ApiClient
 from worker.config.settings import Settings
+from worker.enrollment.view import MAX_ATTEMPTS_PER_STEP
 from worker.queue.jobqueue import JobQueue
 from worker.service import Service
 
@@ -272,3 +273,9 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {seconds} s: {what or predicate}")
         time.sleep(step)  # another process does it: there is no event to wait on
+
+
+def max_requests_per_step(max_retries: int, max_attempts: int = MAX_ATTEMPTS_PER_STEP) -> int:
+    """The most requests one failing step sends (worker/enrollment/requests.py says why):
+    each of its `max_attempts` tries sends one request 1 + `max_retries` times."""
+    return (1 + max_retries) * max_attempts

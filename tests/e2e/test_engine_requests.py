@@ -16,9 +16,8 @@ import pytest
 from emulator.faults import Fault, FaultKind
 from tests.e2e.test_engine_exactly_once import audio
 from tests.emulator_harness import running_emulator
-from tests.support import drop, make_settings, report_of, run_once
+from tests.support import drop, make_settings, max_requests_per_step, report_of, run_once
 from worker.api.client import ApiClient
-from worker.enrollment.requests import max_requests_per_step
 from worker.job.seams import JobSeams
 from worker.service import Service
 

@@ -1,11 +1,26 @@
 """The request plan of one enrollment and of one job, as the engine spends requests.
 
 Owns: the number of API requests a fresh enrollment costs, the most one step may cost when it
-keeps failing, the requests of a job's usage check and of a worker start, and the credits a
+keeps failing (below), the requests of a job's usage check and of a worker start, and the credits a
 compute costs (design.md §8: requests are the budget). `enroller plan` and `enroller check`
 estimate a run from these functions only, so whoever changes what the engine sends (issue 13:
 inline upload, compute as validation) changes the numbers here, in the same commit, and the
 plan follows. `tests/e2e/test_plan.py` compares them with an actual run on the emulator.
+
+The most one step may cost. While a step keeps failing transiently it sends at most
+(1 + `max_retries`) × `MAX_ATTEMPTS_PER_STEP` requests: 4 × 7 = 28 with the defaults. Two
+loops multiply. The client sends one request at most 1 + `max_retries` times
+(ENROLLER_MAX_RETRIES; fewer when ENROLLER_RETRY_MAX_TIME runs out first, or when an audio
+create's outcome becomes unknown) before its failure reaches the step. The rules then try the
+step again, and fail the enrollment at the step's `Limits.max_attempts`-th such failure
+(MAX_ATTEMPTS_PER_STEP = 4: tried 4 times in all), "gave up after retries". A step is one
+counter of `View.attempts`: the step (all its actions in one enrollment, e.g. every add), apart
+from the unknown outcomes of each file's audio create. Not counted, because they are not
+failures: resends after a 429 with Retry-After (the server paces them, however many), and per
+request one sign-in and resend after a session token expired; nor the reads a 409 calls for,
+each its own request bounded the same way. The `max_retries` setting's description says the
+same (`tests/unit/test_plan.py` holds it to these numbers, `tests/e2e/test_engine_requests.py`
+to a run).
 
 Pure: no I/O, no settings, no clock. It never decides what the engine does; it describes it.
 """
@@ -14,8 +29,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-from worker.enrollment.view import MAX_ATTEMPTS_PER_STEP
 
 # Usage records read per page by the job's usage check (`worker.job.run._check_usage`).
 USAGE_PAGE_SIZE = 50
@@ -40,25 +53,6 @@ def enrollment_requests(file_sizes: Sequence[int], inline_max_bytes: int) -> int
     k = len(file_sizes)
     uploads = sum(1 if size <= inline_max_bytes else 2 for size in file_sizes)
     return 1 + uploads + 1 + k + 1
-
-
-def max_requests_per_step(max_retries: int, max_attempts: int = MAX_ATTEMPTS_PER_STEP) -> int:
-    """The most requests one step of an enrollment sends while it keeps failing transiently:
-    (1 + `max_retries`) × `max_attempts`, 4 × 7 = 28 with the defaults.
-
-    Two loops multiply. The client sends one request at most 1 + `max_retries` times
-    (ENROLLER_MAX_RETRIES; fewer when ENROLLER_RETRY_MAX_TIME runs out first, or when an
-    audio create's outcome becomes unknown) before its failure reaches the step. The rules then
-    try the step again, and fail the enrollment at the step's `max_attempts`-th such failure
-    (`Limits.max_attempts`, MAX_ATTEMPTS_PER_STEP = 4: tried 4 times in all), "gave up after
-    retries". A step here is one counter of `View.attempts`: the step (all its actions in one
-    enrollment, e.g. every add), apart from the unknown outcomes of each file's audio create.
-
-    Not counted, because they are not failures: resends after a 429 with Retry-After (the
-    server paces them, however many), and per request one sign-in and resend after a session
-    token expired; nor the reads a 409 calls for, each its own request bounded the same way.
-    """
-    return (1 + max_retries) * max_attempts
 
 
 def usage_check_requests(computes: int) -> int:

@@ -32,7 +32,7 @@ Invariants the rules guarantee:
 - every enrollment ends: actions that make no progress are capped (`Limits.max_stalls`), and the
   failure names the loop; a step failing transiently `Limits.max_attempts` times fails it
   ("gave up after retries"), which bounds the requests of one step
-  (`requests.max_requests_per_step`).
+  (`requests.py`, "the most one step may cost").
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _gave_up(view: View) -> Done | None:
     """The failure of a step that failed transiently `Limits.max_attempts` times, else None.
 
     Each of those failures already spent the client's retries of one request; trying the step
-    again would most likely only spend more (`requests.max_requests_per_step`).
+    again would most likely only spend more (`requests.py`, "the most one step may cost").
     """
     for key, count in view.attempts.items():
         if count >= view.limits.max_attempts:

@@ -79,7 +79,7 @@ class Limits:
 
     `max_attempts` (not a setting): transient failures of one step (`View.attempts`) at which
     the enrollment fails, "gave up after retries". Each of them already spent the client's
-    retries of one request; what that adds up to is `requests.max_requests_per_step`.
+    retries of one request; what that adds up to is `requests.py`, "the most one step may cost".
     """
 
     max_stalls: int = setting_default("max_actions")
