@@ -10,7 +10,6 @@ import anyio
 import pytest
 
 from tests.support import wait_for
-from worker.enrollment import locks as locks_module
 from worker.enrollment.locks import AudioLocks, EnrollmentLocks, FileLocks
 from worker.enrollment.view import AudioSeen
 
@@ -24,20 +23,11 @@ time.sleep(60)  # holds the lock until the test kills it (it never sleeps this o
 
 
 @pytest.fixture
-def refusals(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+def refusals() -> list[Path]:
     """Every attempt on a lock file that found it held elsewhere, in order (by its path): the
-    event that proves a waiter is waiting, where a sleep could only hope so."""
-    refused: list[Path] = []
-    real = locks_module._try_lock
-
-    def try_lock(path: Path) -> int | None:
-        fd = real(path)
-        if fd is None:
-            refused.append(path)
-        return fd
-
-    monkeypatch.setattr(locks_module, "_try_lock", try_lock)
-    return refused
+    event that proves a waiter is waiting, where a sleep could only hope so. Given to the
+    locks under test as their `on_refused`."""
+    return []
 
 
 async def test_audio_locks_let_one_holder_in_at_a_time_per_file() -> None:
@@ -69,7 +59,7 @@ def test_audio_locks_remember_a_bounded_number_of_audios() -> None:
 async def test_a_file_lock_waits_for_another_process_and_the_kernel_frees_it_on_kill(
     tmp_path: Path, refusals: list[Path]
 ) -> None:
-    locks = FileLocks(tmp_path / ".locks")
+    locks = FileLocks(tmp_path / ".locks", on_refused=refusals.append)
     path = locks.path("acme/main/cust-1")
     path.parent.mkdir(parents=True)
     async with await anyio.open_process(
@@ -119,7 +109,8 @@ async def test_a_waiter_on_a_removed_lock_file_takes_the_new_one(
     tmp_path: Path, refusals: list[Path]
 ) -> None:
     # One FileLocks per "process": the second waits on the file the first will remove.
-    first, second = FileLocks(tmp_path), FileLocks(tmp_path)
+    first = FileLocks(tmp_path, on_refused=refusals.append)
+    second = FileLocks(tmp_path, on_refused=refusals.append)
     order: list[str] = []
     holding, released = anyio.Event(), anyio.Event()
 

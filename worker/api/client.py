@@ -47,7 +47,7 @@ from worker.api.loop import AttemptHook, RequestLoop
 from worker.api.records import RecordsApi
 from worker.api.transport import AiohttpTransport, Transport
 from worker.api.voiceprints import VoiceprintsApi
-from worker.config.settings import Settings
+from worker.config.settings import Settings, setting_default
 
 
 class ApiClient:
@@ -68,7 +68,7 @@ class ApiClient:
         governor: Governor | None = None,
         transport: Transport | None = None,
         send_gate: SendGate | None = None,
-        request_timeout: float = 30.0,
+        request_timeout: float = setting_default("request_timeout"),
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 
 from worker.api.errors import CreditsExhausted
+from worker.config.settings import setting_default
 
 if TYPE_CHECKING:
     from worker.config.settings import Settings
@@ -96,7 +97,7 @@ class TokenBucket:
     def __init__(
         self,
         rate: float,
-        burst: int = 1,
+        burst: int = setting_default("burst"),
         *,
         adaptive: bool = True,
         decrease: float = 0.5,
@@ -218,13 +219,13 @@ class Governor:
     def __init__(
         self,
         rate: float,
-        burst: int = 1,
+        burst: int = setting_default("burst"),
         *,
-        max_in_flight: int = 64,
-        max_uploads: int = 8,
+        max_in_flight: int = setting_default("max_in_flight"),
+        max_uploads: int = setting_default("max_uploads"),
         adaptive: bool = True,
         margin: float = 0.0,
-        credits_recheck: float = 300.0,
+        credits_recheck: float = setting_default("credits_recheck"),
         clock: Clock = time.monotonic,
         sleep: Sleep = anyio.sleep,
     ) -> None:

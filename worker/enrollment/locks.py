@@ -27,7 +27,7 @@ import errno
 import fcntl
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -96,11 +96,18 @@ PROCESS_AUDIO_LOCKS = AudioLocks()
 
 
 class FileLocks:
-    """Cross-process locks: `<directory>/<sha256(key)[:32]>.lock`, held with `flock`."""
+    """Cross-process locks: `<directory>/<sha256(key)[:32]>.lock`, held with `flock`.
 
-    def __init__(self, directory: Path) -> None:
+    `on_refused(path)` is told of each attempt that found the lock held by another process
+    (a test waits on it to know a waiter is waiting).
+    """
+
+    def __init__(
+        self, directory: Path, *, on_refused: Callable[[Path], None] | None = None
+    ) -> None:
         self.directory = directory
         self._entries: dict[str, _Entry] = {}
+        self._on_refused = on_refused
 
     @classmethod
     def for_queue(cls, queue_dir: Path) -> FileLocks:
@@ -135,6 +142,8 @@ class FileLocks:
             fd = await anyio.to_thread.run_sync(_try_lock, path)
             if fd is not None:
                 return fd
+            if self._on_refused is not None:
+                self._on_refused(path)
             await anyio.sleep(delay)
             delay = min(POLL_CAP_S, delay * 2)
 
