@@ -31,6 +31,7 @@ from tests.audiogen import write_audio
 from worker.api.client import ApiClient
 from worker.config.settings import Settings
 from worker.enrollment.view import MAX_ATTEMPTS_PER_STEP
+from worker.job.seams import JobSeams
 from worker.queue.jobqueue import JobQueue
 from worker.service import Service
 
@@ -112,10 +113,13 @@ def make_settings(queue: Path, base_url: str, **kw: Any) -> Settings:
     return Settings(**values)
 
 
-async def run_once(settings: Settings, queue: JobQueue | None = None) -> int:
-    """`enroller run --once` in this process (a `queue` of the test's own, if given)."""
+async def run_once(
+    settings: Settings, queue: JobQueue | None = None, seams: JobSeams | None = None
+) -> int:
+    """`enroller run --once` in this process, with the test's own `queue` and jobs' `seams`
+    (disk writes, timings, work) when given."""
     async with ApiClient.from_settings(settings) as client:
-        return await Service(settings, client, queue).run(once=True)
+        return await Service(settings, client, queue, seams=seams).run(once=True)
 
 
 def report_of(queue: Path, stem: str) -> dict[str, Any]:

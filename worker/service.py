@@ -32,6 +32,7 @@ from worker.job.boundary import run_job
 from worker.job.report import exit_code_for
 from worker.job.run import JobContext, JobObserver, JobResult
 from worker.job.seams import JobSeams
+from worker.queue.discover import Candidate
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob, QueueSetupError
 
@@ -246,7 +247,7 @@ class Service:
             for candidate in await anyio.to_thread.run_sync(self.queue.scan):
                 if not await self._job_slot():
                     return
-                job = await self.queue.claim(candidate)
+                job = await self._claim(candidate)
                 if job is not None:
                     self._start(jobs_tg, job)
             wait = self.queue.pending_wait()
@@ -259,9 +260,21 @@ class Service:
         async for candidate in self.queue.discover(self.stop):
             if not await self._job_slot():
                 return
-            job = await self.queue.claim(candidate)
+            job = await self._claim(candidate)
             if job is not None:
                 self._start(jobs_tg, job)
+
+    async def _claim(self, candidate: Candidate) -> ClaimedJob | None:
+        """Claim `candidate`; a queue that turned unusable (`WorkerMustStop`: a folder no
+        longer writable, a volume mounted apart) stops the worker as its setup would, with
+        the running jobs' grace, instead of tearing the feeders down mid-claim."""
+        try:
+            return await self.queue.claim(candidate)
+        except WorkerMustStop as exc:
+            log.error("worker_must_stop", reason=str(exc))
+            self.totals.fatal = self.totals.fatal or str(exc)
+            self.stop.set()
+            return None
 
     async def _recover_forever(self, jobs_tg: anyio.abc.TaskGroup) -> None:
         every = max(0.5, self.settings.lease_ttl / 2)

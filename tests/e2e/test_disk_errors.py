@@ -19,13 +19,10 @@ import anyio
 
 from tests.emulator_harness import EmulatorHandle
 from tests.support import drop, job_manifest, make_queue, make_settings, names, run_once
-from worker.api.client import ApiClient
 from worker.base.fsutil import atomic_write_json
-from worker.config.settings import Settings
 from worker.job.seams import JobSeams
 from worker.journal.records import write_and_fsync
 from worker.queue.jobqueue import JobQueue
-from worker.service import Service
 
 IDS = [f"disk-{i}" for i in range(6)]
 
@@ -56,14 +53,6 @@ def journal_fails_after(n: int) -> Callable[[int, bytes], None]:
 def refused_report_writes(path: Path) -> Iterator[IO[bytes]]:
     raise full_disk()
     yield  # pragma: no cover
-
-
-async def run_once_with(
-    settings: Settings, seams: JobSeams | None = None, queue: JobQueue | None = None
-) -> int:
-    """`run_once`, with the jobs' seams (`seams`) or the queue's (`queue`) given."""
-    async with ApiClient.from_settings(settings) as client:
-        return await Service(settings, client, queue, seams=seams).run(once=True)
 
 
 def lease_writes_fail(real: Callable[..., None]) -> Callable[..., None]:
@@ -97,7 +86,7 @@ async def test_enospc_on_a_journal_append_checkpoints_the_job(
 ) -> None:
     queue = disk_queue(tmp_path / "queue")
     settings = make_settings(queue, emulator.base_url, rate_limit=50, lease_ttl=0.5)
-    await run_once_with(settings, JobSeams(journal_write=journal_fails_after(8)))
+    await run_once(settings, seams=JobSeams(journal_write=journal_fails_after(8)))
     await assert_resumes_and_finishes_once(queue, emulator)
 
 
@@ -106,7 +95,7 @@ async def test_enospc_on_the_report_write_checkpoints_the_job(
 ) -> None:
     queue = disk_queue(tmp_path / "queue")
     settings = make_settings(queue, emulator.base_url, lease_ttl=0.5)
-    await run_once_with(settings, JobSeams(report_writer=refused_report_writes))
+    await run_once(settings, seams=JobSeams(report_writer=refused_report_writes))
     await assert_resumes_and_finishes_once(queue, emulator)
 
 
@@ -117,5 +106,5 @@ async def test_eio_on_every_lease_renewal_stops_the_job_before_its_lease_goes_st
     # Slow enough that the lease (ttl 0.5 s, renewed every 0.17 s) is lost mid-job.
     settings = make_settings(queue, emulator.base_url, rate_limit=10, burst=1, lease_ttl=0.5)
     failing = JobQueue(settings, write_lease=lease_writes_fail(atomic_write_json))
-    await run_once_with(settings, queue=failing)
+    await run_once(settings, queue=failing)
     await assert_resumes_and_finishes_once(queue, emulator)

@@ -177,7 +177,7 @@ async def _run_with_heartbeat(
     job_ctx = dataclasses.replace(ctx, client=ctx.client.gated(guard.confirmed))
     async with anyio.create_task_group() as tg:
         tg.start_soon(functools.partial(ctx.queue.heartbeat, job, guard=guard))
-        await work(job, job_ctx, result, counter)
+        await (ctx.seams.work or work)(job, job_ctx, result, counter)
         tg.cancel_scope.cancel()
 
 
