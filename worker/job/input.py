@@ -1,8 +1,8 @@
 """A job's input: its manifest as a stream of enrollments, each preflighted as it is reached.
 
-Owns: the bridge from `manifest.py` / `validate.py` (what the producer asked for, and what is
-wrong with it) to `enrollment.py` (what to run), plus the two outputs that speak the input's
-own language: the failures CSV rows and the retry manifest.
+Owns: the bridge from `worker.manifest` and its preflight (what the producer asked for, and
+what is wrong with it) to `worker.enrollment` (what to run), plus the two outputs that speak the
+input's own language: the failures CSV rows and the retry manifest.
 
 Nothing here holds the whole job: a 50 000-enrollment manifest is walked one enrollment at a
 time (`planned()`), preflight runs a few files ahead of the API work instead of all of it

@@ -4,8 +4,9 @@ Owns: metric names, the per-process `CollectorRegistry` (never the global defaul
 workers in one test process do not share counters), and the server. It reads counters others
 already keep (`GovernorStats`, the queue folders) through custom collectors at scrape time, and
 is told about the rest through two tiny hooks: `ApiClient.on_attempt` (one call per request
-attempt, with the route *template*, never the URL) and the `JobObserver` protocol of `job.py`.
-It never changes what the worker does, and no label ever holds a secret, a path or an identity.
+attempt, with the route *template*, never the URL) and the `JobObserver` protocol of
+`worker.job.run`. It never changes what the worker does, and no label ever holds a secret, a path or
+an identity.
 
 Served by aiohttp inside the worker's own event loop rather than by prometheus_client's
 threaded server: aiohttp is already a dependency, shutdown is part of the worker's, and an

@@ -96,7 +96,7 @@ class QueuePaths:
 
 @dataclass(frozen=True)
 class ReportPaths:
-    """The three report files of a job (design.md §3); `report.py` writes them."""
+    """The three report files of a job (design.md §3); `worker.job.report` writes them."""
 
     report: Path
     failures: Path
