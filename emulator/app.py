@@ -18,9 +18,9 @@ from aiohttp import web
 
 from emulator.faults import FaultKind
 from emulator.ratelimit import retry_after_header
+from emulator.records import ApiError
 from emulator.routes import audios, identities, records, voiceprints
 from emulator.routes.common import EMULATOR, Emulator, bearer, emu_of, respond
-from emulator.state import ApiError
 
 __all__ = ["API_PREFIX", "Emulator", "build_app"]
 

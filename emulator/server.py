@@ -16,11 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from emulator.app import Emulator, build_app
+from emulator.app import build_app
 from emulator.config import EmulatorOptions, load_world
 from emulator.faults import FaultInjector
 from emulator.persist import Persister
 from emulator.ratelimit import RateLimiter
+from emulator.routes.common import Emulator
 from emulator.state import State
 from emulator.stats import Stats
 

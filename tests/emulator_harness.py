@@ -35,8 +35,8 @@ import aiohttp
 from aiohttp import web
 
 import emulator.server as server_module
-from emulator.app import Emulator
 from emulator.config import EmulatorOptions
+from emulator.routes.common import Emulator
 from emulator.server import EmulatorServer
 
 DEMO_KEY = "demo-key"

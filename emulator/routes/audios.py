@@ -16,6 +16,7 @@ from typing import IO
 from aiohttp import web
 
 from emulator.audio import Analysis, analyze
+from emulator.records import ApiError, bad_request
 from emulator.routes.common import (
     Body,
     commit,
@@ -26,7 +27,6 @@ from emulator.routes.common import (
     respond,
     space_of,
 )
-from emulator.state import ApiError, bad_request
 
 CHUNK = 256 * 1024
 SPOOL_IN_MEMORY = 1024 * 1024  # uploads above this go to a temp file, not RAM

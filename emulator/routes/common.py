@@ -22,7 +22,8 @@ from emulator.faults import FaultInjector
 from emulator.pagination import PageResult, PaginationError, parse_page_request
 from emulator.persist import Persister
 from emulator.ratelimit import RateLimiter
-from emulator.state import Space, State, User, bad_request
+from emulator.records import Space, User, bad_request
+from emulator.state import State
 from emulator.stats import Stats
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from emulator.records import ApiError
 from emulator.routes.common import (
     emu_of,
     page_of,
@@ -14,7 +15,6 @@ from emulator.routes.common import (
     respond,
     user_of,
 )
-from emulator.state import ApiError
 
 
 async def org_records(request: web.Request) -> web.Response:

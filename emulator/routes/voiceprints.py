@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import Field
 
+from emulator.records import ApiError
 from emulator.routes.common import (
     Body,
     commit,
@@ -21,7 +22,7 @@ from emulator.routes.common import (
     user_of,
 )
 from emulator.rules import model_name
-from emulator.state import ApiError, State
+from emulator.state import State
 
 
 class ModelObject(Body):

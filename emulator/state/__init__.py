@@ -17,11 +17,8 @@ records) and `credits.py`. `State` is all of them.
 
 from __future__ import annotations
 
-from emulator.records import ApiError, Space, User, bad_request, conflict, not_found
 from emulator.state.records import Records
 from emulator.state.voiceprints import Voiceprints
-
-__all__ = ["ApiError", "Space", "State", "User", "bad_request", "conflict", "not_found"]
 
 
 class State(Voiceprints, Records):

@@ -17,8 +17,8 @@ from emulator.cli import build_parser, options_from_argv
 from emulator.config import default_world
 from emulator.pagination import PageRequest, parse_page_request
 from emulator.ratelimit import retry_after_header
-from emulator.records import Space
-from emulator.state import ApiError, State
+from emulator.records import ApiError, Space
+from emulator.state import State
 
 FILE_MS, COMPUTE_MS = 400, 700
 

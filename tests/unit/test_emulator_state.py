@@ -8,7 +8,8 @@ import pytest
 
 from emulator.audio import Analysis
 from emulator.config import default_world
-from emulator.state import ApiError, State
+from emulator.records import ApiError
+from emulator.state import State
 
 
 class Clock:
