@@ -258,16 +258,15 @@ def test_credits_exhausted_refuses_computes_until_the_recheck() -> None:
     assert gov.stats.credits_refused == 2
 
 
-async def test_request_meter_counts_per_context() -> None:
-    from worker.api.governor import REQUEST_METER, Governor, RequestMeter
+async def test_request_meter_counts_each_jobs_requests_apart() -> None:
+    from worker.api.governor import Governor, RequestMeter
 
     governor = Governor(1000.0, 10)
     job_a, job_b = RequestMeter(), RequestMeter()
 
     async def send(meter: RequestMeter, n: int) -> None:
-        REQUEST_METER.set(meter)  # a task's own context: the other job's count is untouched
         for _ in range(n):
-            async with governor.slot():
+            async with governor.slot(meter=meter):  # a job's view of the client passes its own
                 pass
 
     import anyio
@@ -275,8 +274,10 @@ async def test_request_meter_counts_per_context() -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(send, job_a, 3)
         tg.start_soon(send, job_b, 5)
+        async with governor.slot():  # the process's own client (GET /user): no job's request
+            pass
     assert (job_a.requests, job_b.requests) == (3, 5)
-    assert governor.stats.requests == 8
+    assert governor.stats.requests == 9
 
 
 def test_credits_pause_lifts_after_the_recheck_interval() -> None:

@@ -41,7 +41,7 @@ from typing import Self
 from worker.api.audios import AudiosApi
 from worker.api.auth import ApiKeyAuth, Auth, Authenticator, CredentialsAuth
 from worker.api.backoff import RetryPolicy
-from worker.api.governor import Governor, SendGate
+from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.identities import IdentitiesApi
 from worker.api.loop import AttemptHook, RequestLoop
 from worker.api.records import RecordsApi
@@ -123,14 +123,20 @@ class ApiClient:
         self.list_usage_records = records.list_usage_records
         self.usage_records_page = records.usage_records_page
 
-    def gated(self, send_gate: SendGate) -> ApiClient:
+    def gated(self, send_gate: SendGate, meter: RequestMeter | None = None) -> ApiClient:
         """This client (same transport, token, governor and hook) behind `send_gate`.
 
-        A job's view: every request it sends first awaits the job's lease guard.
+        A job's view: every request it sends first awaits the job's lease guard, and is
+        counted in the job's `meter`.
         """
         view = copy.copy(self)
-        view._compose(self.requests.gated(send_gate))
+        view._compose(self.requests.gated(send_gate, meter))
         return view
+
+    @property
+    def meter(self) -> RequestMeter | None:
+        """The requests this view has sent (a job's view only; None for the process's client)."""
+        return self.requests.meter
 
     @property
     def on_attempt(self) -> AttemptHook | None:

@@ -16,7 +16,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -182,14 +181,12 @@ class TokenBucket:
 class RequestMeter:
     """Requests sent on behalf of one unit of work (a job), retries included.
 
-    Set it in `REQUEST_METER` at the start of the work; every task spawned inside inherits
-    the context, so concurrent jobs sharing one governor are still counted apart.
+    Given to the job's view of the client (`ApiClient.gated(gate, meter)`): every request sent
+    through that view is counted here, so concurrent jobs sharing one governor are counted
+    apart.
     """
 
     requests: int = 0
-
-
-REQUEST_METER: ContextVar[RequestMeter | None] = ContextVar("enroller_request_meter", default=None)
 
 
 @dataclass(slots=True)
@@ -292,12 +289,17 @@ class Governor:
 
     @asynccontextmanager
     async def slot(
-        self, *, upload: bool = False, gate: SendGate | None = None
+        self,
+        *,
+        upload: bool = False,
+        gate: SendGate | None = None,
+        meter: RequestMeter | None = None,
     ) -> AsyncIterator[None]:
         """Hold an in-flight place (and an upload place) while one request is sent.
 
         `gate`, if given, is awaited once the send time has come, before the request counts
         as sent: the sender's own last word on whether it may still go (see `SendGate`).
+        `meter`, if given, counts the request for the unit of work that sent it.
         """
         async with AsyncExitStack() as stack:
             if upload:
@@ -309,7 +311,6 @@ class Governor:
             if gate is not None:
                 await gate()  # e.g. a thawed job sends nothing on a lease it may have lost
             self.stats.requests += 1
-            meter = REQUEST_METER.get()
             if meter is not None:
                 meter.requests += 1
             self.stats.in_flight_now += 1

@@ -32,7 +32,7 @@ from worker.api.errors import (
     error_from_response,
     server_message,
 )
-from worker.api.governor import Governor, SendGate
+from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.inline import InlineAudioBody
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Credentials, Page, TokenResponse, User
@@ -82,15 +82,17 @@ class RequestLoop:
         self.governor = governor
         self.retry = retry
         self.send_gate = send_gate
+        self.meter: RequestMeter | None = None  # a job's view counts its requests here
         self._rand = rand
         self._clock = clock
         self._hooks: list[AttemptHook] = []  # shared with every gated view (see `on_attempt`)
         self._log = structlog.get_logger("worker.api")
 
-    def gated(self, send_gate: SendGate) -> RequestLoop:
-        """This loop, with every attempt passing `send_gate` before it leaves."""
+    def gated(self, send_gate: SendGate, meter: RequestMeter | None = None) -> RequestLoop:
+        """This loop, with every attempt passing `send_gate` before it leaves (and counted in
+        `meter`, when given)."""
         view = copy.copy(self)  # shares the authenticator, transport, governor and hooks
-        view.send_gate = send_gate
+        view.send_gate, view.meter = send_gate, meter
         return view
 
     @property
@@ -202,7 +204,9 @@ class RequestLoop:
         """One attempt: a success as its answer, any failure as its error (not raised)."""
         method, route = request.method, request.route
         try:
-            async with self.governor.slot(upload=request.file is not None, gate=self.send_gate):
+            async with self.governor.slot(
+                upload=request.file is not None, gate=self.send_gate, meter=self.meter
+            ):
                 answer = await self.transport.send(request)
         except (NotSent, OutcomeUnknown) as exc:
             if self._hooks:

@@ -25,7 +25,7 @@ import anyio
 import anyio.to_thread
 import structlog
 
-from worker.api.governor import REQUEST_METER, RequestMeter
+from worker.api.governor import RequestMeter
 from worker.base.crashpoints import crash_point
 from worker.base.errors import EnrollerError, JobMustCheckpoint, JobNoLongerHeld, WorkerMustStop
 from worker.base.log import REDACTOR
@@ -46,7 +46,6 @@ async def run_job(job: ClaimedJob, ctx: JobContext) -> JobResult:
     jobs nor the process can be taken down by one manifest.
     """
     with structlog.contextvars.bound_contextvars(job_id=job.job_id):
-        REQUEST_METER.set(RequestMeter())  # this task's context: counts this job's requests
         result = JobResult(job_id=job.job_id, manifest=job.name)
         counter = StartCounter(job.starts_path)
         release = True  # whether this run still holds a lease to give back at the end
@@ -174,7 +173,8 @@ async def _run_with_heartbeat(
     request of the job, whichever task sends it, asks the guard before it leaves.
     """
     guard = LeaseGuard(ctx.queue.lease_ttl)
-    job_ctx = dataclasses.replace(ctx, client=ctx.client.gated(guard.confirmed))
+    job_client = ctx.client.gated(guard.confirmed, RequestMeter())  # counts this job's requests
+    job_ctx = dataclasses.replace(ctx, client=job_client)
     async with anyio.create_task_group() as tg:
         tg.start_soon(functools.partial(ctx.queue.heartbeat, job, guard=guard))
         await (ctx.seams.work or work)(job, job_ctx, result, counter)

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from worker.api.governor import REQUEST_METER
+from worker.api.governor import RequestMeter
 from worker.base.fsutil import atomic_writer
 from worker.job.input import JobInput
 from worker.job.report import ReportSummary, ReportWriter, UsageCheck, write_report_json
@@ -35,14 +35,16 @@ async def write_reports(
     usage: UsageCheck,
     index: JournalIndex,
     writer: ReportWriter = atomic_writer,
+    meter: RequestMeter | None = None,
 ) -> tuple[dict[str, int], Path]:
     """Write this run's three report files; returns the counts by outcome and the report.
+
+    `meter` holds the requests this run of the job sent (its client's, `ApiClient.meter`).
 
     Everything is streamed: the counts are the index's, the report's rows are read back from
     the journal one at a time (`index.outcomes()`), the failures CSV and the retry manifest
     come from one walk of the manifest (`JobInput.write_outputs`).
     """
-    meter = REQUEST_METER.get()  # read here: `write` runs in a worker thread
 
     def write() -> tuple[dict[str, int], Path]:
         paths = run_report_paths(queue, job.job_id, started_at)

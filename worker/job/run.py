@@ -61,9 +61,7 @@ from worker.queue.paths import ClaimedJob
 log = structlog.get_logger(__name__)
 
 PROGRESS_EVERY_S = 2.0
-# Threads preflighting ahead of the runners, per job: ~0.7 ms per small file each, far ahead
-# of what any rate limit lets the runners consume.
-PREFLIGHT_THREADS = 4
+PREFLIGHT_THREADS = 4  # per job, ~0.7 ms a small file each: far ahead of any rate limit
 
 
 class JobObserver(Protocol):
@@ -200,8 +198,9 @@ async def _run(
         await phase("usage")
         usage = await check_usage(ctx.client, index, started.at, follower)
         await phase("report")
+        writer, meter = ctx.seams.report_writer, ctx.client.meter
         counts, result.report = await write_reports(
-            job, ctx.queue, loaded, started.at, usage, index, ctx.seams.report_writer
+            job, ctx.queue, loaded, started.at, usage, index, writer, meter
         )
         result.counts = counts
         crash_point("job.reported", job.name)
