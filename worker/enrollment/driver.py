@@ -114,7 +114,6 @@ class EnrollmentDriver:
         self.limits = limits or Limits()
         self.clock = clock
         self.reads = Reads(task, client)
-        self.calls = 0
         self.audio = AudioWork(
             task, client, journal, self.memory, self.reads, audio_locks, inline_max_bytes
         )
@@ -144,7 +143,6 @@ class EnrollmentDriver:
 
     async def _perform(self, action: Action) -> list[Observation]:
         """Perform the action; an error becomes what `answers.meaning` says it means."""
-        self.calls += 1
         try:
             return await self._dispatch(action)
         except (errors.ApiError, AudioUnreadable) as exc:
