@@ -5,10 +5,10 @@ each concern is one object from a module beside it: transport.py (the `Transport
 attempt on the wire; `AiohttpTransport` by default), loop.py (the request loop and parsing,
 holding auth, transport, governor and the send gate), retry_rules.py (each reason to retry or
 stop, pure), auth.py (key, credentials, token), and the resource groups as the contract groups
-them, each holding the loop: identities.py, audios.py, voiceprints.py (with models and
-verifications), records.py (usage records, credits). Must
-never hold or log a secret in clear outside the Authorization header it sends: logs and errors
-name the route *template*, never the URL's query, headers, key, password or token.
+them, each holding the loop: identities.py, audios.py, voiceprints.py (with models),
+records.py (usage records, credits). Must never hold or log a secret in clear outside the
+Authorization header it sends: logs and errors name the route *template*, never the URL's
+query, headers, key, password or token.
 
 Retry rules, per operation (each method's docstring says which applies):
 
@@ -56,8 +56,9 @@ class ApiClient:
     Its seams are constructor arguments: `transport` (one attempt on the wire; by default an
     `AiohttpTransport` whose connection pool is sized to the governor's in-flight cap, so that a
     request holding an in-flight place never waits for a connection), `governor` (several
-    clients may share one: it is the process-wide budget), and `send_gate` (awaited before each
-    request leaves). `gated(send_gate)` is a job's view: the same client behind a gate.
+    clients may share one: it is the process-wide budget). `gated(send_gate, meter)` is a job's
+    view: the same client behind the job's send gate (awaited before each request leaves),
+    counting the job's requests.
     """
 
     def __init__(
@@ -67,14 +68,15 @@ class ApiClient:
         *,
         governor: Governor | None = None,
         transport: Transport | None = None,
-        send_gate: SendGate | None = None,
         request_timeout: float = setting_default("request_timeout"),
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.governor = governor if governor is not None else Governor(20.0)
+        self.governor = (
+            governor if governor is not None else Governor(setting_default("rate_limit"))
+        )
         self.transport: Transport = (
             transport
             if transport is not None
@@ -91,7 +93,6 @@ class ApiClient:
                 retry=retry if retry is not None else RetryPolicy(),
                 rand=rand,
                 clock=clock,
-                send_gate=send_gate,
             )
         )
 

@@ -74,14 +74,13 @@ class RequestLoop:
         retry: RetryPolicy,
         rand: Callable[[], float],
         clock: Callable[[], float],
-        send_gate: SendGate | None = None,
     ) -> None:
         self.base_url = base_url
         self.auth = auth
         self.transport = transport
         self.governor = governor
         self.retry = retry
-        self.send_gate = send_gate
+        self.send_gate: SendGate | None = None  # a job's view passes its gate (`gated`)
         self.meter: RequestMeter | None = None  # a job's view counts its requests here
         self._rand = rand
         self._clock = clock
@@ -130,7 +129,7 @@ class RequestLoop:
             attempts += 1
             error = await self._attempt(replace(unsigned, token=token))
             if isinstance(error, Answer):
-                return error  # not an error: the answer of a success
+                return error  # the attempt succeeded: its answer, not an error
             error.attempts = attempts
             so_far = replace(so_far, elapsed=self._clock() - started)
             status = getattr(error, "status", None)
