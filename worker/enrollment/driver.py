@@ -70,10 +70,10 @@ from worker.journal.records import (
     EnrollmentMemory,
     EnrollmentOutcome,
     ErrorInfo,
-    Journal,
     Outcome,
     Step,
 )
+from worker.journal.writer import Journal
 
 log = structlog.get_logger(__name__)
 

@@ -49,11 +49,11 @@ from worker.journal.records import (
     ErrorInfo,
     JobFinished,
     JobStarted,
-    Journal,
     JournalState,
     Outcome,
     Step,
 )
+from worker.journal.writer import Journal
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob
