@@ -163,6 +163,9 @@ class JobInput:
             derived=tuple(derived),
             local_voice=result.voice,
             source=enrollment.source,
+            file_names=enrollment.audio_names,
+            existing=enrollment.existing,
+            retire=enrollment.retire,
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned

@@ -380,6 +380,7 @@ async def _enroll(
                 state.of(task.key),
                 limits=limits,
                 inline_max_bytes=ctx.settings.inline_upload_max_bytes,
+                memory_of=state.of,
             )
             return await driver.run()
 

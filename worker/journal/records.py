@@ -39,6 +39,8 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a step failed permanently; the report says which and why
     CONFLICT = "conflict"  # the voiceprint differs from the manifest; left as it is
     SKIPPED = "skipped"  # never finished for a reason outside the enrollment (shutdown, credits)
+    KEPT = "kept"  # differs from the manifest; `existing: skip` left it as it was
+    REPLACED = "replaced"  # differed; `existing: overwrite` (or a migration) swapped a new one in
 
 
 class Step(StrEnum):
@@ -51,6 +53,7 @@ class Step(StrEnum):
     ADD_AUDIO = "add_audio"
     COMPUTE = "compute"
     VALIDATE = "validate"
+    SWAP = "swap"  # replacing a computed voiceprint (worker.enrollment.swap)
 
 
 class _Record(BaseModel):
@@ -115,6 +118,38 @@ class Computed(_Record):
     voiceprint_id: str | None = None
 
 
+class SwapStarted(_Record):
+    """A computed voiceprint is being replaced (README "Customers already enrolled"): written
+    before the first change, so that a restart finishes this swap, and only this one.
+
+    `via`: "rename" builds the new voiceprint under `next_handle` and switches it in;
+    "delete" deletes the old one once the new audios are available and builds in its place.
+    `old_files`: what the old one held (sha256, "?handle" for audios not uploaded by us).
+    """
+
+    kind: Literal["swap_started"] = "swap_started"
+    key: str
+    via: Literal["rename", "delete"]
+    retire: Literal["delete", "keep"]
+    old_id: str
+    old_model: str
+    old_files: list[str] = Field(default_factory=list)
+    next_handle: str
+    retired_handle: str
+
+
+class Replaced(BaseModel):
+    """What a `replaced` row replaced: the old voiceprint and files, the new ones, and what
+    became of the old one (`retired`: "deleted", or "kept as <handle>" and why)."""
+
+    old_voiceprint_id: str
+    old_model: str
+    old_files: list[SafeStr]
+    new_model: str
+    new_files: list[SafeStr]
+    retired: SafeStr
+
+
 class ErrorInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
     step: str
@@ -145,6 +180,7 @@ class EnrollmentOutcome(_Record):
     local_voice: list[LocalVoice] = Field(default_factory=list)  # preflight's own figures
     # How an enrolled voiceprint was validated: "compute answer", "settled read" or "get".
     validated_by: str | None = None
+    replaced: Replaced | None = None  # outcome `replaced`: the old voiceprint and the new
 
 
 class JobFinished(_Record):
@@ -159,6 +195,7 @@ JournalRecord = Annotated[
     | AudioDerived
     | ComputeIntent
     | Computed
+    | SwapStarted
     | EnrollmentOutcome
     | JobFinished,
     Field(discriminator="kind"),
@@ -210,6 +247,7 @@ class EnrollmentMemory(BaseModel):
     intents: set[str] = Field(default_factory=set)  # sha256 with a create possibly in flight
     compute_sent: bool = False  # a compute may have been sent: a computed voiceprint is ours
     computed: bool = False
+    swap: SwapStarted | None = None  # a replacement under way: finish it, never start another
 
 
 class JournalState(BaseModel):
@@ -250,3 +288,5 @@ class JournalState(BaseModel):
                 self.memory.setdefault(key, EnrollmentMemory()).computed = True
             case ComputeIntent(key=key):
                 self.memory.setdefault(key, EnrollmentMemory()).compute_sent = True
+            case SwapStarted(key=key):
+                self.memory.setdefault(key, EnrollmentMemory()).swap = record

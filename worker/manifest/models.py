@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from worker.audio.inspect import DEFAULT_MODEL
 from worker.base.text import SafeStr
-from worker.config.settings import setting_default
+from worker.config.settings import Existing, Retire, setting_default
 
 if TYPE_CHECKING:
     from worker.config.settings import Settings
@@ -78,6 +78,8 @@ class ManifestDefaults(BaseModel):
     # formats.
     stereo: Literal["channel", "downmix"] = setting_default("stereo")
     convert: bool = setting_default("convert")
+    existing: Existing = setting_default("existing")
+    retire: Retire = setting_default("retire")
     # How far below the voice rule a file is still uploaded (worker.audio.voice_rule).
     voice_margin: float = setting_default("voice_margin")
     # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.
@@ -92,6 +94,8 @@ class ManifestDefaults(BaseModel):
             max_bytes=settings.max_manifest_bytes,
             stereo=settings.stereo,
             convert=settings.convert,
+            existing=settings.existing,
+            retire=settings.retire,
             voice_margin=settings.voice_margin,
             inline_upload_max_bytes=settings.inline_upload_max_bytes,
         )
@@ -110,6 +114,9 @@ class Enrollment(BaseModel):
     min_audios: int
     alias: str | None
     create_identity: bool
+    # What becomes of a voiceprint already computed that differs (worker.manifest.policy).
+    existing: Existing = "conflict"
+    retire: Retire = "delete"
     # Absolute, lexically normalised, inside the audio root; symlinks are checked at preflight.
     audios: tuple[Path, ...]
     # The same files relative to the audio root (POSIX form), as shown to people.
