@@ -138,6 +138,7 @@ class EnrollmentDriver:
             plan=self.task.plan,
             limits=self.limits,
             computed_here=self.memory.computed or self.memory.compute_sent,
+            identity_ready=not self.may_swap,  # a swap's build: the old voiceprint's identity
         )
         try:
             while True:

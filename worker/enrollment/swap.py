@@ -27,6 +27,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.base.crashpoints import crash_point
+from worker.base.errors import EnrollmentFailed
 from worker.enrollment.actions import Replace
 from worker.enrollment.swap_rules import (
     Brief,
@@ -47,7 +48,7 @@ from worker.enrollment.swap_rules import (
     swap_step,
 )
 from worker.enrollment.task import EnrollmentTask
-from worker.enrollment.view import ABSENT
+from worker.enrollment.view import ABSENT, UNKNOWN
 from worker.journal.records import (
     EnrollmentOutcome,
     ErrorInfo,
@@ -65,8 +66,9 @@ Build = Callable[[EnrollmentTask], Awaitable[EnrollmentOutcome]]
 NOT_OFFERED = (errors.MethodNotAllowed, errors.NotFound)
 
 
-class SwapRefused(Exception):
-    """The swap cannot go on; `reason` says why and what was left as it is."""
+class SwapRefused(EnrollmentFailed):
+    """The swap cannot go on; `reason` says why and what was left as it is. Caught by `Swap`,
+    which turns it into the enrollment's failed outcome."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -164,7 +166,8 @@ class Swap:
         await self.journal.append(started)
         crash_point("swap.started")
         log.info("swap_started", via=via, retire=t.retire, differs=replace.differs)
-        return await self.resume(started)
+        old = Brief(replace.old.id, replace.old.state, replace.old.model)
+        return await self.resume(started, current=old)
 
     async def _via(self) -> str:
         t = self.task
@@ -182,9 +185,12 @@ class Swap:
             "offers neither (PATCH and DELETE answered 405 or 404)"
         )
 
-    async def resume(self, started: SwapStarted) -> EnrollmentOutcome:
-        """Finish the swap `started` describes, from wherever the server stands."""
-        view = SwapView(via=started.via, retire=started.retire, old_id=started.old_id)
+    async def resume(self, started: SwapStarted, current: Seen = UNKNOWN) -> EnrollmentOutcome:
+        """Finish the swap `started` describes, from wherever the server stands (`current`:
+        the voiceprint under the manifest's handle, when it was just read)."""
+        view = SwapView(
+            via=started.via, retire=started.retire, old_id=started.old_id, current=current
+        )
         for _ in range(MAX_SWAP_STEPS):
             step = swap_step(view)
             try:
@@ -217,7 +223,9 @@ class Swap:
                 self.window_opened = time.monotonic()
                 await self._rename(t.voiceprint, started.retired_handle)
                 crash_point("swap.moved_aside")
-                return changed(view, current=ABSENT, next=Brief(None, "computed", t.model))
+                aside = view.current if isinstance(view.current, Brief) else UNKNOWN
+                new = Brief(None, "computed", t.model)
+                return changed(view, current=ABSENT, next=new, retired=aside)
             case MoveNewIn():
                 moved = await self._rename(started.next_handle, t.voiceprint)
                 self._closed()
