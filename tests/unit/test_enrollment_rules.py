@@ -235,9 +235,9 @@ CASES = [
         Done(
             Outcome.CONFLICT,
             Step.VOICEPRINT,
-            "voiceprint 'main' was computed earlier from [sha256 zz (not in this manifest)], "
-            "the manifest lists [sha256 aa (not in this manifest), sha256 bb (not in this "
-            "manifest)]; left untouched (existing: overwrite replaces it, skip keeps it)",
+            "voiceprint 'main' was computed earlier from [sha256 zz], the manifest lists "
+            "[sha256 aa, sha256 bb]; left untouched (existing: overwrite replaces it, skip "
+            "keeps it)",
         ),
     ),
 ]

@@ -104,6 +104,7 @@ class Replace:
     old: VoiceprintSeen
     held: tuple[str, ...]
     differs: str
+    handles: tuple[str, ...] = ()  # a migration's: each held audio's handle, in `held` order
     step: Step = Step.VOICEPRINT
 
 

@@ -46,6 +46,7 @@ from worker.enrollment.actions import (
 from worker.enrollment.answers import Fatal, meaning
 from worker.enrollment.audio_steps import AudioWork, explained
 from worker.enrollment.locks import PROCESS_AUDIO_LOCKS, AudioLocks
+from worker.enrollment.migrate import migrate
 from worker.enrollment.observe import (
     Added,
     AudioLost,
@@ -134,11 +135,18 @@ class EnrollmentDriver:
     async def run(self) -> EnrollmentOutcome:
         if self.may_swap and self.memory.swap is not None:
             return await self._swap().resume(self.memory.swap)  # a swap under way: finish it
+        if self.may_swap and self.task.migrate_from is not None:
+            return await migrate(self.task, self.reads, self._swap())
         view = View(
             plan=self.task.plan,
             limits=self.limits,
             computed_here=self.memory.computed or self.memory.compute_sent,
             identity_ready=not self.may_swap,  # a swap's build: the old voiceprint's identity
+            # A migration's build: the audios are the old voiceprint's, on the server already.
+            audios={
+                key: AudioSeen(handle, "available", received=True)
+                for key, handle in self.task.server_audios
+            },
         )
         try:
             while True:

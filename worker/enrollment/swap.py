@@ -160,6 +160,8 @@ class Swap:
             old_id=old_id,
             old_model=replace.old.model,
             old_files=list(replace.held),
+            old_audio_handles=list(replace.handles),
+            old_min_audios=replace.old.min_audios,
             next_handle=next_handle(t.voiceprint),
             retired_handle=retired_handle(t.voiceprint, old_id),
         )
@@ -216,7 +218,7 @@ class Swap:
                 handle = self._handle(which, started)
                 return changed(view, **{which: await self._read(handle)})
             case BuildNext():
-                await self._build(t.under(started.next_handle))
+                await self._build(_from_old_audios(t.under(started.next_handle), started))
                 crash_point("swap.built")
                 return changed(view, built=True)
             case MoveOldAside():
@@ -239,7 +241,9 @@ class Swap:
                 crash_point("swap.retired_deleted")
                 return changed(view, retired=ABSENT)
             case UploadAudios():
-                await self._build(t.under(t.voiceprint, audios_only=True))
+                await self._build(
+                    _from_old_audios(t.under(t.voiceprint, audios_only=True), started)
+                )
                 return changed(view, audios_ready=True)
             case DeleteOld():
                 self.window_opened = time.monotonic()
@@ -250,7 +254,7 @@ class Swap:
                 crash_point("swap.old_deleted")
                 return changed(view, current=ABSENT)
             case BuildInPlace():
-                await self._build(t.under(t.voiceprint))
+                await self._build(_from_old_audios(t.under(t.voiceprint), started))
                 self._closed()
                 return changed(view, built=True)
         raise AssertionError(f"no swap step {step!r}")  # pragma: no cover
@@ -333,6 +337,14 @@ class Swap:
         log.warning("swap_failed", reason=reason)
         error = ErrorInfo(step=Step.SWAP.value, reason=f"replacing the voiceprint: {reason}")
         return self.task.outcome(Outcome.FAILED, error=error)
+
+
+def _from_old_audios(task: EnrollmentTask, started: SwapStarted) -> EnrollmentTask:
+    """A migration's new voiceprint is made of the old one's audios (no file): as journaled."""
+    if task.migrate_from is None:
+        return task
+    audios = tuple(zip(started.old_files, started.old_audio_handles, strict=True))
+    return changed(task, server_audios=audios, min_audios=started.old_min_audios or 1)
 
 
 _NEW_FIELDS = (

@@ -52,6 +52,11 @@ class EnrollmentTask:
     existing: Existing = "conflict"
     retire: Retire = "delete"
     audios_only: bool = False  # the swap's delete path: upload the audios, touch no voiceprint
+    # A migration (README "Moving a space to a new model"): the model its voiceprint is moved
+    # from, and the new voiceprint's audios, the old one's on the server: (key, handle) each,
+    # the key as a listing names it (`Reads.held`). No file is read or uploaded.
+    migrate_from: str | None = None
+    server_audios: tuple[tuple[str, str], ...] = ()
 
     @property
     def plan(self) -> Plan:
@@ -61,7 +66,7 @@ class EnrollmentTask:
             model=self.model,
             min_audios=self.min_audios,
             create_identity=self.create_identity,
-            shas=tuple(f.sha256 for f in self.files),
+            shas=tuple(key for key, _ in self.server_audios) or tuple(f.sha256 for f in self.files),
             existing=self.existing,
             names=self.file_names,
             audios_only=self.audios_only,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from worker.config.settings import Existing, setting_default
+from worker.config.settings import Existing, Settings, setting_default
 from worker.journal.records import Outcome, Step
 
 MAX_ATTEMPTS_PER_STEP = 4  # transient failures of one step before it fails (`Limits`)
@@ -86,8 +86,10 @@ class Plan:
                 shown.append(f"audio {sha[1:]} (not uploaded by this worker)")
             elif sha in named:
                 shown.append(f"{named[sha]} (sha256 {sha[:12]})")
-            else:
+            elif self.names:
                 shown.append(f"sha256 {sha[:12]} (not in this manifest)")
+            else:  # a migration: the manifest names no file
+                shown.append(f"sha256 {sha[:12]}")
         return shown
 
 
@@ -113,6 +115,14 @@ class Limits:
     wait_cap: float = 5.0
     # A GET after compute even when its answer proves it.
     validate_with_get: bool = setting_default("validate_with_get")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_stalls=settings.max_actions,
+            processing_timeout=settings.processing_timeout,
+            validate_with_get=settings.validate_with_get,
+        )
 
     def wait_delay(self, polls: int) -> float:
         """Seconds before poll number `polls` (0-based): 0.2, 0.4, 0.8 … up to 5."""

@@ -30,6 +30,7 @@ from worker.base.streamout import EncodedText
 from worker.enrollment.task import EnrollmentTask, outcome_record
 from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
+from worker.manifest.migration import write_migration_retry
 from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
 from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
 from worker.manifest.read import open_manifest
@@ -131,6 +132,9 @@ class JobInput:
         enrollment = planned.enrollment
         if enrollment is None:
             return planned
+        if enrollment.migrate_from is not None:  # no file: the old voiceprint's audios
+            planned.task = migration_task(enrollment)
+            return planned
         defaults = self.manifest.defaults
         result = preflight_enrollment(
             enrollment,
@@ -169,6 +173,13 @@ class JobInput:
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned
+
+    def _write_retry(self, out: EncodedText, again: Iterator[Enrollment], comment: str) -> None:
+        """The retry manifest in the input's kind: a job of enrollments, or the migration."""
+        if (migration := self.manifest.migration) is not None:
+            write_migration_retry(out, migration, (e.identity for e in again), comment)
+        else:
+            write_retry_manifest(out, again, self.audio_root, comment)
 
     def _uploads(
         self, result: EnrollmentPreflight
@@ -241,13 +252,33 @@ class JobInput:
             if retried:
                 comment = f"retry of {self.manifest.file}: {retried} enrollments"
                 with atomic_writer(retry) as retry_fh:
-                    write_retry_manifest(EncodedText(retry_fh), again(), self.audio_root, comment)
+                    self._write_retry(EncodedText(retry_fh), again(), comment)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(retry)  # an older run's retry file of the same job
                 for _ in again():
                     pass  # nothing to retry: the walk still writes the failures
             csv_out.flush()
+
+
+def migration_task(enrollment: Enrollment) -> EnrollmentTask:
+    """A migration's enrollment as the driver runs it: no file, the model to move from."""
+    return EnrollmentTask(
+        key=enrollment.key,
+        owner=enrollment.owner,
+        space=enrollment.space,
+        identity=enrollment.identity,
+        voiceprint=enrollment.voiceprint,
+        model=enrollment.model,
+        min_audios=enrollment.min_audios,
+        alias=None,
+        create_identity=False,
+        files=(),
+        source=enrollment.source,
+        existing="overwrite",
+        retire=enrollment.retire,
+        migrate_from=enrollment.migrate_from,
+    )
 
 
 class OutcomeLookup(Protocol):

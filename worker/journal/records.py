@@ -134,6 +134,10 @@ class SwapStarted(_Record):
     old_id: str
     old_model: str
     old_files: list[str] = Field(default_factory=list)
+    # A migration builds the new voiceprint from the old one's audios: their handles (in the
+    # order of `old_files`) and its minAudios, kept for a resume.
+    old_audio_handles: list[str] = Field(default_factory=list)
+    old_min_audios: int | None = None
     next_handle: str
     retired_handle: str
 

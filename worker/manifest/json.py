@@ -21,6 +21,7 @@ from worker.base.fsutil import open_regular
 from worker.manifest.build import AudioIn, Builder, Candidate
 from worker.manifest.cross import build_each
 from worker.manifest.jsonscan import JsonScanError, iter_enrollments, scan_job
+from worker.manifest.migration import stream_migration
 from worker.manifest.models import ManifestDefaults, ManifestItem, Problem
 from worker.manifest.policy import policy_problem
 from worker.manifest.stream import ManifestStream, broken
@@ -64,6 +65,8 @@ def stream_json(text: str, file: str, defaults: ManifestDefaults) -> ManifestStr
         return broken(file, defaults, [Problem(file=file, reason=_NOT_OBJECT)])
     if "enrollments" in doc:
         return _stream_job_document(doc, file, defaults)
+    if "migrate" in doc:
+        return stream_migration(doc, file, defaults)
     return _single(doc, file, defaults)
 
 
