@@ -13,6 +13,7 @@ import pytest
 from tests.e2e.test_existing_enrollments import records_of, server_view
 from tests.emulator_harness import EmulatorHandle, running_emulator
 from tests.support import drop, job_manifest, make_queue, make_settings, report_of, run_once
+from worker.enrollment.requests import migration_requests
 from worker.enrollment.swap_rules import retired_handle
 
 IDS = [f"mig-{i}" for i in range(7)]
@@ -45,6 +46,9 @@ async def test_a_space_moves_from_default_to_phone_without_uploading(
 
         report = report_of(queue, "move")
         assert report["counts"]["replaced"] == len(IDS), report["counts"]
+        # As `enroller plan` counts them: per identity, plus one rename question, one page of
+        # identities and one page of usage records for the job.
+        assert report["requests"] == len(IDS) * migration_requests(1, retire) + 3
         assert report["credits_spent"] == len(IDS) and report["usage"]["found"] == len(IDS)
         log = sent(emu, since)
         assert not [p for m, p in log if m == "POST" and p.endswith("/audios")]
