@@ -16,6 +16,7 @@ a command line is readable by every user of the host.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -37,6 +38,7 @@ from worker.config.keyfile import read_key_file, too_open_warning
 
 DEFAULT_API_URL = "http://127.0.0.1:8765/v1"
 ENV_PREFIX = "ENROLLER_"
+_MODEL_RE = re.compile(r"[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*")
 
 
 class UrlSetting:
@@ -78,6 +80,10 @@ class Settings(BaseSettings):
     )
     owner: str | None = Field(None, description="Default owner for manifests that name none.")
     space: str | None = Field(None, description="Default space for manifests that name none.")
+    model: str = Field(
+        "phone/v1",  # worker.audio.inspect.DEFAULT_MODEL: the general-purpose current model
+        description="Model (handle/version) of enrollments that name none.",
+    )
 
     # --- Rate budget and retries (design.md §5) ---
     rate_limit: float = Field(
@@ -237,6 +243,17 @@ class Settings(BaseSettings):
         # Not Field(min_length=…): pydantic's message would tell the secret's length.
         if value is not None and not 8 <= len(value.get_secret_value()) <= 50:
             raise PydanticCustomError("password_length", "must be 8 to 50 characters long")
+        return value
+
+    @field_validator("model", mode="after")
+    @classmethod
+    def _model_form(cls, value: str) -> str:
+        # The manifest's own check (worker.manifest.values.model_text) knows more; this one
+        # only stops a default that no manifest could ever use, at start instead of per row.
+        if not _MODEL_RE.fullmatch(value):
+            raise PydanticCustomError(
+                "model", 'must be "handle/version" in lowercase letters, digits and hyphens'
+            )
         return value
 
     @model_validator(mode="after")

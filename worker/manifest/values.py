@@ -136,6 +136,10 @@ def model_text(value: Any) -> str | tuple[Any, str]:
         return value, 'must be "handle/version" or {"handle": …, "version": …}'
     parts = text.split("/")
     if len(parts) != 2 or not all(HANDLE_RE.match(p) for p in parts):
+        if len(parts) == 2 and all(HANDLE_RE.match(p.lower()) for p in parts):
+            # The API's handles are lowercase: refuse as a matter of case, with the fix, rather
+            # than guess that "Phone/V1" means phone/v1 in a job's identity keys.
+            return value, f'model handles are lowercase: write "{text.lower()}"'
         return value, 'must be "handle/version", e.g. "phone/v1"'
     return text
 
