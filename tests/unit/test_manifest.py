@@ -289,7 +289,8 @@ def test_csv_row_problems_point_at_their_line() -> None:
         'batch.csv line 3: identity "Cust 7": handles are lowercase letters, digits and hyphens',
         "batch.csv line 4: identity: is missing",
         "batch.csv line 5: has 3 cells but the header has 2; quote cells that contain commas",
-        'batch.csv line 6: audio "../e.wav": leads outside the audio root',
+        'batch.csv line 6: audio "../e.wav": leads outside the audio root '
+        "(/data/e.wav is not under /data/audio: ENROLLER_AUDIO_ROOT)",
         'batch.csv line 7: audio "": must not be empty',
     ]
 

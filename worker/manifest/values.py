@@ -89,7 +89,8 @@ def audio_path(raw: str, root: Path) -> tuple[Path, str] | str:
     absolute = os.path.isabs(raw)
     full = os.path.normpath(raw if absolute else os.path.join(root_n, raw))
     if not lexically_inside(full, root_n):
-        return "is outside the audio root" if absolute else "leads outside the audio root"
+        where = "is outside the audio root" if absolute else "leads outside the audio root"
+        return f"{where} ({full} is not under {root_n}: ENROLLER_AUDIO_ROOT)"
     if full == root_n:
         return "is the audio root itself, not a file"
     return Path(full), relative_name(full, root_n)
