@@ -84,22 +84,25 @@ def _add_secret_refusals(parser: argparse.ArgumentParser) -> None:
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
-    """One flag per setting the command uses (`names`); absent flags stay absent so env and
-    .env still apply. Every other setting is still read from the environment and .env.
+    """One flag per setting; absent flags stay absent so env and .env still apply.
+
+    `--help` shows only the settings the command uses (`names`); the others' flags are still
+    accepted, unlisted, so a script that passes a whole configuration to every command keeps
+    working.
 
     Secrets get a hidden flag that refuses them (see `secret_flag_refusal`), so a key typed
     on a command line by habit ends in a clear line instead of "unrecognized arguments: <key>".
     """
     group = parser.add_argument_group("settings (each also ENROLLER_<NAME> in env or .env)")
     secrets = secret_settings()
-    for name in names:
-        field = Settings.model_fields[name]
+    shown = set(names)
+    for name, field in Settings.model_fields.items():
         if name in secrets:
             continue
         kwargs: dict[str, Any] = {
             "dest": f"setting__{name}",
             "default": argparse.SUPPRESS,
-            "help": field.description,
+            "help": field.description if name in shown else argparse.SUPPRESS,
         }
         if field.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
