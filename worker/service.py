@@ -26,7 +26,7 @@ from worker.api import errors
 from worker.api.client import ApiClient
 from worker.base.errors import WorkerMustStop
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
-from worker.config.settings import Settings
+from worker.config.settings import Settings, api_url_version_hint
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
 from worker.job.report import exit_code_for
@@ -85,6 +85,9 @@ async def check_access(client: ApiClient) -> str:
         return (await client.get_user()).handle
     except errors.Unauthorized:
         raise FatalError("the API refused the credentials (401): check ENROLLER_API_KEY") from None
+    except errors.NotFound as exc:
+        hint = api_url_version_hint(client.base_url)
+        raise FatalError(f"the API at the configured URL has no GET /user: {exc}{hint}") from None
     except errors.ApiError as exc:
         raise FatalError(f"the API at the configured URL cannot be used: {exc}") from None
 

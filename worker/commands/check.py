@@ -19,7 +19,6 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TextIO
-from urllib.parse import urlsplit
 
 import anyio
 from pydantic import BaseModel, Field, computed_field
@@ -32,7 +31,7 @@ from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
 from worker.commands.plan import plan_paths
 from worker.commands.plan_models import PlanResult
-from worker.config.settings import Settings
+from worker.config.settings import Settings, api_url_version_hint
 from worker.manifest.models import ManifestDefaults, Problem
 
 # A check is a quick look, not a run: fail fast instead of the worker's patient retries.
@@ -140,23 +139,13 @@ def _reason(exc: errors.ApiError) -> str:
     return str(exc)
 
 
-def version_hint(api_url: str) -> str:
-    """Why a 404 on `GET /user` may be the URL's fault: the API lives under `/v1`, and a URL
-    without it reaches the server but no route (the user saw a bare "FAIL key: 404")."""
-    path = urlsplit(api_url).path.rstrip("/")
-    if path.endswith("/v1"):
-        return ""
-    fixed = mask_url_userinfo(api_url.rstrip("/") + "/v1")
-    return f"; ENROLLER_API_URL must include the API's version: try {fixed}"
-
-
 async def _check_key(client: ApiClient, api_url: str) -> tuple[Finding, User | None]:
     try:
         user = await client.get_user()
     except errors.Unauthorized as exc:
         return Finding(subject="key", ok=False, message=f"refused by the API: {exc}"), None
     except errors.NotFound as exc:
-        message = f"the server has no GET /user ({exc}){version_hint(api_url)}"
+        message = f"the server has no GET /user ({exc}){api_url_version_hint(api_url)}"
         return Finding(subject="key", ok=False, message=message), None
     except errors.ApiError as exc:
         return Finding(subject="key", ok=False, message=f"cannot reach the API: {exc}"), None

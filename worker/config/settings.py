@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.base.masking import url_secrets
+from worker.base.masking import mask_url_userinfo, url_secrets
 from worker.config.keyfile import read_key_file, too_open_warning
 
 DEFAULT_API_URL = "http://127.0.0.1:8765/v1"
@@ -354,3 +354,14 @@ def key_file_warning(settings: Settings) -> str | None:
     if settings.api_key_file is None or settings.key_file_mode is None:
         return None
     return too_open_warning(settings.api_key_file, settings.key_file_mode)
+
+
+def api_url_version_hint(api_url: str) -> str:
+    """Why a 404 on `GET /user` may be the URL's fault: the API lives under `/v1`, and a URL
+    without it reaches the server but no route (the user saw a bare "FAIL key: 404"). "" when
+    the URL already ends with `/v1`."""
+    path = urlsplit(api_url).path.rstrip("/")
+    if path.endswith("/v1"):
+        return ""
+    fixed = mask_url_userinfo(api_url.rstrip("/") + "/v1")
+    return f"; {env_name('api_url')} must include the API's version: try {fixed}"
