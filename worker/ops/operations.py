@@ -90,10 +90,12 @@ async def operations(
 
     def health() -> dict[str, Any]:
         name, jobs = state()
+        api = client.outage.snapshot()
         doc: dict[str, Any] = {
-            "status": name,
+            "status": "degraded" if api.state == "unreachable" and name == "running" else name,
             "worker_id": settings.worker_id,
             "jobs_running": jobs,
+            "api": api.model_dump(),
         }
         shared = client.governor.shared
         if shared is not None:  # fleet mode: say when this worker paces alone (Redis gone)
@@ -101,7 +103,9 @@ async def operations(
         return doc
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(heartbeat_forever, settings, state)
+        tg.start_soon(
+            heartbeat_forever, settings, state, lambda: client.outage.snapshot().model_dump()
+        )
         if settings.metrics_port:
             await tg.start(
                 serve_metrics, metrics, settings.metrics_host, settings.metrics_port, health
