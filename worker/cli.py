@@ -26,6 +26,7 @@ from worker.commands.arguments import (
     args_health,
     args_json,
     args_paths,
+    args_report,
     args_run,
     args_submit,
     plugin_summary,
@@ -234,6 +235,12 @@ def _cmd_completion(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.commands.report import run_report
+
+    return run_report(settings.queue_dir, args.job, as_json=args.json)
+
+
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.ops.status import run_status  # lazy: keeps `enroller --help` fast
 
@@ -251,67 +258,30 @@ class Command(NamedTuple):
     arguments: Callable[[argparse.ArgumentParser], None]
 
 
+# fmt: off
 COMMANDS: tuple[Command, ...] = (
-    Command(
-        "run", "watch the queue and enroll (--once: drain it and exit)", (ALL,), _cmd_run, args_run
-    ),
-    Command(
-        "validate",
-        "parse and preflight manifests and their audio; no network",
-        ("manifest",),
-        _cmd_validate,
-        args_paths,
-    ),
-    Command(
-        "plan",
-        "requests, credits, bytes and time a run will cost; no network",
-        ("manifest", "rate"),
-        _cmd_plan,
-        args_paths,
-    ),
-    Command(
-        "check",
-        "online preflight, reads only: key, spaces, models, credits vs the plan",
-        ("manifest", "api"),
-        _cmd_check,
-        lambda p: args_paths(p, "*"),
-    ),
-    Command(
-        "submit",
-        "validate manifests and drop them into the inbox safely",
-        ("manifest", "queue"),
-        _cmd_submit,
-        args_submit,
-    ),
-    Command(
-        "status",
-        "workers, API state, queue counts, active jobs with rate and ETA",
-        ("queue", "health"),
-        _cmd_status,
-        args_json,
-    ),
-    Command(
-        "config",
-        "print the effective configuration, secrets masked",
-        (ALL,),
-        _cmd_config,
-        args_config,
-    ),
-    Command(
-        "healthcheck",
-        "exit non-zero when the worker is unhealthy",
-        ("health",),
-        _cmd_healthcheck,
-        args_health,
-    ),
-    Command(
-        "completion",
-        "print a bash or zsh completion script (see --help to install)",
-        (),
-        _cmd_completion,
-        args_completion,
-    ),
+    Command("run", "watch the queue and enroll (--once: drain it and exit)",
+            (ALL,), _cmd_run, args_run),
+    Command("validate", "parse and preflight manifests and their audio; no network",
+            ("manifest",), _cmd_validate, args_paths),
+    Command("plan", "requests, credits, bytes and time a run will cost; no network",
+            ("manifest", "rate"), _cmd_plan, args_paths),
+    Command("check", "online preflight, reads only: key, spaces, models, credits vs the plan",
+            ("manifest", "api"), _cmd_check, lambda p: args_paths(p, "*")),
+    Command("submit", "validate manifests and drop them into the inbox safely",
+            ("manifest", "queue"), _cmd_submit, args_submit),
+    Command("status", "workers, API state, queue counts, active jobs with rate and ETA",
+            ("queue", "health"), _cmd_status, args_json),
+    Command("report", "a finished job's summary and where its files are (JOB: id or name)",
+            ("queue",), _cmd_report, args_report),
+    Command("config", "print the effective configuration, secrets masked",
+            (ALL,), _cmd_config, args_config),
+    Command("healthcheck", "exit non-zero when the worker is unhealthy (says when degraded)",
+            ("health",), _cmd_healthcheck, args_health),
+    Command("completion", "print a bash or zsh completion script (see --help to install)",
+            (), _cmd_completion, args_completion),
 )
+# fmt: on
 
 
 def _version() -> str:

@@ -29,6 +29,11 @@ def args_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def args_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job", metavar="JOB", help="job id, its beginning, or the manifest's name")
+    p.add_argument("--json", action="store_true", help="the report's summary as JSON")
+
+
 def args_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
