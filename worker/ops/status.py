@@ -37,8 +37,8 @@ def _count(folder: str, path: Path) -> int:
         return sum(1 for n in names if not n.startswith(".") and (path / n).is_dir())
     if folder == "reports":
         return sum(1 for n in names if n.endswith(".report.json"))
-    if folder == "failed":
-        names = [n for n in names if not n.endswith(".error.json")]
+    if folder == "failed":  # every file refused, a customers.xlsx too (worker.queue.refuse)
+        return sum(1 for n in names if not n.endswith(".error.json") and not n.startswith("."))
     return sum(1 for n in names if classify_name(n) is NameKind.CANDIDATE)
 
 
