@@ -193,6 +193,13 @@ class Service:
         self._once = once
         async with self._joined_fleet():
             await self._run_jobs(once=once)
+        interrupted = [r.job_id for r in self.totals.results if r.interrupted]
+        if interrupted:  # each was told when it stopped (job_interrupted); one line for all
+            log.warning(
+                "worker_stopped_with_jobs_to_resume",
+                jobs=interrupted,
+                note="they resume from their journals at the next start (or on another worker)",
+            )
         log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
         return self.totals.exit_code
 

@@ -51,7 +51,7 @@ def summary_lines(head: dict[str, Any], paths: QueuePaths) -> Iterator[str]:
     yield f"job {job_id} (manifest {head.get('manifest')})"
     yield f"  started {head.get('started_at')}, finished {head.get('finished_at')}"
     if head.get("interrupted"):
-        yield "  interrupted: a stop cut this run; the rest resumed in a later run"
+        yield "  interrupted: an earlier start was cut (a stop, a crash); this run resumed it"
     counts = head.get("counts") if isinstance(head.get("counts"), dict) else {}
     told = ", ".join(f"{v} {k}" for k, v in counts.items() if v) or "none"
     yield f"  {head.get('total')} enrollments: {told}"

@@ -96,6 +96,7 @@ class JobResult:
     counts: dict[str, int] = field(default_factory=dict)
     failed_manifest: bool = False
     interrupted: bool = False
+    total: int = 0  # enrollments of the manifest, once parsed
     fatal: str | None = None
     report: Path | None = None
     problems: list[str] = field(default_factory=list)
@@ -156,6 +157,7 @@ async def _run(
 
     total = loaded.total
     progress = JobProgress(total=total)
+    resumed = state.started is not None  # an earlier start was cut: the report says so
     async with Journal(job.journal_path, write=ctx.seams.journal_write) as journal:
         progress.written = journal.kinds
         started = await _begin(job, ctx, journal, state, index, progress)
@@ -170,7 +172,7 @@ async def _run(
 
         if progress.done < total:
             result.interrupted = True  # shutdown: resume from the journal on the next start
-            result.counts = dict(progress.counts)
+            result.counts, result.total = dict(progress.counts), total
             return
 
         await phase("usage")
@@ -178,7 +180,7 @@ async def _run(
         await phase("report")
         writer, meter = ctx.seams.report_writer, ctx.client.meter
         counts, result.report = await write_reports(
-            job, ctx.queue, loaded, started.at, usage, index, writer, meter
+            job, ctx.queue, loaded, started.at, usage, index, writer, meter, interrupted=resumed
         )
         result.counts = counts
         crash_point("job.reported", job.name)
@@ -205,6 +207,13 @@ async def _begin(
         await journal.append(started)
     progress.counts.update(await anyio.to_thread.run_sync(index.counts))
     progress.done_at_start = progress.done
+    if state.started is not None:  # a stop or a crash cut an earlier run: say where it resumes
+        sent = sum(len(m.audios) for m in state.memory.values())
+        log.info(
+            "job_resuming",
+            message=f"resuming {job.job_id} at {progress.done} of {total} enrollments "
+            f"({len(state.memory)} under way, {sent} audios already sent)",
+        )
     log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
     if ctx.observer is not None:
         ctx.observer.job_started(job.job_id, job.name, progress)

@@ -171,7 +171,7 @@ def recent_lines(recent: list[dict[str, Any]]) -> list[str]:
     lines = ["last finished:"]
     for job in recent:
         counts = ", ".join(f"{k} {v}" for k, v in job["counts"].items() if v) or "nothing"
-        note = " (interrupted)" if job["interrupted"] else ""
+        note = " (resumed after an interruption)" if job["interrupted"] else ""
         lines.append(f"  {job['job_id']}  {job['finished_at']}  {counts}{note}")
     lines.append("  (enroller report JOB for one job's summary and files)")
     return lines
