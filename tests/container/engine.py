@@ -119,10 +119,10 @@ def require_engine_or_skip() -> None:
         where = f"engine {found} found" if found else "no Docker engine here"
         pytest.skip(
             f"container tests: `make test-container` runs them ({where}; "
-            "../shared/tools/docker-engine.sh provides one)",
+            "start a Docker engine first)",
             allow_module_level=True,
         )
     if found is None:
         pytest.exit(
-            "container tests: no Docker engine answers; run ../shared/tools/docker-engine.sh", 1
+            "container tests: no Docker engine answers; start one (dockerd)", 1
         )
