@@ -8,7 +8,9 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from pydantic import SecretStr
 from structlog.testing import capture_logs
@@ -24,6 +26,7 @@ from worker.cli import main
 from worker.config.settings import Settings
 from worker.job.progress import JobProgress
 from worker.ops.health import heartbeat_document, heartbeat_path
+from worker.ops.operations import operations
 from worker.ops.overview import api_view, workers
 
 
@@ -106,3 +109,27 @@ async def test_the_request_loop_writes_attempts_of_an_outage_at_debug_level() ->
     assert warnings == [("api.retry", 1), ("api.retry", 2), ("api_unreachable", None)]
     assert sum(e["event"] == "api.retry" for e in logs) == 9  # all still there, at debug
     assert client.outage.active
+
+
+async def test_healthz_says_degraded_while_the_api_cannot_be_reached(tmp_path: Path) -> None:
+    port = free_port()
+    settings = Settings(queue_dir=tmp_path / "queue", metrics_port=port)
+    client = ApiClient(f"http://127.0.0.1:{free_port()}/v1", ApiKeyAuth(SecretStr("k")))
+
+    async def healthz(session: aiohttp.ClientSession) -> dict[str, Any]:
+        async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+            return dict(await resp.json())
+
+    async with (
+        client,
+        operations(settings, client, lambda: False, progress_bar=False),
+        aiohttp.ClientSession() as session,
+    ):
+        assert (await healthz(session))["status"] == "running"
+        for _ in range(3):  # what the request loop records when nobody answers
+            client.outage.failed("not_sent")
+        doc = await healthz(session)
+        assert doc["status"] == "degraded"
+        assert doc["api"]["state"] == "unreachable" and doc["api"]["last_error"] == "not_sent"
+        client.outage.answered()
+        assert (await healthz(session))["status"] == "running"
