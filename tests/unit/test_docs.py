@@ -1,6 +1,6 @@
 """Issue 30 point 7: getting started needs nothing outside the repository.
 
-No tracked file points to documents that are not in it (`../shared/` is the authors' folder, not
+No tracked file points to documents that are not in it (the authors' folder beside it is not
 the users'), every `docs/*.md` named exists, the README's CSV table lists every column the
 parser reads, and `make demo` installs the worker without the test tools, from a pyproject that
 gives setuptools no deprecation to print.
