@@ -215,6 +215,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     log = structlog.get_logger("worker.cli")
     if (warning := key_file_warning(settings)) is not None:
         log.warning("api_key_file_too_open", reason=warning)
+    for line in unknown_setting_warnings(os.environ):  # as a log line: collectors read JSON
+        log.warning("unknown_setting", reason=line)
     if url_has_userinfo(settings.api_url):
         # aiohttp cannot send URL credentials and a Bearer token together: refuse at start.
         log.error(
@@ -355,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.command == "run" or getattr(args, "quiet", False)  # run logs it itself
     if not quiet and (warning := key_file_warning(settings)) is not None:
         print(f"enroller: warning: {warning}", file=sys.stderr)
-    if not getattr(args, "quiet", False):
+    if not quiet:
         for line in unknown_setting_warnings(os.environ):
             print(f"enroller: warning: {line}", file=sys.stderr)
     return int(args.handler(args, settings))

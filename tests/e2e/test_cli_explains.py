@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from tests.audiogen import write_audio
+from worker.audio.inspect import DEFAULT_MODEL
 from worker.base.exitcodes import EXIT_FATAL
 from worker.cli import COMMANDS, main
+from worker.config.settings import Settings
 
 
 def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -164,3 +166,8 @@ def test_a_missing_audio_shows_the_resolved_path_and_the_root(
         f'm.json: audios[0] "calls/nope.wav": does not exist ({audio}/calls/nope.wav; '
         f"audio root {audio})"
     )
+
+
+def test_the_model_setting_defaults_to_the_worker_s_default_model() -> None:
+    """Written twice (config may not import audio): this keeps the two the same."""
+    assert Settings.model_fields["model"].default == DEFAULT_MODEL

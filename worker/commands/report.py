@@ -97,8 +97,11 @@ def run_report(queue_dir: Path, job: str, as_json: bool, out: TextIO | None = No
 
 def _not_found(paths: QueuePaths, job: str, stream: TextIO) -> int:
     errors = sorted(paths.failed.glob(f"{job}*{ERROR_SUFFIX}"))
-    if errors:
-        doc = json.loads(errors[0].read_text("utf-8"))
+    try:
+        doc = json.loads(errors[0].read_text("utf-8")) if errors else None
+    except (OSError, ValueError):
+        doc = None
+    if errors and isinstance(doc, dict):
         stream.write(f"job {doc.get('job_id')} could not run; it is in failed/:\n")
         for problem in doc.get("problems", []):
             reason = problem.get("reason") if isinstance(problem, dict) else problem
