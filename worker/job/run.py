@@ -376,7 +376,7 @@ async def _report_progress(job: ClaimedJob, progress: JobProgress) -> None:
     while True:
         await anyio.sleep(PROGRESS_EVERY_S)
         await _write_progress(job, progress)
-        log.info("job_progress", done=progress.done, total=progress.total)
+        log.info("job_progress", done=progress.done, total=progress.total, **progress.steps())
 
 
 async def _write_progress(job: ClaimedJob, progress: JobProgress) -> None:

@@ -1,8 +1,9 @@
-"""Issue 30 points 5 and 6 as pure logic: an outage told once at each end, what the health
+"""Issue 30 points 5 and 6, without a worker process: an outage told once at each end, what the
 surfaces say while it lasts, and a job's progress with its steps, rate and ETA."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -13,6 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 from pydantic import SecretStr
+from rich.console import Console
 from structlog.testing import capture_logs
 
 from tests.fakeclock import FakeClock
@@ -28,6 +30,7 @@ from worker.job.progress import JobProgress
 from worker.ops.health import heartbeat_document, heartbeat_path
 from worker.ops.operations import operations
 from worker.ops.overview import api_view, workers
+from worker.ops.progress import ProgressDisplay
 
 
 def test_a_long_outage_is_one_warning_when_it_starts_and_one_when_it_ends() -> None:
@@ -133,3 +136,18 @@ async def test_healthz_says_degraded_while_the_api_cannot_be_reached(tmp_path: P
         assert doc["api"]["state"] == "unreachable" and doc["api"]["last_error"] == "not_sent"
         client.outage.answered()
         assert (await healthz(session))["status"] == "running"
+
+
+def test_the_progress_bar_shows_steps_before_any_enrollment_finishes() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=160, color_system=None)
+    display = ProgressDisplay(console, refresh_per_second=50)
+    state = JobProgress(total=40)
+    display.start()
+    try:
+        display.job_started("night-0123456789", "night.csv", state)
+        state.written["audio_created"] += 23  # the journal's count of uploads done
+        display.progress.refresh()
+    finally:
+        display.stop()
+    assert "0/40" in out.getvalue() and "23 audios sent, 0 computes" in out.getvalue()
