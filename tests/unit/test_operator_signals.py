@@ -28,7 +28,7 @@ from worker.cli import main
 from worker.config.settings import Settings
 from worker.job.progress import JobProgress
 from worker.ops.health import heartbeat_document, heartbeat_path
-from worker.ops.operations import operations
+from worker.ops.operations import api_state, operations
 from worker.ops.overview import api_view, workers
 from worker.ops.progress import ProgressDisplay
 
@@ -151,3 +151,27 @@ def test_the_progress_bar_shows_steps_before_any_enrollment_finishes() -> None:
     finally:
         display.stop()
     assert "0/40" in out.getvalue() and "23 audios sent, 0 computes" in out.getvalue()
+
+
+async def test_status_says_when_the_api_is_pausing_us(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = ApiClient(f"http://127.0.0.1:{free_port()}/v1", ApiKeyAuth(SecretStr("k")))
+    async with client:
+        client.outage.answered()
+        client.governor.throttled(30.0)  # a 429 with Retry-After: 30
+        client.governor.mark_credits_exhausted(
+            errors.CreditsExhausted("Not enough credits", sent=True)
+        )
+        api = api_state(client)
+    assert api["state"] == "reachable" and 29 <= api["throttled_for_s"] <= 30
+    assert api["credits_paused"] is True
+    queue = tmp_path / "queue"
+    beat = heartbeat_document(Settings(queue_dir=queue), "running", 1, time.time(), api)
+    path = heartbeat_path(queue, socket.gethostname(), os.getpid())
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(beat))
+    assert main(["status", "--queue-dir", str(queue)]) == 0
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("api: ")]
+    assert line.startswith("api: reachable; pausing us: throttled (429 Retry-After) for ")
+    assert line.endswith(" s more, computes paused: out of credits (ENROLLER_CREDITS_RECHECK)")

@@ -46,6 +46,8 @@ class ApiView(BaseModel):
     state: str  # unknown, reachable, unreachable
     since: float | None = None
     detail: str | None = None
+    throttled_for_s: float = 0.0  # a 429's Retry-After still running: every request waits
+    credits_paused: bool = False  # computes paused: the owner ran out of credits
 
 
 class JobPace(BaseModel):
@@ -101,10 +103,14 @@ def api_view(views: list[WorkerView]) -> ApiView:
         if view.fresh and view.api:
             state = str(view.api.get("state", "unknown"))
             since = view.api.get("since")
+            throttled = _num(view.api.get("throttled_for_s")) or 0.0
+            age = view.heartbeat_age_s or 0.0
             return ApiView(
                 state=state,
                 since=since if isinstance(since, int | float) else None,
                 detail=view.degraded,
+                throttled_for_s=round(max(0.0, throttled - age), 1),  # as of now, not the beat
+                credits_paused=view.api.get("credits_paused") is True,
             )
     return ApiView(state="unknown", detail="no live worker has told")
 

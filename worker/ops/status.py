@@ -158,10 +158,13 @@ def worker_lines(views: list[dict[str, Any]], api: dict[str, Any] | None) -> lis
         )
     if api is not None:
         state = api["state"]
-        if state == "unreachable":
-            lines.append(f"api: unreachable: {api['detail']}")
-        else:
-            lines.append(f"api: {state}")
+        said = f"unreachable: {api['detail']}" if state == "unreachable" else state
+        pauses = []
+        if api.get("throttled_for_s"):
+            pauses.append(f"throttled (429 Retry-After) for {api['throttled_for_s']:g} s more")
+        if api.get("credits_paused"):
+            pauses.append("computes paused: out of credits (ENROLLER_CREDITS_RECHECK)")
+        lines.append(f"api: {said}" + (f"; pausing us: {', '.join(pauses)}" if pauses else ""))
     return lines
 
 
