@@ -74,8 +74,8 @@ class PlanResult(BaseModel):
     audio_root: str
     rate_limit: float  # requests per second (ENROLLER_RATE_LIMIT)
     assumption: str = (
-        "every enrollment is new; one already done from the same files costs 3 requests (the "
-        "identity's create, a voiceprint read, its audios listed) and no credit"
+        "every enrollment is new; one already done from the same files costs 3 requests (an "
+        "identity create, a voiceprint read, a listing of its audios) and no credit"
     )
     files: list[ManifestPlan] = Field(default_factory=list)
     totals: PlanTotals = Field(default_factory=PlanTotals)
