@@ -155,6 +155,11 @@ async def test_check_says_what_is_true_when_rows_are_rejected(
         "the API checks passed, but 1 of 4 enrollments are rejected by preflight and will "
         "fail with no request (enroller validate says why)"
     )
+    settings = _settings(emulator.base_url, root)
+    buffer = io.StringIO()
+    assert await anyio.to_thread.run_sync(lambda: run_check(settings, [path], True, buffer)) == 1
+    doc = json.loads(buffer.getvalue())
+    assert doc["ok"] is False and doc["rejected_enrollments"] == 1
     bad = {
         "owner": "acme",
         "space": "onboarding",

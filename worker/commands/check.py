@@ -55,11 +55,12 @@ class CheckResult(BaseModel):
 
     api_url: str  # user-info masked
     findings: list[Finding] = Field(default_factory=list)
+    rejected_enrollments: int = 0  # rows the local preflight already rejects: not ok either
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        return all(f.ok for f in self.findings)
+        return all(f.ok for f in self.findings) and not self.rejected_enrollments
 
 
 # --- what the manifests ask for (local, pure over the plan) ------------------------------------
@@ -332,6 +333,7 @@ def run_check(
         defaults = ManifestDefaults.from_settings(settings)
         plan, unknown = plan_for_check(paths, defaults, settings.rate_limit)
     result = anyio.run(check, settings, wanted_from(plan, settings, unknown))
+    result.rejected_enrollments = plan.totals.rejected if plan is not None else 0
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:
