@@ -172,7 +172,7 @@ async def test_check_says_what_is_true_when_rows_are_rejected(
     assert code == 1
     assert "spaces: none to check" not in out
     assert (
-        "FAIL manifests: all 1 enrollments are rejected by preflight, so no space is left to "
+        "FAIL manifests: the one enrollment is rejected by preflight, so no space is left to "
         "check (enroller validate says why)"
     ) in out.splitlines()
 

@@ -275,8 +275,12 @@ def _no_space(wanted: Wanted) -> Finding:
         return Finding(
             subject="manifests",
             ok=False,
-            message=f"all {wanted.enrollments} enrollments are rejected by preflight, so no "
-            "space is left to check (enroller validate says why)",
+            message=(
+                f"all {wanted.enrollments} enrollments are"
+                if wanted.enrollments > 1
+                else "the one enrollment is"
+            )
+            + " rejected by preflight, so no space is left to check (enroller validate says why)",
         )
     return Finding(
         subject="spaces",
