@@ -55,8 +55,10 @@ def args_completion(p: argparse.ArgumentParser) -> None:
 COMPLETION_HELP = """\
 install:
   bash: enroller completion bash > ~/.local/share/bash-completion/completions/enroller
-  zsh:  enroller completion zsh > "${fpath[1]}/_enroller"   (then start a new shell)
-  or, for this shell only: source <(enroller completion bash)
+        (bash-completion loads it in every new shell)
+  zsh:  enroller completion zsh > ~/.enroller-completion.zsh
+        and add to ~/.zshrc, after compinit:  source ~/.enroller-completion.zsh
+  this shell only: source <(enroller completion bash)   (or zsh)
 """
 
 

@@ -32,7 +32,6 @@ complete -o filenames -F _enroller enroller
 """
 
 _ZSH_HEAD = """\
-#compdef enroller
 # enroller completion for zsh (enroller completion zsh): the bash script through bashcompinit
 autoload -U +X bashcompinit && bashcompinit
 """
