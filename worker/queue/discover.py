@@ -143,7 +143,8 @@ class Discovery:
         self._notes.keep_only(present)
         ready = self._tracker.observe(stats, self._clock())
         for name in (n for n in ready if n in others):
-            refuse_inbox_file(self.paths, name)
+            if (why := refuse_inbox_file(self.paths, name)) is not None:
+                self._notes.note(name, f"not a manifest, and not moved to failed/: {why}")
         found = [
             Candidate(inbox / n, stats[n].size, stats[n].mtime) for n in ready if n not in others
         ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path, PurePath
+from pathlib import PurePath
 
 import structlog
 
@@ -40,29 +40,30 @@ def refusal_reason(name: str) -> str:
     return f"not a manifest: {kind}; only {accepted} manifests are read"
 
 
-def refuse_inbox_file(paths: QueuePaths, name: str) -> Path | None:
-    """Move inbox/`name` to failed/ beside `<job>.error.json`; None when it is gone already
-    (another worker moved it, or its dropper removed it)."""
+def refuse_inbox_file(paths: QueuePaths, name: str) -> str | None:
+    """Move inbox/`name` to failed/ beside `<job>.error.json` (or find it gone already: another
+    worker moved it, its dropper removed it): None. When it cannot be moved (a read-only or
+    full disk), the reason, which the caller tells once; the file stays in inbox/."""
     source = paths.inbox / name
     try:
         job_id = job_id_for(name, sha256_file(source))
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError as exc:  # told once by the caller's notes, not at every scan
+        return exc.strerror or str(exc)
     reason = refusal_reason(name)
     problem = {"file": name, "place": "", "field": "", "value": None, "reason": reason}
     document = {"job_id": job_id, "file": name, "problems": [problem], "failed_at": utcnow()}
     dest = paths.failed / f"{job_id}{PurePath(name).suffix}"
     try:
         atomic_write_json(paths.error_path(job_id), document)
-        os.link(source, dest)  # never replaces: the same bytes refused twice keep one copy
-    except FileExistsError:
-        pass
+        with contextlib.suppress(FileExistsError):  # the same bytes refused twice: one copy
+            os.link(source, dest)  # never replaces another file
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(source)
+        fsync_dir(paths.failed)
+        fsync_dir(paths.inbox)
     except OSError as exc:
-        log.warning("inbox_file_not_refused", file=name, error=exc.strerror or str(exc))
-        return None
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(source)
-    fsync_dir(paths.failed)
-    fsync_dir(paths.inbox)
+        return exc.strerror or str(exc)
     log.warning("inbox_file_refused", file=name, job_id=job_id, reason=reason, moved_to=str(dest))
-    return dest
+    return None
