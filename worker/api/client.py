@@ -69,6 +69,8 @@ class ApiClient:
         governor: Governor | None = None,
         transport: Transport | None = None,
         request_timeout: float = setting_default("request_timeout"),
+        max_response_bytes: int = setting_default("max_response_bytes"),
+        min_transfer_rate: float = setting_default("min_transfer_rate"),
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -81,7 +83,10 @@ class ApiClient:
             transport
             if transport is not None
             else AiohttpTransport(
-                request_timeout=request_timeout, max_connections=self.governor.max_in_flight
+                request_timeout=request_timeout,
+                max_connections=self.governor.max_in_flight,
+                max_response_bytes=max_response_bytes,
+                min_transfer_rate=min_transfer_rate,
             )
         )
         self._compose(
@@ -166,6 +171,8 @@ class ApiClient:
             auth,
             governor=governor if governor is not None else Governor.from_settings(settings),
             request_timeout=settings.request_timeout,
+            max_response_bytes=settings.max_response_bytes,
+            min_transfer_rate=settings.min_transfer_rate,
             retry=RetryPolicy(max_retries=settings.max_retries, max_time=settings.retry_max_time),
         )
 

@@ -213,6 +213,34 @@ class OutcomeUnknown(ApiError):
         return f"outcome unknown ({self.kind}{status}): {self.message}"
 
 
+# Kinds of `OutcomeUnknown` where an answer came but cannot be used; the same request sent
+# again would most likely get the same answer, so the loop does not resend it blind.
+UNUSABLE_KINDS = frozenset({"too_large", "unreadable", "redirect", "mismatch"})
+
+
+def redirect_error(
+    status: int, location: str | None, *, method: str = "", route: str = ""
+) -> OutcomeUnknown:
+    """A 3xx, never followed (the key must not go where we did not choose) and never parsed.
+
+    The target is named without its query or user part, which may hold secrets.
+    """
+    target = "nowhere"
+    if location:
+        target = location.split("?", 1)[0].split("#", 1)[0]
+        if "@" in target.split("//", 1)[-1].split("/", 1)[0]:
+            scheme, _, rest = target.partition("//")
+            target = f"{scheme}//{rest.split('@', 1)[1]}"
+        target = target[:200]
+    return OutcomeUnknown(
+        f"the API answered {status} (to {target}): check ENROLLER_API_URL",
+        kind="redirect",
+        status=status,
+        method=method,
+        route=route,
+    )
+
+
 class InvalidResponse(ApiError):
     """A success status with a body that does not match the contract (a bug on one side)."""
 

@@ -30,6 +30,7 @@ from worker.api.errors import (
     NotSent,
     OutcomeUnknown,
     error_from_response,
+    redirect_error,
     server_message,
 )
 from worker.api.governor import Governor, RequestMeter, SendGate
@@ -213,6 +214,9 @@ class RequestLoop:
             return exc
         if self._hooks:
             self._hooks[0](method, route, str(answer.status))
+        if 300 <= answer.status < 400:
+            location = answer.headers.get("Location")
+            return redirect_error(answer.status, location, method=method, route=route)
         if answer.status < 400:
             self.governor.succeeded()
             return answer

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from worker.api.backoff import RetryPolicy, next_delay
 from worker.api.errors import (
+    UNUSABLE_KINDS,
     ApiError,
     Conflict,
     CreditsExhausted,
@@ -119,7 +120,10 @@ def as_unknown_if_unsafe(error: ApiError, retry: Retry) -> ApiError:
 
 
 def retryable(error: ApiError, retry: Retry) -> bool:
-    """A request that never left may be resent whatever the call; anything else only if SAFE."""
+    """A request that never left may be resent whatever the call; anything else only if SAFE,
+    and never an answer that came but cannot be used (a redirect, too large, unreadable)."""
+    if isinstance(error, OutcomeUnknown) and error.kind in UNUSABLE_KINDS:
+        return False  # an answer came and cannot be used: the same one would come again
     return isinstance(error, NotSent) or (
         retry is Retry.SAFE and isinstance(error, ServerError | OutcomeUnknown)
     )

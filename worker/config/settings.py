@@ -91,7 +91,20 @@ class Settings(BaseSettings):
     request_timeout: float = Field(
         30.0,
         gt=0,
-        description="Seconds one request may take (uploads: per read/write, not in total).",
+        description="Seconds one request may take in total, its answer included; an upload "
+        "gets this plus its size at min_transfer_rate.",
+    )
+    min_transfer_rate: float = Field(
+        64 * 1024,
+        gt=0,
+        description="Bytes per second an upload may not fall below: its deadline is "
+        "request_timeout plus its size at this rate, so a stalled one is a timeout, not a hang.",
+    )
+    max_response_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer body read, counted after decompression; a longer one is "
+        "abandoned ('answer larger than N bytes'), an unknown outcome for a write.",
     )
     max_retries: int = Field(
         6,

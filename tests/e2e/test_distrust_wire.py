@@ -1,0 +1,121 @@
+"""Issue 27, points 1, 2 and 8: the client against a middlebox that misbehaves on the wire
+(tests/misbehaving.py in front of the emulator, over real sockets). Each test states its bound.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from tests.audiogen import write_audio
+from tests.emulator_harness import DEMO_KEY, running_emulator
+from tests.misbehaving import (
+    gzip_bomb,
+    gzipped,
+    huge_body,
+    misbehaving,
+    redirect,
+    trickle,
+)
+from worker.api.auth import ApiKeyAuth
+from worker.api.backoff import RetryPolicy
+from worker.api.client import ApiClient
+from worker.api.errors import OutcomeUnknown
+from worker.api.governor import Governor
+
+OWNER, SPACE = "demo", "main"
+CAP = 1024 * 1024  # the answer cap these tests give the client
+
+
+def client(url: str, **kw: Any) -> ApiClient:
+    return ApiClient(
+        url,
+        ApiKeyAuth(SecretStr(DEMO_KEY)),
+        governor=Governor(1000, 100),
+        retry=RetryPolicy(max_retries=3, max_time=60, base=0.01),
+        **{"max_response_bytes": CAP, **kw},
+    )
+
+
+async def test_a_huge_answer_is_abandoned_at_the_cap_and_not_asked_again() -> None:
+    # Bound: one request, the body read up to CAP (+ one chunk) of its 200 MB.
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", r"/models$", huge_body(200 * 1024 * 1024))
+        async with client(proxy.base_url) as api:
+            with pytest.raises(OutcomeUnknown, match=rf"answer larger than {CAP} bytes") as info:
+                await api.list_models()
+    assert info.value.kind == "too_large"
+    assert proxy.seen.count(("GET", "/v1/models")) == 1
+
+
+async def test_a_gzip_bomb_is_stopped_at_the_cap_after_decompression() -> None:
+    # 256 MiB inflated from about 250 KiB on the wire: refused at CAP inflated bytes.
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", r"/models$", gzip_bomb(256 * 1024 * 1024))
+        async with client(proxy.base_url) as api:
+            with pytest.raises(OutcomeUnknown, match=rf"answer larger than {CAP} bytes"):
+                await api.list_models()
+
+
+async def test_a_gzip_answer_within_the_cap_is_read() -> None:
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        rule = proxy.on("GET", r"/models$", gzipped())
+        async with client(proxy.base_url) as api:
+            models = await api.list_models()
+    assert rule.used == 1 and "phone/v1" in {f"{m.handle}/{m.version}" for m in models}
+
+
+async def test_an_answer_in_an_encoding_not_asked_for_is_refused_by_name() -> None:
+    async def brotli(request: web.Request, forward: Any) -> web.StreamResponse:
+        return web.Response(body=b"\x1b\x00", headers={"Content-Encoding": "br"})
+
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", r"/models$", brotli)
+        async with client(proxy.base_url) as api:
+            with pytest.raises(OutcomeUnknown, match="encoding the client did not ask for: 'br'"):
+                await api.list_models()
+
+
+async def test_a_trickling_answer_is_a_timeout_not_a_hang() -> None:
+    # Bound: the request's deadline (request_timeout 1 s), per attempt, 1 + 3 attempts.
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", r"/models$", trickle(0.2))
+        async with client(proxy.base_url, request_timeout=1.0) as api:
+            with pytest.raises(OutcomeUnknown, match=r"no complete answer within 1 s") as info:
+                await api.list_models()
+    assert info.value.kind == "timeout" and info.value.attempts == 4
+
+
+async def test_an_upload_whose_answer_trickles_ends_at_its_deadline(tmp_path: Path) -> None:
+    # Bound: request_timeout 1 s + the file's size at 1 MiB/s, then an unknown outcome.
+    wav = write_audio(tmp_path / "a.wav", voice_s=5.0)
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("POST", r"/file$", trickle(0.3))
+        async with client(
+            proxy.base_url, request_timeout=1.0, min_transfer_rate=1024 * 1024
+        ) as api:
+            audio = await api.create_audio(OWNER, SPACE, alias="a")
+            with pytest.raises(OutcomeUnknown, match=r"no complete answer within 1\.\d+ s"):
+                await api.upload_audio_file(OWNER, SPACE, audio.handle, wav)
+
+
+async def test_a_redirect_is_refused_by_name_and_the_key_never_goes_elsewhere() -> None:
+    async with (
+        running_emulator() as emu,
+        running_emulator() as elsewhere,
+        misbehaving(emu.root_url) as proxy,
+    ):
+        target = f"{elsewhere.base_url}/user?token=secret-in-query"
+        proxy.on("GET", r"/user$", redirect(target, 307))
+        async with client(proxy.base_url) as api:
+            with pytest.raises(OutcomeUnknown) as info:
+                await api.get_user()
+    text = str(info.value)
+    assert f"the API answered 307 (to {elsewhere.base_url}/user): check ENROLLER_API_URL" in text
+    assert "secret-in-query" not in text and info.value.kind == "redirect"
+    assert elsewhere.requests == []  # never followed: the key went nowhere else
+    assert proxy.seen.count(("GET", "/v1/user")) == 1  # and never resent
