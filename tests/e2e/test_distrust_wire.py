@@ -24,7 +24,7 @@ from tests.misbehaving import (
 from worker.api.auth import ApiKeyAuth
 from worker.api.backoff import RetryPolicy
 from worker.api.client import ApiClient
-from worker.api.errors import OutcomeUnknown
+from worker.api.errors import InvalidResponse, OutcomeUnknown
 from worker.api.governor import Governor
 
 OWNER, SPACE = "demo", "main"
@@ -119,3 +119,75 @@ async def test_a_redirect_is_refused_by_name_and_the_key_never_goes_elsewhere() 
     assert "secret-in-query" not in text and info.value.kind == "redirect"
     assert elsewhere.requests == []  # never followed: the key went nowhere else
     assert proxy.seen.count(("GET", "/v1/user")) == 1  # and never resent
+
+
+# --- point 5: bounded lists ------------------------------------------------------------------
+
+
+def endless_pages(template: dict[str, Any], headers: dict[str, str], *, repeat: bool) -> Any:
+    """A list whose pages never end: each a full page of one audio (page size 1), distinct
+    per page asked unless `repeat` (then always the first)."""
+
+    async def act(request: web.Request, forward: Any) -> web.StreamResponse:
+        number = 1 if repeat else int(request.query.get("page", "1"))
+        body = [{**template, "handle": f"fake-{number}", "alias": f"fake {number}"}]
+        return web.json_response(body, headers=headers)
+
+    return act
+
+
+async def list_all(api: ApiClient) -> list[Any]:
+    return [a async for a in api.list_audios(OWNER, SPACE, page_size=1)]
+
+
+async def template_audio(api: ApiClient) -> dict[str, Any]:
+    audio = await api.create_audio(OWNER, SPACE, alias="template")
+    return audio.model_dump(mode="json", by_alias=True)
+
+
+async def test_a_page_that_repeats_ends_the_list_as_not_ending() -> None:
+    # Bound: stops at the first repeat (page 2), although Page-Total says a million.
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        async with client(proxy.base_url) as api:
+            template = await template_audio(api)
+            proxy.on(
+                "GET", r"/audios$", endless_pages(template, {"Page-Total": "1000000"}, repeat=True)
+            )
+            with pytest.raises(
+                InvalidResponse, match=r"did not end after 2 pages \(page 2 repeats page 1\)"
+            ):
+                await list_all(api)
+    assert proxy.seen.count(("GET", "/v1/spaces/demo/main/audios")) == 2
+
+
+async def test_a_lying_page_total_is_bounded_by_the_item_total() -> None:
+    # Page-Total a million, Item-Total 3, page size 1: 3 pages justified, no 4th asked.
+    headers = {"Page-Total": "1000000", "Item-Total": "3", "Page-Size": "1"}
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        async with client(proxy.base_url) as api:
+            template = await template_audio(api)
+            proxy.on("GET", r"/audios$", endless_pages(template, headers, repeat=False))
+            with pytest.raises(
+                InvalidResponse, match=r"did not end after 3 pages \(the headers justify 3\)"
+            ):
+                await list_all(api)
+    assert proxy.seen.count(("GET", "/v1/spaces/demo/main/audios")) == 3
+
+
+async def test_a_list_without_headers_stops_at_the_absolute_cap() -> None:
+    # No headers, every page full and new: ENROLLER_MAX_LIST_PAGES (20 here) pages, no more.
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        async with client(proxy.base_url, max_list_pages=20) as api:
+            template = await template_audio(api)
+            proxy.on("GET", r"/audios$", endless_pages(template, {}, repeat=False))
+            with pytest.raises(InvalidResponse, match=r"did not end after 20 pages"):
+                await list_all(api)
+    assert proxy.seen.count(("GET", "/v1/spaces/demo/main/audios")) == 20
+
+
+async def test_a_true_list_is_read_whole_through_the_proxy() -> None:
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        async with client(proxy.base_url) as api:
+            for n in range(3):
+                await api.create_audio(OWNER, SPACE, alias=f"a{n}")
+            assert len(await list_all(api)) == 3

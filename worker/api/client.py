@@ -71,6 +71,7 @@ class ApiClient:
         request_timeout: float = setting_default("request_timeout"),
         max_response_bytes: int = setting_default("max_response_bytes"),
         min_transfer_rate: float = setting_default("min_transfer_rate"),
+        max_list_pages: int = setting_default("max_list_pages"),
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -98,6 +99,7 @@ class ApiClient:
                 retry=retry if retry is not None else RetryPolicy(),
                 rand=rand,
                 clock=clock,
+                max_pages=max_list_pages,
             )
         )
 
@@ -173,6 +175,7 @@ class ApiClient:
             request_timeout=settings.request_timeout,
             max_response_bytes=settings.max_response_bytes,
             min_transfer_rate=settings.min_transfer_rate,
+            max_list_pages=settings.max_list_pages,
             retry=RetryPolicy(max_retries=settings.max_retries, max_time=settings.retry_max_time),
         )
 

@@ -11,9 +11,9 @@ records.py do, each holding the loop).
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -35,6 +35,7 @@ from worker.api.errors import (
 )
 from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.inline import InlineAudioBody
+from worker.api.pages import walk
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Credentials, Page, TokenResponse, User
 from worker.api.transport import (
@@ -47,6 +48,7 @@ from worker.api.transport import (
     route_url,
 )
 from worker.audio.files import VerifiedUpload
+from worker.config.settings import setting_default
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,12 +77,14 @@ class RequestLoop:
         retry: RetryPolicy,
         rand: Callable[[], float],
         clock: Callable[[], float],
+        max_pages: int = setting_default("max_list_pages"),
     ) -> None:
         self.base_url = base_url
         self.auth = auth
         self.transport = transport
         self.governor = governor
         self.retry = retry
+        self.max_pages = max_pages
         self.send_gate: SendGate | None = None  # a job's view passes its gate (`gated`)
         self.meter: RequestMeter | None = None  # a job's view counts its requests here
         self._rand = rand
@@ -294,85 +298,15 @@ class RequestLoop:
             page_size=header_int(answer.headers, "Page-Size")
             or (asked_size if isinstance(asked_size, int) else None),
             item_total=header_int(answer.headers, "Item-Total"),
+            fingerprint=hashlib.blake2b(answer.body, digest_size=16).hexdigest(),
         )
 
-    async def paginate(
-        self,
-        route: str,
-        model: type[M],
-        path: Mapping[str, str],
-        *,
-        page_size: int = 50,
-        sort: str | None = None,
-        search: str | None = None,
-        after: datetime | None = None,
-        before: datetime | None = None,
-        read_ahead: int = 1,
-        first_page: int = 1,
-        on_page: Callable[[Page[M]], None] | None = None,
+    def paginate(
+        self, route: str, model: type[M], path: Mapping[str, str], **options: Any
     ) -> AsyncIterator[M]:
-        """Every item of a list, page after page, following `Page-Current` / `Page-Total`.
-
-        A page is read whole before its items are yielded, so stopping early holds no
-        connection. Items created while iterating may be missed or seen twice unless the list
-        is sorted by a creation time; reconcile code sorts by `createdAt`.
-
-        `read_ahead` > 1 fetches that many pages at once once page 1 has told the page total:
-        a long list then costs about pages / read_ahead round trips instead of one per page,
-        still paced by the governor, and at most `read_ahead` pages are held in memory. Only
-        safe for lists sorted so that new items land at the end (pages already counted do
-        not shift); without a page total it falls back to one page after another.
-
-        `first_page` > 1 goes on from there (the pages before were read earlier); `on_page`
-        is shown each page read, headers and all, before its items are yielded.
-        """
-        params: dict[str, Any] = {
-            "page-size": page_size,
-            "sort": sort,
-            "search": search,
-            "after": after,
-            "before": before,
-        }
-        page, last = first_page, None
-        while last is None:
-            result = await self.get_page(route, model, path, {**params, "page": page})
-            if on_page is not None:
-                on_page(result)
-            for item in result.items:
-                yield item
-            if result.is_last or not result.items:
-                return
-            page = result.page_current + 1
-            if read_ahead > 1:
-                last = result.page_total  # known: fetch the rest in windows below
-        while page <= last:
-            numbers = range(page, min(page + read_ahead, last + 1))
-            pages = await self._read_window(route, model, path, params, numbers)
-            for number in numbers:
-                if on_page is not None:
-                    on_page(pages[number])
-                for item in pages[number].items:
-                    yield item
-            page = numbers[-1] + 1
-
-    async def _read_window(
-        self,
-        route: str,
-        model: type[M],
-        path: Mapping[str, str],
-        params: Mapping[str, Any],
-        numbers: range,
-    ) -> dict[int, Page[M]]:
-        """The pages `numbers` of a list, read at once (each still paced by the governor)."""
-        pages: dict[int, Page[M]] = {}
-
-        async def fetch(number: int) -> None:
-            pages[number] = await self.get_page(route, model, path, {**params, "page": number})
-
-        async with anyio.create_task_group() as tg:
-            for number in numbers:
-                tg.start_soon(fetch, number)
-        return pages
+        """Every item of a list, page after page, inside the bounds of `pages.walk` (which
+        says what `options` are)."""
+        return walk(self, route, model, path, max_pages=self.max_pages, **options)
 
 
 def validation_summary(exc: ValidationError) -> str:

@@ -277,6 +277,7 @@ class Page(BaseModel, Generic[T]):
     page_total: int | None = None
     page_size: int | None = None
     item_total: int | None = None
+    fingerprint: str | None = None  # a hash of the page's body: a repeated page is a loop
 
     @property
     def is_last(self) -> bool:

@@ -106,6 +106,12 @@ class Settings(BaseSettings):
         description="Largest answer body read, counted after decompression; a longer one is "
         "abandoned ('answer larger than N bytes'), an unknown outcome for a write.",
     )
+    max_list_pages: int = Field(
+        10_000,
+        ge=1,
+        description="Pages one list read may take at most (fewer where Page-Total or "
+        "Item-Total justify fewer); a list that goes on is refused as not ending.",
+    )
     max_retries: int = Field(
         6,
         ge=0,
