@@ -147,47 +147,59 @@ async def template_audio(api: ApiClient) -> dict[str, Any]:
 
 async def test_a_page_that_repeats_ends_the_list_as_not_ending() -> None:
     # Bound: stops at the first repeat (page 2), although Page-Total says a million.
-    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
-        async with client(proxy.base_url) as api:
-            template = await template_audio(api)
-            proxy.on(
-                "GET", r"/audios$", endless_pages(template, {"Page-Total": "1000000"}, repeat=True)
-            )
-            with pytest.raises(
-                InvalidResponse, match=r"did not end after 2 pages \(page 2 repeats page 1\)"
-            ):
-                await list_all(api)
+    async with (
+        running_emulator() as emu,
+        misbehaving(emu.root_url) as proxy,
+        client(proxy.base_url) as api,
+    ):
+        template = await template_audio(api)
+        proxy.on(
+            "GET", r"/audios$", endless_pages(template, {"Page-Total": "1000000"}, repeat=True)
+        )
+        with pytest.raises(
+            InvalidResponse, match=r"did not end after 2 pages \(page 2 repeats page 1\)"
+        ):
+            await list_all(api)
     assert proxy.seen.count(("GET", "/v1/spaces/demo/main/audios")) == 2
 
 
 async def test_a_lying_page_total_is_bounded_by_the_item_total() -> None:
     # Page-Total a million, Item-Total 3, page size 1: 3 pages justified, no 4th asked.
     headers = {"Page-Total": "1000000", "Item-Total": "3", "Page-Size": "1"}
-    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
-        async with client(proxy.base_url) as api:
-            template = await template_audio(api)
-            proxy.on("GET", r"/audios$", endless_pages(template, headers, repeat=False))
-            with pytest.raises(
-                InvalidResponse, match=r"did not end after 3 pages \(the headers justify 3\)"
-            ):
-                await list_all(api)
+    async with (
+        running_emulator() as emu,
+        misbehaving(emu.root_url) as proxy,
+        client(proxy.base_url) as api,
+    ):
+        template = await template_audio(api)
+        proxy.on("GET", r"/audios$", endless_pages(template, headers, repeat=False))
+        with pytest.raises(
+            InvalidResponse, match=r"did not end after 3 pages \(the headers justify 3\)"
+        ):
+            await list_all(api)
     assert proxy.seen.count(("GET", "/v1/spaces/demo/main/audios")) == 3
 
 
 async def test_a_list_without_headers_stops_at_the_absolute_cap() -> None:
     # No headers, every page full and new: ENROLLER_MAX_LIST_PAGES (20 here) pages, no more.
-    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
-        async with client(proxy.base_url, max_list_pages=20) as api:
-            template = await template_audio(api)
-            proxy.on("GET", r"/audios$", endless_pages(template, {}, repeat=False))
-            with pytest.raises(InvalidResponse, match=r"did not end after 20 pages"):
-                await list_all(api)
+    async with (
+        running_emulator() as emu,
+        misbehaving(emu.root_url) as proxy,
+        client(proxy.base_url, max_list_pages=20) as api,
+    ):
+        template = await template_audio(api)
+        proxy.on("GET", r"/audios$", endless_pages(template, {}, repeat=False))
+        with pytest.raises(InvalidResponse, match=r"did not end after 20 pages"):
+            await list_all(api)
     assert proxy.seen.count(("GET", "/v1/spaces/demo/main/audios")) == 20
 
 
 async def test_a_true_list_is_read_whole_through_the_proxy() -> None:
-    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
-        async with client(proxy.base_url) as api:
-            for n in range(3):
-                await api.create_audio(OWNER, SPACE, alias=f"a{n}")
-            assert len(await list_all(api)) == 3
+    async with (
+        running_emulator() as emu,
+        misbehaving(emu.root_url) as proxy,
+        client(proxy.base_url) as api,
+    ):
+        for n in range(3):
+            await api.create_audio(OWNER, SPACE, alias=f"a{n}")
+        assert len(await list_all(api)) == 3
