@@ -165,14 +165,22 @@ async def test_voiceprint_create_is_safe_only_with_a_handle() -> None:
 
 
 async def test_conflict_after_an_unknown_outcome_is_flagged() -> None:
-    script = Script(timeout(), fail(409, "voiceprint already computed"))
-    with pytest.raises(e.Conflict, match=r"HTTP 409: voiceprint already computed") as info:
-        await make(script).compute_voiceprint(OWNER, SPACE, "bob", "vp")
+    script = Script(timeout(), fail(409, "already added"))
+    with pytest.raises(e.Conflict, match=r"HTTP 409: already added") as info:
+        await make(script).add_audio_to_voiceprint(OWNER, SPACE, "bob", "vp", "a-1")
     assert info.value.after_unknown_outcome
     script = Script(fail(409, "already added"))
     with pytest.raises(e.Conflict, match=r"HTTP 409: already added") as info:
         await make(script).add_audio_to_voiceprint(OWNER, SPACE, "bob", "vp", "a-1")
     assert not info.value.after_unknown_outcome
+
+
+async def test_a_compute_whose_answer_is_lost_is_not_resent_blind() -> None:
+    # Issue 27 point 7: only a read says whether the billed call took effect.
+    script = Script(timeout(), fail(409, "voiceprint already computed"))
+    with pytest.raises(e.OutcomeUnknown, match=r"timeout"):
+        await make(script).compute_voiceprint(OWNER, SPACE, "bob", "vp")
+    assert len(script.sent) == 1
 
 
 async def test_permanent_errors_are_not_retried() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+from worker.api.checks import check_about
 from worker.api.loop import RequestLoop
 from worker.api.schemas import Credits, Page, UsageRecord
 
@@ -22,7 +23,10 @@ class RecordsApi:
     async def get_credits(self, owner: str) -> Credits:
         """`GET /owners/{owner}/credits` (ours; the emulator serves it, the vendor documents
         no credits read, so a real service may answer 404). SAFE."""
-        return await self._loop.get("/owners/{owner}/credits", Credits, owner=owner)
+        route = "/owners/{owner}/credits"
+        credits = await self._loop.get(route, Credits, owner=owner)
+        check_about({"owner": owner}, {"owner": credits.owner}, method="GET", route=route)
+        return credits
 
     async def list_usage_records(
         self,

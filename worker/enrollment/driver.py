@@ -264,7 +264,14 @@ class EnrollmentDriver:
         sent_before = self._compute_sent
         self._compute_sent = True
         try:
-            vp = await self.client.compute_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
+            vp = await self.client.compute_voiceprint(
+                t.owner, t.space, t.identity, t.voiceprint, **collisions.compute_expects(t.plan)
+            )
+        except errors.OutcomeUnknown as exc:  # read, then decide: never resent blind
+            explained_ = collisions.after_unknown_compute(await self.reads.voiceprint(), str(exc))
+            if collisions.ours_took_effect(explained_[1]):
+                await self._record_compute()
+            return explained(Step.COMPUTE, explained_)
         except errors.Conflict as exc:
             ours = collisions.compute_may_be_ours(
                 after_unknown_outcome=exc.after_unknown_outcome, sent_before=sent_before
