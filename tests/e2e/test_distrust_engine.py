@@ -1,0 +1,68 @@
+"""Issue 27, points 6 and 7, end to end: a run through a middlebox (tests/misbehaving.py) that
+loses or spoils the answers of billed computes, or answers them about another voiceprint.
+The bound each test states: one compute sent per voiceprint, one usage record per voiceprint,
+and `credits_spent` equal to the records, whatever the answers were.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from tests.emulator_harness import running_emulator
+from tests.misbehaving import (
+    Act,
+    Upstream,
+    lost_after_forwarding,
+    misbehaving,
+    replaced_after_forwarding,
+    rewritten,
+)
+from tests.support import MODEL, drop, job_manifest, make_queue, make_settings, report_of, run_once
+
+IDS = ["ann", "bob", "cid"]
+COMPUTE = r":compute$"
+
+
+def another_voiceprint(up: Upstream) -> web.Response:
+    """The compute's true answer, rewritten to be about another identity's voiceprint (a
+    cache keyed without the path): computed, with the right model and audio count."""
+    body = json.loads(up.body)
+    body["identity"] = {"handle": "someone-else", "alias": None}
+    body["handle"] = "their-voiceprint"
+    return up.respond(body=json.dumps(body).encode())
+
+
+CASES: dict[str, Act] = {
+    "connection lost after it took effect": lost_after_forwarding(),
+    "an HTML error page with 200": replaced_after_forwarding(b"<html>oops</html>"),
+    "a body of the wrong shape": replaced_after_forwarding(b'{"handle": 5}'),
+    "an unknown state": rewritten(
+        lambda up: up.respond(body=up.body.replace(b'"computed"', b'"processing"'))
+    ),
+    "an answer about another voiceprint": rewritten(another_voiceprint),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_an_unusable_compute_answer_is_settled_by_a_read(tmp_path: Path, case: str) -> None:
+    queue = make_queue(tmp_path / "q", IDS)
+    drop(queue, "batch.json", job_manifest(IDS, MODEL))
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("POST", COMPUTE, CASES[case])
+        assert await run_once(make_settings(queue, proxy.base_url)) == 0
+        stats = await emu.stats()
+    computes = [path for method, path in proxy.seen if path.endswith(":compute")]
+    assert len(computes) == len(IDS)  # one compute per voiceprint, never resent blind
+    report: dict[str, Any] = report_of(queue, "batch")
+    rows = report["enrollments"]
+    assert {r["outcome"] for r in rows} == {"enrolled"}, rows
+    assert {r["validated_by"] for r in rows} == {"read after unknown outcome"}
+    assert stats["credits_used"] == {"demo": len(IDS)}
+    assert report["credits_spent"] == len(IDS)  # what the usage records show
+    usage = report["usage"]
+    assert usage["expected"] == usage["found"] == len(IDS) and not usage["double_charged"]
