@@ -22,8 +22,11 @@ Retry rules, per operation (each method's docstring says which applies):
   certainly did not take effect (`NotSent`, 429); a timeout, reset or 5xx raises
   `OutcomeUnknown` at once so that the caller reconciles (e.g. searches the `sha256:` alias).
 - Every call: 429 + Retry-After (seconds or an HTTP-date) pauses the whole governor until
-  then, however long, and the call is resent: throttling is never a failure and uses neither
-  `max_retries` nor `max_time`. A 429 without Retry-After is credits whatever its wording: it
+  then and the call is resent: throttling uses neither `max_retries` nor `max_time`, but a
+  call throttled `MAX_THROTTLES_PER_CALL` times gives up, a Retry-After above
+  `max_retry_after` is declared as a pause (pause.py: `run --once` checkpoints and exits 75),
+  and an unreadable one is a retry like any other, counted against `max_retries`. A 429
+  without Retry-After is credits whatever its wording: it
   marks the governor and is raised, and computes (and any route so refused) are refused
   locally from then on, until `credits_recheck`. A 401 in credentials mode signs in again
   once and resends.
@@ -44,6 +47,7 @@ from worker.api.backoff import RetryPolicy
 from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.identities import IdentitiesApi
 from worker.api.loop import AttemptHook, RequestLoop
+from worker.api.pause import ServerPause
 from worker.api.records import RecordsApi
 from worker.api.transport import AiohttpTransport, Transport
 from worker.api.voiceprints import VoiceprintsApi
@@ -72,6 +76,7 @@ class ApiClient:
         max_response_bytes: int = setting_default("max_response_bytes"),
         min_transfer_rate: float = setting_default("min_transfer_rate"),
         max_list_pages: int = setting_default("max_list_pages"),
+        max_retry_after: float = setting_default("max_retry_after"),
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -100,6 +105,7 @@ class ApiClient:
                 rand=rand,
                 clock=clock,
                 max_pages=max_list_pages,
+                pause=ServerPause(max_retry_after),
             )
         )
 
@@ -107,6 +113,7 @@ class ApiClient:
         """The public methods, each from the resource group that owns it, over `loop`."""
         self.requests = loop
         self.auth = loop.auth
+        self.pause = loop.pause  # a long wait the API asked for (pause.py)
         self.get_user = loop.user
         self.get_page = loop.get_page
         self.paginate = loop.paginate
@@ -176,6 +183,7 @@ class ApiClient:
             max_response_bytes=settings.max_response_bytes,
             min_transfer_rate=settings.min_transfer_rate,
             max_list_pages=settings.max_list_pages,
+            max_retry_after=settings.max_retry_after,
             retry=RetryPolicy(max_retries=settings.max_retries, max_time=settings.retry_max_time),
         )
 

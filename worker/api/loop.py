@@ -36,6 +36,7 @@ from worker.api.errors import (
 from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.inline import InlineAudioBody
 from worker.api.pages import walk
+from worker.api.pause import ServerPause
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Credentials, Page, TokenResponse, User
 from worker.api.transport import (
@@ -78,8 +79,10 @@ class RequestLoop:
         rand: Callable[[], float],
         clock: Callable[[], float],
         max_pages: int = setting_default("max_list_pages"),
+        pause: ServerPause | None = None,
     ) -> None:
         self.base_url = base_url
+        self.pause = pause if pause is not None else ServerPause(setting_default("max_retry_after"))
         self.auth = auth
         self.transport = transport
         self.governor = governor
@@ -123,9 +126,7 @@ class RequestLoop:
         """Send one operation until it succeeds or an error must go to the caller."""
         url, query = route_url(self.base_url, route, path or {}), query_params(params or {})
         unsigned = Request(method, url, route, None, json, query, file)
-        started = self._clock()
-        attempts = throttles = 0
-        so_far = rules.Attempts()
+        started, attempts, so_far = self._clock(), 0, rules.Attempts()
         credentials = auth and self.auth.credentials is not None
         while True:
             if compute or self.governor.billed(route):
@@ -146,6 +147,7 @@ class RequestLoop:
                 so_far=so_far,
                 policy=self.retry,
                 jitter=self._rand,
+                max_wait=self.pause.max_wait,
             )
             match step:
                 case rules.SignInAgain():
@@ -154,10 +156,10 @@ class RequestLoop:
                 case rules.OutOfCredits():
                     self.governor.mark_credits_exhausted(error)
                     raise error
-                case rules.Throttled(wait=wait):
-                    throttles += 1
+                case rules.Throttled(wait=wait) | rules.WaitLong(wait=wait):
+                    so_far = replace(so_far, throttles=so_far.throttles + 1)
                     started += wait  # the wait is the server's, not a failure's
-                    self._throttled(wait, method, route, attempts, throttles)
+                    self._throttled(step, method, route, attempts, so_far.throttles)
                 case rules.RetryIn(delay=delay, unknown=unknown):
                     so_far = replace(
                         so_far,
@@ -169,9 +171,18 @@ class RequestLoop:
                     self._stop(final, gave_up, own_effect, method, route, status, attempts)
 
     def _throttled(
-        self, wait: float, method: str, route: str, attempts: int, throttles: int
+        self,
+        step: rules.Throttled | rules.WaitLong,
+        method: str,
+        route: str,
+        attempts: int,
+        throttles: int,
     ) -> None:
-        """Pause the whole governor for the server's wait; a long one is worth a warning."""
+        """Pause the whole governor for the server's wait; a long one is worth a warning, and
+        one above the bound is declared as a pause (`pause.py`: `run --once` stops for it)."""
+        wait = step.wait
+        if isinstance(step, rules.WaitLong):
+            self.pause.declare(wait, route=route)
         self.governor.throttled(wait)
         log = self._log.warning if wait >= LONG_THROTTLE_S else self._log.info
         log(

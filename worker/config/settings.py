@@ -106,6 +106,13 @@ class Settings(BaseSettings):
         description="Largest answer body read, counted after decompression; a longer one is "
         "abandoned ('answer larger than N bytes'), an unknown outcome for a write.",
     )
+    max_retry_after: float = Field(
+        300.0,
+        gt=0,
+        description="Longest Retry-After obeyed as it is. A longer one pauses the work: "
+        "run --once checkpoints its jobs and exits 75 (EX_TEMPFAIL) saying until when; the "
+        "service waits, and shows it (status, /healthz, metrics, one log line per pause).",
+    )
     max_list_pages: int = Field(
         10_000,
         ge=1,
