@@ -16,6 +16,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -25,7 +26,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.base.errors import WorkerMustStop
-from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK, EXIT_TEMPFAIL
 from worker.config.settings import Settings
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
@@ -123,6 +124,7 @@ class Service:
         self.observer = observer
         self.user_handle = ""  # who the credentials are, from the start-up check
         self.fleet: Fleet | None = None  # set while running in fleet mode (ENROLLER_REDIS_URL)
+        self.paused_until: datetime | None = None  # --once: the API asked to wait until then
 
     def _context(self) -> JobContext:
         return JobContext(
@@ -188,10 +190,23 @@ class Service:
             return EXIT_FATAL
         log.info("worker_started", worker_id=self.settings.worker_id, once=once)
         self._once = once
+        if once:  # a long wait the API asks for stops the run, resumably (exit 75)
+            self.client.pause.stops_requests = True
+            self.client.pause.listen(self._asked_to_wait)
         async with self._joined_fleet():
             await self._run_jobs(once=once)
         log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
+        if self.paused_until is not None and not self.totals.fatal:
+            until = self.paused_until.isoformat(timespec="seconds")
+            log.warning("worker_paused_by_api", until=until, exit_code=EXIT_TEMPFAIL)
+            return EXIT_TEMPFAIL  # jobs checkpointed in active/: run again after `until`
         return self.totals.exit_code
+
+    def _asked_to_wait(self, until: datetime) -> None:
+        """`--once`: the API asked for a wait above ENROLLER_MAX_RETRY_AFTER; stop now, the
+        jobs checkpoint (requests raise `ApiPaused` unsent) and the run exits 75."""
+        self.paused_until = until
+        self.stop.set()
 
     @contextlib.asynccontextmanager
     async def _joined_fleet(self) -> AsyncIterator[None]:

@@ -21,8 +21,18 @@ from tests.misbehaving import (
     misbehaving,
     replaced_after_forwarding,
     rewritten,
+    status_with,
 )
-from tests.support import MODEL, drop, job_manifest, make_queue, make_settings, report_of, run_once
+from tests.support import (
+    MODEL,
+    drop,
+    job_manifest,
+    make_queue,
+    make_settings,
+    max_requests_per_step,
+    report_of,
+    run_once,
+)
 
 IDS = ["ann", "bob", "cid"]
 COMPUTE = r":compute$"
@@ -66,3 +76,45 @@ async def test_an_unusable_compute_answer_is_settled_by_a_read(tmp_path: Path, c
     assert report["credits_spent"] == len(IDS)  # what the usage records show
     usage = report["usage"]
     assert usage["expected"] == usage["found"] == len(IDS) and not usage["double_charged"]
+
+
+# --- points 3 and 4: bounded waits and retries ---------------------------------------------
+
+
+async def test_a_retry_after_too_long_checkpoints_the_once_run_with_exit_75(
+    tmp_path: Path,
+) -> None:
+    # Bound: ENROLLER_MAX_RETRY_AFTER (300 s) against the server's 999999 s; no wait at all.
+    queue = make_queue(tmp_path / "q", IDS)
+    drop(queue, "batch.json", job_manifest(IDS, MODEL))
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        rule = proxy.on("POST", COMPUTE, status_with(429, {"Retry-After": "999999"}, "later"))
+        settings = make_settings(queue, proxy.base_url)
+        assert await run_once(settings) == 75  # EX_TEMPFAIL: try again later
+        assert [p.name for p in (queue / "active").iterdir()] != []  # checkpointed, kept
+        assert list((queue / "reports").glob("*.report.json")) == []
+        rule.times = 0  # the API stops asking to wait
+        assert await run_once(settings) == 0
+        stats = await emu.stats()
+    report = report_of(queue, "batch")
+    assert {r["outcome"] for r in report["enrollments"]} == {"enrolled"}
+    assert stats["credits_used"] == {"demo": len(IDS)} and report["credits_spent"] == len(IDS)
+    assert list((queue / "active").iterdir()) == []
+
+
+async def test_an_unreadable_retry_after_on_one_identity_does_not_stop_the_others(
+    tmp_path: Path,
+) -> None:
+    # Bound: the call's retry budget (max_retries 2) per attempt, MAX_ATTEMPTS_PER_STEP
+    # attempts of the step: ann fails, bob and cid enroll.
+    queue = make_queue(tmp_path / "q", IDS)
+    drop(queue, "batch.json", job_manifest(IDS, MODEL))
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("POST", r"/ann/[^/]+:compute$", status_with(429, {"Retry-After": "soon"}, "x"))
+        settings = make_settings(queue, proxy.base_url, max_retries=2)
+        assert await run_once(settings) == 1
+    rows = {r["identity"]: r for r in report_of(queue, "batch")["enrollments"]}
+    assert rows["bob"]["outcome"] == rows["cid"]["outcome"] == "enrolled"
+    assert rows["ann"]["outcome"] == "failed" and rows["ann"]["error"]["step"] == "compute"
+    sent = [p for m, p in proxy.seen if p.endswith(":compute") and "/ann/" in p]
+    assert 0 < len(sent) <= max_requests_per_step(2)

@@ -241,6 +241,21 @@ def redirect_error(
     )
 
 
+class ApiPaused(ApiError):
+    """Not sent: the API asked every request to wait until `until` (a Retry-After above
+    `ENROLLER_MAX_RETRY_AFTER`), and this process does not wait that long (`run --once`).
+    Nothing was done; the work resumes from the journal on a later run."""
+
+    def __init__(self, until: datetime, *, method: str = "", route: str = "") -> None:
+        when = until.isoformat(timespec="seconds")
+        super().__init__(
+            f"the API asked to wait until {when} (above ENROLLER_MAX_RETRY_AFTER)",
+            method=method,
+            route=route,
+        )
+        self.until = until
+
+
 class InvalidResponse(ApiError):
     """A success status with a body that does not match the contract (a bug on one side)."""
 

@@ -129,6 +129,7 @@ class RequestLoop:
         started, attempts, so_far = self._clock(), 0, rules.Attempts()
         credentials = auth and self.auth.credentials is not None
         while True:
+            self.pause.check(method=method, route=route)  # --once does not wait a long pause
             if compute or self.governor.billed(route):
                 self.governor.check_credits()
             token, generation = await self.auth.bearer(self._sign_in) if auth else (None, 0)
@@ -183,6 +184,8 @@ class RequestLoop:
         wait = step.wait
         if isinstance(step, rules.WaitLong):
             self.pause.declare(wait, route=route)
+            if self.pause.stops_requests:
+                return  # not waited: the call raises `ApiPaused`, and so do the others
         self.governor.throttled(wait)
         log = self._log.warning if wait >= LONG_THROTTLE_S else self._log.info
         log(

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from worker.api.errors import ApiPaused
+
 log = structlog.get_logger("worker.api")
 
 Listener = Callable[[datetime], None]
@@ -32,6 +34,9 @@ class ServerPause:
     def __init__(self, max_wait: float, now: Callable[[], datetime] = _utc_now) -> None:
         self.max_wait = max_wait
         self.until: datetime | None = None
+        # Set by `run --once`: while a pause is active, requests raise `ApiPaused` unsent
+        # instead of waiting (the service checkpoints its jobs and exits 75).
+        self.stops_requests = False
         self._now = now
         self._listeners: list[Listener] = []
 
@@ -47,6 +52,12 @@ class ServerPause:
         if self.until is not None and self.until > self._now():
             return self.until
         return None
+
+    def check(self, *, method: str, route: str) -> None:
+        """Raise `ApiPaused` when requests must not wait out the pause in progress."""
+        until = self.active() if self.stops_requests else None
+        if until is not None:
+            raise ApiPaused(until, method=method, route=route)
 
     def declare(self, wait: float, *, route: str) -> datetime:
         """The API asked for `wait` seconds (above the bound): record and tell, once a pause."""

@@ -23,7 +23,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.audio.files import AudioUnreadable
-from worker.base.errors import WorkerMustStop
+from worker.base.errors import JobMustWait, WorkerMustStop
 from worker.config.settings import setting_default
 from worker.enrollment import collisions
 from worker.enrollment.actions import (
@@ -76,6 +76,11 @@ from worker.journal.records import (
 )
 
 log = structlog.get_logger(__name__)
+
+
+class ApiAskedToWait(JobMustWait):
+    """The API asked for a longer wait than `run --once` waits (`errors.ApiPaused`): the job
+    stops here, its journal kept, and a later run resumes it."""
 
 
 class FatalApiError(WorkerMustStop):
@@ -149,6 +154,8 @@ class EnrollmentDriver:
             return self._heard(action, exc)
 
     def _heard(self, action: Action, exc: errors.ApiError | AudioUnreadable) -> list[Observation]:
+        if isinstance(exc, errors.ApiPaused):
+            raise ApiAskedToWait(str(exc)) from None  # the job checkpoints; nothing failed
         sha = getattr(action, "sha", None)
         name = self.audio.file_name(sha) if sha is not None else ""
         said = meaning(action, exc, identity=self.task.identity, file_name=name)

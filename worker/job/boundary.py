@@ -27,7 +27,13 @@ import structlog
 
 from worker.api.governor import RequestMeter
 from worker.base.crashpoints import crash_point
-from worker.base.errors import EnrollerError, JobMustCheckpoint, JobNoLongerHeld, WorkerMustStop
+from worker.base.errors import (
+    EnrollerError,
+    JobMustCheckpoint,
+    JobMustWait,
+    JobNoLongerHeld,
+    WorkerMustStop,
+)
 from worker.base.log import REDACTOR
 from worker.job.run import JobContext, JobResult, work
 from worker.job.starts import JobError, StartCounter, crashed_too_often, poison_reason
@@ -88,6 +94,7 @@ class Fate(enum.Enum):
     HAND_OFF = "hand_off"  # not ours any more: touch nothing, release nothing
     STOP_WORKER = "stop_worker"  # checkpoint it, then the service stops
     CHECKPOINT = "checkpoint"  # keep the journal, release the lease; a later start resumes
+    WAIT = "wait"  # the same, as a clean stop: the API asked to wait (not a fault)
     FAIL = "fail"  # manifest to failed/ with error.json
 
 
@@ -103,6 +110,8 @@ def fate(exc: Exception) -> Fate:
     """
     if isinstance(exc, JobNoLongerHeld):
         return Fate.HAND_OFF
+    if isinstance(exc, JobMustWait):
+        return Fate.WAIT
     if isinstance(exc, WorkerMustStop):
         return Fate.STOP_WORKER
     if isinstance(exc, JobMustCheckpoint):
@@ -124,6 +133,10 @@ async def _stopped(
         case Fate.STOP_WORKER:
             result.fatal = str(exc)  # e.g. credentials revoked: the service stops everything
             log.error("job_stopped_fatal", reason=str(exc))
+            return True
+        case Fate.WAIT:
+            log.warning("job_checkpointed_api_wait", reason=str(exc))
+            await anyio.to_thread.run_sync(counter.clean_stop)
             return True
         case Fate.CHECKPOINT:
             # The disk refused the journal, its index or a report: checkpoint (the journal
