@@ -28,7 +28,8 @@ def _utc_now() -> datetime:
 class ServerPause:
     """Until when the API asked every request to wait, when that is longer than allowed.
 
-    `listen(fn)` calls `fn(until)` once per pause that begins (and when one is extended).
+    `listen(fn)` calls `fn(until)` once per pause, when it begins; a request asking again
+    while it lasts may move its end later, silently.
     """
 
     def __init__(self, max_wait: float, now: Callable[[], datetime] = _utc_now) -> None:
@@ -63,8 +64,9 @@ class ServerPause:
         """The API asked for `wait` seconds (above the bound): record and tell, once a pause."""
         until = self._now() + timedelta(seconds=wait)
         current = self.active()
-        if current is not None and until <= current + timedelta(seconds=1):
-            return current  # the same pause, asked again by another request
+        if current is not None:  # the same pause, asked again: it may end later, no new line
+            self.until = max(current, until)
+            return self.until
         self.until = until
         log.warning(
             "api.paused",

@@ -67,10 +67,15 @@ def heartbeat_document(settings: Settings, state: str, jobs: int, started: float
     }
 
 
-async def heartbeat_forever(settings: Settings, state: Callable[[], tuple[str, int]]) -> None:
+async def heartbeat_forever(
+    settings: Settings,
+    state: Callable[[], tuple[str, int]],
+    extra: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     """Write the heartbeat now and every `heartbeat_interval` s; remove it when cancelled.
 
-    `state()` returns `(state, jobs_running)`. A write that fails (full disk) is logged and
+    `state()` returns `(state, jobs_running)`; `extra()`, fields to add (a pause the API
+    asked for, which `enroller status` shows). A write that fails (full disk) is logged and
     retried next time: the healthcheck will then report the stale heartbeat, which is the point.
     """
     path = heartbeat_path(settings.queue_dir)
@@ -80,6 +85,8 @@ async def heartbeat_forever(settings: Settings, state: Callable[[], tuple[str, i
         while True:
             name, jobs = state()
             doc = heartbeat_document(settings, name, jobs, started)
+            if extra is not None:
+                doc.update(extra())
             try:
                 await anyio.to_thread.run_sync(_write, path, doc)
             except OSError as exc:
@@ -172,7 +179,7 @@ def _read_beat_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     return beats
 
 
-def _read_beats(directory: Path) -> list[dict[str, Any]]:
+def read_beats(directory: Path) -> list[dict[str, Any]]:
     return [doc for _, doc in _read_beat_files(directory)]
 
 
@@ -192,7 +199,7 @@ def check_health(settings: Settings, *, now: float | None = None) -> HealthRepor
     """The whole healthcheck: heartbeat of this host's worker, and writable queue folders."""
     now = time.time() if now is None else now
     beat, problems = judge_heartbeats(
-        _read_beats(heartbeat_dir(settings.queue_dir)),
+        read_beats(heartbeat_dir(settings.queue_dir)),
         now=now,
         max_age=settings.health_max_age,
         host=socket.gethostname(),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.config.settings import Settings
+from worker.ops.health import heartbeat_dir, read_beats
 from worker.queue.lease import read_lease
 from worker.queue.paths import FOLDERS, MANIFEST_DIR, PROGRESS_NAME, STAGING_PREFIX, QueuePaths
 from worker.queue.rules import NameKind, classify_name, lease_age, lease_is_stale
@@ -100,7 +101,17 @@ def gather(settings: Settings, now: float | None = None) -> dict[str, Any]:
         "claiming": claiming,
         "lease_ttl": settings.lease_ttl,
         "active": jobs,
+        "api_paused": api_pauses(settings.queue_dir),
     }
+
+
+def api_pauses(queue_dir: Path) -> list[dict[str, str]]:
+    """Workers whose heartbeat says the API asked them to wait (ENROLLER_MAX_RETRY_AFTER)."""
+    return [
+        {"worker_id": str(beat.get("worker_id")), "until": str(beat["api_paused_until"])}
+        for beat in read_beats(heartbeat_dir(queue_dir))
+        if beat.get("api_paused_until")
+    ]
 
 
 def render_text(doc: dict[str, Any]) -> str:
@@ -109,6 +120,11 @@ def render_text(doc: dict[str, Any]) -> str:
     lines.append("  ".join(f"{k}: {v}" for k, v in doc["counts"].items()))
     if doc["claiming"]:
         lines.append(f"claims being settled: {doc['claiming']}")
+    for pause in doc.get("api_paused", []):
+        lines.append(
+            f"worker {pause['worker_id']}: the API asked to wait until {pause['until']} "
+            "(above ENROLLER_MAX_RETRY_AFTER); its jobs wait"
+        )
     if not doc["active"]:
         lines.append("no active jobs")
         return "\n".join(lines)
