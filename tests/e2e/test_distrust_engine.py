@@ -7,6 +7,7 @@ and `credits_spent` equal to the records, whatever the answers were.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +119,19 @@ async def test_an_unreadable_retry_after_on_one_identity_does_not_stop_the_other
     assert rows["ann"]["outcome"] == "failed" and rows["ann"]["error"]["step"] == "compute"
     sent = [p for m, p in proxy.seen if p.endswith(":compute") and "/ann/" in p]
     assert 0 < len(sent) <= max_requests_per_step(2)
+
+
+# --- point 9: any file name --------------------------------------------------------------------
+
+
+async def test_a_manifest_whose_name_is_not_utf8_runs_and_is_echoed_escaped(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path / "q", ["ann"])
+    name = os.fsdecode(b"caf\xe9.json")  # a Latin-1 name from a Windows share
+    drop(queue, name, job_manifest(["ann"], MODEL))
+    async with running_emulator() as emu:
+        assert await run_once(make_settings(queue, emu.base_url)) == 0
+    report = report_of(queue, "caf")
+    assert report["manifest"] == "caf\\udce9.json"  # escaped, never a serialization error
+    assert {r["outcome"] for r in report["enrollments"]} == {"enrolled"}
+    assert [p.suffix for p in (queue / "done").iterdir()] == [".json"]
+    assert list((queue / "failed").iterdir()) == []

@@ -35,6 +35,7 @@ from worker.base.errors import (
     WorkerMustStop,
 )
 from worker.base.log import REDACTOR
+from worker.base.text import safe_text
 from worker.job.run import JobContext, JobResult, work
 from worker.job.starts import JobError, StartCounter, crashed_too_often, poison_reason
 from worker.manifest.models import Problem
@@ -52,7 +53,7 @@ async def run_job(job: ClaimedJob, ctx: JobContext) -> JobResult:
     jobs nor the process can be taken down by one manifest.
     """
     with structlog.contextvars.bound_contextvars(job_id=job.job_id):
-        result = JobResult(job_id=job.job_id, manifest=job.name)
+        result = JobResult(job_id=job.job_id, manifest=safe_text(job.name))
         counter = StartCounter(job.starts_path)
         release = True  # whether this run still holds a lease to give back at the end
         try:
@@ -160,7 +161,7 @@ async def _fail_job(
     """Move the manifest to failed/ with its error file; returns whether to release instead."""
     result.failed_manifest = True
     result.problems = [reason]
-    problem = Problem(file=job.name, reason=reason)
+    problem = Problem(file=safe_text(job.name), reason=reason)
     try:
         await ctx.queue.fail(
             job,

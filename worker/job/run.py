@@ -34,6 +34,7 @@ from worker.api.client import ApiClient
 from worker.audio.derive import WORK_DIR_NAME
 from worker.base.crashpoints import crash_point
 from worker.base.fsutil import atomic_write_json
+from worker.base.text import safe_text
 from worker.config.settings import Settings
 from worker.enrollment.driver import EnrollmentDriver
 from worker.enrollment.locks import EnrollmentLocks
@@ -222,11 +223,14 @@ async def _begin(
     started, total = state.started, progress.total
     if started is None:
         started = JobStarted(
-            job_id=job.job_id, manifest=job.name, manifest_sha256=job.sha256, enrollments=total
+            job_id=job.job_id,
+            manifest=safe_text(job.name),
+            manifest_sha256=job.sha256,
+            enrollments=total,
         )
         await journal.append(started)
     progress.counts.update(await anyio.to_thread.run_sync(index.counts))
-    log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
+    log.info("job_started", manifest=safe_text(job.name), enrollments=total, resumed=progress.done)
     if ctx.observer is not None:
         ctx.observer.job_started(job.job_id, job.name, progress)
     return started
