@@ -223,10 +223,7 @@ async def _begin(
     started, total = state.started, progress.total
     if started is None:
         started = JobStarted(
-            job_id=job.job_id,
-            manifest=safe_text(job.name),
-            manifest_sha256=job.sha256,
-            enrollments=total,
+            job_id=job.job_id, manifest=job.name, manifest_sha256=job.sha256, enrollments=total
         )
         await journal.append(started)
     progress.counts.update(await anyio.to_thread.run_sync(index.counts))
