@@ -72,7 +72,8 @@ async def test_an_unusable_compute_answer_is_settled_by_a_read(tmp_path: Path, c
     report: dict[str, Any] = report_of(queue, "batch")
     rows = report["enrollments"]
     assert {r["outcome"] for r in rows} == {"enrolled"}, rows
-    assert {r["validated_by"] for r in rows} == {"read after unknown outcome"}
+    settled = "settled read" if case == "an unknown state" else "read after unknown outcome"
+    assert {r["validated_by"] for r in rows} == {settled}
     assert stats["credits_used"] == {"demo": len(IDS)}
     assert report["credits_spent"] == len(IDS)  # what the usage records show
     usage = report["usage"]
@@ -135,3 +136,39 @@ async def test_a_manifest_whose_name_is_not_utf8_runs_and_is_echoed_escaped(tmp_
     assert {r["outcome"] for r in report["enrollments"]} == {"enrolled"}
     assert [p.suffix for p in (queue / "done").iterdir()] == [".json"]
     assert list((queue / "failed").iterdir()) == []
+
+
+def processing(up: Upstream) -> web.Response:
+    """The emulator's true answer with its state replaced by one the contract lacks."""
+    return up.respond(body=up.body.replace(b'"computed"', b'"processing"'))
+
+
+VOICEPRINT_READ = r"/voiceprints/[^/]+/[^/:]+$"
+
+
+@pytest.mark.parametrize("reads", [2, None])
+async def test_an_unknown_state_is_not_settled_yet(tmp_path: Path, reads: int | None) -> None:
+    # Bound: ENROLLER_PROCESSING_TIMEOUT (2 s here); one compute per voiceprint either way.
+    # `reads`: how many reads of each voiceprint say "processing" (None: every one).
+    queue = make_queue(tmp_path / "q", IDS)
+    drop(queue, "batch.json", job_manifest(IDS, MODEL))
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("POST", COMPUTE, rewritten(processing))
+        times = None if reads is None else reads * len(IDS)
+        proxy.on("GET", VOICEPRINT_READ, rewritten(processing), times=times)
+        settings = make_settings(queue, proxy.base_url, processing_timeout=2.0)
+        assert await run_once(settings) == (0 if reads else 1)
+        stats = await emu.stats()
+    computes = [path for method, path in proxy.seen if path.endswith(":compute")]
+    assert len(computes) == len(IDS)
+    report = report_of(queue, "batch")
+    rows = report["enrollments"]
+    if reads:
+        assert {r["outcome"] for r in rows} == {"enrolled"}
+    else:
+        assert {r["outcome"] for r in rows} == {"failed"}
+        assert {r["state"] for r in rows} == {"processing"}  # reported with the value
+        assert all("still processing" in r["error"]["reason"] for r in rows)
+    assert stats["credits_used"] == {"demo": len(IDS)} and report["credits_spent"] == len(IDS)
+    usage = report["usage"]
+    assert usage["expected"] == usage["found"] == len(IDS) and not usage["double_charged"]

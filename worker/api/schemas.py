@@ -90,6 +90,18 @@ class VoiceprintState(StrEnum):
     COMPUTABLE = "computable"  # enough audio: compute may be called
     COMPUTED = "computed"  # final: audios can no longer change
 
+    @classmethod
+    def _missing_(cls, value: object) -> VoiceprintState | None:
+        """A state the contract does not name (`"processing"`) is kept as it is: the engine
+        reads it as "not settled yet" (api-contract.md §5), waits within the processing
+        timeout, and the report shows the value. Not an error by itself."""
+        if not isinstance(value, str) or not 0 < len(value) <= 40:
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = "UNKNOWN"
+        member._value_ = value
+        return member
+
 
 # --- resources ---------------------------------------------------------------------------------
 

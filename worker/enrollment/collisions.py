@@ -103,7 +103,8 @@ def after_unknown_compute(voiceprint: VoiceprintSeen | Absent, reason: str) -> E
     unreadable, about another voiceprint); `voiceprint` is read right after, before anything
     else is sent for it (api-contract.md §5: a billed call is settled by reading, never by
     sending it again blind). Computed: ours took effect (we hold the identity's lock), and
-    the read validates it. Otherwise it did not happen (yet): a transient failure of the
+    the read validates it. A state the contract does not name is "not settled yet": waited
+    for as a compute in progress. Otherwise it did not happen (yet): a transient failure of the
     compute step, so the rules may compute again (a compute still in progress answers 409,
     explained by `after_compute`), at most as often as any step is tried."""
     if voiceprint == ABSENT:
@@ -112,6 +113,11 @@ def after_unknown_compute(voiceprint: VoiceprintSeen | Absent, reason: str) -> E
         return "the compute took effect (read after its answer was lost)", [
             ComputeAccepted(ours=True),
             Validated(voiceprint, by="read after unknown outcome"),
+        ]
+    if voiceprint.state not in ("computable", "notComputable"):  # a state the contract lacks
+        return f"not settled yet ({voiceprint.state})", [
+            ComputeAccepted(ours=True),
+            SawVoiceprint(voiceprint),
         ]
     return f"the compute did not take effect ({voiceprint.state})", [
         SawVoiceprint(voiceprint),
