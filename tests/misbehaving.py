@@ -134,10 +134,13 @@ async def misbehaving(upstream_root: str) -> AsyncIterator[Proxy]:
 # --- acts -------------------------------------------------------------------------------------
 
 
-def huge_body(size: int, *, status: int = 200) -> Act:
-    """An answer of `size` bytes (JSON-looking, streamed), whatever was asked."""
+def huge_body(size: int, *, status: int = 200, forward_first: bool = False) -> Act:
+    """An answer of `size` bytes (JSON-looking, streamed), whatever was asked; with
+    `forward_first`, after the request took effect on the emulator."""
 
     async def act(request: web.Request, forward: Forward) -> web.StreamResponse:
+        if forward_first:
+            await forward()
         response = web.StreamResponse(status=status, headers={"Content-Type": "application/json"})
         response.content_length = size
         await response.prepare(request)
