@@ -182,25 +182,31 @@ class Service:
 
     async def run(self, *, once: bool) -> int:
         """Run until the queue is drained (`once`) or until `stop` is set. Returns the exit code."""
+        if once:  # a long wait the API asks for stops the run, resumably (exit 75)
+            self.client.pause.stops_requests = True
+            self.client.pause.listen(self._asked_to_wait)
         try:
             await self.setup()
         except FatalError as exc:
+            if self.paused_until is not None:  # asked to wait at the first request: not fatal
+                return self._paused_exit()
             log.error("worker_cannot_start", reason=str(exc))
             self.totals.fatal = str(exc)
             return EXIT_FATAL
         log.info("worker_started", worker_id=self.settings.worker_id, once=once)
         self._once = once
-        if once:  # a long wait the API asks for stops the run, resumably (exit 75)
-            self.client.pause.stops_requests = True
-            self.client.pause.listen(self._asked_to_wait)
         async with self._joined_fleet():
             await self._run_jobs(once=once)
         log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
         if self.paused_until is not None and not self.totals.fatal:
-            until = self.paused_until.isoformat(timespec="seconds")
-            log.warning("worker_paused_by_api", until=until, exit_code=EXIT_TEMPFAIL)
-            return EXIT_TEMPFAIL  # jobs checkpointed in active/: run again after `until`
+            return self._paused_exit()
         return self.totals.exit_code
+
+    def _paused_exit(self) -> int:
+        """`--once` stopped for a wait the API asked for: say until when; exit 75."""
+        until = self.paused_until.isoformat(timespec="seconds") if self.paused_until else "?"
+        log.warning("worker_paused_by_api", until=until, exit_code=EXIT_TEMPFAIL)
+        return EXIT_TEMPFAIL  # jobs checkpointed in active/: run again after `until`
 
     def _asked_to_wait(self, until: datetime) -> None:
         """`--once`: the API asked for a wait above ENROLLER_MAX_RETRY_AFTER; stop now, the

@@ -172,3 +172,14 @@ async def test_an_unknown_state_is_not_settled_yet(tmp_path: Path, reads: int | 
     assert stats["credits_used"] == {"demo": len(IDS)} and report["credits_spent"] == len(IDS)
     usage = report["usage"]
     assert usage["expected"] == usage["found"] == len(IDS) and not usage["double_charged"]
+
+
+async def test_a_long_wait_asked_at_the_first_request_exits_75_without_waiting(
+    tmp_path: Path,
+) -> None:
+    queue = make_queue(tmp_path / "q", IDS)
+    drop(queue, "batch.json", job_manifest(IDS, MODEL))
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", r"/v1/user$", status_with(429, {"Retry-After": "999999"}, "later"))
+        assert await run_once(make_settings(queue, proxy.base_url)) == 75
+    assert [p.name for p in (queue / "inbox").iterdir()] == ["batch.json"]  # nothing claimed

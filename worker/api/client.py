@@ -13,14 +13,18 @@ query, headers, key, password or token.
 Retry rules, per operation (each method's docstring says which applies):
 
 - SAFE: repeating the request cannot do anything twice — reads, and writes the server answers
-  with 409 when they were already done (handle-keyed creates, add-audio, compute, the file
-  upload). Retried on 5xx, timeouts and connection errors, with full-jitter backoff bounded by
+  with 409 when they were already done (handle-keyed creates, add-audio, the file upload).
+  Retried on 5xx, timeouts and connection errors, with full-jitter backoff bounded by
   `RetryPolicy`. A 409 on a retry after an unknown outcome is flagged
   `Conflict.after_unknown_outcome`: most likely the earlier attempt's own effect.
 - UNSAFE: the server assigns the handle, so a repeat would create a second resource (audio
   create, verification, a voiceprint created without a handle). Retried only when the request
   certainly did not take effect (`NotSent`, 429); a timeout, reset or 5xx raises
   `OutcomeUnknown` at once so that the caller reconciles (e.g. searches the `sha256:` alias).
+  Compute is sent the same way although a repeat would answer 409: it is the billed call, and
+  only a read of the voiceprint says whether it took effect (the engine reads, then decides).
+- Never resent, SAFE or not: an answer that came but cannot be used (larger than
+  `max_response_bytes`, in an encoding not asked for, a redirect, about another resource).
 - Every call: 429 + Retry-After (seconds or an HTTP-date) pauses the whole governor until
   then and the call is resent: throttling uses neither `max_retries` nor `max_time`, but a
   call throttled `MAX_THROTTLES_PER_CALL` times gives up, a Retry-After above
