@@ -203,3 +203,40 @@ async def test_a_true_list_is_read_whole_through_the_proxy() -> None:
         for n in range(3):
             await api.create_audio(OWNER, SPACE, alias=f"a{n}")
         assert len(await list_all(api)) == 3
+
+
+# --- point 6: answers checked against the question --------------------------------------------
+
+
+async def test_a_read_answered_about_another_identity_is_refused() -> None:
+    async def bobs(request: web.Request, forward: Any) -> web.StreamResponse:
+        return web.json_response({"handle": "bob", "alias": None})
+
+    async with (
+        running_emulator() as emu,
+        misbehaving(emu.root_url) as proxy,
+        client(proxy.base_url) as api,
+    ):
+        await api.create_identity(OWNER, SPACE, "ann")
+        proxy.on("GET", r"/identities/ann$", bobs)
+        with pytest.raises(InvalidResponse, match=r"handle: asked 'ann', answered 'bob'"):
+            await api.get_identity(OWNER, SPACE, "ann")
+
+
+async def test_usage_records_of_another_owner_are_refused() -> None:
+    record = {
+        "voiceprint": {"handle": "vp", "identity": "ann"},
+        "owner": {"type": "user", "handle": "other"},
+    }
+
+    async def others(request: web.Request, forward: Any) -> web.StreamResponse:
+        return web.json_response([record])
+
+    async with (
+        running_emulator() as emu,
+        misbehaving(emu.root_url) as proxy,
+        client(proxy.base_url) as api,
+    ):
+        proxy.on("GET", r"/records/voiceprint$", others)
+        with pytest.raises(InvalidResponse, match=r"owner: asked 'demo', answered 'other'"):
+            [r async for r in api.list_usage_records(OWNER)]

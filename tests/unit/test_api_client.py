@@ -238,7 +238,7 @@ async def test_a_retry_after_above_the_bound_is_declared_once_as_a_pause() -> No
     client = make(script, governor=Governor(10_000, 100, sleep=sleep))
     client.pause.listen(told.append)
     assert (await client.get_user()).handle == "me"  # the service decides; the call waits
-    assert len(told) == 1 and client.pause.active() == told[0]
+    assert len(told) == 1 and client.pause.active() >= told[0]  # one pause, maybe moved later
 
 
 async def test_retry_after_as_an_http_date_pauses_until_then() -> None:
