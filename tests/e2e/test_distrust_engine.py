@@ -183,3 +183,23 @@ async def test_a_long_wait_asked_at_the_first_request_exits_75_without_waiting(
         proxy.on("GET", r"/v1/user$", status_with(429, {"Retry-After": "999999"}, "later"))
         assert await run_once(make_settings(queue, proxy.base_url)) == 75
     assert [p.name for p in (queue / "inbox").iterdir()] == ["batch.json"]  # nothing claimed
+
+
+async def test_a_long_wait_asked_during_the_usage_check_checkpoints_the_job(
+    tmp_path: Path,
+) -> None:
+    queue = make_queue(tmp_path / "q", IDS)
+    drop(queue, "batch.json", job_manifest(IDS, MODEL))
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        wait = status_with(429, {"Retry-After": "999999"}, "later")
+        rule = proxy.on("GET", r"/records/voiceprint$", wait)
+        settings = make_settings(queue, proxy.base_url)
+        assert await run_once(settings) == 75
+        assert list((queue / "reports").glob("*.report.json")) == []  # not reported yet
+        rule.times = 0
+        assert await run_once(settings) == 0
+        stats = await emu.stats()
+    report = report_of(queue, "batch")
+    assert {r["outcome"] for r in report["enrollments"]} == {"enrolled"}  # nothing redone
+    assert stats["credits_used"] == {"demo": len(IDS)}
+    assert report["usage"]["found"] == len(IDS) and report["usage"].get("error") is None

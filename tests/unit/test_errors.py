@@ -47,7 +47,7 @@ KNOWN = {
     "worker.config.keyfile.KeyFileProblem": WorkerMustStop,
     "worker.config.loading.InvalidSettings": WorkerMustStop,
     "worker.enrollment.driver.FatalApiError": WorkerMustStop,
-    "worker.enrollment.driver.ApiAskedToWait": JobMustCheckpoint,
+    "worker.enrollment.waiting.ApiAskedToWait": JobMustCheckpoint,
     "worker.base.errors.JobMustWait": JobMustCheckpoint,
     "worker.journal.index.JournalIndexFailed": JobMustCheckpoint,
     "worker.journal.records.JournalCorrupt": JobMustFail,

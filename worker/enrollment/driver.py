@@ -23,7 +23,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.audio.files import AudioUnreadable
-from worker.base.errors import JobMustWait, WorkerMustStop
+from worker.base.errors import WorkerMustStop
 from worker.config.settings import setting_default
 from worker.enrollment import collisions
 from worker.enrollment.actions import (
@@ -64,6 +64,7 @@ from worker.enrollment.reads import Reads, seen
 from worker.enrollment.rules import decide
 from worker.enrollment.task import EnrollmentTask
 from worker.enrollment.view import ABSENT, AddNotFound, AudioSeen, Done, Limits, View
+from worker.enrollment.waiting import ApiAskedToWait
 from worker.journal.records import Computed as ComputedRecord
 from worker.journal.records import (
     ComputeIntent,
@@ -76,11 +77,6 @@ from worker.journal.records import (
 )
 
 log = structlog.get_logger(__name__)
-
-
-class ApiAskedToWait(JobMustWait):
-    """The API asked for a longer wait than `run --once` waits (`errors.ApiPaused`): the job
-    stops here, its journal kept, and a later run resumes it."""
 
 
 class FatalApiError(WorkerMustStop):
