@@ -148,7 +148,7 @@ VOICEPRINT_READ = r"/voiceprints/[^/]+/[^/:]+$"
 
 @pytest.mark.parametrize("reads", [2, None])
 async def test_an_unknown_state_is_not_settled_yet(tmp_path: Path, reads: int | None) -> None:
-    # Bound: ENROLLER_PROCESSING_TIMEOUT (2 s here); one compute per voiceprint either way.
+    # Bound: ENROLLER_PROCESSING_TIMEOUT (1 s here); one compute per voiceprint either way.
     # `reads`: how many reads of each voiceprint say "processing" (None: every one).
     queue = make_queue(tmp_path / "q", IDS)
     drop(queue, "batch.json", job_manifest(IDS, MODEL))
@@ -156,7 +156,7 @@ async def test_an_unknown_state_is_not_settled_yet(tmp_path: Path, reads: int | 
         proxy.on("POST", COMPUTE, rewritten(processing))
         times = None if reads is None else reads * len(IDS)
         proxy.on("GET", VOICEPRINT_READ, rewritten(processing), times=times)
-        settings = make_settings(queue, proxy.base_url, processing_timeout=2.0)
+        settings = make_settings(queue, proxy.base_url, processing_timeout=1.0)
         assert await run_once(settings) == (0 if reads else 1)
         stats = await emu.stats()
     computes = [path for method, path in proxy.seen if path.endswith(":compute")]

@@ -32,13 +32,12 @@ CAP = 1024 * 1024  # the answer cap these tests give the client
 
 
 def client(url: str, **kw: Any) -> ApiClient:
-    return ApiClient(
-        url,
-        ApiKeyAuth(SecretStr(DEMO_KEY)),
-        governor=Governor(1000, 100),
-        retry=RetryPolicy(max_retries=3, max_time=60, base=0.01),
-        **{"max_response_bytes": CAP, **kw},
-    )
+    options: dict[str, Any] = {
+        "max_response_bytes": CAP,
+        "retry": RetryPolicy(max_retries=3, max_time=60, base=0.01),
+        **kw,
+    }
+    return ApiClient(url, ApiKeyAuth(SecretStr(DEMO_KEY)), governor=Governor(1000, 100), **options)
 
 
 async def test_a_huge_answer_is_abandoned_at_the_cap_and_not_asked_again() -> None:
@@ -53,9 +52,9 @@ async def test_a_huge_answer_is_abandoned_at_the_cap_and_not_asked_again() -> No
 
 
 async def test_a_gzip_bomb_is_stopped_at_the_cap_after_decompression() -> None:
-    # 256 MiB inflated from about 250 KiB on the wire: refused at CAP inflated bytes.
+    # 64 MiB inflated from about 64 KiB on the wire: refused at CAP inflated bytes.
     async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
-        proxy.on("GET", r"/models$", gzip_bomb(256 * 1024 * 1024))
+        proxy.on("GET", r"/models$", gzip_bomb(64 * 1024 * 1024))
         async with client(proxy.base_url) as api:
             with pytest.raises(OutcomeUnknown, match=rf"answer larger than {CAP} bytes"):
                 await api.list_models()
@@ -81,22 +80,26 @@ async def test_an_answer_in_an_encoding_not_asked_for_is_refused_by_name() -> No
 
 
 async def test_a_trickling_answer_is_a_timeout_not_a_hang() -> None:
-    # Bound: the request's deadline (request_timeout 1 s), per attempt, 1 + 3 attempts.
+    # Bound: the request's deadline (request_timeout 0.5 s), per attempt, 1 + 3 attempts.
     async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
         proxy.on("GET", r"/models$", trickle(0.2))
-        async with client(proxy.base_url, request_timeout=1.0) as api:
-            with pytest.raises(OutcomeUnknown, match=r"no complete answer within 1 s") as info:
+        async with client(proxy.base_url, request_timeout=0.5) as api:
+            with pytest.raises(OutcomeUnknown, match=r"no complete answer within 0.5 s") as info:
                 await api.list_models()
     assert info.value.kind == "timeout" and info.value.attempts == 4
 
 
 async def test_an_upload_whose_answer_trickles_ends_at_its_deadline(tmp_path: Path) -> None:
-    # Bound: request_timeout 1 s + the file's size at 1 MiB/s, then an unknown outcome.
+    # Bound: request_timeout 1 s + the file's size at 1 MiB/s, then an unknown outcome
+    # (one attempt: this client does not retry).
     wav = write_audio(tmp_path / "a.wav", voice_s=5.0)
     async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
         proxy.on("POST", r"/file$", trickle(0.3))
         async with client(
-            proxy.base_url, request_timeout=1.0, min_transfer_rate=1024 * 1024
+            proxy.base_url,
+            request_timeout=1.0,
+            min_transfer_rate=1024 * 1024,
+            retry=RetryPolicy(max_retries=0),
         ) as api:
             audio = await api.create_audio(OWNER, SPACE, alias="a")
             with pytest.raises(OutcomeUnknown, match=r"no complete answer within 1\.\d+ s"):
