@@ -18,6 +18,7 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import DEMO_KEY, EmulatorHandle, running_emulator
+from tests.misbehaving import misbehaving, status_with
 from worker.commands.check import run_check
 from worker.config.settings import Settings
 
@@ -138,3 +139,11 @@ def test_check_without_credentials_exits_2(root: Path, capsys: pytest.CaptureFix
     settings = Settings(api_url="http://127.0.0.1:9/v1", audio_root=root)
     assert run_check(settings, [], as_json=False) == 2
     assert "check needs credentials" in capsys.readouterr().err
+
+
+async def test_a_long_retry_after_is_reported_not_waited(root: Path) -> None:
+    # Issue 27 point 3: a one-shot command never waits the API's 999999 s; it says so.
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", r"/v1/user$", status_with(429, {"Retry-After": "999999"}, "later"))
+        code, text = await _check(_settings(proxy.base_url, root), [])
+    assert code == 1 and "the API asked to wait until" in text, text

@@ -240,6 +240,7 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
         update={"max_retries": CHECK_MAX_RETRIES, "retry_max_time": CHECK_RETRY_MAX_TIME}
     )
     async with ApiClient.from_settings(quick) as client:
+        client.pause.stops_requests = True  # a one-shot command never waits days: it says so
         key, user = await _check_key(client)
         result.findings.append(key)
         if user is None:
