@@ -51,7 +51,7 @@ KNOWN = {
     "worker.base.errors.JobMustWait": JobMustCheckpoint,
     "worker.journal.index.JournalIndexFailed": JobMustCheckpoint,
     "worker.journal.records.JournalCorrupt": JobMustFail,
-    "worker.journal.records.JournalWriteFailed": JobMustCheckpoint,
+    "worker.journal.writer.JournalWriteFailed": JobMustCheckpoint,
     "worker.manifest.csvscan.CsvChanged": JobMustFail,
     "worker.manifest.jsonscan.JsonScanError": JobMustFail,
     "worker.queue.lease.LeaseLost": JobMustCheckpoint,
