@@ -64,7 +64,7 @@ class _Record(BaseModel):
 class JobStarted(_Record):
     kind: Literal["job_started"] = "job_started"
     job_id: str
-    manifest: str
+    manifest: SafeStr  # a file name from a Windows share may not be UTF-8
     manifest_sha256: str
     enrollments: int
 
