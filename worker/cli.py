@@ -25,6 +25,7 @@ from worker.commands.arguments import (
     args_config,
     args_health,
     args_json,
+    args_migrate,
     args_paths,
     args_report,
     args_run,
@@ -200,6 +201,24 @@ def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.commands.migrate import migration_document, migration_file_name, run_migrate
+    from worker.manifest.models import ManifestDefaults
+
+    doc = migration_document(
+        args.from_model,
+        args.to_model,
+        None if args.all else args.identities,
+        owner=settings.owner,
+        space=settings.space,
+        voiceprint=args.voiceprint,
+        retire=settings.retire,
+    )
+    name = migration_file_name(args.from_model, args.to_model, settings.space)
+    defaults = ManifestDefaults.from_settings(settings)
+    return run_migrate(doc, name, settings.queue_dir, defaults, as_json=args.json)
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
     import structlog
@@ -272,6 +291,8 @@ COMMANDS: tuple[Command, ...] = (
             ("manifest", "api"), _cmd_check, lambda p: args_paths(p, "*")),
     Command("submit", "validate manifests and drop them into the inbox safely",
             ("manifest", "queue"), _cmd_submit, args_submit),
+    Command("migrate", "queue moving voiceprints to a new model, from the audio on the server",
+            ("manifest", "queue"), _cmd_migrate, args_migrate),
     Command("status", "workers, API state, queue counts, active jobs with rate and ETA",
             ("queue", "health"), _cmd_status, args_json),
     Command("report", "a finished job's summary and where its files are (JOB: id or name)",

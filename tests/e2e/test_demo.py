@@ -29,6 +29,8 @@ def test_demo_runs_examples_and_shows_the_deliberate_mistakes(
         "failed": 3,
         "conflict": 0,
         "skipped": 0,
+        "kept": 0,
+        "replaced": 0,
     }
 
     # A second run starts afresh in the same folder (it is the demo's own).

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from worker.audio.derive import DerivedUpload, derived_upload, sweep_work_dir
 from worker.audio.files import AudioUnreadable, VerifiedUpload
@@ -30,6 +30,7 @@ from worker.base.streamout import EncodedText
 from worker.enrollment.task import EnrollmentTask, outcome_record
 from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
+from worker.manifest.migration import write_migration_retry
 from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
 from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
 from worker.manifest.read import open_manifest
@@ -131,6 +132,9 @@ class JobInput:
         enrollment = planned.enrollment
         if enrollment is None:
             return planned
+        if enrollment.migrate_from is not None:  # no file: the old voiceprint's audios
+            planned.task = task_of(enrollment)
+            return planned
         defaults = self.manifest.defaults
         result = preflight_enrollment(
             enrollment,
@@ -149,23 +153,18 @@ class JobInput:
                 d.discard()
             planned.problems = problems
             return planned
-        planned.task = EnrollmentTask(
-            key=enrollment.key,
-            owner=enrollment.owner,
-            space=enrollment.space,
-            identity=enrollment.identity,
-            voiceprint=enrollment.voiceprint,
-            model=enrollment.model,
-            min_audios=enrollment.min_audios,
-            alias=enrollment.alias,
-            create_identity=enrollment.create_identity,
-            files=files,
-            derived=tuple(derived),
-            local_voice=result.voice,
-            source=enrollment.source,
+        planned.task = task_of(
+            enrollment, files=files, derived=tuple(derived), local_voice=result.voice
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned
+
+    def _write_retry(self, out: EncodedText, again: Iterator[Enrollment], comment: str) -> None:
+        """The retry manifest in the input's kind: a job of enrollments, or the migration."""
+        if (migration := self.manifest.migration) is not None:
+            write_migration_retry(out, migration, (e.identity for e in again), comment)
+        else:
+            write_retry_manifest(out, again, self.audio_root, comment)
 
     def _uploads(
         self, result: EnrollmentPreflight
@@ -238,13 +237,35 @@ class JobInput:
             if retried:
                 comment = f"retry of {self.manifest.file}: {retried} enrollments"
                 with atomic_writer(retry) as retry_fh:
-                    write_retry_manifest(EncodedText(retry_fh), again(), self.audio_root, comment)
+                    self._write_retry(EncodedText(retry_fh), again(), comment)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(retry)  # an older run's retry file of the same job
                 for _ in again():
                     pass  # nothing to retry: the walk still writes the failures
             csv_out.flush()
+
+
+def task_of(enrollment: Enrollment, **uploads: Any) -> EnrollmentTask:
+    """The enrollment as the driver runs it; `uploads`: its files, derived copies and voice
+    as preflight found them (none for a migration, whose audios are on the server)."""
+    return EnrollmentTask(
+        key=enrollment.key,
+        owner=enrollment.owner,
+        space=enrollment.space,
+        identity=enrollment.identity,
+        voiceprint=enrollment.voiceprint,
+        model=enrollment.model,
+        min_audios=enrollment.min_audios,
+        alias=enrollment.alias,
+        create_identity=enrollment.create_identity,
+        source=enrollment.source,
+        file_names=enrollment.audio_names,
+        existing=enrollment.existing,
+        retire=enrollment.retire,
+        migrate_from=enrollment.migrate_from,
+        **{"files": (), **uploads},
+    )
 
 
 class OutcomeLookup(Protocol):

@@ -68,7 +68,8 @@ class ReportSummary(BaseModel):
 
 
 def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
-    """0 when every enrollment is enrolled or unchanged, 1 otherwise (the CLI contract)."""
+    """0 when every enrollment is enrolled, unchanged, kept or replaced (what the manifest and
+    its `existing` policy asked for), 1 otherwise (the CLI contract)."""
     return EXIT_FAILURES if any(counts.get(o, 0) for o in NOT_OK) else EXIT_OK
 
 

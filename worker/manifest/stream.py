@@ -17,6 +17,7 @@ from worker.manifest.models import (
     Kind,
     ManifestDefaults,
     ManifestItem,
+    Migration,
     Problem,
 )
 
@@ -37,6 +38,7 @@ class ManifestStream:
     csv_columns: list[str] | None = None  # a CSV's header, as written
     field_names: Mapping[str, str] = field(default_factory=dict)  # JSON name -> name shown
     generate: Callable[[Builder], Iterator[ManifestItem]] | None = None
+    migration: Migration | None = None  # a migration manifest's (worker.manifest.migration)
 
     def items(self) -> Iterator[ManifestItem]:
         """Every enrollment, valid or rejected, in manifest order (by `position`)."""
