@@ -87,3 +87,15 @@ def plugin_summary(target: str) -> str:
     first = (doc or "").strip().splitlines()[0] if doc else ""
     # "`enroller emulator`: run the local voiceprint API …" -> "run the local voiceprint API …"
     return first.split(": ", 1)[1].rstrip(".") if ": " in first else first or module
+
+
+def args_migrate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="from_model", required=True, metavar="MODEL")
+    p.add_argument("--to", dest="to_model", required=True, metavar="MODEL")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--identity", dest="identities", action="append", metavar="HANDLE", help="repeatable"
+    )
+    who.add_argument("--all", action="store_true", help="every identity of the space")
+    p.add_argument("--voiceprint", default="main", help="the handle to move (main)")
+    args_json(p)

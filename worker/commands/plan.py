@@ -67,7 +67,8 @@ class CostSum:
     def add(self, cost: EnrollmentCost) -> None:
         if cost.migration:  # one audio per voiceprint assumed: the plan reads no server
             self.requests += migration_requests(1, cost.retire)
-            self.swaps = True  # its re-run is not measured: not in rerun_requests
+            self.rerun_requests += 2  # moved already: the voiceprint read, its audios listed
+            self.swaps = True
         else:
             self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
             self.rerun_requests += unchanged_requests(len(cost.file_sizes))

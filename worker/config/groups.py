@@ -29,6 +29,8 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "stereo",
         "voice_margin",
         "inline_upload_max_bytes",
+        "existing",
+        "retire",
     ),
     # What a run costs in time.
     "rate": ("rate_limit",),

@@ -55,19 +55,6 @@ def enrollment_requests(file_sizes: Sequence[int], inline_max_bytes: int) -> int
     return 1 + uploads + 1 + k + 1
 
 
-# Audios read per page when a voiceprint's audios are listed (`worker.api.voiceprints`).
-AUDIO_PAGE_SIZE = 50
-
-
-def unchanged_requests(audios: int) -> int:
-    """Requests of an enrollment that is already done (outcome `unchanged`), measured on the
-    emulator (`tests/e2e/test_plan.py`): the identity's create, which learns it exists (1), the
-    voiceprint read that shows it computed with the model (1), and the listing of its audios
-    that proves they are the manifest's files (a page of 50). No credit: nothing is computed.
-    """
-    return 1 + 1 + max(1, math.ceil(audios / AUDIO_PAGE_SIZE))
-
-
 # Per job, the first swap asks whether the API renames voiceprints (a PATCH to the voiceprint's
 # own handle; worker.enrollment.swap.VoiceprintEdits), and without rename whether it deletes.
 SWAP_PROBE_REQUESTS = 1
@@ -80,6 +67,19 @@ def migration_requests(audios: int = 1, retire: str = "delete") -> int:
     move the old one aside (1) and the new one in (1); with `retire: delete`, delete the old
     one (1). 8 + k, or 7 + k with `retire: keep`: 9 for one audio. No audio is uploaded."""
     return 7 + audios + (1 if retire == "delete" else 0)
+
+
+# Audios read per page when a voiceprint's audios are listed (`worker.api.voiceprints`).
+AUDIO_PAGE_SIZE = 50
+
+
+def unchanged_requests(audios: int) -> int:
+    """Requests of an enrollment that is already done (outcome `unchanged`), measured on the
+    emulator (`tests/e2e/test_plan.py`): the identity's create, which learns it exists (1), the
+    voiceprint read that shows it computed with the model (1), and the listing of its audios
+    that proves they are the manifest's files (a page of 50). No credit: nothing is computed.
+    """
+    return 1 + 1 + max(1, math.ceil(audios / AUDIO_PAGE_SIZE))
 
 
 def usage_check_requests(computes: int) -> int:
