@@ -34,18 +34,6 @@ def args_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="the report's summary as JSON")
 
 
-def args_migrate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--from", dest="from_model", required=True, metavar="MODEL")
-    p.add_argument("--to", dest="to_model", required=True, metavar="MODEL")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument(
-        "--identity", dest="identities", action="append", metavar="HANDLE", help="repeatable"
-    )
-    who.add_argument("--all", action="store_true", help="every identity of the space")
-    p.add_argument("--voiceprint", default="main", help="the handle to move (main)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
 def args_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -22,8 +22,6 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
         "owner",
         "space",
         "model",
-        "existing",
-        "retire",
         "max_manifest_bytes",
         "convert",
         "stereo",
