@@ -12,13 +12,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# The demo needs the worker and the emulator only, not the test tools.
+# The demo needs the worker and the emulator only, not the test tools. Editable, as `make
+# test` installs it: the demo reads jobs/examples/ from this tree. A venv that `make test`
+# installed (with the test extra) already has everything and is left as it is.
 APP_STAMP := $(VENV)/.installed-app
 
 $(APP_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then :; else \
+	  $(BIN)/python -m pip install --quiet --upgrade pip && \
+	  $(BIN)/python -m pip install --quiet -e . ; fi
 	touch $(APP_STAMP)
 
 demo: $(APP_STAMP)

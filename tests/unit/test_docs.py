@@ -68,6 +68,6 @@ def test_make_demo_installs_without_the_test_extra_and_pyproject_has_no_deprecat
     stamp_var = demo.group(1).strip("$()")
     recipe = re.search(rf"^\$\({stamp_var}\):.*\n((?:\t.*\n)+)", makefile, flags=re.MULTILINE)
     assert recipe is not None
-    assert "pip install --quiet -e ." in recipe.group(1) and "[test]" not in recipe.group(1)
+    assert "pip install --quiet -e . " in recipe.group(1) and "[test]" not in recipe.group(1)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert isinstance(project["license"], str)  # a table is deprecated: setuptools prints a box

@@ -31,6 +31,7 @@ from worker.ops.health import heartbeat_document, heartbeat_path
 from worker.ops.operations import api_state, operations
 from worker.ops.overview import api_view, workers
 from worker.ops.progress import ProgressDisplay
+from worker.ops.status import format_pace
 
 
 def test_a_long_outage_is_one_warning_when_it_starts_and_one_when_it_ends() -> None:
@@ -93,6 +94,10 @@ def test_healthcheck_and_status_say_degraded_while_the_api_is_unreachable(
     assert main(["status", "--queue-dir", str(queue)]) == 0
     status = capsys.readouterr().out
     assert "jobs): degraded, heartbeat" in status
+    # A job under way keeps its rate, but no ETA while the API is down.
+    pace = {"per_second": 0.5, "eta_s": 52.0}
+    assert format_pace(pace) == ("30/min", "52s")
+    assert format_pace(pace, api_down=True) == ("30/min", "—")
     assert "api: unreachable: the API has been unreachable for 4" in status
 
 

@@ -1,6 +1,6 @@
 """A live progress bar per job for people at a terminal (rich).
 
-Owns: the terminal display only. It reads the job's own `_Progress` object (handed over by
+Owns: the terminal display only. It reads the job's own `JobProgress` object (handed over by
 `worker.job.run` through the `JobObserver` hooks), so the bar, `progress.json` and the
 `job_progress` log lines all show one state. Off a terminal it is not used: `worker.job.run` logs
 `job_progress` every few seconds instead, which suits log collectors. While the bar shows, those

@@ -153,7 +153,8 @@ def render_text(doc: dict[str, Any]) -> str:
     if not doc["active"]:
         lines.append("no active jobs")
     else:
-        lines.extend(_active_table(doc["active"]))
+        api_down = (doc.get("api") or {}).get("state") == "unreachable"
+        lines.extend(_active_table(doc["active"], api_down))
     lines.extend(recent_lines(doc.get("recent", [])))
     return "\n".join(lines)
 
@@ -196,10 +197,11 @@ def recent_lines(recent: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def format_pace(pace: dict[str, Any]) -> tuple[str, str]:
-    """The RATE and ETA cells of a job."""
+def format_pace(pace: dict[str, Any], api_down: bool = False) -> tuple[str, str]:
+    """The RATE and ETA cells of a job; no ETA while the API is down (its rate says nothing of
+    when the job ends)."""
     rate = pace.get("per_second")
-    eta = pace.get("eta_s")
+    eta = None if api_down else pace.get("eta_s")
     rate_cell = f"{rate * 60:.0f}/min" if isinstance(rate, int | float) and rate > 0 else NO_VALUE
     if not isinstance(eta, int | float):
         return rate_cell, NO_VALUE
@@ -207,7 +209,7 @@ def format_pace(pace: dict[str, Any]) -> tuple[str, str]:
     return rate_cell, f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def _active_table(active: list[dict[str, Any]]) -> list[str]:
+def _active_table(active: list[dict[str, Any]], api_down: bool = False) -> list[str]:
     rows = [("JOB", "FILE", "HOLDER", "LEASE AGE", "PROGRESS", "RATE", "ETA")]
     for job in active:
         age = NO_VALUE if job["lease_age"] is None else f"{job['lease_age']:.1f}s"
@@ -220,7 +222,7 @@ def _active_table(active: list[dict[str, Any]]) -> list[str]:
                 job["holder"] or NO_VALUE,
                 age,
                 format_progress(job["progress"]),
-                *format_pace(job.get("pace") or {}),
+                *format_pace(job.get("pace") or {}, api_down),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
