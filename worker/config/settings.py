@@ -149,6 +149,16 @@ class Settings(BaseSettings):
         "overwrite (build the new one, then swap it in: outcome replaced). A manifest's or "
         "row's `existing` overrides it.",
     )
+    model: str = Field(
+        "phone/v1",
+        description="The model of enrollments whose manifest names none (a Voice ID manifest "
+        "never does).",
+    )
+    speaker_handles: Literal["derive", "strict"] = Field(
+        "derive",
+        description="A Voice ID SpeakerId that is not a valid handle: derive one from its hash "
+        "(vid-<32 hex>), or strict: refuse that request.",
+    )
     retire: Retire = Field(
         "delete",
         description="What becomes of a voiceprint that overwrite or migrate replaced: delete it, "
