@@ -1,6 +1,7 @@
 """A finished job's report files, and which run of the job they belong to.
 
-Owns: writing `<job>.report.json`, `<job>.failures.csv` and `<job>.retry.json` for one run, and
+Owns: writing `<job>.report.json`, `<job>.failures.csv` and `<job>.retry.json` for one run
+(and `<job>.voiceid.json` for a Voice ID input, `worker.job.voiceid_output`), and
 naming them so that a run never overwrites an earlier run's: a manifest dropped again with the
 same content is the same job id run again, and writes `<job>-2.*`, then `<job>-3.*`… A run is
 known by its start time (in the journal, stable across a crash and resume), so a resumed run
@@ -20,6 +21,7 @@ from worker.api.governor import RequestMeter
 from worker.base.fsutil import atomic_writer
 from worker.job.input import JobInput
 from worker.job.report import ReportSummary, ReportWriter, UsageCheck, write_report_json
+from worker.job.voiceid_output import voiceid_path, voiceid_status, write_voiceid_output
 from worker.journal.index import JournalIndex
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob, ReportPaths
@@ -50,6 +52,12 @@ async def write_reports(
         paths = run_report_paths(queue, job.job_id, started_at)
         index.catch_up()
         counts = index.counts()
+        voiceid = loaded.manifest.kind == "voiceid"
+        files = {"report": str(paths.report), "failures": str(paths.failures)}
+        files["retry"] = str(paths.retry)
+        if voiceid:
+            files["voiceid"] = str(voiceid_path(paths.report))
+            write_voiceid_output(voiceid_path(paths.report), index.outcomes, writer)
         summary = ReportSummary(
             job_id=job.job_id,
             manifest=job.name,
@@ -61,11 +69,8 @@ async def write_reports(
             requests=meter.requests if meter is not None else None,
             credits_spent=usage.expected,  # every compute this job performed (journaled)
             usage=usage,
-            files={
-                "report": str(paths.report),
-                "failures": str(paths.failures),
-                "retry": str(paths.retry),
-            },
+            files=files,
+            voiceid_status=voiceid_status(counts) if voiceid else None,
         )
         write_report_json(paths.report, summary, index.outcomes(), writer)
         loaded.write_outputs(index, paths.failures, paths.retry)

@@ -146,7 +146,11 @@ def _head_problems(
     def problem(field: str, reason: str, value: Any = None, *, given: bool = False) -> Problem:
         return Problem(file=file, field=field, value=show(value) if given else None, reason=reason)
 
-    problems = [problem(key, unknown_field(key, TOP_KEYS)) for key in keys if key not in TOP_KEYS]
+    problems = [
+        problem(key, unknown_field(key, TOP_KEYS))
+        for key in keys
+        if key not in TOP_KEYS and key != "comment"  # free text, as in our JSON manifests
+    ]
     version = head.get("Version")
     if version is None:
         problems.append(problem("Version", f'is missing; Voice ID manifests say "{VERSION}"'))
