@@ -17,6 +17,7 @@ import pytest
 from tests.audiogen import samples, write_audio, write_signal
 from tests.emulator_harness import EmulatorHandle
 from tests.support import drop, iso_seconds, make_settings, report_of, run_once
+from worker.cli import main
 from worker.manifest.json import stream_json
 from worker.manifest.models import Enrollment, ManifestDefaults
 from worker.manifest.voiceid import speaker_handle
@@ -193,3 +194,27 @@ async def test_skip_and_overwrite_are_honoured(emulator: EmulatorHandle, queue: 
         "EnrollmentStatus": "ENROLLMENT_OVERWRITE",
     }
     assert output_of(queue, "over")["Errors"] == []
+
+
+async def test_submit_existing_writes_the_policy_into_the_inbox_file(
+    emulator: EmulatorHandle, queue: Path, tmp_path: Path
+) -> None:
+    url = emulator.base_url
+    drop(queue, "first.json", voiceid_manifest(request("r1", "alice", ("vid/alice.wav", 0))))
+    assert await run_once(make_settings(queue, url)) == 0
+    before = await voiceprint(emulator, "alice")
+
+    source = tmp_path / "tonight.json"
+    source.write_text(json.dumps(voiceid_manifest(request("r2", "alice", ("vid/alice-2.wav", 0)))))
+    flags = ["--queue-dir", str(queue), "--owner", "demo", "--space", "main"]
+    assert main(["submit", str(source), *flags, "--existing", "overwrite"]) == 0
+    # The policy is in the published file itself: visible, and part of the job id's hash.
+    [published] = (queue / "inbox").glob("tonight*.json")
+    assert json.loads(published.read_text())["EnrollmentConfig"] == {
+        "ExistingEnrollmentAction": "OVERWRITE"
+    }
+    assert [p.name for p in (queue / "inbox").iterdir()] == [published.name]  # no leftovers
+    assert await run_once(make_settings(queue, url)) == 0
+    [row] = report_of(queue, "tonight")["enrollments"]
+    assert row["outcome"] == "replaced"
+    assert (await voiceprint(emulator, "alice"))["id"] != before["id"]

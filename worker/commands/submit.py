@@ -35,6 +35,7 @@ from worker.base.fsutil import (
     sha256_file,
     temp_name_for,
 )
+from worker.commands.submit_policy import PolicyRefused, write_policy
 from worker.commands.validate import Checks, check_stream
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.read import open_manifest
@@ -214,8 +215,12 @@ def submit_files(
     defaults: ManifestDefaults,
     *,
     validate: bool = True,
+    existing: str | None = None,
 ) -> SubmitResult:
-    """Stage every file, validate every copy, then publish them all, or none if one is bad."""
+    """Stage every file, validate every copy, then publish them all, or none if one is bad.
+
+    `existing` (`--existing`) is written into each copy first (`worker.commands.submit_policy`).
+    """
     inbox = queue_dir / "inbox"
     result = SubmitResult(inbox=str(inbox))
     if not queue_dir.is_dir():
@@ -240,6 +245,14 @@ def submit_files(
                 result.problems.append(Problem(file=source, reason=str(exc)))
                 continue
             staged.append(copy)
+            if existing is not None:
+                try:
+                    rewritten = write_policy(copy.tmp, existing)
+                except PolicyRefused as exc:
+                    result.problems.append(Problem(file=source, reason=str(exc)))
+                    continue
+                if rewritten is not None:
+                    copy.sha256, copy.size = rewritten
             if validate:
                 result.problems.extend(_validation_problems(copy, defaults))
         if result.problems:
@@ -275,10 +288,11 @@ def run_submit(
     validate: bool,
     as_json: bool,
     out: TextIO | None = None,
+    existing: str | None = None,
 ) -> int:
     """`enroller submit`: 0 when every file is in the inbox, 1 when any problem stopped one."""
     stream = out if out is not None else sys.stdout
-    result = submit_files(sources, queue_dir, defaults, validate=validate)
+    result = submit_files(sources, queue_dir, defaults, validate=validate, existing=existing)
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
         return EXIT_OK if result.ok else EXIT_FAILURES
