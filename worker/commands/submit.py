@@ -209,6 +209,21 @@ def _validation_problems(staged: _Staged, defaults: ManifestDefaults) -> list[Pr
     return kept
 
 
+def _prepared(
+    copy: _Staged, defaults: ManifestDefaults, existing: str | None, *, validate: bool
+) -> list[Problem]:
+    """The staged copy made what will be published: the policy written in (`--existing`),
+    then validated; the problems that stop it."""
+    if existing is not None:
+        try:
+            rewritten = write_policy(copy.tmp, existing)
+        except PolicyRefused as exc:
+            return [Problem(file=copy.source, reason=str(exc))]
+        if rewritten is not None:
+            copy.sha256, copy.size = rewritten
+    return _validation_problems(copy, defaults) if validate else []
+
+
 def submit_files(
     sources: Sequence[str],
     queue_dir: Path,
@@ -245,16 +260,7 @@ def submit_files(
                 result.problems.append(Problem(file=source, reason=str(exc)))
                 continue
             staged.append(copy)
-            if existing is not None:
-                try:
-                    rewritten = write_policy(copy.tmp, existing)
-                except PolicyRefused as exc:
-                    result.problems.append(Problem(file=source, reason=str(exc)))
-                    continue
-                if rewritten is not None:
-                    copy.sha256, copy.size = rewritten
-            if validate:
-                result.problems.extend(_validation_problems(copy, defaults))
+            result.problems.extend(_prepared(copy, defaults, existing, validate=validate))
         if result.problems:
             return result
         for copy in staged:
