@@ -220,3 +220,26 @@ async def test_submit_existing_writes_the_policy_into_the_inbox_file(
     [row] = report_of(queue, "tonight")["enrollments"]
     assert row["outcome"] == "replaced"
     assert (await voiceprint(emulator, "alice"))["id"] != before["id"]
+
+
+async def test_submit_existing_works_for_our_csv_too(
+    emulator: EmulatorHandle, queue: Path, tmp_path: Path
+) -> None:
+    url = emulator.base_url
+    drop(queue, "first.json", {"identity": "alice", "audios": ["vid/alice.wav"]})
+    assert await run_once(make_settings(queue, url)) == 0
+    before = await voiceprint(emulator, "alice")
+
+    source = tmp_path / "new.csv"
+    source.write_text("identity,audio\r\nalice,vid/alice-2.wav\r\n")
+    flags = ["--queue-dir", str(queue), "--owner", "demo", "--space", "main"]
+    assert main(["submit", str(source), *flags, "--existing", "skip"]) == 0
+    [published] = (queue / "inbox").glob("new*.csv")
+    assert (
+        published.read_bytes().decode()
+        == "identity,audio,existing\r\nalice,vid/alice-2.wav,skip\r\n"
+    )
+    assert await run_once(make_settings(queue, url)) == 0
+    [row] = report_of(queue, "new")["enrollments"]
+    assert row["outcome"] == "kept"
+    assert await voiceprint(emulator, "alice") == before

@@ -19,13 +19,15 @@ def written(tmp_path: Path, content: Any, existing: str, name: str = "m.json") -
     path = tmp_path / name
     data = content if isinstance(content, bytes) else json.dumps(content).encode()
     path.write_bytes(data)
-    result = write_policy(path, existing)
+    result = write_policy(path, existing, name)
     after = path.read_bytes()
     if result is None:
         assert after == data  # nothing to write: the file is left as it was
     else:
         assert result == (hashlib.sha256(after).hexdigest(), len(after))
     assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left
+    if name.endswith(".csv"):
+        return after.decode()
     return json.loads(after.removeprefix(b"\xef\xbb\xbf"))
 
 
@@ -74,16 +76,46 @@ def test_what_is_refused(tmp_path: Path, content: Any, existing: str, reason: st
     data = content if isinstance(content, bytes) else json.dumps(content).encode()
     path.write_bytes(data)
     with pytest.raises(PolicyRefused) as refused:
-        write_policy(path, existing)
+        write_policy(path, existing, "m.json")
     assert reason in str(refused.value)
     assert path.read_bytes() == data
 
 
-def test_a_csv_is_refused_with_its_own_way(tmp_path: Path) -> None:
-    path = tmp_path / "m.csv"
-    path.write_text("identity,audio\r\na,a.wav\r\n")
-    with pytest.raises(PolicyRefused, match="`existing` column"):
-        write_policy(path, "skip")
+def test_a_csv_gets_an_existing_column_on_each_full_row(tmp_path: Path) -> None:
+    source = (
+        "\ufeffidentity,audio,alias\r\n"
+        'a,a.wav,"Ann\nLee"\n'  # a quoted line break stays inside its cell
+        "\r\n"  # a blank line stays blank
+        "b,b.wav\r\n"  # a short row stays as it is: validation reports it
+        ",,\r\n"  # an empty spreadsheet row stays empty
+        "c,c.wav,\r\n"
+    )
+    text = written(tmp_path, source.encode(), "overwrite", name="m.csv")
+    assert text == (
+        "identity,audio,alias,existing\r\n"
+        'a,a.wav,"Ann\nLee",overwrite\r\n'
+        "\r\n"
+        "b,b.wav\r\n"
+        ",,\r\n"
+        "c,c.wav,,overwrite\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"identity,audio,Existing\r\na,a.wav,skip\r\n", "has an existing column"),
+        (b"identity,audio\r\ncaf\xe9,a.wav\r\n", "cannot be read as CSV"),
+        (b"", "is empty"),
+    ],
+)
+def test_what_a_csv_refuses(tmp_path: Path, data: bytes, reason: str) -> None:
+    path = tmp_path / ".m.csv.1234.tmp"  # the staged copy's name: the real name says CSV
+    path.write_bytes(data)
+    with pytest.raises(PolicyRefused, match=reason):
+        write_policy(path, "skip", "m.csv")
+    assert path.read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
 def test_a_large_file_is_streamed(tmp_path: Path) -> None:

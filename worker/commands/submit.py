@@ -216,7 +216,7 @@ def _prepared(
     then validated; the problems that stop it."""
     if existing is not None:
         try:
-            rewritten = write_policy(copy.tmp, existing)
+            rewritten = write_policy(copy.tmp, existing, copy.name)
         except PolicyRefused as exc:
             return [Problem(file=copy.source, reason=str(exc))]
         if rewritten is not None:
