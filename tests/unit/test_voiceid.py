@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -411,6 +413,29 @@ def test_the_output_file(tmp_path: Path) -> None:
     }
 
 
+def test_the_output_is_written_with_flat_memory(tmp_path: Path) -> None:
+    """50 000 rows would hold ~50 MB as models; written streamed, the peak stays small."""
+    n = 50_000
+
+    def walk() -> Iterator[EnrollmentOutcome]:
+        for i in range(n):
+            if i % 10:
+                yield row(Outcome.ENROLLED, f"r{i}", voiceprint_id=f"vp-{i}")
+            else:
+                yield failed(Step.PREFLIGHT)
+
+    out = tmp_path / "j.voiceid.json"
+    tracemalloc.start()
+    try:
+        write_voiceid_output(out, walk)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    written = json.loads(out.read_text())
+    assert (len(written["Errors"]), len(written["SuccessfulEnrollments"])) == (n // 10, n - n // 10)
+    assert peak < 4 * 2**20, peak
+
+
 def test_the_retry_manifest_is_a_voice_id_manifest_that_reads_back() -> None:
     document = doc(
         req("r1", "Ann Lee", {"S3Uri": "calls/c1.wav", "ChannelId": 1}, {"S3Uri": "a.wav"}),
@@ -486,6 +511,13 @@ def test_any_value_in_any_voice_id_field(
     except ValueError:
         return  # an integer too long to print: test_manifest_properties covers those bytes
     _check_total(data, "m.json")
+    good = parse_manifest(data, "m.json", DEFAULTS).enrollments
+    out = io.BytesIO()
+    write_voiceid_retry(EncodedText(out), good, "retry")
+    again = parse_manifest(out.getvalue(), "retry.json", DEFAULTS)
+    assert [(e.key, e.request_id) for e in again.enrollments] == [
+        (e.key, e.request_id) for e in good
+    ]  # the Voice ID retry round-trips
     if streamed:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "m.json"
