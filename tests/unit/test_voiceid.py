@@ -209,6 +209,22 @@ P0 = "v.json SpeakerEnrollmentRequests[0]"
             doc(7),
             [f"{P0}: 7: must be a JSON object with RequestId, SpeakerId, AudioSpecifications"],
         ),
+        (
+            doc(req("r1", "ann"), req("r2", "ann", {"S3Uri": "b.wav"})),
+            [
+                'v.json SpeakerEnrollmentRequests[1]: SpeakerId "ann": voiceprint "main" is '
+                "already listed at SpeakerEnrollmentRequests[0]; a voiceprint may appear once "
+                "per job"
+            ],
+        ),
+        (
+            doc(req("r1", "ann"), req("r2", "bob")),
+            [
+                'v.json SpeakerEnrollmentRequests[1]: AudioSpecifications "calls/a.wav": also '
+                "listed for another identity at SpeakerEnrollmentRequests[0]; an audio can "
+                "belong to one identity only"
+            ],
+        ),
     ],
 )
 def test_each_rule_is_a_located_error(document: Any, expected: list[str]) -> None:

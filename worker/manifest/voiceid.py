@@ -124,6 +124,7 @@ def voiceid_stream(
         total=count,
         field_names=FIELD_NAMES,
         generate=generate,
+        place_of=request_place,
     )
 
 
