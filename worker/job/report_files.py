@@ -53,8 +53,11 @@ async def write_reports(
         index.catch_up()
         counts = index.counts()
         voiceid = loaded.manifest.kind == "voiceid"
-        files = {"report": str(paths.report), "failures": str(paths.failures)}
-        files["retry"] = str(paths.retry)
+        files = {
+            "report": str(paths.report),
+            "failures": str(paths.failures),
+            "retry": str(paths.retry),
+        }
         if voiceid:
             files["voiceid"] = str(voiceid_path(paths.report))
             write_voiceid_output(voiceid_path(paths.report), index.outcomes, writer)

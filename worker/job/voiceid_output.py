@@ -5,7 +5,7 @@
      "SuccessfulEnrollments": [{"RequestId", "GeneratedSpeakerId", "CustomerSpeakerId",
                                 "EnrollmentStatus"}]}
 
-Owns: how our outcomes read in Voice ID's vocabulary (`enrollment_status`, `error_code`, the
+Owns: how our outcomes read in Voice ID's vocabulary (`ENROLLMENT_STATUS`, `error_code`, the
 job's `voiceid_status`) and writing the file, so that tooling written for Voice ID's output
 keeps working. `enrolled` is NEW_ENROLLMENT; `unchanged` and `kept` (nothing was changed) are
 DUPLICATE_SKIPPED; `replaced` is ENROLLMENT_OVERWRITE; GeneratedSpeakerId is the voiceprint's
