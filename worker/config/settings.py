@@ -151,6 +151,7 @@ class Settings(BaseSettings):
     )
     model: str = Field(
         "phone/v1",
+        pattern=r"^[a-z0-9]+(-[a-z0-9]+)*/[a-z0-9]+(-[a-z0-9]+)*$",  # handle/version
         description="The model of enrollments whose manifest names none (a Voice ID manifest "
         "never does).",
     )
