@@ -198,7 +198,12 @@ def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
     defaults = ManifestDefaults.from_settings(settings)
     return run_submit(
-        args.files, settings.queue_dir, defaults, validate=args.validate, as_json=args.json
+        args.files,
+        settings.queue_dir,
+        defaults,
+        validate=args.validate,
+        as_json=args.json,
+        existing=getattr(args, "setting__existing", None),  # given on this command line only
     )
 
 

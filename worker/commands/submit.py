@@ -35,6 +35,7 @@ from worker.base.fsutil import (
     sha256_file,
     temp_name_for,
 )
+from worker.commands.submit_policy import PolicyRefused, write_policy
 from worker.commands.validate import Checks, check_stream
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.read import open_manifest
@@ -208,14 +209,33 @@ def _validation_problems(staged: _Staged, defaults: ManifestDefaults) -> list[Pr
     return kept
 
 
+def _prepared(
+    copy: _Staged, defaults: ManifestDefaults, existing: str | None, *, validate: bool
+) -> list[Problem]:
+    """The staged copy made what will be published: the policy written in (`--existing`),
+    then validated; the problems that stop it."""
+    if existing is not None:
+        try:
+            rewritten = write_policy(copy.tmp, existing, copy.name)
+        except PolicyRefused as exc:
+            return [Problem(file=copy.source, reason=str(exc))]
+        if rewritten is not None:
+            copy.sha256, copy.size = rewritten
+    return _validation_problems(copy, defaults) if validate else []
+
+
 def submit_files(
     sources: Sequence[str],
     queue_dir: Path,
     defaults: ManifestDefaults,
     *,
     validate: bool = True,
+    existing: str | None = None,
 ) -> SubmitResult:
-    """Stage every file, validate every copy, then publish them all, or none if one is bad."""
+    """Stage every file, validate every copy, then publish them all, or none if one is bad.
+
+    `existing` (`--existing`) is written into each copy first (`worker.commands.submit_policy`).
+    """
     inbox = queue_dir / "inbox"
     result = SubmitResult(inbox=str(inbox))
     if not queue_dir.is_dir():
@@ -240,8 +260,7 @@ def submit_files(
                 result.problems.append(Problem(file=source, reason=str(exc)))
                 continue
             staged.append(copy)
-            if validate:
-                result.problems.extend(_validation_problems(copy, defaults))
+            result.problems.extend(_prepared(copy, defaults, existing, validate=validate))
         if result.problems:
             return result
         for copy in staged:
@@ -275,10 +294,11 @@ def run_submit(
     validate: bool,
     as_json: bool,
     out: TextIO | None = None,
+    existing: str | None = None,
 ) -> int:
     """`enroller submit`: 0 when every file is in the inbox, 1 when any problem stopped one."""
     stream = out if out is not None else sys.stdout
-    result = submit_files(sources, queue_dir, defaults, validate=validate)
+    result = submit_files(sources, queue_dir, defaults, validate=validate, existing=existing)
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
         return EXIT_OK if result.ok else EXIT_FAILURES

@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     space: str | None = Field(None, description="Default space for manifests that name none.")
     model: str = Field(
         "phone/v1",  # worker.audio.inspect.DEFAULT_MODEL: the general-purpose current model
-        description="Model (handle/version) of enrollments that name none.",
+        description="Model (handle/version) of enrollments that name none (a Voice ID "
+        "manifest never does).",
     )
 
     # --- Rate budget and retries (design.md §5) ---
@@ -179,6 +180,11 @@ class Settings(BaseSettings):
         "from the manifest: conflict (report, touch nothing), skip (keep it: outcome kept) or "
         "overwrite (build the new one, then swap it in: outcome replaced). A manifest's or "
         "row's `existing` overrides it.",
+    )
+    speaker_handles: Literal["derive", "strict"] = Field(
+        "derive",
+        description="A Voice ID SpeakerId that is not a valid handle: derive one from its hash "
+        "(vid-<32 hex>), or strict: refuse that request.",
     )
     retire: Retire = Field(
         "delete",

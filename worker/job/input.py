@@ -36,6 +36,7 @@ from worker.manifest.preflight import EnrollmentPreflight, audio_problem, prefli
 from worker.manifest.read import open_manifest
 from worker.manifest.retry import write_retry_manifest
 from worker.manifest.stream import ManifestStream
+from worker.manifest.voiceid_retry import write_voiceid_retry
 
 
 @dataclass(slots=True)
@@ -51,6 +52,8 @@ class PlannedEnrollment:
     enrollment: Enrollment | None
     problems: list[Problem] = field(default_factory=list)
     task: EnrollmentTask | None = None
+    request_id: str | None = None  # a Voice ID request's (worker.manifest.voiceid)
+    speaker_id: str | None = None
 
     def failed(self, step: Step, reason: str) -> EnrollmentOutcome:
         return outcome_record(
@@ -75,6 +78,8 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
             owner=item.owner,
             space=item.space,
             enrollment=item,
+            request_id=item.request_id,
+            speaker_id=item.speaker_id,
         )
     return PlannedEnrollment(
         key=_rejected_key(item.source),
@@ -85,6 +90,8 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
         space=item.space or "",
         enrollment=None,
         problems=list(item.problems),
+        request_id=item.request_id,
+        speaker_id=item.speaker_id,
     )
 
 
@@ -163,6 +170,8 @@ class JobInput:
         """The retry manifest in the input's kind: a job of enrollments, or the migration."""
         if (migration := self.manifest.migration) is not None:
             write_migration_retry(out, migration, (e.identity for e in again), comment)
+        elif self.manifest.kind == "voiceid":
+            write_voiceid_retry(out, again, comment)
         else:
             write_retry_manifest(out, again, self.audio_root, comment)
 
@@ -217,7 +226,8 @@ class JobInput:
         """
         retried = outcomes.count(RETRYABLE, runnable=True)
         with atomic_writer(failures) as fh:
-            csv_out = FailuresCsv(fh, self.manifest.csv_columns)
+            voiceid = self.manifest.kind == "voiceid"
+            csv_out = FailuresCsv(fh, self.manifest.csv_columns, voiceid=voiceid)
 
             def again() -> Iterator[Enrollment]:
                 """The walk: each failed enrollment goes to the CSV; those to retry are yielded."""
@@ -264,6 +274,8 @@ def task_of(enrollment: Enrollment, **uploads: Any) -> EnrollmentTask:
         existing=enrollment.existing,
         retire=enrollment.retire,
         migrate_from=enrollment.migrate_from,
+        request_id=enrollment.request_id,
+        speaker_id=enrollment.speaker_id,
         **{"files": (), **uploads},
     )
 

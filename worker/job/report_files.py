@@ -1,6 +1,7 @@
 """A finished job's report files, and which run of the job they belong to.
 
-Owns: writing `<job>.report.json`, `<job>.failures.csv` and `<job>.retry.json` for one run, and
+Owns: writing `<job>.report.json`, `<job>.failures.csv` and `<job>.retry.json` for one run
+(and `<job>.voiceid.json` for a Voice ID input, `worker.job.voiceid_output`), and
 naming them so that a run never overwrites an earlier run's: a manifest dropped again with the
 same content is the same job id run again, and writes `<job>-2.*`, then `<job>-3.*`… A run is
 known by its start time (in the journal, stable across a crash and resume), so a resumed run
@@ -21,6 +22,7 @@ from worker.base.fsutil import atomic_writer
 from worker.base.text import safe_text
 from worker.job.input import JobInput
 from worker.job.report import ReportSummary, ReportWriter, UsageCheck, write_report_json
+from worker.job.voiceid_output import voiceid_path, voiceid_status, write_voiceid_output
 from worker.journal.index import JournalIndex
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob, ReportPaths
@@ -54,6 +56,15 @@ async def write_reports(
         paths = run_report_paths(queue, job.job_id, started_at)
         index.catch_up()
         counts = index.counts()
+        voiceid = loaded.manifest.kind == "voiceid"
+        files = {
+            "report": str(paths.report),
+            "failures": str(paths.failures),
+            "retry": str(paths.retry),
+        }
+        if voiceid:
+            files["voiceid"] = str(voiceid_path(paths.report))
+            write_voiceid_output(voiceid_path(paths.report), index.outcomes, writer)
         summary = ReportSummary(
             job_id=job.job_id,
             manifest=safe_text(job.name),  # a name from a Windows share may not be UTF-8
@@ -66,11 +77,8 @@ async def write_reports(
             credits_spent=usage.expected,  # every compute this job performed (journaled)
             usage=usage,
             interrupted=interrupted,
-            files={
-                "report": str(paths.report),
-                "failures": str(paths.failures),
-                "retry": str(paths.retry),
-            },
+            files=files,
+            voiceid_status=voiceid_status(counts) if voiceid else None,
         )
         write_report_json(paths.report, summary, index.outcomes(), writer)
         loaded.write_outputs(index, paths.failures, paths.retry)
