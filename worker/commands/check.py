@@ -29,8 +29,9 @@ from worker.api.schemas import Identity, User
 from worker.audio.inspect import DEFAULT_MODEL, MODELS
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
+from worker.commands.check_migration import migration_count
 from worker.commands.plan import plan_paths
-from worker.commands.plan_models import PlanResult
+from worker.commands.plan_models import MigrateAll, PlanResult
 from worker.config.described import api_url_version_hint
 from worker.config.settings import Settings
 from worker.manifest.models import ManifestDefaults, Problem
@@ -75,6 +76,7 @@ class Wanted(BaseModel):
     credits_by_owner: dict[str, int] = Field(default_factory=dict)
     enrollments: int = 0  # what the manifests name (0: no manifest given)
     rejected: int = 0  # of those, rejected by local preflight
+    migrate_all: list[MigrateAll] = Field(default_factory=list)  # counted here, not offline
 
 
 def _unknown_models(problems: Iterable[Problem]) -> set[str]:
@@ -119,6 +121,7 @@ def wanted_from(
         credits_by_owner=credits,
         enrollments=plan.totals.enrollments if plan is not None else 0,
         rejected=plan.totals.rejected if plan is not None else 0,
+        migrate_all=[f.migrate_all for f in plan.files if f.migrate_all] if plan else [],
     )
 
 
@@ -263,6 +266,13 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
         for target in wanted.spaces:
             result.findings.append(await _check_space(client, user, target))
         result.findings.extend(await _check_models(client, wanted.models))
+        for migration in wanted.migrate_all:  # its identities count only now: credits too
+            ok, message, credits = await migration_count(client, migration, settings.rate_limit)
+            result.findings.append(
+                Finding(subject=f"migration {migration.space}", ok=ok, message=message)
+            )
+            owner = migration.space.split("/", 1)[0]
+            wanted.credits_by_owner[owner] = wanted.credits_by_owner.get(owner, 0) + credits
         owners = sorted({s.split("/", 1)[0] for s in wanted.spaces} | set(wanted.credits_by_owner))
         for owner in owners:
             if owner == user.handle or owner in user.orgs:

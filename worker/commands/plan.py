@@ -23,7 +23,13 @@ from typing import TextIO
 from worker.audio.voice_rule import VoiceVerdict
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.streamout import Spool, StreamedObject
-from worker.commands.plan_models import EnrollmentCost, ManifestPlan, PlanResult, PlanTotals
+from worker.commands.plan_models import (
+    EnrollmentCost,
+    ManifestPlan,
+    MigrateAll,
+    PlanResult,
+    PlanTotals,
+)
 from worker.commands.plan_text import file_lines, total_lines
 from worker.commands.validate import Checks, Emit, check_stream, checked_paths, json_file_entry
 from worker.enrollment.requests import (
@@ -189,7 +195,23 @@ def plan_file(
     plan = summed.plan(
         found.file, rate_limit, kind=found.kind, total=found.enrollments, warnings=warnings
     )
+    plan.migrate_all = _migrate_all(manifest)
+    if plan.migrate_all is not None:
+        plan.spaces = sorted({*plan.spaces, plan.migrate_all.space})
+        plan.models = sorted({*plan.models, plan.migrate_all.to_model})
     return plan, found.problem_count
+
+
+def _migrate_all(manifest: ManifestStream) -> MigrateAll | None:
+    migration = manifest.migration
+    if migration is None or migration.identities != "all":
+        return None
+    return MigrateAll(
+        space=f"{migration.owner}/{migration.space}",
+        from_model=migration.from_model,
+        to_model=migration.to_model,
+        requests_per_identity=migration_requests(1, migration.retire),
+    )
 
 
 def _migration_notes(manifest: ManifestStream, file: str, rate_limit: float) -> list[Problem]:

@@ -29,6 +29,15 @@ class EnrollmentCost(BaseModel):
     retire: str = "delete"  # what the move does with the old voiceprint (its requests differ)
 
 
+class MigrateAll(BaseModel):
+    """A migration of every identity of a space: what only the API can count (`check` does)."""
+
+    space: str  # "owner/space"
+    from_model: str
+    to_model: str
+    requests_per_identity: int  # worker.enrollment.requests.migration_requests
+
+
 class ManifestPlan(BaseModel):
     """The figures of one manifest file."""
 
@@ -52,6 +61,7 @@ class ManifestPlan(BaseModel):
     seconds_at_rate_limit: float = 0.0
     problems: list[Problem] = Field(default_factory=list)  # the rejected rows, and why
     warnings: list[Problem] = Field(default_factory=list)
+    migrate_all: MigrateAll | None = None  # identities: "all" (not counted offline)
 
 
 class PlanTotals(BaseModel):
