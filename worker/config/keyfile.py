@@ -19,36 +19,45 @@ KEY_FILE_MAX_BYTES = 64 * 1024  # an API key is short; anything bigger is the wr
 class KeyFileProblem(WorkerMustStop):  # not a ValueError: pydantic lets it out of a validator as is
     """The key file cannot give a key; `rule` says why (its path, never its content)."""
 
-    def __init__(self, rule: str) -> None:
-        super().__init__(f"invalid setting api_key_file: {rule}")
+    def __init__(self, rule: str, setting: str = "api_key_file") -> None:
+        super().__init__(f"invalid setting {setting}: {rule}")
         self.rule = rule
 
 
-def read_key_file(path: Path) -> tuple[str, int]:
-    """The key in `path` and the file's permission bits, or `KeyFileProblem` saying why not."""
+def read_key_file(path: Path, setting: str = "api_key_file") -> tuple[str, int]:
+    """The key in `path` and the file's permission bits, or `KeyFileProblem` saying why not.
+
+    `setting` names the file's setting in the problem (the web token's file reads the same way).
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise KeyFileProblem(f"{path} cannot be read ({exc.strerror})") from None
+        raise KeyFileProblem(
+            setting=setting, rule=f"{path} cannot be read ({exc.strerror})"
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise KeyFileProblem(f"{path} is not a regular file")
+            raise KeyFileProblem(setting=setting, rule=f"{path} is not a regular file")
         data = b""
         while len(data) <= KEY_FILE_MAX_BYTES and (chunk := os.read(fd, KEY_FILE_MAX_BYTES + 1)):
             data += chunk
     except OSError as exc:
-        raise KeyFileProblem(f"{path} cannot be read ({exc.strerror})") from None
+        raise KeyFileProblem(
+            setting=setting, rule=f"{path} cannot be read ({exc.strerror})"
+        ) from None
     finally:
         os.close(fd)
     if len(data) > KEY_FILE_MAX_BYTES:
-        raise KeyFileProblem(f"{path} is larger than {KEY_FILE_MAX_BYTES} bytes")
+        raise KeyFileProblem(
+            setting=setting, rule=f"{path} is larger than {KEY_FILE_MAX_BYTES} bytes"
+        )
     try:
         key = data.decode("utf-8").strip()
     except UnicodeDecodeError:
-        raise KeyFileProblem(f"{path} is not UTF-8 text") from None
+        raise KeyFileProblem(setting=setting, rule=f"{path} is not UTF-8 text") from None
     if not key:
-        raise KeyFileProblem(f"{path} is empty")
+        raise KeyFileProblem(setting=setting, rule=f"{path} is empty")
     return key, stat.S_IMODE(info.st_mode)
 
 

@@ -268,6 +268,21 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         "127.0.0.1", description="Interface /metrics listens on (0.0.0.0 in a container)."
     )
+    # --- The status page (issue 31: `enroller web`) ---
+    web_host: str = Field(
+        "127.0.0.1",
+        description="Interface `enroller web` listens on; any other than loopback needs "
+        "ENROLLER_WEB_TOKEN.",
+    )
+    web_port: int = Field(8780, ge=1, le=65535, description="Port of `enroller web`.")
+    web_token: SecretStr | None = Field(
+        None,
+        description="Token `enroller web` asks for (bearer or its login form); required "
+        "off loopback.",
+    )
+    web_token_file: Path | None = Field(
+        None, description="File holding the web token (container secrets); read at start."
+    )
     heartbeat_interval: float = Field(
         5.0, gt=0, description="Seconds between writes of <queue>/.health/<host>-<pid>.json."
     )
@@ -310,6 +325,9 @@ class Settings(BaseSettings):
             key, mode = read_key_file(self.api_key_file)
             self.api_key = SecretStr(key)
             self._key_file_mode = mode
+        if self.web_token is None and self.web_token_file is not None:
+            token, _ = read_key_file(self.web_token_file, setting="web_token_file")
+            self.web_token = SecretStr(token)
         return self
 
     @property

@@ -130,6 +130,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.attempts = 0  # every attempt on the wire: the heartbeat's request rate (issue 31)
         self.api_requests = Counter(
             "enroller_api_requests",
             "API request attempts by method, route template and status (or failure kind).",
@@ -177,6 +178,7 @@ class Metrics:
     def on_attempt(self, method: str, route: str, status: str) -> None:
         """`ApiClient.on_attempt`: one request attempt ended with `status`."""
         self.api_requests.labels(method, route, status).inc()
+        self.attempts += 1
 
     def job_started(self, job_id: str, name: str, progress: Any) -> None:
         if job_id not in self._started:

@@ -68,6 +68,23 @@ def api_state(client: ApiClient) -> dict[str, Any]:
     return doc
 
 
+class RequestRate:
+    """Requests per second between two heartbeats, from the metrics' attempt count: what a
+    status page compares with ENROLLER_RATE_LIMIT (`enroller web`, issue 31)."""
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics, self._clock = metrics, clock
+        self._last: tuple[float, int] | None = None
+
+    def sample(self) -> dict[str, Any]:
+        now, sent = self._clock(), self._metrics.attempts
+        rate = None
+        if self._last is not None and now > self._last[0]:
+            rate = round((sent - self._last[1]) / (now - self._last[0]), 2)
+        self._last = (now, sent)
+        return {"requests_sent": sent, "requests_per_s": rate}
+
+
 def wants_progress_bar(settings: Settings) -> bool:
     """A live bar only for a person at a terminal who did not ask for JSON logs."""
     return sys.stderr.isatty() and not use_json_logs(settings.log_format)
@@ -128,7 +145,9 @@ async def operations(
         return doc
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(heartbeat_forever, settings, state, lambda: api_state(client), paused)
+        rate = RequestRate(metrics)
+        beat_api = lambda: {**api_state(client), **rate.sample()}  # noqa: E731
+        tg.start_soon(heartbeat_forever, settings, state, beat_api, paused)
         if settings.metrics_port:
             await tg.start(
                 serve_metrics, metrics, settings.metrics_host, settings.metrics_port, health

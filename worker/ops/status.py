@@ -22,6 +22,7 @@ from typing import Any
 from worker.config.settings import Settings
 from worker.ops.health import heartbeat_dir, read_heartbeats
 from worker.ops.overview import api_view, job_pace, recent_jobs, workers
+from worker.ops.webaddress import read_web_addresses
 from worker.queue.lease import read_lease
 from worker.queue.paths import FOLDERS, MANIFEST_DIR, PROGRESS_NAME, STAGING_PREFIX, QueuePaths
 from worker.queue.rules import NameKind, classify_name, lease_age, lease_is_stale
@@ -126,6 +127,7 @@ def gather_status(settings: Settings, now: float | None = None) -> dict[str, Any
     doc["workers"] = [v.model_dump() for v in views]
     doc["api"] = api_view(views).model_dump()
     doc["recent"] = [j.model_dump() for j in recent_jobs(settings.queue_dir)]
+    doc["web"] = read_web_addresses(settings.queue_dir, settings.health_max_age, now)
     return doc
 
 
@@ -142,6 +144,7 @@ def render_text(doc: dict[str, Any]) -> str:
     """Human-readable status: workers and the API, counts, active jobs, the last finished."""
     lines = [f"queue {doc['queue_dir']}" + ("" if doc["exists"] else " (does not exist)")]
     lines.extend(worker_lines(doc.get("workers", []), doc.get("api")))
+    lines.extend(f"web: the status page at {url} (enroller web)" for url in doc.get("web", []))
     lines.append("  ".join(f"{k}: {v}" for k, v in doc["counts"].items()))
     if doc["claiming"]:
         lines.append(f"claims being settled: {doc['claiming']}")

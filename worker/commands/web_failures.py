@@ -1,0 +1,119 @@
+"""One page of a job's failures, read from its failures CSV without reading the rest.
+
+Owns: `failure_page`, which seeks to a byte offset of `<job>.failures.csv` and reads rows until
+the page is full, the filter has looked at `SCAN_MAX_ROWS` rows, or the file ends. The next page
+is the byte offset where this one stopped (a cursor), so page 20 000 of a job of 1 000 000 rows
+costs what page 1 costs: the web page never holds the report, and no index has to be built or
+kept beside a queue that the page only reads.
+
+Why the failures CSV and not the journal index: the index lives on the worker's local disk and
+is gone once the job ends (`worker.journal.index`); the CSV is in `reports/`, shared by the
+whole fleet, and holds exactly the rows the table shows (failed, conflicting, skipped) in the
+input's own columns plus `error_step` and `error`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from pydantic import BaseModel
+
+PAGE_ROWS = 50
+SCAN_MAX_ROWS = 100_000  # rows a filter reads per request before it hands back a cursor
+RECORD_MAX_BYTES = 64 * 1024  # one CSV record (a quoted cell may hold newlines)
+HEADER_MAX_BYTES = 64 * 1024
+
+
+class FailureRow(BaseModel):
+    """One row of the failures table: who, where, which step, why."""
+
+    identity: str
+    place: str
+    step: str
+    reason: str
+
+
+class FailurePage(BaseModel):
+    """A page of failures and where the next one starts (None: the file ends here)."""
+
+    rows: list[FailureRow]
+    next_at: int | None
+    next_row: int
+    scanned: int  # rows read for this page (a filter may read many to fill it)
+    exhausted_scan: bool  # the filter stopped at SCAN_MAX_ROWS before the page was full
+    exists: bool
+
+
+def _record(fh: io.BufferedReader) -> bytes:
+    """One CSV record (lines joined while a quote is open), at most RECORD_MAX_BYTES."""
+    data = fh.readline(RECORD_MAX_BYTES)
+    while data and data.count(b'"') % 2 == 1 and len(data) < RECORD_MAX_BYTES:
+        more = fh.readline(RECORD_MAX_BYTES - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _cells(record: bytes) -> list[str]:
+    text = record.decode("utf-8", errors="replace")
+    return next(csv.reader([text]), [])
+
+
+def _row(header: list[str], cells: list[str], number: int) -> FailureRow:
+    values = dict(zip(header, cells, strict=False))
+    identity = values.get("identity") or values.get("SpeakerId") or (cells[0] if cells else "")
+    place = values.get("source") or f"failures.csv row {number}"
+    return FailureRow(
+        identity=identity,
+        place=place,
+        step=values.get("error_step", ""),
+        reason=values.get("error", ""),
+    )
+
+
+def failure_page(
+    path: Path,
+    at: int = 0,
+    row: int = 1,
+    query: str = "",
+    page_rows: int = PAGE_ROWS,
+    scan_max: int = SCAN_MAX_ROWS,
+) -> FailurePage:
+    """The failures from byte `at` on (`row`: the number of its first row, for the place
+    column), keeping those whose identity, step or reason contains `query` (any case)."""
+    wanted = query.casefold()
+    rows: list[FailureRow] = []
+    scanned = 0
+    try:
+        fh = path.open("rb")
+    except OSError:
+        return FailurePage(rows=[], next_at=None, next_row=row, scanned=0, exhausted_scan=False,
+                           exists=False)  # fmt: skip
+    with fh:
+        header = _cells(fh.readline(HEADER_MAX_BYTES))
+        start = fh.tell()
+        fh.seek(max(at, start))
+        while len(rows) < page_rows and scanned < scan_max:
+            record = _record(fh)  # type: ignore[arg-type]
+            if not record:
+                return FailurePage(rows=rows, next_at=None, next_row=row, scanned=scanned,
+                                   exhausted_scan=False, exists=True)  # fmt: skip
+            scanned += 1
+            found = _row(header, _cells(record), row)
+            row += 1
+            text = f"{found.identity}\n{found.step}\n{found.reason}".casefold()
+            if not wanted or wanted in text:
+                rows.append(found)
+        next_at = fh.tell()
+        ended = not fh.peek(1)
+    return FailurePage(
+        rows=rows,
+        next_at=None if ended else next_at,
+        next_row=row,
+        scanned=scanned,
+        exhausted_scan=len(rows) < page_rows and not ended,
+        exists=True,
+    )
