@@ -32,6 +32,7 @@ from worker.commands.arguments import (
     args_submit,
     plugin_summary,
 )
+from worker.commands.web_entry import web_command
 from worker.config.described import key_file_warning, secret_settings
 from worker.config.groups import ALL, settings_of
 from worker.config.keyfile import KeyFileProblem
@@ -274,12 +275,6 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return run_status(settings, as_json=args.json)
 
 
-def _cmd_web(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.commands.web import run_web  # lazy: aiohttp and Jinja2 load only for the page
-
-    return run_web(settings)
-
-
 class Command(NamedTuple):
     """One built-in subcommand: its one-line summary, the setting groups whose flags it takes
     (`worker.config.groups`), its handler and its own arguments. A new subcommand is one row."""
@@ -309,8 +304,8 @@ COMMANDS: tuple[Command, ...] = (
             ("queue", "health"), _cmd_status, args_json),
     Command("report", "a finished job's summary and where its files are (JOB: id or name)",
             ("queue",), _cmd_report, args_report),
-    Command("web", "a read-only status page in the browser (127.0.0.1 unless a token is set)",
-            ("queue", "health", "rate", "web"), _cmd_web, lambda p: None),
+    Command("web", "the read-only status page, in a browser",
+            ("web",), web_command, lambda p: None),
     Command("config", "print the effective configuration, secrets masked",
             (ALL,), _cmd_config, args_config),
     Command("healthcheck", "exit non-zero when the worker is unhealthy (says when degraded)",

@@ -135,7 +135,7 @@ def test_audio_root_defaults_under_queue(tmp_path: Path) -> None:
 
 
 def test_secrets_and_urls_are_found_from_the_model() -> None:
-    assert secret_settings() == ["api_key", "api_password"]
+    assert secret_settings() == ["api_key", "api_password", "web_token"]
     assert "api_url" in url_settings()
 
 

@@ -49,8 +49,20 @@ SETTING_GROUPS: dict[str, tuple[str, ...]] = {
     "queue": ("queue_dir", "lease_ttl"),
     # Heartbeats: healthcheck, status.
     "health": ("queue_dir", "heartbeat_interval", "health_max_age", "redis_url"),
-    # The status page: where it listens and the token it asks for (enroller web).
-    "web": ("web_host", "web_port", "web_token", "web_token_file"),
+    # The status page (enroller web): what status reads, the rate limit it compares the
+    # fleet's rate with, where it listens and the token it asks for.
+    "web": (
+        "queue_dir",
+        "lease_ttl",
+        "heartbeat_interval",
+        "health_max_age",
+        "redis_url",
+        "rate_limit",
+        "web_host",
+        "web_port",
+        "web_token",
+        "web_token_file",
+    ),
 }
 
 

@@ -85,6 +85,13 @@ class RequestRate:
         return {"requests_sent": sent, "requests_per_s": rate}
 
 
+def heartbeat_api(client: ApiClient, metrics: Metrics) -> Callable[[], dict[str, Any]]:
+    """What each heartbeat says of the API: its state and the requests per second since the
+    last beat."""
+    rate = RequestRate(metrics)
+    return lambda: {**api_state(client), **rate.sample()}
+
+
 def wants_progress_bar(settings: Settings) -> bool:
     """A live bar only for a person at a terminal who did not ask for JSON logs."""
     return sys.stderr.isatty() and not use_json_logs(settings.log_format)
@@ -145,9 +152,7 @@ async def operations(
         return doc
 
     async with anyio.create_task_group() as tg:
-        rate = RequestRate(metrics)
-        beat_api = lambda: {**api_state(client), **rate.sample()}  # noqa: E731
-        tg.start_soon(heartbeat_forever, settings, state, beat_api, paused)
+        tg.start_soon(heartbeat_forever, settings, state, heartbeat_api(client, metrics), paused)
         if settings.metrics_port:
             await tg.start(
                 serve_metrics, metrics, settings.metrics_host, settings.metrics_port, health
