@@ -20,7 +20,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,22 @@ def iso_seconds(duration: str) -> float:
     """Seconds of an API duration ("PT5.02S", ISO 8601 as the API writes it)."""
     assert duration.startswith("PT") and duration.endswith("S"), duration
     return float(duration[2:-1])
+
+
+# ------------------------------------------------------------------------ the status page
+
+
+@asynccontextmanager
+async def running_web(settings: Settings) -> AsyncIterator[str]:
+    """`enroller web` in this process on `settings.web_port`; yields its base URL."""
+    from worker.commands.web import serve
+
+    ready = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve, settings, lambda _url: ready.set())
+        await ready.wait()
+        yield f"http://127.0.0.1:{settings.web_port}"
+        tg.cancel_scope.cancel()
 
 
 # ------------------------------------------------------------------------------------ waits

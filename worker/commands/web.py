@@ -63,10 +63,6 @@ async def serve(settings: Settings, ready: Callable[[str], None] | None = None) 
     await site.start()
     url = public_url(settings.web_host, settings.web_port)
     where = web_address_path(settings.queue_dir)
-    task = asyncio.current_task()
-    if task is not None:  # SIGTERM (a container's stop) ends it as Ctrl-C does
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         if ready is not None:
             ready(url)
@@ -92,8 +88,15 @@ def run_web(settings: Settings) -> int:
         login = " (token required)" if settings.web_token is not None else ""
         print(f"status page on {url}{login}; Ctrl-C stops it", flush=True)
 
+    async def until_stopped() -> None:
+        task = asyncio.current_task()
+        if task is not None:  # SIGTERM (a container's stop) ends it as Ctrl-C does
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        await serve(settings, told)
+
     try:
-        asyncio.run(serve(settings, told))
+        asyncio.run(until_stopped())
     except (KeyboardInterrupt, asyncio.CancelledError):
         pass
     except OSError as exc:

@@ -113,7 +113,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         response = await handler(request)
-    except web.HTTPException as exc:
-        response = exc
+    except web.HTTPException as exc:  # raised, never returned (aiohttp's rule): headers too
+        _headers(request, exc)
+        raise
     _headers(request, response)
     return response
