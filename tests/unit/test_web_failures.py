@@ -1,0 +1,53 @@
+"""The status page's failures table, a page at a time from the failures CSV
+(`worker.commands.web_failures`): pages chain over every row once, a filter reads on by cursor
+within its bound, and a cell with a newline or a quote stays one row."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from worker.commands.web_failures import failure_page
+
+
+def _failures(path: Path, n: int) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        out = csv.writer(fh)
+        out.writerow(["identity", "audio", "error_step", "error"])
+        for i in range(n):
+            reason = "too short" if i % 10 == 3 else 'bad "audio"\nsecond line'
+            out.writerow([f"cust-{i:04d}", f"cust-{i:04d}.wav", "preflight", reason])
+    return path
+
+
+def test_pages_chain_over_every_row_once(tmp_path: Path) -> None:
+    path = _failures(tmp_path / "f.csv", 123)
+    seen, at, row, pages = [], 0, 1, 0
+    while True:
+        page = failure_page(path, at, row, page_rows=50)
+        seen += [r.identity for r in page.rows]
+        pages += 1
+        if page.next_at is None:
+            break
+        at, row = page.next_at, page.next_row
+    assert seen == [f"cust-{i:04d}" for i in range(123)] and pages == 3
+    first = failure_page(path, page_rows=2).rows
+    assert first[0].reason == 'bad "audio"\nsecond line' and first[0].step == "preflight"
+    assert first[1].place == "failures.csv row 2"
+
+
+def test_a_filter_reads_on_by_cursor_within_its_bound(tmp_path: Path) -> None:
+    path = _failures(tmp_path / "f.csv", 100)
+    page = failure_page(path, query="TOO SHORT", page_rows=50, scan_max=30)
+    assert [r.identity for r in page.rows] == ["cust-0003", "cust-0013", "cust-0023"]
+    assert page.exhausted_scan and page.scanned == 30 and page.next_at is not None
+    more = failure_page(path, page.next_at, page.next_row, "too short", scan_max=1000)
+    assert [r.identity for r in more.rows][:2] == ["cust-0033", "cust-0043"]
+    assert len(more.rows) == 7 and more.next_at is None and not more.exhausted_scan
+
+
+def test_a_missing_file_or_a_wild_cursor_is_an_empty_page(tmp_path: Path) -> None:
+    assert failure_page(tmp_path / "none.csv").exists is False
+    path = _failures(tmp_path / "f.csv", 3)
+    beyond = failure_page(path, at=10**9)
+    assert beyond.rows == [] and beyond.next_at is None
