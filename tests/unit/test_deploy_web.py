@@ -73,8 +73,9 @@ def test_the_kubernetes_page_reads_the_queue_with_a_token_and_is_served() -> Non
     assert mounts[str(token.parent)]["readOnly"] is True
     assert mounts["/jobs"]["readOnly"] is True  # the page only reads the queue
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes[mounts[str(token.parent)]["name"]]["secret"]["secretName"] == (
-        kinds["Secret"]["metadata"]["name"]
+    assert (
+        volumes[mounts[str(token.parent)]["name"]]["secret"]["secretName"]
+        == (kinds["Secret"]["metadata"]["name"])
     )
     assert token.name in kinds["Secret"]["stringData"]
     labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
