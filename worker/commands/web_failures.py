@@ -102,8 +102,10 @@ def failure_page(
                 return FailurePage(rows=rows, next_at=None, next_row=row, scanned=scanned,
                                    exhausted_scan=False, exists=True)  # fmt: skip
             scanned += 1
-            found = _row(header, _cells(record), row)
             row += 1
+            if wanted and wanted not in record.decode("utf-8", errors="replace").casefold():
+                continue  # the whole record lacks it: no need to parse its cells
+            found = _row(header, _cells(record), row - 1)
             text = f"{found.identity}\n{found.step}\n{found.reason}".casefold()
             if not wanted or wanted in text:
                 rows.append(found)
