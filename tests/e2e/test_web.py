@@ -135,6 +135,17 @@ async def test_no_path_outside_the_queue_is_served(tmp_path: Path, path: str) ->
     assert "root:" not in body and "outside" not in body and "import" not in body
 
 
+async def test_without_a_token_only_loopback_host_names_are_answered(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "q", "http://127.0.0.1:9/v1", web_port=free_port())
+    async with running_web(settings) as base:
+        port = settings.web_port
+        for host in (f"localhost:{port}", f"127.0.0.1:{port}", "127.0.0.1"):
+            assert (await _get(base + "/", headers={"Host": host}))[0] == 200, host
+        for host in (f"rebind.example:{port}", "evil.example", f"10.1.2.3:{port}"):
+            status, headers, _ = await _get(base + "/", headers={"Host": host})
+            assert status == 403 and headers["X-Content-Type-Options"] == "nosniff", host
+
+
 async def test_a_token_is_asked_as_bearer_or_through_the_login_cookie(tmp_path: Path) -> None:
     settings = make_settings(
         tmp_path / "q", "http://127.0.0.1:9/v1", web_port=free_port(), web_token=TOKEN

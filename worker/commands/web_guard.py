@@ -8,6 +8,8 @@ and the bind rule. It is the whole safety story of the page:
 - with a token set, every request shows it: `Authorization: Bearer <token>`, or the cookie
   the login form sets (HttpOnly, SameSite=Strict; it holds an HMAC of the token, never the
   token itself); the comparison is constant-time;
+- without a token, only requests naming a loopback host (`Host: 127.0.0.1:8780`) are
+  answered: a web site that points its own name at 127.0.0.1 (DNS rebinding) reads nothing;
 - every answer carries a strict Content-Security-Policy (scripts and styles from this server
   only: no inline script, so the refresh script is a file), `frame-ancestors 'none'`,
   nosniff, no referrer, and `Cache-Control: no-store` on everything but the static files.
@@ -70,6 +72,13 @@ def check_bind(settings: Settings) -> None:
         )
 
 
+def _host_name(host: str) -> str:
+    """The name of a Host header without its port ("[::1]:8780" -> "::1")."""
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def session_value(token: str) -> str:
     """What the login cookie holds: an HMAC of the token, so the cookie is not the token."""
     return hmac.new(token.encode(), b"enroller-web-session", hashlib.sha256).hexdigest()
@@ -104,6 +113,10 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method not in SAFE_METHODS and not login_post:
             raise web.HTTPMethodNotAllowed(request.method, sorted(SAFE_METHODS))
         token = request.app[TOKEN_KEY]
+        if token is None and not is_loopback(_host_name(request.host)):
+            # No token: loopback only, in the Host header too. A site that points its own
+            # name at 127.0.0.1 (DNS rebinding) must not read the page through a browser.
+            raise web.HTTPForbidden(text="without ENROLLER_WEB_TOKEN, only loopback names")
         public = request.path == LOGIN_PATH or request.path.startswith(STATIC_PREFIX)
         if token is not None and not public and not authorized(request, token):
             if "text/html" in request.headers.get("Accept", ""):
