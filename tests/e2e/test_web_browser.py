@@ -100,7 +100,8 @@ async def test_the_page_follows_a_job_live_and_reads_with_javascript_off(
     ids = [f"web-{i:02d}" for i in range(24)]
     queue = make_queue(tmp_path / "queue", ids, folders=("inbox", "active", "done", "reports"))
     rows = "".join(f"{i},{i}.wav,{MODEL}\n" for i in ids)
-    manifest = f"identity,audio,model\n{rows}{HOSTILE},x.wav,{MODEL}\nghost,ghost.wav,{MODEL}\n"
+    # The failing rows first: they are journaled while the job still runs.
+    manifest = f"identity,audio,model\n{HOSTILE},x.wav,{MODEL}\nghost,ghost.wav,{MODEL}\n{rows}"
     shots, downloads = _shots(tmp_path), tmp_path / "downloads"
     downloads.mkdir()
     async with running_emulator(latency_ms=120) as emu:
@@ -133,6 +134,9 @@ async def test_the_page_follows_a_job_live_and_reads_with_javascript_off(
             assert int(await _in_thread(lambda: live.get_attribute("data-refreshes")) or 0) >= 1
             assert not await _in_thread(lambda: _noscript_shown(driver))  # script on
             await _in_thread(lambda: driver.save_screenshot(str(shots / "web-jobs.png")))
+            await _in_thread(lambda: driver.find_element(By.CSS_SELECTOR, "#active a").click())
+            failed_so_far = await _in_thread(lambda: _text(driver, "#failures"))
+            assert HOSTILE in failed_so_far and "handles are lowercase" in failed_so_far
             await _in_thread(lambda: driver.get(base + "/"))
             rate = lambda: _in_thread(lambda: "/s of" in _text(driver, "#rate"))  # noqa: E731
             await wait_for(rate, 30, "the request rate the heartbeats tell")

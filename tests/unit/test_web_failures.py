@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from worker.commands.web_failures import failure_page
+from worker.commands.web_failures import failure_page, journal_failure_page
+from worker.journal.records import EnrollmentOutcome, ErrorInfo, JobStarted
 
 
 def _failures(path: Path, n: int) -> Path:
@@ -51,3 +52,33 @@ def test_a_missing_file_or_a_wild_cursor_is_an_empty_page(tmp_path: Path) -> Non
     path = _failures(tmp_path / "f.csv", 3)
     beyond = failure_page(path, at=10**9)
     assert beyond.rows == [] and beyond.next_at is None
+
+
+def _journal(path: Path) -> Path:
+    """A journal as the worker writes it: records of every kind, failures among outcomes."""
+    lines = [JobStarted(job_id="j-1", manifest="m.csv", manifest_sha256="0" * 64, enrollments=4)]
+    for i, outcome in enumerate(["enrolled", "failed", "skipped", "failed"]):
+        error = ErrorInfo(step="compute", reason=f"reason {i}") if outcome == "failed" else None
+        lines.append(
+            EnrollmentOutcome(key=f"k{i}", identity=f"id-{i}", voiceprint="main", owner="o",
+                              space="s", source=f"line {i + 2}", outcome=outcome, error=error)
+        )  # fmt: skip
+    path.write_text("".join(r.model_dump_json() + "\n" for r in lines))
+    return path
+
+
+def test_a_running_job_s_failures_come_from_its_journal(tmp_path: Path) -> None:
+    path = _journal(tmp_path / "journal.jsonl")
+    page = journal_failure_page(path)
+    assert [(r.identity, r.place, r.step, r.reason) for r in page.rows] == [
+        ("id-1", "line 3", "compute", "reason 1"),
+        ("id-2", "line 4", "", "skipped"),
+        ("id-3", "line 5", "compute", "reason 3"),
+    ]
+    first = journal_failure_page(path, page_rows=1)
+    rest = journal_failure_page(path, first.next_at or 0, page_rows=10)
+    assert [r.identity for r in first.rows + rest.rows] == ["id-1", "id-2", "id-3"]
+    assert [r.identity for r in journal_failure_page(path, query="REASON 3").rows] == ["id-3"]
+    with path.open("ab") as fh:
+        fh.write(b'{"kind": "outcome", "identity": "half-writ')  # a line being written
+    assert len(journal_failure_page(path).rows) == 3

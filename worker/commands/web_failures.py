@@ -6,6 +6,9 @@ is the byte offset where this one stopped (a cursor), so page 20 000 of a job of
 costs what page 1 costs: the web page never holds the report, and no index has to be built or
 kept beside a queue that the page only reads.
 
+A job still running has no failures CSV yet: its failures come the same way from its journal
+(`journal_failure_page`), whose outcome records also say where the manifest names each one.
+
 Why the failures CSV and not the journal index: the index lives on the worker's local disk and
 is gone once the job ends (`worker.journal.index`); the CSV is in `reports/`, shared by the
 whole fleet, and holds exactly the rows the table shows (failed, conflicting, skipped) in the
@@ -16,9 +19,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 from pydantic import BaseModel
+
+from worker.job.report import NOT_OK
 
 PAGE_ROWS = 50
 SCAN_MAX_ROWS = 100_000  # rows a filter reads per request before it hands back a cursor
@@ -115,6 +121,69 @@ def failure_page(
         rows=rows,
         next_at=None if ended else next_at,
         next_row=row,
+        scanned=scanned,
+        exhausted_scan=len(rows) < page_rows and not ended,
+        exists=True,
+    )
+
+
+def _journal_row(line: bytes) -> FailureRow | None:
+    """The failure an outcome record of the journal tells, or None (any other record)."""
+    if b'"outcome"' not in line:
+        return None  # most records: no JSON parse
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or record.get("kind") != "outcome":
+        return None
+    outcome = record.get("outcome")
+    if outcome not in NOT_OK:
+        return None
+    error = record.get("error") if isinstance(record.get("error"), dict) else {}
+    return FailureRow(
+        identity=str(record.get("identity", "")),
+        place=str(record.get("source", "")),
+        step=str(error.get("step", "")),
+        reason=str(error.get("reason", outcome)),
+    )
+
+
+def journal_failure_page(
+    path: Path,
+    at: int = 0,
+    query: str = "",
+    page_rows: int = PAGE_ROWS,
+    scan_max: int = SCAN_MAX_ROWS,
+) -> FailurePage:
+    """A running job's failures so far, from byte `at` of its journal, as `failure_page` gives
+    a finished job's. A line still being written (no newline yet) ends the page."""
+    wanted = query.casefold()
+    rows: list[FailureRow] = []
+    scanned = 0
+    try:
+        fh = path.open("rb")
+    except OSError:
+        return FailurePage(rows=[], next_at=None, next_row=1, scanned=0, exhausted_scan=False,
+                           exists=False)  # fmt: skip
+    with fh:
+        fh.seek(at)
+        ended = False
+        while len(rows) < page_rows and scanned < scan_max:
+            line = fh.readline(RECORD_MAX_BYTES)
+            if not line.endswith(b"\n"):
+                ended = True
+                break
+            scanned += 1
+            found = _journal_row(line)
+            text = f"{found.identity}\n{found.step}\n{found.reason}" if found else ""
+            if found is not None and (not wanted or wanted in text.casefold()):
+                rows.append(found)
+        next_at = fh.tell()
+    return FailurePage(
+        rows=rows,
+        next_at=None if ended else next_at,
+        next_row=1,
         scanned=scanned,
         exhausted_scan=len(rows) < page_rows and not ended,
         exists=True,

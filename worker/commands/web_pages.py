@@ -26,7 +26,7 @@ from worker.commands.web_data import (
     job_detail,
     overview,
 )
-from worker.commands.web_failures import failure_page
+from worker.commands.web_failures import failure_page, journal_failure_page
 from worker.commands.web_guard import (
     COOKIE,
     HERE,
@@ -37,7 +37,7 @@ from worker.commands.web_guard import (
 )
 from worker.config.settings import Settings
 from worker.ops.status import gather_fleet
-from worker.queue.paths import QueuePaths
+from worker.queue.paths import JOURNAL_NAME, QueuePaths
 
 REFRESH_S = 3  # seconds between refreshes of the live region
 STATIC = {  # the only files served from the package: name -> content type
@@ -104,10 +104,11 @@ def _job_data(settings: Settings, job_id: str, query: str, at: int, row: int) ->
     job = job_detail(settings, job_id)
     if job is None:
         raise web.HTTPNotFound(text="no such job")
-    failures = None
+    paths, failures = QueuePaths(settings.queue_dir), None
     if "failures" in job.downloads:
-        path = QueuePaths(settings.queue_dir).report_paths(job.job_id).failures
-        failures = failure_page(path, at, row, query)
+        failures = failure_page(paths.report_paths(job.job_id).failures, at, row, query)
+    elif job.state == "active":  # no failures CSV yet: the journal's failures so far
+        failures = journal_failure_page(paths.job_dir(job.job_id) / JOURNAL_NAME, at, query)
     return {"job": job, "bars": chart(job.counts), "failures": failures, "q": query, "at": at}
 
 
