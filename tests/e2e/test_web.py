@@ -202,3 +202,23 @@ async def test_with_a_token_it_listens_everywhere_and_status_tells_where(
         assert f":{port}/ (enroller web)" in out and TOKEN not in out
     assert main(["status", "--queue-dir", str(tmp_path / "q")]) == 0
     assert "enroller web" not in capsys.readouterr().out  # stopped: its address is gone
+
+
+async def test_with_redis_the_overview_lists_the_fleet(tmp_path: Path) -> None:
+    from redis.asyncio import Redis
+
+    from tests.redis_harness import running_redis
+    from worker.fleet.keys import AccountKeys
+    from worker.fleet.membership import FleetMembership
+
+    with running_redis(tmp_path) as server:
+        client = Redis.from_url(server.url)
+        await FleetMembership(client, AccountKeys("acct-1"), "host-a:7", interval=5).beat(jobs=2)
+        await client.aclose()
+        settings = make_settings(
+            tmp_path / "q", "http://127.0.0.1:9/v1", web_port=free_port(), redis_url=server.url
+        )
+        async with running_web(settings) as base:
+            status, _, page = await _get(base + "/")
+    assert status == 200, page
+    assert "account acct-1: 1 worker(s)" in page and "host-a:7 on" in page and "(2 jobs)" in page

@@ -36,7 +36,7 @@ from worker.commands.web_guard import (
     session_value,
 )
 from worker.config.settings import Settings
-from worker.ops.status import gather_fleet
+from worker.ops.status import read_fleet
 from worker.queue.paths import JOURNAL_NAME, QueuePaths
 
 REFRESH_S = 3  # seconds between refreshes of the live region
@@ -71,9 +71,7 @@ async def _overview(settings: Settings) -> dict[str, Any]:
     doc = await asyncio.to_thread(overview, settings)
     if settings.redis_url:
         try:
-            doc["fleet"] = await asyncio.wait_for(
-                asyncio.to_thread(gather_fleet, settings.redis_url), FLEET_WAIT_S
-            )
+            doc["fleet"] = await asyncio.wait_for(read_fleet(settings.redis_url), FLEET_WAIT_S)
         except TimeoutError:
             doc["fleet"] = {"reachable": False, "error": "timeout", "accounts": {}}
     return doc

@@ -235,28 +235,31 @@ def _active_table(active: list[dict[str, Any]], api_down: bool = False) -> list[
     ]
 
 
-def gather_fleet(redis_url: str) -> dict[str, Any]:
-    """The fleets in the configured Redis: worker id, host, jobs, last seen (read-only)."""
-    import anyio  # lazy, like Redis itself: only a fleet's status needs them
-
-    from worker.fleet.membership import list_fleets
+async def read_fleet(redis_url: str) -> dict[str, Any]:
+    """The fleets in the configured Redis: worker id, host, jobs, last seen (read-only); for
+    a caller already in an event loop (the status page)."""
+    from worker.fleet.membership import list_fleets  # lazy, like Redis itself
     from worker.fleet.session import connect
 
-    async def read() -> dict[str, Any]:
+    try:
         redis = connect(redis_url)
         try:
             fleets = await list_fleets(redis)
         finally:
             await redis.aclose()
-        return {
-            account: [m.model_dump(mode="json") for m in members]
-            for account, members in fleets.items()
-        }
-
-    try:
-        return {"reachable": True, "accounts": anyio.run(read)}
     except Exception as exc:  # any Redis or network failure: status still shows the queue
         return {"reachable": False, "error": type(exc).__name__, "accounts": {}}
+    accounts = {
+        account: [m.model_dump(mode="json") for m in members] for account, members in fleets.items()
+    }
+    return {"reachable": True, "accounts": accounts}
+
+
+def gather_fleet(redis_url: str) -> dict[str, Any]:
+    """`read_fleet` for `enroller status`, which runs no event loop of its own."""
+    import anyio  # lazy: only a fleet's status needs it
+
+    return anyio.run(read_fleet, redis_url)
 
 
 def render_fleet(fleet: dict[str, Any]) -> list[str]:
