@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/baseline.py --rate-limit 300 --enrollments 600 --throughput-json $(BENCH_OUT)/throughput-r300.json > $(BENCH_OUT)/baseline-r300.json
 	$(BIN)/python benchmarks/pickup.py > $(BENCH_OUT)/pickup.json
 	$(BIN)/python benchmarks/memory.py > $(BENCH_OUT)/memory.json
+	$(BIN)/python benchmarks/web_page.py > $(BENCH_OUT)/web_page.json
 	uptime >> $(BENCH_OUT)/load.txt
 	cat $(BENCH_OUT)/*.json
 
