@@ -174,7 +174,7 @@ async def test_a_token_is_asked_as_bearer_or_through_the_login_cookie(tmp_path: 
 
 def test_any_address_but_loopback_is_refused_without_a_token(tmp_path: Path) -> None:
     env = worker_env(tmp_path / "q", "http://127.0.0.1:9/v1", ENROLLER_WEB_PORT=str(free_port()))
-    for host in (EVERYWHERE, "::", "192.0.2.1", "example.org"):
+    for host in (EVERYWHERE, "192.0.2.1"):  # the rule itself: tests/unit/test_web_units.py
         done = subprocess.run(
             [sys.executable, "-m", "worker", "web", "--web-host", host],
             env=env,
