@@ -29,6 +29,7 @@ from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.config.settings import Settings
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
+from worker.job.objects import store_from_settings
 from worker.job.report import exit_code_for
 from worker.job.run import JobContext, JobObserver, JobResult
 from worker.job.seams import JobSeams
@@ -107,6 +108,7 @@ class Service:
         the jobs' disk writes and timings (`JobSeams`: the defaults, unless a test says)."""
         self.settings = settings
         self.seams = seams if seams is not None else JobSeams()
+        self.objects = store_from_settings(settings)  # s3:// audios; connects only when used
         self.client = client
         self.queue = queue or JobQueue(settings)
         self.stop = stop or anyio.Event()
@@ -134,6 +136,7 @@ class Service:
             voiceprint_locks=self._voiceprint_locks,
             observer=self.observer,
             seams=self.seams,
+            objects=self.objects,
         )
 
     async def setup(self) -> None:
@@ -188,8 +191,11 @@ class Service:
             return EXIT_FATAL
         log.info("worker_started", worker_id=self.settings.worker_id, once=once)
         self._once = once
-        async with self._joined_fleet():
-            await self._run_jobs(once=once)
+        try:
+            async with self._joined_fleet():
+                await self._run_jobs(once=once)
+        finally:
+            await anyio.to_thread.run_sync(self.objects.close)
         log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
         return self.totals.exit_code
 

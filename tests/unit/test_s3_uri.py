@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from worker.objects.uri import S3Uri, is_s3, parse_s3_uri
+from worker.manifest.models import Enrollment
+from worker.manifest.retry import enrollment_json
+from worker.manifest.values import audio_path
+from worker.objects.uri import S3Uri, is_object_path, is_s3, parse_s3_uri
 
 
 def test_an_address_parses_to_bucket_and_key() -> None:
@@ -31,3 +36,35 @@ def test_an_address_parses_to_bucket_and_key() -> None:
 def test_each_bad_address_has_its_reason(raw: str, reason: str) -> None:
     got = parse_s3_uri(raw)
     assert isinstance(got, str) and reason in got
+
+
+def test_a_manifest_names_an_object_where_a_path_goes(tmp_path: Path) -> None:
+    """values.audio_path, the route every format's audio takes: the stand-in path and the
+    address as the name; the retry manifest writes the address back, not the stand-in."""
+    got = audio_path("s3://calls/2026/a.wav", tmp_path)
+    assert not isinstance(got, str)
+    path, name = got
+    assert is_object_path(path) and name == "s3://calls/2026/a.wav"
+    assert not is_object_path(tmp_path / "s3:" / "x")
+    assert (
+        audio_path("s3://calls/", tmp_path) == "names a bucket but no object key (s3://bucket/key)"
+    )
+    enrollment = Enrollment(
+        owner="acme",
+        space="main",
+        identity="c1",
+        voiceprint="main",
+        model="phone/v1",
+        min_audios=1,
+        alias=None,
+        create_identity=True,
+        audios=(path, tmp_path / "local.wav"),
+        audio_names=(name, "local.wav"),
+        audio_channels=(1, None),
+        source="enrollments[0]",
+        position=0,
+    )
+    assert enrollment_json(enrollment, tmp_path)["audios"] == [
+        {"path": "s3://calls/2026/a.wav", "channel": 1},
+        "local.wav",
+    ]

@@ -199,6 +199,26 @@ class Settings(BaseSettings):
         description="Files up to this size are created with their bytes inline (one request, "
         "base64 streamed); larger ones take create + raw upload. 0: always two steps.",
     )
+    # --- Audio in S3 (issue 29, README "Audio in S3") ---
+    work_dir_max_bytes: int = Field(
+        2 * 1024**3,
+        ge=0,
+        description="Bytes of S3 downloads in progress at once across the process (the work "
+        "folder's disk budget); a download waits for room, an object larger than the whole "
+        "budget fails its enrollment. 0: no limit.",
+    )
+    s3_max_object_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Largest S3 audio object downloaded; a larger one fails its enrollment "
+        "from its HEAD, before any download.",
+    )
+    s3_attempts: int = Field(
+        3, ge=1, description="Attempts of one S3 request (botocore's standard retries)."
+    )
+    s3_timeout: float = Field(
+        30.0, gt=0, description="Seconds an S3 connection or read may wait for the server."
+    )
     validate_with_get: bool = Field(
         False,
         description="Read the voiceprint back after compute even when compute's answer already "

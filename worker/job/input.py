@@ -27,7 +27,9 @@ from worker.audio.files import AudioUnreadable, VerifiedUpload
 from worker.audio.inspect import MAX_UPLOAD_BYTES, too_large_reason
 from worker.base.fsutil import atomic_writer
 from worker.base.streamout import EncodedText
+from worker.config.settings import setting_default
 from worker.enrollment.task import EnrollmentTask, outcome_record
+from worker.job.objects import ObjectFetch, fetch_objects, has_objects
 from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
 from worker.manifest.migration import write_migration_retry
@@ -36,6 +38,7 @@ from worker.manifest.preflight import EnrollmentPreflight, audio_problem, prefli
 from worker.manifest.read import open_manifest
 from worker.manifest.retry import write_retry_manifest
 from worker.manifest.stream import ManifestStream
+from worker.objects.store import S3Store, sweep_fetches
 
 
 @dataclass(slots=True)
@@ -107,12 +110,20 @@ class JobInput:
     work_dir: Path | None = None
     # The journal's derived files: derivation key → (sha256, size) (worker.audio.derive).
     derived_known: DerivedLookup = field(default_factory=dict)
+    # Where s3:// audios are read from (worker.objects), and the largest one downloaded.
+    objects: S3Store | None = None
+    object_max_bytes: int = setting_default("s3_max_object_bytes")
 
-    def use_work_dir(self, work_dir: Path, known: DerivedLookup) -> None:
-        """Derive into `work_dir`, trusting `known` (blocking: sweeps a killed run's leftovers)."""
+    def use_work_dir(
+        self, work_dir: Path, known: DerivedLookup, objects: S3Store | None = None
+    ) -> None:
+        """Derive and download into `work_dir`, trusting `known` (blocking: sweeps a killed
+        run's leftovers, conversions and downloads alike)."""
         sweep_work_dir(work_dir)
+        sweep_fetches(work_dir)
         self.work_dir = work_dir
         self.derived_known = known
+        self.objects = objects
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -135,6 +146,14 @@ class JobInput:
         if enrollment.migrate_from is not None:  # no file: the old voiceprint's audios
             planned.task = migration_task(enrollment)
             return planned
+        fetched = ObjectFetch()
+        if has_objects(enrollment):
+            fetched = fetch_objects(
+                enrollment, self.manifest.file, self.objects, self.work_dir, self.object_max_bytes
+            )
+            if fetched.problems:
+                planned.problems = fetched.problems
+                return planned
         defaults = self.manifest.defaults
         result = preflight_enrollment(
             enrollment,
@@ -143,14 +162,17 @@ class JobInput:
             stereo=defaults.stereo,
             convert=defaults.convert,
             voice_margin=defaults.voice_margin,
+            objects=fetched.files,
         )
         if not result.ok:
+            fetched.discard()
             planned.problems = list(result.problems)
             return planned
         files, derived, problems = self._uploads(result)
         if problems:
             for d in derived:
                 d.discard()
+            fetched.discard()
             planned.problems = problems
             return planned
         planned.task = EnrollmentTask(
@@ -170,6 +192,7 @@ class JobInput:
             file_names=enrollment.audio_names,
             existing=enrollment.existing,
             retire=enrollment.retire,
+            scratch=tuple(fetched.files.values()),
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned

@@ -54,6 +54,7 @@ from worker.journal.records import (
 )
 from worker.journal.writer import Journal
 from worker.manifest.models import ManifestDefaults, Problem
+from worker.objects.store import S3Store
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob
 
@@ -88,6 +89,7 @@ class JobContext:
     voiceprint_locks: EnrollmentLocks  # one per process: per job, it would lock nothing
     observer: JobObserver | None = None  # metrics and progress display (worker/ops/operations.py)
     seams: JobSeams = field(default_factory=JobSeams)  # disk writes and timings tests replace
+    objects: S3Store | None = None  # the process's S3 client for s3:// audios (worker.objects)
 
 
 @dataclass
@@ -169,7 +171,8 @@ async def _run(
         await _finish_reported(job, ctx, result, state, index, phase)
         return
     work_dir = job.dir / WORK_DIR_NAME  # derived uploads; removed with the job's folder
-    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, index)
+    loaded.object_max_bytes = ctx.settings.s3_max_object_bytes
+    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, index, ctx.objects)
     resumed = await anyio.to_thread.run_sync(index.count)
     plan = loaded.planned(skip=index if resumed else frozenset())
     head, runnable = await anyio.to_thread.run_sync(plan.head)
@@ -336,7 +339,7 @@ async def _runner(
             async with ctx.slots:
                 outcome = await _enroll(planned, ctx, journal, state)
             await journal.append(outcome)
-            if planned.task is not None and planned.task.derived:
+            if planned.task is not None and (planned.task.derived or planned.task.scratch):
                 await anyio.to_thread.run_sync(planned.task.discard_derived)
             progress.counts[outcome.outcome] += 1
             if ctx.observer is not None:

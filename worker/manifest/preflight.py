@@ -13,7 +13,7 @@ It never makes a network call and never moves or writes a file.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -32,6 +32,7 @@ from worker.base.lru import LruCache
 from worker.config.settings import setting_default
 from worker.manifest.models import Enrollment, Problem
 from worker.manifest.values import show
+from worker.objects.uri import is_object_path
 
 # What `inspect_audio` learned about a path: facts, or the reason it could not be read.
 AudioCache = MutableMapping[Path, AudioFacts | str]
@@ -76,6 +77,16 @@ def _inspect(path: Path, audio_root: Path, cache: AudioCache | None) -> AudioFac
     return result
 
 
+def _inspect_any(
+    path: Path, audio_root: Path, cache: AudioCache | None, objects: Mapping[Path, Path] | None
+) -> AudioFacts | str | None:
+    """A file, or an S3 object's download (None when it was not downloaded)."""
+    if not is_object_path(path):
+        return _inspect(path, audio_root, cache)
+    local = (objects or {}).get(path)
+    return None if local is None else _inspect(local, local.parent, cache)
+
+
 def audio_problem(enrollment: Enrollment, i: int, file: str, reason: str) -> Problem:
     """A problem with the `i`-th audio of `enrollment`, located where the manifest names it."""
     field = enrollment.audio_fields[i] if enrollment.audio_fields else f"audios[{i}]"
@@ -103,6 +114,7 @@ def preflight_enrollment(
     stereo: StereoMode = setting_default("stereo"),
     convert: bool = setting_default("convert"),
     voice_margin: float = setting_default("voice_margin"),
+    objects: Mapping[Path, Path] | None = None,
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
 
@@ -110,6 +122,10 @@ def preflight_enrollment(
     voiceprints once. `stereo` and `convert` say what may be derived from a file (a mix, a
     conversion: worker.audio.derive). Each file that passes is measured for voice: clearly
     too little is a problem, a little short (within `voice_margin`) a warning.
+
+    `objects` maps an S3 object's stand-in path to its download in the job's work folder,
+    which is read in its place. An object not downloaded (validate and plan read no S3) is
+    left out of the checks: the running job reads it.
     """
     problems: list[Problem] = []
     warnings: list[Problem] = []
@@ -123,7 +139,9 @@ def preflight_enrollment(
         def problem(reason: str, i: int = i) -> None:
             problems.append(audio_problem(enrollment, i, file, reason))
 
-        found = _inspect(path, audio_root, cache)
+        found = _inspect_any(path, audio_root, cache, objects)
+        if found is None:
+            continue  # an object not downloaded: the running job reads it
         if isinstance(found, str):
             problem(found)
             continue

@@ -18,6 +18,7 @@ from typing import Any
 from worker.base.streamout import StreamedObject, TextWriter
 from worker.manifest.models import Enrollment
 from worker.manifest.values import lexically_inside, relative_name
+from worker.objects.uri import is_s3
 
 
 def _relative(path: Path, audio_root: Path) -> str:
@@ -43,11 +44,14 @@ def enrollment_json(enrollment: Enrollment, audio_root: Path) -> dict[str, Any]:
     out["createIdentity"] = enrollment.create_identity
     out["existing"] = enrollment.existing
     out["retire"] = enrollment.retire
+    # An object keeps its s3:// address (its name); a file is written relative to the root.
+    paths = [
+        name if is_s3(name) else _relative(p, audio_root)
+        for p, name in zip(enrollment.audios, enrollment.audio_names, strict=True)
+    ]
     out["audios"] = [
-        _relative(p, audio_root)
-        if ch is None
-        else {"path": _relative(p, audio_root), "channel": ch}
-        for p, ch in zip(enrollment.audios, enrollment.channels, strict=True)
+        path if ch is None else {"path": path, "channel": ch}
+        for path, ch in zip(paths, enrollment.channels, strict=True)
     ]
     return out
 

@@ -13,8 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from worker.base.errors import EnrollmentFailed
 
-class OverBudget(ValueError):
+
+class OverBudget(EnrollmentFailed):
     """The object alone is larger than the whole budget."""
 
 

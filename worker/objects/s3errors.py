@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.base.errors import EnrollmentFailed
 from worker.base.masking import mask_url_userinfo
 from worker.objects.uri import S3Uri
 
 
-class NoSuchBucket(Exception):
+class NoSuchBucket(EnrollmentFailed):
     """A HEAD's 404 that its bucket's HEAD explains: the bucket does not exist."""
 
 
-class ObjectChanged(Exception):
+class ObjectChanged(EnrollmentFailed):
     """The GET answered another ETag than the HEAD: the object was replaced in between."""
 
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 SCHEME = "s3://"
 # S3's rules for a bucket created since 2018: 3-63 characters, lowercase letters, digits, dots
 # and hyphens, beginning and ending with a letter or digit.
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 KEY_MAX_BYTES = 1024
+# Where an object stands among an enrollment's paths until it is downloaded: a name no file
+# has (`/s3:/bucket/key`), so checks that compare paths (one audio listed twice, one audio for
+# two identities) treat objects as they treat files, and nothing opens it as one.
+OBJECT_ROOT = Path("/s3:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +63,12 @@ def parse_s3_uri(raw: str) -> S3Uri | str:
     if key.endswith("/"):
         return "names a folder (the key ends with /), not an object"
     return S3Uri(bucket=bucket, key=key)
+
+
+def object_path(uri: S3Uri) -> Path:
+    """The stand-in path of an object among an enrollment's paths (see `OBJECT_ROOT`)."""
+    return Path(f"{OBJECT_ROOT}/{uri.bucket}/{uri.key}")
+
+
+def is_object_path(path: Path) -> bool:
+    return path.parts[:2] == OBJECT_ROOT.parts

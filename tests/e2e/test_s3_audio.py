@@ -1,0 +1,107 @@
+"""s3:// audio through the worker: a real S3 server (SeaweedFS) and the emulator, in-process.
+
+The AWS chain is the users' own: the worker is given AWS_* variables only (endpoint, region,
+keys), as the README's "Audio in S3" says. A stereo call with the customer on channel 1 proves
+the download reaches channel selection: the emulator measures the customer's voice alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.audiogen import write_audio
+from tests.e2e.test_recordings_channels import CUSTOMER_S, audio_by_alias, write_call
+from tests.emulator_harness import EmulatorHandle
+from tests.s3_harness import SECRET_KEY, S3Server, s3_server
+from tests.support import drop, iso_seconds, make_settings, report_of, run_once
+
+__all__ = ["s3_server"]  # the fixture, imported for pytest
+
+BUCKET = "calls-e2e"
+
+
+@pytest.fixture
+def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """The worker's S3 configuration, as a user sets it: AWS_* variables, nothing else."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    s3_server.bucket(BUCKET)
+    return s3_server
+
+
+async def test_s3_audio_in_json_and_csv_enrolls_from_the_named_channel(
+    s3_env: S3Server, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    local = tmp_path / "src"
+    mono = write_audio(local / "mono.wav", 5.0, 1.0, 8000)
+    call = write_call(local / "call.wav", codec="pcm_s16le")
+    s3_env.put(BUCKET, "e2e/mono.wav", mono)
+    s3_env.put(BUCKET, "e2e/call.wav", call)
+    s3_env.put(BUCKET, "e2e/other.wav", write_audio(local / "other.wav", 6.0, 1.0, 8000))
+    queue = tmp_path / "queue"
+    drop(
+        queue,
+        "fromjson.json",
+        {
+            "model": "phone/v1",
+            "enrollments": [
+                {"identity": "mono", "audios": [f"s3://{BUCKET}/e2e/mono.wav"]},
+                {
+                    "identity": "caller",
+                    "audios": [{"path": f"s3://{BUCKET}/e2e/call.wav", "channel": 1}],
+                },
+            ],
+        },
+    )
+    drop(queue, "fromcsv.csv", f"identity,audio\ncsv-mono,s3://{BUCKET}/e2e/other.wav\n")
+    settings = make_settings(queue, emulator.base_url, voice_margin=1.0)
+    assert await run_once(settings) == 0
+
+    rows = {r["identity"]: r for r in report_of(queue, "fromjson")["enrollments"]}
+    assert rows["mono"]["outcome"] == "enrolled"
+    caller = rows["caller"]
+    assert caller["outcome"] == "enrolled"
+    [derived] = caller["derived"]
+    assert derived["file"] == f"s3://{BUCKET}/e2e/call.wav" and derived["channel"] == 1
+    uploaded = await audio_by_alias(emulator, derived["sha256"])
+    assert iso_seconds(uploaded["voiceDuration"]) == pytest.approx(CUSTOMER_S, abs=0.1)
+    # The mono file went up as it is: its alias is the hash of the object's bytes.
+    mono_sha = hashlib.sha256(mono.read_bytes()).hexdigest()
+    assert (await audio_by_alias(emulator, mono_sha))["state"] == "available"
+    [csv_row] = report_of(queue, "fromcsv")["enrollments"]
+    assert csv_row["identity"] == "csv-mono" and csv_row["outcome"] == "enrolled"
+    assert not list((queue / "active").iterdir())  # downloads went with their enrollments
+
+
+async def test_each_unreadable_object_fails_its_enrollment_with_its_reason(
+    s3_env: S3Server, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    good = write_audio(tmp_path / "good.wav", 5.0, 1.0, 8000)
+    s3_env.put(BUCKET, "bad/good.wav", good)
+    s3_env.put(BUCKET, "bad/huge.wav", b"\0" * 100_000)
+    queue = tmp_path / "queue"
+    cases = {
+        "no-key": (f"s3://{BUCKET}/bad/missing.wav", "no such object: bad/missing.wav"),
+        "no-bucket": ("s3://no-such-bucket-e2e/a.wav", "no such bucket: no-such-bucket-e2e"),
+        "too-big": (f"s3://{BUCKET}/bad/huge.wav", "over the 99999-byte limit"),
+        "bad-address": ("s3://Not_A_Bucket/a.wav", "not a valid S3 bucket name"),
+    }
+    enrollments = [{"identity": "good", "audios": [f"s3://{BUCKET}/bad/good.wav"]}]
+    enrollments += [{"identity": who, "audios": [uri]} for who, (uri, _) in cases.items()]
+    drop(queue, "bad.json", {"model": "phone/v1", "enrollments": enrollments})
+    settings = make_settings(queue, emulator.base_url, s3_max_object_bytes=99_999)
+    assert await run_once(settings) == 1
+
+    report = report_of(queue, "bad")
+    rows = {r["identity"]: r for r in report["enrollments"]}
+    assert rows["good"]["outcome"] == "enrolled"
+    for who, (_, reason) in cases.items():
+        assert rows[who]["outcome"] == "failed", who
+        assert reason in rows[who]["error"]["reason"], rows[who]["error"]
+    for path in (queue / "reports").iterdir():
+        assert SECRET_KEY not in path.read_text(errors="replace")
+    assert (await emulator.stats())["uploads"]["accepted"] == 1  # the good one only
