@@ -38,6 +38,8 @@ from worker.base.fsutil import (
 from worker.commands.validate import Checks, check_stream
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.read import open_manifest
+from worker.objects.store import ObjectUnavailable, S3Store
+from worker.objects.uri import is_s3, parse_s3_uri
 from worker.queue.rules import NameKind, classify_name, job_id_for
 
 _CHUNK = 1 << 20
@@ -88,7 +90,7 @@ class _Staged:
             os.unlink(self.tmp)
 
 
-def _stage(source: str, inbox: Path, max_bytes: int) -> _Staged:
+def _stage(source: str, inbox: Path, max_bytes: int, store: S3Store | None = None) -> _Staged:
     """Copy `source` into inbox/ under a temporary dot-name the worker ignores; fsync it."""
     name = PurePath(source).name
     if classify_name(name) is not NameKind.CANDIDATE:
@@ -96,6 +98,10 @@ def _stage(source: str, inbox: Path, max_bytes: int) -> _Staged:
             "is not a manifest name: the worker takes *.json and *.csv files only "
             "(and none whose name starts with '.')"
         )
+    if is_s3(source):
+        if store is None:
+            raise SubmitRefused("is in S3, and this submit has no S3 client")
+        return _stage_object(source, name, inbox, max_bytes, store)
     try:
         src = open_regular(Path(source))
     except NotRegularFile as exc:
@@ -136,6 +142,21 @@ def _stage(source: str, inbox: Path, max_bytes: int) -> _Staged:
                 raise SubmitRefused(f"cannot be copied to {inbox} ({exc.strerror})") from None
             raise
     return _Staged(source, tmp, name, digest.hexdigest(), size)
+
+
+def _stage_object(source: str, name: str, inbox: Path, max_bytes: int, store: S3Store) -> _Staged:
+    """`s3://bucket/key.json` downloaded into inbox/ (streamed, hashed, fsynced, refused from
+    its HEAD over the manifest limit), then given the temporary dot-name a local copy gets."""
+    uri = parse_s3_uri(source)
+    if isinstance(uri, str):
+        raise SubmitRefused(uri)
+    try:
+        fetched = store.download(uri, inbox, max_bytes)
+    except ObjectUnavailable as exc:
+        raise SubmitRefused(str(exc)) from None
+    tmp = temp_name_for(inbox / name)
+    os.replace(fetched.path, tmp)
+    return _Staged(source, tmp, name, fetched.sha256, fetched.size)
 
 
 def candidate_names(name: str) -> list[str]:
@@ -214,8 +235,29 @@ def submit_files(
     defaults: ManifestDefaults,
     *,
     validate: bool = True,
+    store: S3Store | None = None,
 ) -> SubmitResult:
-    """Stage every file, validate every copy, then publish them all, or none if one is bad."""
+    """Stage every file, validate every copy, then publish them all, or none if one is bad.
+
+    A source `s3://bucket/key` is read with `store` (default: one on the AWS configuration
+    chain, made for this call and closed after it)."""
+    own = store is None and any(is_s3(source) for source in sources)
+    if own:
+        store = S3Store()
+    try:
+        return _submit_files(sources, queue_dir, defaults, validate, store)
+    finally:
+        if own and store is not None:
+            store.close()
+
+
+def _submit_files(
+    sources: Sequence[str],
+    queue_dir: Path,
+    defaults: ManifestDefaults,
+    validate: bool,
+    store: S3Store | None,
+) -> SubmitResult:
     inbox = queue_dir / "inbox"
     result = SubmitResult(inbox=str(inbox))
     if not queue_dir.is_dir():
@@ -235,7 +277,7 @@ def submit_files(
     try:
         for source in sources:
             try:
-                copy = _stage(source, inbox, defaults.max_bytes)
+                copy = _stage(source, inbox, defaults.max_bytes, store)
             except SubmitRefused as exc:
                 result.problems.append(Problem(file=source, reason=str(exc)))
                 continue

@@ -13,12 +13,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from worker.config.settings import Settings
 from worker.manifest.models import Enrollment, Problem
 from worker.manifest.preflight import audio_problem
 from worker.objects.budget import DiskBudget
 from worker.objects.store import ObjectUnavailable, S3Store
 from worker.objects.uri import is_object_path, parse_s3_uri
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -67,6 +71,7 @@ def fetch_objects(
             out.problems.append(audio_problem(enrollment, i, file, str(exc)))
             continue
         out.files[path] = fetched.path
+        log.info("object_fetched", object=str(uri), size=fetched.size, sha256=fetched.sha256)
     if out.problems:
         out.discard()
     return out

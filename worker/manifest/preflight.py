@@ -13,7 +13,7 @@ It never makes a network call and never moves or writes a file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -77,14 +77,20 @@ def _inspect(path: Path, audio_root: Path, cache: AudioCache | None) -> AudioFac
     return result
 
 
-def _inspect_any(
-    path: Path, audio_root: Path, cache: AudioCache | None, objects: Mapping[Path, Path] | None
-) -> AudioFacts | str | None:
-    """A file, or an S3 object's download (None when it was not downloaded)."""
-    if not is_object_path(path):
-        return _inspect(path, audio_root, cache)
-    local = (objects or {}).get(path)
-    return None if local is None else _inspect(local, local.parent, cache)
+def _inspected(
+    enrollment: Enrollment,
+    audio_root: Path,
+    cache: AudioCache | None,
+    objects: Mapping[Path, Path] | None,
+) -> Iterator[tuple[int, str, AudioFacts | str]]:
+    """(index, name, facts or reason) of each audio: a file, or an S3 object's download in
+    the job's work folder. An object not downloaded (validate and plan read no S3) is left
+    out: the running job downloads it and checks it then."""
+    for i, (path, name) in enumerate(zip(enrollment.audios, enrollment.audio_names, strict=True)):
+        if not is_object_path(path):
+            yield i, name, _inspect(path, audio_root, cache)
+        elif (local := (objects or {}).get(path)) is not None:
+            yield i, name, _inspect(local, local.parent, cache)
 
 
 def audio_problem(enrollment: Enrollment, i: int, file: str, reason: str) -> Problem:
@@ -121,12 +127,8 @@ def preflight_enrollment(
     `file` names the manifest in messages; `cache` reads and hashes a file shared by several
     voiceprints once. `stereo` and `convert` say what may be derived from a file (a mix, a
     conversion: worker.audio.derive). Each file that passes is measured for voice: clearly
-    too little is a problem, a little short (within `voice_margin`) a warning.
-
-    `objects` maps an S3 object's stand-in path to its download in the job's work folder,
-    which is read in its place. An object not downloaded (validate and plan read no S3) is
-    left out of the checks: the running job reads it.
-    """
+    too little is a problem, a little short (within `voice_margin`) a warning. `objects`:
+    S3 downloads, read in place of their stand-in paths (`_inspected`)."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
     voices: list[LocalVoice] = []
@@ -134,14 +136,11 @@ def preflight_enrollment(
     derivations: list[Derivation | None] = []
     first_by_sha: dict[str, str] = {}
     channels = enrollment.channels
-    for i, (path, name) in enumerate(zip(enrollment.audios, enrollment.audio_names, strict=True)):
+    for i, name, found in _inspected(enrollment, audio_root, cache, objects):
 
         def problem(reason: str, i: int = i) -> None:
             problems.append(audio_problem(enrollment, i, file, reason))
 
-        found = _inspect_any(path, audio_root, cache, objects)
-        if found is None:
-            continue  # an object not downloaded: the running job reads it
         if isinstance(found, str):
             problem(found)
             continue

@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import structlog
-
 from worker.base.errors import EnrollmentFailed
 from worker.base.fsutil import fsync_dir
 from worker.objects.budget import DiskBudget, OverBudget
@@ -43,8 +41,6 @@ from worker.objects.s3errors import (
     status_of,
 )
 from worker.objects.uri import S3Uri
-
-log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 CHUNK_BYTES = 1 << 20  # read and hashed a MiB at a time: memory stays flat for any object
@@ -243,7 +239,6 @@ class S3Store:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        log.info("object_fetched", object=str(uri), size=size, sha256=sha)
         return Fetched(uri, final, sha, size, head.etag, head.version)
 
     def _stream(self, uri: S3Uri, head: ObjectHead, out: Any) -> tuple[str, int]:
