@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ def _identities() -> dict[str, object]:
 class S3Server:
     directory: Path
     port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -114,6 +116,10 @@ class S3Server:
             f"-webdav.port={ports['webdav']}",
             f"-s3.localSocket={self.directory / 's3.sock'}",
             f"-filer.localSocket={self.directory / 'filer.sock'}",
+            # The server's own count of bytes served per bucket: what "downloaded once" is
+            # measured by, on the server's side.
+            "-metricsIp=127.0.0.1",
+            f"-metricsPort={self.metrics_port}",
         ]
         log = (self.directory / "weed.log").open("wb")
         self.process = subprocess.Popen(
@@ -166,6 +172,18 @@ class S3Server:
         else:
             answer = s3.put_object(Bucket=bucket, Key=key, Body=body)  # type: ignore[attr-defined]
         return str(answer["ETag"]).strip('"')
+
+    def sent_bytes(self, bucket: str) -> int:
+        """Bytes the server has sent from `bucket`'s objects (its Prometheus counter)."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10
+        ) as answer:
+            text = answer.read().decode()
+        name = f'SeaweedFS_s3_bucket_traffic_sent_bytes_total{{bucket="{bucket}"}}'
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[-1]))
+        return 0
 
     def stop(self) -> None:
         if self.process is None:

@@ -65,7 +65,22 @@ def test_download_streams_hashes_and_names_the_file_by_its_bytes(
     assert got.path.read_bytes() == body
     assert got.path.name.startswith(got.sha256)
     assert [p.name for p in tmp_path.iterdir()] == [got.path.name]  # no temp file left
-    assert sweep_fetches(tmp_path) == 1 and not list(tmp_path.iterdir())
+    assert sweep_fetches(tmp_path) == 0  # a complete download is not a leftover
+
+
+def test_a_kept_download_is_used_again_only_while_its_etag_matches(
+    s3_server: S3Server, store: S3Store, tmp_path: Path
+) -> None:
+    uri = S3Uri(BUCKET, "kept.wav")
+    s3_server.put(BUCKET, "kept.wav", b"one" * 1000)
+    first = store.download(uri, tmp_path, 10_000, keep_as="job/enrollment")
+    again = store.download(uri, tmp_path, 10_000, keep_as="job/enrollment")
+    assert not first.reused and again.reused and again.path == first.path
+    assert again.sha256 == first.sha256
+    s3_server.put(BUCKET, "kept.wav", b"two" * 1000)  # a new ETag: the kept file is not it
+    third = store.download(uri, tmp_path, 10_000, keep_as="job/enrollment")
+    assert not third.reused and third.path != first.path
+    assert third.path.read_bytes() == b"two" * 1000
 
 
 def test_over_size_is_refused_from_the_head(

@@ -66,12 +66,14 @@ def fetch_objects(
             out.problems.append(audio_problem(enrollment, i, file, reason))
             continue
         try:
-            fetched = store.download(uri, work_dir, max_bytes)
+            owner = f"{enrollment.key}\0{uri}"
+            fetched = store.download(uri, work_dir, max_bytes, keep_as=owner)
         except ObjectUnavailable as exc:
             out.problems.append(audio_problem(enrollment, i, file, str(exc)))
             continue
         out.files[path] = fetched.path
-        log.info("object_fetched", object=str(uri), size=fetched.size, sha256=fetched.sha256)
+        event = "object_reused" if fetched.reused else "object_fetched"
+        log.info(event, object=str(uri), size=fetched.size, sha256=fetched.sha256)
     if out.problems:
         out.discard()
     return out

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from worker.base.crashpoints import crash_point
 from worker.base.errors import EnrollmentFailed
-from worker.base.fsutil import fsync_dir
+from worker.base.fsutil import fsync_dir, sha256_file
 from worker.objects.budget import DiskBudget, OverBudget
 from worker.objects.s3errors import (
     NoSuchBucket,
@@ -69,6 +70,14 @@ class Fetched:
     size: int
     etag: str
     version: str | None
+    reused: bool = False  # found complete in the folder (a killed run's): no GET was made
+
+
+def kept_name(owner: str, head: ObjectHead) -> str:
+    """The file name of a download kept for `owner` at this ETag and version: a digest, so
+    no key or ETag text reaches the file system."""
+    tag = hashlib.sha256(f"{owner}\0{head.etag}\0{head.version or ''}".encode()).hexdigest()
+    return f"{tag[:40]}{FETCHED_SUFFIX}"
 
 
 class S3Store:
@@ -204,15 +213,37 @@ class S3Store:
         return reason_for(exc, uri, self.endpoint, self.attempts)
 
     def download(
-        self, uri: S3Uri, dest_dir: Path, max_bytes: int, expected: ObjectHead | None = None
+        self,
+        uri: S3Uri,
+        dest_dir: Path,
+        max_bytes: int,
+        expected: ObjectHead | None = None,
+        keep_as: str | None = None,
     ) -> Fetched:
         """Stream the object into `dest_dir` (blocking); raises `ObjectUnavailable`.
 
         `expected` is a HEAD made earlier (else one is made now): the GET asks `If-Match` its
         ETag, so an object replaced since is refused, never half-mixed. Over `max_bytes`, it is
         refused from the HEAD before a byte is downloaded.
+
+        `keep_as` names the download after its owner (`kept_name`: an enrollment's key and the
+        object), and the HEAD's ETag and version are part of the name: a download a killed run
+        completed is found under it and used again, with no GET, only while the object's ETag
+        and version still match.
         """
         head = expected or self.head(uri)
+        if keep_as is not None:
+            final = dest_dir / kept_name(keep_as, head)
+            if final.exists():
+                return Fetched(
+                    uri,
+                    final,
+                    sha256_file(final),
+                    final.stat().st_size,
+                    head.etag,
+                    head.version,
+                    reused=True,
+                )
         if head.size > max_bytes:
             raise ObjectUnavailable(
                 f"is {head.size} bytes, over the {max_bytes}-byte limit for one audio "
@@ -220,11 +251,14 @@ class S3Store:
             )
         try:
             with self.budget.reserve(head.size):
-                return self._fetch(uri, dest_dir, head)
+                name = kept_name(keep_as, head) if keep_as is not None else None
+                return self._fetch(uri, dest_dir, head, name)
         except OverBudget as exc:
             raise ObjectUnavailable(str(exc)) from None
 
-    def _fetch(self, uri: S3Uri, dest_dir: Path, head: ObjectHead) -> Fetched:
+    def _fetch(
+        self, uri: S3Uri, dest_dir: Path, head: ObjectHead, name: str | None = None
+    ) -> Fetched:
         dest_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=FETCH_PREFIX, suffix=FETCH_SUFFIX)
         tmp = Path(tmp_name)
@@ -233,9 +267,10 @@ class S3Store:
                 sha, size = self._stream(uri, head, out)
                 out.flush()
                 os.fsync(out.fileno())
-            final = dest_dir / f"{sha}-{os.urandom(4).hex()}{FETCHED_SUFFIX}"
+            final = dest_dir / (name or f"{sha}-{os.urandom(4).hex()}{FETCHED_SUFFIX}")
             os.replace(tmp, final)
             fsync_dir(dest_dir)
+            crash_point("objects.fetched")
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -255,6 +290,7 @@ class S3Store:
                     raise ObjectUnavailable(changed_reason(head, "more bytes than its HEAD said"))
                 digest.update(chunk)
                 out.write(chunk)
+                crash_point("objects.streaming")
         except ObjectUnavailable:
             raise
         except Exception as exc:
@@ -290,8 +326,8 @@ class S3Store:
 
 
 def sweep_fetches(work_dir: Path) -> int:
-    """Remove what a killed run left of its downloads (`.fetch-*.tmp` and finished `*.s3`
-    files: nothing trusts them after a restart); returns how many (blocking)."""
+    """Remove what a killed run left half-downloaded (`.fetch-*.tmp`); complete downloads stay,
+    for `download(keep_as=…)` to find while their ETag matches. Returns how many (blocking)."""
     removed = 0
     try:
         entries = list(os.scandir(work_dir))
@@ -299,8 +335,7 @@ def sweep_fetches(work_dir: Path) -> int:
         return 0
     for entry in entries:
         name = entry.name
-        partial = name.startswith(FETCH_PREFIX) and name.endswith(FETCH_SUFFIX)
-        if partial or name.endswith(FETCHED_SUFFIX):
+        if name.startswith(FETCH_PREFIX) and name.endswith(FETCH_SUFFIX):
             Path(entry.path).unlink(missing_ok=True)
             removed += 1
     return removed
