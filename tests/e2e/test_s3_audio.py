@@ -8,8 +8,11 @@ the download reaches channel selection: the emulator measures the customer's voi
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.audiogen import write_audio
@@ -17,6 +20,7 @@ from tests.e2e.test_recordings_channels import CUSTOMER_S, audio_by_alias, write
 from tests.emulator_harness import EmulatorHandle
 from tests.s3_harness import SECRET_KEY, S3Server, s3_server
 from tests.support import drop, iso_seconds, make_settings, report_of, run_once
+from worker.commands.check import run_check
 
 __all__ = ["s3_server"]  # the fixture, imported for pytest
 
@@ -105,3 +109,28 @@ async def test_each_unreadable_object_fails_its_enrollment_with_its_reason(
     for path in (queue / "reports").iterdir():
         assert SECRET_KEY not in path.read_text(errors="replace")
     assert (await emulator.stats())["uploads"]["accepted"] == 1  # the good one only
+
+
+async def test_check_reports_each_unreadable_object_before_the_run(
+    s3_env: S3Server, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    s3_env.put(BUCKET, "check/ok.wav", b"RIFF" + b"\0" * 100)
+    s3_env.put(BUCKET, "check/big.wav", b"\0" * 5000)
+    manifest = tmp_path / "tonight.json"
+    rows = [
+        {"identity": "ok", "audios": [f"s3://{BUCKET}/check/ok.wav"]},
+        {"identity": "gone", "audios": [f"s3://{BUCKET}/check/gone.wav"]},
+        {"identity": "big", "audios": [f"s3://{BUCKET}/check/big.wav"]},
+    ]
+    manifest.write_text(json.dumps({"model": "phone/v1", "enrollments": rows}))
+    settings = make_settings(tmp_path / "queue", emulator.base_url, s3_max_object_bytes=4096)
+    out = io.StringIO()
+    code = await anyio.to_thread.run_sync(lambda: run_check(settings, [str(manifest)], False, out))
+    lines = out.getvalue().splitlines()
+    assert code == 1
+    gone = f"no such object: check/gone.wav in bucket {BUCKET}"
+    assert f"FAIL object s3://{BUCKET}/check/gone.wav: {gone}" in lines
+    big = "is 5000 bytes, over ENROLLER_S3_MAX_OBJECT_BYTES (4096)"
+    assert f"FAIL object s3://{BUCKET}/check/big.wav: {big}" in lines
+    assert "FAIL objects: 1 of 3 readable (HEAD)" in lines
+    assert SECRET_KEY not in out.getvalue()

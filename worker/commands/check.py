@@ -29,9 +29,11 @@ from worker.api.schemas import Identity, User
 from worker.audio.inspect import DEFAULT_MODEL, MODELS
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
+from worker.commands.check_objects import ObjectFinding, manifest_objects, object_findings
 from worker.commands.plan import plan_paths
 from worker.commands.plan_models import PlanResult
 from worker.config.settings import Settings
+from worker.job.objects import store_from_settings
 from worker.manifest.models import ManifestDefaults, Problem
 
 # A check is a quick look, not a run: fail fast instead of the worker's patient retries.
@@ -264,6 +266,18 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
     return result
 
 
+def s3_findings(settings: Settings, paths: Sequence[str]) -> list[ObjectFinding]:
+    """`check_objects` over the manifests, with an S3 client only when one names an object."""
+    defaults = ManifestDefaults.from_settings(settings)
+    if next(manifest_objects(paths, defaults), None) is None:
+        return []
+    store = store_from_settings(settings)
+    try:
+        return object_findings(paths, defaults, store, settings.s3_max_object_bytes)
+    finally:
+        store.close()
+
+
 def render_text(result: CheckResult, plan: PlanResult | None) -> Iterator[str]:
     if plan is not None:
         for problem in plan.errors:
@@ -297,6 +311,10 @@ def run_check(
         defaults = ManifestDefaults.from_settings(settings)
         plan, unknown = plan_for_check(paths, defaults, settings.rate_limit)
     result = anyio.run(check, settings, wanted_from(plan, settings, unknown))
+    if paths:  # the S3 objects the manifests name, by HEAD (none: no S3 client is made)
+        result.findings.extend(
+            Finding(subject=s, ok=ok, message=m) for s, ok, m in s3_findings(settings, paths)
+        )
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:
