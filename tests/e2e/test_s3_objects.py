@@ -4,6 +4,7 @@ bad input of issue 29 point 4, each with its reason and nothing secret in it."""
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -200,3 +201,56 @@ def test_an_object_replaced_after_its_head_is_refused(
     with pytest.raises(ObjectUnavailable, match="changed during the download"):
         store.download(S3Uri(BUCKET, "moving.wav"), tmp_path, max_bytes=10_000, expected=head)
     assert not list(tmp_path.iterdir())
+
+
+def _aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No AWS variable of the caller's; no ~/.aws; no instance metadata."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def test_the_aws_chain_environment_with_aws_endpoint_url(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys from the environment, the generic AWS_ENDPOINT_URL, AWS_REGION: nothing passed."""
+    s3_server.bucket(BUCKET)
+    s3_server.put(BUCKET, "chain/env.wav", b"e" * 321)
+    _aws_env(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
+    st = S3Store()
+    try:
+        assert st.head(S3Uri(BUCKET, "chain/env.wav")).size == 321
+    finally:
+        st.close()
+
+
+def test_the_aws_chain_a_profile_in_the_shared_files(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS_PROFILE: keys in the credentials file, region and S3 endpoint in the config file."""
+    s3_server.bucket(BUCKET)
+    s3_server.put(BUCKET, "chain/profile.wav", b"p" * 123)
+    _aws_env(monkeypatch, tmp_path)
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[voice]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+    )
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile voice]\nregion = {REGION}\nservices = local\n\n"
+        f"[services local]\ns3 =\n  endpoint_url = {s3_server.endpoint}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "voice")
+    st = S3Store()
+    try:
+        assert st.head(S3Uri(BUCKET, "chain/profile.wav")).size == 123
+    finally:
+        st.close()
