@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import socket
 from pathlib import Path
 
 import anyio
@@ -134,3 +135,24 @@ async def test_check_reports_each_unreadable_object_before_the_run(
     assert f"FAIL object s3://{BUCKET}/check/big.wav: {big}" in lines
     assert "FAIL objects: 1 of 3 readable (HEAD)" in lines
     assert SECRET_KEY not in out.getvalue()
+
+
+async def test_an_endpoint_that_does_not_answer_fails_the_enrollment_not_the_run(
+    s3_env: S3Server,
+    emulator: EmulatorHandle,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        queue = tmp_path / "queue"
+        drop(queue, "silent.json", {"identity": "c1", "audios": [f"s3://{BUCKET}/x.wav"]})
+        settings = make_settings(queue, emulator.base_url, s3_attempts=2, s3_timeout=0.5)
+        assert await run_once(settings) == 1
+    # Nothing could run, so the manifest goes to failed/ with the reason, as a bad file would.
+    [error] = (queue / "failed").glob("silent-*.error.json")
+    [problem] = json.loads(error.read_text())["problems"]
+    assert problem["reason"].startswith("the S3 endpoint http://127.0.0.1:")
+    assert problem["reason"].endswith("did not answer in time (2 attempts)")

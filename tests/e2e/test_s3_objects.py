@@ -105,15 +105,20 @@ def test_over_the_whole_disk_budget_is_refused(s3_server: S3Server, tmp_path: Pa
 
 
 def test_budget_holds_a_second_download_until_the_first_ends() -> None:
-    budget = DiskBudget(100)
-    entered = threading.Event()
+    waiting, entered = threading.Event(), threading.Event()
+    budget = DiskBudget(100, waiting=lambda size: waiting.set())
+
+    def second() -> None:
+        with budget.reserve(60):
+            entered.set()
+
     with budget.reserve(60):
-        waiter = threading.Thread(target=lambda: (budget.reserve(60).__enter__(), entered.set()))
+        waiter = threading.Thread(target=second)
         waiter.start()
-        assert not entered.wait(0.2)  # cannot fit while 60 of 100 are held
-        assert budget.used == 60
-    assert entered.wait(10)
+        assert waiting.wait(10)  # it asked, and must wait: 60 + 60 > 100
+        assert not entered.is_set() and budget.used == 60
     waiter.join(10)
+    assert entered.is_set() and budget.used == 0
 
 
 def test_no_such_key_and_no_such_bucket(store: S3Store, tmp_path: Path) -> None:

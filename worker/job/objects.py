@@ -84,5 +84,6 @@ def store_from_settings(settings: Settings) -> S3Store:
     return S3Store(
         DiskBudget(settings.work_dir_max_bytes),
         attempts=settings.s3_attempts,
+        connect_timeout=settings.s3_timeout,
         read_timeout=settings.s3_timeout,
     )

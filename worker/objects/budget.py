@@ -10,7 +10,7 @@ the job's preflight threads, not on the event loop.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from worker.base.errors import EnrollmentFailed
@@ -23,10 +23,12 @@ class OverBudget(EnrollmentFailed):
 class DiskBudget:
     """Bytes of downloads in progress, at most `max_bytes` (0: no limit)."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, waiting: Callable[[int], None] | None = None) -> None:
+        """`waiting(size)` is told each time a reservation must wait for room (a test's seam)."""
         self.max_bytes = max_bytes
         self._used = 0
         self._cond = threading.Condition()
+        self._waiting = waiting
 
     @property
     def used(self) -> int:
@@ -43,6 +45,8 @@ class DiskBudget:
             )
         with self._cond:
             while self.max_bytes and self._used + size > self.max_bytes:
+                if self._waiting is not None:
+                    self._waiting(size)
                 self._cond.wait()
             self._used += size
         try:
