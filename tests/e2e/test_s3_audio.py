@@ -19,11 +19,9 @@ import pytest
 from tests.audiogen import write_audio
 from tests.e2e.test_recordings_channels import CUSTOMER_S, audio_by_alias, write_call
 from tests.emulator_harness import EmulatorHandle
-from tests.s3_harness import SECRET_KEY, S3Server, s3_server
+from tests.s3_harness import SECRET_KEY, S3Server
 from tests.support import drop, iso_seconds, make_settings, report_of, run_once
 from worker.commands.check import run_check
-
-__all__ = ["s3_server"]  # the fixture, imported for pytest
 
 BUCKET = "calls-e2e"
 

@@ -17,10 +17,8 @@ from tests.audiogen import samples, write_signal
 from tests.e2e.test_recordings_channels import AGENT_S, CUSTOMER_S, LENGTH_S, RATE
 from tests.emulator_harness import running_emulator
 from tests.jobwatch import lease_stale
-from tests.s3_harness import S3Server, s3_server
+from tests.s3_harness import S3Server
 from tests.support import WORKER, wait_for, worker_env
-
-__all__ = ["s3_server"]  # the fixture, imported for pytest
 
 CALLS = [f"call-{i}" for i in range(3)]
 

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3_harness import ACCESS_KEY, REGION, SECRET_KEY, S3Server, s3_server
-
-__all__ = ["s3_server"]  # the fixture, imported for pytest
+from tests.s3_harness import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 BUCKET = "memory-test"
 LARGE_MIB = 200

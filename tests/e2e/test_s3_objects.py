@@ -19,13 +19,10 @@ from tests.s3_harness import (
     REGION,
     SECRET_KEY,
     S3Server,
-    s3_server,
 )
 from worker.objects.budget import DiskBudget
 from worker.objects.store import ObjectUnavailable, S3Store, sweep_fetches
 from worker.objects.uri import S3Uri
-
-__all__ = ["s3_server"]  # the fixture, imported for pytest
 
 BUCKET = "objects-test"
 

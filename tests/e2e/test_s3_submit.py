@@ -8,11 +8,9 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.s3_harness import SECRET_KEY, S3Server, s3_server
+from tests.s3_harness import SECRET_KEY, S3Server
 from tests.support import WORKER
 from worker.queue.rules import job_id_for
-
-__all__ = ["s3_server"]  # the fixture, imported for pytest
 
 BUCKET = "manifests-e2e"
 
