@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from worker.manifest.models import Enrollment
+from worker.commands.plan import plan_paths
+from worker.enrollment.requests import enrollment_requests
+from worker.manifest.models import Enrollment, ManifestDefaults
 from worker.manifest.retry import enrollment_json
 from worker.manifest.values import audio_path
 from worker.objects.uri import S3Uri, is_object_path, is_s3, parse_s3_uri
@@ -68,3 +71,19 @@ def test_a_manifest_names_an_object_where_a_path_goes(tmp_path: Path) -> None:
         {"path": "s3://calls/2026/a.wav", "channel": 1},
         "local.wav",
     ]
+
+
+def test_plan_counts_an_object_it_does_not_read(tmp_path: Path) -> None:
+    """plan reads no S3: an object is a file of unknown size, a two-step upload, said so."""
+    root = tmp_path / "audio"
+    root.mkdir()
+    manifest = tmp_path / "m.json"
+    audio = ["s3://calls/a.wav"]
+    manifest.write_text(json.dumps({"enrollments": [{"identity": "c1", "audios": audio}]}))
+    defaults = ManifestDefaults(audio_root=root, owner="demo", space="main")
+    plan = plan_paths([str(manifest)], defaults, 20.0)
+    [file_plan] = plan.files
+    assert (file_plan.runnable, file_plan.audio_files, file_plan.s3_files) == (1, 1, 1)
+    assert file_plan.upload_bytes == 0
+    two_step = enrollment_requests((defaults.inline_upload_max_bytes + 1,), 1)
+    assert file_plan.requests - file_plan.usage_check_requests == two_step
