@@ -5,16 +5,23 @@ as `retire` says."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from tests.e2e.test_existing_enrollments import records_of, server_view
 from tests.emulator_harness import EmulatorHandle, running_emulator
 from tests.support import drop, job_manifest, make_queue, make_settings, report_of, run_once
+from worker.commands.check import run_check
+from worker.commands.plan import run_plan
 from worker.enrollment.requests import migration_requests
 from worker.enrollment.swap_rules import retired_handle
+from worker.manifest.models import ManifestDefaults
 
 IDS = [f"mig-{i}" for i in range(7)]
 
@@ -89,3 +96,28 @@ async def test_an_audio_the_new_model_refuses_fails_that_identity_only(tmp_path:
         assert await server_view(emu.base_url, IDS[0]) == before  # nothing created
         retry = next((queue / "reports").glob("move-*.retry.json")).read_text()
         assert '"migrate"' in retry and IDS[0] in retry and "nobody" not in retry
+
+
+async def test_plan_and_check_count_a_migration_of_every_identity(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path / "queue", IDS, folders=())
+    manifest = tmp_path / "move.json"
+    manifest.write_text(json.dumps(migration("all", owner="demo", space="main")))
+    async with running_emulator() as emu:
+        await enrolled_on_default(queue, emu)
+        settings = make_settings(queue, emu.base_url)
+        out = io.StringIO()
+        code = await anyio.to_thread.run_sync(
+            lambda: run_plan(
+                [str(manifest)], ManifestDefaults.from_settings(settings), 20, False, out
+            )
+        )
+        assert code == 0 and "identities: all are listed when the job runs" in out.getvalue()
+        out = io.StringIO()
+        code = await anyio.to_thread.run_sync(
+            lambda: run_check(settings, [str(manifest)], False, out)
+        )
+    per = migration_requests(1, "delete")
+    expected = f"{len(IDS)} identities to move from default/v1 to phone/v1: at most "
+    expected += f"{len(IDS) * per + 3} requests and {len(IDS)} credits"
+    assert code == 0, out.getvalue()
+    assert any(expected in line for line in out.getvalue().splitlines()), out.getvalue()

@@ -80,7 +80,8 @@ def test_head_without_anything_runnable_holds_every_problem(tmp_path: Path) -> N
     head, runnable = load_job_input(manifest, defaults(tmp_path)).planned().head()
     assert not runnable
     assert [str(p) for p in head[0].problems] == [
-        'none.json enrollments[0]: audios[0] "no.wav": does not exist'
+        'none.json enrollments[0]: audios[0] "no.wav": does not exist '
+        f"({tmp_path / 'no.wav'}; audio root {tmp_path})"
     ]
 
 

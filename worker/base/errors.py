@@ -3,7 +3,7 @@
 Owns: the root `EnrollerError` and its four kinds. Every exception class the worker defines
 outside `worker/api/` derives from exactly one kind, so a caller decides by the kind
 (`isinstance`) and never has to know which module raised it — as httpx's tree tells an unknown
-outcome from a known HTTP status (docs: ../shared/style.md). The job's fault boundary
+outcome from a known HTTP status. The job's fault boundary
 (`worker/job/boundary.py`) reads nothing but these shapes.
 
 - `WorkerMustStop`: nothing else can work either (credentials refused, queue unusable,
@@ -60,6 +60,14 @@ class JobMustCheckpoint(EnrollerError):
     refused an append (`JournalWriteFailed`), the journal index when SQLite failed
     (`JournalIndexFailed`). The boundary gives the lease back and records it as a start that
     did not end, so a fault that persists fails the job after `max_job_starts`.
+    """
+
+
+class JobMustWait(JobMustCheckpoint):
+    """Stop this job now and keep its journal, because the work must wait, not because of a
+    fault: the API asked for a longer wait than the operator allows (`ApiAskedToWait`, under
+    `run --once`). The boundary releases the lease and records a clean stop (not a start that
+    did not end), so waiting never counts towards `max_job_starts`.
     """
 
 

@@ -29,9 +29,11 @@ from worker.api.schemas import Identity, User
 from worker.audio.inspect import DEFAULT_MODEL, MODELS
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
+from worker.commands.check_migration import migration_count
 from worker.commands.check_objects import ObjectFinding, manifest_objects, object_findings
 from worker.commands.plan import plan_paths
-from worker.commands.plan_models import PlanResult
+from worker.commands.plan_models import MigrateAll, PlanResult
+from worker.config.described import api_url_version_hint
 from worker.config.settings import Settings
 from worker.job.objects import store_from_settings
 from worker.manifest.models import ManifestDefaults, Problem
@@ -57,11 +59,12 @@ class CheckResult(BaseModel):
 
     api_url: str  # user-info masked
     findings: list[Finding] = Field(default_factory=list)
+    rejected_enrollments: int = 0  # rows the local preflight already rejects: not ok either
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        return all(f.ok for f in self.findings)
+        return all(f.ok for f in self.findings) and not self.rejected_enrollments
 
 
 # --- what the manifests ask for (local, pure over the plan) ------------------------------------
@@ -73,6 +76,9 @@ class Wanted(BaseModel):
     spaces: list[str] = Field(default_factory=list)  # "owner/space"
     models: list[str] = Field(default_factory=list)
     credits_by_owner: dict[str, int] = Field(default_factory=dict)
+    enrollments: int = 0  # what the manifests name (0: no manifest given)
+    rejected: int = 0  # of those, rejected by local preflight
+    migrate_all: list[MigrateAll] = Field(default_factory=list)  # counted here, not offline
 
 
 def _unknown_models(problems: Iterable[Problem]) -> set[str]:
@@ -111,7 +117,14 @@ def wanted_from(
         credits = dict(plan.totals.credits_by_owner)
     if not models:
         models.add(DEFAULT_MODEL)
-    return Wanted(spaces=sorted(spaces), models=sorted(models), credits_by_owner=credits)
+    return Wanted(
+        spaces=sorted(spaces),
+        models=sorted(models),
+        credits_by_owner=credits,
+        enrollments=plan.totals.enrollments if plan is not None else 0,
+        rejected=plan.totals.rejected if plan is not None else 0,
+        migrate_all=[f.migrate_all for f in plan.files if f.migrate_all] if plan else [],
+    )
 
 
 def plan_for_check(
@@ -133,11 +146,14 @@ def _reason(exc: errors.ApiError) -> str:
     return str(exc)
 
 
-async def _check_key(client: ApiClient) -> tuple[Finding, User | None]:
+async def _check_key(client: ApiClient, api_url: str) -> tuple[Finding, User | None]:
     try:
         user = await client.get_user()
     except errors.Unauthorized as exc:
         return Finding(subject="key", ok=False, message=f"refused by the API: {exc}"), None
+    except errors.NotFound as exc:
+        message = f"the server has no GET /user ({exc}){api_url_version_hint(api_url)}"
+        return Finding(subject="key", ok=False, message=message), None
     except errors.ApiError as exc:
         return Finding(subject="key", ok=False, message=f"cannot reach the API: {exc}"), None
     orgs = ", ".join(user.orgs) if user.orgs else "none"
@@ -242,22 +258,23 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
         update={"max_retries": CHECK_MAX_RETRIES, "retry_max_time": CHECK_RETRY_MAX_TIME}
     )
     async with ApiClient.from_settings(quick) as client:
-        key, user = await _check_key(client)
+        client.pause.stops_requests = True  # a one-shot command never waits days: it says so
+        key, user = await _check_key(client, settings.api_url)
         result.findings.append(key)
         if user is None:
             return result
         if not wanted.spaces:
-            result.findings.append(
-                Finding(
-                    subject="spaces",
-                    ok=False,
-                    message="none to check: name manifests, or set ENROLLER_OWNER and "
-                    "ENROLLER_SPACE",
-                )
-            )
+            result.findings.append(_no_space(wanted))
         for target in wanted.spaces:
             result.findings.append(await _check_space(client, user, target))
         result.findings.extend(await _check_models(client, wanted.models))
+        for migration in wanted.migrate_all:  # its identities count only now: credits too
+            ok, message, credits = await migration_count(client, migration, settings.rate_limit)
+            result.findings.append(
+                Finding(subject=f"migration {migration.space}", ok=ok, message=message)
+            )
+            owner = migration.space.split("/", 1)[0]
+            wanted.credits_by_owner[owner] = wanted.credits_by_owner.get(owner, 0) + credits
         owners = sorted({s.split("/", 1)[0] for s in wanted.spaces} | set(wanted.credits_by_owner))
         for owner in owners:
             if owner == user.handle or owner in user.orgs:
@@ -278,6 +295,42 @@ def s3_findings(settings: Settings, paths: Sequence[str]) -> list[ObjectFinding]
         store.close()
 
 
+def _no_space(wanted: Wanted) -> Finding:
+    """Why no space is checked: every row rejected locally is not "nothing to check"."""
+    if wanted.enrollments and wanted.rejected == wanted.enrollments:
+        return Finding(
+            subject="manifests",
+            ok=False,
+            message=(
+                f"all {wanted.enrollments} enrollments are"
+                if wanted.enrollments > 1
+                else "the one enrollment is"
+            )
+            + " rejected by preflight, so no space is left to check (enroller validate says why)",
+        )
+    return Finding(
+        subject="spaces",
+        ok=False,
+        message="none to check: name manifests, or set ENROLLER_OWNER and ENROLLER_SPACE",
+    )
+
+
+def _verdict(result: CheckResult, plan: PlanResult | None) -> str:
+    """The last line: "all checks passed" only when nothing, online or local, is wrong."""
+    bad = sum(not f.ok for f in result.findings)
+    rejected, total = (plan.totals.rejected, plan.totals.enrollments) if plan else (0, 0)
+    if bad:
+        return f"{bad} of {len(result.findings)} checks failed"
+    if rejected:
+        return (
+            f"the API checks passed, but {rejected} of {total} enrollments "
+            "are rejected by preflight and will fail with no request (enroller validate says why)"
+        )
+    if plan is not None and plan.errors:
+        return f"the API checks passed, but {len(plan.errors)} manifest problems are above"
+    return "all checks passed"
+
+
 def render_text(result: CheckResult, plan: PlanResult | None) -> Iterator[str]:
     if plan is not None:
         for problem in plan.errors:
@@ -290,8 +343,7 @@ def render_text(result: CheckResult, plan: PlanResult | None) -> Iterator[str]:
     yield f"api {result.api_url}"
     for finding in result.findings:
         yield finding.line()
-    bad = sum(not f.ok for f in result.findings)
-    yield "all checks passed" if not bad else f"{bad} of {len(result.findings)} checks failed"
+    yield _verdict(result, plan)
 
 
 def run_check(
@@ -311,6 +363,7 @@ def run_check(
         defaults = ManifestDefaults.from_settings(settings)
         plan, unknown = plan_for_check(paths, defaults, settings.rate_limit)
     result = anyio.run(check, settings, wanted_from(plan, settings, unknown))
+    result.rejected_enrollments = plan.totals.rejected if plan is not None else 0
     if paths:  # the S3 objects the manifests name, by HEAD (none: no S3 client is made)
         result.findings.extend(
             Finding(subject=s, ok=ok, message=m) for s, ok, m in s3_findings(settings, paths)
@@ -320,4 +373,5 @@ def run_check(
     else:
         for line in render_text(result, plan):
             stream.write(line + "\n")
-    return EXIT_OK if result.ok and (plan is None or not plan.errors) else EXIT_FAILURES
+    local_ok = plan is None or not (plan.errors or plan.totals.rejected)
+    return EXIT_OK if result.ok and local_ok else EXIT_FAILURES

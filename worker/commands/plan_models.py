@@ -30,6 +30,15 @@ class EnrollmentCost(BaseModel):
     retire: str = "delete"  # what the move does with the old voiceprint (its requests differ)
 
 
+class MigrateAll(BaseModel):
+    """A migration of every identity of a space: what only the API can count (`check` does)."""
+
+    space: str  # "owner/space"
+    from_model: str
+    to_model: str
+    requests_per_identity: int  # worker.enrollment.requests.migration_requests
+
+
 class ManifestPlan(BaseModel):
     """The figures of one manifest file."""
 
@@ -45,6 +54,7 @@ class ManifestPlan(BaseModel):
     s3_files: int = 0  # of audio_files, in S3: not in upload_bytes, counted as two-step uploads
     audio_seconds: float = 0.0
     requests: int = 0  # enrollments plus the job's usage check
+    rerun_requests: int = 0  # the same, were every enrollment already done (no usage check)
     usage_check_requests: int = 0
     credits: int = 0
     credits_by_owner: dict[str, int] = Field(default_factory=dict)
@@ -53,6 +63,7 @@ class ManifestPlan(BaseModel):
     seconds_at_rate_limit: float = 0.0
     problems: list[Problem] = Field(default_factory=list)  # the rejected rows, and why
     warnings: list[Problem] = Field(default_factory=list)
+    migrate_all: MigrateAll | None = None  # identities: "all" (not counted offline)
 
 
 class PlanTotals(BaseModel):
@@ -64,6 +75,7 @@ class PlanTotals(BaseModel):
     audio_files: int = 0
     upload_bytes: int = 0
     requests: int = 0  # every manifest's, plus the worker start's
+    rerun_requests: int = 0  # the same, were every enrollment already done
     worker_start_requests: int = WORKER_START_REQUESTS
     credits: int = 0
     credits_by_owner: dict[str, int] = Field(default_factory=dict)
@@ -76,8 +88,8 @@ class PlanResult(BaseModel):
     audio_root: str
     rate_limit: float  # requests per second (ENROLLER_RATE_LIMIT)
     assumption: str = (
-        "every enrollment is new; a re-run of an enrolled identity costs at most 2 reads "
-        "and no credit"
+        "every enrollment is new; one already done from the same files costs 3 requests (an "
+        "identity create, a voiceprint read, a listing of its audios) and no credit"
     )
     files: list[ManifestPlan] = Field(default_factory=list)
     totals: PlanTotals = Field(default_factory=PlanTotals)

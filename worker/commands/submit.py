@@ -35,6 +35,7 @@ from worker.base.fsutil import (
     sha256_file,
     temp_name_for,
 )
+from worker.commands.submit_policy import PolicyRefused, write_policy
 from worker.commands.validate import Checks, check_stream
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.read import open_manifest
@@ -229,6 +230,21 @@ def _validation_problems(staged: _Staged, defaults: ManifestDefaults) -> list[Pr
     return kept
 
 
+def _prepared(
+    copy: _Staged, defaults: ManifestDefaults, existing: str | None, *, validate: bool
+) -> list[Problem]:
+    """The staged copy made what will be published: the policy written in (`--existing`),
+    then validated; the problems that stop it."""
+    if existing is not None:
+        try:
+            rewritten = write_policy(copy.tmp, existing, copy.name)
+        except PolicyRefused as exc:
+            return [Problem(file=copy.source, reason=str(exc))]
+        if rewritten is not None:
+            copy.sha256, copy.size = rewritten
+    return _validation_problems(copy, defaults) if validate else []
+
+
 def submit_files(
     sources: Sequence[str],
     queue_dir: Path,
@@ -236,16 +252,19 @@ def submit_files(
     *,
     validate: bool = True,
     store: S3Store | None = None,
+    existing: str | None = None,
 ) -> SubmitResult:
     """Stage every file, validate every copy, then publish them all, or none if one is bad.
 
+    `existing` (`--existing`) is written into each copy first (`worker.commands.submit_policy`).
     A source `s3://bucket/key` is read with `store` (default: one on the AWS configuration
-    chain, made for this call and closed after it)."""
+    chain, made for this call and closed after it).
+    """
     own = store is None and any(is_s3(source) for source in sources)
     if own:
         store = S3Store()
     try:
-        return _submit_files(sources, queue_dir, defaults, validate, store)
+        return _submit_files(sources, queue_dir, defaults, validate, store, existing)
     finally:
         if own and store is not None:
             store.close()
@@ -257,6 +276,7 @@ def _submit_files(
     defaults: ManifestDefaults,
     validate: bool,
     store: S3Store | None,
+    existing: str | None,
 ) -> SubmitResult:
     inbox = queue_dir / "inbox"
     result = SubmitResult(inbox=str(inbox))
@@ -282,8 +302,7 @@ def _submit_files(
                 result.problems.append(Problem(file=source, reason=str(exc)))
                 continue
             staged.append(copy)
-            if validate:
-                result.problems.extend(_validation_problems(copy, defaults))
+            result.problems.extend(_prepared(copy, defaults, existing, validate=validate))
         if result.problems:
             return result
         for copy in staged:
@@ -317,10 +336,11 @@ def run_submit(
     validate: bool,
     as_json: bool,
     out: TextIO | None = None,
+    existing: str | None = None,
 ) -> int:
     """`enroller submit`: 0 when every file is in the inbox, 1 when any problem stopped one."""
     stream = out if out is not None else sys.stdout
-    result = submit_files(sources, queue_dir, defaults, validate=validate)
+    result = submit_files(sources, queue_dir, defaults, validate=validate, existing=existing)
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
         return EXIT_OK if result.ok else EXIT_FAILURES

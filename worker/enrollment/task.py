@@ -60,6 +60,9 @@ class EnrollmentTask:
     # the key as a listing names it (`Reads.held`). No file is read or uploaded.
     migrate_from: str | None = None
     server_audios: tuple[tuple[str, str], ...] = ()
+    # A Voice ID request's RequestId and SpeakerId, for its report row.
+    request_id: str | None = None
+    speaker_id: str | None = None
 
     @property
     def plan(self) -> Plan:
@@ -112,6 +115,10 @@ class EnrollmentRef(Protocol):
     def space(self) -> str: ...
     @property
     def source(self) -> str: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def speaker_id(self) -> str | None: ...
 
 
 def outcome_record(ref: EnrollmentRef, outcome: Outcome, **fields: object) -> EnrollmentOutcome:
@@ -124,5 +131,7 @@ def outcome_record(ref: EnrollmentRef, outcome: Outcome, **fields: object) -> En
         space=ref.space,
         source=ref.source,
         outcome=outcome.value,
+        request_id=ref.request_id,
+        speaker_id=ref.speaker_id,
         **fields,  # type: ignore[arg-type]
     )

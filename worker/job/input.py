@@ -20,7 +20,7 @@ import threading
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from worker.audio.derive import DerivedUpload, derived_upload, sweep_work_dir
 from worker.audio.files import AudioUnreadable, VerifiedUpload
@@ -38,6 +38,7 @@ from worker.manifest.preflight import EnrollmentPreflight, audio_problem, prefli
 from worker.manifest.read import open_manifest
 from worker.manifest.retry import write_retry_manifest
 from worker.manifest.stream import ManifestStream
+from worker.manifest.voiceid_retry import write_voiceid_retry
 from worker.objects.store import S3Store, sweep_fetches
 
 
@@ -54,6 +55,8 @@ class PlannedEnrollment:
     enrollment: Enrollment | None
     problems: list[Problem] = field(default_factory=list)
     task: EnrollmentTask | None = None
+    request_id: str | None = None  # a Voice ID request's (worker.manifest.voiceid)
+    speaker_id: str | None = None
 
     def failed(self, step: Step, reason: str) -> EnrollmentOutcome:
         return outcome_record(
@@ -78,6 +81,8 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
             owner=item.owner,
             space=item.space,
             enrollment=item,
+            request_id=item.request_id,
+            speaker_id=item.speaker_id,
         )
     return PlannedEnrollment(
         key=_rejected_key(item.source),
@@ -88,6 +93,8 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
         space=item.space or "",
         enrollment=None,
         problems=list(item.problems),
+        request_id=item.request_id,
+        speaker_id=item.speaker_id,
     )
 
 
@@ -144,7 +151,7 @@ class JobInput:
         if enrollment is None:
             return planned
         if enrollment.migrate_from is not None:  # no file: the old voiceprint's audios
-            planned.task = migration_task(enrollment)
+            planned.task = task_of(enrollment)
             return planned
         fetched = ObjectFetch()
         if has_objects(enrollment):
@@ -175,23 +182,11 @@ class JobInput:
             fetched.discard()
             planned.problems = problems
             return planned
-        planned.task = EnrollmentTask(
-            key=enrollment.key,
-            owner=enrollment.owner,
-            space=enrollment.space,
-            identity=enrollment.identity,
-            voiceprint=enrollment.voiceprint,
-            model=enrollment.model,
-            min_audios=enrollment.min_audios,
-            alias=enrollment.alias,
-            create_identity=enrollment.create_identity,
+        planned.task = task_of(
+            enrollment,
             files=files,
             derived=tuple(derived),
             local_voice=result.voice,
-            source=enrollment.source,
-            file_names=enrollment.audio_names,
-            existing=enrollment.existing,
-            retire=enrollment.retire,
             scratch=tuple(fetched.files.values()),
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
@@ -201,6 +196,8 @@ class JobInput:
         """The retry manifest in the input's kind: a job of enrollments, or the migration."""
         if (migration := self.manifest.migration) is not None:
             write_migration_retry(out, migration, (e.identity for e in again), comment)
+        elif self.manifest.kind == "voiceid":
+            write_voiceid_retry(out, again, comment)
         else:
             write_retry_manifest(out, again, self.audio_root, comment)
 
@@ -255,7 +252,8 @@ class JobInput:
         """
         retried = outcomes.count(RETRYABLE, runnable=True)
         with atomic_writer(failures) as fh:
-            csv_out = FailuresCsv(fh, self.manifest.csv_columns)
+            voiceid = self.manifest.kind == "voiceid"
+            csv_out = FailuresCsv(fh, self.manifest.csv_columns, voiceid=voiceid)
 
             def again() -> Iterator[Enrollment]:
                 """The walk: each failed enrollment goes to the CSV; those to retry are yielded."""
@@ -284,8 +282,9 @@ class JobInput:
             csv_out.flush()
 
 
-def migration_task(enrollment: Enrollment) -> EnrollmentTask:
-    """A migration's enrollment as the driver runs it: no file, the model to move from."""
+def task_of(enrollment: Enrollment, **uploads: Any) -> EnrollmentTask:
+    """The enrollment as the driver runs it; `uploads`: its files, derived copies and voice
+    as preflight found them (none for a migration, whose audios are on the server)."""
     return EnrollmentTask(
         key=enrollment.key,
         owner=enrollment.owner,
@@ -294,13 +293,16 @@ def migration_task(enrollment: Enrollment) -> EnrollmentTask:
         voiceprint=enrollment.voiceprint,
         model=enrollment.model,
         min_audios=enrollment.min_audios,
-        alias=None,
-        create_identity=False,
-        files=(),
+        alias=enrollment.alias,
+        create_identity=enrollment.create_identity,
         source=enrollment.source,
-        existing="overwrite",
+        file_names=enrollment.audio_names,
+        existing=enrollment.existing,
         retire=enrollment.retire,
         migrate_from=enrollment.migrate_from,
+        request_id=enrollment.request_id,
+        speaker_id=enrollment.speaker_id,
+        **{"files": (), **uploads},
     )
 
 

@@ -31,6 +31,7 @@ RETRYABLE = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value})
 NOT_OK = frozenset({Outcome.FAILED.value, Outcome.SKIPPED.value, Outcome.CONFLICT.value})
 ERROR_COLUMNS = ("error_step", "error")
 JSON_INPUT_COLUMNS = ("identity", "voiceprint", "owner", "space", "model", "audios", "source")
+VOICEID_INPUT_COLUMNS = ("RequestId", "SpeakerId", *JSON_INPUT_COLUMNS)
 
 
 class UsageCheck(BaseModel):
@@ -61,8 +62,12 @@ class ReportSummary(BaseModel):
     requests: int | None = None
     credits_spent: int | None = None
     usage: UsageCheck | None = None
-    interrupted: bool = False  # stopped by shutdown; the job resumes on the next start
+    # An earlier start of this job was cut (a stop, a crash) and this run resumed it from its
+    # journal: `requests` counts this run's only.
+    interrupted: bool = False
     files: dict[str, str] = Field(default_factory=dict)
+    # A Voice ID input's: the job's status in Voice ID's words (worker.job.voiceid_output).
+    voiceid_status: str | None = None
 
 
 def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
@@ -94,6 +99,8 @@ def _failure_lines(
         "model": row.model or "",
         "audios": ";".join(row.audios),
         "source": row.source,
+        "RequestId": row.request_id or "",
+        "SpeakerId": row.speaker_id or "",
     }
     yield [values[c] for c in columns] + [step, reason]
 
@@ -101,9 +108,12 @@ def _failure_lines(
 class FailuresCsv:
     """The failures CSV written one failed enrollment at a time (push, for a single walk)."""
 
-    def __init__(self, fh: IO[bytes], input_columns: list[str] | None) -> None:
+    def __init__(
+        self, fh: IO[bytes], input_columns: list[str] | None, *, voiceid: bool = False
+    ) -> None:
         self._csv_input = bool(input_columns)
-        self._columns = list(input_columns) if input_columns else list(JSON_INPUT_COLUMNS)
+        fixed = VOICEID_INPUT_COLUMNS if voiceid else JSON_INPUT_COLUMNS
+        self._columns = list(input_columns) if input_columns else list(fixed)
         self._out = _CsvOut(fh)
         self._out.write([*self._columns, *ERROR_COLUMNS])
 
@@ -128,12 +138,21 @@ def write_report_json(
     """The summary's fields, then `enrollments` (each row but its kind and key), indented."""
     with writer(path) as fh:
         doc = StreamedObject(EncodedText(fh), indented=True)
-        doc.fields(summary)
+        doc.fields(summary, exclude={"voiceid_status"} if summary.voiceid_status is None else None)
         doc.array("enrollments")
         for row in rows:
-            doc.add_json(row.model_dump_json(exclude={"kind", "key"}))
+            doc.add_json(row.model_dump_json(exclude=_NOT_SHOWN | _unset_ids(row)))
         doc.close()
         fh.write(b"\n")
+
+
+_NOT_SHOWN = frozenset({"kind", "key"})
+_IDS = frozenset({"request_id", "speaker_id"})
+
+
+def _unset_ids(row: EnrollmentOutcome) -> frozenset[str]:
+    """A Voice ID request's ids where it has them; other manifests' rows stay as they were."""
+    return _IDS if row.request_id is None and row.speaker_id is None else frozenset()
 
 
 class _CsvOut:

@@ -1,6 +1,7 @@
 """A finished job's report files, and which run of the job they belong to.
 
-Owns: writing `<job>.report.json`, `<job>.failures.csv` and `<job>.retry.json` for one run, and
+Owns: writing `<job>.report.json`, `<job>.failures.csv` and `<job>.retry.json` for one run
+(and `<job>.voiceid.json` for a Voice ID input, `worker.job.voiceid_output`), and
 naming them so that a run never overwrites an earlier run's: a manifest dropped again with the
 same content is the same job id run again, and writes `<job>-2.*`, then `<job>-3.*`… A run is
 known by its start time (in the journal, stable across a crash and resume), so a resumed run
@@ -18,8 +19,10 @@ import anyio.to_thread
 
 from worker.api.governor import RequestMeter
 from worker.base.fsutil import atomic_writer
+from worker.base.text import safe_text
 from worker.job.input import JobInput
 from worker.job.report import ReportSummary, ReportWriter, UsageCheck, write_report_json
+from worker.job.voiceid_output import voiceid_path, voiceid_status, write_voiceid_output
 from worker.journal.index import JournalIndex
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob, ReportPaths
@@ -36,10 +39,13 @@ async def write_reports(
     index: JournalIndex,
     writer: ReportWriter = atomic_writer,
     meter: RequestMeter | None = None,
+    *,
+    interrupted: bool = False,
 ) -> tuple[dict[str, int], Path]:
     """Write this run's three report files; returns the counts by outcome and the report.
 
-    `meter` holds the requests this run of the job sent (its client's, `ApiClient.meter`).
+    `meter` holds the requests this run of the job sent (its client's, `ApiClient.meter`);
+    `interrupted`: an earlier start of the job was cut (a stop, a crash) and this one resumed it.
 
     Everything is streamed: the counts are the index's, the report's rows are read back from
     the journal one at a time (`index.outcomes()`), the failures CSV and the retry manifest
@@ -50,9 +56,18 @@ async def write_reports(
         paths = run_report_paths(queue, job.job_id, started_at)
         index.catch_up()
         counts = index.counts()
+        voiceid = loaded.manifest.kind == "voiceid"
+        files = {
+            "report": str(paths.report),
+            "failures": str(paths.failures),
+            "retry": str(paths.retry),
+        }
+        if voiceid:
+            files["voiceid"] = str(voiceid_path(paths.report))
+            write_voiceid_output(voiceid_path(paths.report), index.outcomes, writer)
         summary = ReportSummary(
             job_id=job.job_id,
-            manifest=job.name,
+            manifest=safe_text(job.name),  # a name from a Windows share may not be UTF-8
             manifest_sha256=job.sha256,
             started_at=started_at,
             finished_at=datetime.now(UTC),
@@ -61,11 +76,9 @@ async def write_reports(
             requests=meter.requests if meter is not None else None,
             credits_spent=usage.expected,  # every compute this job performed (journaled)
             usage=usage,
-            files={
-                "report": str(paths.report),
-                "failures": str(paths.failures),
-                "retry": str(paths.retry),
-            },
+            interrupted=interrupted,
+            files=files,
+            voiceid_status=voiceid_status(counts) if voiceid else None,
         )
         write_report_json(paths.report, summary, index.outcomes(), writer)
         loaded.write_outputs(index, paths.failures, paths.retry)

@@ -64,7 +64,7 @@ class _Record(BaseModel):
 class JobStarted(_Record):
     kind: Literal["job_started"] = "job_started"
     job_id: str
-    manifest: str
+    manifest: SafeStr  # a file name from a Windows share may not be UTF-8
     manifest_sha256: str
     enrollments: int
 
@@ -185,6 +185,9 @@ class EnrollmentOutcome(_Record):
     # How an enrolled voiceprint was validated: "compute answer", "settled read" or "get".
     validated_by: str | None = None
     replaced: Replaced | None = None  # outcome `replaced`: the old voiceprint and the new
+    # A Voice ID request's RequestId (its key in every report) and SpeakerId as written.
+    request_id: SafeStr | None = None
+    speaker_id: SafeStr | None = None
 
 
 class JobFinished(_Record):

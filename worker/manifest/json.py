@@ -20,12 +20,13 @@ from worker.audio.inspect import model_problem
 from worker.base.fsutil import open_regular
 from worker.manifest.build import AudioIn, Builder, Candidate
 from worker.manifest.cross import build_each
-from worker.manifest.jsonscan import JsonScanError, iter_enrollments, scan_job
+from worker.manifest.jsonscan import JobScan, JsonScanError, iter_enrollments, scan_job
 from worker.manifest.migration import stream_migration
 from worker.manifest.models import ManifestDefaults, ManifestItem, Problem
 from worker.manifest.policy import policy_problem
 from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import handle_problem, min_audios, model_text, show, unknown_reason
+from worker.manifest.voiceid import REQUESTS, is_voiceid, stream_voiceid, voiceid_stream
 
 _JOB_DEFAULT_KEYS = (
     *("owner", "space", "model", "minAudios", "createIdentity"),
@@ -63,6 +64,8 @@ def stream_json(text: str, file: str, defaults: ManifestDefaults) -> ManifestStr
         return broken(file, defaults, [doc])
     if not isinstance(doc, dict):
         return broken(file, defaults, [Problem(file=file, reason=_NOT_OBJECT)])
+    if is_voiceid(doc):
+        return stream_voiceid(doc, file, defaults)
     if "enrollments" in doc:
         return _stream_job_document(doc, file, defaults)
     if "migrate" in doc:
@@ -139,6 +142,8 @@ def stream_json_file(
         return broken(file, defaults, [Problem(file=file, reason=str(exc))])
     if scan.top_level != "object":
         return broken(file, defaults, [Problem(file=file, reason=_NOT_OBJECT)])
+    if is_voiceid(scan.keys):
+        return _voiceid_file(path, scan, file, defaults)
     if "enrollments" not in scan.keys:
         return whole()
     doc_defaults = {k: v for k, v in scan.scalars.items() if k in _JOB_KEYS}
@@ -154,6 +159,36 @@ def stream_json_file(
         job_defaults=doc_defaults,
         enrollments_kind=scan.enrollments or "missing",
         count=scan.count,
+        items=items,
+        file=file,
+        defaults=defaults,
+    )
+
+
+def _voiceid_file(
+    path: Path, scan: JobScan, file: str, defaults: ManifestDefaults
+) -> ManifestStream:
+    """A large Voice ID manifest: its head from the first pass, its requests streamed."""
+    head: dict[str, Any] = {}
+    if "Version" in scan.kinds:
+        head["Version"] = scan.scalars.get("Version", _NOT_SCALAR)
+    if (kind := scan.kinds.get("EnrollmentConfig")) == "object":
+        prefix = "EnrollmentConfig."
+        head["EnrollmentConfig"] = {
+            k.removeprefix(prefix): v for k, v in scan.members.items() if k.startswith(prefix)
+        }
+    elif kind is not None:
+        head["EnrollmentConfig"] = scan.scalars.get("EnrollmentConfig", _NOT_SCALAR)
+
+    def items() -> Iterator[Any]:
+        with open_regular(path) as again:
+            yield from iter_enrollments(again, REQUESTS)
+
+    return voiceid_stream(
+        keys=scan.keys,
+        head=head,
+        requests_kind=scan.lists.get(REQUESTS, "missing"),
+        count=scan.counts.get(REQUESTS, 0),
         items=items,
         file=file,
         defaults=defaults,

@@ -33,6 +33,11 @@ _LONE = re.compile(
     rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
 )
 _CHUNK = 1 << 20
+# The top-level lists whose items are counted and streamed: a job's, and a Voice ID manifest's
+# (worker.manifest.voiceid).
+LIST_KEYS = ("enrollments", "SpeakerEnrollmentRequests")
+# Small top-level objects whose scalar members the first pass keeps, as "Object.member".
+MEMBERS_KEPT = ("EnrollmentConfig",)
 
 
 class JsonScanError(JobMustFail):
@@ -48,6 +53,11 @@ class JobScan:
     scalars: dict[str, Any] = field(default_factory=dict)  # top-level key -> scalar value
     enrollments: str | None = None  # kind of the `enrollments` value: "list", "object", …
     count: int = 0  # items of the `enrollments` list
+    kinds: dict[str, str] = field(default_factory=dict)  # top-level key -> "object", "list", …
+    lists: dict[str, str] = field(default_factory=dict)  # LIST_KEYS key -> kind of its value
+    counts: dict[str, int] = field(default_factory=dict)  # LIST_KEYS key -> items, if a list
+    # MEMBERS_KEPT objects: "Object.member" -> its value (scalar), or its kind ("object"…)
+    members: dict[str, Any] = field(default_factory=dict)
 
 
 def _skip_bom(fh: IO[bytes]) -> None:
@@ -96,23 +106,42 @@ def scan_job(fh: IO[bytes]) -> JobScan:
                         return scan
                 elif event == "map_key":
                     scan.keys.append(value)
-            elif prefix == "enrollments" and event in _STARTS | _SCALARS and depth <= 2:
-                scan.enrollments = _kind(event) if event in _STARTS else event
-            elif prefix == "enrollments.item" and (event in _SCALARS or event in _STARTS):
-                if depth <= 3:
-                    scan.count += 1
-            elif "." not in prefix and prefix and event in _SCALARS and depth == 1:
-                scan.scalars[prefix] = value
+            else:
+                _note(scan, prefix, event, value, depth)
     except ijson.JSONError as exc:
         raise JsonScanError(f"not valid JSON: {_yajl_message(exc)}") from None
     return scan
 
 
-def iter_enrollments(fh: IO[bytes]) -> Iterator[Any]:
-    """The second pass: each item of the top-level `enrollments` list, one at a time."""
+def _note(scan: JobScan, prefix: str, event: str, value: Any, depth: int) -> None:
+    """One event below the top level: a value's kind, a list's item, a kept member."""
+    top, _, rest = prefix.partition(".")
+    is_value = event in _STARTS or event in _SCALARS
+    if not rest and is_value and depth <= 2 and (depth == 1 or event in _STARTS):
+        kind = _kind(event) if event in _STARTS else event
+        scan.kinds[top] = kind
+        if top in LIST_KEYS:
+            scan.lists[top] = kind
+        if top == "enrollments":
+            scan.enrollments = kind
+        elif event in _SCALARS and depth == 1:
+            scan.scalars[top] = value
+    elif rest == "item" and top in LIST_KEYS and is_value and depth <= 3:
+        scan.counts[top] = scan.counts.get(top, 0) + 1
+        if top == "enrollments":
+            scan.count += 1
+    elif top in MEMBERS_KEPT and rest and "." not in rest and is_value:
+        if event in _SCALARS and depth == 2:
+            scan.members[prefix] = value
+        elif event in _STARTS and depth == 3:
+            scan.members[prefix] = _kind(event)
+
+
+def iter_enrollments(fh: IO[bytes], key: str = "enrollments") -> Iterator[Any]:
+    """The second pass: each item of the top-level list `key`, one at a time."""
     _skip_bom(fh)
     try:
-        yield from ijson.items(fh, "enrollments.item", use_float=True)
+        yield from ijson.items(fh, f"{key}.item", use_float=True)
     except ijson.JSONError as exc:  # the first pass read the same bytes; only a changed file
         raise JsonScanError(f"not valid JSON: {_yajl_message(exc)}") from None
 

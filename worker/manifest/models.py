@@ -22,7 +22,7 @@ from worker.config.settings import Existing, Retire, setting_default
 if TYPE_CHECKING:
     from worker.config.settings import Settings
 
-Kind = Literal["job", "single", "csv", "migrate"]
+Kind = Literal["job", "single", "csv", "migrate", "voiceid"]
 
 
 class Problem(BaseModel):
@@ -81,6 +81,8 @@ class ManifestDefaults(BaseModel):
     convert: bool = setting_default("convert")
     existing: Existing = setting_default("existing")
     retire: Retire = setting_default("retire")
+    # A Voice ID SpeakerId that is not a handle: derived from its hash, or refused.
+    speaker_handles: Literal["derive", "strict"] = setting_default("speaker_handles")
     # How far below the voice rule a file is still uploaded (worker.audio.voice_rule).
     voice_margin: float = setting_default("voice_margin")
     # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.
@@ -92,11 +94,13 @@ class ManifestDefaults(BaseModel):
             audio_root=Path(os.path.abspath(settings.resolved_audio_root)),
             owner=settings.owner,
             space=settings.space,
+            model=settings.model,
             max_bytes=settings.max_manifest_bytes,
             stereo=settings.stereo,
             convert=settings.convert,
             existing=settings.existing,
             retire=settings.retire,
+            speaker_handles=settings.speaker_handles,
             voice_margin=settings.voice_margin,
             inline_upload_max_bytes=settings.inline_upload_max_bytes,
         )
@@ -134,6 +138,10 @@ class Enrollment(BaseModel):
     # A migration's (worker.manifest.migration): the model the voiceprint moves from; it names
     # no file, its audios are the old voiceprint's on the server.
     migrate_from: str | None = None
+    # A Voice ID request's (worker.manifest.voiceid): its RequestId, the row's key in every
+    # report, and its SpeakerId as written (the identity may be a handle derived from it).
+    request_id: str | None = None
+    speaker_id: str | None = None
 
     @property
     def channels(self) -> tuple[int | None, ...]:
@@ -166,6 +174,8 @@ class RejectedEnrollment(BaseModel):
     voiceprint: str | None = None
     problems: tuple[Problem, ...]
     rows: tuple[dict[str, str], ...] = ()
+    request_id: str | None = None  # a Voice ID request's, as on `Enrollment`
+    speaker_id: str | None = None
 
 
 class Migration(BaseModel):

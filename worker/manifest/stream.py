@@ -39,6 +39,9 @@ class ManifestStream:
     field_names: Mapping[str, str] = field(default_factory=dict)  # JSON name -> name shown
     generate: Callable[[Builder], Iterator[ManifestItem]] | None = None
     migration: Migration | None = None  # a migration manifest's (worker.manifest.migration)
+    # How messages name a position, when the format's own way is not a JSON job's or a CSV's
+    # (a Voice ID manifest's `SpeakerEnrollmentRequests[3]`).
+    place_of: Callable[[int], str] | None = None
 
     def items(self) -> Iterator[ManifestItem]:
         """Every enrollment, valid or rejected, in manifest order (by `position`)."""
@@ -51,7 +54,7 @@ class ManifestStream:
 
     def builder(self) -> Builder:
         """A fresh builder for one walk (its own warnings)."""
-        place_of = csv_place if self.kind == "csv" else json_place
+        place_of = self.place_of or (csv_place if self.kind == "csv" else json_place)
         return Builder(self.file, self.defaults, self.field_names, place_of)
 
     def _items(self, builder: Builder) -> Iterator[ManifestItem]:
