@@ -20,7 +20,15 @@ from tests.audiogen import write_audio
 from tests.e2e.test_recordings_channels import CUSTOMER_S, audio_by_alias, write_call
 from tests.emulator_harness import EmulatorHandle
 from tests.s3_harness import SECRET_KEY, S3Server
-from tests.support import drop, iso_seconds, make_settings, report_of, run_once
+from tests.support import (
+    drop,
+    iso_seconds,
+    make_settings,
+    report_of,
+    run_once,
+    run_worker,
+    worker_env,
+)
 from worker.commands.check import run_check
 
 BUCKET = "calls-e2e"
@@ -154,3 +162,26 @@ async def test_an_endpoint_that_does_not_answer_fails_the_enrollment_not_the_run
     [problem] = json.loads(error.read_text())["problems"]
     assert problem["reason"].startswith("the S3 endpoint http://127.0.0.1:")
     assert problem["reason"].endswith("did not answer in time (2 attempts)")
+
+
+async def test_debug_logs_carry_no_aws_credential(
+    s3_env: S3Server, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    """At debug level, botocore would print each request's signature and session token: the
+    worker keeps its loggers at info. The worker runs as users run it, a process. (SeaweedFS
+    refuses a session token its static keys did not issue, so the read is denied; the token
+    is sent, signed and, without the cap, logged all the same.)"""
+    s3_env.put(BUCKET, "logs/a.wav", write_audio(tmp_path / "a.wav", 5.0, 1.0, 8000))
+    queue = tmp_path / "queue"
+    drop(queue, "logs.json", {"identity": "logs", "audios": [f"s3://{BUCKET}/logs/a.wav"]})
+    token = "session-token-never-logged-7f3a"
+    env = worker_env(queue, emulator.base_url, ENROLLER_LOG_LEVEL="debug")
+    env.update(s3_env.env(AWS_SESSION_TOKEN=token))
+    log = tmp_path / "worker.log"
+    assert await run_worker(env, log) == 1  # the enrollment fails: access denied
+    text = log.read_text()
+    assert '"level": "debug"' in text  # it did log at debug…
+    assert '"logger": "botocore.' in text  # …and botocore's lines reach the log
+    assert "access denied" in text
+    for secret in (token, SECRET_KEY, "Signature=", "Credential="):
+        assert secret not in text, secret
