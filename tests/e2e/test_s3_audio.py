@@ -29,7 +29,9 @@ from tests.support import (
     run_worker,
     worker_env,
 )
+from worker.api.client import ApiClient
 from worker.commands.check import run_check
+from worker.service import Service
 
 BUCKET = "calls-e2e"
 
@@ -185,3 +187,41 @@ async def test_debug_logs_carry_no_aws_credential(
     assert "access denied" in text
     for secret in (token, SECRET_KEY, "Signature=", "Credential="):
         assert secret not in text, secret
+
+
+class WorkFolderWatch:
+    """An observer (the service's seam) that counts the downloads in the job's work folder
+    each time an enrollment has finished, while the job's folder still exists."""
+
+    def __init__(self, queue: Path) -> None:
+        self.queue = queue
+        self.downloads: list[int] = []
+
+    def job_started(self, job_id: str, name: str, progress: object) -> None:
+        pass
+
+    def enrollment_finished(self, outcome: str) -> None:
+        [job_dir] = (self.queue / "active").iterdir()
+        self.downloads.append(len(list((job_dir / "work").glob("*.s3"))))
+
+    def job_ended(self, result: object) -> None:
+        pass
+
+
+async def test_each_download_is_deleted_when_its_enrollment_ends(
+    s3_env: S3Server, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    names = [f"del-{i}" for i in range(3)]
+    for i, name in enumerate(names):
+        audio = write_audio(tmp_path / f"{name}.wav", 5.0 + i / 10, 1.0, 8000)
+        s3_env.put(BUCKET, f"del/{name}.wav", audio)
+    queue = tmp_path / "queue"
+    rows = [{"identity": n, "audios": [f"s3://{BUCKET}/del/{n}.wav"]} for n in names]
+    drop(queue, "del.json", {"enrollments": rows})
+    settings = make_settings(queue, emulator.base_url, max_enrollments=1)
+    watch = WorkFolderWatch(queue)
+    async with ApiClient.from_settings(settings) as client:
+        assert await Service(settings, client, observer=watch).run(once=True) == 0
+    assert len(watch.downloads) == len(names)
+    # The last enrollment ended with the job still in active/: its download is gone already.
+    assert watch.downloads[-1] == 0
