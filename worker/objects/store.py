@@ -117,6 +117,7 @@ class S3Store:
         self._thread: threading.Thread | None = None
         self._client: Any = None
         self._client_cm: Any = None
+        self._making: asyncio.Lock | None = None
         self._lock = threading.Lock()
 
     # --- the loop thread ---------------------------------------------------------------------
@@ -136,18 +137,25 @@ class S3Store:
             return self._loop
 
     async def _s3(self) -> Any:
-        if self._client is None:
-            from aiobotocore.config import AioConfig
-            from aiobotocore.session import get_session
+        """The client, made once: concurrent first calls wait for the one making it."""
+        if self._client is not None:
+            return self._client
+        if self._making is None:  # on the loop's thread: no await since the check above
+            self._making = asyncio.Lock()
+        async with self._making:
+            if self._client is None:
+                from aiobotocore.config import AioConfig
+                from aiobotocore.session import get_session
 
-            connect, read = self._timeouts
-            config = AioConfig(
-                connect_timeout=connect,
-                read_timeout=read,
-                retries={"max_attempts": self.attempts, "mode": "standard"},
-            )
-            self._client_cm = get_session().create_client("s3", config=config, **self._client_args)
-            self._client = await self._client_cm.__aenter__()
+                connect, read = self._timeouts
+                config = AioConfig(
+                    connect_timeout=connect,
+                    read_timeout=read,
+                    retries={"max_attempts": self.attempts, "mode": "standard"},
+                )
+                cm = get_session().create_client("s3", config=config, **self._client_args)
+                self._client = await cm.__aenter__()
+                self._client_cm = cm
         return self._client
 
     @property
@@ -174,6 +182,7 @@ class S3Store:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(30)
         loop.close()
+        self._making = None  # bound to the closed loop; a later call makes all anew
 
     # --- requests ----------------------------------------------------------------------------
 
