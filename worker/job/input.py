@@ -8,8 +8,8 @@ Nothing here holds the whole job: a 50 000-enrollment manifest is walked one enr
 time (`planned()`), preflight runs a few files ahead of the API work instead of all of it
 before the first request, and the report outputs walk the manifest again, one enrollment at a
 time, asking the journal's index how each one ended. Preflight still costs no API call: an
-enrollment whose files are bad never reaches the driver, and `head()` keeps a manifest with
-nothing runnable away from the API entirely.
+enrollment whose files are bad never reaches the driver, so a manifest with nothing runnable
+costs no request at all, and still gets its report, failures CSV and retry manifest.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from worker.audio.inspect import MAX_UPLOAD_BYTES, too_large_reason
 from worker.base.fsutil import atomic_writer
 from worker.base.streamout import EncodedText
 from worker.enrollment.task import EnrollmentTask, outcome_record
-from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
+from worker.job.report import OK_OUTCOMES, FailuresCsv, cell, needs_action
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
 from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
 from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
 from worker.manifest.read import open_manifest
-from worker.manifest.retry import write_retry_manifest
+from worker.manifest.retry import RetryEntry, enrollment_json, write_retry_manifest
 from worker.manifest.stream import ManifestStream
 
 
@@ -50,12 +50,15 @@ class PlannedEnrollment:
     enrollment: Enrollment | None
     problems: list[Problem] = field(default_factory=list)
     task: EnrollmentTask | None = None
+    model: str | None = None  # as given, also when it is not a model the worker knows
+    audios: tuple[str, ...] = ()  # the files as given, for the report row of a failed one
 
     def failed(self, step: Step, reason: str) -> EnrollmentOutcome:
         return outcome_record(
             self,
             Outcome.FAILED,
-            model=self.enrollment.model if self.enrollment else None,
+            model=self.model,
+            audios=list(self.audios),
             attempts=0,
             error=ErrorInfo(step=step.value, reason=reason),
         )
@@ -74,16 +77,22 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
             owner=item.owner,
             space=item.space,
             enrollment=item,
+            model=item.model,
+            audios=item.audio_names,
         )
+    # Rejected: the report row shows what was written ("Cust 7"), not an empty identity.
+    given = item.given
     return PlannedEnrollment(
         key=_rejected_key(item.source),
         source=item.source,
-        identity=item.identity or "",
-        voiceprint=item.voiceprint or "",
-        owner=item.owner or "",
-        space=item.space or "",
+        identity=item.identity or cell(given.get("identity")),
+        voiceprint=item.voiceprint or cell(given.get("voiceprint")),
+        owner=item.owner or cell(given.get("owner")),
+        space=item.space or cell(given.get("space")),
         enrollment=None,
         problems=list(item.problems),
+        model=cell(given.get("model")) or None,
+        audios=tuple(cell(a) for a in given.get("audios", ())),
     )
 
 
@@ -214,37 +223,56 @@ class JobInput:
 
         Both come from one walk of the manifest, in its order, asking `outcomes` (the journal's
         index) about each enrollment: one enrollment and its rows are held at a time, even
-        when every one failed. Nothing failed: no walk, a header-only CSV, no retry file.
+        when every one failed. Every enrollment that needs action (`needs_action`: failed,
+        conflict, skipped…, whatever the cause, preflight included) is in both, each retry
+        entry with a comment saying why. Nothing to act on: no walk, a header-only CSV, no
+        retry file.
         """
-        retried = outcomes.count(RETRYABLE, runnable=True)
+        pending = outcomes.count() - outcomes.count(OK_OUTCOMES)
+        manifest = self.manifest
         with atomic_writer(failures) as fh:
-            csv_out = FailuresCsv(fh, self.manifest.csv_columns)
+            csv_out = FailuresCsv(
+                fh,
+                manifest.csv_columns,
+                delimiter=manifest.csv_delimiter,
+                audio_root=self.audio_root,
+            )
 
-            def again() -> Iterator[Enrollment]:
-                """The walk: each failed enrollment goes to the CSV; those to retry are yielded."""
-                if not outcomes.count(NOT_OK):
-                    return
-                for item in self.manifest.items():
-                    key = _key(item)
-                    if outcomes.status(key) not in NOT_OK:
-                        continue
-                    outcome = outcomes.outcome(key)
-                    if outcome is None:
-                        continue
-                    csv_out.add(outcome, item.rows)
-                    if outcome.outcome in RETRYABLE and isinstance(item, Enrollment):
-                        yield item
+            def again() -> Iterator[RetryEntry]:
+                """The walk: each enrollment to act on goes to the CSV, and is yielded."""
+                for item in manifest.items():
+                    outcome = _to_act_on(outcomes, _key(item))
+                    if outcome is not None:
+                        csv_out.add(outcome, item)
+                        yield retry_entry(item, outcome, self.audio_root)
 
-            if retried:
-                comment = f"retry of {self.manifest.file}: {retried} enrollments"
+            if pending:
+                comment = f"retry of {manifest.file}: {pending} enrollments"
                 with atomic_writer(retry) as retry_fh:
                     write_retry_manifest(EncodedText(retry_fh), again(), self.audio_root, comment)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(retry)  # an older run's retry file of the same job
-                for _ in again():
-                    pass  # nothing to retry: the walk still writes the failures
             csv_out.flush()
+
+
+def _to_act_on(outcomes: OutcomeLookup, key: str) -> EnrollmentOutcome | None:
+    """The outcome of `key` when it needs action, else None (asked of the index only then)."""
+    status = outcomes.status(key)
+    if status is None or not needs_action(status):
+        return None
+    return outcomes.outcome(key)
+
+
+def retry_entry(item: ManifestItem, outcome: EnrollmentOutcome, audio_root: Path) -> RetryEntry:
+    """An enrollment of the retry manifest: the valid one itself, or a rejected one as written,
+    led by a comment saying how it ended and why (the parser ignores `comment`)."""
+    why = f"{outcome.outcome} at {outcome.error.step}" if outcome.error else outcome.outcome
+    reason = outcome.error.reason if outcome.error else ""
+    comment = f"{why} ({outcome.source}): {reason}" if reason else f"{why} ({outcome.source})"
+    if isinstance(item, Enrollment):
+        return {"comment": comment, **enrollment_json(item, audio_root)}
+    return {"comment": comment, **item.given}
 
 
 class OutcomeLookup(Protocol):
@@ -288,19 +316,6 @@ class PlanStream:
         """The next enrollment, preflighted; None at the end (blocking)."""
         planned = self.next_planned()
         return self._job.preflight(planned) if planned is not None else None
-
-    def head(self) -> tuple[list[PlannedEnrollment], bool]:
-        """Preflight up to and including the first runnable enrollment (blocking).
-
-        Returns those enrollments and whether the manifest holds a runnable one at all (when
-        not, the list is every enrollment left and none of them needs the API).
-        """
-        head: list[PlannedEnrollment] = []
-        while (planned := self.next_preflighted()) is not None:
-            head.append(planned)
-            if planned.task is not None:
-                return head, True
-        return head, False
 
 
 def load_job_input(manifest_path: Path, settings_defaults: ManifestDefaults) -> JobInput:

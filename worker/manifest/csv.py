@@ -317,6 +317,7 @@ def _candidate(
             for r in group
         ],
         rows=tuple(r.original for r in group),
+        row_lines=tuple(lines),
     )
     _merge(cand, group, file, names)
     return cand
@@ -354,6 +355,7 @@ def _ragged(row: _Row, columns: int, file: str) -> Candidate:
         values={},
         audios=[],
         rows=(row.original,),
+        row_lines=(row.line,),
         broken=True,
     )
     cand.preset.append(Problem(file=file, place=place, reason=reason))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio.inspect import DEFAULT_MODEL
 from worker.base.text import SafeStr
@@ -123,6 +123,7 @@ class Enrollment(BaseModel):
     source: str  # "enrollments[3]", "enrollment" (single form), "line 14", "lines 14-16"
     position: int  # order in the manifest, from 0
     rows: tuple[dict[str, str], ...] = ()  # CSV: the original rows, for the failures CSV
+    row_lines: tuple[int, ...] = ()  # CSV: the line of each of `rows`
 
     @property
     def channels(self) -> tuple[int | None, ...]:
@@ -155,6 +156,10 @@ class RejectedEnrollment(BaseModel):
     voiceprint: str | None = None
     problems: tuple[Problem, ...]
     rows: tuple[dict[str, str], ...] = ()
+    row_lines: tuple[int, ...] = ()
+    # The enrollment as written, JSON-ready, defaults filled in (worker.manifest.given): what
+    # its report row, failures CSV row and retry manifest entry show, though it cannot run.
+    given: dict[str, Any] = Field(default_factory=dict)
 
 
 ManifestItem = Enrollment | RejectedEnrollment
