@@ -25,7 +25,7 @@ from worker.base.csvsafe import spreadsheet_safe_row
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_OK
 from worker.base.fsutil import atomic_writer
 from worker.base.streamout import EncodedText, StreamedObject
-from worker.base.text import encode_text
+from worker.base.text import SafeStr, encode_text
 from worker.journal.records import EnrollmentOutcome, Outcome
 from worker.manifest.models import Enrollment, ManifestItem, RejectedEnrollment
 from worker.manifest.retry import enrollment_json
@@ -80,7 +80,7 @@ class ReportSummary(BaseModel):
     """The head of `<job>.report.json`, before its rows."""
 
     job_id: str
-    manifest: str
+    manifest: SafeStr  # a file name need not be UTF-8 (os.listdir gives surrogate escapes)
     manifest_sha256: str
     started_at: datetime
     finished_at: datetime

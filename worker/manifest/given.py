@@ -20,6 +20,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from worker.base.text import safe_text
 from worker.manifest.models import ManifestDefaults
 from worker.manifest.values import DEFAULT_VOICEPRINT, bool_value, min_audios, show
 
@@ -29,8 +30,14 @@ _INT_MAX = 2**63  # beyond, an integer is written as its text
 
 
 def plain(value: Any, depth: int = 0) -> Any:
-    """`value` as JSON that reads back the same; anything else as the text `show` gives."""
-    if value is None or isinstance(value, (str, bool)):
+    """`value` as JSON that reads back the same; anything else as the text `show` gives.
+
+    Text is written safe (`safe_text`): a lone surrogate, which no journal or report can hold,
+    becomes its `\\udXXX` escape, as everywhere user text is echoed.
+    """
+    if isinstance(value, str):
+        return safe_text(value)
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         if -_INT_MAX <= value < _INT_MAX:
@@ -40,7 +47,7 @@ def plain(value: Any, depth: int = 0) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else show(value)
     if depth < 1 and isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: plain(v, depth + 1) for k, v in value.items()}
+        return {safe_text(k): plain(v, depth + 1) for k, v in value.items()}
     if depth < 1 and isinstance(value, list):
         return [plain(v, depth + 1) for v in value]
     return show(value)
