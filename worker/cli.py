@@ -172,7 +172,12 @@ def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
 
     defaults = ManifestDefaults.from_settings(settings)
     return run_submit(
-        args.files, settings.queue_dir, defaults, validate=args.validate, as_json=args.json
+        args.files,
+        settings.queue_dir,
+        defaults,
+        validate=args.validate,
+        as_json=args.json,
+        strict=args.strict,
     )
 
 
@@ -246,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--no-validate", dest="validate", action="store_false", help="skip the local preflight"
     )
+    submit.add_argument("--strict", action="store_true", help="refuse a file if any row is bad")
     submit.add_argument("--json", action="store_true", help="machine-readable output")
     submit.set_defaults(handler=_cmd_submit)
 
