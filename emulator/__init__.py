@@ -20,6 +20,11 @@ Decisions where the contract is silent [ours]:
 - `Retry-After` is whole seconds, rounded up, at least 1.
 - Faults: on POST/DELETE half of the 500s and drops happen after the effect was stored (the
   client faces a genuine unknown outcome); 503 is always before any effect; reads fail before.
+- A voiceprint's rename (PATCH) and delete, [inferred] in the contract: a rename keeps the
+  voiceprint (id, state, audios, computedAt) and its records keep the old handle; a delete
+  leaves its audios and records; both are 409 while a delayed compute is pending. Each can be
+  taken away (`--no-voiceprint-rename`, `--no-voiceprint-delete`): 405 with `Allow`.
+- Faults on PATCH act as on POST/DELETE: half of the 500s and drops come after the effect.
 - Session tokens, credits spent, records and audio measurements persist; audio bytes do not.
   Users, orgs and keys always come from the configuration, which wins over the state file.
 """

@@ -192,6 +192,8 @@ def build_app(emulator: Emulator) -> web.Application:
             web.post(f"{sp}/audios/{{audio:{P}}}:identify", audios.identify_audio),
             web.post(f"{sp}/voiceprints", voiceprints.create_voiceprint),
             web.get(vp, voiceprints.get_voiceprint),
+            web.patch(vp, voiceprints.rename_voiceprint),  # [inferred]
+            web.delete(vp, voiceprints.delete_voiceprint),  # [inferred]
             web.post(f"{vp}:compute", voiceprints.compute),
             web.get(f"{vp}/audios", voiceprints.list_voiceprint_audios),
             web.post(f"{vp}/audios/{{audio:{P}}}", voiceprints.add_audio),

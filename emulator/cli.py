@@ -38,6 +38,8 @@ modes (all off by default; combine freely):
                  drops the connection (a write may fail after its effect); reproducible.
   latency        --latency-ms N: every API answer is delayed N ms.
   persistence    --state-file PATH: the world survives a restart (atomic writes).
+  lifecycle      --no-voiceprint-rename, --no-voiceprint-delete: PATCH or DELETE of a
+                 voiceprint answers 405 (with Allow), as a service without the route would.
 """
 
 
@@ -49,6 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     for name, field in EmulatorOptions.model_fields.items():
+        if field.annotation is bool:  # a switch: present means on (env: EMULATOR_<NAME>=1)
+            parser.add_argument(
+                "--" + name.replace("_", "-"),
+                dest=name,
+                default=argparse.SUPPRESS,
+                action="store_const",
+                const=True,
+                help=f"{field.description} (env EMULATOR_{name.upper()}=1; default off)",
+            )
+            continue
         choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else None
         parser.add_argument(
             "--" + name.replace("_", "-"),

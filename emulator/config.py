@@ -62,6 +62,14 @@ class EmulatorOptions(BaseSettings):
     retry_after_format: Literal["seconds", "http-date"] = Field(
         "seconds", description="How a rate-limit 429 writes Retry-After (RFC 9110 allows both)."
     )
+    # The two [inferred] routes (api-contract.md §3), each removable so that a client's
+    # fallback for a service without it can be tested: the route then answers 405.
+    no_voiceprint_rename: bool = Field(
+        False, description="PATCH …/voiceprints/{identity}/{voiceprint} answers 405."
+    )
+    no_voiceprint_delete: bool = Field(
+        False, description="DELETE …/voiceprints/{identity}/{voiceprint} answers 405."
+    )
 
 
 class UserConfig(BaseModel):

@@ -88,7 +88,8 @@ def _prepare(root: Path) -> Path:
 
 def _print_summary(queue: Path) -> None:
     reports = sorted((queue / "reports").glob("*.report.json"))
-    columns = ["manifest", "enrolled", "unchanged", "failed", "conflict", "skipped", "credits"]
+    columns = ["manifest", "enrolled", "unchanged", "replaced", "kept", "failed", "conflict"]
+    columns += ["skipped", "credits"]
     rows: list[list[str]] = []
     problems: list[str] = []
     for path in reports:

@@ -1,8 +1,9 @@
 """Counters behind `GET /_emulator/stats`, for tests and benchmarks to read.
 
-Owns: what was asked (by status, by route template), what was created, conflicts, uploads per
-audio, faults injected, rate-limit and credit refusals, concurrency. Counters live for one
-process: a restarted emulator starts from zero (its *state* persists, its stats do not).
+Owns: what was asked (by status, by route template), what was created, voiceprints renamed
+and deleted, conflicts, uploads per audio, faults injected, rate-limit and credit refusals,
+concurrency. Counters live for one process: a restarted emulator starts from zero (its *state*
+persists, its stats do not).
 `first_request_at` / `last_request_at` (wall-clock epoch seconds, None before any API request)
 let benchmarks time pickup latency and the active window of a run.
 Must never influence how a request is answered.
@@ -27,6 +28,8 @@ class Stats:
     created: Counter[str] = field(
         default_factory=lambda: Counter(identities=0, audios=0, voiceprints=0, computes=0)
     )
+    # Voiceprints renamed (PATCH) and deleted (DELETE) that the emulator carried out.
+    lifecycle: Counter[str] = field(default_factory=lambda: Counter(renamed=0, deleted=0))
     conflicts: int = 0
     upload_attempts: Counter[str] = field(default_factory=Counter)  # "owner/space/audio"
     uploads_accepted: int = 0
@@ -97,6 +100,7 @@ class Stats:
                 "last_at": self.last_request_at,
             },
             "created": dict(self.created),
+            "lifecycle": dict(self.lifecycle),
             "conflicts": self.conflicts,
             "uploads": {
                 "accepted": self.uploads_accepted,

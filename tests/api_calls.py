@@ -1,20 +1,20 @@
 """API calls that only tests make: the rest of the contract, sent through the worker's own
 request loop (`ApiClient.requests`), so they are paced, retried and parsed as the worker's own.
 
-The worker never lists a space's identities or an identity's voiceprints, links an audio by
-hand, removes an audio from a voiceprint or verifies: tests do, to see what a run left on the
-server and to prove the emulator keeps the contract.
+The worker never links an audio by hand, removes an audio from a voiceprint or verifies: tests
+do, to see what a run left on the server and to prove the emulator keeps the contract. (The
+lists of a space's identities and of an identity's voiceprints are the client's own:
+`ApiClient.list_identities`, `ApiClient.list_identity_voiceprints`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime
 from enum import StrEnum
 
 from worker.api.client import ApiClient
 from worker.api.retry_rules import Retry
-from worker.api.schemas import ApiModel, Audio, Identity, ModelName, RefLike, Voiceprint
+from worker.api.schemas import ApiModel, Audio, ModelName, RefLike, Voiceprint
 
 
 class VerificationState(StrEnum):
@@ -47,38 +47,6 @@ class VerificationCreate(ApiModel):
     identity: str
     voiceprint: str
     alias: str | None = None
-
-
-def list_identities(
-    client: ApiClient,
-    owner: str,
-    space: str,
-    *,
-    search: str | None = None,
-    sort: str | None = None,
-    page_size: int = 50,
-) -> AsyncIterator[Identity]:
-    """Every identity of a space (sort `handle` or `createdAt`)."""
-    return client.requests.paginate(
-        "/spaces/{owner}/{space}/identities",
-        Identity,
-        {"owner": owner, "space": space},
-        search=search,
-        sort=sort,
-        page_size=page_size,
-    )
-
-
-def list_voiceprints(
-    client: ApiClient, owner: str, space: str, identity: str, *, page_size: int = 50
-) -> AsyncIterator[Voiceprint]:
-    """Every voiceprint of an identity."""
-    return client.requests.paginate(
-        "/spaces/{owner}/{space}/identities/{identity}/voiceprints",
-        Voiceprint,
-        {"owner": owner, "space": space, "identity": identity},
-        page_size=page_size,
-    )
 
 
 async def identify_audio(

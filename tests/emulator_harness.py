@@ -10,7 +10,8 @@
         await proc.restart()                    # same port, same state file
 
 Options are `emulator.config.EmulatorOptions` fields (`rate_limit`, `burst`, `credits`,
-`latency_ms`, `fault_rate`, `seed`, `state_file`, `token_ttl`, `config`, `max_upload_bytes`).
+`latency_ms`, `fault_rate`, `seed`, `state_file`, `token_ttl`, `config`, `max_upload_bytes`,
+and the switches `no_voiceprint_rename=True`, `no_voiceprint_delete=True`), the same for both.
 The default port is 0 (a free one). Seeded world: API keys `demo-key` (user demo, org acme) and
 `other-key`; spaces `demo/main`, `acme/onboarding`, `other/private`.
 """
@@ -270,8 +271,11 @@ class EmulatorProcess:
     def argv(self) -> list[str]:
         args = [sys.executable, "-m", "emulator"]
         for name, value in {"port": 0, **self.options}.items():
-            if value is not None:
-                args += ["--" + name.replace("_", "-"), str(value)]
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):  # a switch (--no-voiceprint-rename): given when on
+                args += [flag] if value else []
+            elif value is not None:
+                args += [flag, str(value)]
         return args
 
     async def start(self) -> None:

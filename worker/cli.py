@@ -181,6 +181,24 @@ def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
     )
 
 
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.commands.migrate import migration_document, migration_file_name, run_migrate
+    from worker.manifest.models import ManifestDefaults
+
+    doc = migration_document(
+        args.from_model,
+        args.to_model,
+        None if args.all else args.identities,
+        owner=settings.owner,
+        space=settings.space,
+        voiceprint=args.voiceprint,
+        retire=settings.retire,
+    )
+    name = migration_file_name(args.from_model, args.to_model, settings.space)
+    defaults = ManifestDefaults.from_settings(settings)
+    return run_migrate(doc, name, settings.queue_dir, defaults, as_json=args.json)
+
+
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import anyio
     import structlog
@@ -255,6 +273,20 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--json", action="store_true", help="machine-readable output")
     submit.set_defaults(handler=_cmd_submit)
 
+    migrate = sub.add_parser(
+        "migrate", help="queue moving voiceprints to a new model, from the audio on the server"
+    )
+    migrate.add_argument("--from", dest="from_model", required=True, metavar="MODEL")
+    migrate.add_argument("--to", dest="to_model", required=True, metavar="MODEL")
+    who = migrate.add_mutually_exclusive_group(required=True)
+    who.add_argument(
+        "--identity", dest="identities", action="append", metavar="HANDLE", help="repeatable"
+    )
+    who.add_argument("--all", action="store_true", help="every identity of the space")
+    migrate.add_argument("--voiceprint", default="main", help="the handle to move (main)")
+    migrate.add_argument("--json", action="store_true", help="machine-readable output")
+    migrate.set_defaults(handler=_cmd_migrate)
+
     status = sub.add_parser("status", help="queue counts and active jobs")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=_cmd_status)
@@ -269,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("--quiet", action="store_true", help="no output when healthy")
     health.set_defaults(handler=_cmd_healthcheck)
 
-    for sp in (run, validate, plan, check, submit, status, config, health):
+    for sp in (run, validate, plan, check, submit, migrate, status, config, health):
         add_settings_flags(sp)
 
     for ep in _plugins():
@@ -278,7 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plugins() -> list[Any]:
-    builtin = {"run", "validate", "plan", "check", "submit", "status", "config", "healthcheck"}
+    builtin = {"run", "validate", "plan", "check", "submit", "migrate", "status", "config"}
+    builtin.add("healthcheck")
     return [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in builtin]
 
 

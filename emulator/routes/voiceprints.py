@@ -1,7 +1,10 @@
 """Routes of models, voiceprints and verifications (api-contract.md §3): create, read, list,
-add and remove audios, compute, verify.
+rename, delete, add and remove audios, compute, verify.
 
-Owns: reading these requests and answering each with `State` calls; no rule of its own.
+Owns: reading these requests and answering each with `State` calls; no rule of its own but
+which of the two [inferred] routes (rename, delete) this emulator offers: one taken away
+(`--no-voiceprint-rename`, `--no-voiceprint-delete`) answers 405 with `Allow`, as a service
+without it would.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from emulator.routes.common import (
 )
 from emulator.rules import model_name
 from emulator.state import State
+from emulator.state.lifecycle import UNSET
 
 
 class ModelObject(Body):
@@ -34,6 +38,13 @@ class VoiceprintBody(Body):
     identity: str
     model: str | ModelObject
     min_audios: int = Field(alias="minAudios", strict=True)
+    handle: str | None = None
+    alias: str | None = None
+
+
+class VoiceprintPatchBody(Body):
+    """`{handle?, alias?}`: a field not sent is left as it is (`model_fields_set` tells)."""
+
     handle: str | None = None
     alias: str | None = None
 
@@ -66,6 +77,47 @@ async def get_voiceprint(request: web.Request) -> web.Response:
     return respond(
         state.voiceprint_wire(sp, state.voiceprint(sp, mi["identity"], mi["voiceprint"]))
     )
+
+
+def _offered(request: web.Request, method: str) -> None:
+    """405 when this emulator was started without the voiceprint route of `method`."""
+    options = emu_of(request).options
+    missing = {"PATCH": options.no_voiceprint_rename, "DELETE": options.no_voiceprint_delete}
+    if missing[method]:
+        allow = ["GET", "HEAD", *(m for m in ("PATCH", "DELETE") if not missing[m])]
+        raise ApiError(
+            405,
+            f"method {method} is not allowed on a voiceprint here",
+            headers={"Allow": ", ".join(allow)},
+        )
+
+
+async def rename_voiceprint(request: web.Request) -> web.Response:
+    _offered(request, "PATCH")
+    state, _, sp = space_of(request)
+    body = await read_body(request, VoiceprintPatchBody)
+    given = body.model_fields_set
+    mi = request.match_info
+    vp = state.rename_voiceprint(
+        sp,
+        mi["identity"],
+        mi["voiceprint"],
+        new_handle=body.handle if "handle" in given else UNSET,
+        alias=body.alias if "alias" in given else UNSET,
+    )
+    emu_of(request).stats.lifecycle["renamed"] += 1
+    await commit(request)
+    return respond(state.voiceprint_wire(sp, vp))
+
+
+async def delete_voiceprint(request: web.Request) -> web.Response:
+    _offered(request, "DELETE")
+    state, _, sp = space_of(request)
+    mi = request.match_info
+    state.delete_voiceprint(sp, mi["identity"], mi["voiceprint"])
+    emu_of(request).stats.lifecycle["deleted"] += 1
+    await commit(request)
+    return web.Response(status=204)
 
 
 async def list_voiceprints(request: web.Request) -> web.Response:

@@ -11,17 +11,17 @@ passed in. The records themselves are in `records.py`; the delays of asynchronou
 lazily, whenever a request reads the world (`settle`).
 
 One module per resource: `world.py` (users, sessions, spaces, access, snapshot), then
-`identities.py`, `audios.py`, `voiceprints.py` (with verifications), `records.py` (usage
-records) and `credits.py`. `State` is all of them.
+`identities.py`, `audios.py`, `voiceprints.py` (with verifications), `lifecycle.py` (rename
+and delete), `records.py` (usage records) and `credits.py`. `State` is all of them.
 """
 
 from __future__ import annotations
 
+from emulator.state.lifecycle import VoiceprintLifecycle
 from emulator.state.records import Records
-from emulator.state.voiceprints import Voiceprints
 
 
-class State(Voiceprints, Records):
+class State(VoiceprintLifecycle, Records):
     """The whole emulated service. One instance per emulator; methods are its operations.
 
     `clock` gives the current UTC time (injected so tests can move time); `credits` is the

@@ -16,8 +16,6 @@ from structlog.testing import capture_logs
 from tests.api_calls import (
     create_verification,
     identify_audio,
-    list_identities,
-    list_voiceprints,
     remove_audio_from_voiceprint,
 )
 from tests.audiogen import write_audio, write_garbage
@@ -96,7 +94,8 @@ async def test_one_enrollment_end_to_end(emu: EmulatorHandle, tmp_path: Path) ->
             await api.compute_voiceprint(OWNER, SPACE, "bob", "main")
 
         assert (await api.get_voiceprint(OWNER, SPACE, "bob", "main")).audios == 1
-        assert [v.handle async for v in list_voiceprints(api, OWNER, SPACE, "bob")] == ["main"]
+        listed = [v.handle async for v in api.list_identity_voiceprints(OWNER, SPACE, "bob")]
+        assert listed == ["main"]
         added = [a.handle async for a in api.list_voiceprint_audios(OWNER, SPACE, "bob", "main")]
         assert added == [audio.handle]
 
@@ -130,9 +129,9 @@ async def test_pagination_walks_every_page(emu: EmulatorHandle) -> None:
         async with anyio.create_task_group() as tg:
             for handle in handles:
                 tg.start_soon(api.create_identity, OWNER, SPACE, handle)
-        seen = [i.handle async for i in list_identities(api, OWNER, SPACE, page_size=3)]
+        seen = [i.handle async for i in api.list_identities(OWNER, SPACE, page_size=3)]
         assert sorted(seen) == sorted(handles)
-        found = [i.handle async for i in list_identities(api, OWNER, SPACE, search="p-0")]
+        found = [i.handle async for i in api.list_identities(OWNER, SPACE, search="p-0")]
         assert sorted(found) == sorted(handles)
         stats = await emu.stats()
         lists = sum(n for r, n in stats["requests"]["by_route"].items() if r.startswith("GET"))

@@ -15,7 +15,6 @@ import anyio
 import pytest
 from pydantic import SecretStr
 
-from tests.api_calls import list_identities
 from tests.audiogen import write_audio
 from tests.emulator_harness import DEMO_KEY, running_emulator
 from tests.support import wait_for
@@ -130,7 +129,7 @@ async def test_every_idempotent_call_succeeds_through_20_percent_faults(tmp_path
             async def reads(i: int) -> None:
                 await api.get_identity(OWNER, SPACE, f"f-{i % 20}")
                 await api.list_models()
-                assert len([x async for x in list_identities(api, OWNER, SPACE, page_size=5)]) == 20
+                assert len([x async for x in api.list_identities(OWNER, SPACE, page_size=5)]) == 20
 
             async with anyio.create_task_group() as tg:
                 for i in range(40):

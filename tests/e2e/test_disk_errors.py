@@ -21,7 +21,7 @@ from tests.emulator_harness import EmulatorHandle
 from tests.support import drop, job_manifest, make_queue, make_settings, names, run_once
 from worker.base.fsutil import atomic_write_json
 from worker.job.seams import JobSeams
-from worker.journal.records import write_and_fsync
+from worker.journal.writer import write_and_fsync
 from worker.queue.jobqueue import JobQueue
 
 IDS = [f"disk-{i}" for i in range(6)]

@@ -148,9 +148,9 @@ async def test_preflight_failures_before_the_first_runnable_enrollment(
     assert places == [f"enrollments[{i}]" for i in range(5)]
     failures = (queue / "reports" / f"{job}.failures.csv").read_bytes()
     assert failures.startswith(b"\xef\xbb\xbfidentity,voiceprint,owner,space,model,")
-    assert b"\r\ngone-4,main,demo,main,phone/v1,1,,true,gone/4.wav,failed,enrollments[4]," in (
-        failures
-    )
+    row = b"\r\ngone-4,main,demo,main,phone/v1,1,,true,conflict,delete,gone/4.wav,failed,"
+    row += b"enrollments[4],preflight,"
+    assert row in failures
     retry = json.loads((queue / "reports" / f"{job}.retry.json").read_text())
     assert [e["audios"] for e in retry["enrollments"]] == [[f"gone/{i}.wav"] for i in range(5)]
     by_route = (await emulator.stats())["requests"]["by_route"]

@@ -21,7 +21,6 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from tests.api_calls import list_voiceprints
 from tests.support import worker_env as base_worker_env
 from worker.api.auth import ApiKeyAuth
 from worker.api.backoff import RetryPolicy
@@ -105,7 +104,7 @@ async def assert_enrolled_once(base_url: str, ids: list[str]) -> None:
     """Per identity: exactly one voiceprint, computed, and exactly one usage record."""
     async with api(base_url) as client:
         for identity in ids:
-            vps = [vp async for vp in list_voiceprints(client, OWNER, SPACE, identity)]
+            vps = [vp async for vp in client.list_identity_voiceprints(OWNER, SPACE, identity)]
             assert len(vps) == 1, (identity, vps)
             assert vps[0].state == "computed", (identity, vps[0])
         charged: Counter[str] = Counter()

@@ -16,6 +16,8 @@ from worker.api import errors as e
         (401, "invalid token", {}, e.Unauthorized),
         (403, "access denied", {}, e.Forbidden),
         (404, "not found", {}, e.NotFound),
+        (405, "method PATCH is not allowed", {"Allow": "GET, DELETE"}, e.MethodNotAllowed),
+        (405, "not here", {}, e.MethodNotAllowed),
         (409, "already exists", {}, e.Conflict),
         (413, "too large", {}, e.PayloadTooLarge),
         (422, "too short", {}, e.Unprocessable),
@@ -40,6 +42,15 @@ def test_status_classification(
     assert isinstance(error, e.OutcomeKnown)
     assert error.status == status and error.message == message
     assert str(error) == f"GET /x/{{y}}: HTTP {status}: {message}"
+
+
+def test_method_not_allowed_says_what_the_resource_takes() -> None:
+    """405: the API does not offer this; `allow` is what the Allow header says it does take."""
+    error = e.error_from_response(405, "no rename", {"Allow": "GET, head ,DELETE"})
+    assert isinstance(error, e.MethodNotAllowed) and isinstance(error, e.HttpStatusError)
+    assert error.allow == ("GET", "HEAD", "DELETE") and not error.transient
+    bare = e.error_from_response(405, "no rename", {"Allow": ""})
+    assert isinstance(bare, e.MethodNotAllowed) and bare.allow == ()
 
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

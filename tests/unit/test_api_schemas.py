@@ -165,6 +165,15 @@ def test_request_bodies_are_camel_case_without_nones() -> None:
         s.VoiceprintCreate(identity="b", model="m", min_audios=21)
 
 
+def test_voiceprint_patch_sends_only_the_fields_given() -> None:
+    assert s.VoiceprintPatch(handle="main-2").to_wire() == {"handle": "main-2"}
+    assert s.VoiceprintPatch(alias="old phone").to_wire() == {"alias": "old phone"}
+    both = s.VoiceprintPatch(handle="main-2", alias="old phone").to_wire()
+    assert both == {"handle": "main-2", "alias": "old phone"}
+    with pytest.raises(ValueError, match=r"a voiceprint patch needs a handle, an alias or both"):
+        s.VoiceprintPatch()
+
+
 def test_page_knows_its_last() -> None:
     assert s.Page[s.Ref](items=[], page_current=2, page_total=2).is_last
     assert not s.Page[s.Ref](items=[s.Ref(handle="a")], page_current=1, page_total=2).is_last

@@ -17,6 +17,7 @@ from worker.enrollment.actions import (
     FindAudio,
     GetVoiceprint,
     ListVoiceprintAudios,
+    Replace,
     UploadFile,
     Validate,
     action_key,
@@ -234,8 +235,9 @@ CASES = [
         Done(
             Outcome.CONFLICT,
             Step.VOICEPRINT,
-            "voiceprint 'main' was computed earlier from [zz], the manifest lists [aa, bb]; "
-            "left untouched",
+            "voiceprint 'main' was computed earlier from [sha256 zz], the manifest lists "
+            "[sha256 aa, sha256 bb]; left untouched (existing: overwrite replaces it, skip "
+            "keeps it)",
         ),
     ),
 ]
@@ -504,3 +506,58 @@ def test_validate_with_get_keeps_the_guides_read_after_compute() -> None:
     by_answer = observe(ready(held=BOTH, listed=True), Computed(vp("computed", count=2)))
     assert decide(by_answer) == Done(Outcome.ENROLLED)
     assert by_answer.validated_by == "compute answer"
+
+
+# --- existing: what a voiceprint computed earlier that differs gets ---------------------------
+
+NAMED = replace(PLAN, shas=("aa" * 32, "bb" * 32), names=("calls/ann-1.wav", "calls/ann-2.wav"))
+OLD_SHA = "cc" * 32
+
+
+def test_conflict_names_manifest_files_by_path_and_sha256() -> None:
+    given = view(plan=NAMED, voiceprint=vp("computed", count=1), held=(OLD_SHA,))
+    action = decide(given)
+    assert isinstance(action, Done) and action.outcome is Outcome.CONFLICT
+    assert f"[sha256 {OLD_SHA[:12]} (not in this manifest)]" in action.reason
+    assert f"calls/ann-1.wav (sha256 {'aa' * 6}), calls/ann-2.wav (sha256 {'bb' * 6})" in (
+        action.reason
+    )
+
+
+def test_skip_keeps_a_voiceprint_with_other_audios_and_says_what_differs() -> None:
+    plan = replace(NAMED, existing="skip")
+    action = decide(view(plan=plan, voiceprint=vp("computed", count=1), held=(OLD_SHA,)))
+    assert isinstance(action, Done) and action.outcome is Outcome.KEPT
+    assert "calls/ann-1.wav" in action.reason and "kept (existing: skip)" in action.reason
+
+
+def test_skip_lists_a_voiceprint_with_another_model_first_then_keeps_it() -> None:
+    plan = replace(NAMED, existing="skip")
+    old = vp("computed", model="default/v1", count=2)
+    assert decide(view(plan=plan, voiceprint=old)) == ListVoiceprintAudios()
+    action = decide(view(plan=plan, voiceprint=old, held=plan.shas))
+    assert isinstance(action, Done) and action.outcome is Outcome.KEPT
+    assert "has model default/v1, the manifest asks for phone/v1" in action.reason
+
+
+def test_skip_and_overwrite_leave_an_identical_voiceprint_unchanged() -> None:
+    for existing in ("skip", "overwrite"):
+        plan = replace(NAMED, existing=existing)
+        given = view(plan=plan, voiceprint=vp("computed", count=2), held=plan.shas)
+        assert decide(given) == Done(Outcome.UNCHANGED)
+
+
+def test_overwrite_hands_a_differing_voiceprint_to_the_swap() -> None:
+    plan = replace(NAMED, existing="overwrite")
+    old = vp("computed", model="default/v1", count=1)
+    action = decide(view(plan=plan, voiceprint=old, held=(OLD_SHA,)))
+    assert isinstance(action, Replace)
+    assert action.old == old and action.held == (OLD_SHA,)
+    assert "default/v1" in action.differs and "calls/ann-2.wav" in action.differs
+
+
+def test_an_uncomputed_voiceprint_is_finished_whatever_the_policy() -> None:
+    for existing in ("skip", "overwrite"):
+        plan = replace(PLAN, existing=existing)
+        given = ready(plan=plan, voiceprint=vp(count=0), held=(), listed=True)
+        assert decide(given) == AddAudio("aa", "h-aa")

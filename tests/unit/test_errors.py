@@ -48,7 +48,7 @@ KNOWN = {
     "worker.enrollment.driver.FatalApiError": WorkerMustStop,
     "worker.journal.index.JournalIndexFailed": JobMustCheckpoint,
     "worker.journal.records.JournalCorrupt": JobMustFail,
-    "worker.journal.records.JournalWriteFailed": JobMustCheckpoint,
+    "worker.journal.writer.JournalWriteFailed": JobMustCheckpoint,
     "worker.manifest.csvscan.CsvChanged": JobMustFail,
     "worker.manifest.jsonscan.JsonScanError": JobMustFail,
     "worker.queue.lease.LeaseLost": JobMustCheckpoint,

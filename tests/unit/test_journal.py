@@ -18,16 +18,13 @@ from worker.journal.records import (
     Computed,
     EnrollmentOutcome,
     JobStarted,
-    Journal,
     JournalCorrupt,
     JournalRecord,
     JournalState,
-    JournalWriteFailed,
-    heal_torn_tail,
     parse_record,
     read_lines,
-    write_and_fsync,
 )
+from worker.journal.writer import Journal, JournalWriteFailed, heal_torn_tail, write_and_fsync
 
 
 def read_records(path: Path) -> list[JournalRecord]:

@@ -79,6 +79,8 @@ def test_answers_per_key_and_keeps_the_first_word(journal: Path, tmp_path: Path)
             "failed": 2,
             "conflict": 0,
             "skipped": 0,
+            "kept": 0,
+            "replaced": 0,
         }
         assert index.count(["failed", "skipped"], runnable=True) == 1  # not the invalid@ one
         assert [o.key for o in index.outcomes()] == [

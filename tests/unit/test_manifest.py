@@ -425,6 +425,8 @@ def test_retry_manifest_round_trips_with_every_value_explicit() -> None:
         "minAudios": 2,
         "alias": "Ann",
         "createIdentity": True,
+        "existing": "conflict",
+        "retire": "delete",
         "audios": ["a/1.wav", "a/2.wav"],
     }
     # Read back under other defaults, it still means exactly the same enrollments.

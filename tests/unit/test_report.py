@@ -157,6 +157,8 @@ def test_failures_csv_for_json_input_fills_every_value_of_a_rejected_enrollment(
         "model": "phone/v9",
         "minAudios": 2,
         "createIdentity": True,
+        "existing": "overwrite",
+        "retire": "delete",
         "audios": ["a.wav", {"path": "call.wav", "channel": 1}],
     }
     item = RejectedEnrollment(source="enrollments[4]", position=4, problems=(), given=given)
@@ -174,6 +176,8 @@ def test_failures_csv_for_json_input_fills_every_value_of_a_rejected_enrollment(
         "minAudios": "2",
         "alias": "",
         "createIdentity": "true",
+        "existing": "overwrite",
+        "retire": "delete",
         "audios": "a.wav;call.wav#1",
         "outcome": "failed",
         "place": "enrollments[4]",

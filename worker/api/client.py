@@ -18,9 +18,11 @@ Retry rules, per operation (each method's docstring says which applies):
   `RetryPolicy`. A 409 on a retry after an unknown outcome is flagged
   `Conflict.after_unknown_outcome`: most likely the earlier attempt's own effect.
 - UNSAFE: the server assigns the handle, so a repeat would create a second resource (audio
-  create, verification, a voiceprint created without a handle). Retried only when the request
-  certainly did not take effect (`NotSent`, 429); a timeout, reset or 5xx raises
-  `OutcomeUnknown` at once so that the caller reconciles (e.g. searches the `sha256:` alias).
+  create, verification, a voiceprint created without a handle); or a repeat of a request that
+  was done answers 404 as if it had failed (a voiceprint's rename or delete). Retried only when
+  the request certainly did not take effect (`NotSent`, 429); a timeout, reset or 5xx raises
+  `OutcomeUnknown` at once so that the caller reconciles (e.g. searches the `sha256:` alias,
+  or reads the voiceprint under its old and new handles).
 - Every call: 429 + Retry-After (seconds or an HTTP-date) pauses the whole governor until
   then, however long, and the call is resent: throttling is never a failure and uses neither
   `max_retries` nor `max_time`. A 429 without Retry-After is credits whatever its wording: it
@@ -106,6 +108,7 @@ class ApiClient:
         identities = IdentitiesApi(loop)
         self.create_identity = identities.create_identity
         self.get_identity = identities.get_identity
+        self.list_identities = identities.list_identities
         audios = AudiosApi(loop)
         self.create_audio = audios.create_audio
         self.upload_audio_file = audios.upload_audio_file
@@ -116,6 +119,9 @@ class ApiClient:
         self.list_models = voiceprints.list_models
         self.create_voiceprint = voiceprints.create_voiceprint
         self.get_voiceprint = voiceprints.get_voiceprint
+        self.list_identity_voiceprints = voiceprints.list_identity_voiceprints
+        self.rename_voiceprint = voiceprints.rename_voiceprint
+        self.delete_voiceprint = voiceprints.delete_voiceprint
         self.list_voiceprint_audios = voiceprints.list_voiceprint_audios
         self.add_audio_to_voiceprint = voiceprints.add_audio_to_voiceprint
         self.compute_voiceprint = voiceprints.compute_voiceprint

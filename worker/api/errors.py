@@ -10,7 +10,8 @@ ApiError
 ├── OutcomeKnown            the request certainly took effect or certainly did not
 │   ├── NotSent             the transport failed before the request left: safe to repeat anything
 │   └── HttpStatusError     the server answered with an error status (.status, .message)
-│       ├── BadRequest 400 · Unauthorized 401 · Forbidden 403 · NotFound 404 · Conflict 409
+│       ├── BadRequest 400 · Unauthorized 401 · Forbidden 403 · NotFound 404
+│       ├── MethodNotAllowed 405 (the API does not offer this) · Conflict 409
 │       ├── PayloadTooLarge 413 · Unprocessable 422
 │       ├── RateLimited 429 + Retry-After       (the client waits it out and resends)
 │       ├── CreditsExhausted 429, no Retry-After (billed calls pause for the whole process)
@@ -122,6 +123,19 @@ class NotFound(HttpStatusError):
     """404: no such resource (expected while reconciling)."""
 
     status = 404
+
+
+class MethodNotAllowed(HttpStatusError):
+    """405: the service does not offer this operation on this resource (e.g. a voiceprint's
+    rename or delete, [inferred] in api-contract.md §3). Permanent: the caller learns that this
+    API lacks it and takes another way, never asking again. `allow` lists the methods the
+    answer's `Allow` header says the resource takes (empty when it says none)."""
+
+    status = 405
+
+    def __init__(self, message: str, *, allow: tuple[str, ...] = (), **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.allow = allow
 
 
 class Conflict(HttpStatusError):
@@ -294,6 +308,10 @@ def error_from_response(
         return RateLimited(message, retry_after=parse_retry_after(header, now), **kw)
     if status >= 500:
         return ServerError(message, status=status, **kw)
+    if status == 405:
+        allow = headers.get("Allow") or ""
+        methods = tuple(m.strip().upper() for m in allow.split(",") if m.strip())
+        return MethodNotAllowed(message, allow=methods, **kw)
     cls = _BY_STATUS.get(status)
     if cls is not None:
         return cls(message, **kw)

@@ -1,10 +1,12 @@
-"""The identities of a space (api-contract.md §3, Identities): create, read.
+"""The identities of a space (api-contract.md §3, Identities): create, read, list.
 
 Owns: their routes, bodies and retry class. Sending, retrying and parsing are the loop's
 (loop.py); the caller's own account (`get_user`) is auth.py's.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 from worker.api.loop import RequestLoop
 from worker.api.schemas import Identity, IdentityCreate
@@ -37,4 +39,24 @@ class IdentitiesApi:
             owner=owner,
             space=space,
             identity=identity,
+        )
+
+    def list_identities(
+        self,
+        owner: str,
+        space: str,
+        *,
+        search: str | None = None,
+        sort: str | None = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[Identity]:
+        """Every identity of a space, page after page (SAFE reads); sort `handle` or
+        `createdAt` (the default), `search` a substring of handle or alias."""
+        return self._loop.paginate(
+            "/spaces/{owner}/{space}/identities",
+            Identity,
+            {"owner": owner, "space": space},
+            search=search,
+            sort=sort,
+            page_size=page_size,
         )

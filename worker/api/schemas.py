@@ -13,7 +13,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 _DURATION = re.compile(
@@ -262,6 +270,20 @@ class VoiceprintCreate(ApiModel):
     min_audios: int = Field(1, ge=1, le=20)
     handle: str | None = None
     alias: str | None = None
+
+
+class VoiceprintPatch(ApiModel):
+    """A voiceprint's rename (`PATCH`, [inferred]): only the fields given are sent, so the
+    other stays as it is. A patch of nothing would be a request that asks for nothing."""
+
+    handle: str | None = None
+    alias: str | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> VoiceprintPatch:
+        if self.handle is None and self.alias is None:
+            raise ValueError("a voiceprint patch needs a handle, an alias or both")
+        return self
 
 
 # --- pagination ------------------------------------------------------------------------------

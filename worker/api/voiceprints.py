@@ -1,9 +1,11 @@
-"""Models and voiceprints (api-contract.md §3: Models, Voiceprints): create, read, list a
-voiceprint's audios, add an audio, compute. (The worker never verifies, removes an audio or
-lists an identity's voiceprints: tests do, through tests/api_calls.py.)
+"""Models and voiceprints (api-contract.md §3: Models, Voiceprints): create, read, list an
+identity's voiceprints and a voiceprint's audios, add an audio, compute, rename, delete. (The
+worker never verifies or removes an audio: tests do, through tests/api_calls.py.)
 
 Owns: their routes, bodies and retry classes (compute is the billed call the governor may
-refuse locally). Sending, retrying and parsing are the loop's (loop.py).
+refuse locally). Sending, retrying and parsing are the loop's (loop.py). Rename and delete
+are [inferred]: a service without them answers 405 (`MethodNotAllowed`) or 404 on the route,
+and the caller takes another way.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from worker.api.schemas import (
     Model,
     Voiceprint,
     VoiceprintCreate,
+    VoiceprintPatch,
 )
+
+VOICEPRINT = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}"
 
 
 class VoiceprintsApi:
@@ -70,13 +75,62 @@ class VoiceprintsApi:
     ) -> Voiceprint:
         """Read a voiceprint (SAFE)."""
         return await self._loop.get(
-            "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}",
+            VOICEPRINT,
             Voiceprint,
             owner=owner,
             space=space,
             identity=identity,
             voiceprint=voiceprint,
         )
+
+    def list_identity_voiceprints(
+        self, owner: str, space: str, identity: str, *, page_size: int = 50
+    ) -> AsyncIterator[Voiceprint]:
+        """Every voiceprint of an identity, page after page (SAFE reads)."""
+        return self._loop.paginate(
+            "/spaces/{owner}/{space}/identities/{identity}/voiceprints",
+            Voiceprint,
+            {"owner": owner, "space": space, "identity": identity},
+            page_size=page_size,
+        )
+
+    async def rename_voiceprint(
+        self,
+        owner: str,
+        space: str,
+        identity: str,
+        voiceprint: str,
+        *,
+        handle: str | None = None,
+        alias: str | None = None,
+    ) -> Voiceprint:
+        """Give a voiceprint a new `handle` and/or `alias` (`PATCH`, [inferred]); only the
+        fields given are sent. The voiceprint stays itself: state, audios, computedAt.
+
+        UNSAFE: after an unknown outcome a repeat would answer `NotFound` (the old handle is
+        gone) and look like a failure, so the caller settles it by reading both handles.
+        `Conflict`: the handle is another voiceprint's of the identity. `MethodNotAllowed` (or
+        `NotFound` on the route): the API offers no rename. `ValueError` before anything is
+        sent when neither field is given.
+        """
+        body = VoiceprintPatch(handle=handle, alias=alias).to_wire()
+        path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
+        answer = await self._loop.call(
+            "PATCH", VOICEPRINT, path=path, json=body, retry=Retry.UNSAFE
+        )
+        return self._loop.parse(answer, Voiceprint, "PATCH", VOICEPRINT)
+
+    async def delete_voiceprint(
+        self, owner: str, space: str, identity: str, voiceprint: str
+    ) -> None:
+        """Delete a voiceprint (204, [inferred]); its audios and usage records stay.
+
+        UNSAFE: after an unknown outcome a repeat would answer `NotFound` whether the first
+        attempt deleted it or the voiceprint never was, so the caller settles it by reading.
+        `NotFound`: no such voiceprint. `MethodNotAllowed`: the API offers no delete.
+        """
+        path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
+        await self._loop.call("DELETE", VOICEPRINT, path=path, retry=Retry.UNSAFE)
 
     def list_voiceprint_audios(
         self, owner: str, space: str, identity: str, voiceprint: str, *, page_size: int = 50

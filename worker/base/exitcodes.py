@@ -1,9 +1,10 @@
 """The worker's exit codes, the CLI contract every command and `enroller run` keep.
 
 Owns: what a process exit status means. 0: everything asked for was done (every enrollment
-enrolled or unchanged, every file valid…); 1: it ran, and some of it failed (the report or the
-output says which); 2: it could not run at all (configuration, credentials, queue setup). The
-deployments rely on it (Kubernetes `podFailurePolicy` counts 1 and 2 as failures).
+enrolled, unchanged, kept or replaced, every file valid…); 1: it ran, and some of it failed
+(the report or the output says which); 2: it could not run at all (configuration,
+credentials, queue setup). The deployments rely on it (Kubernetes `podFailurePolicy` counts 1
+and 2 as failures).
 """
 
 from __future__ import annotations

@@ -27,14 +27,17 @@ from worker.commands.plan_models import EnrollmentCost, ManifestPlan, PlanResult
 from worker.commands.plan_text import file_lines, total_lines
 from worker.commands.validate import Checks, Emit, check_stream, checked_paths, json_file_entry
 from worker.enrollment.requests import (
+    SWAP_PROBE_REQUESTS,
     WORKER_START_REQUESTS,
     enrollment_credits,
     enrollment_requests,
+    migration_requests,
     usage_check_requests,
 )
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.preflight import AudioCache, EnrollmentPreflight, bounded_cache
 from worker.manifest.read import open_manifest
+from worker.manifest.stream import ManifestStream
 
 # --- pure arithmetic ---------------------------------------------------------------------------
 
@@ -57,9 +60,14 @@ class CostSum:
     audio_seconds: float = 0.0
     spaces: set[str] = field(default_factory=set)
     models: set[str] = field(default_factory=set)
+    swaps: bool = False  # a job that swaps asks once whether the API renames voiceprints
 
     def add(self, cost: EnrollmentCost) -> None:
-        self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
+        if cost.migration:  # one audio per voiceprint assumed: the plan reads no server
+            self.requests += migration_requests(1, cost.retire)
+            self.swaps = True
+        else:
+            self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
         self.credits_by_owner[cost.owner] += enrollment_credits()
         self.runnable += 1
         self.audio_files += len(cost.file_sizes)
@@ -82,7 +90,7 @@ class CostSum:
     ) -> ManifestPlan:
         # The usage check reads each owner's records once per job: one page per 50 computes.
         usage = sum(usage_check_requests(n) for n in self.credits_by_owner.values())
-        requests = self.requests + usage
+        requests = self.requests + usage + (SWAP_PROBE_REQUESTS if self.swaps else 0)
         enrollments = self.runnable if total is None else total
         return ManifestPlan(
             file=file,
@@ -138,6 +146,8 @@ def enrollment_cost(pre: EnrollmentPreflight) -> EnrollmentCost:
         audio_seconds=sum(f.duration for f in pre.facts),
         derived_files=sum(d is not None for d in pre.derivations),
         voice_near=any(v.verdict is VoiceVerdict.NEAR for v in pre.voice),
+        migration=e.migrate_from is not None,
+        retire=e.retire,
     )
 
 
@@ -168,10 +178,30 @@ def plan_file(
         cache,
         valid=lambda pre: summed.add(enrollment_cost(pre)),
     )
+    warnings = [*found.warnings, *_migration_notes(manifest, found.file, rate_limit)]
     plan = summed.plan(
-        found.file, rate_limit, kind=found.kind, total=found.enrollments, warnings=found.warnings
+        found.file, rate_limit, kind=found.kind, total=found.enrollments, warnings=warnings
     )
     return plan, found.problem_count
+
+
+def _migration_notes(manifest: ManifestStream, file: str, rate_limit: float) -> list[Problem]:
+    """What a plan of a migration cannot count offline, said once."""
+    migration = manifest.migration
+    if migration is None:
+        return []
+    each = migration_requests(1, migration.retire)
+    reason = (
+        f"moves {migration.voiceprint!r} from {migration.from_model} to {migration.to_model} "
+        f"from the audio on the server: no upload; per identity {each} requests (one audio "
+        f"each; +1 per further audio) and 1 credit, {each / rate_limit:.2f} s at the rate limit"
+    )
+    if migration.identities == "all":
+        reason += (
+            "; identities: all are listed when the job runs (enroller check counts them), "
+            "so the figures below leave them out"
+        )
+    return [Problem(file=file, field="migrate", reason=reason, severity="warning")]
 
 
 def plan_paths(

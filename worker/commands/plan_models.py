@@ -25,6 +25,8 @@ class EnrollmentCost(BaseModel):
     audio_seconds: float
     derived_files: int = 0  # uploaded as a mono FLAC made first (worker.audio.derive): size differs
     voice_near: bool = False  # a file near the voice rule: the server may refuse it (no compute)
+    migration: bool = False  # a voiceprint moved to a new model from its audio on the server
+    retire: str = "delete"  # what the move does with the old voiceprint (its requests differ)
 
 
 class ManifestPlan(BaseModel):

@@ -35,6 +35,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from worker.base.masking import url_secrets
 from worker.config.keyfile import read_key_file, too_open_warning
 
+# What happens to a customer already enrolled (README "Customers already enrolled").
+Existing = Literal["conflict", "skip", "overwrite"]
+Retire = Literal["delete", "keep"]
+
 DEFAULT_API_URL = "http://127.0.0.1:8765/v1"
 ENV_PREFIX = "ENROLLER_"
 
@@ -137,6 +141,19 @@ class Settings(BaseSettings):
     stereo: Literal["channel", "downmix"] = Field(
         "channel",
         description="channel: a stereo file must name the customer's channel; downmix: mix it.",
+    )
+    existing: Existing = Field(
+        "conflict",
+        description="What to do with a customer whose voiceprint is already computed and differs "
+        "from the manifest: conflict (report, touch nothing), skip (keep it: outcome kept) or "
+        "overwrite (build the new one, then swap it in: outcome replaced). A manifest's or "
+        "row's `existing` overrides it.",
+    )
+    retire: Retire = Field(
+        "delete",
+        description="What becomes of a voiceprint that overwrite or migrate replaced: delete it, "
+        "or keep it under the handle <voiceprint>-retired-<id>. A manifest's `retire` overrides "
+        "it.",
     )
     voice_margin: float = Field(
         0.15,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.enrollment.view import Done
+from worker.enrollment.view import Done, VoiceprintSeen
 from worker.journal.records import Step
 
 
@@ -94,6 +94,20 @@ class Validate:
     step: Step = Step.VALIDATE
 
 
+@dataclass(frozen=True)
+class Replace:
+    """The voiceprint is computed and differs from the manifest, and `existing: overwrite`
+    asks for a new one: the driver hands it to the swap (`swap.py`), which builds the new one
+    and switches it in. `old`: the voiceprint as read; `held`: its audios (sha256, "?handle"
+    for audios not uploaded by us); `differs`: what differs, for the report."""
+
+    old: VoiceprintSeen
+    held: tuple[str, ...]
+    differs: str
+    handles: tuple[str, ...] = ()  # a migration's: each held audio's handle, in `held` order
+    step: Step = Step.VOICEPRINT
+
+
 Action = (
     GetVoiceprint
     | ListVoiceprintAudios
@@ -107,6 +121,7 @@ Action = (
     | Compute
     | AwaitCompute
     | Validate
+    | Replace
     | Done
 )
 
@@ -127,5 +142,6 @@ def action_key(action: Action) -> tuple[Step, str]:
         Compute: "compute",
         AwaitCompute: "wait for compute",
         Validate: "validate",
+        Replace: "replace",
     }.get(type(action), type(action).__name__)
     return (action.step or Step.VOICEPRINT, f"{name} {handle}" if handle else name)

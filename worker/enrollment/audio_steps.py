@@ -32,9 +32,9 @@ from worker.journal.records import (
     AudioIntent,
     AudioUploaded,
     EnrollmentMemory,
-    Journal,
     Step,
 )
+from worker.journal.writer import Journal
 
 log = structlog.get_logger(__name__)
 

@@ -38,6 +38,7 @@ from worker.enrollment.actions import (
     FindAudio,
     GetVoiceprint,
     ListVoiceprintAudios,
+    Replace,
     UploadFile,
     Validate,
     action_key,
@@ -45,6 +46,7 @@ from worker.enrollment.actions import (
 from worker.enrollment.answers import Fatal, meaning
 from worker.enrollment.audio_steps import AudioWork, explained
 from worker.enrollment.locks import PROCESS_AUDIO_LOCKS, AudioLocks
+from worker.enrollment.migrate import migrate
 from worker.enrollment.observe import (
     Added,
     AudioLost,
@@ -62,6 +64,7 @@ from worker.enrollment.observe import (
 )
 from worker.enrollment.reads import Reads, seen
 from worker.enrollment.rules import decide
+from worker.enrollment.swap import Swap, VoiceprintEdits, edits_of
 from worker.enrollment.task import EnrollmentTask
 from worker.enrollment.view import ABSENT, AddNotFound, AudioSeen, Done, Limits, View
 from worker.journal.records import Computed as ComputedRecord
@@ -70,10 +73,10 @@ from worker.journal.records import (
     EnrollmentMemory,
     EnrollmentOutcome,
     ErrorInfo,
-    Journal,
     Outcome,
     Step,
 )
+from worker.journal.writer import Journal
 
 log = structlog.get_logger(__name__)
 
@@ -106,6 +109,9 @@ class EnrollmentDriver:
         audio_locks: AudioLocks = PROCESS_AUDIO_LOCKS,
         clock: Callable[[], float] = time.monotonic,
         inline_max_bytes: int = setting_default("inline_upload_max_bytes"),
+        memory_of: Callable[[str], EnrollmentMemory] | None = None,
+        edits: VoiceprintEdits | None = None,
+        may_swap: bool = True,
     ) -> None:
         self.task = task
         self.client = client
@@ -113,6 +119,12 @@ class EnrollmentDriver:
         self.memory = memory or EnrollmentMemory()
         self.limits = limits or Limits()
         self.clock = clock
+        self._audio_locks = audio_locks
+        self._inline_max_bytes = inline_max_bytes
+        # What the journal proves of other keys: a swap builds under the next handle's key.
+        self.memory_of = memory_of or (lambda key: EnrollmentMemory())
+        self.edits = edits or edits_of(client)
+        self.may_swap = may_swap
         self.reads = Reads(task, client)
         self.audio = AudioWork(
             task, client, journal, self.memory, self.reads, audio_locks, inline_max_bytes
@@ -121,10 +133,20 @@ class EnrollmentDriver:
         self._compute_recorded = self.memory.computed
 
     async def run(self) -> EnrollmentOutcome:
+        if self.may_swap and self.memory.swap is not None:
+            return await self._swap().resume(self.memory.swap)  # a swap under way: finish it
+        if self.may_swap and self.task.migrate_from is not None:
+            return await migrate(self.task, self.reads, self._swap())
         view = View(
             plan=self.task.plan,
             limits=self.limits,
             computed_here=self.memory.computed or self.memory.compute_sent,
+            identity_ready=not self.may_swap,  # a swap's build: the old voiceprint's identity
+            # A migration's build: the audios are the old voiceprint's, on the server already.
+            audios={
+                key: AudioSeen(handle, "available", received=True)
+                for key, handle in self.task.server_audios
+            },
         )
         try:
             while True:
@@ -132,12 +154,35 @@ class EnrollmentDriver:
                 if isinstance(action, Done):
                     done = action
                     break
+                if isinstance(action, Replace) and self.may_swap:
+                    await self.audio.release()
+                    return await self._swap().start(action)
                 await self.audio.hold_for(action)
                 observations = await self._perform(action)
                 view = advance(view, action_key(action), observations)
         finally:
             await self.audio.release()
         return self._outcome(done, view)
+
+    def _swap(self) -> Swap:
+        return Swap(self.task, self.client, self.journal, self._build, self.edits)
+
+    async def _build(self, task: EnrollmentTask) -> EnrollmentOutcome:
+        """The swap's new voiceprint (or its audios), by the ordinary upsert of `task`."""
+        driver = EnrollmentDriver(
+            task,
+            self.client,
+            self.journal,
+            self.memory_of(task.key),
+            limits=self.limits,
+            audio_locks=self._audio_locks,
+            clock=self.clock,
+            inline_max_bytes=self._inline_max_bytes,
+            memory_of=self.memory_of,
+            edits=self.edits,
+            may_swap=False,
+        )
+        return await driver.run()
 
     # --- actions ---------------------------------------------------------------------------
 

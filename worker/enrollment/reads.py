@@ -60,16 +60,25 @@ class Reads:
 
     async def held(self) -> tuple[str, ...]:
         """The sha256 of every audio the voiceprint holds, repeats kept ("?h": not ours)."""
+        return tuple(sorted(listing_key(audio) for audio in await self.held_audios()))
+
+    async def held_audios(self) -> list[Audio]:
+        """Every audio the voiceprint holds, as listed; none when it is gone."""
         t = self.task
-        shas: list[str] = []
         try:
-            async for audio in self.client.list_voiceprint_audios(
-                t.owner, t.space, t.identity, t.voiceprint
-            ):
-                if audio.alias and audio.alias.startswith(ALIAS_PREFIX):
-                    shas.append(audio.alias.removeprefix(ALIAS_PREFIX))
-                else:
-                    shas.append(f"?{audio.handle}")  # not one of ours: never equals a plan
+            return [
+                audio
+                async for audio in self.client.list_voiceprint_audios(
+                    t.owner, t.space, t.identity, t.voiceprint
+                )
+            ]
         except errors.NotFound:
-            return ()
-        return tuple(sorted(shas))
+            return []
+
+
+def listing_key(audio: Audio) -> str:
+    """How the rules name an audio a voiceprint holds: the sha256 of our file (its alias), or
+    "?handle" for an audio not uploaded by this worker (never equal to a file's)."""
+    if audio.alias and audio.alias.startswith(ALIAS_PREFIX):
+        return audio.alias.removeprefix(ALIAS_PREFIX)
+    return f"?{audio.handle}"

@@ -55,6 +55,20 @@ def enrollment_requests(file_sizes: Sequence[int], inline_max_bytes: int) -> int
     return 1 + uploads + 1 + k + 1
 
 
+# Per job, the first swap asks whether the API renames voiceprints (a PATCH to the voiceprint's
+# own handle; worker.enrollment.swap.VoiceprintEdits), and without rename whether it deletes.
+SWAP_PROBE_REQUESTS = 1
+
+
+def migration_requests(audios: int = 1, retire: str = "delete") -> int:
+    """Requests to move one identity's voiceprint of `audios` audios to a new model, where the
+    API renames voiceprints: read it (1) and list its audios (1); read the new handle (1),
+    create the new voiceprint (1), add each audio (k), compute (1, whose answer validates it);
+    move the old one aside (1) and the new one in (1); with `retire: delete`, delete the old
+    one (1). 8 + k, or 7 + k with `retire: keep`: 9 for one audio. No audio is uploaded."""
+    return 7 + audios + (1 if retire == "delete" else 0)
+
+
 def usage_check_requests(computes: int) -> int:
     """Requests of one job's usage check for `computes` computes of one owner (pages of 50)."""
     return math.ceil(computes / USAGE_PAGE_SIZE) if computes > 0 else 0

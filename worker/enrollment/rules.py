@@ -52,6 +52,7 @@ from worker.enrollment.actions import (
     FindAudio,
     GetVoiceprint,
     ListVoiceprintAudios,
+    Replace,
     UploadFile,
     Validate,
 )
@@ -83,6 +84,8 @@ def decide(view: View) -> Action:
     if view.add_not_found is not None:
         return _after_add_not_found(view, view.add_not_found)
     plan = view.plan
+    if plan.audios_only:  # the swap's delete path: the new audios, ready; no voiceprint
+        return _decide_audios(view) or Done(Outcome.UNCHANGED)
     vp = view.voiceprint
     if vp == UNKNOWN:
         # Creating the identity first is cheaper for new customers: a 201 proves that neither a
@@ -93,11 +96,13 @@ def decide(view: View) -> Action:
 
     if isinstance(vp, VoiceprintSeen):
         if vp.model != plan.model:
+            if vp.state == "computed" and plan.existing != "conflict" and not view.computed_here:
+                return _decide_existing(view, vp)
             return Done(
                 Outcome.CONFLICT,
                 Step.VOICEPRINT,
                 f"voiceprint {plan.voiceprint!r} exists with model {vp.model}, "
-                f"the manifest asks for {plan.model}; left untouched",
+                f"the manifest asks for {plan.model}; left untouched{_HINT}",
             )
         if vp.state == "computed":
             return _decide_computed(view, vp)
@@ -203,12 +208,43 @@ def _decide_computed(view: View, vp: VoiceprintSeen) -> Action:
         return ListVoiceprintAudios()
     if sorted(view.held) == sorted(plan.shas):
         return Done(Outcome.UNCHANGED)
+    return _decide_existing(view, vp)
+
+
+def _decide_existing(view: View, vp: VoiceprintSeen) -> Action:
+    """A voiceprint computed earlier that differs from the manifest: the policy `existing`
+    decides. conflict: reported, untouched; skip: kept as it is; overwrite: replaced (the swap).
+    Its audios are listed first, so that the reason names what it was computed from."""
+    plan = view.plan
+    if view.held is None:
+        return ListVoiceprintAudios()
+    differs = _differs(plan, vp, view.held)
+    name = f"voiceprint {plan.voiceprint!r}"
+    if plan.existing == "skip":
+        return Done(Outcome.KEPT, Step.VOICEPRINT, f"{name} {differs}; kept (existing: skip)")
+    if plan.existing == "overwrite":
+        return Replace(vp, view.held, differs)
     return Done(
         Outcome.CONFLICT,
         Step.VOICEPRINT,
-        f"voiceprint {plan.voiceprint!r} was computed earlier from {_shas(view.held)}, "
-        f"the manifest lists {_shas(plan.shas)}; left untouched",
+        f"{name} {differs}; left untouched{_HINT}",
     )
+
+
+_HINT = " (existing: overwrite replaces it, skip keeps it)"
+
+
+def _differs(plan: Plan, vp: VoiceprintSeen, held: tuple[str, ...]) -> str:
+    """How a computed voiceprint differs from the manifest, in files and models."""
+    parts = []
+    if vp.model != plan.model:
+        parts.append(f"has model {vp.model}, the manifest asks for {plan.model}")
+    if sorted(held) != sorted(plan.shas):
+        parts.append(
+            f"was computed earlier from {plan.files(held)}, the manifest lists "
+            f"{plan.files(plan.shas)}"
+        )
+    return "; ".join(parts) or "differs"
 
 
 def _gave_up(view: View) -> Done | None:

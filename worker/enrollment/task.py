@@ -8,12 +8,13 @@ enrollment's derived files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from worker.audio.derive import DerivedUpload
 from worker.audio.files import VerifiedUpload
 from worker.audio.voice_rule import LocalVoice, with_local_voice
+from worker.config.settings import Existing, Retire
 from worker.enrollment.view import Plan
 from worker.journal.records import EnrollmentOutcome, Outcome
 
@@ -44,6 +45,18 @@ class EnrollmentTask:
     derived: tuple[DerivedUpload, ...] = ()
     # Each file's voice as preflight measured it (worker.audio.voice), shown beside the server's.
     local_voice: tuple[LocalVoice, ...] = ()
+    # Each file as the manifest names it (relative to the audio root), for reasons.
+    file_names: tuple[str, ...] = ()
+    # A computed voiceprint that differs: conflict, skip or overwrite; what overwrite does with
+    # the old one: delete or keep (README "Customers already enrolled").
+    existing: Existing = "conflict"
+    retire: Retire = "delete"
+    audios_only: bool = False  # the swap's delete path: upload the audios, touch no voiceprint
+    # A migration (README "Moving a space to a new model"): the model its voiceprint is moved
+    # from, and the new voiceprint's audios, the old one's on the server: (key, handle) each,
+    # the key as a listing names it (`Reads.held`). No file is read or uploaded.
+    migrate_from: str | None = None
+    server_audios: tuple[tuple[str, str], ...] = ()
 
     @property
     def plan(self) -> Plan:
@@ -53,7 +66,19 @@ class EnrollmentTask:
             model=self.model,
             min_audios=self.min_audios,
             create_identity=self.create_identity,
-            shas=tuple(f.sha256 for f in self.files),
+            shas=tuple(key for key, _ in self.server_audios) or tuple(f.sha256 for f in self.files),
+            existing=self.existing,
+            names=self.file_names,
+            audios_only=self.audios_only,
+        )
+
+    def under(self, voiceprint: str, *, audios_only: bool = False) -> EnrollmentTask:
+        """The new voiceprint a swap builds under `voiceprint` (the manifest's handle, or the
+        one beside it): the ordinary upsert with `existing: conflict`, journaled under its own
+        key, which is also what the API bills its compute to (the usage check's key)."""
+        key = f"{self.owner}/{self.space}/{self.identity}/{voiceprint}"
+        return replace(
+            self, key=key, voiceprint=voiceprint, existing="conflict", audios_only=audios_only
         )
 
     def outcome(self, outcome: Outcome, **fields: object) -> EnrollmentOutcome:

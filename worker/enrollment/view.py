@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from worker.config.settings import setting_default
+from worker.config.settings import Existing, Settings, setting_default
 from worker.journal.records import Outcome, Step
 
 MAX_ATTEMPTS_PER_STEP = 4  # transient failures of one step before it fails (`Limits`)
@@ -65,6 +65,32 @@ class Plan:
     min_audios: int
     create_identity: bool
     shas: tuple[str, ...]  # one per audio file, in manifest order, all distinct
+    # What a computed voiceprint that differs gets (README "Customers already enrolled").
+    existing: Existing = "conflict"
+    names: tuple[str, ...] = ()  # each file as the manifest names it, for reasons
+    # Only the audios, uploaded and available; the voiceprint is not touched (the swap's
+    # delete path: the new audios are ready before the old voiceprint goes).
+    audios_only: bool = False
+
+    def files(self, shas: tuple[str, ...]) -> str:
+        """`file_list` as one text: "[calls/ann.wav (sha256 78c57a93b76d), …]"."""
+        return "[" + ", ".join(self.file_list(shas)) + "]"
+
+    def file_list(self, shas: tuple[str, ...]) -> list[str]:
+        """Audios for a person: the manifest's files by name and sha256 prefix, others by
+        sha256 prefix (ours, not in this manifest) or handle (not uploaded by this worker)."""
+        named = dict(zip(self.shas, self.names, strict=False))
+        shown = []
+        for sha in sorted(shas, key=lambda sha: (sha not in named, named.get(sha, ""), sha)):
+            if sha.startswith("?"):
+                shown.append(f"audio {sha[1:]} (not uploaded by this worker)")
+            elif sha in named:
+                shown.append(f"{named[sha]} (sha256 {sha[:12]})")
+            elif self.names:
+                shown.append(f"sha256 {sha[:12]} (not in this manifest)")
+            else:  # a migration: the manifest names no file
+                shown.append(f"sha256 {sha[:12]}")
+        return shown
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,14 @@ class Limits:
     wait_cap: float = 5.0
     # A GET after compute even when its answer proves it.
     validate_with_get: bool = setting_default("validate_with_get")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_stalls=settings.max_actions,
+            processing_timeout=settings.processing_timeout,
+            validate_with_get=settings.validate_with_get,
+        )
 
     def wait_delay(self, polls: int) -> float:
         """Seconds before poll number `polls` (0-based): 0.2, 0.4, 0.8 … up to 5."""

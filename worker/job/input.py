@@ -30,6 +30,7 @@ from worker.base.streamout import EncodedText
 from worker.enrollment.task import EnrollmentTask, outcome_record
 from worker.job.report import OK_OUTCOMES, FailuresCsv, cell, needs_action
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
+from worker.manifest.migration import write_migration_retry
 from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
 from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
 from worker.manifest.read import open_manifest
@@ -140,6 +141,9 @@ class JobInput:
         enrollment = planned.enrollment
         if enrollment is None:
             return planned
+        if enrollment.migrate_from is not None:  # no file: the old voiceprint's audios
+            planned.task = migration_task(enrollment)
+            return planned
         defaults = self.manifest.defaults
         result = preflight_enrollment(
             enrollment,
@@ -172,9 +176,22 @@ class JobInput:
             derived=tuple(derived),
             local_voice=result.voice,
             source=enrollment.source,
+            file_names=enrollment.audio_names,
+            existing=enrollment.existing,
+            retire=enrollment.retire,
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned
+
+    def _write_retry(self, out: EncodedText, again: Iterator[ToActOn], comment: str) -> None:
+        """The retry manifest in the input's kind: a job of enrollments (rejected ones as
+        written, each with a comment saying why), or the migration of the identities left."""
+        if (migration := self.manifest.migration) is not None:
+            identities = (cell(_identity(item)) for item, _ in again)
+            write_migration_retry(out, migration, identities, comment)
+        else:
+            entries = (retry_entry(item, outcome, self.audio_root) for item, outcome in again)
+            write_retry_manifest(out, entries, self.audio_root, comment)
 
     def _uploads(
         self, result: EnrollmentPreflight
@@ -238,22 +255,29 @@ class JobInput:
                 audio_root=self.audio_root,
             )
 
-            def again() -> Iterator[RetryEntry]:
+            def again() -> Iterator[ToActOn]:
                 """The walk: each enrollment to act on goes to the CSV, and is yielded."""
                 for item in manifest.items():
                     outcome = _to_act_on(outcomes, _key(item))
                     if outcome is not None:
                         csv_out.add(outcome, item)
-                        yield retry_entry(item, outcome, self.audio_root)
+                        yield item, outcome
 
             if pending:
                 comment = f"retry of {manifest.file}: {pending} enrollments"
                 with atomic_writer(retry) as retry_fh:
-                    write_retry_manifest(EncodedText(retry_fh), again(), self.audio_root, comment)
+                    self._write_retry(EncodedText(retry_fh), again(), comment)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(retry)  # an older run's retry file of the same job
             csv_out.flush()
+
+
+ToActOn = tuple[ManifestItem, EnrollmentOutcome]  # an enrollment that needs action, its outcome
+
+
+def _identity(item: ManifestItem) -> object:
+    return item.identity if item.identity is not None else item.given.get("identity")
 
 
 def _to_act_on(outcomes: OutcomeLookup, key: str) -> EnrollmentOutcome | None:
@@ -273,6 +297,26 @@ def retry_entry(item: ManifestItem, outcome: EnrollmentOutcome, audio_root: Path
     if isinstance(item, Enrollment):
         return {"comment": comment, **enrollment_json(item, audio_root)}
     return {"comment": comment, **item.given}
+
+
+def migration_task(enrollment: Enrollment) -> EnrollmentTask:
+    """A migration's enrollment as the driver runs it: no file, the model to move from."""
+    return EnrollmentTask(
+        key=enrollment.key,
+        owner=enrollment.owner,
+        space=enrollment.space,
+        identity=enrollment.identity,
+        voiceprint=enrollment.voiceprint,
+        model=enrollment.model,
+        min_audios=enrollment.min_audios,
+        alias=None,
+        create_identity=False,
+        files=(),
+        source=enrollment.source,
+        existing="overwrite",
+        retire=enrollment.retire,
+        migrate_from=enrollment.migrate_from,
+    )
 
 
 class OutcomeLookup(Protocol):

@@ -31,11 +31,12 @@ from worker.manifest.models import Enrollment, ManifestItem, RejectedEnrollment
 from worker.manifest.retry import enrollment_json
 from worker.manifest.values import show
 
-# Outcomes that ask nothing of the operator. Every other one (failed, conflict, skipped, and any
-# outcome added later) needs action: it is in the failures CSV and the retry manifest and makes
-# the exit code 1. "kept" and "replaced" are the outcomes of an existing voiceprint left or
-# replaced on purpose (the `existing` field, issue 28).
-OK_OUTCOMES = frozenset({Outcome.ENROLLED.value, Outcome.UNCHANGED.value, "kept", "replaced"})
+# Outcomes that ask nothing of the operator: what the manifest and its `existing` policy asked
+# for. Every other one (failed, conflict, skipped, and any outcome added later) needs action: it
+# is in the failures CSV and the retry manifest and makes the exit code 1.
+OK_OUTCOMES = frozenset(
+    {o.value for o in (Outcome.ENROLLED, Outcome.UNCHANGED, Outcome.KEPT, Outcome.REPLACED)}
+)
 
 # The failures CSV's columns after the input's own, in this order (README, "Reports"): what
 # happened, where the input says it, then the failed step and the reason.
@@ -51,6 +52,8 @@ JSON_INPUT_COLUMNS = (
     "minAudios",
     "alias",
     "createIdentity",
+    "existing",
+    "retire",
     "audios",
 )
 UTF8_BOM = b"\xef\xbb\xbf"  # Excel reads a CSV without it as cp1252: "Î¼-law" for "μ-law"
@@ -94,7 +97,8 @@ class ReportSummary(BaseModel):
 
 
 def exit_code_for(counts: Counter[str] | dict[str, int]) -> int:
-    """0 when no enrollment needs action (`OK_OUTCOMES`), 1 otherwise (the CLI contract)."""
+    """0 when every enrollment is enrolled, unchanged, kept or replaced (what the manifest and
+    its `existing` policy asked for: `OK_OUTCOMES`), 1 otherwise (the CLI contract)."""
     return EXIT_FAILURES if any(n for o, n in counts.items() if needs_action(o)) else EXIT_OK
 
 

@@ -1,14 +1,12 @@
 """One job: a claimed manifest driven to a report.
 
-Owns: the fan-out of a job's enrollments under the shared limits (its manifest and preflight
-come from `worker.job.input`), the usage-record check afterwards, and the three report files.
-The lease's heartbeat runs beside it, in the fault boundary (`worker.job.boundary`).
-Enrollments stream from the manifest through a few preflight threads into a fixed set of
-runner tasks over a zero-buffer channel: a 100 000-enrollment manifest never becomes 100 000
-tasks or models, the first request goes out as soon as the first enrollment passes preflight,
-and finished results live in the journal on disk, not in memory (only counts): resume, the
-usage check and the reports ask the journal's index (`worker.journal.index`), never a set of
-keys.
+Owns: the fan-out of a job's enrollments under the shared limits (manifest and preflight:
+`worker.job.input`), the usage-record check afterwards, and the three report files; the lease's
+heartbeat runs beside it, in the fault boundary (`worker.job.boundary`). Enrollments stream
+from the manifest through a few preflight threads into a fixed set of runner tasks over a
+zero-buffer channel: a 100 000-enrollment manifest never becomes 100 000 tasks or models, and
+finished results live in the journal on disk, not in memory (only counts): resume, the usage
+check and the reports ask the journal's index (`worker.journal.index`), never a set of keys.
 
 It never decides an enrollment's next step (`worker.enrollment.rules`) and never touches queue
 files other than through `worker.queue`.
@@ -39,6 +37,7 @@ from worker.enrollment.driver import EnrollmentDriver
 from worker.enrollment.locks import EnrollmentLocks
 from worker.enrollment.view import Limits
 from worker.job.input import JobInput, PlannedEnrollment, PlanStream, load_job_input
+from worker.job.migration import list_identities, needs_identities
 from worker.job.report_files import run_report_paths, write_reports
 from worker.job.seams import JobSeams
 from worker.job.starts import StartCounter
@@ -49,11 +48,11 @@ from worker.journal.records import (
     ErrorInfo,
     JobFinished,
     JobStarted,
-    Journal,
     JournalState,
     Outcome,
     Step,
 )
+from worker.journal.writer import Journal
 from worker.manifest.models import ManifestDefaults, Problem
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob
@@ -140,6 +139,8 @@ async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: Sta
     if loaded.file_problems:
         await _reject_manifest(job, ctx, result, loaded.file_problems)
         return
+    if needs_identities(loaded):  # a migration of "all": the space's identities, listed once
+        await list_identities(job, ctx.client, loaded)
     await phase("resume")
     # Done keys, computes and derived files of earlier runs: asked of the index, never held.
     index = await anyio.to_thread.run_sync(JournalIndex, job.journal_path)
@@ -359,11 +360,7 @@ async def _enroll(
                 Outcome.SKIPPED,
                 error=ErrorInfo(step=Step.COMPUTE.value, reason="credits exhausted: not started"),
             )
-        limits = Limits(
-            max_stalls=ctx.settings.max_actions,
-            processing_timeout=ctx.settings.processing_timeout,
-            validate_with_get=ctx.settings.validate_with_get,
-        )
+        limits = Limits.from_settings(ctx.settings)
         async with ctx.voiceprint_locks.hold(task.key):
             driver = EnrollmentDriver(
                 task,
@@ -372,6 +369,7 @@ async def _enroll(
                 state.of(task.key),
                 limits=limits,
                 inline_max_bytes=ctx.settings.inline_upload_max_bytes,
+                memory_of=state.of,
             )
             return await driver.run()
 

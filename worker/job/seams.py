@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from worker.base.fsutil import atomic_writer
 from worker.job.report import ReportWriter
 from worker.job.usage_check import FOLLOW_EVERY_S
-from worker.journal.records import JournalWrite, write_and_fsync
+from worker.journal.writer import JournalWrite, write_and_fsync
 
 
 @dataclass(frozen=True, slots=True)

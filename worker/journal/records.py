@@ -12,23 +12,18 @@ engine to reconcile against the API.
 
 from __future__ import annotations
 
-import errno
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-import anyio
-import anyio.to_thread
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from worker.audio.derive import DerivedInfo
 from worker.audio.voice_rule import LocalVoice
-from worker.base.errors import JobMustCheckpoint, JobMustFail
-from worker.base.fsutil import fsync_dir
+from worker.base.errors import JobMustFail
 from worker.base.text import SafeStr
 
 log = structlog.get_logger(__name__)
@@ -44,6 +39,8 @@ class Outcome(StrEnum):
     FAILED = "failed"  # a step failed permanently; the report says which and why
     CONFLICT = "conflict"  # the voiceprint differs from the manifest; left as it is
     SKIPPED = "skipped"  # never finished for a reason outside the enrollment (shutdown, credits)
+    KEPT = "kept"  # differs from the manifest; `existing: skip` left it as it was
+    REPLACED = "replaced"  # differed; `existing: overwrite` (or a migration) swapped a new one in
 
 
 class Step(StrEnum):
@@ -56,6 +53,7 @@ class Step(StrEnum):
     ADD_AUDIO = "add_audio"
     COMPUTE = "compute"
     VALIDATE = "validate"
+    SWAP = "swap"  # replacing a computed voiceprint (worker.enrollment.swap)
 
 
 class _Record(BaseModel):
@@ -120,6 +118,42 @@ class Computed(_Record):
     voiceprint_id: str | None = None
 
 
+class SwapStarted(_Record):
+    """A computed voiceprint is being replaced (README "Customers already enrolled"): written
+    before the first change, so that a restart finishes this swap, and only this one.
+
+    `via`: "rename" builds the new voiceprint under `next_handle` and switches it in;
+    "delete" deletes the old one once the new audios are available and builds in its place.
+    `old_files`: what the old one held (sha256, "?handle" for audios not uploaded by us).
+    """
+
+    kind: Literal["swap_started"] = "swap_started"
+    key: str
+    via: Literal["rename", "delete"]
+    retire: Literal["delete", "keep"]
+    old_id: str
+    old_model: str
+    old_files: list[str] = Field(default_factory=list)
+    # A migration builds the new voiceprint from the old one's audios: their handles (in the
+    # order of `old_files`) and its minAudios, kept for a resume.
+    old_audio_handles: list[str] = Field(default_factory=list)
+    old_min_audios: int | None = None
+    next_handle: str
+    retired_handle: str
+
+
+class Replaced(BaseModel):
+    """What a `replaced` row replaced: the old voiceprint and files, the new ones, and what
+    became of the old one (`retired`: "deleted", or "kept as <handle>" and why)."""
+
+    old_voiceprint_id: str
+    old_model: str
+    old_files: list[SafeStr]
+    new_model: str
+    new_files: list[SafeStr]
+    retired: SafeStr
+
+
 class ErrorInfo(BaseModel):
     model_config = ConfigDict(frozen=True)
     step: str
@@ -150,6 +184,7 @@ class EnrollmentOutcome(_Record):
     local_voice: list[LocalVoice] = Field(default_factory=list)  # preflight's own figures
     # How an enrolled voiceprint was validated: "compute answer", "settled read" or "get".
     validated_by: str | None = None
+    replaced: Replaced | None = None  # outcome `replaced`: the old voiceprint and the new
 
 
 class JobFinished(_Record):
@@ -164,6 +199,7 @@ JournalRecord = Annotated[
     | AudioDerived
     | ComputeIntent
     | Computed
+    | SwapStarted
     | EnrollmentOutcome
     | JobFinished,
     Field(discriminator="kind"),
@@ -173,50 +209,6 @@ _RECORD = TypeAdapter(JournalRecord)
 
 class JournalCorrupt(JobMustFail):
     """A line other than the last one does not parse: the file was damaged, not torn."""
-
-
-class JournalWriteFailed(JobMustCheckpoint):
-    """An append did not reach the disk (full disk, I/O error): the records it held are lost.
-
-    Deliberately not an `OSError`: nobody may mistake it for a problem with an audio file. Once
-    raised, the journal refuses every later append too, since a partial write may have left a
-    fragment that a later record must never be glued to; the job stops and, on its next start,
-    the torn tail is cut off (`heal_torn_tail`).
-    """
-
-
-_TAIL_CHUNK = 1 << 16
-
-
-def heal_torn_tail(path: Path) -> int:
-    """Cut a torn last line (a crash mid-append) off the journal; returns the bytes removed.
-
-    Without this, the next append would be glued to the fragment and the line would become a
-    corrupt one in the middle of the file (`JournalCorrupt`) after one more restart.
-    """
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return 0
-    try:
-        size = os.fstat(fd).st_size
-        end = size
-        while end > 0:
-            start = max(0, end - _TAIL_CHUNK)
-            chunk = os.pread(fd, end - start, start)
-            if end == size and chunk.endswith(b"\n"):
-                return 0  # whole: the common case costs one small read
-            newline = chunk.rfind(b"\n")
-            if newline >= 0:
-                end = start + newline + 1
-                break
-            end = start
-        os.ftruncate(fd, end)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    log.warning("journal_torn_tail_truncated", path=str(path), bytes=size - end)
-    return size - end
 
 
 def read_lines(
@@ -259,6 +251,7 @@ class EnrollmentMemory(BaseModel):
     intents: set[str] = Field(default_factory=set)  # sha256 with a create possibly in flight
     compute_sent: bool = False  # a compute may have been sent: a computed voiceprint is ours
     computed: bool = False
+    swap: SwapStarted | None = None  # a replacement under way: finish it, never start another
 
 
 class JournalState(BaseModel):
@@ -299,80 +292,5 @@ class JournalState(BaseModel):
                 self.memory.setdefault(key, EnrollmentMemory()).computed = True
             case ComputeIntent(key=key):
                 self.memory.setdefault(key, EnrollmentMemory()).compute_sent = True
-
-
-def write_and_fsync(fd: int, data: bytes) -> None:
-    """Write all of `data` to `fd`, then fsync it: the journal's one way to the disk."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-    os.fsync(fd)
-
-
-# How a batch reaches the disk (`Journal(write=...)`): a test counts or fails the writes.
-JournalWrite = Callable[[int, bytes], None]
-
-
-class Journal:
-    """Durable, group-committed appends to one job's journal file."""
-
-    def __init__(self, path: Path, *, write: JournalWrite = write_and_fsync) -> None:
-        self.path = path
-        self._write_batch = write
-        self._fd: int | None = None
-        self._pending: list[bytes] = []
-        self._queued = 0  # sequence number of the last record queued
-        self._flushed = 0  # sequence number of the last record on disk
-        self._lock = anyio.Lock()
-        self._broken: str | None = None  # why an earlier write failed; every append refuses
-
-    async def __aenter__(self) -> Journal:
-        await anyio.to_thread.run_sync(self._open)
-        return self
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        heal_torn_tail(self.path)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        fsync_dir(self.path.parent)
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    async def append(self, *records: _Record) -> None:
-        """Return once every given record is on disk; raise `JournalWriteFailed` otherwise.
-
-        Group commit: whoever holds the lock writes every record queued so far. A waiter whose
-        records were in a batch that failed raises too: `_flushed` only ever counts records
-        that were fsynced, and after a failure nothing counts as flushed again.
-        """
-        self._refuse_if_broken()
-        for record in records:
-            self._pending.append(record.model_dump_json().encode() + b"\n")
-        self._queued += len(records)
-        mine = self._queued
-        async with self._lock:
-            self._refuse_if_broken()  # the holder before us failed: our records went with it
-            if self._flushed >= mine:
-                return  # an earlier holder wrote ours along with its own
-            batch, self._pending = self._pending, []
-            upto = self._queued
-            try:
-                await anyio.to_thread.run_sync(self._write, b"".join(batch))
-            except OSError as exc:
-                self._broken = f"journal write failed: {exc.strerror or exc}"
-                log.error("journal_write_failed", path=str(self.path), error=self._broken)
-                raise JournalWriteFailed(f"{self.path}: {self._broken}") from None
-            self._flushed = upto
-
-    def _refuse_if_broken(self) -> None:
-        if self._broken is not None:
-            raise JournalWriteFailed(f"{self.path}: {self._broken}; records not written")
-
-    def _write(self, data: bytes) -> None:
-        if self._fd is None:
-            raise OSError(errno.EBADF, "journal used outside its context")
-        self._write_batch(self._fd, data)
+            case SwapStarted(key=key):
+                self.memory.setdefault(key, EnrollmentMemory()).swap = record

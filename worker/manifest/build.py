@@ -19,6 +19,7 @@ from typing import Any
 from worker.audio.inspect import model_problem, model_warning
 from worker.manifest.given import given_values
 from worker.manifest.models import Enrollment, ManifestDefaults, Problem, RejectedEnrollment
+from worker.manifest.policy import policy_problem
 from worker.manifest.values import (
     DEFAULT_VOICEPRINT,
     alias_problem,
@@ -133,6 +134,8 @@ class Builder:
         minimum = self._min_audios(cand, problems)
         alias = self._alias(cand, problems)
         create = self._create_identity(cand, problems)
+        existing = self._policy(cand, problems, "existing", self.defaults.existing)
+        retire = self._policy(cand, problems, "retire", self.defaults.retire)
         audios = self._audios(cand, problems)
         self._audio_count(cand, problems, minimum)
         complete = owner and space and identity and voiceprint and model and minimum
@@ -154,6 +157,8 @@ class Builder:
             min_audios=minimum,
             alias=alias,
             create_identity=create,
+            existing=existing,
+            retire=retire,
             audios=tuple(audios.paths),
             audio_names=tuple(audios.names),
             audio_fields=tuple(audios.fields),
@@ -254,6 +259,14 @@ class Builder:
                 self.problem(cand.place, "createIdentity", value, "must be true or false")
             )
         return create
+
+    def _policy(self, cand: Candidate, problems: list[Problem], name: str, default: str) -> Any:
+        """`existing` or `retire`: one of its words (worker.manifest.policy), or the default."""
+        value = cand.values.get(name, default)
+        if reason := policy_problem(name, value):
+            problems.append(self.problem(cand.place, name, value, reason))
+            return default
+        return value.strip().lower()
 
     def _audios(self, cand: Candidate, problems: list[Problem]) -> _Audios:
         """Each audio: a path inside the audio root, a channel, never twice in one enrollment."""

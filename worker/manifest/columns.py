@@ -15,6 +15,7 @@ from worker.manifest.models import Problem
 CSV_REQUIRED = ("identity", "audio")
 CSV_OPTIONAL = (
     *("voiceprint", "model", "minAudios", "alias", "owner", "space", "createIdentity"),
+    *("existing", "retire"),  # what becomes of a customer already enrolled (policy.py)
     "channel",  # the customer's channel of a stereo recording, 0-based (worker.audio.derive)
 )
 

@@ -28,7 +28,8 @@ from worker.manifest.models import ManifestDefaults, ManifestItem, Problem
 from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import DEFAULT_VOICEPRINT, lines_text, show
 
-_MERGED = ("model", "minAudios", "alias", "createIdentity")  # must agree across a group
+# Values that must agree across the rows of one enrollment.
+_MERGED = ("model", "minAudios", "alias", "createIdentity", "existing", "retire")
 _INDEX_CAPACITY_MAX = 1 << 22  # beyond, the index grows: a bound of blank lines is no row
 _RECENT_KEYS = 4096  # exact keys remembered: rows of one enrollment usually stand together
 
@@ -324,7 +325,7 @@ def _candidate(
 
 
 def _merge(cand: Candidate, group: list[_Row], file: str, names: dict[str, str]) -> None:
-    """model, minAudios, alias, createIdentity: given once, or the same on every row."""
+    """model, minAudios, alias, createIdentity, existing, retire: once, or alike on every row."""
     for name in _MERGED:
         seen: dict[str, int] = {}
         for r in group:

@@ -91,7 +91,9 @@ def given_values(
     create = values.get("createIdentity", True)
     checked = bool_value(create)
     out["createIdentity"] = checked if checked is not None else plain(create)
-    for key in sorted(k for k in values if k not in out and k != "createIdentity"):
+    for key, default in (("existing", defaults.existing), ("retire", defaults.retire)):
+        out[key] = plain(values.get(key, default))
+    for key in sorted(k for k in values if k not in out):
         out[key] = plain(values[key])
     out["audios"] = [_audio(raw, channel) for raw, channel in audios]
     return out

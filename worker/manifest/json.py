@@ -21,12 +21,17 @@ from worker.base.fsutil import open_regular
 from worker.manifest.build import AudioIn, Builder, Candidate
 from worker.manifest.cross import build_each
 from worker.manifest.jsonscan import JsonScanError, iter_enrollments, scan_job
+from worker.manifest.migration import stream_migration
 from worker.manifest.models import ManifestDefaults, ManifestItem, Problem
+from worker.manifest.policy import policy_problem
 from worker.manifest.stream import ManifestStream, broken
 from worker.manifest.values import handle_problem, min_audios, model_text, show, unknown_reason
 
-_JOB_KEYS = frozenset({"owner", "space", "model", "minAudios", "createIdentity", "enrollments"})
-_JOB_DEFAULT_KEYS = ("owner", "space", "model", "minAudios", "createIdentity")
+_JOB_DEFAULT_KEYS = (
+    *("owner", "space", "model", "minAudios", "createIdentity"),
+    *("existing", "retire"),  # what becomes of a customer already enrolled (policy.py)
+)
+_JOB_KEYS = frozenset({*_JOB_DEFAULT_KEYS, "enrollments"})
 _ENROLLMENT_KEYS = frozenset(
     {
         "owner",
@@ -38,6 +43,8 @@ _ENROLLMENT_KEYS = frozenset(
         "model",
         "minAudios",
         "createIdentity",
+        "existing",
+        "retire",
     }
 )
 _IGNORED_KEYS = frozenset({"comment"})
@@ -58,6 +65,8 @@ def stream_json(text: str, file: str, defaults: ManifestDefaults) -> ManifestStr
         return broken(file, defaults, [Problem(file=file, reason=_NOT_OBJECT)])
     if "enrollments" in doc:
         return _stream_job_document(doc, file, defaults)
+    if "migrate" in doc:
+        return stream_migration(doc, file, defaults)
     return _single(doc, file, defaults)
 
 
@@ -268,6 +277,9 @@ def _check_job_defaults(values: dict[str, Any], file: str) -> list[Problem]:
         add("minAudios", values["minAudios"], reason)
     if "createIdentity" in values and not isinstance(values["createIdentity"], bool):
         add("createIdentity", values["createIdentity"], "must be true or false")
+    for name in ("existing", "retire"):
+        if name in values and (reason := policy_problem(name, values[name])):
+            add(name, values[name], reason)
     return problems
 
 

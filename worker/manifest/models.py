@@ -9,6 +9,7 @@ a file or checks a value; `build` decides what is valid.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -16,12 +17,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio.inspect import DEFAULT_MODEL
 from worker.base.text import SafeStr
-from worker.config.settings import setting_default
+from worker.config.settings import Existing, Retire, setting_default
 
 if TYPE_CHECKING:
     from worker.config.settings import Settings
 
-Kind = Literal["job", "single", "csv"]
+Kind = Literal["job", "single", "csv", "migrate"]
 
 
 class Problem(BaseModel):
@@ -78,6 +79,8 @@ class ManifestDefaults(BaseModel):
     # formats.
     stereo: Literal["channel", "downmix"] = setting_default("stereo")
     convert: bool = setting_default("convert")
+    existing: Existing = setting_default("existing")
+    retire: Retire = setting_default("retire")
     # How far below the voice rule a file is still uploaded (worker.audio.voice_rule).
     voice_margin: float = setting_default("voice_margin")
     # ENROLLER_INLINE_UPLOAD_MAX_BYTES, for `enroller plan/check` to count the uploads as run.
@@ -92,6 +95,8 @@ class ManifestDefaults(BaseModel):
             max_bytes=settings.max_manifest_bytes,
             stereo=settings.stereo,
             convert=settings.convert,
+            existing=settings.existing,
+            retire=settings.retire,
             voice_margin=settings.voice_margin,
             inline_upload_max_bytes=settings.inline_upload_max_bytes,
         )
@@ -110,6 +115,9 @@ class Enrollment(BaseModel):
     min_audios: int
     alias: str | None
     create_identity: bool
+    # What becomes of a voiceprint already computed that differs (worker.manifest.policy).
+    existing: Existing = "conflict"
+    retire: Retire = "delete"
     # Absolute, lexically normalised, inside the audio root; symlinks are checked at preflight.
     audios: tuple[Path, ...]
     # The same files relative to the audio root (POSIX form), as shown to people.
@@ -124,6 +132,9 @@ class Enrollment(BaseModel):
     position: int  # order in the manifest, from 0
     rows: tuple[dict[str, str], ...] = ()  # CSV: the original rows, for the failures CSV
     row_lines: tuple[int, ...] = ()  # CSV: the line of each of `rows`
+    # A migration's (worker.manifest.migration): the model the voiceprint moves from; it names
+    # no file, its audios are the old voiceprint's on the server.
+    migrate_from: str | None = None
 
     @property
     def channels(self) -> tuple[int | None, ...]:
@@ -160,6 +171,50 @@ class RejectedEnrollment(BaseModel):
     # The enrollment as written, JSON-ready, defaults filled in (worker.manifest.given): what
     # its report row, failures CSV row and retry manifest entry show, though it cannot run.
     given: dict[str, Any] = Field(default_factory=dict)
+
+
+class Migration(BaseModel):
+    """What a migration manifest asks for, every default applied."""
+
+    model_config = ConfigDict(frozen=True)
+
+    from_model: str
+    to_model: str
+    owner: str
+    space: str
+    voiceprint: str
+    retire: Retire
+    identities: tuple[str, ...] | Literal["all"]
+
+    def enrollment(self, identity: str, position: int, source: str) -> Enrollment:
+        """One identity's move: `existing: overwrite` onto `to_model`, from no file."""
+        return Enrollment(
+            owner=self.owner,
+            space=self.space,
+            identity=identity,
+            voiceprint=self.voiceprint,
+            model=self.to_model,
+            min_audios=1,
+            alias=None,
+            create_identity=False,
+            existing="overwrite",
+            retire=self.retire,
+            audios=(),
+            audio_names=(),
+            source=source,
+            position=position,
+            migrate_from=self.from_model,
+        )
+
+    def document(self, identities: Iterable[str] | Literal["all"]) -> dict[str, Any]:
+        return {
+            "migrate": {"from": self.from_model, "to": self.to_model},
+            "owner": self.owner,
+            "space": self.space,
+            "voiceprint": self.voiceprint,
+            "retire": self.retire,
+            "identities": identities if identities == "all" else list(identities),
+        }
 
 
 ManifestItem = Enrollment | RejectedEnrollment

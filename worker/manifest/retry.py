@@ -41,6 +41,8 @@ def enrollment_json(enrollment: Enrollment, audio_root: Path) -> dict[str, Any]:
     if enrollment.alias is not None:
         out["alias"] = enrollment.alias
     out["createIdentity"] = enrollment.create_identity
+    out["existing"] = enrollment.existing
+    out["retire"] = enrollment.retire
     out["audios"] = [
         _relative(p, audio_root)
         if ch is None

@@ -17,6 +17,7 @@ from worker.manifest.models import (
     Kind,
     ManifestDefaults,
     ManifestItem,
+    Migration,
     Problem,
 )
 
@@ -38,6 +39,7 @@ class ManifestStream:
     csv_delimiter: str = ","  # a CSV's delimiter: the failures CSV is written in it too
     field_names: Mapping[str, str] = field(default_factory=dict)  # JSON name -> name shown
     generate: Callable[[Builder], Iterator[ManifestItem]] | None = None
+    migration: Migration | None = None  # a migration manifest's (worker.manifest.migration)
 
     def items(self) -> Iterator[ManifestItem]:
         """Every enrollment, valid or rejected, in manifest order (by `position`)."""

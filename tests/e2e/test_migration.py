@@ -1,0 +1,91 @@
+"""Moving a space to a new model (issue 28): a migration manifest against the emulator over real
+sockets. The new voiceprints are made from the audio already on the server: the request log
+shows no audio created or uploaded, one compute per identity, and the old voiceprints handled
+as `retire` says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_existing_enrollments import records_of, server_view
+from tests.emulator_harness import EmulatorHandle, running_emulator
+from tests.support import drop, job_manifest, make_queue, make_settings, report_of, run_once
+from worker.enrollment.requests import migration_requests
+from worker.enrollment.swap_rules import retired_handle
+
+IDS = [f"mig-{i}" for i in range(7)]
+
+
+def migration(identities: Any, to: str = "phone/v1", **fields: Any) -> dict[str, Any]:
+    return {"migrate": {"from": "default/v1", "to": to}, "identities": identities, **fields}
+
+
+async def enrolled_on_default(queue: Path, emu: EmulatorHandle) -> dict[str, str]:
+    drop(queue, "first.json", job_manifest(IDS, "default/v1"))
+    assert await run_once(make_settings(queue, emu.base_url)) == 0
+    return {i: (await server_view(emu.base_url, i))["main"][0] for i in IDS}
+
+
+def sent(emu: EmulatorHandle, since: int) -> list[tuple[str, str]]:
+    return [(r.method, r.path) for r in emu.server.requests[since:]]
+
+
+@pytest.mark.parametrize("retire", ["delete", "keep"])
+async def test_a_space_moves_from_default_to_phone_without_uploading(
+    tmp_path: Path, retire: str
+) -> None:
+    queue = make_queue(tmp_path / "queue", IDS, folders=())
+    async with running_emulator() as emu:
+        old_ids = await enrolled_on_default(queue, emu)
+        since = len(emu.server.requests)
+        drop(queue, "move.json", migration("all", retire=retire))
+        assert await run_once(make_settings(queue, emu.base_url)) == 0
+
+        report = report_of(queue, "move")
+        assert report["counts"]["replaced"] == len(IDS), report["counts"]
+        # As `enroller plan` counts them: per identity, plus one rename question, one page of
+        # identities and one page of usage records for the job.
+        assert report["requests"] == len(IDS) * migration_requests(1, retire) + 3
+        assert report["credits_spent"] == len(IDS) and report["usage"]["found"] == len(IDS)
+        log = sent(emu, since)
+        assert not [p for m, p in log if m == "POST" and p.endswith("/audios")]
+        assert not [p for m, p in log if p.endswith("/file")]
+        assert len([p for m, p in log if p.endswith(":compute")]) == len(IDS)
+        for identity in IDS:
+            view = await server_view(emu.base_url, identity)
+            new_id, model, state, audios = view["main"]
+            assert (model, state) == ("phone/v1", "computed") and new_id != old_ids[identity]
+            retired = retired_handle("main", old_ids[identity])
+            if retire == "keep":
+                assert view[retired][1] == "default/v1" and view[retired][3] == audios
+            else:
+                assert set(view) == {"main"}
+        assert len(await records_of(emu.base_url)) == 2 * len(IDS)
+
+        # Run again: everything is on phone/v1 already; nothing is sent but reads.
+        since = len(emu.server.requests)
+        drop(queue, "move-again.json", migration(IDS, retire=retire))
+        assert await run_once(make_settings(queue, emu.base_url)) == 0
+        assert report_of(queue, "move-again")["counts"]["unchanged"] == len(IDS)
+        assert not [p for m, p in sent(emu, since) if m != "GET"]
+
+
+async def test_an_audio_the_new_model_refuses_fails_that_identity_only(tmp_path: Path) -> None:
+    queue = make_queue(tmp_path / "queue", IDS[:2], folders=())
+    async with running_emulator() as emu:
+        drop(queue, "first.json", job_manifest(IDS[:2], "default/v1"))
+        assert await run_once(make_settings(queue, emu.base_url)) == 0
+        before = await server_view(emu.base_url, IDS[0])
+        drop(queue, "move.json", migration([*IDS[:2], "nobody"], to="digital/v1"))
+        assert await run_once(make_settings(queue, emu.base_url)) == 1
+
+        rows = {r["identity"]: r for r in report_of(queue, "move")["enrollments"]}
+        assert rows[IDS[0]]["outcome"] == "failed"
+        assert "8000 Hz; digital/v1 needs at least 16000 Hz" in rows[IDS[0]]["error"]["reason"]
+        assert rows["nobody"]["outcome"] == "kept"  # no voiceprint: nothing to migrate
+        assert await server_view(emu.base_url, IDS[0]) == before  # nothing created
+        retry = next((queue / "reports").glob("move-*.retry.json")).read_text()
+        assert '"migrate"' in retry and IDS[0] in retry and "nobody" not in retry
