@@ -167,3 +167,18 @@ def test_nothing_failed_leaves_no_retry_file_and_skips_the_second_walk(tmp_path:
     job.write_outputs(Outcomes(ok), tmp_path / "f.csv", retry)
     assert not retry.exists()
     assert len((tmp_path / "f.csv").read_text().splitlines()) == 1  # the header only
+
+
+def test_the_failures_csv_is_written_in_the_manifests_delimiter(tmp_path: Path) -> None:
+    """What the CSV reader found (`ManifestStream.csv_delimiter`) is what the report uses: a
+    semicolon export (European Excel) gets a semicolon failures CSV, with the BOM."""
+    job = csv_job(tmp_path)
+    job.manifest.csv_delimiter = ";"
+    rows = [outcome("o/s/bob/main", "line 4", Outcome.FAILED, "missing; really")]
+    failures = tmp_path / "f.csv"
+    job.write_outputs(Outcomes(rows), failures, tmp_path / "r.json")
+    assert failures.read_bytes().split(b"\r\n") == [
+        b"\xef\xbb\xbfidentity;audio;note;outcome;line;error_step;error",
+        b'bob;missing.wav;fails preflight;failed;4;preflight;"missing; really"',
+        b"",
+    ]

@@ -52,6 +52,7 @@ class _Layout:
     header: list[str]
     columns: dict[str, int]  # JSON-style name -> column index
     table: RowTable
+    delimiter: str = ","  # as the header uses it: ",", ";" or a tab
 
     def names(self) -> dict[str, str]:
         names = {"audios": self.header[self.columns["audio"]]}
@@ -128,6 +129,7 @@ def stream_csv_source(
         kind="csv",
         total=table.groups,
         csv_columns=layout.header,
+        csv_delimiter=layout.delimiter,  # the failures CSV is written in it too
         field_names=layout.names(),
         generate=generate,
     )
