@@ -345,7 +345,7 @@ def run_submit(
         if item.rejected:
             stream.write(
                 f"{item.source}: {item.rejected} of {_enrollments(item.enrollments)} will fail "
-                "with no request and no credit; the job's report, failures CSV and retry "
+                "with no request and no credit; the job report, failures CSV and retry "
                 "manifest list them (--strict refuses such a file)\n"
             )
         done = "already waiting as" if item.already_queued else "submitted as"
