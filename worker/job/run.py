@@ -269,6 +269,9 @@ async def _fan_out(
             receive.close()
             async with send:
                 threads = anyio.CapacityLimiter(PREFLIGHT_THREADS)
+                # First, in manifest order, up to the first enrollment that can run: it goes
+                # out first, whatever the threads finish first after it. Nothing is held.
+                await _feed(job, plan, send.clone(), ctx.stop, threads, head=True)
                 async with anyio.create_task_group() as feeders:
                     for _ in range(PREFLIGHT_THREADS):
                         feeders.start_soon(_feed, job, plan, send.clone(), ctx.stop, threads)
@@ -303,8 +306,11 @@ async def _feed(
     send: MemoryObjectSendStream[PlannedEnrollment],
     stop: anyio.Event,
     threads: anyio.CapacityLimiter,
+    *,
+    head: bool = False,
 ) -> None:
-    """Preflight the next enrollment in a thread, hand it to a runner; until the end or stop."""
+    """Preflight the next enrollment in a thread, hand it to a runner; until the end or stop
+    (`head`: or until one that can run was handed over)."""
     async with send:
         while not stop.is_set():
             planned = await anyio.to_thread.run_sync(plan.next_preflighted, limiter=threads)
@@ -312,6 +318,8 @@ async def _feed(
                 return  # at stop: not started, so not journaled; it resumes next start
             await send.send(planned)
             crash_point("job.enrolling", job.name)
+            if head and planned.task is not None:
+                return
 
 
 async def _runner(
