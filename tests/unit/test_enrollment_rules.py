@@ -168,8 +168,8 @@ CASES = [
         Done(
             Outcome.CONFLICT,
             Step.VOICEPRINT,
-            "voiceprint 'main' holds [aa, aa, bb], the manifest lists [aa, bb]; not computed, "
-            "left untouched",
+            "voiceprint 'main' holds [sha256 aa, sha256 aa, sha256 bb], the manifest lists "
+            "[sha256 aa, sha256 bb]; not computed, left untouched",
         ),
     ),
     (
@@ -180,8 +180,8 @@ CASES = [
         Done(
             Outcome.CONFLICT,
             Step.VOICEPRINT,
-            "voiceprint 'main' holds [?h-zz, aa, bb], the manifest lists [aa, bb]; not computed, "
-            "left untouched",
+            "voiceprint 'main' holds [audio h-zz (not uploaded by this worker), sha256 aa, "
+            "sha256 bb], the manifest lists [sha256 aa, sha256 bb]; not computed, left untouched",
         ),
     ),
     (

@@ -177,8 +177,8 @@ def _decide_members(view: View, vp: VoiceprintSeen) -> Action:
         return Done(
             Outcome.CONFLICT,
             Step.VOICEPRINT,
-            f"voiceprint {plan.voiceprint!r} holds {_shas(view.held)}, the manifest lists "
-            f"{_shas(plan.shas)}; not computed, left untouched",
+            f"voiceprint {plan.voiceprint!r} holds {plan.files(view.held)}, the manifest lists "
+            f"{plan.files(plan.shas)}; not computed, left untouched",
         )
     for sha in plan.shas:
         if sha not in view.held:  # by content: an audio with our sha counts as added
@@ -310,13 +310,6 @@ def _extra(held: tuple[str, ...], wanted: tuple[str, ...]) -> list[str]:
     extra = Counter(held)
     extra.subtract(Counter(wanted))
     return sorted(sha for sha, n in extra.items() if n > 0)
-
-
-def _shas(shas: tuple[str, ...]) -> str:
-    """A list of audios for a report: sha256 prefixes (foreign ones by handle), in order."""
-    return (
-        "[" + ", ".join(sha[:12] if not sha.startswith("?") else sha for sha in sorted(shas)) + "]"
-    )
 
 
 def _loop_failure(view: View) -> Done:

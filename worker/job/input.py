@@ -20,7 +20,7 @@ import threading
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from worker.audio.derive import DerivedUpload, derived_upload, sweep_work_dir
 from worker.audio.files import AudioUnreadable, VerifiedUpload
@@ -139,7 +139,7 @@ class JobInput:
         if enrollment is None:
             return planned
         if enrollment.migrate_from is not None:  # no file: the old voiceprint's audios
-            planned.task = migration_task(enrollment)
+            planned.task = task_of(enrollment)
             return planned
         defaults = self.manifest.defaults
         result = preflight_enrollment(
@@ -159,23 +159,8 @@ class JobInput:
                 d.discard()
             planned.problems = problems
             return planned
-        planned.task = EnrollmentTask(
-            key=enrollment.key,
-            owner=enrollment.owner,
-            space=enrollment.space,
-            identity=enrollment.identity,
-            voiceprint=enrollment.voiceprint,
-            model=enrollment.model,
-            min_audios=enrollment.min_audios,
-            alias=enrollment.alias,
-            create_identity=enrollment.create_identity,
-            files=files,
-            derived=tuple(derived),
-            local_voice=result.voice,
-            source=enrollment.source,
-            file_names=enrollment.audio_names,
-            existing=enrollment.existing,
-            retire=enrollment.retire,
+        planned.task = task_of(
+            enrollment, files=files, derived=tuple(derived), local_voice=result.voice
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned
@@ -296,8 +281,9 @@ def retry_entry(item: ManifestItem, outcome: EnrollmentOutcome, audio_root: Path
     return {"comment": comment, **item.given}
 
 
-def migration_task(enrollment: Enrollment) -> EnrollmentTask:
-    """A migration's enrollment as the driver runs it: no file, the model to move from."""
+def task_of(enrollment: Enrollment, **uploads: Any) -> EnrollmentTask:
+    """The enrollment as the driver runs it; `uploads`: its files, derived copies and voice
+    as preflight found them (none for a migration, whose audios are on the server)."""
     return EnrollmentTask(
         key=enrollment.key,
         owner=enrollment.owner,
@@ -306,13 +292,14 @@ def migration_task(enrollment: Enrollment) -> EnrollmentTask:
         voiceprint=enrollment.voiceprint,
         model=enrollment.model,
         min_audios=enrollment.min_audios,
-        alias=None,
-        create_identity=False,
-        files=(),
+        alias=enrollment.alias,
+        create_identity=enrollment.create_identity,
         source=enrollment.source,
-        existing="overwrite",
+        file_names=enrollment.audio_names,
+        existing=enrollment.existing,
         retire=enrollment.retire,
         migrate_from=enrollment.migrate_from,
+        **{"files": (), **uploads},
     )
 
 
