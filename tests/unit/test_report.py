@@ -131,6 +131,15 @@ def test_failures_csv_keeps_the_input_columns_with_outcome_and_line_on_each_row(
     ]
 
 
+def test_the_workers_columns_never_take_an_input_columns_name() -> None:
+    item = csv_item([{"identity": "bad-3", "line": "+44 20 7946 0000", "Outcome": "vip"}], [2])
+    data = failures_csv([(ROWS[2], item)], ["identity", "line", "Outcome"])
+    assert parsed(data) == [
+        ["identity", "line", "Outcome", "enroller_outcome", "enroller_line", "error_step", "error"],
+        ["bad-3", "'+44 20 7946 0000", "vip", "failed", "2", "add_audio", "voice 1.0 s < 4.5 s"],
+    ]
+
+
 def test_failures_csv_keeps_the_input_delimiter() -> None:
     item = csv_item([{"identity": "bad-3", "audio": "x;1.wav"}], [2])
     data = failures_csv([(ROWS[2], item)], ["identity", "audio"], delimiter=";")

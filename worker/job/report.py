@@ -141,7 +141,7 @@ class FailuresCsv:
         fh.write(UTF8_BOM)
         self._out = _CsvOut(fh, delimiter)
         tail = CSV_TAIL_COLUMNS if self._csv_input else JSON_TAIL_COLUMNS
-        self._out.write([*self._columns, *tail])
+        self._out.write([*self._columns, *tail_names(tail, self._columns)])
 
     def add(self, row: EnrollmentOutcome, item: ManifestItem | None = None) -> None:
         """`row`'s lines when it needs action; `item` is its enrollment in the manifest."""
@@ -175,6 +175,13 @@ class FailuresCsv:
 
     def flush(self) -> None:
         self._out.flush()
+
+
+def tail_names(tail: Iterable[str], columns: Iterable[str]) -> list[str]:
+    """The worker's columns after the input's, each prefixed `enroller_` where the input has a
+    column of that name already (a phone `line`): a header never names two columns alike."""
+    taken = {c.strip().lower() for c in columns}
+    return [f"enroller_{name}" if name in taken else name for name in tail]
 
 
 def _reason(row: EnrollmentOutcome) -> str:
