@@ -161,3 +161,33 @@ async def test_preflight_failures_before_the_first_runnable_enrollment(
     rows = report_of(queue, "late")["enrollments"]
     assert [r["outcome"] for r in rows].count("failed") == 5
     assert [r["identity"] for r in rows if r["outcome"] == "enrolled"] == ["zed"]
+
+
+async def test_a_model_typo_and_a_min_audios_error_are_retried_as_written(
+    tmp_path: Path, audio_root: Path, emulator: EmulatorHandle
+) -> None:
+    """Issue 30: rows the parser rejects are in the retry manifest with their own values, to
+    fix there; the retry file, dropped back as it is, runs (it is a manifest, not failed/)."""
+    queue = tmp_path / "queue"
+    typo = {"identity": "tia", "model": "phone/v9", "audios": ["ann/1.wav"]}
+    too_many = {"identity": "ugo", "minAudios": 3, "audios": ["bob/1.ogg"]}
+    write(queue / "inbox", "typos.json", {"enrollments": [typo, too_many]})
+    settings = make_settings(queue, emulator.base_url, audio_root=audio_root)
+    assert await run_once(settings) == 1
+    [retry_file] = (queue / "reports").glob("typos-*.retry.json")
+    retry = json.loads(retry_file.read_text())
+    [tia, ugo] = retry["enrollments"]
+    assert (tia["identity"], tia["model"], tia["audios"]) == ("tia", "phone/v9", ["ann/1.wav"])
+    assert (ugo["identity"], ugo["minAudios"], ugo["audios"]) == ("ugo", 3, ["bob/1.ogg"])
+    assert tia["comment"].startswith('failed at preflight (enrollments[0]): model "phone/v9"')
+
+    # Fixed in place and dropped back as it is: it runs.
+    tia["model"], ugo["minAudios"] = "phone/v1", 1
+    write(queue / "inbox", "typos-fixed.json", retry)
+    code = await run_once(settings)
+    rows = report_of(queue, "typos-fixed")["enrollments"]
+    assert code == 0, rows
+    assert sorted((r["identity"], r["outcome"]) for r in rows) == [
+        ("tia", "enrolled"),
+        ("ugo", "enrolled"),
+    ]
