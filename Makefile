@@ -12,7 +12,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The demo needs the worker and the emulator only, not the test tools.
+APP_STAMP := $(VENV)/.installed-app
+
+$(APP_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(APP_STAMP)
+
+demo: $(APP_STAMP)
 	$(BIN)/enroller demo
 
 # The everyday suite, under 5 minutes; the real-process scenarios (marked `scenario`, 5-20 s
@@ -69,7 +78,7 @@ test-reliability: $(STAMP)
 
 # The image and the compose stack in a real Docker engine (tests/container/; issue 15): builds
 # the image, acts the README's container block out, runs `enroller demo` in the image. Minutes
-# on a vfs engine, so not part of `make test`. ../shared/tools/docker-engine.sh provides an engine.
+# on a vfs engine, so not part of `make test`. It needs a running Docker engine (dockerd).
 test-container: $(STAMP)
-	@docker info >/dev/null 2>&1 || { echo "test-container: no Docker engine answers; run ../shared/tools/docker-engine.sh"; exit 1; }
+	@docker info >/dev/null 2>&1 || { echo "test-container: no Docker engine answers; start one (dockerd, or Docker Desktop)"; exit 1; }
 	CONTAINER_TESTS=1 $(BIN)/python -m pytest -m container -s --durations=0 tests/container

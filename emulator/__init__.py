@@ -1,4 +1,4 @@
-"""A local voiceprint API that follows ../shared/api-contract.md, for demos, tests, benchmarks.
+"""A local voiceprint API that follows docs/api-contract.md, for demos, tests, benchmarks.
 
 Modules, one job each: `config` (options, seeded world), `rules` (handles, times, model table),
 `pagination`, `audio` (decode + measure), `state/` (the world and every rule, one module per

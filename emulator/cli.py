@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import ValidationError
 
-from emulator.config import EmulatorOptions
+from emulator.config import EmulatorOptions, WorldConfig, load_world
 from emulator.server import EmulatorServer
 
 EXIT_OK = 0
@@ -46,7 +46,8 @@ modes (all off by default; combine freely):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enroller emulator",
-        description="A local voiceprint API (see api-contract.md), served under /v1.",
+        description="A local voiceprint API (the contract: docs/api-contract.md in the "
+        "repository), served under /v1. On start it prints its users' API keys and its spaces.",
         epilog=MODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -80,6 +81,29 @@ def options_from_argv(argv: list[str]) -> EmulatorOptions:
     return EmulatorOptions(**overrides)
 
 
+def welcome_lines(world: WorldConfig, base_url: str) -> list[str]:
+    """Who can use this emulator and where: each user's key and orgs, the spaces, and the
+    settings a worker needs against it, so a first run needs no document."""
+    lines = []
+    for user in world.users:
+        keys = ", ".join(user.api_keys) or "none (sign in with the password)"
+        orgs = f", orgs: {', '.join(user.orgs)}" if user.orgs else ""
+        lines.append(f"  user {user.handle}: API key {keys}{orgs}")
+    spaces = ", ".join(f"{s.owner}/{s.handle}" for s in world.spaces) or "none"
+    lines.append(f"  spaces (owner/space): {spaces}")
+    first = next((u for u in world.users if u.api_keys), None)
+    space = next(
+        (s for s in world.spaces if first and s.owner in [first.handle, *first.orgs]), None
+    )
+    if first is not None and space is not None:
+        lines.append(
+            f"  a worker against it: ENROLLER_API_URL={base_url} "
+            f"ENROLLER_API_KEY={first.api_keys[0]} ENROLLER_OWNER={space.owner} "
+            f"ENROLLER_SPACE={space.handle}"
+        )
+    return lines
+
+
 async def serve(options: EmulatorOptions, stop: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set (or SIGINT/SIGTERM arrives), then shut down cleanly."""
     stop = stop or asyncio.Event()
@@ -89,6 +113,8 @@ async def serve(options: EmulatorOptions, stop: asyncio.Event | None = None) -> 
     server = EmulatorServer(options)
     await server.start()
     print(f"emulator listening on {server.base_url}", flush=True)
+    for line in welcome_lines(load_world(options.config), server.base_url):
+        print(line, flush=True)
     try:
         await stop.wait()
     finally:

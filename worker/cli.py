@@ -9,17 +9,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
-from typing import Any
+from importlib.metadata import PackageNotFoundError, entry_points, version
+from typing import Any, NamedTuple
 
 from pydantic import SecretStr, ValidationError
 
 from worker.base.exitcodes import EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
+from worker.commands.arguments import (
+    COMPLETION_HELP,
+    args_completion,
+    args_config,
+    args_health,
+    args_json,
+    args_migrate,
+    args_paths,
+    args_report,
+    args_run,
+    args_submit,
+    plugin_summary,
+)
+from worker.config.groups import ALL, settings_of
 from worker.config.keyfile import KeyFileProblem
-from worker.config.loading import InvalidSettings, describe_invalid, load_settings
+from worker.config.loading import (
+    InvalidSettings,
+    describe_invalid,
+    load_settings,
+    unknown_setting_warnings,
+)
 from worker.config.settings import Settings, env_name, flag_name, key_file_warning, secret_settings
 
 PLUGIN_GROUP = "enroller.commands"
@@ -65,21 +85,26 @@ def _add_secret_refusals(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Settings field; absent flags stay absent so env and .env still apply.
+def add_settings_flags(parser: argparse.ArgumentParser, names: Sequence[str]) -> None:
+    """One flag per setting; absent flags stay absent so env and .env still apply.
+
+    `--help` shows only the settings the command uses (`names`); the others' flags are still
+    accepted, unlisted, so a script that passes a whole configuration to every command keeps
+    working.
 
     Secrets get a hidden flag that refuses them (see `secret_flag_refusal`), so a key typed
     on a command line by habit ends in a clear line instead of "unrecognized arguments: <key>".
     """
     group = parser.add_argument_group("settings (each also ENROLLER_<NAME> in env or .env)")
     secrets = secret_settings()
+    shown = set(names)
     for name, field in Settings.model_fields.items():
         if name in secrets:
             continue
         kwargs: dict[str, Any] = {
             "dest": f"setting__{name}",
             "default": argparse.SUPPRESS,
-            "help": field.description,
+            "help": field.description if name in shown else argparse.SUPPRESS,
         }
         if field.annotation is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -214,6 +239,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     log = structlog.get_logger("worker.cli")
     if (warning := key_file_warning(settings)) is not None:
         log.warning("api_key_file_too_open", reason=warning)
+    for line in unknown_setting_warnings(os.environ):  # as a log line: collectors read JSON
+        log.warning("unknown_setting", reason=line)
     if url_has_userinfo(settings.api_url):
         # aiohttp cannot send URL credentials and a Bearer token together: refuse at start.
         log.error(
@@ -227,91 +254,99 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return anyio.run(lambda: run_worker(settings, once=args.once))
 
 
+def _cmd_completion(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.commands.completion import command_options, completion_script
+
+    print(completion_script(args.shell, command_options(build_parser())), end="")
+    return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.commands.report import run_report
+
+    return run_report(settings.queue_dir, args.job, as_json=args.json)
+
+
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.ops.status import run_status  # lazy: keeps `enroller --help` fast
 
     return run_status(settings, as_json=args.json)
 
 
+class Command(NamedTuple):
+    """One built-in subcommand: its one-line summary, the setting groups whose flags it takes
+    (`worker.config.groups`), its handler and its own arguments. A new subcommand is one row."""
+
+    name: str
+    summary: str
+    groups: tuple[str, ...]
+    handler: Callable[[argparse.Namespace, Settings], int]
+    arguments: Callable[[argparse.ArgumentParser], None]
+
+
+# fmt: off
+COMMANDS: tuple[Command, ...] = (
+    Command("run", "watch the queue and enroll (--once: drain it and exit)",
+            (ALL,), _cmd_run, args_run),
+    Command("validate", "parse and preflight manifests and their audio; no network",
+            ("manifest",), _cmd_validate, args_paths),
+    Command("plan", "requests, credits, bytes and time a run will cost; no network",
+            ("manifest", "rate"), _cmd_plan, args_paths),
+    Command("check", "online preflight, reads only: key, spaces, models, credits vs the plan",
+            ("manifest", "api"), _cmd_check, lambda p: args_paths(p, "*")),
+    Command("submit", "validate manifests and drop them into the inbox safely",
+            ("manifest", "queue"), _cmd_submit, args_submit),
+    Command("migrate", "queue moving voiceprints to a new model, from the audio on the server",
+            ("manifest", "queue"), _cmd_migrate, args_migrate),
+    Command("status", "workers, API state, queue counts, active jobs with rate and ETA",
+            ("queue", "health"), _cmd_status, args_json),
+    Command("report", "a finished job's summary and where its files are (JOB: id or name)",
+            ("queue",), _cmd_report, args_report),
+    Command("config", "print the effective configuration, secrets masked",
+            (ALL,), _cmd_config, args_config),
+    Command("healthcheck", "exit non-zero when the worker is unhealthy (says when degraded)",
+            ("health",), _cmd_healthcheck, args_health),
+    Command("completion", "print a bash or zsh completion script (see --help to install)",
+            (), _cmd_completion, args_completion),
+)
+# fmt: on
+
+
+def _version() -> str:
+    try:
+        return version("voiceprint-enroller")
+    except PackageNotFoundError:  # pragma: no cover - running from a tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="enroller",
         description="Enroll voiceprints from manifest files through the voiceprint API.",
+        epilog="Every setting is also ENROLLER_<NAME> in the environment or in .env; "
+        "`enroller COMMAND --help` lists the ones COMMAND uses.",
     )
+    parser.add_argument("--version", action="version", version=f"enroller {_version()}")
     _add_secret_refusals(parser)  # before the command too: `enroller --api-key K run`
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    run = sub.add_parser("run", help="watch the queue and enroll (daemon)")
-    run.add_argument("--once", action="store_true", help="drain the queue, then exit")
-    run.set_defaults(handler=_cmd_run)
-
-    validate = sub.add_parser("validate", help="parse and preflight manifests; no network")
-    validate.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
-    validate.add_argument("--json", action="store_true", help="machine-readable output")
-    validate.set_defaults(handler=_cmd_validate)
-
-    plan = sub.add_parser(
-        "plan", help="requests, credits, bytes and time a run will cost; no network"
-    )
-    plan.add_argument("paths", nargs="+", metavar="PATH", help="manifest files or folders")
-    plan.add_argument("--json", action="store_true", help="machine-readable output")
-    plan.set_defaults(handler=_cmd_plan)
-
-    check = sub.add_parser(
-        "check", help="online preflight, reads only: key, spaces, models, credits against the plan"
-    )
-    check.add_argument("paths", nargs="*", metavar="PATH", help="manifest files or folders")
-    check.add_argument("--json", action="store_true", help="machine-readable output")
-    check.set_defaults(handler=_cmd_check)
-
-    submit = sub.add_parser("submit", help="validate manifests and drop them into the inbox safely")
-    submit.add_argument("files", nargs="+", metavar="FILE", help="manifest files (*.json, *.csv)")
-    submit.add_argument(
-        "--no-validate", dest="validate", action="store_false", help="skip the local preflight"
-    )
-    submit.add_argument("--strict", action="store_true", help="refuse a file if any row is bad")
-    submit.add_argument("--json", action="store_true", help="machine-readable output")
-    submit.set_defaults(handler=_cmd_submit)
-
-    migrate = sub.add_parser(
-        "migrate", help="queue moving voiceprints to a new model, from the audio on the server"
-    )
-    migrate.add_argument("--from", dest="from_model", required=True, metavar="MODEL")
-    migrate.add_argument("--to", dest="to_model", required=True, metavar="MODEL")
-    who = migrate.add_mutually_exclusive_group(required=True)
-    who.add_argument(
-        "--identity", dest="identities", action="append", metavar="HANDLE", help="repeatable"
-    )
-    who.add_argument("--all", action="store_true", help="every identity of the space")
-    migrate.add_argument("--voiceprint", default="main", help="the handle to move (main)")
-    migrate.add_argument("--json", action="store_true", help="machine-readable output")
-    migrate.set_defaults(handler=_cmd_migrate)
-
-    status = sub.add_parser("status", help="queue counts and active jobs")
-    status.add_argument("--json", action="store_true", help="machine-readable output")
-    status.set_defaults(handler=_cmd_status)
-
-    config = sub.add_parser("config", help="print the effective configuration, secrets masked")
-    config.add_argument(
-        "--markdown", action="store_true", help="print the README table of every setting instead"
-    )
-    config.set_defaults(handler=_cmd_config)
-
-    health = sub.add_parser("healthcheck", help="exit non-zero when the worker is unhealthy")
-    health.add_argument("--quiet", action="store_true", help="no output when healthy")
-    health.set_defaults(handler=_cmd_healthcheck)
-
-    for sp in (run, validate, plan, check, submit, migrate, status, config, health):
-        add_settings_flags(sp)
-
+    for cmd in COMMANDS:
+        sp = sub.add_parser(
+            cmd.name,
+            help=cmd.summary,
+            description=cmd.summary,
+            epilog=COMPLETION_HELP if cmd.name == "completion" else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        cmd.arguments(sp)
+        sp.set_defaults(handler=cmd.handler)
+        add_settings_flags(sp, settings_of(cmd.groups))
     for ep in _plugins():
-        sub.add_parser(ep.name, help=f"(from {ep.value.split(':')[0]})", add_help=False)
+        sub.add_parser(ep.name, help=plugin_summary(ep.value), add_help=False)
     return parser
 
 
 def _plugins() -> list[Any]:
-    builtin = {"run", "validate", "plan", "check", "submit", "migrate", "status", "config"}
-    builtin.add("healthcheck")
+    builtin = {cmd.name for cmd in COMMANDS}
     return [ep for ep in entry_points(group=PLUGIN_GROUP) if ep.name not in builtin]
 
 
@@ -348,6 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = args.command == "run" or getattr(args, "quiet", False)  # run logs it itself
     if not quiet and (warning := key_file_warning(settings)) is not None:
         print(f"enroller: warning: {warning}", file=sys.stderr)
+    if not quiet:
+        for line in unknown_setting_warnings(os.environ):
+            print(f"enroller: warning: {line}", file=sys.stderr)
     return int(args.handler(args, settings))
 
 

@@ -26,7 +26,7 @@ from worker.api import errors
 from worker.api.client import ApiClient
 from worker.base.errors import WorkerMustStop
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
-from worker.config.settings import Settings
+from worker.config.settings import Settings, api_url_version_hint
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
 from worker.job.report import exit_code_for
@@ -85,6 +85,9 @@ async def check_access(client: ApiClient) -> str:
         return (await client.get_user()).handle
     except errors.Unauthorized:
         raise FatalError("the API refused the credentials (401): check ENROLLER_API_KEY") from None
+    except errors.NotFound as exc:
+        hint = api_url_version_hint(client.base_url)
+        raise FatalError(f"the API at the configured URL has no GET /user: {exc}{hint}") from None
     except errors.ApiError as exc:
         raise FatalError(f"the API at the configured URL cannot be used: {exc}") from None
 
@@ -190,6 +193,13 @@ class Service:
         self._once = once
         async with self._joined_fleet():
             await self._run_jobs(once=once)
+        interrupted = [r.job_id for r in self.totals.results if r.interrupted]
+        if interrupted:  # each was told when it stopped (job_interrupted); one line for all
+            log.warning(
+                "worker_stopped_with_jobs_to_resume",
+                jobs=interrupted,
+                note="they resume from their journals at the next start (or on another worker)",
+            )
         log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
         return self.totals.exit_code
 

@@ -119,10 +119,8 @@ def require_engine_or_skip() -> None:
         where = f"engine {found} found" if found else "no Docker engine here"
         pytest.skip(
             f"container tests: `make test-container` runs them ({where}; "
-            "../shared/tools/docker-engine.sh provides one)",
+            "CONTAINER_TESTS=1 with a running Docker engine)",
             allow_module_level=True,
         )
     if found is None:
-        pytest.exit(
-            "container tests: no Docker engine answers; run ../shared/tools/docker-engine.sh", 1
-        )
+        pytest.exit("container tests: no Docker engine answers; start one (dockerd)", 1)

@@ -138,3 +138,54 @@ def test_check_without_credentials_exits_2(root: Path, capsys: pytest.CaptureFix
     settings = Settings(api_url="http://127.0.0.1:9/v1", audio_root=root)
     assert run_check(settings, [], as_json=False) == 2
     assert "check needs credentials" in capsys.readouterr().err
+
+
+async def test_check_says_what_is_true_when_rows_are_rejected(
+    tmp_path: Path, root: Path, emulator: EmulatorHandle
+) -> None:
+    """Issue 30 point 3: rejected rows are never "all checks passed", and every row rejected
+    is said as such, not as "spaces: none to check"."""
+    doc = _enrollments("acme", "onboarding")
+    doc["enrollments"].append({"identity": "Cust 7", "audios": ["a.wav"]})
+    path = _manifest(tmp_path, "some.json", doc)
+    code, out = await _check(_settings(emulator.base_url, root), [path])
+    assert code == 1
+    assert "all checks passed" not in out
+    assert out.splitlines()[-1] == (
+        "the API checks passed, but 1 of 4 enrollments are rejected by preflight and will "
+        "fail with no request (enroller validate says why)"
+    )
+    settings = _settings(emulator.base_url, root)
+    buffer = io.StringIO()
+    assert await anyio.to_thread.run_sync(lambda: run_check(settings, [path], True, buffer)) == 1
+    doc = json.loads(buffer.getvalue())
+    assert doc["ok"] is False and doc["rejected_enrollments"] == 1
+    bad = {
+        "owner": "acme",
+        "space": "onboarding",
+        "model": "phone/v1",
+        "enrollments": [{"identity": "a", "audios": ["nope.wav"]}],
+    }
+    code, out = await _check(
+        _settings(emulator.base_url, root), [_manifest(tmp_path, "b.json", bad)]
+    )
+    assert code == 1
+    assert "spaces: none to check" not in out
+    assert (
+        "FAIL manifests: the one enrollment is rejected by preflight, so no space is left to "
+        "check (enroller validate says why)"
+    ) in out.splitlines()
+
+
+async def test_an_api_url_without_v1_gets_a_hint(
+    tmp_path: Path, root: Path, emulator: EmulatorHandle
+) -> None:
+    bare = emulator.base_url.removesuffix("/v1")
+    path = _manifest(tmp_path, "m.json", _enrollments("acme", "onboarding"))
+    code, out = await _check(_settings(bare, root), [path])
+    assert code == 1
+    [key_line] = [line for line in out.splitlines() if " key: " in line]
+    assert key_line.startswith("FAIL key: the server has no GET /user (")
+    assert key_line.endswith(
+        f"; ENROLLER_API_URL must include the API's version: try {emulator.base_url}"
+    )

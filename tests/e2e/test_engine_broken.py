@@ -10,7 +10,7 @@ from pathlib import Path
 
 import anyio
 
-from tests.e2e.test_validate_cli import BROKEN, audio_root, good_enrollment, write
+from tests.e2e.test_validate_cli import BROKEN, audio_root, expected, good_enrollment, write
 from tests.emulator_harness import EmulatorHandle
 from tests.fakeclock import FakeClock
 from tests.scans import Scans
@@ -106,10 +106,11 @@ async def test_broken_folder_through_the_worker(
         assert (reports[name]["requests"] == 0) == (name in ALL_BAD), name  # no request wasted
         assert bad[0]["outcome"] == "failed" and bad[0]["error"]["step"] == "preflight", bad
         # validate's message for that row ends with the reason the report gives.
-        expected = BROKEN[name][1].replace('identity "ann"', f'identity "{own_identity(name)}"')
-        assert bad[0]["error"]["reason"] and expected.endswith(bad[0]["error"]["reason"]), (
+        line = expected(name, tmp_path)
+        line = line.replace('identity "ann"', f'identity "{own_identity(name)}"')
+        assert bad[0]["error"]["reason"] and line.endswith(bad[0]["error"]["reason"]), (
             bad[0]["error"]["reason"],
-            expected,
+            line,
         )
         good = [r for r in rows if r is not bad[0]]
         assert (not good) == (name in ALL_BAD), (name, good)

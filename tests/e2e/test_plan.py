@@ -148,3 +148,38 @@ def test_plan_names_enrollments_near_the_voice_rule(tmp_path: Path) -> None:
     assert problem.place == "line 4" and "(measured locally) is below" in problem.reason
     [warning] = figures.warnings
     assert warning.place == "line 3" and "within 15% of the 4.50 s needed" in warning.reason
+
+
+async def test_plan_rerun_figure_matches_a_rerun(tmp_path: Path, emulator: EmulatorHandle) -> None:
+    """Issue 30: a re-run of enrolled identities costs what plan says (3 requests each, a POST
+    among them), not "at most 2 reads"."""
+    queue = tmp_path / "queue"
+    lines = ["identity,audio,minAudios"]
+    for i in range(8):
+        write_audio(queue / "audio" / f"c{i}.wav", 5.0 + i * 0.1, 0.2, 8000)
+        lines.append(f"c{i},c{i}.wav,1")
+    for j in range(2):
+        write_audio(queue / "audio" / f"two-{j}.wav", 6.0 + j * 0.1, 0.2, 8000)
+        lines.append(f"two,two-{j}.wav,2")
+    text = "\n".join(lines) + "\n"
+    settings = make_settings(queue, emulator.base_url)
+    (queue / "inbox").mkdir(parents=True, exist_ok=True)
+    (queue / "inbox" / "first.csv").write_text(text)
+    assert await run_once(settings) == 0
+    before = (await emulator.stats())["requests"]["total"]
+    copy = tmp_path / "again.csv"
+    copy.write_text(text + "\n")  # other bytes: another job, the same enrollments
+    plan = plan_paths([str(copy)], ManifestDefaults.from_settings(settings), 20.0)
+    (queue / "inbox" / "again.csv").write_bytes(copy.read_bytes())
+    assert await run_once(settings) == 0
+    stats = await emulator.stats()
+    assert stats["requests"]["total"] - before == plan.totals.rerun_requests == 1 + 9 * 3
+    out = io.StringIO()
+    run_plan(
+        [str(copy)],
+        ManifestDefaults.from_settings(settings),
+        20.0,
+        as_json=False,
+        out=out,
+    )
+    assert "a re-run with every enrollment already done: 28 requests, 0 credits" in out.getvalue()

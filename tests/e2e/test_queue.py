@@ -79,7 +79,10 @@ def test_dropper_contract_ignores_dot_tmp_part_and_other(tmp_path: Path) -> None
         assert ready(queue) == ["e.json", "f.CSV"]
         assert ready(queue) == ["e.json", "f.CSV"]
     skipped = sorted(e["file"] for e in logs if e["event"] == "queue_file_skipped")
-    assert skipped == ["d.txt", "link.json", "sub.json"]  # once each, not once per scan
+    assert skipped == ["link.json", "sub.json"]  # once each, not once per scan
+    # Not a manifest: moved to failed/ with the reason (tests/e2e/test_operator_sees.py).
+    assert [e["file"] for e in logs if e["event"] == "inbox_file_refused"] == ["d.txt"]
+    assert not (queue.paths.inbox / "d.txt").exists()
 
 
 def test_min_age_holds_back_a_fresh_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from tests.emulator_harness import EmulatorHandle
 from tests.flaccraft import write_peak_beyond_range
 from tests.support import drop, iso_seconds, make_settings, report_of, run_once
 from worker.audio.formats import ACCEPTED_TEXT
+from worker.audio.inspect import CONVERT_HINT
 
 SPACE = "/spaces/demo/main"
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -100,7 +101,7 @@ async def test_the_worker_enrolls_telephony_and_vendor_like_files_and_refuses_mp
     refused = by_id["cust-mp3"]
     assert refused["error"]["step"] == "preflight"
     assert (
-        f"format mp3 is not accepted by the API (accepted: {ACCEPTED_TEXT})"
+        f"format mp3 is not accepted by the API (accepted: {ACCEPTED_TEXT}); {CONVERT_HINT}"
         in refused["error"]["reason"]
     )
     stats = await emulator.stats()

@@ -42,6 +42,11 @@ def good_enrollment(identity: str = "ann") -> dict[str, object]:
     return {"identity": identity, "audios": ["ann/1.wav", "ann/2.flac"], "minAudios": 2}
 
 
+def expected(name: str, tmp_path: Path) -> str:
+    """BROKEN's line for `name`, with the resolved paths the message shows filled in."""
+    return BROKEN[name][1].format(root=tmp_path / "audio", tmp=tmp_path)
+
+
 # Each broken manifest holds exactly one problem (plus good enrollments that must stay quiet).
 BROKEN: dict[str, tuple[object, str]] = {
     "bad-json.json": (
@@ -56,15 +61,18 @@ BROKEN: dict[str, tuple[object, str]] = {
     ),
     "missing-audio.json": (
         {"identity": "dan", "audios": ["dan/nope.wav"]},
-        'missing-audio.json: audios[0] "dan/nope.wav": does not exist',
+        'missing-audio.json: audios[0] "dan/nope.wav": does not exist '
+        "({root}/dan/nope.wav; audio root {root})",
     ),
     "dot-dot.json": (
         {"enrollments": [good_enrollment(), {"identity": "eve", "audios": ["../outside/x.wav"]}]},
-        'dot-dot.json enrollments[1]: audios[0] "../outside/x.wav": leads outside the audio root',
+        'dot-dot.json enrollments[1]: audios[0] "../outside/x.wav": leads outside the audio root '
+        "({tmp}/outside/x.wav is not under {root}: ENROLLER_AUDIO_ROOT)",
     ),
     "symlink.csv": (
         "identity,audio\nann,ann/1.wav\nfay,link.wav\n",
-        'symlink.csv line 3: audio "link.wav": leads outside the audio root',
+        'symlink.csv line 3: audio "link.wav": leads outside the audio root '
+        "(it resolves to {tmp}/outside/x.wav; audio root {root})",
     ),
     "low-rate.json": (
         {"model": "digital/v1", "enrollments": [{"identity": "gus", "audios": ["low.wav"]}]},
@@ -144,7 +152,7 @@ def test_a_folder_of_broken_manifests_gives_one_clear_error_each(
     out = capsys.readouterr().out.splitlines()
     assert code == 1
     problems = [line for line in out if not _is_summary(line)]
-    assert sorted(problems) == sorted(f"broken/{expected}" for _, expected in BROKEN.values())
+    assert sorted(problems) == sorted(f"broken/{expected(name, tmp_path)}" for name in BROKEN)
     summaries = [line for line in out if _is_summary(line)]
     assert len(summaries) == len(BROKEN) + 1  # one per file, then the verdict
     assert "broken/bad-handle.json: 1 of 2 enrollments invalid (1 problem); 1 valid" in summaries
@@ -262,4 +270,5 @@ def test_validate_through_python_dash_m(good_dir: Path, broken_dir: Path, audio_
     )
     assert bad.returncode == 1
     assert bad.stderr == ""  # no traceback, no log noise
-    assert bad.stdout.splitlines()[0] == f"{broken_dir}/{BROKEN['symlink.csv'][1]}"
+    line = expected("symlink.csv", broken_dir.parent)
+    assert bad.stdout.splitlines()[0] == f"{broken_dir}/{line}"

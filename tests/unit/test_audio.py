@@ -17,6 +17,7 @@ from worker.audio import inspect as audio
 from worker.audio.files import AudioUnreadable
 from worker.audio.formats import ACCEPTED_TEXT
 from worker.audio.inspect import (
+    CONVERT_HINT,
     MODELS,
     inspect_audio,
     model_problem,
@@ -119,21 +120,27 @@ def test_unknown_and_deprecated_models() -> None:
             lambda p: write_audio(p, 5.0, 0, 16000),
             "phone/v1",
             1,
-            [f"format mp3 is not accepted by the API (accepted: {ACCEPTED_TEXT})"],
+            [f"format mp3 is not accepted by the API (accepted: {ACCEPTED_TEXT}); {CONVERT_HINT}"],
         ),
         (
             "a.m4a",
             lambda p: write_audio(p, 5.0, 0, 16000),
             "phone/v1",
             1,
-            [f"format m4a (aac) is not accepted by the API (accepted: {ACCEPTED_TEXT})"],
+            [
+                f"format m4a (aac) is not accepted by the API "
+                f"(accepted: {ACCEPTED_TEXT}); {CONVERT_HINT}"
+            ],
         ),
         (
             "u8.wav",
             lambda p: write_audio(p, 5.0, 0, 16000, codec="pcm_u8"),
             "phone/v1",
             1,
-            [f"format wav (pcm_u8) is not accepted by the API (accepted: {ACCEPTED_TEXT})"],
+            [
+                f"format wav (pcm_u8) is not accepted by the API "
+                f"(accepted: {ACCEPTED_TEXT}); {CONVERT_HINT}"
+            ],
         ),
         ("missing.wav", lambda p: None, "phone/v1", 1, ["does not exist"]),
         ("folder.wav", lambda p: p.mkdir(), "phone/v1", 1, ["is a directory, not an audio file"]),

@@ -18,7 +18,7 @@ from tests.audiogen import samples, write_audio, write_signal
 from tests.flaccraft import write_flac_ints, write_peak_beyond_range
 from worker.audio.decode import AudioReader, DecodeError
 from worker.audio.formats import ACCEPTED, ACCEPTED_TEXT, container_name, format_problem
-from worker.audio.inspect import inspect_audio
+from worker.audio.inspect import CONVERT_HINT, inspect_audio
 
 VOICE_S, SILENCE_S = 5.0, 1.0
 RATES = (8000, 16000)
@@ -83,7 +83,7 @@ def test_decodable_formats_the_api_refuses_are_rejected_by_both(
     path = write_audio(tmp_path / name, VOICE_S, SILENCE_S, rate)
     check = preflight_audio(path, tmp_path, "phone/v1")
     assert check.errors == (
-        f"format {shown} is not accepted by the API (accepted: {ACCEPTED_TEXT})",
+        f"format {shown} is not accepted by the API (accepted: {ACCEPTED_TEXT}); {CONVERT_HINT}",
     )
     assert check.facts is not None and check.facts.duration > VOICE_S  # it did decode
     assert not analyze(path).decodable  # → notAvailable on the server: never worth a credit

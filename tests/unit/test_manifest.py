@@ -289,7 +289,8 @@ def test_csv_row_problems_point_at_their_line() -> None:
         'batch.csv line 3: identity "Cust 7": handles are lowercase letters, digits and hyphens',
         "batch.csv line 4: identity: is missing",
         "batch.csv line 5: has 3 cells but the header has 2; quote cells that contain commas",
-        'batch.csv line 6: audio "../e.wav": leads outside the audio root',
+        'batch.csv line 6: audio "../e.wav": leads outside the audio root '
+        "(/data/e.wav is not under /data/audio: ENROLLER_AUDIO_ROOT)",
         'batch.csv line 7: audio "": must not be empty',
     ]
 
@@ -321,7 +322,12 @@ def test_csv_row_problems_point_at_their_line() -> None:
         ("t.json", job(E, colour=1), "t.json: colour: unknown field"),
         ("h.csv", "identity,audio\n", "h.csv: no enrollments (the file has only a header row)"),
         ("m.csv", "identity,file\nann,a.wav\n", 'm.csv line 1: missing column "audio"'),
-        ("s.csv", "identity;audio\nann;a.wav\n", "separated by ';' or tabs: use commas"),
+        (
+            "w.csv",
+            "Kunde;Datei\nann;a.wav\n",
+            'w.csv line 1: missing columns "identity", "audio"; the header has "Kunde;Datei" '
+            "(required: identity, audio;",
+        ),
         ("d.csv", "identity,audio,Audio\n", "d.csv line 1: Audio: column appears twice"),
         (
             "z.csv",
@@ -446,3 +452,18 @@ def test_retry_manifest_of_a_subset_and_of_nothing() -> None:
     doc = json.loads(retry_manifest_bytes(parsed.enrollments[1:], ROOT))
     assert [e["identity"] for e in doc["enrollments"]] == ["bob"]
     assert json.loads(retry_manifest_bytes([], ROOT)) == {"enrollments": []}
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", ","])
+def test_a_semicolon_or_tab_separated_export_is_read(delimiter: str) -> None:
+    """European Excel writes `;` (its list separator), "Unicode text" writes tabs."""
+    d = delimiter
+    text = f'identity{d}audio{d}alias\nann{d}a.wav{d}"Ann{d} A."\n'  # quoted: holds a delimiter
+    parsed = parse("export.csv", text)
+    assert lines(parsed) == []
+    [enrollment] = parsed.enrollments
+    assert (enrollment.identity, enrollment.audio_names, enrollment.alias) == (
+        "ann",
+        ("a.wav",),
+        f"Ann{d} A.",
+    )

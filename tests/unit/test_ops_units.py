@@ -18,7 +18,8 @@ from rich.console import Console
 from tests.logreset import reset_logging
 from worker.base.log import configure_logging
 from worker.config.settings import Settings
-from worker.job.run import JobResult, _Progress
+from worker.job.progress import JobProgress
+from worker.job.run import JobResult
 from worker.ops.health import check_health, heartbeat_path, judge_heartbeats, sweep_dead
 from worker.ops.operations import FanOut
 from worker.ops.progress import ProgressDisplay
@@ -145,7 +146,7 @@ def test_progress_bar_renders_done_total_rate_and_eta_on_a_terminal() -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120, color_system=None)
     display = ProgressDisplay(console, refresh_per_second=50)
-    state = _Progress(total=10)
+    state = JobProgress(total=10)
     display.start()
     try:
         display.job_started("nightly-0123456789", "nightly.json", state)
@@ -197,7 +198,7 @@ def test_a_failing_observer_never_reaches_the_job_and_the_others_still_hear() ->
 
     fan = FanOut([Broken(), Listener()])
     with structlog.testing.capture_logs() as logs:
-        fan.job_started("j", "a.json", _Progress(total=1))
+        fan.job_started("j", "a.json", JobProgress(total=1))
         fan.enrollment_finished("enrolled")
         fan.job_ended(JobResult("j", "a.json"))
     assert heard == ["enrolled"]

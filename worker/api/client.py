@@ -102,6 +102,7 @@ class ApiClient:
         """The public methods, each from the resource group that owns it, over `loop`."""
         self.requests = loop
         self.auth = loop.auth
+        self.outage = loop.outage  # is the API reachable (worker.api.outage)
         self.get_user = loop.user
         self.get_page = loop.get_page
         self.paginate = loop.paginate

@@ -34,6 +34,7 @@ from worker.api.errors import (
 )
 from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.inline import InlineAudioBody
+from worker.api.outage import OutageTracker
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Credentials, Page, TokenResponse, User
 from worker.api.transport import (
@@ -85,6 +86,7 @@ class RequestLoop:
         self._rand = rand
         self._clock = clock
         self._hooks: list[AttemptHook] = []  # shared with every gated view (see `on_attempt`)
+        self.outage = OutageTracker()  # shared with every gated view, like the hooks
         self._log = structlog.get_logger("worker.api")
 
     def gated(self, send_gate: SendGate, meter: RequestMeter | None = None) -> RequestLoop:
@@ -188,7 +190,9 @@ class RequestLoop:
         attempts: int,
     ) -> None:
         self.governor.retried()
-        self._log.warning(
+        # In a declared outage the tracker has said it once; each attempt is detail.
+        say = self._log.debug if self.outage.active else self._log.warning
+        say(
             "api.retry",
             method=method,
             route=route,
@@ -208,9 +212,15 @@ class RequestLoop:
             ):
                 answer = await self.transport.send(request)
         except (NotSent, OutcomeUnknown) as exc:
+            kind = getattr(exc, "kind", "not_sent")
+            self.outage.failed(kind)
             if self._hooks:
-                self._hooks[0](method, route, getattr(exc, "kind", "not_sent"))
+                self._hooks[0](method, route, kind)
             return exc
+        if answer.status >= 500:
+            self.outage.failed(str(answer.status))
+        else:
+            self.outage.answered()
         if self._hooks:
             self._hooks[0](method, route, str(answer.status))
         if answer.status < 400:
@@ -247,7 +257,7 @@ class RequestLoop:
         if own_effect and isinstance(error, Conflict):
             error.after_unknown_outcome = True
         if gave_up:
-            self._log.warning(
+            (self._log.debug if self.outage.active else self._log.warning)(
                 "api.gave_up",
                 method=method,
                 route=route,

@@ -75,6 +75,9 @@ LONGEST_MODEL_S = max(req.max_duration_s for req in MODELS.values())
 # floor (8 kHz), so call-centre audio, the common case, passes.
 DEFAULT_MODEL = "phone/v1"
 
+# What the operator can do about a format the API refuses (the worker converts when told).
+CONVERT_HINT = "set ENROLLER_CONVERT=true (or --convert) to convert it to FLAC before upload"
+
 
 def known_models_text() -> str:
     return ", ".join(sorted(MODELS))
@@ -214,7 +217,7 @@ def requirement_problems(
     if facts.frames == 0:
         return ["contains no audio (0 frames)"]
     if not converted and (problem := format_problem(facts.format, facts.codec)) is not None:
-        problems.append(problem)
+        problems.append(f"{problem}; {CONVERT_HINT}")
     if facts.size > max_bytes:
         problems.append(too_large_reason(facts.size, max_bytes))
     req = MODELS.get(model)

@@ -3,7 +3,7 @@
 Owns: the root `EnrollerError` and its four kinds. Every exception class the worker defines
 outside `worker/api/` derives from exactly one kind, so a caller decides by the kind
 (`isinstance`) and never has to know which module raised it — as httpx's tree tells an unknown
-outcome from a known HTTP status (docs: ../shared/style.md). The job's fault boundary
+outcome from a known HTTP status. The job's fault boundary
 (`worker/job/boundary.py`) reads nothing but these shapes.
 
 - `WorkerMustStop`: nothing else can work either (credentials refused, queue unusable,

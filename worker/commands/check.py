@@ -31,7 +31,7 @@ from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
 from worker.commands.plan import plan_paths
 from worker.commands.plan_models import PlanResult
-from worker.config.settings import Settings
+from worker.config.settings import Settings, api_url_version_hint
 from worker.manifest.models import ManifestDefaults, Problem
 
 # A check is a quick look, not a run: fail fast instead of the worker's patient retries.
@@ -55,11 +55,12 @@ class CheckResult(BaseModel):
 
     api_url: str  # user-info masked
     findings: list[Finding] = Field(default_factory=list)
+    rejected_enrollments: int = 0  # rows the local preflight already rejects: not ok either
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        return all(f.ok for f in self.findings)
+        return all(f.ok for f in self.findings) and not self.rejected_enrollments
 
 
 # --- what the manifests ask for (local, pure over the plan) ------------------------------------
@@ -71,6 +72,8 @@ class Wanted(BaseModel):
     spaces: list[str] = Field(default_factory=list)  # "owner/space"
     models: list[str] = Field(default_factory=list)
     credits_by_owner: dict[str, int] = Field(default_factory=dict)
+    enrollments: int = 0  # what the manifests name (0: no manifest given)
+    rejected: int = 0  # of those, rejected by local preflight
 
 
 def _unknown_models(problems: Iterable[Problem]) -> set[str]:
@@ -109,7 +112,13 @@ def wanted_from(
         credits = dict(plan.totals.credits_by_owner)
     if not models:
         models.add(DEFAULT_MODEL)
-    return Wanted(spaces=sorted(spaces), models=sorted(models), credits_by_owner=credits)
+    return Wanted(
+        spaces=sorted(spaces),
+        models=sorted(models),
+        credits_by_owner=credits,
+        enrollments=plan.totals.enrollments if plan is not None else 0,
+        rejected=plan.totals.rejected if plan is not None else 0,
+    )
 
 
 def plan_for_check(
@@ -131,11 +140,14 @@ def _reason(exc: errors.ApiError) -> str:
     return str(exc)
 
 
-async def _check_key(client: ApiClient) -> tuple[Finding, User | None]:
+async def _check_key(client: ApiClient, api_url: str) -> tuple[Finding, User | None]:
     try:
         user = await client.get_user()
     except errors.Unauthorized as exc:
         return Finding(subject="key", ok=False, message=f"refused by the API: {exc}"), None
+    except errors.NotFound as exc:
+        message = f"the server has no GET /user ({exc}){api_url_version_hint(api_url)}"
+        return Finding(subject="key", ok=False, message=message), None
     except errors.ApiError as exc:
         return Finding(subject="key", ok=False, message=f"cannot reach the API: {exc}"), None
     orgs = ", ".join(user.orgs) if user.orgs else "none"
@@ -240,19 +252,12 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
         update={"max_retries": CHECK_MAX_RETRIES, "retry_max_time": CHECK_RETRY_MAX_TIME}
     )
     async with ApiClient.from_settings(quick) as client:
-        key, user = await _check_key(client)
+        key, user = await _check_key(client, settings.api_url)
         result.findings.append(key)
         if user is None:
             return result
         if not wanted.spaces:
-            result.findings.append(
-                Finding(
-                    subject="spaces",
-                    ok=False,
-                    message="none to check: name manifests, or set ENROLLER_OWNER and "
-                    "ENROLLER_SPACE",
-                )
-            )
+            result.findings.append(_no_space(wanted))
         for target in wanted.spaces:
             result.findings.append(await _check_space(client, user, target))
         result.findings.extend(await _check_models(client, wanted.models))
@@ -262,6 +267,42 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
                 needed = wanted.credits_by_owner.get(owner, 0)
                 result.findings.append(await _check_credits(client, owner, needed))
     return result
+
+
+def _no_space(wanted: Wanted) -> Finding:
+    """Why no space is checked: every row rejected locally is not "nothing to check"."""
+    if wanted.enrollments and wanted.rejected == wanted.enrollments:
+        return Finding(
+            subject="manifests",
+            ok=False,
+            message=(
+                f"all {wanted.enrollments} enrollments are"
+                if wanted.enrollments > 1
+                else "the one enrollment is"
+            )
+            + " rejected by preflight, so no space is left to check (enroller validate says why)",
+        )
+    return Finding(
+        subject="spaces",
+        ok=False,
+        message="none to check: name manifests, or set ENROLLER_OWNER and ENROLLER_SPACE",
+    )
+
+
+def _verdict(result: CheckResult, plan: PlanResult | None) -> str:
+    """The last line: "all checks passed" only when nothing, online or local, is wrong."""
+    bad = sum(not f.ok for f in result.findings)
+    rejected, total = (plan.totals.rejected, plan.totals.enrollments) if plan else (0, 0)
+    if bad:
+        return f"{bad} of {len(result.findings)} checks failed"
+    if rejected:
+        return (
+            f"the API checks passed, but {rejected} of {total} enrollments "
+            "are rejected by preflight and will fail with no request (enroller validate says why)"
+        )
+    if plan is not None and plan.errors:
+        return f"the API checks passed, but {len(plan.errors)} manifest problems are above"
+    return "all checks passed"
 
 
 def render_text(result: CheckResult, plan: PlanResult | None) -> Iterator[str]:
@@ -276,8 +317,7 @@ def render_text(result: CheckResult, plan: PlanResult | None) -> Iterator[str]:
     yield f"api {result.api_url}"
     for finding in result.findings:
         yield finding.line()
-    bad = sum(not f.ok for f in result.findings)
-    yield "all checks passed" if not bad else f"{bad} of {len(result.findings)} checks failed"
+    yield _verdict(result, plan)
 
 
 def run_check(
@@ -297,9 +337,11 @@ def run_check(
         defaults = ManifestDefaults.from_settings(settings)
         plan, unknown = plan_for_check(paths, defaults, settings.rate_limit)
     result = anyio.run(check, settings, wanted_from(plan, settings, unknown))
+    result.rejected_enrollments = plan.totals.rejected if plan is not None else 0
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:
         for line in render_text(result, plan):
             stream.write(line + "\n")
-    return EXIT_OK if result.ok and (plan is None or not plan.errors) else EXIT_FAILURES
+    local_ok = plan is None or not (plan.errors or plan.totals.rejected)
+    return EXIT_OK if result.ok and local_ok else EXIT_FAILURES

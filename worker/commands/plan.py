@@ -7,7 +7,7 @@ description of what the engine sends; `plan_paths` does the local I/O (parse and
 exactly as `enroller validate` does) and hands the runnable enrollments to it.
 
 It never makes a network call and never writes a file. The figures assume every enrollment is
-new: a re-run of an enrolled identity costs at most 2 reads and no credit, which only the API
+new: a re-run of an enrollment already done costs 3 requests and no credit, which only the API
 can tell (`enroller check` reads the API, this module never does).
 """
 
@@ -32,6 +32,7 @@ from worker.enrollment.requests import (
     enrollment_credits,
     enrollment_requests,
     migration_requests,
+    unchanged_requests,
     usage_check_requests,
 )
 from worker.manifest.models import ManifestDefaults, Problem
@@ -52,6 +53,7 @@ class CostSum:
     inline_max_bytes: int
     credits_by_owner: Counter[str] = field(default_factory=Counter)
     requests: int = 0
+    rerun_requests: int = 0  # the same enrollments, every one already done
     runnable: int = 0
     audio_files: int = 0
     upload_bytes: int = 0
@@ -65,9 +67,11 @@ class CostSum:
     def add(self, cost: EnrollmentCost) -> None:
         if cost.migration:  # one audio per voiceprint assumed: the plan reads no server
             self.requests += migration_requests(1, cost.retire)
+            self.rerun_requests += 2  # moved already: the voiceprint read, its audios listed
             self.swaps = True
         else:
             self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
+            self.rerun_requests += unchanged_requests(len(cost.file_sizes))
         self.credits_by_owner[cost.owner] += enrollment_credits()
         self.runnable += 1
         self.audio_files += len(cost.file_sizes)
@@ -104,6 +108,7 @@ class CostSum:
             voice_near=self.voice_near,
             audio_seconds=round(self.audio_seconds, 3),
             requests=requests,
+            rerun_requests=self.rerun_requests,
             usage_check_requests=usage,
             credits=sum(self.credits_by_owner.values()),
             credits_by_owner=dict(sorted(self.credits_by_owner.items())),
@@ -128,6 +133,8 @@ def plan_totals(plans: Sequence[ManifestPlan], rate_limit: float) -> PlanTotals:
         audio_files=sum(p.audio_files for p in plans),
         upload_bytes=sum(p.upload_bytes for p in plans),
         requests=requests,
+        rerun_requests=sum(p.rerun_requests for p in plans)
+        + (WORKER_START_REQUESTS if plans else 0),
         worker_start_requests=WORKER_START_REQUESTS if plans else 0,
         credits=sum(by_owner.values()),
         credits_by_owner=dict(sorted(by_owner.items())),

@@ -43,6 +43,7 @@ class ManifestPlan(BaseModel):
     derived_files: int = 0
     audio_seconds: float = 0.0
     requests: int = 0  # enrollments plus the job's usage check
+    rerun_requests: int = 0  # the same, were every enrollment already done (no usage check)
     usage_check_requests: int = 0
     credits: int = 0
     credits_by_owner: dict[str, int] = Field(default_factory=dict)
@@ -62,6 +63,7 @@ class PlanTotals(BaseModel):
     audio_files: int = 0
     upload_bytes: int = 0
     requests: int = 0  # every manifest's, plus the worker start's
+    rerun_requests: int = 0  # the same, were every enrollment already done
     worker_start_requests: int = WORKER_START_REQUESTS
     credits: int = 0
     credits_by_owner: dict[str, int] = Field(default_factory=dict)
@@ -74,8 +76,8 @@ class PlanResult(BaseModel):
     audio_root: str
     rate_limit: float  # requests per second (ENROLLER_RATE_LIMIT)
     assumption: str = (
-        "every enrollment is new; a re-run of an enrolled identity costs at most 2 reads "
-        "and no credit"
+        "every enrollment is new; one already done from the same files costs 3 requests (an "
+        "identity create, a voiceprint read, a listing of its audios) and no credit"
     )
     files: list[ManifestPlan] = Field(default_factory=list)
     totals: PlanTotals = Field(default_factory=PlanTotals)

@@ -72,3 +72,4 @@ def total_lines(result: PlanResult, rate: str) -> Iterator[str]:
             f"at {rate} (ENROLLER_RATE_LIMIT)"
         )
         yield f"assuming {result.assumption}"
+        yield f"a re-run with every enrollment already done: {t.rerun_requests} requests, 0 credits"

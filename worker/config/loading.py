@@ -7,9 +7,11 @@ be a secret). The model itself is `worker.config.settings`.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,7 +19,11 @@ from pydantic_settings import SettingsError as SourceError
 
 from worker.base.errors import WorkerMustStop
 from worker.config.keyfile import KeyFileProblem
-from worker.config.settings import Settings, env_name, flag_name
+from worker.config.settings import ENV_PREFIX, Settings, env_name, flag_name
+
+# ENROLLER_TEST_* variables are not settings: the test-only crash points
+# (worker.base.crashpoints) and any other test switch.
+TEST_PREFIX = ENV_PREFIX + "TEST_"
 
 
 class InvalidSettings(WorkerMustStop):
@@ -83,3 +89,38 @@ def load_settings(flags: Mapping[str, Any]) -> Settings:
 def describe_invalid(exc: ValidationError) -> list[str]:
     """Lines for a `Settings(...)` built in code (plugins) that failed validation."""
     return list(_problems(exc, {}))
+
+
+def _dotenv_names(path: Path) -> list[str]:
+    """The variable names a `.env` file sets (`NAME=…`, `export NAME=…`), best effort: a file
+    that cannot be read is told by `load_settings`, not here."""
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    names = []
+    for line in text.splitlines():
+        line = line.strip().removeprefix("export ").strip()
+        if line and not line.startswith("#") and "=" in line:
+            names.append(line.split("=", 1)[0].strip())
+    return names
+
+
+def unknown_setting_warnings(environ: Mapping[str, str], dotenv: Path = Path(".env")) -> list[str]:
+    """One line for each `ENROLLER_*` variable (environment or `.env`) that is no setting.
+
+    pydantic-settings ignores them silently, so `ENROLLER_AUDIOROOT=/data` would leave the
+    audio root at its default with no word said; the line names the closest setting.
+    Variables read where they act (the test-only crash points) are not settings and not told.
+    """
+    known = {env_name(name) for name in Settings.model_fields}
+    lines = []
+    for source, names in (("the environment", list(environ)), (str(dotenv), _dotenv_names(dotenv))):
+        for name in names:
+            upper = name.upper()
+            if not upper.startswith(ENV_PREFIX) or upper in known or upper.startswith(TEST_PREFIX):
+                continue
+            close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            lines.append(f"{name} (in {source}) is not a setting and is ignored{hint}")
+    return lines

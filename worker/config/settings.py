@@ -16,6 +16,7 @@ a command line is readable by every user of the host.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -32,7 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.base.masking import url_secrets
+from worker.base.masking import mask_url_userinfo, url_secrets
 from worker.config.keyfile import read_key_file, too_open_warning
 
 # What happens to a customer already enrolled (README "Customers already enrolled").
@@ -41,6 +42,7 @@ Retire = Literal["delete", "keep"]
 
 DEFAULT_API_URL = "http://127.0.0.1:8765/v1"
 ENV_PREFIX = "ENROLLER_"
+_MODEL_RE = re.compile(r"[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*")
 
 
 class UrlSetting:
@@ -82,6 +84,10 @@ class Settings(BaseSettings):
     )
     owner: str | None = Field(None, description="Default owner for manifests that name none.")
     space: str | None = Field(None, description="Default space for manifests that name none.")
+    model: str = Field(
+        "phone/v1",  # worker.audio.inspect.DEFAULT_MODEL: the general-purpose current model
+        description="Model (handle/version) of enrollments that name none.",
+    )
 
     # --- Rate budget and retries (design.md §5) ---
     rate_limit: float = Field(
@@ -256,6 +262,17 @@ class Settings(BaseSettings):
             raise PydanticCustomError("password_length", "must be 8 to 50 characters long")
         return value
 
+    @field_validator("model", mode="after")
+    @classmethod
+    def _model_form(cls, value: str) -> str:
+        # The manifest's own check (worker.manifest.values.model_text) knows more; this one
+        # only stops a default that no manifest could ever use, at start instead of per row.
+        if not _MODEL_RE.fullmatch(value):
+            raise PydanticCustomError(
+                "model", 'must be "handle/version" in lowercase letters, digits and hyphens'
+            )
+        return value
+
     @model_validator(mode="after")
     def _read_key_file(self) -> Settings:
         if self.api_key is None and self.api_key_file is not None:
@@ -354,3 +371,14 @@ def key_file_warning(settings: Settings) -> str | None:
     if settings.api_key_file is None or settings.key_file_mode is None:
         return None
     return too_open_warning(settings.api_key_file, settings.key_file_mode)
+
+
+def api_url_version_hint(api_url: str) -> str:
+    """Why a 404 on `GET /user` may be the URL's fault: the API lives under `/v1`, and a URL
+    without it reaches the server but no route (the user saw a bare "FAIL key: 404"). "" when
+    the URL already ends with `/v1`."""
+    path = urlsplit(api_url).path.rstrip("/")
+    if path.endswith("/v1"):
+        return ""
+    fixed = mask_url_userinfo(api_url.rstrip("/") + "/v1")
+    return f"; {env_name('api_url')} must include the API's version: try {fixed}"

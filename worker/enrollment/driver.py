@@ -199,9 +199,11 @@ class EnrollmentDriver:
         said = meaning(action, exc, identity=self.task.identity, file_name=name)
         if isinstance(said, Fatal):
             raise FatalApiError(said.reason) from None
+        # In a declared outage (worker.api.outage) the API's state is told once, not per step.
+        say = log.debug if self.client.outage.active else log.info
         for obs in said:
             if isinstance(obs, Transient):
-                log.info("enrollment_step_transient", step=obs.step.value, reason=obs.reason)
+                say("enrollment_step_transient", step=obs.step.value, reason=obs.reason)
         return said
 
     async def _dispatch(self, action: Action) -> list[Observation]:

@@ -69,6 +69,19 @@ def migration_requests(audios: int = 1, retire: str = "delete") -> int:
     return 7 + audios + (1 if retire == "delete" else 0)
 
 
+# Audios read per page when a voiceprint's audios are listed (`worker.api.voiceprints`).
+AUDIO_PAGE_SIZE = 50
+
+
+def unchanged_requests(audios: int) -> int:
+    """Requests of an enrollment that is already done (outcome `unchanged`), measured on the
+    emulator (`tests/e2e/test_plan.py`): the identity's create, which learns it exists (1), the
+    voiceprint read that shows it computed with the model (1), and the listing of its audios
+    that proves they are the manifest's files (a page of 50). No credit: nothing is computed.
+    """
+    return 1 + 1 + max(1, math.ceil(audios / AUDIO_PAGE_SIZE))
+
+
 def usage_check_requests(computes: int) -> int:
     """Requests of one job's usage check for `computes` computes of one owner (pages of 50)."""
     return math.ceil(computes / USAGE_PAGE_SIZE) if computes > 0 else 0

@@ -78,7 +78,13 @@ async def _run_guarded(
         return False  # its directory is gone with the manifest: no lease is left to give back
     if result.interrupted:
         await anyio.to_thread.run_sync(counter.clean_stop)
-        log.info("job_checkpointed", **result.counts)
+        done = sum(result.counts.values())
+        log.warning(
+            "job_interrupted",
+            message=f"{job.job_id} stopped at {done} of {result.total} enrollments; it resumes "
+            "from its journal at the next start",
+            **result.counts,
+        )
     return True
 
 

@@ -92,7 +92,9 @@ class ReportSummary(BaseModel):
     requests: int | None = None
     credits_spent: int | None = None
     usage: UsageCheck | None = None
-    interrupted: bool = False  # stopped by shutdown; the job resumes on the next start
+    # An earlier start of this job was cut (a stop, a crash) and this run resumed it from its
+    # journal: `requests` counts this run's only.
+    interrupted: bool = False
     files: dict[str, str] = Field(default_factory=dict)
 
 

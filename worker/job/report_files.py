@@ -36,10 +36,13 @@ async def write_reports(
     index: JournalIndex,
     writer: ReportWriter = atomic_writer,
     meter: RequestMeter | None = None,
+    *,
+    interrupted: bool = False,
 ) -> tuple[dict[str, int], Path]:
     """Write this run's three report files; returns the counts by outcome and the report.
 
-    `meter` holds the requests this run of the job sent (its client's, `ApiClient.meter`).
+    `meter` holds the requests this run of the job sent (its client's, `ApiClient.meter`);
+    `interrupted`: an earlier start of the job was cut (a stop, a crash) and this one resumed it.
 
     Everything is streamed: the counts are the index's, the report's rows are read back from
     the journal one at a time (`index.outcomes()`), the failures CSV and the retry manifest
@@ -61,6 +64,7 @@ async def write_reports(
             requests=meter.requests if meter is not None else None,
             credits_spent=usage.expected,  # every compute this job performed (journaled)
             usage=usage,
+            interrupted=interrupted,
             files={
                 "report": str(paths.report),
                 "failures": str(paths.failures),

@@ -14,11 +14,8 @@ files other than through `worker.queue`.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -38,6 +35,7 @@ from worker.enrollment.locks import EnrollmentLocks
 from worker.enrollment.view import Limits
 from worker.job.input import JobInput, PlannedEnrollment, PlanStream, load_job_input
 from worker.job.migration import list_identities, needs_identities
+from worker.job.progress import JobProgress
 from worker.job.report_files import run_report_paths, write_reports
 from worker.job.seams import JobSeams
 from worker.job.starts import StartCounter
@@ -66,10 +64,10 @@ PREFLIGHT_THREADS = 4  # per job, ~0.7 ms a small file each: far ahead of any ra
 class JobObserver(Protocol):
     """Who watches jobs from outside (metrics, the progress bar); must not block or raise.
 
-    The job's own `_Progress` object is handed over, not copied, so every view reads one state.
+    The job's own `JobProgress` object is handed over, not copied, so every view reads one state.
     """
 
-    def job_started(self, job_id: str, name: str, progress: _Progress) -> None: ...
+    def job_started(self, job_id: str, name: str, progress: JobProgress) -> None: ...
 
     def enrollment_finished(self, outcome: str) -> None: ...
 
@@ -97,32 +95,12 @@ class JobResult:
     counts: dict[str, int] = field(default_factory=dict)
     failed_manifest: bool = False
     interrupted: bool = False
+    total: int = 0  # enrollments of the manifest, once parsed
     fatal: str | None = None
     report: Path | None = None
     problems: list[str] = field(default_factory=list)
     finished: bool = False  # reports written and the manifest moved to done/
     phase: str = "start"  # how far it got: start, parse, resume, enroll, usage, report, finish
-
-
-@dataclass
-class _Progress:
-    total: int
-    counts: Counter[str] = field(default_factory=Counter)
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def done(self) -> int:
-        return sum(self.counts.values())
-
-    def as_json(self) -> dict[str, object]:
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        return {
-            "total": self.total,
-            "done": self.done,
-            "counts": dict(self.counts),
-            "per_second": round(self.done / elapsed, 3),
-            "updated_at": datetime.now(UTC).isoformat(),
-        }
 
 
 async def work(job: ClaimedJob, ctx: JobContext, result: JobResult, counter: StartCounter) -> None:
@@ -175,8 +153,10 @@ async def _run(
     # with no request, and the report, failures CSV and retry manifest say what to fix.
     plan = loaded.planned(skip=index if resumed else frozenset())
     total = loaded.total
-    progress = _Progress(total=total)
+    progress = JobProgress(total=total)
+    resumed = state.started is not None  # an earlier start was cut: the report says so
     async with Journal(job.journal_path, write=ctx.seams.journal_write) as journal:
+        progress.written = journal.kinds
         started = await _begin(job, ctx, journal, state, index, progress)
         await phase("enroll")
         runners = min(ctx.settings.max_enrollments, max(total, 1))
@@ -189,7 +169,7 @@ async def _run(
 
         if progress.done < total:
             result.interrupted = True  # shutdown: resume from the journal on the next start
-            result.counts = dict(progress.counts)
+            result.counts, result.total = dict(progress.counts), total
             return
 
         await phase("usage")
@@ -197,7 +177,7 @@ async def _run(
         await phase("report")
         writer, meter = ctx.seams.report_writer, ctx.client.meter
         counts, result.report = await write_reports(
-            job, ctx.queue, loaded, started.at, usage, index, writer, meter
+            job, ctx.queue, loaded, started.at, usage, index, writer, meter, interrupted=resumed
         )
         result.counts = counts
         crash_point("job.reported", job.name)
@@ -212,7 +192,7 @@ async def _begin(
     journal: Journal,
     state: JournalState,
     index: JournalIndex,
-    progress: _Progress,
+    progress: JobProgress,
 ) -> JobStarted:
     """The job's start: journaled once (a resumed job keeps its first start, whose time bounds
     the usage check), the outcomes of an earlier run counted, the observer told."""
@@ -223,6 +203,14 @@ async def _begin(
         )
         await journal.append(started)
     progress.counts.update(await anyio.to_thread.run_sync(index.counts))
+    progress.done_at_start = progress.done
+    if state.started is not None:  # a stop or a crash cut an earlier run: say where it resumes
+        sent = sum(len(m.audios) for m in state.memory.values())
+        log.info(
+            "job_resuming",
+            message=f"resuming {job.job_id} at {progress.done} of {total} enrollments "
+            f"({len(state.memory)} under way, {sent} audios already sent)",
+        )
     log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
     if ctx.observer is not None:
         ctx.observer.job_started(job.job_id, job.name, progress)
@@ -254,7 +242,7 @@ async def _fan_out(
     ctx: JobContext,
     journal: Journal,
     state: JournalState,
-    progress: _Progress,
+    progress: JobProgress,
     plan: PlanStream,
     runners: int,
 ) -> None:
@@ -327,7 +315,7 @@ async def _runner(
     ctx: JobContext,
     journal: Journal,
     state: JournalState,
-    progress: _Progress,
+    progress: JobProgress,
 ) -> None:
     async with receive:
         async for planned in receive:
@@ -382,14 +370,14 @@ async def _enroll(
             return await driver.run()
 
 
-async def _report_progress(job: ClaimedJob, progress: _Progress) -> None:
+async def _report_progress(job: ClaimedJob, progress: JobProgress) -> None:
     while True:
         await anyio.sleep(PROGRESS_EVERY_S)
         await _write_progress(job, progress)
-        log.info("job_progress", done=progress.done, total=progress.total)
+        log.info("job_progress", done=progress.done, total=progress.total, **progress.steps())
 
 
-async def _write_progress(job: ClaimedJob, progress: _Progress) -> None:
+async def _write_progress(job: ClaimedJob, progress: JobProgress) -> None:
     """`progress.json` for `enroller status`; losing one update is harmless."""
     try:
         await anyio.to_thread.run_sync(atomic_write_json, job.progress_path, progress.as_json())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,6 +95,7 @@ class Journal:
         self._flushed = 0  # sequence number of the last record on disk
         self._lock = anyio.Lock()
         self._broken: str | None = None  # why an earlier write failed; every append refuses
+        self.kinds: Counter[str] = Counter()  # records appended by kind, for progress
 
     async def __aenter__(self) -> Journal:
         await anyio.to_thread.run_sync(self._open)
@@ -120,6 +122,7 @@ class Journal:
         self._refuse_if_broken()
         for record in records:
             self._pending.append(record.model_dump_json().encode() + b"\n")
+            self.kinds[getattr(record, "kind", "")] += 1
         self._queued += len(records)
         mine = self._queued
         async with self._lock:

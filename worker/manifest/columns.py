@@ -2,11 +2,12 @@
 
 Owns: the column names (matched case-insensitively, ignoring `_`, `-` and spaces, so
 `min_audios` is `minAudios`) and the header's problems that spoil the whole file (a required
-column missing, one named twice, a header separated by `;` or tabs). Pure.
+column missing, one named twice, and which delimiter the header uses: `,`, `;` or a tab). Pure.
 """
 
 from __future__ import annotations
 
+import csv
 import re
 
 from worker.manifest.models import Problem
@@ -25,6 +26,22 @@ def _norm_column(name: str) -> str:
 
 
 _CANONICAL = {_norm_column(c): c for c in (*CSV_REQUIRED, *CSV_OPTIONAL)}
+
+
+# Spreadsheets write CSV with the list separator of the locale: `;` in most of Europe, tabs in
+# "Unicode text" exports.
+DELIMITERS = (",", ";", "\t")
+
+
+def header_delimiter(line: str) -> str:
+    """The delimiter under which `line` (the header) names the required columns; "," when
+    none does (the header's problems are then told with commas, as the README writes them)."""
+    for delimiter in DELIMITERS:
+        cells = next(csv.reader([line], delimiter=delimiter), [])
+        names = {_CANONICAL.get(_norm_column(cell)) for cell in cells}
+        if all(c in names for c in CSV_REQUIRED):
+            return delimiter
+    return ","
 
 
 def header_problems(
@@ -49,17 +66,15 @@ def header_problems(
         columns[name] = i
     missing = [c for c in CSV_REQUIRED if c not in columns]
     if missing:
-        hint = ""
-        if len(cells) == 1 and (";" in cells[0] or "\t" in cells[0]):
-            hint = "; the header looks separated by ';' or tabs: use commas"
         listed = ", ".join(f'"{c}"' for c in missing)
+        found = ", ".join(f'"{c.strip()}"' for c in cells if c.strip()) or "none"
         problems.append(
             Problem(
                 file=file,
                 place=f"line {line}",
-                reason=f"missing column{'s' if len(missing) > 1 else ''} {listed} "
-                f"(required: {', '.join(CSV_REQUIRED)}; optional: {', '.join(CSV_OPTIONAL)})"
-                + hint,
+                reason=f"missing column{'s' if len(missing) > 1 else ''} {listed}; the header "
+                f"has {found} (required: {', '.join(CSV_REQUIRED)}; optional: "
+                f"{', '.join(CSV_OPTIONAL)}; separated by commas, semicolons or tabs)",
             )
         )
     return problems

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from worker.manifest.build import AudioIn, Builder, Candidate
-from worker.manifest.columns import header_problems
+from worker.manifest.columns import header_delimiter, header_problems
 from worker.manifest.cross import build_each
-from worker.manifest.csvscan import BOM, Records, RowTable, scan_bytes
+from worker.manifest.csvscan import BOM, Records, RowTable, first_line, scan_bytes
 from worker.manifest.keyindex import KeyIndex
 from worker.manifest.models import ManifestDefaults, ManifestItem, Problem
 from worker.manifest.stream import ManifestStream, broken
@@ -117,8 +117,8 @@ def stream_csv_source(
 
     def generate(builder: Builder) -> Iterator[ManifestItem]:
         with open_source() as again, open_source() as aside:
-            cands = _candidates(layout, Records(again, start), file)
-            lookup = _lookup(layout, Records(aside, start), file, defaults)
+            cands = _candidates(layout, Records(again, start, layout.delimiter), file)
+            lookup = _lookup(layout, Records(aside, start, layout.delimiter), file, defaults)
             yield from build_each(
                 builder, cands, lookup=lookup, unique_keys=True, expected=table.rows
             )
@@ -192,7 +192,8 @@ def _first_pass(
 ) -> _Layout | ManifestStream:
     """The header and, per row, where it is and which enrollment it joins; or why the file
     cannot be used."""
-    records = Records(fh, start)
+    delimiter = header_delimiter(first_line(fh, start))
+    records = Records(fh, start, delimiter)
     layout: _Layout | None = None
     grouping: _Grouping | None = None
     prev_line = 0
@@ -205,7 +206,7 @@ def _first_pass(
                 columns: dict[str, int] = {}
                 if problems := header_problems(cells, columns, file, line):
                     return broken(file, defaults, problems, kind="csv", header=cells)
-                layout = _Layout(header=cells, columns=columns, table=RowTable(bound))
+                layout = _Layout(cells, columns, RowTable(bound), delimiter)
                 confirm = _confirmer(layout, stack, open_source, start, defaults)
                 grouping = _Grouping(layout, bound, confirm)
                 continue
@@ -260,7 +261,7 @@ def _confirmer(
 
     def confirm(group: int, key: str) -> bool:
         if not records:
-            records.append(Records(stack.enter_context(open_source()), start))
+            records.append(Records(stack.enter_context(open_source()), start, layout.delimiter))
         offset = int(layout.table.offsets[layout.table.first[group]])
         return layout.key(records[0].at(offset), defaults) == key
 

@@ -102,12 +102,20 @@ class Lines:
         return raw.decode("utf-8", "surrogatepass")
 
 
+def first_line(fh: IO[bytes], start: int) -> str:
+    """The first line from `start` on that is not blank (the header), leaving `fh` at `start`;
+    "" when there is none."""
+    found = next((line for line in Lines(fh, start) if line.strip()), "")
+    fh.seek(start)
+    return found
+
+
 class Records:
     """csv records from an offset on; `start` is where the last one returned began."""
 
-    def __init__(self, fh: IO[bytes], offset: int = 0) -> None:
+    def __init__(self, fh: IO[bytes], offset: int = 0, delimiter: str = ",") -> None:
         self.lines = Lines(fh, offset)
-        self.reader = csv.reader(self.lines)
+        self.reader = csv.reader(self.lines, delimiter=delimiter)
         self.start = offset
 
     @property

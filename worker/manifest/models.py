@@ -92,6 +92,7 @@ class ManifestDefaults(BaseModel):
             audio_root=Path(os.path.abspath(settings.resolved_audio_root)),
             owner=settings.owner,
             space=settings.space,
+            model=settings.model,
             max_bytes=settings.max_manifest_bytes,
             stereo=settings.stereo,
             convert=settings.convert,

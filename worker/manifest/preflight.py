@@ -13,6 +13,7 @@ It never makes a network call and never moves or writes a file.
 
 from __future__ import annotations
 
+import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -70,10 +71,20 @@ def _inspect(path: Path, audio_root: Path, cache: AudioCache | None) -> AudioFac
     try:
         result: AudioFacts | str = inspect_audio(path, audio_root)
     except AudioUnreadable as exc:
-        result = str(exc)
+        result = with_paths(str(exc), path, audio_root)
     if cache is not None:
         cache[path] = result
     return result
+
+
+def with_paths(reason: str, path: Path, audio_root: Path) -> str:
+    """A missing or escaping file's reason with the path it resolved to and the root: a relative
+    name alone does not say which folder was searched (`ENROLLER_AUDIO_ROOT`)."""
+    if reason == "does not exist":
+        return f"{reason} ({path}; audio root {audio_root})"
+    if reason == "leads outside the audio root":
+        return f"{reason} (it resolves to {os.path.realpath(path)}; audio root {audio_root})"
+    return reason
 
 
 def audio_problem(enrollment: Enrollment, i: int, file: str, reason: str) -> Problem:

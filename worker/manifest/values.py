@@ -89,7 +89,8 @@ def audio_path(raw: str, root: Path) -> tuple[Path, str] | str:
     absolute = os.path.isabs(raw)
     full = os.path.normpath(raw if absolute else os.path.join(root_n, raw))
     if not lexically_inside(full, root_n):
-        return "is outside the audio root" if absolute else "leads outside the audio root"
+        where = "is outside the audio root" if absolute else "leads outside the audio root"
+        return f"{where} ({full} is not under {root_n}: ENROLLER_AUDIO_ROOT)"
     if full == root_n:
         return "is the audio root itself, not a file"
     return Path(full), relative_name(full, root_n)
@@ -136,6 +137,10 @@ def model_text(value: Any) -> str | tuple[Any, str]:
         return value, 'must be "handle/version" or {"handle": …, "version": …}'
     parts = text.split("/")
     if len(parts) != 2 or not all(HANDLE_RE.match(p) for p in parts):
+        if len(parts) == 2 and all(HANDLE_RE.match(p.lower()) for p in parts):
+            # The API's handles are lowercase: refuse as a matter of case, with the fix, rather
+            # than guess that "Phone/V1" means phone/v1 in a job's identity keys.
+            return value, f'model handles are lowercase: write "{text.lower()}"'
         return value, 'must be "handle/version", e.g. "phone/v1"'
     return text
 

@@ -53,9 +53,13 @@ def heartbeat_path(queue_dir: Path, host: str | None = None, pid: int | None = N
     return heartbeat_dir(queue_dir) / f"{_UNSAFE.sub('_', host)}-{pid}.json"
 
 
-def heartbeat_document(settings: Settings, state: str, jobs: int, started: float) -> dict[str, Any]:
+def heartbeat_document(
+    settings: Settings, state: str, jobs: int, started: float, api: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What a heartbeat says; `api` is the API's state (`worker.api.outage.ApiState`)."""
     now = time.time()
     return {
+        "api": api,
         "worker_id": settings.worker_id,
         "host": socket.gethostname(),
         "pid": os.getpid(),
@@ -67,11 +71,16 @@ def heartbeat_document(settings: Settings, state: str, jobs: int, started: float
     }
 
 
-async def heartbeat_forever(settings: Settings, state: Callable[[], tuple[str, int]]) -> None:
+async def heartbeat_forever(
+    settings: Settings,
+    state: Callable[[], tuple[str, int]],
+    api: Callable[[], dict[str, Any]] | None = None,
+) -> None:
     """Write the heartbeat now and every `heartbeat_interval` s; remove it when cancelled.
 
-    `state()` returns `(state, jobs_running)`. A write that fails (full disk) is logged and
-    retried next time: the healthcheck will then report the stale heartbeat, which is the point.
+    `state()` returns `(state, jobs_running)`, `api()` the API's state. A write that fails
+    (full disk) is logged and retried next time: the healthcheck will then report the stale
+    heartbeat, which is the point.
     """
     path = heartbeat_path(settings.queue_dir)
     started = time.time()
@@ -79,7 +88,7 @@ async def heartbeat_forever(settings: Settings, state: Callable[[], tuple[str, i
     try:
         while True:
             name, jobs = state()
-            doc = heartbeat_document(settings, name, jobs, started)
+            doc = heartbeat_document(settings, name, jobs, started, api() if api else None)
             try:
                 await anyio.to_thread.run_sync(_write, path, doc)
             except OSError as exc:
@@ -120,6 +129,22 @@ class HealthReport:
     ok: bool
     problems: list[str] = field(default_factory=list)
     heartbeat: dict[str, Any] | None = None
+    # Alive but not working: the API cannot be reached. Still ok for a probe (a restart
+    # would not bring the API back), said by every surface.
+    degraded: list[str] = field(default_factory=list)
+
+
+def api_degraded(api: Any, now: float) -> str | None:
+    """Why a worker whose heartbeat carries this API state is degraded, or None."""
+    if not isinstance(api, dict) or api.get("state") != "unreachable":
+        return None
+    since = api.get("since")
+    length = f" for {now - since:.0f} s" if isinstance(since, int | float) else ""
+    error = f" (last error: {api['last_error']})" if api.get("last_error") else ""
+    return (
+        f"the API has been unreachable{length}{error}; the worker retries with backoff and "
+        "resumes when it answers"
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -172,6 +197,11 @@ def _read_beat_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     return beats
 
 
+def read_heartbeats(directory: Path) -> list[dict[str, Any]]:
+    """Every heartbeat document in `directory` (`heartbeat_dir(queue)`), any host."""
+    return _read_beats(directory)
+
+
 def _read_beats(directory: Path) -> list[dict[str, Any]]:
     return [doc for _, doc in _read_beat_files(directory)]
 
@@ -201,12 +231,15 @@ def check_health(settings: Settings, *, now: float | None = None) -> HealthRepor
         problem = _writable(settings.queue_dir / folder)
         if problem:
             problems.append(problem)
-    return HealthReport(ok=not problems, problems=problems, heartbeat=beat)
+    degraded = [why] if beat and (why := api_degraded(beat.get("api"), now)) else []
+    return HealthReport(ok=not problems, problems=problems, heartbeat=beat, degraded=degraded)
 
 
 def run_healthcheck(settings: Settings, *, quiet: bool = False) -> int:
     """`enroller healthcheck`: 0 healthy, 1 unhealthy, with one line saying why."""
     report = check_health(settings)
+    for why in report.degraded:  # said even with --quiet: the probe passes, the log keeps it
+        print(f"degraded: {why}")
     if report.ok:
         if not quiet:
             beat = report.heartbeat or {}

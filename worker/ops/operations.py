@@ -10,6 +10,7 @@ observer the service is given), so a failure here can never change what is enrol
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,17 @@ class FanOut:
         self._each(lambda obs: obs.job_ended(result), "job_ended")
 
 
+def api_state(client: ApiClient) -> dict[str, Any]:
+    """The API as this worker finds it, for the heartbeat and /healthz: reachable or not
+    (`worker.api.outage`), and whether it is pausing us: a 429's Retry-After still running,
+    or computes paused for credits."""
+    governor = client.governor
+    doc: dict[str, Any] = client.outage.snapshot().model_dump()
+    doc["throttled_for_s"] = round(max(0.0, governor.bucket.paused_until - time.monotonic()), 1)
+    doc["credits_paused"] = governor.credits_exhausted
+    return doc
+
+
 def wants_progress_bar(settings: Settings) -> bool:
     """A live bar only for a person at a terminal who did not ask for JSON logs."""
     return sys.stderr.isatty() and not use_json_logs(settings.log_format)
@@ -90,10 +102,12 @@ async def operations(
 
     def health() -> dict[str, Any]:
         name, jobs = state()
+        api = api_state(client)
         doc: dict[str, Any] = {
-            "status": name,
+            "status": "degraded" if api["state"] == "unreachable" and name == "running" else name,
             "worker_id": settings.worker_id,
             "jobs_running": jobs,
+            "api": api,
         }
         shared = client.governor.shared
         if shared is not None:  # fleet mode: say when this worker paces alone (Redis gone)
@@ -101,7 +115,7 @@ async def operations(
         return doc
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(heartbeat_forever, settings, state)
+        tg.start_soon(heartbeat_forever, settings, state, lambda: api_state(client))
         if settings.metrics_port:
             await tg.start(
                 serve_metrics, metrics, settings.metrics_host, settings.metrics_port, health

@@ -41,8 +41,20 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:.1f}/s", style="progress.data.speed")
 
 
+class StepsColumn(ProgressColumn):
+    """The steps done in this start (`JobProgress.steps`), read live at each refresh: a job
+    whose uploads are under way shows them before its first enrollment finishes."""
+
+    def render(self, task: Task) -> Text:
+        state = task.fields.get("state")
+        steps = state.steps() if hasattr(state, "steps") else {}
+        told = ", ".join(f"{n} {name.replace('_', ' ')}" for name, n in steps.items())
+        return Text(told, style="progress.data.speed")
+
+
 class ProgressDisplay:
-    """One bar per job: description, bar, done/total, rate, elapsed, ETA. A `JobObserver`."""
+    """One bar per job: description, bar, done/total, steps, rate, elapsed, ETA. A
+    `JobObserver`."""
 
     def __init__(self, console: Console | None = None, *, refresh_per_second: float = 4) -> None:
         self.console = console if console is not None else Console(stderr=True)
@@ -50,6 +62,7 @@ class ProgressDisplay:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            StepsColumn(),
             RateColumn(),
             TimeElapsedColumn(),
             TextColumn("eta"),
@@ -79,7 +92,7 @@ class ProgressDisplay:
         if job_id in self._jobs:
             return
         task_id = self.progress.add_task(
-            job_id, total=progress.total or None, completed=progress.done
+            job_id, total=progress.total or None, completed=progress.done, state=progress
         )
         self._jobs[job_id] = (task_id, progress)
 

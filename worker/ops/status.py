@@ -5,7 +5,10 @@ it never creates folders, never touches a lease, and works while workers run (ev
 reads is written atomically, and a job that vanishes mid-read is simply skipped).
 
 Progress comes from `active/<job_id>/progress.json` when the engine writes one: `{"done": n,
-"total": m, ...}` is shown as `n/m`; any other object is shown compactly; absent: "—".
+"total": m, "steps": {...}, ...}` is shown as `n/m (23 audios sent, 0 computes)` with the
+job's rate and ETA; any other object is shown compactly; absent: "—". Workers, the API's
+state and the last finished jobs come from `worker.ops.overview` (data, reused by a web page);
+this module only words them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.config.settings import Settings
+from worker.ops.overview import api_view, job_pace, recent_jobs, workers
 from worker.queue.lease import read_lease
 from worker.queue.paths import FOLDERS, MANIFEST_DIR, PROGRESS_NAME, STAGING_PREFIX, QueuePaths
 from worker.queue.rules import NameKind, classify_name, lease_age, lease_is_stale
@@ -33,8 +37,8 @@ def _count(folder: str, path: Path) -> int:
         return sum(1 for n in names if not n.startswith(".") and (path / n).is_dir())
     if folder == "reports":
         return sum(1 for n in names if n.endswith(".report.json"))
-    if folder == "failed":
-        names = [n for n in names if not n.endswith(".error.json")]
+    if folder == "failed":  # every file refused, a customers.xlsx too (worker.queue.refuse)
+        return sum(1 for n in names if not n.endswith(".error.json") and not n.startswith("."))
     return sum(1 for n in names if classify_name(n) is NameKind.CANDIDATE)
 
 
@@ -50,7 +54,13 @@ def format_progress(progress: Any) -> str:
     if progress is None:
         return NO_VALUE
     if isinstance(progress, dict) and "done" in progress and "total" in progress:
-        return f"{progress['done']}/{progress['total']}"
+        steps = progress.get("steps")
+        done = (
+            ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in steps.items())
+            if isinstance(steps, dict)
+            else ""
+        )
+        return f"{progress['done']}/{progress['total']}" + (f" ({done})" if done else "")
     return json.dumps(progress, separators=(",", ":"), ensure_ascii=False)[:60]
 
 
@@ -93,6 +103,8 @@ def gather(settings: Settings, now: float | None = None) -> dict[str, Any]:
         job = _active_job(Path(entry.path), now, settings.lease_ttl)
         if job is not None:
             jobs.append(job)
+    for job in jobs:
+        job["pace"] = job_pace(job["progress"]).model_dump()
     return {
         "queue_dir": str(paths.root),
         "exists": paths.root.is_dir(),
@@ -103,17 +115,85 @@ def gather(settings: Settings, now: float | None = None) -> dict[str, Any]:
     }
 
 
+def gather_status(settings: Settings, now: float | None = None) -> dict[str, Any]:
+    """`gather` plus what `enroller status` also tells: the workers by their heartbeats, the
+    API as they found it, and the last finished jobs (`worker.ops.overview`)."""
+    now = time.time() if now is None else now
+    doc = gather(settings, now)
+    views = workers(settings.queue_dir, settings.health_max_age, now)
+    doc["workers"] = [v.model_dump() for v in views]
+    doc["api"] = api_view(views).model_dump()
+    doc["recent"] = [j.model_dump() for j in recent_jobs(settings.queue_dir)]
+    return doc
+
+
 def render_text(doc: dict[str, Any]) -> str:
-    """Human-readable status: one line of counts, then a table of active jobs."""
+    """Human-readable status: workers and the API, counts, active jobs, the last finished."""
     lines = [f"queue {doc['queue_dir']}" + ("" if doc["exists"] else " (does not exist)")]
+    lines.extend(worker_lines(doc.get("workers", []), doc.get("api")))
     lines.append("  ".join(f"{k}: {v}" for k, v in doc["counts"].items()))
     if doc["claiming"]:
         lines.append(f"claims being settled: {doc['claiming']}")
     if not doc["active"]:
         lines.append("no active jobs")
-        return "\n".join(lines)
-    rows = [("JOB", "FILE", "HOLDER", "LEASE AGE", "PROGRESS")]
-    for job in doc["active"]:
+    else:
+        lines.extend(_active_table(doc["active"]))
+    lines.extend(recent_lines(doc.get("recent", [])))
+    return "\n".join(lines)
+
+
+def worker_lines(views: list[dict[str, Any]], api: dict[str, Any] | None) -> list[str]:
+    """One line per worker (running? healthy?) and one for the API as they found it."""
+    if not views:
+        return ["workers: none running (no heartbeat in the queue)"]
+    lines = []
+    for v in views:
+        age = v["heartbeat_age_s"]
+        health = "healthy" if v["fresh"] else f"heartbeat {age:.0f} s old: stuck or gone"
+        if v["fresh"] and v["degraded"]:
+            health = "degraded"
+        lines.append(
+            f"worker {v['worker_id']} ({v['state']}, {v['jobs_running']} jobs): {health}, "
+            f"heartbeat {age:.1f} s ago"
+        )
+    if api is not None:
+        state = api["state"]
+        said = f"unreachable: {api['detail']}" if state == "unreachable" else state
+        pauses = []
+        if api.get("throttled_for_s"):
+            pauses.append(f"throttled (429 Retry-After) for {api['throttled_for_s']:g} s more")
+        if api.get("credits_paused"):
+            pauses.append("computes paused: out of credits (ENROLLER_CREDITS_RECHECK)")
+        lines.append(f"api: {said}" + (f"; pausing us: {', '.join(pauses)}" if pauses else ""))
+    return lines
+
+
+def recent_lines(recent: list[dict[str, Any]]) -> list[str]:
+    if not recent:
+        return []
+    lines = ["last finished:"]
+    for job in recent:
+        counts = ", ".join(f"{k} {v}" for k, v in job["counts"].items() if v) or "nothing"
+        note = " (resumed after an interruption)" if job["interrupted"] else ""
+        lines.append(f"  {job['job_id']}  {job['finished_at']}  {counts}{note}")
+    lines.append("  (enroller report JOB for one job's summary and files)")
+    return lines
+
+
+def format_pace(pace: dict[str, Any]) -> tuple[str, str]:
+    """The RATE and ETA cells of a job."""
+    rate = pace.get("per_second")
+    eta = pace.get("eta_s")
+    rate_cell = f"{rate * 60:.0f}/min" if isinstance(rate, int | float) and rate > 0 else NO_VALUE
+    if not isinstance(eta, int | float):
+        return rate_cell, NO_VALUE
+    minutes, seconds = divmod(int(eta), 60)
+    return rate_cell, f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _active_table(active: list[dict[str, Any]]) -> list[str]:
+    rows = [("JOB", "FILE", "HOLDER", "LEASE AGE", "PROGRESS", "RATE", "ETA")]
+    for job in active:
         age = NO_VALUE if job["lease_age"] is None else f"{job['lease_age']:.1f}s"
         if job["stale"]:
             age += " (stale)"
@@ -124,14 +204,14 @@ def render_text(doc: dict[str, Any]) -> str:
                 job["holder"] or NO_VALUE,
                 age,
                 format_progress(job["progress"]),
+                *format_pace(job.get("pace") or {}),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines.extend(
+    return [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
-    )
-    return "\n".join(lines)
+    ]
 
 
 def gather_fleet(redis_url: str) -> dict[str, Any]:
@@ -175,7 +255,7 @@ def render_fleet(fleet: dict[str, Any]) -> list[str]:
 
 def run_status(settings: Settings, as_json: bool) -> int:
     """Print the status; exit code 0 (a missing queue directory is reported, not an error)."""
-    doc = gather(settings)
+    doc = gather_status(settings)
     if settings.redis_url:
         doc["fleet"] = gather_fleet(settings.redis_url)
     if not as_json and "fleet" in doc:

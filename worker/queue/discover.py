@@ -1,7 +1,8 @@
 """Discovery: which inbox/ files are ready to claim, found by scans that file events prompt.
 
 Owns: listing inbox/, the name and stability rules' I/O side (the rules themselves are pure, in
-`worker.queue.rules`) and the one log line per skipped file. It never moves a file (claim.py does).
+`worker.queue.rules`) and the one log line per skipped file. It moves no manifest (claim.py
+does); a file that is not one, once it rests, goes to `refuse.py`, which moves it to failed/.
 
 A full scan at start, then file events (watchfiles) as hints that trigger scans, a full rescan
 every `rescan_interval` whatever the events said, and a polling mode (NFS, bind mounts) that
@@ -31,6 +32,7 @@ import anyio.to_thread
 import structlog
 
 from worker.queue.paths import QueuePaths
+from worker.queue.refuse import refuse_inbox_file
 from worker.queue.rules import (
     EntryChange,
     FileStat,
@@ -113,6 +115,7 @@ class Discovery:
         inbox = self.paths.inbox
         stats: dict[str, FileStat] = {}
         present: set[str] = set()
+        others: set[str] = set()
         try:
             entries = list(os.scandir(inbox))
         except OSError as exc:
@@ -135,14 +138,18 @@ class Discovery:
                 self._notes.note(name, "not a regular file (directory or symlink); ignored")
                 continue
             if kind is NameKind.OTHER:
-                self._notes.note(name, "not a .json or .csv manifest; ignored")
-                continue
+                others.add(name)  # refused once it rests like a manifest would (refuse.py)
             stats[name] = FileStat(st.st_size, st.st_mtime_ns / 1e9, st.st_ino)
         self._notes.keep_only(present)
         ready = self._tracker.observe(stats, self._clock())
-        found = [Candidate(inbox / n, stats[n].size, stats[n].mtime) for n in ready]
+        for name in (n for n in ready if n in others):
+            if (why := refuse_inbox_file(self.paths, name)) is not None:
+                self._notes.note(name, f"not a manifest, and not moved to failed/: {why}")
+        found = [
+            Candidate(inbox / n, stats[n].size, stats[n].mtime) for n in ready if n not in others
+        ]
         if self._on_scan is not None:
-            self._on_scan(frozenset(stats), found)
+            self._on_scan(frozenset(stats.keys() - others), found)
         return found
 
     def pending_wait(self) -> float | None:
