@@ -154,7 +154,8 @@ async def test_an_export_with_a_few_bad_rows_still_runs(
     out = capsys.readouterr().out.splitlines()
     assert out[:3] == [
         f'{src} line 3: identity "Cust 7": handles are lowercase letters, digits and hyphens',
-        f'{src} line 5: audio "cust-9.wav": does not exist',
+        f'{src} line 5: audio "cust-9.wav": does not exist '
+        f"({queue / 'audio' / 'cust-9.wav'}; audio root {queue / 'audio'})",
         f"{src}: 2 of 4 enrollments will fail with no request and no credit; the job report, "
         "failures CSV and retry manifest list them (--strict refuses such a file)",
     ]
