@@ -115,6 +115,19 @@ async def test_bad_rows_fail_alone_and_unrunnable_file_goes_to_failed(
     assert "broken.json" in error_file.read_text()
 
 
+async def test_a_semicolon_export_gets_a_semicolon_failures_csv(
+    queue: Path, emulator: EmulatorHandle
+) -> None:
+    """European Excel saves `;`: the failures CSV is written the same way, BOM first, so it
+    opens in the spreadsheet that wrote the export (issue 30)."""
+    drop(queue, "euro.csv", "identity;audio;note\ncust-0;cust-0.wav;1,5 kg\ncust-1;gone.wav;x\n")
+    assert await run_once(make_settings(queue, emulator.base_url)) == 1
+    failures = next((queue / "reports").glob("euro-*.failures.csv")).read_bytes()
+    header, row, end = failures.split(b"\r\n")
+    assert header == b"\xef\xbb\xbfidentity;audio;note;outcome;line;error_step;error"
+    assert row.startswith(b"cust-1;gone.wav;x;failed;3;preflight;") and end == b""
+
+
 async def test_credits_exhausted_midway_skips_the_rest(queue: Path) -> None:
     ids = [f"cust-{i}" for i in range(5)]
     async with running_emulator(credits=2) as emulator:
