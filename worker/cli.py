@@ -32,6 +32,7 @@ from worker.commands.arguments import (
     args_submit,
     plugin_summary,
 )
+from worker.config.described import key_file_warning, secret_settings
 from worker.config.groups import ALL, settings_of
 from worker.config.keyfile import KeyFileProblem
 from worker.config.loading import (
@@ -40,7 +41,7 @@ from worker.config.loading import (
     load_settings,
     unknown_setting_warnings,
 )
-from worker.config.settings import Settings, env_name, flag_name, key_file_warning, secret_settings
+from worker.config.settings import Settings, env_name, flag_name
 
 PLUGIN_GROUP = "enroller.commands"
 
@@ -231,7 +232,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from worker.base.log import configure_logging
     from worker.base.masking import url_has_userinfo
     from worker.base.memtune import cap_malloc_arenas
-    from worker.config.settings import secret_values
+    from worker.config.described import secret_values
     from worker.service import run_worker
 
     cap_malloc_arenas()  # before any thread: each would get its own malloc arena

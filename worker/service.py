@@ -16,6 +16,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import anyio
@@ -25,8 +26,9 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.base.errors import WorkerMustStop
-from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
-from worker.config.settings import Settings, api_url_version_hint
+from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK, EXIT_TEMPFAIL
+from worker.config.described import api_url_version_hint
+from worker.config.settings import Settings
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
 from worker.job.report import exit_code_for
@@ -126,6 +128,7 @@ class Service:
         self.observer = observer
         self.user_handle = ""  # who the credentials are, from the start-up check
         self.fleet: Fleet | None = None  # set while running in fleet mode (ENROLLER_REDIS_URL)
+        self.paused_until: datetime | None = None  # --once: the API asked to wait until then
 
     def _context(self) -> JobContext:
         return JobContext(
@@ -183,9 +186,14 @@ class Service:
 
     async def run(self, *, once: bool) -> int:
         """Run until the queue is drained (`once`) or until `stop` is set. Returns the exit code."""
+        if once:  # a long wait the API asks for stops the run, resumably (exit 75)
+            self.client.pause.stops_requests = True
+            self.client.pause.listen(self._asked_to_wait)
         try:
             await self.setup()
         except FatalError as exc:
+            if self.paused_until is not None:  # asked to wait at the first request: not fatal
+                return self._paused_exit()
             log.error("worker_cannot_start", reason=str(exc))
             self.totals.fatal = str(exc)
             return EXIT_FATAL
@@ -201,7 +209,21 @@ class Service:
                 note="they resume from their journals at the next start (or on another worker)",
             )
         log.info("worker_stopped", jobs=self.totals.jobs, **self.totals.counts)
+        if self.paused_until is not None and not self.totals.fatal:
+            return self._paused_exit()
         return self.totals.exit_code
+
+    def _paused_exit(self) -> int:
+        """`--once` stopped for a wait the API asked for: say until when; exit 75."""
+        until = self.paused_until.isoformat(timespec="seconds") if self.paused_until else "?"
+        log.warning("worker_paused_by_api", until=until, exit_code=EXIT_TEMPFAIL)
+        return EXIT_TEMPFAIL  # jobs checkpointed in active/: run again after `until`
+
+    def _asked_to_wait(self, until: datetime) -> None:
+        """`--once`: the API asked for a wait above ENROLLER_MAX_RETRY_AFTER; stop now, the
+        jobs checkpoint (requests raise `ApiPaused` unsent) and the run exits 75."""
+        self.paused_until = until
+        self.stop.set()
 
     @contextlib.asynccontextmanager
     async def _joined_fleet(self) -> AsyncIterator[None]:

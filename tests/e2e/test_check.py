@@ -18,6 +18,7 @@ import pytest
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import DEMO_KEY, EmulatorHandle, running_emulator
+from tests.misbehaving import misbehaving, status_with
 from worker.commands.check import run_check
 from worker.config.settings import Settings
 
@@ -189,3 +190,11 @@ async def test_an_api_url_without_v1_gets_a_hint(
     assert key_line.endswith(
         f"; ENROLLER_API_URL must include the API's version: try {emulator.base_url}"
     )
+
+
+async def test_a_long_retry_after_is_reported_not_waited(root: Path) -> None:
+    # Issue 27 point 3: a one-shot command never waits the API's 999999 s; it says so.
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", r"/v1/user$", status_with(429, {"Retry-After": "999999"}, "later"))
+        code, text = await _check(_settings(proxy.base_url, root), [])
+    assert code == 1 and "the API asked to wait until" in text, text

@@ -168,7 +168,8 @@ async def test_timed_out_audio_create_is_outcome_unknown_and_not_retried() -> No
     async with running_emulator(latency_ms=600) as emu:
         async with make_client(emu.base_url, 100, timeout=0.2) as api:
             with pytest.raises(
-                OutcomeUnknown, match=r"outcome unknown \(timeout\): no answer within 0\.2 s"
+                OutcomeUnknown,
+                match=r"outcome unknown \(timeout\): no complete answer within 0\.2 s",
             ) as info:
                 await api.create_audio(OWNER, SPACE, alias="sha256:slow")
             assert info.value.kind == "timeout" and info.value.attempts == 1
@@ -202,7 +203,7 @@ async def test_timed_out_read_is_retried_then_outcome_unknown() -> None:
         make_client(emu.base_url, 100, timeout=0.1, max_retries=2) as api,
     ):
         with pytest.raises(
-            OutcomeUnknown, match=r"outcome unknown \(timeout\): no answer within 0\.1 s"
+            OutcomeUnknown, match=r"outcome unknown \(timeout\): no complete answer within 0\.1 s"
         ) as info:
             await api.get_identity(OWNER, SPACE, "x")
     assert info.value.attempts == 3 and api.governor.stats.retries == 2

@@ -22,6 +22,7 @@ from worker.api.auth import ApiKeyAuth, CredentialsAuth
 from worker.api.backoff import RetryPolicy
 from worker.api.client import ApiClient
 from worker.api.governor import Governor
+from worker.api.retry_rules import MAX_THROTTLES_PER_CALL
 from worker.api.transport import Answer as _Answer
 from worker.api.transport import Request, route_url
 from worker.config.settings import Settings
@@ -165,14 +166,22 @@ async def test_voiceprint_create_is_safe_only_with_a_handle() -> None:
 
 
 async def test_conflict_after_an_unknown_outcome_is_flagged() -> None:
-    script = Script(timeout(), fail(409, "voiceprint already computed"))
-    with pytest.raises(e.Conflict, match=r"HTTP 409: voiceprint already computed") as info:
-        await make(script).compute_voiceprint(OWNER, SPACE, "bob", "vp")
+    script = Script(timeout(), fail(409, "already added"))
+    with pytest.raises(e.Conflict, match=r"HTTP 409: already added") as info:
+        await make(script).add_audio_to_voiceprint(OWNER, SPACE, "bob", "vp", "a-1")
     assert info.value.after_unknown_outcome
     script = Script(fail(409, "already added"))
     with pytest.raises(e.Conflict, match=r"HTTP 409: already added") as info:
         await make(script).add_audio_to_voiceprint(OWNER, SPACE, "bob", "vp", "a-1")
     assert not info.value.after_unknown_outcome
+
+
+async def test_a_compute_whose_answer_is_lost_is_not_resent_blind() -> None:
+    # Issue 27 point 7: only a read says whether the billed call took effect.
+    script = Script(timeout(), fail(409, "voiceprint already computed"))
+    with pytest.raises(e.OutcomeUnknown, match=r"timeout"):
+        await make(script).compute_voiceprint(OWNER, SPACE, "bob", "vp")
+    assert len(script.sent) == 1
 
 
 async def test_permanent_errors_are_not_retried() -> None:
@@ -191,18 +200,45 @@ async def test_rate_limited_pauses_the_governor_and_resends_without_using_a_retr
     assert client.governor.stats.throttled == 1 and client.governor.stats.retries == 0
 
 
-async def test_throttling_is_waited_out_however_long_and_never_a_failure() -> None:
-    # 60 throttles, each longer than the whole retry time: still no failure, no retry used.
+async def test_throttling_is_waited_out_and_never_a_retry_up_to_its_own_bound() -> None:
+    # 49 throttles, each longer than the whole retry time: still no failure, no retry used.
     waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    script = Script(*[fail(429, "rate", {"Retry-After": "90"})] * 60, ok({"handle": "me"}))
+    n = MAX_THROTTLES_PER_CALL - 1
+    script = Script(*[fail(429, "rate", {"Retry-After": "90"})] * n, ok({"handle": "me"}))
     client = make(script, governor=Governor(10_000, 100, sleep=sleep), max_time=60, max_retries=0)
     assert (await client.get_user()).handle == "me"
-    assert len(script.sent) == 61 and client.governor.stats.throttled == 60
+    assert len(script.sent) == n + 1 and client.governor.stats.throttled == n
     assert client.governor.stats.retries == 0
+    # Issue 27 point 4: a call throttled without end gives up at the bound, loudly.
+    script = Script(*[fail(429, "rate", {"Retry-After": "1"})] * (MAX_THROTTLES_PER_CALL + 5))
+    client = make(script, governor=Governor(10_000, 100, sleep=sleep))
+    with pytest.raises(e.RateLimited):
+        await client.get_user()
+    assert len(script.sent) == MAX_THROTTLES_PER_CALL + 1
+
+
+async def test_an_unreadable_retry_after_spends_the_retry_budget() -> None:
+    script = Script(*[fail(429, "rate", {"Retry-After": "soon"})] * 10)
+    client = make(script, max_retries=3)
+    with pytest.raises(e.RateLimited):
+        await client.get_user()
+    assert len(script.sent) == 4 and client.governor.stats.retries == 3
+
+
+async def test_a_retry_after_above_the_bound_is_declared_once_as_a_pause() -> None:
+    async def sleep(seconds: float) -> None:
+        pass
+
+    told: list[object] = []
+    script = Script(*[fail(429, "rate", {"Retry-After": "999999"})] * 3, ok({"handle": "me"}))
+    client = make(script, governor=Governor(10_000, 100, sleep=sleep))
+    client.pause.listen(told.append)
+    assert (await client.get_user()).handle == "me"  # the service decides; the call waits
+    assert len(told) == 1 and client.pause.active() >= told[0]  # one pause, maybe moved later
 
 
 async def test_retry_after_as_an_http_date_pauses_until_then() -> None:

@@ -23,6 +23,7 @@ from worker.base.errors import (
     EnrollmentFailed,
     JobMustCheckpoint,
     JobMustFail,
+    JobMustWait,
     JobNoLongerHeld,
     WorkerMustStop,
 )
@@ -46,6 +47,8 @@ KNOWN = {
     "worker.config.keyfile.KeyFileProblem": WorkerMustStop,
     "worker.config.loading.InvalidSettings": WorkerMustStop,
     "worker.enrollment.driver.FatalApiError": WorkerMustStop,
+    "worker.enrollment.waiting.ApiAskedToWait": JobMustCheckpoint,
+    "worker.base.errors.JobMustWait": JobMustCheckpoint,
     "worker.journal.index.JournalIndexFailed": JobMustCheckpoint,
     "worker.journal.records.JournalCorrupt": JobMustFail,
     "worker.journal.writer.JournalWriteFailed": JobMustCheckpoint,
@@ -115,6 +118,8 @@ def test_the_boundary_gives_each_worker_exception_the_fate_of_its_kind(name: str
     cls = IN_TREE[name]
     [kind] = [kind for kind in KINDS if issubclass(cls, kind)]
     expected = Fate.HAND_OFF if issubclass(cls, JobNoLongerHeld) else FATE_OF_KIND[kind]
+    if issubclass(cls, JobMustWait):
+        expected = Fate.WAIT  # a checkpoint that is a clean stop (issue 27: the API said wait)
     assert fate(_bare(cls)) is expected
 
 

@@ -7,7 +7,7 @@ import pytest
 from worker.api import errors as e
 from worker.api.backoff import RetryPolicy
 from worker.api.retry_rules import (
-    UNREADABLE_WAIT_S,
+    MAX_THROTTLES_PER_CALL,
     Attempts,
     OutOfCredits,
     Retry,
@@ -15,6 +15,7 @@ from worker.api.retry_rules import (
     SignInAgain,
     Stop,
     Throttled,
+    WaitLong,
     next_step,
 )
 
@@ -55,10 +56,18 @@ CASES = [
      {}, OutOfCredits()),
     ("429 with Retry-After: wait that long", e.RateLimited("slow", retry_after=7.5), {},
      Throttled(7.5)),
-    ("429 with an unreadable Retry-After: the default wait", e.RateLimited("slow"), {},
-     Throttled(UNREADABLE_WAIT_S)),
-    ("429 with Retry-After however long, retries spent or not",
-     e.RateLimited("s", retry_after=900.0), {"so_far": SPENT}, Throttled(900.0)),
+    ("429 with an unreadable Retry-After: a retry like any other", e.RateLimited("slow"), {},
+     RetryIn(0.0, False)),
+    ("429 with an unreadable Retry-After, retries spent: stop loudly", e.RateLimited("slow"),
+     {"so_far": SPENT}, "gave_up"),
+    ("429 with Retry-After within the bound, retries spent or not",
+     e.RateLimited("s", retry_after=300.0), {"so_far": SPENT, "max_wait": 300.0},
+     Throttled(300.0)),
+    ("429 with Retry-After above the bound: a long wait, declared",
+     e.RateLimited("s", retry_after=999999.0), {"max_wait": 300.0}, WaitLong(999999.0)),
+    ("429 with Retry-After, the call throttled too often: stop loudly",
+     e.RateLimited("s", retry_after=1.0), {"so_far": Attempts(throttles=MAX_THROTTLES_PER_CALL)},
+     "gave_up"),
     ("5xx to a SAFE write: retry, may have taken effect", server(), {}, RetryIn(0.0, True)),
     ("5xx to a read: retry, nothing done", server("GET"), {"method": "GET"}, RetryIn(0.0, False)),
     ("5xx to an UNSAFE call: stop as an unknown outcome", server(), {"retry": Retry.UNSAFE},

@@ -9,16 +9,10 @@ from pathlib import Path
 import pytest
 
 from worker.cli import build_parser, main, masked_settings, settings_from_args
+from worker.config.described import key_file_warning, secret_settings, secret_values, url_settings
 from worker.config.keyfile import KeyFileProblem, read_key_file
 from worker.config.loading import InvalidSettings, load_settings
-from worker.config.settings import (
-    Settings,
-    check_url,
-    key_file_warning,
-    secret_settings,
-    secret_values,
-    url_settings,
-)
+from worker.config.settings import Settings, check_url
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,18 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
+from worker.api.checks import check_about
 from worker.api.inline import InlineAudioBody
 from worker.api.loop import RequestLoop
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Audio, AudioCreate
 from worker.audio.files import VerifiedUpload
+
+
+def facts(audio: Audio) -> dict[str, object]:
+    """What an audio answer says it is about (checks.py compares it with the question)."""
+    linked = audio.identity.handle if audio.identity is not None else None
+    return {"handle": audio.handle, "alias": audio.alias, "identity": linked}
 
 
 class AudiosApi:
@@ -53,7 +60,10 @@ class AudiosApi:
             file=InlineAudioBody(file, fields) if file is not None else None,
             retry=Retry.UNSAFE,
         )
-        return self._loop.parse(answer, Audio, "POST", route)
+        audio = self._loop.parse(answer, Audio, "POST", route)
+        asked = {"alias": alias, "identity": identity}
+        check_about(asked, facts(audio), method="POST", route=route)
+        return audio
 
     async def upload_audio_file(
         self, owner: str, space: str, audio: str, file: VerifiedUpload | Path
@@ -70,13 +80,16 @@ class AudiosApi:
         answer = await self._loop.call(
             "POST", route, path={"owner": owner, "space": space, "audio": audio}, file=file
         )
-        return self._loop.parse(answer, Audio, "POST", route)
+        got = self._loop.parse(answer, Audio, "POST", route)
+        check_about({"handle": audio}, facts(got), method="POST", route=route)
+        return got
 
     async def get_audio(self, owner: str, space: str, audio: str) -> Audio:
-        """Read an audio (SAFE)."""
-        return await self._loop.get(
-            "/spaces/{owner}/{space}/audios/{audio}", Audio, owner=owner, space=space, audio=audio
-        )
+        """Read an audio (SAFE); an answer about another one is an `InvalidResponse`."""
+        route = "/spaces/{owner}/{space}/audios/{audio}"
+        got = await self._loop.get(route, Audio, owner=owner, space=space, audio=audio)
+        check_about({"handle": audio}, facts(got), method="GET", route=route)
+        return got
 
     def list_audios(
         self,

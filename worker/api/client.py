@@ -13,8 +13,8 @@ query, headers, key, password or token.
 Retry rules, per operation (each method's docstring says which applies):
 
 - SAFE: repeating the request cannot do anything twice — reads, and writes the server answers
-  with 409 when they were already done (handle-keyed creates, add-audio, compute, the file
-  upload). Retried on 5xx, timeouts and connection errors, with full-jitter backoff bounded by
+  with 409 when they were already done (handle-keyed creates, add-audio, the file upload).
+  Retried on 5xx, timeouts and connection errors, with full-jitter backoff bounded by
   `RetryPolicy`. A 409 on a retry after an unknown outcome is flagged
   `Conflict.after_unknown_outcome`: most likely the earlier attempt's own effect.
 - UNSAFE: the server assigns the handle, so a repeat would create a second resource (audio
@@ -22,10 +22,17 @@ Retry rules, per operation (each method's docstring says which applies):
   was done answers 404 as if it had failed (a voiceprint's rename or delete). Retried only when
   the request certainly did not take effect (`NotSent`, 429); a timeout, reset or 5xx raises
   `OutcomeUnknown` at once so that the caller reconciles (e.g. searches the `sha256:` alias,
-  or reads the voiceprint under its old and new handles).
+  or reads the voiceprint under its old and new handles). Compute is sent the same way
+  although a repeat would answer 409: it is the billed call, and only a read of the voiceprint
+  says whether it took effect (the engine reads, then decides).
+- Never resent, SAFE or not: an answer that came but cannot be used (larger than
+  `max_response_bytes`, in an encoding not asked for, a redirect, about another resource).
 - Every call: 429 + Retry-After (seconds or an HTTP-date) pauses the whole governor until
-  then, however long, and the call is resent: throttling is never a failure and uses neither
-  `max_retries` nor `max_time`. A 429 without Retry-After is credits whatever its wording: it
+  then and the call is resent: throttling uses neither `max_retries` nor `max_time`, but a
+  call throttled `MAX_THROTTLES_PER_CALL` times gives up, a Retry-After above
+  `max_retry_after` is declared as a pause (pause.py: `run --once` checkpoints and exits 75),
+  and an unreadable one is a retry like any other, counted against `max_retries`. A 429
+  without Retry-After is credits whatever its wording: it
   marks the governor and is raised, and computes (and any route so refused) are refused
   locally from then on, until `credits_recheck`. A 401 in credentials mode signs in again
   once and resends.
@@ -46,6 +53,7 @@ from worker.api.backoff import RetryPolicy
 from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.identities import IdentitiesApi
 from worker.api.loop import AttemptHook, RequestLoop
+from worker.api.pause import ServerPause
 from worker.api.records import RecordsApi
 from worker.api.transport import AiohttpTransport, Transport
 from worker.api.voiceprints import VoiceprintsApi
@@ -71,6 +79,10 @@ class ApiClient:
         governor: Governor | None = None,
         transport: Transport | None = None,
         request_timeout: float = setting_default("request_timeout"),
+        max_response_bytes: int = setting_default("max_response_bytes"),
+        min_transfer_rate: float = setting_default("min_transfer_rate"),
+        max_list_pages: int = setting_default("max_list_pages"),
+        max_retry_after: float = setting_default("max_retry_after"),
         retry: RetryPolicy | None = None,
         rand: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
@@ -83,7 +95,10 @@ class ApiClient:
             transport
             if transport is not None
             else AiohttpTransport(
-                request_timeout=request_timeout, max_connections=self.governor.max_in_flight
+                request_timeout=request_timeout,
+                max_connections=self.governor.max_in_flight,
+                max_response_bytes=max_response_bytes,
+                min_transfer_rate=min_transfer_rate,
             )
         )
         self._compose(
@@ -95,6 +110,8 @@ class ApiClient:
                 retry=retry if retry is not None else RetryPolicy(),
                 rand=rand,
                 clock=clock,
+                max_pages=max_list_pages,
+                pause=ServerPause(max_retry_after),
             )
         )
 
@@ -103,6 +120,7 @@ class ApiClient:
         self.requests = loop
         self.auth = loop.auth
         self.outage = loop.outage  # is the API reachable (worker.api.outage)
+        self.pause = loop.pause  # a long wait the API asked for (pause.py)
         self.get_user = loop.user
         self.get_page = loop.get_page
         self.paginate = loop.paginate
@@ -173,6 +191,10 @@ class ApiClient:
             auth,
             governor=governor if governor is not None else Governor.from_settings(settings),
             request_timeout=settings.request_timeout,
+            max_response_bytes=settings.max_response_bytes,
+            min_transfer_rate=settings.min_transfer_rate,
+            max_list_pages=settings.max_list_pages,
+            max_retry_after=settings.max_retry_after,
             retry=RetryPolicy(max_retries=settings.max_retries, max_time=settings.retry_max_time),
         )
 

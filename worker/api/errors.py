@@ -227,6 +227,49 @@ class OutcomeUnknown(ApiError):
         return f"outcome unknown ({self.kind}{status}): {self.message}"
 
 
+# Kinds of `OutcomeUnknown` where an answer came but cannot be used; the same request sent
+# again would most likely get the same answer, so the loop does not resend it blind.
+UNUSABLE_KINDS = frozenset({"too_large", "unreadable", "redirect", "mismatch"})
+
+
+def redirect_error(
+    status: int, location: str | None, *, method: str = "", route: str = ""
+) -> OutcomeUnknown:
+    """A 3xx, never followed (the key must not go where we did not choose) and never parsed.
+
+    The target is named without its query or user part, which may hold secrets.
+    """
+    target = "nowhere"
+    if location:
+        target = location.split("?", 1)[0].split("#", 1)[0]
+        if "@" in target.split("//", 1)[-1].split("/", 1)[0]:
+            scheme, _, rest = target.partition("//")
+            target = f"{scheme}//{rest.split('@', 1)[1]}"
+        target = target[:200]
+    return OutcomeUnknown(
+        f"the API answered {status} (to {target}): check ENROLLER_API_URL",
+        kind="redirect",
+        status=status,
+        method=method,
+        route=route,
+    )
+
+
+class ApiPaused(ApiError):
+    """Not sent: the API asked every request to wait until `until` (a Retry-After above
+    `ENROLLER_MAX_RETRY_AFTER`), and this process does not wait that long (`run --once`).
+    Nothing was done; the work resumes from the journal on a later run."""
+
+    def __init__(self, until: datetime, *, method: str = "", route: str = "") -> None:
+        when = until.isoformat(timespec="seconds")
+        super().__init__(
+            f"the API asked to wait until {when} (above ENROLLER_MAX_RETRY_AFTER)",
+            method=method,
+            route=route,
+        )
+        self.until = until
+
+
 class InvalidResponse(ApiError):
     """A success status with a body that does not match the contract (a bug on one side)."""
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from worker.api.checks import check_about
 from worker.api.loop import RequestLoop
 from worker.api.schemas import Identity, IdentityCreate
 
@@ -29,17 +30,16 @@ class IdentitiesApi:
             path={"owner": owner, "space": space},
             json=IdentityCreate(handle=handle, alias=alias).to_wire(),
         )
-        return self._loop.parse(answer, Identity, "POST", route)
+        identity = self._loop.parse(answer, Identity, "POST", route)
+        check_about({"handle": handle}, {"handle": identity.handle}, method="POST", route=route)
+        return identity
 
     async def get_identity(self, owner: str, space: str, identity: str) -> Identity:
-        """Read an identity (SAFE); `NotFound` if absent."""
-        return await self._loop.get(
-            "/spaces/{owner}/{space}/identities/{identity}",
-            Identity,
-            owner=owner,
-            space=space,
-            identity=identity,
-        )
+        """Read an identity (SAFE); `NotFound` if absent; another one's is `InvalidResponse`."""
+        route = "/spaces/{owner}/{space}/identities/{identity}"
+        got = await self._loop.get(route, Identity, owner=owner, space=space, identity=identity)
+        check_about({"handle": identity}, {"handle": got.handle}, method="GET", route=route)
+        return got
 
     def list_identities(
         self,

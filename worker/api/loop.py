@@ -11,9 +11,9 @@ records.py do, each holding the loop).
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
 from typing import Any, TypeVar
 
 import anyio
@@ -30,11 +30,14 @@ from worker.api.errors import (
     NotSent,
     OutcomeUnknown,
     error_from_response,
+    redirect_error,
     server_message,
 )
 from worker.api.governor import Governor, RequestMeter, SendGate
 from worker.api.inline import InlineAudioBody
 from worker.api.outage import OutageTracker
+from worker.api.pages import walk
+from worker.api.pause import ServerPause
 from worker.api.retry_rules import Retry
 from worker.api.schemas import Credentials, Page, TokenResponse, User
 from worker.api.transport import (
@@ -47,6 +50,7 @@ from worker.api.transport import (
     route_url,
 )
 from worker.audio.files import VerifiedUpload
+from worker.config.settings import setting_default
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,12 +79,16 @@ class RequestLoop:
         retry: RetryPolicy,
         rand: Callable[[], float],
         clock: Callable[[], float],
+        max_pages: int = setting_default("max_list_pages"),
+        pause: ServerPause | None = None,
     ) -> None:
         self.base_url = base_url
+        self.pause = pause if pause is not None else ServerPause(setting_default("max_retry_after"))
         self.auth = auth
         self.transport = transport
         self.governor = governor
         self.retry = retry
+        self.max_pages = max_pages
         self.send_gate: SendGate | None = None  # a job's view passes its gate (`gated`)
         self.meter: RequestMeter | None = None  # a job's view counts its requests here
         self._rand = rand
@@ -120,11 +128,10 @@ class RequestLoop:
         """Send one operation until it succeeds or an error must go to the caller."""
         url, query = route_url(self.base_url, route, path or {}), query_params(params or {})
         unsigned = Request(method, url, route, None, json, query, file)
-        started = self._clock()
-        attempts = throttles = 0
-        so_far = rules.Attempts()
+        started, attempts, so_far = self._clock(), 0, rules.Attempts()
         credentials = auth and self.auth.credentials is not None
         while True:
+            self.pause.check(method=method, route=route)  # --once does not wait a long pause
             if compute or self.governor.billed(route):
                 self.governor.check_credits()
             token, generation = await self.auth.bearer(self._sign_in) if auth else (None, 0)
@@ -143,6 +150,7 @@ class RequestLoop:
                 so_far=so_far,
                 policy=self.retry,
                 jitter=self._rand,
+                max_wait=self.pause.max_wait,
             )
             match step:
                 case rules.SignInAgain():
@@ -151,10 +159,10 @@ class RequestLoop:
                 case rules.OutOfCredits():
                     self.governor.mark_credits_exhausted(error)
                     raise error
-                case rules.Throttled(wait=wait):
-                    throttles += 1
+                case rules.Throttled(wait=wait) | rules.WaitLong(wait=wait):
+                    so_far = replace(so_far, throttles=so_far.throttles + 1)
                     started += wait  # the wait is the server's, not a failure's
-                    self._throttled(wait, method, route, attempts, throttles)
+                    self._throttled(step, method, route, attempts, so_far.throttles)
                 case rules.RetryIn(delay=delay, unknown=unknown):
                     so_far = replace(
                         so_far,
@@ -166,9 +174,20 @@ class RequestLoop:
                     self._stop(final, gave_up, own_effect, method, route, status, attempts)
 
     def _throttled(
-        self, wait: float, method: str, route: str, attempts: int, throttles: int
+        self,
+        step: rules.Throttled | rules.WaitLong,
+        method: str,
+        route: str,
+        attempts: int,
+        throttles: int,
     ) -> None:
-        """Pause the whole governor for the server's wait; a long one is worth a warning."""
+        """Pause the whole governor for the server's wait; a long one is worth a warning, and
+        one above the bound is declared as a pause (`pause.py`: `run --once` stops for it)."""
+        wait = step.wait
+        if isinstance(step, rules.WaitLong):
+            self.pause.declare(wait, route=route)
+            if self.pause.stops_requests:
+                return  # not waited: the call raises `ApiPaused`, and so do the others
         self.governor.throttled(wait)
         log = self._log.warning if wait >= LONG_THROTTLE_S else self._log.info
         log(
@@ -223,6 +242,9 @@ class RequestLoop:
             self.outage.answered()
         if self._hooks:
             self._hooks[0](method, route, str(answer.status))
+        if 300 <= answer.status < 400:
+            location = answer.headers.get("Location")
+            return redirect_error(answer.status, location, method=method, route=route)
         if answer.status < 400:
             self.governor.succeeded()
             return answer
@@ -300,85 +322,15 @@ class RequestLoop:
             page_size=header_int(answer.headers, "Page-Size")
             or (asked_size if isinstance(asked_size, int) else None),
             item_total=header_int(answer.headers, "Item-Total"),
+            fingerprint=hashlib.blake2b(answer.body, digest_size=16).hexdigest(),
         )
 
-    async def paginate(
-        self,
-        route: str,
-        model: type[M],
-        path: Mapping[str, str],
-        *,
-        page_size: int = 50,
-        sort: str | None = None,
-        search: str | None = None,
-        after: datetime | None = None,
-        before: datetime | None = None,
-        read_ahead: int = 1,
-        first_page: int = 1,
-        on_page: Callable[[Page[M]], None] | None = None,
+    def paginate(
+        self, route: str, model: type[M], path: Mapping[str, str], **options: Any
     ) -> AsyncIterator[M]:
-        """Every item of a list, page after page, following `Page-Current` / `Page-Total`.
-
-        A page is read whole before its items are yielded, so stopping early holds no
-        connection. Items created while iterating may be missed or seen twice unless the list
-        is sorted by a creation time; reconcile code sorts by `createdAt`.
-
-        `read_ahead` > 1 fetches that many pages at once once page 1 has told the page total:
-        a long list then costs about pages / read_ahead round trips instead of one per page,
-        still paced by the governor, and at most `read_ahead` pages are held in memory. Only
-        safe for lists sorted so that new items land at the end (pages already counted do
-        not shift); without a page total it falls back to one page after another.
-
-        `first_page` > 1 goes on from there (the pages before were read earlier); `on_page`
-        is shown each page read, headers and all, before its items are yielded.
-        """
-        params: dict[str, Any] = {
-            "page-size": page_size,
-            "sort": sort,
-            "search": search,
-            "after": after,
-            "before": before,
-        }
-        page, last = first_page, None
-        while last is None:
-            result = await self.get_page(route, model, path, {**params, "page": page})
-            if on_page is not None:
-                on_page(result)
-            for item in result.items:
-                yield item
-            if result.is_last or not result.items:
-                return
-            page = result.page_current + 1
-            if read_ahead > 1:
-                last = result.page_total  # known: fetch the rest in windows below
-        while page <= last:
-            numbers = range(page, min(page + read_ahead, last + 1))
-            pages = await self._read_window(route, model, path, params, numbers)
-            for number in numbers:
-                if on_page is not None:
-                    on_page(pages[number])
-                for item in pages[number].items:
-                    yield item
-            page = numbers[-1] + 1
-
-    async def _read_window(
-        self,
-        route: str,
-        model: type[M],
-        path: Mapping[str, str],
-        params: Mapping[str, Any],
-        numbers: range,
-    ) -> dict[int, Page[M]]:
-        """The pages `numbers` of a list, read at once (each still paced by the governor)."""
-        pages: dict[int, Page[M]] = {}
-
-        async def fetch(number: int) -> None:
-            pages[number] = await self.get_page(route, model, path, {**params, "page": number})
-
-        async with anyio.create_task_group() as tg:
-            for number in numbers:
-                tg.start_soon(fetch, number)
-        return pages
+        """Every item of a list, page after page, inside the bounds of `pages.walk` (which
+        says what `options` are)."""
+        return walk(self, route, model, path, max_pages=self.max_pages, **options)
 
 
 def validation_summary(exc: ValidationError) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
+from worker.api.checks import check_about
 from worker.api.loop import RequestLoop
 from worker.api.schemas import Credits, Page, UsageRecord
 
@@ -22,7 +23,10 @@ class RecordsApi:
     async def get_credits(self, owner: str) -> Credits:
         """`GET /owners/{owner}/credits` (ours; the emulator serves it, the vendor documents
         no credits read, so a real service may answer 404). SAFE."""
-        return await self._loop.get("/owners/{owner}/credits", Credits, owner=owner)
+        route = "/owners/{owner}/credits"
+        credits = await self._loop.get(route, Credits, owner=owner)
+        check_about({"owner": owner}, {"owner": credits.owner}, method="GET", route=route)
+        return credits
 
     async def list_usage_records(
         self,
@@ -53,6 +57,7 @@ class RecordsApi:
             first_page=first_page,
             on_page=on_page,
         ):
+            check_record(owner, record, route)
             yield record
 
     async def usage_records_page(
@@ -61,10 +66,22 @@ class RecordsApi:
         """One page of an owner's usage records (see `list_usage_records`). SAFE."""
         route, path = await self._usage_route(owner)
         params = {"page": page, "page-size": page_size, "sort": sort, "after": after}
-        return await self._loop.get_page(route, UsageRecord, path, params)
+        got = await self._loop.get_page(route, UsageRecord, path, params)
+        for record in got.items:
+            check_record(owner, record, route)
+        return got
 
     async def _usage_route(self, owner: str) -> tuple[str, dict[str, str]]:
         me = await self._loop.user()
         if owner == me.handle:
             return "/user/records/voiceprint", {}
         return "/orgs/{org}/records/voiceprint", {"org": owner}
+
+
+def check_record(owner: str, record: UsageRecord, route: str) -> None:
+    """A usage record in an owner's list must bill that owner (a cached list of another
+    owner's would count computes that are not ours): checked where the record names it."""
+    named = [record.owner, record.space.owner if record.space is not None else None]
+    for who in named:
+        got = {"owner": who.handle if who is not None else None}
+        check_about({"owner": owner}, got, method="GET", route=route)

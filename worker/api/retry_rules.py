@@ -2,8 +2,9 @@
 
 Owns: the meaning of one failed attempt for the loop (api-contract.md §2 and §5, the retry
 rules of client.py's docstring): sign in again (401 in credentials mode, once), out of credits
-(429 without Retry-After), throttled (429 with it: wait however long, no retry spent), a 5xx
-to an UNSAFE call (an unknown outcome), retry with backoff (not sent; or SAFE and 5xx or
+(429 without Retry-After), throttled (429 with it: waited out up to a bound and a count, a
+longer one declared as a pause, an unreadable one a retry like any other), a 5xx to an UNSAFE
+call (an unknown outcome), retry with backoff (not sent; or SAFE and 5xx or
 unknown), and what a final error says (a 409 after an unknown outcome is likely our own
 effect; a transport give-up is logged). `next_step` puts them in that order. No I/O, no
 clock, no logging: the loop (loop.py) acts on the answer.
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from worker.api.backoff import RetryPolicy, next_delay
 from worker.api.errors import (
+    UNUSABLE_KINDS,
     ApiError,
     Conflict,
     CreditsExhausted,
@@ -27,8 +29,9 @@ from worker.api.errors import (
     Unauthorized,
 )
 
-# A 429 whose Retry-After cannot be read still asks us to wait: this long, then try again.
-UNREADABLE_WAIT_S = 1.0
+# 429s with a Retry-After one call may wait out: a server that throttles one call forever
+# must not keep its step going forever (the step then counts one failure).
+MAX_THROTTLES_PER_CALL = 50
 
 
 class Retry(enum.Enum):
@@ -56,6 +59,14 @@ class Throttled:
 
 
 @dataclass(frozen=True)
+class WaitLong:
+    """A Retry-After above `ENROLLER_MAX_RETRY_AFTER`: not obeyed blindly. The loop declares
+    the pause (`pause.ServerPause`: `run --once` checkpoints, a daemon shows it) and waits."""
+
+    wait: float
+
+
+@dataclass(frozen=True)
 class RetryIn:
     """Resend after `delay`; `unknown`: this attempt may have taken effect."""
 
@@ -73,14 +84,15 @@ class Stop:
     own_effect: bool = False
 
 
-Step = SignInAgain | OutOfCredits | Throttled | RetryIn | Stop
+Step = SignInAgain | OutOfCredits | Throttled | WaitLong | RetryIn | Stop
 
 
 @dataclass(frozen=True)
 class Attempts:
     """What the loop has done so far for one call."""
 
-    retries: int = 0  # resends spent on failures (throttling is not counted)
+    retries: int = 0  # resends spent on failures (and on unreadable Retry-After values)
+    throttles: int = 0  # 429s with a readable Retry-After waited out
     elapsed: float = 0.0  # seconds spent, throttle waits excluded
     renewed: bool = False  # signed in again already
     unknown_before: bool = False  # an earlier attempt may have taken effect
@@ -97,11 +109,29 @@ def out_of_credits(error: ApiError) -> bool:
     return isinstance(error, CreditsExhausted)
 
 
-def throttle_wait(error: ApiError) -> float | None:
-    """A 429 with Retry-After: how long to wait (a default when the header is unreadable)."""
+def throttle_step(
+    error: ApiError,
+    so_far: Attempts,
+    policy: RetryPolicy,
+    jitter: Callable[[], float],
+    max_wait: float,
+) -> Step | None:
+    """A 429 with Retry-After, or None for another error.
+
+    Readable: wait it out (`Throttled`), unless it is above `max_wait` (`WaitLong`) or this
+    call was throttled `MAX_THROTTLES_PER_CALL` times already (`Stop`). Unreadable: a retry
+    like any other, with backoff, counted against the call's retry budget.
+    """
     if not isinstance(error, RateLimited):
         return None
-    return error.retry_after if error.retry_after is not None else UNREADABLE_WAIT_S
+    if error.retry_after is None:
+        delay = next_delay(policy, so_far.retries, so_far.elapsed, jitter())
+        return RetryIn(delay, False) if delay is not None else Stop(error, gave_up=True)
+    if so_far.throttles >= MAX_THROTTLES_PER_CALL:
+        return Stop(error, gave_up=True)
+    if error.retry_after > max_wait:
+        return WaitLong(error.retry_after)
+    return Throttled(error.retry_after)
 
 
 def as_unknown_if_unsafe(error: ApiError, retry: Retry) -> ApiError:
@@ -119,7 +149,10 @@ def as_unknown_if_unsafe(error: ApiError, retry: Retry) -> ApiError:
 
 
 def retryable(error: ApiError, retry: Retry) -> bool:
-    """A request that never left may be resent whatever the call; anything else only if SAFE."""
+    """A request that never left may be resent whatever the call; anything else only if SAFE,
+    and never an answer that came but cannot be used (a redirect, too large, unreadable)."""
+    if isinstance(error, OutcomeUnknown) and error.kind in UNUSABLE_KINDS:
+        return False  # an answer came and cannot be used: the same one would come again
     return isinstance(error, NotSent) or (
         retry is Retry.SAFE and isinstance(error, ServerError | OutcomeUnknown)
     )
@@ -144,18 +177,20 @@ def next_step(
     so_far: Attempts,
     policy: RetryPolicy,
     jitter: Callable[[], float],
+    max_wait: float = float("inf"),
 ) -> Step:
     """What the loop does after the failed attempt `error`, reason by reason, in order.
 
     `credentials`: the call carries a token from a sign-in (not an API key, not the sign-in
-    itself). `jitter` is drawn only when a backoff delay is computed.
+    itself). `jitter` is drawn only when a backoff delay is computed. `max_wait`: the longest
+    Retry-After obeyed as it is (`ENROLLER_MAX_RETRY_AFTER`).
     """
     if signs_in_again(error, credentials=credentials, renewed=so_far.renewed):
         return SignInAgain()
     if out_of_credits(error):
         return OutOfCredits()
-    if (wait := throttle_wait(error)) is not None:
-        return Throttled(wait)
+    if (throttle := throttle_step(error, so_far, policy, jitter, max_wait)) is not None:
+        return throttle
     error = as_unknown_if_unsafe(error, retry)
     if retryable(error, retry):
         delay = next_delay(policy, so_far.retries, so_far.elapsed, jitter())

@@ -98,6 +98,18 @@ class VoiceprintState(StrEnum):
     COMPUTABLE = "computable"  # enough audio: compute may be called
     COMPUTED = "computed"  # final: audios can no longer change
 
+    @classmethod
+    def _missing_(cls, value: object) -> VoiceprintState | None:
+        """A state the contract does not name (`"processing"`) is kept as it is: the engine
+        reads it as "not settled yet" (api-contract.md §5), waits within the processing
+        timeout, and the report shows the value. Not an error by itself."""
+        if not isinstance(value, str) or not 0 < len(value) <= 40:
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = "UNKNOWN"
+        member._value_ = value
+        return member
+
 
 # --- resources ---------------------------------------------------------------------------------
 
@@ -299,6 +311,7 @@ class Page(BaseModel, Generic[T]):
     page_total: int | None = None
     page_size: int | None = None
     item_total: int | None = None
+    fingerprint: str | None = None  # a hash of the page's body: a repeated page is a loop
 
     @property
     def is_last(self) -> bool:

@@ -11,6 +11,7 @@ logs: errors name the route template, never the URL's query, the headers or the 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +21,18 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from worker.api.bodies import (
+    ACCEPT_ENCODING,
+    CHUNK_BYTES,
+    BodyTooLarge,
+    BodyUnreadable,
+    deadline,
+    read_bounded,
+)
 from worker.api.errors import ApiError, NotSent, OutcomeUnknown
 from worker.api.inline import InlineAudioBody
 from worker.audio.files import VerifiedUpload
+from worker.config.settings import setting_default
 
 OCTET_STREAM = "application/octet-stream"
 USER_AGENT = "voiceprint-enroller/0.1"
@@ -104,16 +114,32 @@ class AiohttpTransport:
     request holding an in-flight place never waits for a connection.
     """
 
-    def __init__(self, *, request_timeout: float = 30.0, max_connections: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        request_timeout: float = setting_default("request_timeout"),
+        max_connections: int = 64,
+        max_response_bytes: int = setting_default("max_response_bytes"),
+        min_transfer_rate: float = setting_default("min_transfer_rate"),
+    ) -> None:
         self.request_timeout = request_timeout
         self.max_connections = max_connections
+        self.max_response_bytes = max_response_bytes
+        self.min_transfer_rate = min_transfer_rate
         self._session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
+        # auto_decompress off: bodies.py inflates inside the cap (aiohttp would inflate a
+        # whole network chunk at once, a gzip bomb's 64 KiB becoming 64 MiB).
         self._session = aiohttp.ClientSession(
             connector=connector,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
+            auto_decompress=False,
         )
 
     async def aclose(self) -> None:
@@ -128,20 +154,33 @@ class AiohttpTransport:
         Content-Length preflight measured, so memory does not grow with the file; the chunks
         re-check the file's size and sha256 and abort the body if it changed (`VerifiedUpload`),
         which is the file's problem (`AudioUnreadable`), never an unknown outcome.
-        Uploads get per-read timeouts instead of a total, since a large file takes long.
+        Every request, uploads included, has a total deadline (`bodies.deadline`: the request
+        timeout plus the upload's size at the minimum transfer rate), answer included: a
+        trickle is a timeout, never a hang. The answer's body is read inside
+        `max_response_bytes` after decompression; a longer one is abandoned unread.
         """
         if self._session is None:
             raise RuntimeError("ApiClient is not open: use `async with ApiClient(...)`")
         file = request.file
         headers = {"Authorization": f"Bearer {request.token}"} if request.token is not None else {}
-        if file is not None:
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.request_timeout, sock_read=self.request_timeout
-            )
-        else:
-            timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        limit = deadline(
+            file.size if file is not None else 0,
+            request_timeout=self.request_timeout,
+            min_rate=self.min_transfer_rate,
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=limit, sock_connect=self.request_timeout, sock_read=self.request_timeout
+        )
         try:
-            return await self._exchange(self._session, request, headers, timeout)
+            async with asyncio.timeout(limit):
+                return await self._exchange(self._session, request, headers, timeout, limit)
+        except TimeoutError:
+            raise OutcomeUnknown(
+                f"no complete answer within {limit:g} s",
+                kind="timeout",
+                method=request.method,
+                route=request.route,
+            ) from None
         except ApiError:
             if file is not None and file.failure is not None:
                 raise file.failure from None  # the file, not the network, stopped it
@@ -153,6 +192,7 @@ class AiohttpTransport:
         request: Request,
         headers: dict[str, str],
         client_timeout: aiohttp.ClientTimeout,
+        limit: float,
     ) -> Answer:
         """The request itself; transport failures become NotSent/OutcomeUnknown."""
         method, route, file = request.method, request.route, request.file
@@ -175,15 +215,25 @@ class AiohttpTransport:
                 # choose; the contract has none, so one is an error answer, not followed.
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
+                if 300 <= response.status < 400:  # never followed, its body never read
+                    return Answer(response.status, response.headers, b"")
+                body = await read_bounded(
+                    response.content.iter_chunked(CHUNK_BYTES),
+                    response.headers,
+                    self.max_response_bytes,
+                )
                 return Answer(response.status, response.headers, body)
+        except BodyTooLarge as exc:
+            raise OutcomeUnknown(str(exc), kind="too_large", method=method, route=route) from None
+        except BodyUnreadable as exc:
+            raise OutcomeUnknown(str(exc), kind="unreadable", method=method, route=route) from None
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise NotSent(
                 describe(exc), method=method, route=route
             ) from None  # the cause may hold request info with headers: not chained
         except TimeoutError as exc:
             raise OutcomeUnknown(
-                f"no answer within {self.request_timeout:g} s ({describe(exc)})",
+                f"no complete answer within {limit:g} s ({describe(exc)})",
                 kind="timeout",
                 method=method,
                 route=route,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from worker.api.checks import check_about
+from worker.api.errors import InvalidResponse, OutcomeUnknown
 from worker.api.loop import RequestLoop
 from worker.api.retry_rules import Retry
 from worker.api.schemas import (
@@ -23,6 +25,16 @@ from worker.api.schemas import (
 )
 
 VOICEPRINT = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}"
+
+
+def facts(vp: Voiceprint) -> dict[str, object]:
+    """What a voiceprint answer says it is about (checks.py compares it with the question)."""
+    return {
+        "handle": vp.handle,
+        "identity": vp.identity.handle,
+        "model": vp.model,
+        "audios": vp.audios,
+    }
 
 
 class VoiceprintsApi:
@@ -68,13 +80,16 @@ class VoiceprintsApi:
             json=body,
             retry=Retry.SAFE if handle else Retry.UNSAFE,
         )
-        return self._loop.parse(answer, Voiceprint, "POST", route)
+        vp = self._loop.parse(answer, Voiceprint, "POST", route)
+        asked = {"handle": handle, "identity": identity, "model": model}
+        check_about(asked, facts(vp), method="POST", route=route)
+        return vp
 
     async def get_voiceprint(
         self, owner: str, space: str, identity: str, voiceprint: str
     ) -> Voiceprint:
-        """Read a voiceprint (SAFE)."""
-        return await self._loop.get(
+        """Read a voiceprint (SAFE); an answer about another one is an `InvalidResponse`."""
+        vp = await self._loop.get(
             VOICEPRINT,
             Voiceprint,
             owner=owner,
@@ -82,6 +97,10 @@ class VoiceprintsApi:
             identity=identity,
             voiceprint=voiceprint,
         )
+        check_about(
+            {"handle": voiceprint, "identity": identity}, facts(vp), method="GET", route=VOICEPRINT
+        )
+        return vp
 
     def list_identity_voiceprints(
         self, owner: str, space: str, identity: str, *, page_size: int = 50
@@ -118,7 +137,10 @@ class VoiceprintsApi:
         answer = await self._loop.call(
             "PATCH", VOICEPRINT, path=path, json=body, retry=Retry.UNSAFE
         )
-        return self._loop.parse(answer, Voiceprint, "PATCH", VOICEPRINT)
+        vp = self._loop.parse(answer, Voiceprint, "PATCH", VOICEPRINT)
+        asked = {"handle": handle or voiceprint, "identity": identity}
+        check_about(asked, facts(vp), method="PATCH", route=VOICEPRINT)
+        return vp
 
     async def delete_voiceprint(
         self, owner: str, space: str, identity: str, voiceprint: str
@@ -153,17 +175,40 @@ class VoiceprintsApi:
         route = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}/audios/{audio}"
         path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
         answer = await self._loop.call("POST", route, path={**path, "audio": audio})
-        return self._loop.parse(answer, Voiceprint, "POST", route)
+        vp = self._loop.parse(answer, Voiceprint, "POST", route)
+        check_about(
+            {"handle": voiceprint, "identity": identity}, facts(vp), method="POST", route=route
+        )
+        return vp
 
     async def compute_voiceprint(
-        self, owner: str, space: str, identity: str, voiceprint: str
+        self,
+        owner: str,
+        space: str,
+        identity: str,
+        voiceprint: str,
+        *,
+        model: str | None = None,
+        audios: int | None = None,
     ) -> Voiceprint:
         """Compute a `computable` voiceprint: the billed, irreversible step.
 
-        SAFE: computed once, a repeat answers `Conflict` (GET it). Refused locally with
-        `CreditsExhausted(sent=False)` while the governor is in the credits-exhausted state.
+        Sent once: a timeout, a lost or unusable answer raises `OutcomeUnknown` without a
+        resend, because only a read of the voiceprint says whether the billed call took effect
+        (a repeat would answer `Conflict` at best). An answer about another voiceprint, or
+        with another `model` or `audios` count than given, is an `OutcomeUnknown` too, never
+        a validation. Refused locally with `CreditsExhausted(sent=False)` while the governor is
+        in the credits-exhausted state.
         """
         route = "/spaces/{owner}/{space}/voiceprints/{identity}/{voiceprint}:compute"
         path = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
-        answer = await self._loop.call("POST", route, path=path, compute=True)
-        return self._loop.parse(answer, Voiceprint, "POST", route)
+        answer = await self._loop.call("POST", route, path=path, compute=True, retry=Retry.UNSAFE)
+        try:
+            vp = self._loop.parse(answer, Voiceprint, "POST", route)
+        except InvalidResponse as exc:  # a 200 that says nothing usable: the effect is unknown
+            raise OutcomeUnknown(
+                exc.message, kind="unreadable", method="POST", route=route
+            ) from None
+        asked = {"handle": voiceprint, "identity": identity, "model": model, "audios": audios}
+        check_about(asked, facts(vp), method="POST", route=route)
+        return vp

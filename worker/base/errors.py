@@ -63,6 +63,14 @@ class JobMustCheckpoint(EnrollerError):
     """
 
 
+class JobMustWait(JobMustCheckpoint):
+    """Stop this job now and keep its journal, because the work must wait, not because of a
+    fault: the API asked for a longer wait than the operator allows (`ApiAskedToWait`, under
+    `run --once`). The boundary releases the lease and records a clean stop (not a start that
+    did not end), so waiting never counts towards `max_job_starts`.
+    """
+
+
 class JobNoLongerHeld(JobMustCheckpoint):
     """The job is not this worker's any more: stop at once, write nothing to it, release nothing.
 

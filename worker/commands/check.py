@@ -31,7 +31,8 @@ from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
 from worker.commands.plan import plan_paths
 from worker.commands.plan_models import PlanResult
-from worker.config.settings import Settings, api_url_version_hint
+from worker.config.described import api_url_version_hint
+from worker.config.settings import Settings
 from worker.manifest.models import ManifestDefaults, Problem
 
 # A check is a quick look, not a run: fail fast instead of the worker's patient retries.
@@ -252,6 +253,7 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
         update={"max_retries": CHECK_MAX_RETRIES, "retry_max_time": CHECK_RETRY_MAX_TIME}
     )
     async with ApiClient.from_settings(quick) as client:
+        client.pause.stops_requests = True  # a one-shot command never waits days: it says so
         key, user = await _check_key(client, settings.api_url)
         result.findings.append(key)
         if user is None:

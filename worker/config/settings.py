@@ -19,7 +19,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -33,8 +33,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.base.masking import mask_url_userinfo, url_secrets
-from worker.config.keyfile import read_key_file, too_open_warning
+from worker.config.keyfile import read_key_file
 
 # What happens to a customer already enrolled (README "Customers already enrolled").
 Existing = Literal["conflict", "skip", "overwrite"]
@@ -101,7 +100,33 @@ class Settings(BaseSettings):
     request_timeout: float = Field(
         30.0,
         gt=0,
-        description="Seconds one request may take (uploads: per read/write, not in total).",
+        description="Seconds one request may take in total, its answer included; an upload "
+        "gets this plus its size at min_transfer_rate.",
+    )
+    min_transfer_rate: float = Field(
+        64 * 1024,
+        gt=0,
+        description="Bytes per second an upload may not fall below: its deadline is "
+        "request_timeout plus its size at this rate, so a stalled one is a timeout, not a hang.",
+    )
+    max_response_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="Largest answer body read, counted after decompression; a longer one is "
+        "abandoned ('answer larger than N bytes'), an unknown outcome for a write.",
+    )
+    max_retry_after: float = Field(
+        300.0,
+        gt=0,
+        description="Longest Retry-After obeyed as it is. A longer one pauses the work: "
+        "run --once checkpoints its jobs and exits 75 (EX_TEMPFAIL) saying until when; the "
+        "service waits, and shows it (status, /healthz, metrics, one log line per pause).",
+    )
+    max_list_pages: int = Field(
+        10_000,
+        ge=1,
+        description="Pages one list read may take at most (fewer where Page-Total or "
+        "Item-Total justify fewer); a list that goes on is refused as not ending.",
     )
     max_retries: int = Field(
         6,
@@ -314,34 +339,6 @@ def url_marker(name: str) -> UrlSetting | None:
     return next((m for m in field.metadata if isinstance(m, UrlSetting)), None)
 
 
-def url_settings() -> list[str]:
-    """Settings that hold a URL, whose user-info is masked wherever they are shown."""
-    return [n for n in Settings.model_fields if n.endswith("_url") or url_marker(n) is not None]
-
-
-def secret_settings() -> list[str]:
-    """Settings that are secrets: taken from the environment, `.env` or a file, never a flag."""
-    return [
-        name
-        for name, field in Settings.model_fields.items()
-        if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
-    ]
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret the process holds, for the log redactor: keys, passwords, URL user-info."""
-    out = [
-        value.get_secret_value()
-        for name in secret_settings()
-        if isinstance(value := getattr(settings, name), SecretStr)
-    ]
-    for name in url_settings():
-        value = getattr(settings, name)
-        if isinstance(value, str):
-            out.extend(url_secrets(value))
-    return [s for s in out if s]
-
-
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
@@ -364,21 +361,3 @@ def check_url(value: str, schemes: tuple[str, ...]) -> None:
         return  # a Unix socket: unix:///run/redis.sock names a path, no host
     if scheme not in schemes or not parts.hostname:
         raise PydanticCustomError("url", rule)
-
-
-def key_file_warning(settings: Settings) -> str | None:
-    """The warning (as ssh gives) when the key file can be read by group or others."""
-    if settings.api_key_file is None or settings.key_file_mode is None:
-        return None
-    return too_open_warning(settings.api_key_file, settings.key_file_mode)
-
-
-def api_url_version_hint(api_url: str) -> str:
-    """Why a 404 on `GET /user` may be the URL's fault: the API lives under `/v1`, and a URL
-    without it reaches the server but no route (the user saw a bare "FAIL key: 404"). "" when
-    the URL already ends with `/v1`."""
-    path = urlsplit(api_url).path.rstrip("/")
-    if path.endswith("/v1"):
-        return ""
-    fixed = mask_url_userinfo(api_url.rstrip("/") + "/v1")
-    return f"; {env_name('api_url')} must include the API's version: try {fixed}"

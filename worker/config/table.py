@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.config.settings import Settings, env_name, flag_name, secret_settings
+from worker.config.described import secret_settings
+from worker.config.settings import Settings, env_name, flag_name
 
 _DEFAULT_SHOWN = {"worker_id": "`<hostname>:<pid>`", "audio_root": "`<queue_dir>/audio`"}
 

@@ -18,9 +18,11 @@ from worker.enrollment.observe import (
     SawAudio,
     SawVoiceprint,
     SawVoiceprintAudios,
+    Transient,
     Validated,
 )
-from worker.enrollment.view import ABSENT, Absent, AudioSeen, VoiceprintSeen
+from worker.enrollment.view import ABSENT, Absent, AudioSeen, Plan, VoiceprintSeen
+from worker.journal.records import Step
 
 Explained = tuple[str, list[Observation]]
 
@@ -88,6 +90,39 @@ def after_compute(voiceprint: VoiceprintSeen | Absent, *, ours: bool) -> Explain
         # Computable and still refused: a compute is in progress (ours, or someone else's).
         return "a compute is in progress", [ComputeAccepted(ours=ours), SawVoiceprint(voiceprint)]
     return "not computable", [SawVoiceprint(voiceprint)]
+
+
+def compute_expects(plan: Plan) -> dict[str, str | int]:
+    """What a compute's answer must show to be about this enrollment's voiceprint: the
+    manifest's model and audio count (the client refuses another as an unknown outcome)."""
+    return {"model": plan.model, "audios": len(plan.shas)}
+
+
+def after_unknown_compute(voiceprint: VoiceprintSeen | Absent, reason: str) -> Explained:
+    """A compute of ours got no usable answer (lost, timed out, too large, redirected,
+    unreadable, about another voiceprint); `voiceprint` is read right after, before anything
+    else is sent for it (api-contract.md §5: a billed call is settled by reading, never by
+    sending it again blind). Computed: ours took effect (we hold the identity's lock), and
+    the read validates it. A state the contract does not name is "not settled yet": waited
+    for as a compute in progress. Otherwise it did not happen (yet): a transient failure of the
+    compute step, so the rules may compute again (a compute still in progress answers 409,
+    explained by `after_compute`), at most as often as any step is tried."""
+    if voiceprint == ABSENT:
+        return "the voiceprint is gone", [SawVoiceprint(ABSENT)]
+    if voiceprint.state == "computed":
+        return "the compute took effect (read after its answer was lost)", [
+            ComputeAccepted(ours=True),
+            Validated(voiceprint, by="read after unknown outcome"),
+        ]
+    if voiceprint.state not in ("computable", "notComputable"):  # a state the contract lacks
+        return f"not settled yet ({voiceprint.state})", [
+            ComputeAccepted(ours=True),
+            SawVoiceprint(voiceprint),
+        ]
+    return f"the compute did not take effect ({voiceprint.state})", [
+        SawVoiceprint(voiceprint),
+        Transient(Step.COMPUTE, reason),
+    ]
 
 
 def compute_may_be_ours(*, after_unknown_outcome: bool, sent_before: bool) -> bool:

@@ -67,6 +67,7 @@ from worker.enrollment.rules import decide
 from worker.enrollment.swap import Swap, VoiceprintEdits, edits_of
 from worker.enrollment.task import EnrollmentTask
 from worker.enrollment.view import ABSENT, AddNotFound, AudioSeen, Done, Limits, View
+from worker.enrollment.waiting import ApiAskedToWait
 from worker.journal.records import Computed as ComputedRecord
 from worker.journal.records import (
     ComputeIntent,
@@ -194,6 +195,8 @@ class EnrollmentDriver:
             return self._heard(action, exc)
 
     def _heard(self, action: Action, exc: errors.ApiError | AudioUnreadable) -> list[Observation]:
+        if isinstance(exc, errors.ApiPaused):
+            raise ApiAskedToWait(str(exc)) from None  # the job checkpoints; nothing failed
         sha = getattr(action, "sha", None)
         name = self.audio.file_name(sha) if sha is not None else ""
         said = meaning(action, exc, identity=self.task.identity, file_name=name)
@@ -311,7 +314,14 @@ class EnrollmentDriver:
         sent_before = self._compute_sent
         self._compute_sent = True
         try:
-            vp = await self.client.compute_voiceprint(t.owner, t.space, t.identity, t.voiceprint)
+            vp = await self.client.compute_voiceprint(
+                t.owner, t.space, t.identity, t.voiceprint, **collisions.compute_expects(t.plan)
+            )
+        except errors.OutcomeUnknown as exc:  # read, then decide: never resent blind
+            explained_ = collisions.after_unknown_compute(await self.reads.voiceprint(), str(exc))
+            if collisions.ours_took_effect(explained_[1]):
+                await self._record_compute()
+            return explained(Step.COMPUTE, explained_)
         except errors.Conflict as exc:
             ours = collisions.compute_may_be_ours(
                 after_unknown_outcome=exc.after_unknown_outcome, sent_before=sent_before

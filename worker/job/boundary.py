@@ -27,8 +27,15 @@ import structlog
 
 from worker.api.governor import RequestMeter
 from worker.base.crashpoints import crash_point
-from worker.base.errors import EnrollerError, JobMustCheckpoint, JobNoLongerHeld, WorkerMustStop
+from worker.base.errors import (
+    EnrollerError,
+    JobMustCheckpoint,
+    JobMustWait,
+    JobNoLongerHeld,
+    WorkerMustStop,
+)
 from worker.base.log import REDACTOR
+from worker.base.text import safe_text
 from worker.job.run import JobContext, JobResult, work
 from worker.job.starts import JobError, StartCounter, crashed_too_often, poison_reason
 from worker.manifest.models import Problem
@@ -46,7 +53,7 @@ async def run_job(job: ClaimedJob, ctx: JobContext) -> JobResult:
     jobs nor the process can be taken down by one manifest.
     """
     with structlog.contextvars.bound_contextvars(job_id=job.job_id):
-        result = JobResult(job_id=job.job_id, manifest=job.name)
+        result = JobResult(job_id=job.job_id, manifest=safe_text(job.name))
         counter = StartCounter(job.starts_path)
         release = True  # whether this run still holds a lease to give back at the end
         try:
@@ -94,6 +101,7 @@ class Fate(enum.Enum):
     HAND_OFF = "hand_off"  # not ours any more: touch nothing, release nothing
     STOP_WORKER = "stop_worker"  # checkpoint it, then the service stops
     CHECKPOINT = "checkpoint"  # keep the journal, release the lease; a later start resumes
+    WAIT = "wait"  # the same, as a clean stop: the API asked to wait (not a fault)
     FAIL = "fail"  # manifest to failed/ with error.json
 
 
@@ -109,6 +117,8 @@ def fate(exc: Exception) -> Fate:
     """
     if isinstance(exc, JobNoLongerHeld):
         return Fate.HAND_OFF
+    if isinstance(exc, JobMustWait):
+        return Fate.WAIT
     if isinstance(exc, WorkerMustStop):
         return Fate.STOP_WORKER
     if isinstance(exc, JobMustCheckpoint):
@@ -130,6 +140,10 @@ async def _stopped(
         case Fate.STOP_WORKER:
             result.fatal = str(exc)  # e.g. credentials revoked: the service stops everything
             log.error("job_stopped_fatal", reason=str(exc))
+            return True
+        case Fate.WAIT:
+            log.warning("job_checkpointed_api_wait", reason=str(exc))
+            await anyio.to_thread.run_sync(counter.clean_stop)
             return True
         case Fate.CHECKPOINT:
             # The disk refused the journal, its index or a report: checkpoint (the journal
@@ -153,7 +167,7 @@ async def _fail_job(
     """Move the manifest to failed/ with its error file; returns whether to release instead."""
     result.failed_manifest = True
     result.problems = [reason]
-    problem = Problem(file=job.name, reason=reason)
+    problem = Problem(file=safe_text(job.name), reason=reason)
     try:
         await ctx.queue.fail(
             job,

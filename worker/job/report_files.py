@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from worker.api.governor import RequestMeter
 from worker.base.fsutil import atomic_writer
+from worker.base.text import safe_text
 from worker.job.input import JobInput
 from worker.job.report import ReportSummary, ReportWriter, UsageCheck, write_report_json
 from worker.journal.index import JournalIndex
@@ -55,7 +56,7 @@ async def write_reports(
         counts = index.counts()
         summary = ReportSummary(
             job_id=job.job_id,
-            manifest=job.name,
+            manifest=safe_text(job.name),  # a name from a Windows share may not be UTF-8
             manifest_sha256=job.sha256,
             started_at=started_at,
             finished_at=datetime.now(UTC),

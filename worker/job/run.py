@@ -29,6 +29,7 @@ from worker.api.client import ApiClient
 from worker.audio.derive import WORK_DIR_NAME
 from worker.base.crashpoints import crash_point
 from worker.base.fsutil import atomic_write_json
+from worker.base.text import safe_text
 from worker.config.settings import Settings
 from worker.enrollment.driver import EnrollmentDriver
 from worker.enrollment.locks import EnrollmentLocks
@@ -211,7 +212,7 @@ async def _begin(
             message=f"resuming {job.job_id} at {progress.done} of {total} enrollments "
             f"({len(state.memory)} under way, {sent} audios already sent)",
         )
-    log.info("job_started", manifest=job.name, enrollments=total, resumed=progress.done)
+    log.info("job_started", manifest=safe_text(job.name), enrollments=total, resumed=progress.done)
     if ctx.observer is not None:
         ctx.observer.job_started(job.job_id, job.name, progress)
     return started

@@ -27,6 +27,7 @@ import structlog
 from worker.api import errors
 from worker.api.client import ApiClient
 from worker.api.schemas import Page, UsageRecord
+from worker.enrollment.waiting import ApiAskedToWait
 from worker.job.report import UsageCheck
 from worker.journal.index import JournalIndex
 
@@ -165,6 +166,8 @@ async def check_usage(
                 await anyio.to_thread.run_sync(index.forget_usage, owner)
             if first == 1 or not await _went_on(client, index, owner, started_at, first):
                 await _read_list(client, index, owner, started_at, 1)
+    except errors.ApiPaused as exc:  # run --once: the job checkpoints, the check runs later
+        raise ApiAskedToWait(str(exc)) from None
     except errors.ApiError as exc:
         found = await anyio.to_thread.run_sync(index.usage_found)
         return UsageCheck(expected=expected, found=found, error=str(exc))

@@ -64,7 +64,7 @@ class _Record(BaseModel):
 class JobStarted(_Record):
     kind: Literal["job_started"] = "job_started"
     job_id: str
-    manifest: SafeStr  # a file name need not be UTF-8 (os.listdir gives surrogate escapes)
+    manifest: SafeStr  # a file name from a Windows share may not be UTF-8
     manifest_sha256: str
     enrollments: int
 

@@ -75,12 +75,14 @@ async def heartbeat_forever(
     settings: Settings,
     state: Callable[[], tuple[str, int]],
     api: Callable[[], dict[str, Any]] | None = None,
+    extra: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
     """Write the heartbeat now and every `heartbeat_interval` s; remove it when cancelled.
 
-    `state()` returns `(state, jobs_running)`, `api()` the API's state. A write that fails
-    (full disk) is logged and retried next time: the healthcheck will then report the stale
-    heartbeat, which is the point.
+    `state()` returns `(state, jobs_running)`, `api()` the API's state, `extra()` fields to add
+    (a pause the API asked for, which `enroller status` shows). A write that fails (full disk)
+    is logged and retried next time: the healthcheck will then report the stale heartbeat,
+    which is the point.
     """
     path = heartbeat_path(settings.queue_dir)
     started = time.time()
@@ -89,6 +91,8 @@ async def heartbeat_forever(
         while True:
             name, jobs = state()
             doc = heartbeat_document(settings, name, jobs, started, api() if api else None)
+            if extra is not None:
+                doc.update(extra())
             try:
                 await anyio.to_thread.run_sync(_write, path, doc)
             except OSError as exc:

@@ -31,6 +31,7 @@ from worker.journal.records import Outcome
 
 if TYPE_CHECKING:
     from worker.api.governor import Governor
+    from worker.api.pause import ServerPause
     from worker.job.run import JobResult
 
 log = structlog.get_logger(__name__)
@@ -93,6 +94,22 @@ class GovernorCollector:
         )
 
 
+class PauseCollector:
+    """The end of a wait the API asked for above ENROLLER_MAX_RETRY_AFTER, as a Unix time."""
+
+    def __init__(self, pause: ServerPause) -> None:
+        self._pause = pause
+
+    def collect(self) -> Iterable[Metric]:
+        until = self._pause.active()
+        yield GaugeMetricFamily(
+            "enroller_api_paused_until_seconds",
+            "Unix time until which the API asked to wait (above ENROLLER_MAX_RETRY_AFTER); "
+            "0 when no such pause is in progress.",
+            value=until.timestamp() if until is not None else 0.0,
+        )
+
+
 class QueueCollector:
     """Files per queue folder (the queue depth), counted as `enroller status` counts them."""
 
@@ -144,6 +161,9 @@ class Metrics:
 
     def watch_governor(self, governor: Governor) -> None:
         self.registry.register(GovernorCollector(governor))
+
+    def watch_pause(self, pause: ServerPause) -> None:
+        self.registry.register(PauseCollector(pause))
 
     def watch_queue(self, counts: Callable[[], Mapping[str, int]]) -> None:
         self.registry.register(QueueCollector(counts))

@@ -9,6 +9,7 @@ observer the service is given), so a failure here can never change what is enrol
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,6 +27,7 @@ from worker.ops.status import gather
 
 if TYPE_CHECKING:
     from worker.api.client import ApiClient
+    from worker.api.pause import ServerPause
     from worker.job.run import JobObserver, JobResult
 
 log = structlog.get_logger(__name__)
@@ -71,6 +73,13 @@ def wants_progress_bar(settings: Settings) -> bool:
     return sys.stderr.isatty() and not use_json_logs(settings.log_format)
 
 
+def api_pause_fields(pause: ServerPause) -> dict[str, Any]:
+    """A wait the API asked for above ENROLLER_MAX_RETRY_AFTER, while it lasts (heartbeat,
+    /healthz)."""
+    until = pause.active()
+    return {"api_paused_until": until.isoformat(timespec="seconds")} if until else {}
+
+
 @asynccontextmanager
 async def operations(
     settings: Settings,
@@ -85,6 +94,7 @@ async def operations(
     """
     metrics = Metrics()
     metrics.watch_governor(client.governor)
+    metrics.watch_pause(client.pause)
     metrics.watch_queue(lambda: gather(settings)["counts"])
     client.on_attempt = metrics.on_attempt
     observers: list[Any] = [metrics]
@@ -100,6 +110,8 @@ async def operations(
     def state() -> tuple[str, int]:
         return ("stopping" if stopping() else "running", metrics.running)
 
+    paused = functools.partial(api_pause_fields, client.pause)
+
     def health() -> dict[str, Any]:
         name, jobs = state()
         api = api_state(client)
@@ -108,6 +120,7 @@ async def operations(
             "worker_id": settings.worker_id,
             "jobs_running": jobs,
             "api": api,
+            **paused(),
         }
         shared = client.governor.shared
         if shared is not None:  # fleet mode: say when this worker paces alone (Redis gone)
@@ -115,7 +128,7 @@ async def operations(
         return doc
 
     async with anyio.create_task_group() as tg:
-        tg.start_soon(heartbeat_forever, settings, state, lambda: api_state(client))
+        tg.start_soon(heartbeat_forever, settings, state, lambda: api_state(client), paused)
         if settings.metrics_port:
             await tg.start(
                 serve_metrics, metrics, settings.metrics_host, settings.metrics_port, health

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.config.settings import Settings
+from worker.ops.health import heartbeat_dir, read_heartbeats
 from worker.ops.overview import api_view, job_pace, recent_jobs, workers
 from worker.queue.lease import read_lease
 from worker.queue.paths import FOLDERS, MANIFEST_DIR, PROGRESS_NAME, STAGING_PREFIX, QueuePaths
@@ -112,6 +113,7 @@ def gather(settings: Settings, now: float | None = None) -> dict[str, Any]:
         "claiming": claiming,
         "lease_ttl": settings.lease_ttl,
         "active": jobs,
+        "api_paused": api_pauses(settings.queue_dir),
     }
 
 
@@ -127,6 +129,15 @@ def gather_status(settings: Settings, now: float | None = None) -> dict[str, Any
     return doc
 
 
+def api_pauses(queue_dir: Path) -> list[dict[str, str]]:
+    """Workers whose heartbeat says the API asked them to wait (ENROLLER_MAX_RETRY_AFTER)."""
+    return [
+        {"worker_id": str(beat.get("worker_id")), "until": str(beat["api_paused_until"])}
+        for beat in read_heartbeats(heartbeat_dir(queue_dir))
+        if beat.get("api_paused_until")
+    ]
+
+
 def render_text(doc: dict[str, Any]) -> str:
     """Human-readable status: workers and the API, counts, active jobs, the last finished."""
     lines = [f"queue {doc['queue_dir']}" + ("" if doc["exists"] else " (does not exist)")]
@@ -134,6 +145,11 @@ def render_text(doc: dict[str, Any]) -> str:
     lines.append("  ".join(f"{k}: {v}" for k, v in doc["counts"].items()))
     if doc["claiming"]:
         lines.append(f"claims being settled: {doc['claiming']}")
+    for pause in doc.get("api_paused", []):
+        lines.append(
+            f"worker {pause['worker_id']}: the API asked to wait until {pause['until']} "
+            "(above ENROLLER_MAX_RETRY_AFTER); its jobs wait"
+        )
     if not doc["active"]:
         lines.append("no active jobs")
     else:
