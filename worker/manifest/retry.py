@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,19 +56,25 @@ def enrollment_json(enrollment: Enrollment, audio_root: Path) -> dict[str, Any]:
     return out
 
 
+RetryEntry = Enrollment | Mapping[str, Any]
+
+
 def write_retry_manifest(
-    out: TextWriter, enrollments: Iterable[Enrollment], audio_root: Path, comment: str | None
+    out: TextWriter, enrollments: Iterable[RetryEntry], audio_root: Path, comment: str | None
 ) -> None:
     """A JSON job manifest of `enrollments`, written as they come (flat memory for any count).
 
     Every value is written out, so the file means the same under another worker's defaults;
-    audio paths are relative to `audio_root`, so it can be dropped back into `inbox/`.
+    audio paths are relative to `audio_root`, so it can be dropped back into `inbox/`. An entry
+    that is not an `Enrollment` is an enrollment already in the JSON format (one the parser
+    rejected, as written: `RejectedEnrollment.given`), written as it is, for the operator to fix.
     """
     doc = StreamedObject(out, indented=True)
     if comment is not None:
         doc.value("comment", comment)
     doc.array("enrollments")
-    for enrollment in enrollments:
-        doc.add_json(json.dumps(enrollment_json(enrollment, audio_root), ensure_ascii=False))
+    for entry in enrollments:
+        values = enrollment_json(entry, audio_root) if isinstance(entry, Enrollment) else entry
+        doc.add_json(json.dumps(values, ensure_ascii=False))
     doc.close()
     out.write("\n")
