@@ -159,11 +159,10 @@ async def test_an_endpoint_that_does_not_answer_fails_the_enrollment_not_the_run
         drop(queue, "silent.json", {"identity": "c1", "audios": [f"s3://{BUCKET}/x.wav"]})
         settings = make_settings(queue, emulator.base_url, s3_attempts=2, s3_timeout=0.5)
         assert await run_once(settings) == 1
-    # Nothing could run, so the manifest goes to failed/ with the reason, as a bad file would.
-    [error] = (queue / "failed").glob("silent-*.error.json")
-    [problem] = json.loads(error.read_text())["problems"]
-    assert problem["reason"].startswith("the S3 endpoint http://127.0.0.1:")
-    assert problem["reason"].endswith("did not answer in time (2 attempts)")
+    [row] = report_of(queue, "silent")["enrollments"]
+    assert row["outcome"] == "failed" and row["error"]["step"] == "preflight"
+    assert "the S3 endpoint http://127.0.0.1:" in row["error"]["reason"]
+    assert row["error"]["reason"].endswith("did not answer in time (2 attempts)")
 
 
 async def test_debug_logs_carry_no_aws_credential(
