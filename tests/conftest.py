@@ -10,6 +10,7 @@ import structlog
 
 import tests.fuzzing  # noqa: F401  # registers and loads the Hypothesis profile first
 from tests.emulator_harness import EmulatorHandle, running_emulator
+from tests.s3_harness import s3_server  # noqa: F401  # one SeaweedFS for the whole session
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -205,6 +205,7 @@ def _cmd_submit(args: argparse.Namespace, settings: Settings) -> int:
         validate=args.validate,
         as_json=args.json,
         existing=getattr(args, "setting__existing", None),  # given on this command line only
+        strict=args.strict,
     )
 
 

@@ -31,6 +31,7 @@ from worker.config.described import api_url_version_hint
 from worker.config.settings import Settings
 from worker.enrollment.locks import EnrollmentLocks, FileLocks
 from worker.job.boundary import run_job
+from worker.job.objects import store_from_settings
 from worker.job.report import exit_code_for
 from worker.job.run import JobContext, JobObserver, JobResult
 from worker.job.seams import JobSeams
@@ -112,6 +113,7 @@ class Service:
         the jobs' disk writes and timings (`JobSeams`: the defaults, unless a test says)."""
         self.settings = settings
         self.seams = seams if seams is not None else JobSeams()
+        self.objects = store_from_settings(settings)  # s3:// audios; connects only when used
         self.client = client
         self.queue = queue or JobQueue(settings)
         self.stop = stop or anyio.Event()
@@ -140,6 +142,7 @@ class Service:
             voiceprint_locks=self._voiceprint_locks,
             observer=self.observer,
             seams=self.seams,
+            objects=self.objects,
         )
 
     async def setup(self) -> None:
@@ -199,8 +202,11 @@ class Service:
             return EXIT_FATAL
         log.info("worker_started", worker_id=self.settings.worker_id, once=once)
         self._once = once
-        async with self._joined_fleet():
-            await self._run_jobs(once=once)
+        try:
+            async with self._joined_fleet():
+                await self._run_jobs(once=once)
+        finally:
+            await anyio.to_thread.run_sync(self.objects.close)
         interrupted = [r.job_id for r in self.totals.results if r.interrupted]
         if interrupted:  # each was told when it stopped (job_interrupted); one line for all
             log.warning(

@@ -32,6 +32,10 @@ def test_demo_runs_examples_and_shows_the_deliberate_mistakes(
         "kept": 0,
         "replaced": 0,
     }
+    # Every failed row is in the retry manifest, `Cust 7` too, as written (issue 30).
+    [retry] = (root / "queue" / "reports").glob("with-mistakes-*.retry.json")
+    retried = [e["identity"] for e in json.loads(retry.read_text())["enrollments"]]
+    assert retried == ["Cust 7", "cust-0008", "cust-0009"]
 
     # A second run starts afresh in the same folder (it is the demo's own).
     assert main(["demo", "--dir", str(root)]) == 0

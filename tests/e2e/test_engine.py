@@ -94,15 +94,38 @@ async def test_bad_rows_fail_alone_and_unrunnable_file_goes_to_failed(
     assert by_id["cust-2"]["error"]["step"] == "preflight"
     assert "missing.wav" in by_id["cust-2"]["error"]["reason"]
     assert by_id["cust-3"]["outcome"] == "failed"
-    failures = next((queue / "reports").glob("mixed-*.failures.csv")).read_text()
-    assert failures.splitlines()[0] == "identity,audio,note,error_step,error"
-    assert "Bad Handle" in failures and "missing.wav" in failures
+    # The row the parser rejected is reported as written, not with an empty identity.
+    assert by_id["Bad Handle"]["error"]["step"] == "preflight"
+    assert by_id["Bad Handle"]["source"] == "line 3"
+    # What a spreadsheet user opens: a BOM, the input's columns, then outcome and line.
+    failures = next((queue / "reports").glob("mixed-*.failures.csv")).read_bytes()
+    header, *rows = failures.split(b"\r\n")
+    assert header == b"\xef\xbb\xbfidentity,audio,note,outcome,line,error_step,error"
+    assert [r.split(b",")[:5] for r in rows if r] == [
+        [b"Bad Handle", b"cust-1.wav", b"b", b"failed", b"3"],
+        [b"cust-2", b"missing.wav", b"c", b"failed", b"4"],
+        [b"cust-3", b"quiet.wav", b"d", b"failed", b"5"],
+    ]
     retry = json.loads(next((queue / "reports").glob("mixed-*.retry.json")).read_text())
-    # Rows that parse can be retried once fixed (e.g. the missing file supplied); a bad handle
-    # cannot be expressed in a manifest and stays in the failures CSV only.
-    assert [e["identity"] for e in retry["enrollments"]] == ["cust-2", "cust-3"]
+    # Every failed row, whatever the cause, can be fixed and retried: the bad handle too, as
+    # written, with a comment saying what is wrong.
+    assert [e["identity"] for e in retry["enrollments"]] == ["Bad Handle", "cust-2", "cust-3"]
+    assert retry["enrollments"][0]["comment"].startswith("failed at preflight (line 3): identity")
     [error_file] = (queue / "failed").glob("broken-*.error.json")
     assert "broken.json" in error_file.read_text()
+
+
+async def test_a_semicolon_export_gets_a_semicolon_failures_csv(
+    queue: Path, emulator: EmulatorHandle
+) -> None:
+    """European Excel saves `;`: the failures CSV is written the same way, BOM first, so it
+    opens in the spreadsheet that wrote the export (issue 30)."""
+    drop(queue, "euro.csv", "identity;audio;note\ncust-0;cust-0.wav;1,5 kg\ncust-1;gone.wav;x\n")
+    assert await run_once(make_settings(queue, emulator.base_url)) == 1
+    failures = next((queue / "reports").glob("euro-*.failures.csv")).read_bytes()
+    header, row, end = failures.split(b"\r\n")
+    assert header == b"\xef\xbb\xbfidentity;audio;note;outcome;line;error_step;error"
+    assert row.startswith(b"cust-1;gone.wav;x;failed;3;preflight;") and end == b""
 
 
 async def test_credits_exhausted_midway_skips_the_rest(queue: Path) -> None:

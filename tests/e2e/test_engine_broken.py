@@ -1,5 +1,6 @@
-"""Issue 4's broken folder, through the worker: unrunnable files go to failed/ with their error
-file, bad rows fail alone, good work goes on, and a file still being written is left alone."""
+"""Issue 4's broken folder, through the worker: files that are not manifests go to failed/ with
+their error file, bad rows fail alone (a file of only bad rows runs to its report all the same,
+issue 30), good work goes on, and a file still being written is left alone."""
 
 from __future__ import annotations
 
@@ -20,14 +21,10 @@ from worker.service import Service
 
 __all__ = ["audio_root"]  # the fixture, shared with the validate tests
 
-# Files in which nothing can run: the whole file goes to failed/.
-UNRUNNABLE = {
-    "bad-json.json",
-    "missing-audio.json",
-    "low-rate.json",
-    "duplicate-audio.json",
-    "empty.csv",
-}
+# Files that cannot be read as a manifest at all: the whole file goes to failed/.
+UNREADABLE = {"bad-json.json", "empty.csv"}
+# Manifests whose every enrollment is bad: a report, every row failed at preflight.
+ALL_BAD = {"missing-audio.json", "low-rate.json", "duplicate-audio.json"}
 
 
 def own_identity(name: str) -> str:
@@ -88,7 +85,8 @@ async def test_broken_folder_through_the_worker(
     assert code == 1
 
     failed = {p.name for p in (queue / "failed").iterdir()}
-    for name in UNRUNNABLE:
+    assert len(failed) == 2 * len(UNREADABLE), failed  # each with its error file, nothing more
+    for name in UNREADABLE:
         stem = Path(name).stem
         [error_file] = [f for f in failed if f.startswith(f"{stem}-") and f.endswith(".error.json")]
         error = json.loads((queue / "failed" / error_file).read_text())
@@ -99,12 +97,13 @@ async def test_broken_folder_through_the_worker(
         json.loads(p.read_text())["manifest"]: json.loads(p.read_text())
         for p in (queue / "reports").glob("*.report.json")
     }
-    runnable = set(BROKEN) - UNRUNNABLE
-    assert set(reports) == runnable | {"good.json", "growing.json"}
-    for name in runnable:
+    readable = set(BROKEN) - UNREADABLE
+    assert set(reports) == readable | {"good.json", "growing.json"}
+    for name in readable:
         rows = reports[name]["enrollments"]
         bad = [r for r in rows if r["outcome"] != "enrolled"]
         assert len(bad) == 1, (name, rows)  # exactly the one broken row, and it failed
+        assert (reports[name]["requests"] == 0) == (name in ALL_BAD), name  # no request wasted
         assert bad[0]["outcome"] == "failed" and bad[0]["error"]["step"] == "preflight", bad
         # validate's message for that row ends with the reason the report gives.
         line = expected(name, tmp_path)
@@ -114,7 +113,8 @@ async def test_broken_folder_through_the_worker(
             line,
         )
         good = [r for r in rows if r is not bad[0]]
-        assert good and all(r["outcome"] == "enrolled" for r in good), (name, good)
+        assert (not good) == (name in ALL_BAD), (name, good)
+        assert all(r["outcome"] == "enrolled" for r in good), (name, good)
     # The slow writer's file was taken only once complete: it enrolled, it was not "bad JSON".
     assert [r["outcome"] for r in reports["growing.json"]["enrollments"]] == ["enrolled"]
     assert [r["outcome"] for r in reports["good.json"]["enrollments"]] == ["enrolled"]
@@ -124,16 +124,36 @@ async def test_preflight_failures_before_the_first_runnable_enrollment(
     tmp_path: Path, audio_root: Path, emulator: EmulatorHandle
 ) -> None:
     """Preflight streams ahead of the API work; it still spends no request on a manifest with
-    nothing runnable, and one runnable enrollment after many bad ones still runs."""
+    nothing runnable, and one runnable enrollment after many bad ones still runs.
+
+    A manifest whose every row is bad gets what a partly bad one gets (issue 30): its report,
+    failures CSV and retry manifest in reports/, the file in done/, nothing in failed/.
+    """
     queue = tmp_path / "queue"
     missing = [{"identity": f"gone-{i}", "audios": [f"gone/{i}.wav"]} for i in range(5)]
     write(queue / "inbox", "nothing.json", {"enrollments": missing})
     settings = make_settings(queue, emulator.base_url, audio_root=audio_root)
     await emulator.reset_stats()
     assert await run_once(settings) == 1
-    [error_file] = (queue / "failed").glob("nothing-*.error.json")
-    problems = json.loads(error_file.read_text())["problems"]
-    assert [p["place"] for p in problems] == [f"enrollments[{i}]" for i in range(5)]
+    assert list((queue / "failed").iterdir()) == []
+    assert [p.name.startswith("nothing-") for p in (queue / "done").iterdir()] == [True]
+    [job] = {p.name.split(".")[0] for p in (queue / "reports").iterdir()}
+    assert sorted(p.name for p in (queue / "reports").iterdir()) == [
+        f"{job}.failures.csv",
+        f"{job}.report.json",
+        f"{job}.retry.json",
+    ]
+    report = report_of(queue, "nothing")
+    assert report["counts"]["failed"] == 5 and report["requests"] == 0
+    places = sorted(r["source"] for r in report["enrollments"])  # in the order they ended
+    assert places == [f"enrollments[{i}]" for i in range(5)]
+    failures = (queue / "reports" / f"{job}.failures.csv").read_bytes()
+    assert failures.startswith(b"\xef\xbb\xbfidentity,voiceprint,owner,space,model,")
+    row = b"\r\ngone-4,main,demo,main,phone/v1,1,,true,conflict,delete,gone/4.wav,failed,"
+    row += b"enrollments[4],preflight,"
+    assert row in failures
+    retry = json.loads((queue / "reports" / f"{job}.retry.json").read_text())
+    assert [e["audios"] for e in retry["enrollments"]] == [[f"gone/{i}.wav"] for i in range(5)]
     by_route = (await emulator.stats())["requests"]["by_route"]
     assert set(by_route) == {"GET /user"}  # the start-up check only: no enrollment request
 
@@ -142,3 +162,33 @@ async def test_preflight_failures_before_the_first_runnable_enrollment(
     rows = report_of(queue, "late")["enrollments"]
     assert [r["outcome"] for r in rows].count("failed") == 5
     assert [r["identity"] for r in rows if r["outcome"] == "enrolled"] == ["zed"]
+
+
+async def test_a_model_typo_and_a_min_audios_error_are_retried_as_written(
+    tmp_path: Path, audio_root: Path, emulator: EmulatorHandle
+) -> None:
+    """Issue 30: rows the parser rejects are in the retry manifest with their own values, to
+    fix there; the retry file, dropped back as it is, runs (it is a manifest, not failed/)."""
+    queue = tmp_path / "queue"
+    typo = {"identity": "tia", "model": "phone/v9", "audios": ["ann/1.wav"]}
+    too_many = {"identity": "ugo", "minAudios": 3, "audios": ["bob/1.ogg"]}
+    write(queue / "inbox", "typos.json", {"enrollments": [typo, too_many]})
+    settings = make_settings(queue, emulator.base_url, audio_root=audio_root)
+    assert await run_once(settings) == 1
+    [retry_file] = (queue / "reports").glob("typos-*.retry.json")
+    retry = json.loads(retry_file.read_text())
+    [tia, ugo] = retry["enrollments"]
+    assert (tia["identity"], tia["model"], tia["audios"]) == ("tia", "phone/v9", ["ann/1.wav"])
+    assert (ugo["identity"], ugo["minAudios"], ugo["audios"]) == ("ugo", 3, ["bob/1.ogg"])
+    assert tia["comment"].startswith('failed at preflight (enrollments[0]): model "phone/v9"')
+
+    # Fixed in place and dropped back as it is: it runs.
+    tia["model"], ugo["minAudios"] = "phone/v1", 1
+    write(queue / "inbox", "typos-fixed.json", retry)
+    code = await run_once(settings)
+    rows = report_of(queue, "typos-fixed")["enrollments"]
+    assert code == 0, rows
+    assert sorted((r["identity"], r["outcome"]) for r in rows) == [
+        ("tia", "enrolled"),
+        ("ugo", "enrolled"),
+    ]

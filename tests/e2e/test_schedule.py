@@ -105,7 +105,9 @@ async def test_a_night_with_failures_mails_exit_1(tmp_path: Path) -> None:
         code, mail = await run_cron_line(tmp_path)
     assert code == 0, "the `||` line ran, so cron sees success and mails its output"
     assert mail.startswith("enroller run --once exited 1 "), mail
-    assert list((jobs / "failed").glob("night-*.error.json"))  # its one row cannot run
+    # Its one row cannot run: reported failed, with the files to act on (issue 30).
+    assert list((jobs / "reports").glob("night-*.failures.csv"))
+    assert list((jobs / "reports").glob("night-*.retry.json"))
 
 
 @pytest.mark.timeout(60)

@@ -136,7 +136,7 @@ async def test_a_voice_id_manifest_runs_as_it_is(emulator: EmulatorHandle, queue
 
     # The failures CSV and the retry manifest speak of requests too.
     [failures] = (queue / "reports").glob("voiceid-*.failures.csv")
-    [line] = list(csv.DictReader(failures.read_text().splitlines()))
+    [line] = list(csv.DictReader(failures.read_text(encoding="utf-8-sig").splitlines()))
     assert (line["RequestId"], line["SpeakerId"], line["error_step"]) == (
         "req-4",
         "dave",

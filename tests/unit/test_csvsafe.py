@@ -10,6 +10,7 @@ import pytest
 from worker.base.csvsafe import FORMULA_STARTS, spreadsheet_safe, spreadsheet_safe_row
 from worker.job.report import FailuresCsv
 from worker.journal.records import EnrollmentOutcome, ErrorInfo
+from worker.manifest.models import RejectedEnrollment
 
 
 @pytest.mark.parametrize("start", sorted(FORMULA_STARTS))
@@ -46,17 +47,19 @@ def test_the_failures_csv_reads_back_as_written_plus_the_quote() -> None:
     )
     out = io.BytesIO()
     csv_out = FailuresCsv(out, ["identity", "note"])
-    csv_out.add(
-        failed,
-        [
-            {"identity": "cust-1", "note": "line one\r=2+2"},
-            {"identity": "=cmd", "note": "\rnote\n"},
-        ],
+    rows = (
+        {"identity": "cust-1", "note": "line one\r=2+2"},
+        {"identity": "=cmd", "note": "\rnote\n"},
     )
+    item = RejectedEnrollment(
+        source="lines 2-3", position=2, problems=(), rows=rows, row_lines=(2, 3)
+    )
+    csv_out.add(failed, item)
     csv_out.flush()
-    got = list(csv.reader(io.StringIO(out.getvalue().decode("utf-8"), newline="")))
+    text = out.getvalue().decode("utf-8").removeprefix("\ufeff")
+    got = list(csv.reader(io.StringIO(text, newline="")))
     assert got == [
-        ["identity", "note", "error_step", "error"],
-        ["cust-1", "line one\r=2+2", "add_audio", "'-1 s"],
-        ["'=cmd", "'\rnote\n", "add_audio", "'-1 s"],
+        ["identity", "note", "outcome", "line", "error_step", "error"],
+        ["cust-1", "line one\r=2+2", "failed", "2", "add_audio", "'-1 s"],
+        ["'=cmd", "'\rnote\n", "failed", "3", "add_audio", "'-1 s"],
     ]

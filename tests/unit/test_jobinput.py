@@ -1,5 +1,5 @@
-"""A job's input as a stream: manifest order, preflight one at a time, the nothing-runnable
-head, and the report outputs rebuilt from a second walk of the manifest."""
+"""A job's input as a stream: manifest order, preflight one at a time, rejected rows reported
+as written, and the report outputs rebuilt from a second walk of the manifest."""
 
 from __future__ import annotations
 
@@ -67,22 +67,24 @@ def test_plan_skips_done_keys_and_preflights_one_at_a_time(tmp_path: Path) -> No
     assert plan.next_preflighted() is None
 
 
-def test_head_stops_at_the_first_runnable_enrollment(tmp_path: Path) -> None:
+def test_a_row_the_parser_rejected_is_reported_as_written(tmp_path: Path) -> None:
+    """Its report row names the identity, model and audio as given, not an empty identity."""
     job = csv_job(tmp_path)
-    head, runnable = job.planned(skip={"o/s/ann/main"}).head()
-    assert runnable
-    assert [p.key for p in head] == ["invalid@line 3", "o/s/bob/main", "o/s/cid/main"]
-
-
-def test_head_without_anything_runnable_holds_every_problem(tmp_path: Path) -> None:
-    manifest = tmp_path / "none.json"
-    manifest.write_text(json.dumps({"enrollments": [{"identity": "a", "audios": ["no.wav"]}]}))
-    head, runnable = load_job_input(manifest, defaults(tmp_path)).planned().head()
-    assert not runnable
-    assert [str(p) for p in head[0].problems] == [
-        'none.json enrollments[0]: audios[0] "no.wav": does not exist '
-        f"({tmp_path / 'no.wav'}; audio root {tmp_path})"
-    ]
+    plan = job.planned(skip={"o/s/ann/main"})
+    rejected = plan.next_preflighted()
+    assert rejected is not None and rejected.task is None
+    record = rejected.failed(Step.PREFLIGHT, rejected.problem_text())
+    assert (record.identity, record.owner, record.space, record.voiceprint) == (
+        "Bad Name",
+        "o",
+        "s",
+        "main",
+    )
+    assert (record.model, record.audios, record.source) == ("digital/v1", [], "line 3")
+    missing = plan.next_preflighted()  # valid, but its file fails preflight
+    assert missing is not None and missing.task is None
+    record = missing.failed(Step.PREFLIGHT, missing.problem_text())
+    assert (record.identity, record.model) == ("bob", "digital/v1")
 
 
 def outcome(key: str, source: str, result: Outcome, reason: str | None = None) -> EnrollmentOutcome:
@@ -122,7 +124,7 @@ class Outcomes:
         return self.rows.get(key)
 
 
-def test_outputs_repeat_the_failed_rows_and_retry_only_what_can_run_again(tmp_path: Path) -> None:
+def test_outputs_repeat_every_row_to_act_on_and_retry_each_one(tmp_path: Path) -> None:
     job = csv_job(tmp_path)
     rows = [
         outcome("o/s/ann/main", "lines 2, 5", Outcome.ENROLLED),
@@ -133,19 +135,23 @@ def test_outputs_repeat_the_failed_rows_and_retry_only_what_can_run_again(tmp_pa
     failures, retry = tmp_path / "f.csv", tmp_path / "r.json"
     job.write_outputs(Outcomes(rows), failures, retry)
 
-    with failures.open(newline="") as fh:
+    with failures.open(newline="", encoding="utf-8-sig") as fh:
         table = list(csv.reader(fh))
-    assert table[0][:3] == ["identity", "audio", "note"]
-    assert [r[:3] for r in table[1:]] == [
-        ["Bad Name", "x.wav", "rejected by the parser"],
-        ["bob", "missing.wav", "fails preflight"],
-        ["cid", "cid.wav", "fine"],
+    assert table[0] == ["identity", "audio", "note", "outcome", "line", "error_step", "error"]
+    assert table[1:] == [
+        ["Bad Name", "x.wav", "rejected by the parser", "failed", "3", "preflight", "bad handle"],
+        ["bob", "missing.wav", "fails preflight", "failed", "4", "preflight", "missing"],
+        ["cid", "cid.wav", "fine", "conflict", "6", "preflight", "other model"],
     ]
     again = json.loads(retry.read_text())
-    # A conflict is not retried blindly, and a row the parser rejected cannot run as written.
+    # Every row to act on, whatever the cause: the rejected one as written, to fix in place.
     assert [(e["identity"], e["audios"]) for e in again["enrollments"]] == [
-        ("bob", ["missing.wav"])
+        ("Bad Name", ["x.wav"]),
+        ("bob", ["missing.wav"]),
+        ("cid", ["cid.wav"]),
     ]
+    assert again["enrollments"][0]["comment"] == "failed at preflight (line 3): bad handle"
+    assert again["comment"] == "retry of batch.csv: 3 enrollments"
 
 
 def test_nothing_failed_leaves_no_retry_file_and_skips_the_second_walk(tmp_path: Path) -> None:
@@ -161,3 +167,18 @@ def test_nothing_failed_leaves_no_retry_file_and_skips_the_second_walk(tmp_path:
     job.write_outputs(Outcomes(ok), tmp_path / "f.csv", retry)
     assert not retry.exists()
     assert len((tmp_path / "f.csv").read_text().splitlines()) == 1  # the header only
+
+
+def test_the_failures_csv_is_written_in_the_manifests_delimiter(tmp_path: Path) -> None:
+    """What the CSV reader found (`ManifestStream.csv_delimiter`) is what the report uses: a
+    semicolon export (European Excel) gets a semicolon failures CSV, with the BOM."""
+    job = csv_job(tmp_path)
+    job.manifest.csv_delimiter = ";"
+    rows = [outcome("o/s/bob/main", "line 4", Outcome.FAILED, "missing; really")]
+    failures = tmp_path / "f.csv"
+    job.write_outputs(Outcomes(rows), failures, tmp_path / "r.json")
+    assert failures.read_bytes().split(b"\r\n") == [
+        b"\xef\xbb\xbfidentity;audio;note;outcome;line;error_step;error",
+        b'bob;missing.wav;fails preflight;failed;4;preflight;"missing; really"',
+        b"",
+    ]

@@ -124,21 +124,24 @@ def worker_imports_of_emulator(root: Path) -> list[str]:
 #   row 4   enrollment · fleet           (never each other)
 #   row 3   api
 #   row 2   manifest · queue · journal   (never each other)
-#   row 1   audio · config               (never each other)
+#   row 1   audio · config · objects     (never each other)
 #   row 0   base
 ROW_0 = {"base"}
-ROW_1 = ROW_0 | {"audio", "config"}
+ROW_1 = ROW_0 | {"audio", "config", "objects"}
 BELOW_API = ROW_1 | {"manifest", "queue", "journal"}
 ALLOWED: dict[str, set[str]] = {
     "base": set(),
     "audio": ROW_0,
     "config": ROW_0,
+    # S3 (issue 29): the client, its reasons and the download budget; it takes plain values,
+    # never Settings, so the manifest (s3:// addresses) and the job (downloads) can use it.
+    "objects": ROW_0,
     "manifest": ROW_1,
     "queue": ROW_1,
     "journal": ROW_1,
     # The client: the audio files it streams and the settings it is built from; never the
     # queue (the send gate is handed to it), the journal or a manifest.
-    "api": ROW_1,
+    "api": ROW_0 | {"audio", "config"},
     "enrollment": BELOW_API | {"api"},
     "fleet": ROW_1 | {"api"},
     "job": BELOW_API | {"api", "enrollment", "fleet"},

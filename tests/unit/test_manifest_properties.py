@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,11 @@ from tests.manifests import parse_manifest
 from worker.base.fsutil import dumps_json
 from worker.base.streamout import EncodedText
 from worker.base.text import encode_text
-from worker.job.input import _planned
+from worker.job.input import _planned, retry_entry
 from worker.job.report import FailuresCsv
 from worker.journal.records import Step
 from worker.manifest.models import Enrollment, ManifestDefaults
-from worker.manifest.retry import write_retry_manifest
+from worker.manifest.retry import RetryEntry, write_retry_manifest
 
 ROOT = Path("/srv/audio")
 DEFAULTS = ManifestDefaults(audio_root=ROOT, owner="acme", space="onboarding", max_bytes=1 << 20)
@@ -76,7 +77,7 @@ def _dumps(doc: Any) -> bytes:
 
 
 def retry_manifest_bytes(
-    enrollments: list[Enrollment], root: Path, comment: str | None = None
+    enrollments: Sequence[RetryEntry], root: Path, comment: str | None = None
 ) -> bytes:
     """The retry manifest as the job writes it (`JobInput.write_outputs`), in bytes."""
     out = io.BytesIO()
@@ -90,20 +91,26 @@ def _check_total(data: bytes, name: str) -> None:
     for problem in parsed.problems:
         str(problem).encode("utf-8")  # strict: every problem text is real UTF-8
         dumps_json(problem.model_dump(mode="json"))
-    rows = []
+    columns = parsed.csv_columns
+    csv_out = FailuresCsv(io.BytesIO(), columns, audio_root=ROOT)
+    entries = []
     for item in [*parsed.enrollments, *parsed.rejected]:
         planned = _planned(item)
         record = planned.failed(Step.PREFLIGHT, planned.problem_text() or "x")
         record.model_dump_json()  # the journal's encoding, strict
-        rows.append(record)
-    columns = parsed.csv_columns
-    csv_out = FailuresCsv(io.BytesIO(), columns)
-    for row in rows:
-        csv_out.add(row)
+        csv_out.add(record, item)
+        entries.append(retry_entry(item, record, ROOT))
     csv_out.flush()
     good = [e for e in parsed.enrollments if isinstance(e, Enrollment)]
     again = parse_manifest(retry_manifest_bytes(good, ROOT), "retry.json", DEFAULTS)
     assert [e.key for e in again.enrollments] == [e.key for e in good]  # the retry round-trips
+    # Every enrollment, rejected ones as written, makes a retry file the worker reads again:
+    # each one an enrollment of it (to fix where it is bad), none spoiling the whole file.
+    if entries:  # a job writes no retry file without an enrollment to retry
+        everything = parse_manifest(retry_manifest_bytes(entries, ROOT), "retry.json", DEFAULTS)
+        assert not everything.file_problems and everything.total == len(entries)
+        # (a rejected one may pass now: an unknown key is not written back)
+        assert {e.key for e in good} <= {e.key for e in everything.enrollments}
 
 
 @PROPERTY

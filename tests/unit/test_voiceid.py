@@ -72,7 +72,7 @@ def test_a_request_becomes_an_enrollment() -> None:
         "phone/v1",
     )
     assert (e.request_id, e.speaker_id) == ("r-7", "cust-7")
-    assert e.audio_names == ("calls/c1.wav", "s3:/bucket/key.wav")  # s3:// is issue 29's part 3
+    assert e.audio_names == ("calls/c1.wav", "s3://bucket/key.wav")  # an object, by its address
     assert e.channels == (1, None)
     assert e.source == "SpeakerEnrollmentRequests[0]"
 

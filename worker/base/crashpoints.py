@@ -19,7 +19,8 @@ read), `job.enrolling` (an enrollment handed to the runners), `job.reported` (re
 yet in done/), `job.done` (manifest in done/, job directory removed); `derive.encoding` (each
 decoded block of a channel, mix or conversion being written), `derive.written` (a derived FLAC
 complete, not yet renamed), `derive.discard` (a derived file about to be deleted: its upload
-confirmed or its enrollment ended).
+confirmed or its enrollment ended); `objects.streaming` (each chunk of an S3 download
+written), `objects.fetched` (an S3 download complete and renamed, not yet handed to preflight).
 """
 
 from __future__ import annotations

@@ -102,6 +102,10 @@ class _StderrHandler(logging.Handler):
 _STDLIB_HANDLER: _StderrHandler | None = None
 
 
+# Libraries whose debug output carries credentials (request signing, request headers).
+CREDENTIAL_LOGGERS = ("botocore", "aiobotocore", "s3transfer")
+
+
 def use_json_logs(fmt: str = "auto") -> bool:
     """JSON lines when asked, or on `auto` when stderr is not a terminal (containers, CI)."""
     return fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -154,6 +158,11 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    # botocore's debug lines print each request's canonical form and headers: the session
+    # token, the signature and the access key id. No redactor knows those (they are the AWS
+    # chain's, not settings), so those loggers never go below info, whatever the level.
+    for name in CREDENTIAL_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric_level, logging.INFO))
     root = logging.getLogger()
     if _STDLIB_HANDLER is not None:
         root.removeHandler(_STDLIB_HANDLER)

@@ -26,6 +26,12 @@ def args_submit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-validate", dest="validate", action="store_false", help="skip the local preflight"
     )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse a file if any row has a problem (by default those rows are reported failed "
+        "and the rest runs)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -30,10 +30,12 @@ from worker.audio.inspect import DEFAULT_MODEL, MODELS
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
 from worker.commands.check_migration import migration_count
+from worker.commands.check_objects import ObjectFinding, manifest_objects, object_findings
 from worker.commands.plan import plan_paths
 from worker.commands.plan_models import MigrateAll, PlanResult
 from worker.config.described import api_url_version_hint
 from worker.config.settings import Settings
+from worker.job.objects import store_from_settings
 from worker.manifest.models import ManifestDefaults, Problem
 
 # A check is a quick look, not a run: fail fast instead of the worker's patient retries.
@@ -281,6 +283,18 @@ async def check(settings: Settings, wanted: Wanted) -> CheckResult:
     return result
 
 
+def s3_findings(settings: Settings, paths: Sequence[str]) -> list[ObjectFinding]:
+    """`check_objects` over the manifests, with an S3 client only when one names an object."""
+    defaults = ManifestDefaults.from_settings(settings)
+    if next(manifest_objects(paths, defaults), None) is None:
+        return []
+    store = store_from_settings(settings)
+    try:
+        return object_findings(paths, defaults, store, settings.s3_max_object_bytes)
+    finally:
+        store.close()
+
+
 def _no_space(wanted: Wanted) -> Finding:
     """Why no space is checked: every row rejected locally is not "nothing to check"."""
     if wanted.enrollments and wanted.rejected == wanted.enrollments:
@@ -350,6 +364,10 @@ def run_check(
         plan, unknown = plan_for_check(paths, defaults, settings.rate_limit)
     result = anyio.run(check, settings, wanted_from(plan, settings, unknown))
     result.rejected_enrollments = plan.totals.rejected if plan is not None else 0
+    if paths:  # the S3 objects the manifests name, by HEAD (none: no S3 client is made)
+        result.findings.extend(
+            Finding(subject=s, ok=ok, message=m) for s, ok, m in s3_findings(settings, paths)
+        )
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
     else:

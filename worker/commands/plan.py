@@ -45,6 +45,7 @@ from worker.manifest.models import ManifestDefaults, Problem
 from worker.manifest.preflight import AudioCache, EnrollmentPreflight, bounded_cache
 from worker.manifest.read import open_manifest
 from worker.manifest.stream import ManifestStream
+from worker.objects.uri import is_object_path
 
 # --- pure arithmetic ---------------------------------------------------------------------------
 
@@ -64,6 +65,7 @@ class CostSum:
     audio_files: int = 0
     upload_bytes: int = 0
     derived_files: int = 0
+    s3_files: int = 0
     voice_near: int = 0
     audio_seconds: float = 0.0
     spaces: set[str] = field(default_factory=set)
@@ -76,11 +78,14 @@ class CostSum:
             self.rerun_requests += 2  # moved already: the voiceprint read, its audios listed
             self.swaps = True
         else:
-            self.requests += enrollment_requests(cost.file_sizes, self.inline_max_bytes)
-            self.rerun_requests += unchanged_requests(len(cost.file_sizes))
+            # An S3 object's size is unknown here: counted as a two-step (create + raw) upload.
+            unknown = (self.inline_max_bytes + 1,) * cost.s3_files
+            self.requests += enrollment_requests(cost.file_sizes + unknown, self.inline_max_bytes)
+            self.rerun_requests += unchanged_requests(len(cost.file_sizes) + cost.s3_files)
         self.credits_by_owner[cost.owner] += enrollment_credits()
         self.runnable += 1
-        self.audio_files += len(cost.file_sizes)
+        self.audio_files += len(cost.file_sizes) + cost.s3_files
+        self.s3_files += cost.s3_files
         self.upload_bytes += sum(cost.file_sizes)
         self.derived_files += cost.derived_files
         self.voice_near += cost.voice_near
@@ -111,6 +116,7 @@ class CostSum:
             audio_files=self.audio_files,
             upload_bytes=self.upload_bytes,
             derived_files=self.derived_files,
+            s3_files=self.s3_files,
             voice_near=self.voice_near,
             audio_seconds=round(self.audio_seconds, 3),
             requests=requests,
@@ -157,6 +163,7 @@ def enrollment_cost(pre: EnrollmentPreflight) -> EnrollmentCost:
         model=e.model,
         file_sizes=tuple(f.size for f in pre.facts),
         audio_seconds=sum(f.duration for f in pre.facts),
+        s3_files=sum(is_object_path(p) for p in e.audios),  # preflight read none of them here
         derived_files=sum(d is not None for d in pre.derivations),
         voice_near=any(v.verdict is VoiceVerdict.NEAR for v in pre.voice),
         migration=e.migrate_from is not None,

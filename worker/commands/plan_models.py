@@ -23,6 +23,7 @@ class EnrollmentCost(BaseModel):
     model: str
     file_sizes: tuple[int, ...]
     audio_seconds: float
+    s3_files: int = 0  # s3:// audios: the plan reads no S3, so their sizes are not known
     derived_files: int = 0  # uploaded as a mono FLAC made first (worker.audio.derive): size differs
     voice_near: bool = False  # a file near the voice rule: the server may refuse it (no compute)
     migration: bool = False  # a voiceprint moved to a new model from its audio on the server
@@ -50,6 +51,7 @@ class ManifestPlan(BaseModel):
     audio_files: int = 0
     upload_bytes: int = 0  # of the files as they are; a derived FLAC's own size is not known yet
     derived_files: int = 0
+    s3_files: int = 0  # of audio_files, in S3: not in upload_bytes, counted as two-step uploads
     audio_seconds: float = 0.0
     requests: int = 0  # enrollments plus the job's usage check
     rerun_requests: int = 0  # the same, were every enrollment already done (no usage check)

@@ -50,6 +50,8 @@ def file_lines(plan: ManifestPlan, rate: str) -> Iterator[str]:
             if plan.derived_files
             else ""
         )
+        if plan.s3_files:
+            derived += f"; {plan.s3_files} in S3, not read: sizes unknown, not counted"
         yield (
             f"  upload {_count(plan.audio_files, 'audio file')}, {_mib(plan.upload_bytes)} "
             f"({plan.audio_seconds:.1f} s of audio{derived})"

@@ -9,8 +9,13 @@ submitters of `tonight.csv` never overwrite each other. It prints the job id eac
 get (`worker.queue.rules.job_id_for`: name stem + content hash), which names its reports.
 
 What is validated is the copy that is published, not the source, which may change meanwhile.
-A file that fails validation is not published; with several files, nothing is published
-unless every one passes. It never calls the API and never touches active/, done/ or failed/.
+An export with a few bad rows is still queued: their problems are printed, and the worker
+reports those rows failed without a request or a credit (its failures CSV and retry manifest
+list them). A file is refused when the file itself is the problem (not a manifest, unreadable,
+no enrollment that can run), or, with `--strict`, when any row has one. A problem shared by many
+rows is said once with a count (`worker.manifest.digest`). With several files, nothing is
+published unless every one passes. It never calls the API and never touches active/, done/ or
+failed/.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import hashlib
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import TextIO
 
@@ -36,9 +42,14 @@ from worker.base.fsutil import (
     temp_name_for,
 )
 from worker.commands.submit_policy import PolicyRefused, write_policy
-from worker.commands.validate import Checks, check_stream
+from worker.commands.submit_s3 import fetch_manifest, store_for
+from worker.commands.validate import Checks, preflighted
+from worker.manifest.digest import ProblemDigest
 from worker.manifest.models import ManifestDefaults, Problem
+from worker.manifest.preflight import bounded_cache
 from worker.manifest.read import open_manifest
+from worker.objects.store import ObjectUnavailable, S3Store
+from worker.objects.uri import is_s3
 from worker.queue.rules import NameKind, classify_name, job_id_for
 
 _CHUNK = 1 << 20
@@ -59,6 +70,9 @@ class Submitted(BaseModel):
     sha256: str
     bytes: int
     already_queued: bool = False  # the same bytes were waiting under that name: not doubled
+    enrollments: int = 0  # as validated (0 with --no-validate)
+    rejected: int = 0  # enrollments that will fail at preflight: no request, no credit
+    problems: list[Problem] = Field(default_factory=list)  # theirs, folded; they do not refuse
 
 
 class SubmitResult(BaseModel):
@@ -83,13 +97,14 @@ class _Staged:
         self.name = name
         self.sha256 = sha256
         self.size = size
+        self.checked = _Checked()
 
     def discard(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.tmp)
 
 
-def _stage(source: str, inbox: Path, max_bytes: int) -> _Staged:
+def _stage(source: str, inbox: Path, max_bytes: int, store: S3Store | None = None) -> _Staged:
     """Copy `source` into inbox/ under a temporary dot-name the worker ignores; fsync it."""
     name = PurePath(source).name
     if classify_name(name) is not NameKind.CANDIDATE:
@@ -97,6 +112,14 @@ def _stage(source: str, inbox: Path, max_bytes: int) -> _Staged:
             "is not a manifest name: the worker takes *.json and *.csv files only "
             "(and none whose name starts with '.')"
         )
+    if is_s3(source):
+        if store is None:
+            raise SubmitRefused("is in S3, and this submit has no S3 client")
+        try:
+            tmp, sha, size = fetch_manifest(source, name, inbox, max_bytes, store)
+        except ObjectUnavailable as exc:
+            raise SubmitRefused(str(exc)) from None
+        return _Staged(source, tmp, name, sha, size)
     try:
         src = open_regular(Path(source))
     except NotRegularFile as exc:
@@ -184,44 +207,71 @@ def _publish(staged: _Staged, inbox: Path) -> tuple[str, bool]:
     raise SubmitRefused(f"{MAX_NAME_TRIES} names like {staged.name} are already in {inbox}")
 
 
-# Problems a refused submit lists; past them it counts (`enroller validate` lists them all).
+# Problems listed per file (folded: one shared by many rows is one line); past them it counts
+# (`enroller validate` lists them all).
 SHOWN_PROBLEMS = 1000
 
 
-def _validation_problems(staged: _Staged, defaults: ManifestDefaults) -> list[Problem]:
+@dataclass
+class _Checked:
+    """What validating one staged copy found."""
+
+    refused: list[Problem] = field(default_factory=list)  # why it cannot be queued; [] if it can
+    row_problems: list[Problem] = field(default_factory=list)  # of rows that will fail alone
+    enrollments: int = 0
+    rejected: int = 0
+
+
+def _check_copy(staged: _Staged, defaults: ManifestDefaults, *, strict: bool) -> _Checked:
     """Parse and preflight the staged copy, exactly as the worker will read it.
 
     Streamed, like `enroller validate`: a manifest of a million bad rows costs the memory of
-    `SHOWN_PROBLEMS` problems, the rest are counted in one last problem.
+    `SHOWN_PROBLEMS` distinct problems, the rest are counted in one last problem.
     """
-    kept: list[Problem] = []
+    source = staged.source
+    manifest = open_manifest(staged.tmp, defaults, name=source)
+    if manifest.file_problems:
+        return _Checked(refused=manifest.file_problems[:SHOWN_PROBLEMS])
+    digest = ProblemDigest(SHOWN_PROBLEMS)
+    found = _Checked()
+    items, _ = manifest.walk()
+    checks = Checks.of(defaults)
+    for n, (item, pre) in enumerate(preflighted(items, source, checks, bounded_cache())):
+        found.enrollments += 1
+        if pre is not None and pre.ok:
+            continue
+        found.rejected += 1
+        for problem in item.problems if pre is None else pre.problems:
+            digest.add(problem, n)
+    problems = digest.problems(found.enrollments)
+    if digest.dropped:
+        reason = f"and {digest.dropped} more problems (enroller validate {source} lists them all)"
+        problems.append(Problem(file=source, reason=reason))
+    total, bad = found.enrollments, found.rejected
+    if bad == total:
+        reason = f"none of its {_enrollments(total)} can run: nothing to queue"
+        found.refused = [*problems, Problem(file=source, reason=reason)]
+    elif bad and strict:
+        reason = f"{bad} of {_enrollments(total)} cannot run, and --strict refuses such a file"
+        found.refused = [*problems, Problem(file=source, reason=reason)]
+    else:
+        found.row_problems = problems
+    return found
 
-    def keep(problem: Problem) -> None:
-        if len(kept) < SHOWN_PROBLEMS:
-            kept.append(problem)
 
-    manifest = open_manifest(staged.tmp, defaults, name=staged.source)
-    found = check_stream(manifest, Checks.of(defaults), keep, lambda _: None)
-    if found.problem_count > len(kept):
-        more = found.problem_count - len(kept)
-        reason = f"and {more} more problems (enroller validate {staged.source} lists them all)"
-        kept.append(Problem(file=staged.source, reason=reason))
-    return kept
+def _enrollments(n: int) -> str:
+    return f"{n} enrollment{'' if n == 1 else 's'}"
 
 
-def _prepared(
-    copy: _Staged, defaults: ManifestDefaults, existing: str | None, *, validate: bool
-) -> list[Problem]:
-    """The staged copy made what will be published: the policy written in (`--existing`),
-    then validated; the problems that stop it."""
-    if existing is not None:
-        try:
-            rewritten = write_policy(copy.tmp, existing, copy.name)
-        except PolicyRefused as exc:
-            return [Problem(file=copy.source, reason=str(exc))]
-        if rewritten is not None:
-            copy.sha256, copy.size = rewritten
-    return _validation_problems(copy, defaults) if validate else []
+def _with_policy(copy: _Staged, existing: str) -> Problem | None:
+    """Write `--existing` into the staged copy (what will be published); why not, if refused."""
+    try:
+        rewritten = write_policy(copy.tmp, existing, copy.name)
+    except PolicyRefused as exc:
+        return Problem(file=copy.source, reason=str(exc))
+    if rewritten is not None:
+        copy.sha256, copy.size = rewritten
+    return None
 
 
 def submit_files(
@@ -230,11 +280,16 @@ def submit_files(
     defaults: ManifestDefaults,
     *,
     validate: bool = True,
+    store: S3Store | None = None,
     existing: str | None = None,
+    strict: bool = False,
 ) -> SubmitResult:
-    """Stage every file, validate every copy, then publish them all, or none if one is bad.
+    """Stage every file, validate every copy, then publish them all, or none if one is refused
+    (a file problem, no enrollment that can run, or with `strict` any problem at all).
 
     `existing` (`--existing`) is written into each copy first (`worker.commands.submit_policy`).
+    A source `s3://bucket/key` is read with `store` (default: one on the AWS configuration
+    chain, made for this call and closed after it).
     """
     inbox = queue_dir / "inbox"
     result = SubmitResult(inbox=str(inbox))
@@ -252,38 +307,51 @@ def submit_files(
         result.problems.append(Problem(file=str(inbox), reason=f"cannot be made ({exc.strerror})"))
         return result
     staged: list[_Staged] = []
-    try:
-        for source in sources:
-            try:
-                copy = _stage(source, inbox, defaults.max_bytes)
-            except SubmitRefused as exc:
-                result.problems.append(Problem(file=source, reason=str(exc)))
-                continue
-            staged.append(copy)
-            result.problems.extend(_prepared(copy, defaults, existing, validate=validate))
-        if result.problems:
-            return result
-        for copy in staged:
-            try:
-                name, already = _publish(copy, inbox)
-            except (OSError, SubmitRefused) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-                result.problems.append(Problem(file=copy.source, reason=f"not submitted: {reason}"))
-                continue
-            result.submitted.append(
-                Submitted(
-                    source=copy.source,
-                    inbox_name=name,
-                    job_id=job_id_for(name, copy.sha256),
-                    sha256=copy.sha256,
-                    bytes=copy.size,
-                    already_queued=already,
-                )
-            )
-    finally:
-        for copy in staged:
-            copy.discard()  # published ones are gone already; refused ones go here
+    with store_for(sources, store) as s3:  # none made unless a source is in S3
+        try:
+            for source in sources:
+                try:
+                    copy = _stage(source, inbox, defaults.max_bytes, s3)
+                except SubmitRefused as exc:
+                    result.problems.append(Problem(file=source, reason=str(exc)))
+                    continue
+                staged.append(copy)
+                if existing is not None and (refused := _with_policy(copy, existing)) is not None:
+                    result.problems.append(refused)
+                    continue
+                if validate:
+                    copy.checked = _check_copy(copy, defaults, strict=strict)
+                    result.problems.extend(copy.checked.refused)
+            if not result.problems:
+                for copy in staged:
+                    _publish_one(copy, inbox, result)
+        finally:
+            for copy in staged:
+                copy.discard()  # published ones are gone already; refused ones go here
     return result
+
+
+def _publish_one(copy: _Staged, inbox: Path, result: SubmitResult) -> None:
+    """Publish one validated copy; `result` gets it, or the reason it could not be."""
+    try:
+        name, already = _publish(copy, inbox)
+    except (OSError, SubmitRefused) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        result.problems.append(Problem(file=copy.source, reason=f"not submitted: {reason}"))
+        return
+    result.submitted.append(
+        Submitted(
+            source=copy.source,
+            inbox_name=name,
+            job_id=job_id_for(name, copy.sha256),
+            sha256=copy.sha256,
+            bytes=copy.size,
+            already_queued=already,
+            enrollments=copy.checked.enrollments,
+            rejected=copy.checked.rejected,
+            problems=copy.checked.row_problems,
+        )
+    )
 
 
 def run_submit(
@@ -293,18 +361,30 @@ def run_submit(
     *,
     validate: bool,
     as_json: bool,
+    strict: bool = False,
     out: TextIO | None = None,
     existing: str | None = None,
 ) -> int:
-    """`enroller submit`: 0 when every file is in the inbox, 1 when any problem stopped one."""
+    """`enroller submit`: 0 when every file is in the inbox (rows that will fail alone are
+    printed, not refused), 1 when any problem stopped one."""
     stream = out if out is not None else sys.stdout
-    result = submit_files(sources, queue_dir, defaults, validate=validate, existing=existing)
+    result = submit_files(
+        sources, queue_dir, defaults, validate=validate, existing=existing, strict=strict
+    )
     if as_json:
         stream.write(result.model_dump_json(indent=2) + "\n")
         return EXIT_OK if result.ok else EXIT_FAILURES
     for problem in result.problems:
         stream.write(f"{problem}\n")
     for item in result.submitted:
+        for problem in item.problems:
+            stream.write(f"{problem}\n")
+        if item.rejected:
+            stream.write(
+                f"{item.source}: {item.rejected} of {_enrollments(item.enrollments)} will fail "
+                "with no request and no credit; the job report, failures CSV and retry "
+                "manifest list them (--strict refuses such a file)\n"
+            )
         done = "already waiting as" if item.already_queued else "submitted as"
         stream.write(f"{item.source}: {done} {inbox_line(result, item)}: job {item.job_id}\n")
     if not result.ok and not result.submitted:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from worker.job.report import NOT_OK
+from worker.job.report import needs_action
 
 PAGE_ROWS = 50
 SCAN_MAX_ROWS = 100_000  # rows a filter reads per request before it hands back a cursor
@@ -138,7 +138,7 @@ def _journal_row(line: bytes) -> FailureRow | None:
     if not isinstance(record, dict) or record.get("kind") != "outcome":
         return None
     outcome = record.get("outcome")
-    if outcome not in NOT_OK:
+    if not isinstance(outcome, str) or not needs_action(outcome):
         return None
     error = record.get("error") if isinstance(record.get("error"), dict) else {}
     return FailureRow(

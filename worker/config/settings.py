@@ -236,6 +236,26 @@ class Settings(BaseSettings):
         description="Files up to this size are created with their bytes inline (one request, "
         "base64 streamed); larger ones take create + raw upload. 0: always two steps.",
     )
+    # --- Audio in S3 (issue 29, README "Audio in S3") ---
+    work_dir_max_bytes: int = Field(
+        2 * 1024**3,
+        ge=0,
+        description="Bytes of S3 downloads in progress at once across the process (the work "
+        "folder's disk budget); a download waits for room, an object larger than the whole "
+        "budget fails its enrollment. 0: no limit.",
+    )
+    s3_max_object_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Largest S3 audio object downloaded; a larger one fails its enrollment "
+        "from its HEAD, before any download.",
+    )
+    s3_attempts: int = Field(
+        3, ge=1, description="Attempts of one S3 request (botocore's standard retries)."
+    )
+    s3_timeout: float = Field(
+        30.0, gt=0, description="Seconds an S3 connection or read may wait for the server."
+    )
     validate_with_get: bool = Field(
         False,
         description="Read the voiceprint back after compute even when compute's answer already "
@@ -270,19 +290,13 @@ class Settings(BaseSettings):
     )
     # --- The status page (issue 31: `enroller web`) ---
     web_host: str = Field(
-        "127.0.0.1",
-        description="Interface `enroller web` listens on; any other than loopback needs "
-        "ENROLLER_WEB_TOKEN.",
+        "127.0.0.1", description="Interface of `enroller web`; off loopback it needs a token."
     )
     web_port: int = Field(8780, ge=1, le=65535, description="Port of `enroller web`.")
     web_token: SecretStr | None = Field(
-        None,
-        description="Token `enroller web` asks for (bearer or its login form); required "
-        "off loopback.",
+        None, description="Token `enroller web` asks (bearer or login form); needed off loopback."
     )
-    web_token_file: Path | None = Field(
-        None, description="File holding the web token (container secrets); read at start."
-    )
+    web_token_file: Path | None = Field(None, description="File of the web token; read at start.")
     heartbeat_interval: float = Field(
         5.0, gt=0, description="Seconds between writes of <queue>/.health/<host>-<pid>.json."
     )
@@ -326,8 +340,7 @@ class Settings(BaseSettings):
             self.api_key = SecretStr(key)
             self._key_file_mode = mode
         if self.web_token is None and self.web_token_file is not None:
-            token, _ = read_key_file(self.web_token_file, setting="web_token_file")
-            self.web_token = SecretStr(token)
+            self.web_token = SecretStr(read_key_file(self.web_token_file, "web_token_file")[0])
         return self
 
     @property

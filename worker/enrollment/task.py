@@ -9,6 +9,7 @@ enrollment's derived files.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Protocol
 
 from worker.audio.derive import DerivedUpload
@@ -43,6 +44,8 @@ class EnrollmentTask:
     source: str
     # The files uploaded as derived copies (a channel, a mix, a conversion; worker.audio.derive).
     derived: tuple[DerivedUpload, ...] = ()
+    # Downloads of S3 objects in the job's work folder (worker.objects): deleted at the end.
+    scratch: tuple[Path, ...] = ()
     # Each file's voice as preflight measured it (worker.audio.voice), shown beside the server's.
     local_voice: tuple[LocalVoice, ...] = ()
     # Each file as the manifest names it (relative to the audio root), for reasons.
@@ -90,9 +93,11 @@ class EnrollmentTask:
         return outcome_record(self, outcome, model=self.model, derived=derived, **fields)
 
     def discard_derived(self) -> None:
-        """Delete this enrollment's derived files: it has ended (blocking)."""
+        """Delete this enrollment's derived files and downloads: it has ended (blocking)."""
         for d in self.derived:
             d.discard()
+        for path in self.scratch:
+            path.unlink(missing_ok=True)
 
 
 class EnrollmentRef(Protocol):

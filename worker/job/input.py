@@ -8,8 +8,8 @@ Nothing here holds the whole job: a 50 000-enrollment manifest is walked one enr
 time (`planned()`), preflight runs a few files ahead of the API work instead of all of it
 before the first request, and the report outputs walk the manifest again, one enrollment at a
 time, asking the journal's index how each one ended. Preflight still costs no API call: an
-enrollment whose files are bad never reaches the driver, and `head()` keeps a manifest with
-nothing runnable away from the API entirely.
+enrollment whose files are bad never reaches the driver, so a manifest with nothing runnable
+costs no request at all, and still gets its report, failures CSV and retry manifest.
 """
 
 from __future__ import annotations
@@ -27,16 +27,19 @@ from worker.audio.files import AudioUnreadable, VerifiedUpload
 from worker.audio.inspect import MAX_UPLOAD_BYTES, too_large_reason
 from worker.base.fsutil import atomic_writer
 from worker.base.streamout import EncodedText
+from worker.config.settings import setting_default
 from worker.enrollment.task import EnrollmentTask, outcome_record
-from worker.job.report import NOT_OK, RETRYABLE, FailuresCsv
+from worker.job.objects import ObjectFetch, fetch_objects, has_objects
+from worker.job.report import OK_OUTCOMES, FailuresCsv, cell, needs_action
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, Outcome, Step
 from worker.manifest.migration import write_migration_retry
 from worker.manifest.models import Enrollment, ManifestDefaults, ManifestItem, Problem
 from worker.manifest.preflight import EnrollmentPreflight, audio_problem, preflight_enrollment
 from worker.manifest.read import open_manifest
-from worker.manifest.retry import write_retry_manifest
+from worker.manifest.retry import RetryEntry, enrollment_json, write_retry_manifest
 from worker.manifest.stream import ManifestStream
 from worker.manifest.voiceid_retry import write_voiceid_retry
+from worker.objects.store import S3Store, sweep_fetches
 
 
 @dataclass(slots=True)
@@ -54,12 +57,13 @@ class PlannedEnrollment:
     task: EnrollmentTask | None = None
     request_id: str | None = None  # a Voice ID request's (worker.manifest.voiceid)
     speaker_id: str | None = None
+    model: str | None = None  # as given, also when it is not a model the worker knows
 
     def failed(self, step: Step, reason: str) -> EnrollmentOutcome:
         return outcome_record(
             self,
             Outcome.FAILED,
-            model=self.enrollment.model if self.enrollment else None,
+            model=self.model,
             attempts=0,
             error=ErrorInfo(step=step.value, reason=reason),
         )
@@ -80,18 +84,23 @@ def _planned(item: ManifestItem) -> PlannedEnrollment:
             enrollment=item,
             request_id=item.request_id,
             speaker_id=item.speaker_id,
+            model=item.model,
         )
+    # Rejected: the report row shows what was written ("Cust 7"), not an empty identity. (Its
+    # `audios` stay empty: in a report they are the audios on the server, and it has none.)
+    given = item.given
     return PlannedEnrollment(
         key=_rejected_key(item.source),
         source=item.source,
-        identity=item.identity or "",
-        voiceprint=item.voiceprint or "",
-        owner=item.owner or "",
-        space=item.space or "",
+        identity=item.identity or cell(given.get("identity")),
+        voiceprint=item.voiceprint or cell(given.get("voiceprint")),
+        owner=item.owner or cell(given.get("owner")),
+        space=item.space or cell(given.get("space")),
         enrollment=None,
         problems=list(item.problems),
         request_id=item.request_id,
         speaker_id=item.speaker_id,
+        model=cell(given.get("model")) or None,
     )
 
 
@@ -114,12 +123,20 @@ class JobInput:
     work_dir: Path | None = None
     # The journal's derived files: derivation key → (sha256, size) (worker.audio.derive).
     derived_known: DerivedLookup = field(default_factory=dict)
+    # Where s3:// audios are read from (worker.objects), and the largest one downloaded.
+    objects: S3Store | None = None
+    object_max_bytes: int = setting_default("s3_max_object_bytes")
 
-    def use_work_dir(self, work_dir: Path, known: DerivedLookup) -> None:
-        """Derive into `work_dir`, trusting `known` (blocking: sweeps a killed run's leftovers)."""
+    def use_work_dir(
+        self, work_dir: Path, known: DerivedLookup, objects: S3Store | None = None
+    ) -> None:
+        """Derive and download into `work_dir`, trusting `known` (blocking: sweeps a killed
+        run's leftovers, conversions and downloads alike)."""
         sweep_work_dir(work_dir)
+        sweep_fetches(work_dir)
         self.work_dir = work_dir
         self.derived_known = known
+        self.objects = objects
 
     @property
     def file_problems(self) -> list[Problem]:
@@ -142,6 +159,14 @@ class JobInput:
         if enrollment.migrate_from is not None:  # no file: the old voiceprint's audios
             planned.task = task_of(enrollment)
             return planned
+        fetched = ObjectFetch()
+        if has_objects(enrollment):
+            fetched = fetch_objects(
+                enrollment, self.manifest.file, self.objects, self.work_dir, self.object_max_bytes
+            )
+            if fetched.problems:
+                planned.problems = fetched.problems
+                return planned
         defaults = self.manifest.defaults
         result = preflight_enrollment(
             enrollment,
@@ -150,30 +175,41 @@ class JobInput:
             stereo=defaults.stereo,
             convert=defaults.convert,
             voice_margin=defaults.voice_margin,
+            objects=fetched.files,
         )
         if not result.ok:
+            fetched.discard()
             planned.problems = list(result.problems)
             return planned
         files, derived, problems = self._uploads(result)
         if problems:
             for d in derived:
                 d.discard()
+            fetched.discard()
             planned.problems = problems
             return planned
         planned.task = task_of(
-            enrollment, files=files, derived=tuple(derived), local_voice=result.voice
+            enrollment,
+            files=files,
+            derived=tuple(derived),
+            local_voice=result.voice,
+            scratch=tuple(fetched.files.values()),
         )
         planned.enrollment = None  # the task has what the driver needs; let the model go
         return planned
 
-    def _write_retry(self, out: EncodedText, again: Iterator[Enrollment], comment: str) -> None:
-        """The retry manifest in the input's kind: a job of enrollments, or the migration."""
+    def _write_retry(self, out: EncodedText, again: Iterator[ToActOn], comment: str) -> None:
+        """The retry manifest in the input's kind: a job of enrollments (rejected ones as
+        written, each with a comment saying why), or the migration of the identities left."""
         if (migration := self.manifest.migration) is not None:
-            write_migration_retry(out, migration, (e.identity for e in again), comment)
-        elif self.manifest.kind == "voiceid":
-            write_voiceid_retry(out, again, comment)
+            identities = (cell(_identity(item)) for item, _ in again)
+            write_migration_retry(out, migration, identities, comment)
+        elif self.manifest.kind == "voiceid":  # rejected requests cannot be written back
+            requests = (item for item, _ in again if isinstance(item, Enrollment))
+            write_voiceid_retry(out, requests, comment)
         else:
-            write_retry_manifest(out, again, self.audio_root, comment)
+            entries = (retry_entry(item, outcome, self.audio_root) for item, outcome in again)
+            write_retry_manifest(out, entries, self.audio_root, comment)
 
     def _uploads(
         self, result: EnrollmentPreflight
@@ -222,38 +258,64 @@ class JobInput:
 
         Both come from one walk of the manifest, in its order, asking `outcomes` (the journal's
         index) about each enrollment: one enrollment and its rows are held at a time, even
-        when every one failed. Nothing failed: no walk, a header-only CSV, no retry file.
+        when every one failed. Every enrollment that needs action (`needs_action`: failed,
+        conflict, skipped…, whatever the cause, preflight included) is in both, each retry
+        entry with a comment saying why. Nothing to act on: no walk, a header-only CSV, no
+        retry file.
         """
-        retried = outcomes.count(RETRYABLE, runnable=True)
+        pending = outcomes.count() - outcomes.count(OK_OUTCOMES)
+        manifest = self.manifest
         with atomic_writer(failures) as fh:
-            voiceid = self.manifest.kind == "voiceid"
-            csv_out = FailuresCsv(fh, self.manifest.csv_columns, voiceid=voiceid)
+            csv_out = FailuresCsv(
+                fh,
+                manifest.csv_columns,
+                delimiter=manifest.csv_delimiter,
+                audio_root=self.audio_root,
+                voiceid=manifest.kind == "voiceid",
+            )
 
-            def again() -> Iterator[Enrollment]:
-                """The walk: each failed enrollment goes to the CSV; those to retry are yielded."""
-                if not outcomes.count(NOT_OK):
-                    return
-                for item in self.manifest.items():
-                    key = _key(item)
-                    if outcomes.status(key) not in NOT_OK:
-                        continue
-                    outcome = outcomes.outcome(key)
-                    if outcome is None:
-                        continue
-                    csv_out.add(outcome, item.rows)
-                    if outcome.outcome in RETRYABLE and isinstance(item, Enrollment):
-                        yield item
+            def again() -> Iterator[ToActOn]:
+                """The walk: each enrollment to act on goes to the CSV, and is yielded."""
+                for item in manifest.items():
+                    outcome = _to_act_on(outcomes, _key(item))
+                    if outcome is not None:
+                        csv_out.add(outcome, item)
+                        yield item, outcome
 
-            if retried:
-                comment = f"retry of {self.manifest.file}: {retried} enrollments"
+            if pending:
+                comment = f"retry of {manifest.file}: {pending} enrollments"
                 with atomic_writer(retry) as retry_fh:
                     self._write_retry(EncodedText(retry_fh), again(), comment)
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(retry)  # an older run's retry file of the same job
-                for _ in again():
-                    pass  # nothing to retry: the walk still writes the failures
             csv_out.flush()
+
+
+ToActOn = tuple[ManifestItem, EnrollmentOutcome]  # an enrollment that needs action, its outcome
+
+
+def _identity(item: ManifestItem) -> object:
+    return item.identity if item.identity is not None else item.given.get("identity")
+
+
+def _to_act_on(outcomes: OutcomeLookup, key: str) -> EnrollmentOutcome | None:
+    """The outcome of `key` when it needs action, else None (asked of the index only then)."""
+    status = outcomes.status(key)
+    if status is None or not needs_action(status):
+        return None
+    return outcomes.outcome(key)
+
+
+def retry_entry(item: ManifestItem, outcome: EnrollmentOutcome, audio_root: Path) -> RetryEntry:
+    """An enrollment of the retry manifest: the valid one itself, or a rejected one as written,
+    led by a comment saying how it ended and why (the parser ignores `comment`)."""
+    why = f"{outcome.outcome} at {outcome.error.step}" if outcome.error else outcome.outcome
+    reason = outcome.error.reason if outcome.error else ""
+    comment = f"{why} ({outcome.source}): {reason}" if reason else f"{why} ({outcome.source})"
+    if isinstance(item, Enrollment):
+        return {"comment": comment, **enrollment_json(item, audio_root)}
+    return {"comment": comment, **item.given}
 
 
 def task_of(enrollment: Enrollment, **uploads: Any) -> EnrollmentTask:
@@ -321,19 +383,6 @@ class PlanStream:
         """The next enrollment, preflighted; None at the end (blocking)."""
         planned = self.next_planned()
         return self._job.preflight(planned) if planned is not None else None
-
-    def head(self) -> tuple[list[PlannedEnrollment], bool]:
-        """Preflight up to and including the first runnable enrollment (blocking).
-
-        Returns those enrollments and whether the manifest holds a runnable one at all (when
-        not, the list is every enrollment left and none of them needs the API).
-        """
-        head: list[PlannedEnrollment] = []
-        while (planned := self.next_preflighted()) is not None:
-            head.append(planned)
-            if planned.task is not None:
-                return head, True
-        return head, False
 
 
 def load_job_input(manifest_path: Path, settings_defaults: ManifestDefaults) -> JobInput:

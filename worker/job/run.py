@@ -53,6 +53,7 @@ from worker.journal.records import (
 )
 from worker.journal.writer import Journal
 from worker.manifest.models import ManifestDefaults, Problem
+from worker.objects.store import S3Store
 from worker.queue.jobqueue import JobQueue
 from worker.queue.paths import ClaimedJob
 
@@ -87,6 +88,7 @@ class JobContext:
     voiceprint_locks: EnrollmentLocks  # one per process: per job, it would lock nothing
     observer: JobObserver | None = None  # metrics and progress display (worker/ops/operations.py)
     seams: JobSeams = field(default_factory=JobSeams)  # disk writes and timings tests replace
+    objects: S3Store | None = None  # the process's S3 client for s3:// audios (worker.objects)
 
 
 @dataclass
@@ -148,15 +150,12 @@ async def _run(
         await _finish_reported(job, ctx, result, state, index, phase)
         return
     work_dir = job.dir / WORK_DIR_NAME  # derived uploads; removed with the job's folder
-    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, index)
+    loaded.object_max_bytes = ctx.settings.s3_max_object_bytes
+    await anyio.to_thread.run_sync(loaded.use_work_dir, work_dir, index, ctx.objects)
     resumed = await anyio.to_thread.run_sync(index.count)
+    # Even when no enrollment can run, the job runs: each bad one ends `failed` at preflight
+    # with no request, and the report, failures CSV and retry manifest say what to fix.
     plan = loaded.planned(skip=index if resumed else frozenset())
-    head, runnable = await anyio.to_thread.run_sync(plan.head)
-    if not runnable and not resumed:
-        # Nothing can run: the producer gets every problem in failed/, no API call was made.
-        await _reject_manifest(job, ctx, result, [p for item in head for p in item.problems])
-        return
-
     total = loaded.total
     progress = JobProgress(total=total)
     resumed = state.started is not None  # an earlier start was cut: the report says so
@@ -168,7 +167,7 @@ async def _run(
         follower = UsageFollower(ctx.client, index, started.at, every=ctx.seams.usage_follow_every)
         async with anyio.create_task_group() as following:
             following.start_soon(follower.follow, name=f"usage pages of {job.job_id}")
-            await _fan_out(job, ctx, journal, state, progress, head, plan, runners)
+            await _fan_out(job, ctx, journal, state, progress, plan, runners)
             follower.finish()  # lets a page in flight come in: it is not read twice
         await _write_progress(job, progress)
 
@@ -248,11 +247,10 @@ async def _fan_out(
     journal: Journal,
     state: JournalState,
     progress: JobProgress,
-    head: list[PlannedEnrollment],
     plan: PlanStream,
     runners: int,
 ) -> None:
-    """The preflighted head, then the feeders' stream, into `runners` tasks, until all ran
+    """The feeders' stream of preflighted enrollments into `runners` tasks, until all ran
     or a shutdown stopped the sending (the rest resumes from the journal)."""
     send, receive = anyio.create_memory_object_stream[PlannedEnrollment](0)
     async with anyio.create_task_group() as reporting:
@@ -262,16 +260,13 @@ async def _fan_out(
                 running.start_soon(_runner, receive.clone(), ctx, journal, state, progress)
             receive.close()
             async with send:
-                for planned in head:
-                    if ctx.stop.is_set():
-                        break  # shutdown: the rest resumes from the journal next start
-                    await send.send(planned)
-                    crash_point("job.enrolling", job.name)
-                head.clear()  # sent: the runners hold them now
                 threads = anyio.CapacityLimiter(PREFLIGHT_THREADS)
+                # First, in manifest order, up to the first enrollment that can run: it goes
+                # out first, whatever the threads finish first after it. Nothing is held.
+                await _feed(job, plan, send.clone(), ctx.stop, threads, head=True)
                 async with anyio.create_task_group() as feeders:
                     for _ in range(PREFLIGHT_THREADS):
-                        feeders.start_soon(_feed, plan, send.clone(), ctx.stop, threads)
+                        feeders.start_soon(_feed, job, plan, send.clone(), ctx.stop, threads)
         reporting.cancel_scope.cancel()
 
 
@@ -288,7 +283,8 @@ async def _finish(
 async def _reject_manifest(
     job: ClaimedJob, ctx: JobContext, result: JobResult, problems: list[Problem]
 ) -> None:
-    """A manifest with nothing to run goes to failed/ with every problem beside it."""
+    """A file that cannot be read as a manifest at all goes to failed/, every problem beside
+    it (a manifest whose every enrollment is bad runs instead, to its report)."""
     result.failed_manifest = True
     result.problems = [str(p) for p in problems]
     for problem in result.problems:
@@ -297,18 +293,25 @@ async def _reject_manifest(
 
 
 async def _feed(
+    job: ClaimedJob,
     plan: PlanStream,
     send: MemoryObjectSendStream[PlannedEnrollment],
     stop: anyio.Event,
     threads: anyio.CapacityLimiter,
+    *,
+    head: bool = False,
 ) -> None:
-    """Preflight the next enrollment in a thread, hand it to a runner; until the end or stop."""
+    """Preflight the next enrollment in a thread, hand it to a runner; until the end or stop
+    (`head`: or until one that can run was handed over)."""
     async with send:
         while not stop.is_set():
             planned = await anyio.to_thread.run_sync(plan.next_preflighted, limiter=threads)
             if planned is None or stop.is_set():
                 return  # at stop: not started, so not journaled; it resumes next start
             await send.send(planned)
+            crash_point("job.enrolling", job.name)
+            if head and planned.task is not None:
+                return
 
 
 async def _runner(
@@ -325,7 +328,7 @@ async def _runner(
             async with ctx.slots:
                 outcome = await _enroll(planned, ctx, journal, state)
             await journal.append(outcome)
-            if planned.task is not None and planned.task.derived:
+            if planned.task is not None and (planned.task.derived or planned.task.scratch):
                 await anyio.to_thread.run_sync(planned.task.discard_derived)
             progress.counts[outcome.outcome] += 1
             if ctx.observer is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from worker.base.fsutil import atomic_writer
 from worker.base.streamout import EncodedText, StreamedObject
-from worker.job.report import NOT_OK, ReportWriter
+from worker.job.report import ReportWriter, needs_action
 from worker.journal.records import EnrollmentOutcome, Outcome, Step
 
 VERSION = "1.0"
@@ -47,7 +47,7 @@ def voiceid_path(report: Path) -> Path:
 def voiceid_status(counts: Mapping[str, int]) -> str:
     """The job's status as Voice ID says it: COMPLETED (no errors), FAILED (no request
     succeeded), COMPLETED_WITH_ERRORS (some did)."""
-    errors = sum(counts.get(o, 0) for o in NOT_OK)
+    errors = sum(n for o, n in counts.items() if needs_action(o))
     if not errors:
         return "COMPLETED"
     succeeded = sum(counts.get(o, 0) for o in ENROLLMENT_STATUS)
@@ -100,7 +100,7 @@ def write_voiceid_output(
         doc.value("Version", VERSION)
         doc.array("Errors")
         for row in rows():
-            if row.outcome in NOT_OK:
+            if needs_action(row.outcome):
                 doc.add_json(json.dumps(error_entry(row), ensure_ascii=False))
         doc.array("SuccessfulEnrollments")
         for row in rows():

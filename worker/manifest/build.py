@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.audio.inspect import model_problem, model_warning
+from worker.manifest.given import given_values
 from worker.manifest.models import Enrollment, ManifestDefaults, Problem, RejectedEnrollment
 from worker.manifest.policy import policy_problem
 from worker.manifest.values import (
@@ -53,6 +54,7 @@ class Candidate:
     values: dict[str, Any]  # JSON names: identity, voiceprint, owner, space, model, …
     audios: list[AudioIn]
     rows: tuple[dict[str, str], ...] = ()
+    row_lines: tuple[int, ...] = ()  # CSV: the line of each of `rows`
     preset: list[Problem] = field(default_factory=list)  # found before validation
     audios_invalid: bool = False  # `audios` was given but is not a list (already reported)
     broken: bool = False  # not even an object: `preset` says why, nothing else to check
@@ -122,9 +124,7 @@ class Builder:
     def build(self, cand: Candidate) -> Enrollment | RejectedEnrollment:
         problems = list(cand.preset)
         if cand.broken:
-            return RejectedEnrollment(
-                source=cand.source, position=cand.position, problems=tuple(problems), rows=cand.rows
-            )
+            return self._rejected(cand, problems)
         d = self.defaults
         owner = self._handle(cand, problems, "owner", d.owner, _MISSING_OWNER)
         space = self._handle(cand, problems, "space", d.space, _MISSING_SPACE)
@@ -146,16 +146,8 @@ class Builder:
                 self.problem(cand.place, "", None, "could not be read (internal error)")
             )
         if problems:
-            return RejectedEnrollment(
-                source=cand.source,
-                position=cand.position,
-                owner=owner,
-                space=space,
-                identity=identity,
-                voiceprint=voiceprint,
-                problems=tuple(problems),
-                rows=cand.rows,
-            )
+            valid = {"owner": owner, "space": space, "identity": identity, "voiceprint": voiceprint}
+            return self._rejected(cand, problems, **valid)
         return Enrollment(
             owner=owner,
             space=space,
@@ -178,7 +170,28 @@ class Builder:
             source=cand.source,
             position=cand.position,
             rows=cand.rows,
+            row_lines=cand.row_lines,
         )
+
+    def _rejected(
+        self, cand: Candidate, problems: list[Problem], **valid: str | None
+    ) -> RejectedEnrollment:
+        """`cand` cannot run; `valid`: the handles among owner, space, identity, voiceprint
+        that passed (None where not)."""
+        return RejectedEnrollment(
+            source=cand.source,
+            position=cand.position,
+            problems=tuple(problems),
+            rows=cand.rows,
+            row_lines=cand.row_lines,
+            given=self.given(cand),
+            **valid,
+        )
+
+    def given(self, cand: Candidate) -> dict[str, Any]:
+        """The candidate as written, for a rejected enrollment's rows (worker.manifest.given)."""
+        audios = [(item.raw, item.channel) for item in cand.audios]
+        return given_values(cand.values, audios, self.defaults)
 
     # --- one rule each ------------------------------------------------------------------------
 

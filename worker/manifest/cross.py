@@ -13,6 +13,7 @@ exactly instead, so a collision never makes a false duplicate nor hides a real o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from worker.manifest.build import Builder, Candidate
 from worker.manifest.keyindex import KeyIndex
@@ -95,7 +96,7 @@ def build_each(
         cross = _duplicate(builder, keys, built, cand.place)
         cross.extend(_shared_audios(builder, audios, built, audio_keys, cand.place))
         if cross:
-            yield _rejected(built, cross)
+            yield _rejected(built, cross, builder.given(cand))
             continue
         if keys is not None:
             keys.remember(built.key, built.position, built.identity)
@@ -134,7 +135,9 @@ def _shared_audios(
     return out
 
 
-def _rejected(built: Enrollment, problems: list[Problem]) -> RejectedEnrollment:
+def _rejected(
+    built: Enrollment, problems: list[Problem], given: dict[str, Any]
+) -> RejectedEnrollment:
     return RejectedEnrollment(
         source=built.source,
         position=built.position,
@@ -144,4 +147,6 @@ def _rejected(built: Enrollment, problems: list[Problem]) -> RejectedEnrollment:
         voiceprint=built.voiceprint,
         problems=tuple(problems),
         rows=built.rows,
+        row_lines=built.row_lines,
+        given=given,
     )

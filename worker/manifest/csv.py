@@ -129,6 +129,7 @@ def stream_csv_source(
         kind="csv",
         total=table.groups,
         csv_columns=layout.header,
+        csv_delimiter=layout.delimiter,  # the failures CSV is written in it too
         field_names=layout.names(),
         generate=generate,
     )
@@ -320,6 +321,7 @@ def _candidate(
             for r in group
         ],
         rows=tuple(r.original for r in group),
+        row_lines=tuple(lines),
     )
     _merge(cand, group, file, names)
     return cand
@@ -357,6 +359,7 @@ def _ragged(row: _Row, columns: int, file: str) -> Candidate:
         values={},
         audios=[],
         rows=(row.original,),
+        row_lines=(row.line,),
         broken=True,
     )
     cand.preset.append(Problem(file=file, place=place, reason=reason))

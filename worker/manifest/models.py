@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from worker.audio.inspect import DEFAULT_MODEL
 from worker.base.text import SafeStr
@@ -135,6 +135,7 @@ class Enrollment(BaseModel):
     source: str  # "enrollments[3]", "enrollment" (single form), "line 14", "lines 14-16"
     position: int  # order in the manifest, from 0
     rows: tuple[dict[str, str], ...] = ()  # CSV: the original rows, for the failures CSV
+    row_lines: tuple[int, ...] = ()  # CSV: the line of each of `rows`
     # A migration's (worker.manifest.migration): the model the voiceprint moves from; it names
     # no file, its audios are the old voiceprint's on the server.
     migrate_from: str | None = None
@@ -176,6 +177,10 @@ class RejectedEnrollment(BaseModel):
     rows: tuple[dict[str, str], ...] = ()
     request_id: str | None = None  # a Voice ID request's, as on `Enrollment`
     speaker_id: str | None = None
+    row_lines: tuple[int, ...] = ()
+    # The enrollment as written, JSON-ready, defaults filled in (worker.manifest.given): what
+    # its report row, failures CSV row and retry manifest entry show, though it cannot run.
+    given: dict[str, Any] = Field(default_factory=dict)
 
 
 class Migration(BaseModel):

@@ -14,7 +14,7 @@ It never makes a network call and never moves or writes a file.
 from __future__ import annotations
 
 import os
-from collections.abc import MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -33,6 +33,7 @@ from worker.base.lru import LruCache
 from worker.config.settings import setting_default
 from worker.manifest.models import Enrollment, Problem
 from worker.manifest.values import show
+from worker.objects.uri import is_object_path
 
 # What `inspect_audio` learned about a path: facts, or the reason it could not be read.
 AudioCache = MutableMapping[Path, AudioFacts | str]
@@ -77,6 +78,22 @@ def _inspect(path: Path, audio_root: Path, cache: AudioCache | None) -> AudioFac
     return result
 
 
+def _inspected(
+    enrollment: Enrollment,
+    audio_root: Path,
+    cache: AudioCache | None,
+    objects: Mapping[Path, Path] | None,
+) -> Iterator[tuple[int, str, AudioFacts | str]]:
+    """(index, name, facts or reason) of each audio: a file, or an S3 object's download in
+    the job's work folder. An object not downloaded (validate and plan read no S3) is left
+    out: the running job downloads it and checks it then."""
+    for i, (path, name) in enumerate(zip(enrollment.audios, enrollment.audio_names, strict=True)):
+        if not is_object_path(path):
+            yield i, name, _inspect(path, audio_root, cache)
+        elif (local := (objects or {}).get(path)) is not None:
+            yield i, name, _inspect(local, local.parent, cache)
+
+
 def with_paths(reason: str, path: Path, audio_root: Path) -> str:
     """A missing or escaping file's reason with the path it resolved to and the root: a relative
     name alone does not say which folder was searched (`ENROLLER_AUDIO_ROOT`)."""
@@ -114,14 +131,15 @@ def preflight_enrollment(
     stereo: StereoMode = setting_default("stereo"),
     convert: bool = setting_default("convert"),
     voice_margin: float = setting_default("voice_margin"),
+    objects: Mapping[Path, Path] | None = None,
 ) -> EnrollmentPreflight:
     """Check every audio file of one enrollment against its model; blocking I/O.
 
     `file` names the manifest in messages; `cache` reads and hashes a file shared by several
     voiceprints once. `stereo` and `convert` say what may be derived from a file (a mix, a
     conversion: worker.audio.derive). Each file that passes is measured for voice: clearly
-    too little is a problem, a little short (within `voice_margin`) a warning.
-    """
+    too little is a problem, a little short (within `voice_margin`) a warning. `objects`:
+    S3 downloads, read in place of their stand-in paths (`_inspected`)."""
     problems: list[Problem] = []
     warnings: list[Problem] = []
     voices: list[LocalVoice] = []
@@ -129,12 +147,11 @@ def preflight_enrollment(
     derivations: list[Derivation | None] = []
     first_by_sha: dict[str, str] = {}
     channels = enrollment.channels
-    for i, (path, name) in enumerate(zip(enrollment.audios, enrollment.audio_names, strict=True)):
+    for i, name, found in _inspected(enrollment, audio_root, cache, objects):
 
         def problem(reason: str, i: int = i) -> None:
             problems.append(audio_problem(enrollment, i, file, reason))
 
-        found = _inspect(path, audio_root, cache)
         if isinstance(found, str):
             problem(found)
             continue

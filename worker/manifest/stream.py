@@ -36,6 +36,7 @@ class ManifestStream:
     total: int = 0
     file_problems: list[Problem] = field(default_factory=list)
     csv_columns: list[str] | None = None  # a CSV's header, as written
+    csv_delimiter: str = ","  # a CSV's delimiter: the failures CSV is written in it too
     field_names: Mapping[str, str] = field(default_factory=dict)  # JSON name -> name shown
     generate: Callable[[Builder], Iterator[ManifestItem]] | None = None
     migration: Migration | None = None  # a migration manifest's (worker.manifest.migration)

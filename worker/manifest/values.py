@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from worker.base.text import has_lone_surrogate, safe_text
+from worker.objects.uri import is_s3, object_path, parse_s3_uri
 
 HANDLE_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 HANDLE_MAX = 50
@@ -78,13 +79,20 @@ def lines_text(lines: Sequence[int]) -> str:
 
 
 def audio_path(raw: str, root: Path) -> tuple[Path, str] | str:
-    """(absolute path, name relative to root) or the reason the path is refused. Lexical only."""
+    """(absolute path, name relative to root) or the reason the path is refused. Lexical only.
+
+    `s3://bucket/key` is an object: its stand-in path (`worker.objects.uri.object_path`) and
+    its address as the name; the job downloads it before preflight reads it.
+    """
     if not raw.strip():
         return "must not be empty"
     if "\x00" in raw:
         return "contains a NUL character"
     if has_lone_surrogate(raw):
         return NOT_UNICODE
+    if is_s3(raw):
+        uri = parse_s3_uri(raw)
+        return uri if isinstance(uri, str) else (object_path(uri), str(uri))
     root_n = os.path.normpath(root)
     absolute = os.path.isabs(raw)
     full = os.path.normpath(raw if absolute else os.path.join(root_n, raw))
