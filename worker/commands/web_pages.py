@@ -36,6 +36,7 @@ from worker.commands.web_guard import (
     session_value,
 )
 from worker.config.settings import Settings
+from worker.job.report import needs_action
 from worker.ops.status import read_fleet
 from worker.queue.paths import JOURNAL_NAME, QueuePaths
 
@@ -91,9 +92,14 @@ async def jobs_page(request: web.Request) -> web.Response:
 
 
 def _jobs_data(settings: Settings) -> dict[str, Any]:
+    finished = finished_jobs(settings)
     return {
         "active": active_jobs(overview(settings)),
-        "finished": finished_jobs(settings),
+        "finished": finished,
+        # The report's own rule for rows that go to the failures CSV (`needs_action`).
+        "attention": {
+            j.job_id: any(n and needs_action(o) for o, n in j.counts.items()) for j in finished
+        },
         "failed": failed_manifests(settings),
     }
 
