@@ -32,7 +32,7 @@ from worker.audio.decode import DEFAULT_TIME_LIMIT_S, AudioReader, DecodeError
 from worker.audio.files import AudioUnreadable, VerifiedUpload, open_audio
 from worker.audio.formats import format_label, is_accepted
 from worker.base.crashpoints import crash_point
-from worker.base.fsutil import sha256_stream
+from worker.base.fsutil import remove_leftovers, sha256_stream
 from worker.base.text import SafeStr
 
 log = structlog.get_logger(__name__)
@@ -291,13 +291,4 @@ def derived_upload(
 
 def sweep_work_dir(work_dir: Path) -> int:
     """Remove what a kill mid-conversion left (`.tmp` files); returns how many (blocking)."""
-    removed = 0
-    try:
-        entries = list(os.scandir(work_dir))
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        if entry.name.startswith(_TMP_PREFIX) and entry.name.endswith(_TMP_SUFFIX):
-            Path(entry.path).unlink(missing_ok=True)
-            removed += 1
-    return removed
+    return remove_leftovers(work_dir, _TMP_PREFIX, _TMP_SUFFIX)

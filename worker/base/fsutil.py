@@ -169,3 +169,18 @@ def dumps_json(document: Any, indent: int | None = 2) -> bytes:
 def atomic_write_json(path: Path, document: Any, indent: int | None = 2) -> None:
     """Write `document` as JSON to `path` atomically (see `atomic_writer`)."""
     atomic_write_bytes(path, dumps_json(document, indent))
+
+
+def remove_leftovers(directory: Path, prefix: str, suffix: str) -> int:
+    """Remove the files of `directory` named `<prefix>…<suffix>`: what a process killed while it
+    wrote them left behind. Returns how many (blocking); a missing directory has none."""
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(suffix):
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -25,11 +25,11 @@ from pydantic import BaseModel, Field, computed_field
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.api.schemas import Identity, User
+from worker.api.schemas import User
 from worker.audio.inspect import DEFAULT_MODEL, MODELS
 from worker.base.exitcodes import EXIT_FAILURES, EXIT_FATAL, EXIT_OK
 from worker.base.masking import mask_url_userinfo
-from worker.commands.check_migration import migration_count
+from worker.commands.check_migration import identities_page, migration_count
 from worker.commands.check_objects import ObjectFinding, manifest_objects, object_findings
 from worker.commands.plan import plan_paths
 from worker.commands.plan_models import MigrateAll, PlanResult
@@ -166,12 +166,7 @@ async def _check_space(client: ApiClient, user: User, target: str) -> Finding:
     owner, space = target.split("/", 1)
     subject = f"space {target}"
     try:
-        page = await client.get_page(
-            "/spaces/{owner}/{space}/identities",
-            Identity,
-            {"owner": owner, "space": space},
-            {"page": 1, "page-size": 1},
-        )
+        page = await identities_page(client, owner, space)
     except errors.Forbidden as exc:
         orgs = ", ".join(user.orgs) or "none"
         why = f"{owner} is neither you ({user.handle}) nor one of your orgs ({orgs})"

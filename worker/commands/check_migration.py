@@ -12,9 +12,20 @@ import math
 
 from worker.api import errors
 from worker.api.client import ApiClient
-from worker.api.schemas import Identity
+from worker.api.schemas import Identity, Page
 from worker.commands.plan_models import MigrateAll
 from worker.enrollment.requests import SWAP_PROBE_REQUESTS
+
+
+async def identities_page(client: ApiClient, owner: str, space: str) -> Page[Identity]:
+    """A one-item page of the space's identities: whether the space can be read, and (its
+    `Item-Total`) how many identities it holds. Raises what the API answered."""
+    return await client.get_page(
+        "/spaces/{owner}/{space}/identities",
+        Identity,
+        {"owner": owner, "space": space},
+        {"page": 1, "page-size": 1},
+    )
 
 
 async def migration_count(
@@ -23,12 +34,7 @@ async def migration_count(
     """(ok, message, credits at most) for `migration`; never raises for an API refusal."""
     owner, space = migration.space.split("/", 1)
     try:
-        page = await client.get_page(
-            "/spaces/{owner}/{space}/identities",
-            Identity,
-            {"owner": owner, "space": space},
-            {"page": 1, "page-size": 1},
-        )
+        page = await identities_page(client, owner, space)
     except errors.ApiError as exc:
         return False, f"the identities cannot be counted: {exc}", 0
     if page.item_total is None:

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from worker.base.crashpoints import crash_point
 from worker.base.errors import EnrollmentFailed
-from worker.base.fsutil import fsync_dir, sha256_file
+from worker.base.fsutil import fsync_dir, remove_leftovers, sha256_file
 from worker.objects.budget import DiskBudget, OverBudget
 from worker.objects.s3errors import (
     NoSuchBucket,
@@ -337,14 +337,4 @@ class S3Store:
 def sweep_fetches(work_dir: Path) -> int:
     """Remove what a killed run left half-downloaded (`.fetch-*.tmp`); complete downloads stay,
     for `download(keep_as=…)` to find while their ETag matches. Returns how many (blocking)."""
-    removed = 0
-    try:
-        entries = list(os.scandir(work_dir))
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        name = entry.name
-        if name.startswith(FETCH_PREFIX) and name.endswith(FETCH_SUFFIX):
-            Path(entry.path).unlink(missing_ok=True)
-            removed += 1
-    return removed
+    return remove_leftovers(work_dir, FETCH_PREFIX, FETCH_SUFFIX)
