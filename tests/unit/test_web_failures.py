@@ -11,13 +11,16 @@ from worker.commands.web_failures import failure_page, journal_failure_page
 from worker.journal.records import EnrollmentOutcome, ErrorInfo, JobStarted
 
 
-def _failures(path: Path, n: int) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        out = csv.writer(fh)
-        out.writerow(["identity", "audio", "error_step", "error"])
+def _failures(path: Path, n: int, delimiter: str = ",") -> Path:
+    """A failures CSV as the worker writes it for a CSV manifest: a BOM, the input's columns
+    and delimiter, then outcome, line, error_step, error."""
+    with path.open("w", newline="", encoding="utf-8-sig") as fh:
+        out = csv.writer(fh, delimiter=delimiter)
+        out.writerow(["identity", "audio", "outcome", "line", "error_step", "error"])
         for i in range(n):
             reason = "too short" if i % 10 == 3 else 'bad "audio"\nsecond line'
-            out.writerow([f"cust-{i:04d}", f"cust-{i:04d}.wav", "preflight", reason])
+            row = [f"cust-{i:04d}", f"cust-{i:04d}.wav", "failed", str(i + 2), "preflight"]
+            out.writerow([*row, reason])
     return path
 
 
@@ -34,7 +37,16 @@ def test_pages_chain_over_every_row_once(tmp_path: Path) -> None:
     assert seen == [f"cust-{i:04d}" for i in range(123)] and pages == 3
     first = failure_page(path, page_rows=2).rows
     assert first[0].reason == 'bad "audio"\nsecond line' and first[0].step == "preflight"
-    assert first[1].place == "failures.csv row 2"
+    assert first[1].place == "line 3"
+
+
+def test_a_semicolon_export_reads_as_the_worker_wrote_it(tmp_path: Path) -> None:
+    path = _failures(tmp_path / "f.csv", 3, delimiter=";")
+    rows = failure_page(path).rows
+    assert [(r.identity, r.place, r.step) for r in rows][:2] == [
+        ("cust-0000", "line 2", "preflight"),
+        ("cust-0001", "line 3", "preflight"),
+    ]
 
 
 def test_a_filter_reads_on_by_cursor_within_its_bound(tmp_path: Path) -> None:

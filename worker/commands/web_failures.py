@@ -11,8 +11,8 @@ A job still running has no failures CSV yet: its failures come the same way from
 
 Why the failures CSV and not the journal index: the index lives on the worker's local disk and
 is gone once the job ends (`worker.journal.index`); the CSV is in `reports/`, shared by the
-whole fleet, and holds exactly the rows the table shows (failed, conflicting, skipped) in the
-input's own columns plus `error_step` and `error`.
+whole fleet, and holds exactly the rows the table shows (those that need action) in the input's
+own columns and delimiter, then `outcome`, the place (`line` or `place`), `error_step`, `error`.
 """
 
 from __future__ import annotations
@@ -63,20 +63,36 @@ def _record(fh: io.BufferedReader) -> bytes:
     return data
 
 
-def _cells(record: bytes) -> list[str]:
-    text = record.decode("utf-8", errors="replace")
-    return next(csv.reader([text]), [])
+def _cells(record: bytes, delimiter: str = ",") -> list[str]:
+    text = record.decode("utf-8", errors="replace").removeprefix("\ufeff")  # the file's BOM
+    return next(csv.reader([text], delimiter=delimiter), [])
+
+
+def _header(record: bytes) -> tuple[list[str], str]:
+    """The header's cells and the file's delimiter: the input's own (`,`, `;` or a tab), told by
+    the worker's four last columns (`outcome`, `line` or `place`, `error_step`, `error`)."""
+    for delimiter in (",", ";", "\t"):
+        cells = _cells(record, delimiter)
+        if len(cells) >= 4 and cells[-1].removeprefix("enroller_") == "error":
+            return cells, delimiter
+    return _cells(record), ","
 
 
 def _row(header: list[str], cells: list[str], number: int) -> FailureRow:
+    """The row's identity from its `identity` column (a Voice ID input's `SpeakerId`), and the
+    place, step and reason from the worker's four last columns (`enroller_`-prefixed where the
+    input had columns of those names)."""
     values = dict(zip(header, cells, strict=False))
     identity = values.get("identity") or values.get("SpeakerId") or (cells[0] if cells else "")
-    place = values.get("source") or f"failures.csv row {number}"
+    tail = cells[len(header) - 4 : len(header)] if len(header) >= 4 else []
+    _, where, step, reason = tail if len(tail) == 4 else ("", "", "", "")
+    kind = header[-3].removeprefix("enroller_") if len(header) >= 4 else ""
+    place = f"line {where}" if kind == "line" and where.isdigit() else where
     return FailureRow(
         identity=identity,
-        place=place,
-        step=values.get("error_step", ""),
-        reason=values.get("error", ""),
+        place=place or f"failures.csv row {number}",
+        step=step,
+        reason=reason,
     )
 
 
@@ -99,7 +115,7 @@ def failure_page(
         return FailurePage(rows=[], next_at=None, next_row=row, scanned=0, exhausted_scan=False,
                            exists=False)  # fmt: skip
     with fh:
-        header = _cells(fh.readline(HEADER_MAX_BYTES))
+        header, delimiter = _header(fh.readline(HEADER_MAX_BYTES))
         start = fh.tell()
         fh.seek(max(at, start))
         while len(rows) < page_rows and scanned < scan_max:
@@ -111,7 +127,7 @@ def failure_page(
             row += 1
             if wanted and wanted not in record.decode("utf-8", errors="replace").casefold():
                 continue  # the whole record lacks it: no need to parse its cells
-            found = _row(header, _cells(record), row - 1)
+            found = _row(header, _cells(record, delimiter), row - 1)
             text = f"{found.identity}\n{found.step}\n{found.reason}".casefold()
             if not wanted or wanted in text:
                 rows.append(found)
