@@ -90,8 +90,11 @@ def _noscript_shown(driver: webdriver.Chrome) -> bool:
 
 
 def _text(driver: webdriver.Chrome, css: str) -> str:
-    found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    """The element's rendered text, read in one script call: the refresh may swap the live part
+    between a lookup and a read, and an element looked up before is then stale."""
+    script = "const e = document.querySelector(arguments[0]);"
+    script += "return e ? (e.innerText ?? e.textContent) : '';"  # an SVG has no innerText
+    return str(driver.execute_script(script, css))
 
 
 async def test_the_page_follows_a_job_live_and_reads_with_javascript_off(
@@ -110,49 +113,64 @@ async def test_the_page_follows_a_job_live_and_reads_with_javascript_off(
         base = f"http://127.0.0.1:{web_ports}"
         with (tmp_path / "web.log").open("wb") as log:
             web = await anyio.open_process([*WORKER, "web"], env=env, stdout=log, stderr=log)
-        worker = await start_worker(env, tmp_path / "worker.log", once=False)
-        driver = await _in_thread(lambda: _browser(downloads))
-        try:
-            await wait_for(lambda: (queue / ".web").is_dir() and any((queue / ".web").iterdir()),
-                           30, "enroller web telling its address")  # fmt: skip
-            await _in_thread(lambda: driver.get(base + "/jobs"))
-            assert "No active job." in await _in_thread(lambda: _text(driver, "main"))
-            await _in_thread(lambda: driver.execute_script("window.__sameDocument = 1"))
-            drop(queue, "night.csv", manifest)
+        try:  # the web server is stopped however the test ends
+            worker = await start_worker(env, tmp_path / "worker.log", once=False)
+            driver = await _in_thread(lambda: _browser(downloads))
+            try:
+                await wait_for(
+                    lambda: (queue / ".web").is_dir() and any((queue / ".web").iterdir()),
+                    30,
+                    "enroller web telling its address",
+                )
+                await _in_thread(lambda: driver.get(base + "/jobs"))
+                assert "No active job." in await _in_thread(lambda: _text(driver, "main"))
+                await _in_thread(lambda: driver.execute_script("window.__sameDocument = 1"))
+                drop(queue, "night.csv", manifest)
 
-            def progress() -> int:
-                bars = driver.find_elements(By.CSS_SELECTOR, "#active progress")
-                return int(bars[0].get_attribute("value") or 0) if bars else -1
+                def progress() -> int:  # one script call: see `_text`
+                    script = "const b = document.querySelector('#active progress');"
+                    return int(driver.execute_script(script + "return b ? b.value : -1;"))
 
-            first = await wait_for(lambda: _in_thread(lambda: progress() >= 1 and progress()),
-                                   60, "the dropped job's progress on the page")  # fmt: skip
-            await wait_for(lambda: _in_thread(lambda: progress() > first), 60, "progress moving")
-            # No reload: the marker set on this document before the drop is still there, and
-            # the refresh script says how often it swapped the live part in.
-            assert await _in_thread(lambda: driver.execute_script("return window.__sameDocument"))
-            live = await _in_thread(lambda: driver.find_element(By.ID, "live"))
-            assert int(await _in_thread(lambda: live.get_attribute("data-refreshes")) or 0) >= 1
-            assert not await _in_thread(lambda: _noscript_shown(driver))  # script on
-            await _in_thread(lambda: driver.save_screenshot(str(shots / "web-jobs.png")))
-            await _in_thread(lambda: driver.find_element(By.CSS_SELECTOR, "#active a").click())
-            failed_so_far = await _in_thread(lambda: _text(driver, "#failures"))
-            assert HOSTILE in failed_so_far and "handles are lowercase" in failed_so_far
-            await _in_thread(lambda: driver.get(base + "/"))
-            rate = lambda: _in_thread(lambda: "/s of" in _text(driver, "#rate"))  # noqa: E731
-            await wait_for(rate, 30, "the request rate the heartbeats tell")
-            assert "healthy" in await _in_thread(lambda: _text(driver, "#workers"))
-            await _in_thread(lambda: driver.save_screenshot(str(shots / "web-overview.png")))
-            await _in_thread(lambda: driver.get(base + "/jobs"))
-            link = await wait_for(lambda: _in_thread(lambda: driver.find_elements(
-                By.CSS_SELECTOR, "#finished a")), 90, "the job finished")  # fmt: skip
-            await _in_thread(lambda: link[0].click())
-            await _check_job_page(driver, shots, downloads)
-            job_url = await _in_thread(lambda: driver.current_url)
-        finally:
-            await _in_thread(driver.quit)
-            worker.send_signal(signal.SIGTERM)
-            await worker.wait()
-        try:
+                first = await wait_for(
+                    lambda: _in_thread(lambda: progress() >= 1 and progress()),
+                    60,
+                    "the dropped job's progress on the page",
+                )
+                await wait_for(
+                    lambda: _in_thread(lambda: progress() > first), 60, "progress moving"
+                )
+                # No reload: the marker set on this document before the drop is still there, and
+                # the refresh script says how often it swapped the live part in.
+                assert await _in_thread(
+                    lambda: driver.execute_script("return window.__sameDocument")
+                )
+                live = await _in_thread(lambda: driver.find_element(By.ID, "live"))
+                assert int(await _in_thread(lambda: live.get_attribute("data-refreshes")) or 0) >= 1
+                assert not await _in_thread(lambda: _noscript_shown(driver))  # script on
+                await _in_thread(lambda: driver.save_screenshot(str(shots / "web-jobs.png")))
+                await _in_thread(lambda: driver.find_element(By.CSS_SELECTOR, "#active a").click())
+                failed_so_far = await _in_thread(lambda: _text(driver, "#failures"))
+                assert HOSTILE in failed_so_far and "handles are lowercase" in failed_so_far
+                await _in_thread(lambda: driver.get(base + "/"))
+                rate = lambda: _in_thread(lambda: "/s of" in _text(driver, "#rate"))  # noqa: E731
+                await wait_for(rate, 30, "the request rate the heartbeats tell")
+                assert "healthy" in await _in_thread(lambda: _text(driver, "#workers"))
+                await _in_thread(lambda: driver.save_screenshot(str(shots / "web-overview.png")))
+                await _in_thread(lambda: driver.get(base + "/jobs"))
+                link = await wait_for(
+                    lambda: _in_thread(
+                        lambda: driver.find_elements(By.CSS_SELECTOR, "#finished a")
+                    ),
+                    90,
+                    "the job finished",
+                )
+                await _in_thread(lambda: link[0].click())
+                await _check_job_page(driver, shots, downloads)
+                job_url = await _in_thread(lambda: driver.current_url)
+            finally:
+                await _in_thread(driver.quit)
+                worker.send_signal(signal.SIGTERM)
+                await worker.wait()
             await _check_without_javascript(job_url, downloads)
         finally:
             web.send_signal(signal.SIGTERM)
