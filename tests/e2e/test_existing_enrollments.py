@@ -6,15 +6,18 @@ report."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from tests.audiogen import write_audio
 from tests.emulator_harness import DEMO_KEY, EmulatorHandle, running_emulator
+from tests.misbehaving import Upstream, misbehaving, rewritten
 from tests.support import MODEL, drop, job_manifest, make_queue, make_settings, report_of, run_once
 from worker.api.auth import ApiKeyAuth
 from worker.api.client import ApiClient
@@ -183,4 +186,26 @@ async def test_overwrite_of_an_identical_voiceprint_is_unchanged(queue: Path, em
     assert await run_once(make_settings(queue, emu.base_url)) == 0
     [row] = report_of(queue, "again")["enrollments"]
     assert row["outcome"] == "unchanged"
+    assert await server_view(emu.base_url) == before
+
+
+def _without_id(answer: Upstream) -> web.Response:
+    doc = json.loads(answer.body)
+    doc.pop("id", None)
+    return answer.respond(body=json.dumps(doc).encode())
+
+
+async def test_overwrite_of_a_voiceprint_without_an_id_fails_and_touches_nothing(
+    queue: Path, emu: EmulatorHandle
+):
+    """Every swap step tells the old voiceprint from the new one by its id: without one, it
+    must not guess (it would take the old one for the new and report `replaced`)."""
+    drop(queue, "first.json", job_manifest([WHO], MODEL))
+    before = await enrolled_once(queue, emu.base_url)
+    async with misbehaving(emu.root_url) as proxy:
+        proxy.on("GET", rf"/voiceprints/{WHO}/main$", rewritten(_without_id))
+        drop(queue, "again.json", new_recording(existing="overwrite"))
+        assert await run_once(make_settings(queue, proxy.base_url)) == 1
+    [row] = report_of(queue, "again")["enrollments"]
+    assert row["outcome"] == "failed" and "no id" in row["error"]["reason"]
     assert await server_view(emu.base_url) == before

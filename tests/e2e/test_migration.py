@@ -16,10 +16,11 @@ import pytest
 
 from tests.e2e.test_existing_enrollments import records_of, server_view
 from tests.emulator_harness import EmulatorHandle, running_emulator
+from tests.misbehaving import misbehaving, status_with
 from tests.support import drop, job_manifest, make_queue, make_settings, report_of, run_once
 from worker.commands.check import run_check
 from worker.commands.plan import run_plan
-from worker.enrollment.requests import migration_requests
+from worker.enrollment.requests import MIGRATED_REQUESTS, migration_requests
 from worker.enrollment.swap_rules import retired_handle
 from worker.manifest.models import ManifestDefaults
 
@@ -76,8 +77,10 @@ async def test_a_space_moves_from_default_to_phone_without_uploading(
         since = len(emu.server.requests)
         drop(queue, "move-again.json", migration(IDS, retire=retire))
         assert await run_once(make_settings(queue, emu.base_url)) == 0
-        assert report_of(queue, "move-again")["counts"]["unchanged"] == len(IDS)
+        again = report_of(queue, "move-again")
+        assert again["counts"]["unchanged"] == len(IDS)
         assert not [p for m, p in sent(emu, since) if m != "GET"]
+        assert again["requests"] == len(IDS) * MIGRATED_REQUESTS  # what plan's re-run counts
 
 
 async def test_an_audio_the_new_model_refuses_fails_that_identity_only(tmp_path: Path) -> None:
@@ -121,3 +124,20 @@ async def test_plan_and_check_count_a_migration_of_every_identity(tmp_path: Path
     expected += f"{len(IDS) * per + 3} requests and {len(IDS)} credits"
     assert code == 0, out.getvalue()
     assert any(expected in line for line in out.getvalue().splitlines()), out.getvalue()
+
+
+async def test_a_read_that_fails_fails_that_identity_and_not_the_job(tmp_path: Path) -> None:
+    """A migration reads each voiceprint outside the enrollment rules: an error there is that
+    identity's failure, with the reason, and the others still move."""
+    queue = make_queue(tmp_path / "queue", IDS[:3], folders=())
+    async with running_emulator() as emu:
+        drop(queue, "first.json", job_manifest(IDS[:3], "default/v1"))
+        assert await run_once(make_settings(queue, emu.base_url)) == 0
+        async with misbehaving(emu.root_url) as proxy:
+            proxy.on("GET", rf"/voiceprints/{IDS[0]}/main$", status_with(403, {}, "not yours"))
+            drop(queue, "move.json", migration(IDS[:3]))
+            assert await run_once(make_settings(queue, proxy.base_url)) == 1
+    report = report_of(queue, "move")
+    rows = {r["identity"]: r for r in report["enrollments"]}
+    assert rows[IDS[0]]["outcome"] == "failed" and "403" in rows[IDS[0]]["error"]["reason"]
+    assert report["counts"]["replaced"] == 2

@@ -33,6 +33,7 @@ from worker.commands.plan_models import (
 from worker.commands.plan_text import file_lines, total_lines
 from worker.commands.validate import Checks, Emit, check_stream, checked_paths, json_file_entry
 from worker.enrollment.requests import (
+    MIGRATED_REQUESTS,
     SWAP_PROBE_REQUESTS,
     WORKER_START_REQUESTS,
     enrollment_credits,
@@ -75,7 +76,7 @@ class CostSum:
     def add(self, cost: EnrollmentCost) -> None:
         if cost.migration:  # one audio per voiceprint assumed: the plan reads no server
             self.requests += migration_requests(1, cost.retire)
-            self.rerun_requests += 2  # moved already: the voiceprint read, its audios listed
+            self.rerun_requests += MIGRATED_REQUESTS
             self.swaps = True
         else:
             # An S3 object's size is unknown here: counted as a two-step (create + raw) upload.

@@ -15,7 +15,7 @@ is sent, and a created audio's handle is on disk before the step that depends on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import structlog
@@ -134,10 +134,10 @@ class EnrollmentDriver:
         self._compute_recorded = self.memory.computed
 
     async def run(self) -> EnrollmentOutcome:
-        if self.may_swap and self.memory.swap is not None:
-            return await self._swap().resume(self.memory.swap)  # a swap under way: finish it
+        if self.may_swap and self.memory.swap is not None:  # a swap under way: finish it
+            return await self._beyond_rules(self._swap().resume(self.memory.swap))
         if self.may_swap and self.task.migrate_from is not None:
-            return await migrate(self.task, self.reads, self._swap())
+            return await self._beyond_rules(migrate(self.task, self.reads, self._swap()))
         view = View(
             plan=self.task.plan,
             limits=self.limits,
@@ -157,13 +157,28 @@ class EnrollmentDriver:
                     break
                 if isinstance(action, Replace) and self.may_swap:
                     await self.audio.release()
-                    return await self._swap().start(action)
+                    return await self._beyond_rules(self._swap().start(action))
                 await self.audio.hold_for(action)
                 observations = await self._perform(action)
                 view = advance(view, action_key(action), observations)
         finally:
             await self.audio.release()
         return self._outcome(done, view)
+
+    async def _beyond_rules(self, work: Awaitable[EnrollmentOutcome]) -> EnrollmentOutcome:
+        """A swap or a migration, which call the API outside the rules: the answers that stop
+        the worker or the job mean what they mean in `_heard`; any other error that escapes
+        (a migration's first reads) fails this enrollment alone, never its job."""
+        try:
+            return await work
+        except errors.ApiPaused as exc:
+            raise ApiAskedToWait(str(exc)) from None
+        except errors.Unauthorized as exc:
+            raise FatalApiError(str(exc)) from None
+        except errors.ApiError as exc:
+            status = getattr(exc, "status", None)  # HTTP errors have one; a reset has none
+            error = ErrorInfo(step=Step.SWAP.value, status=status, reason=str(exc))
+            return self.task.outcome(Outcome.FAILED, error=error)
 
     def _swap(self) -> Swap:
         return Swap(self.task, self.client, self.journal, self._build, self.edits)

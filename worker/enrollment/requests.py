@@ -69,6 +69,11 @@ def migration_requests(audios: int = 1, retire: str = "delete") -> int:
     return 7 + audios + (1 if retire == "delete" else 0)
 
 
+# A migration's identity already on the new model: the one voiceprint read that shows it
+# (`worker.enrollment.migrate`); its audios are listed only when it is on the old model.
+MIGRATED_REQUESTS = 1
+
+
 # Audios read per page when a voiceprint's audios are listed (`worker.api.voiceprints`).
 AUDIO_PAGE_SIZE = 50
 

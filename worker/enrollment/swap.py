@@ -64,6 +64,9 @@ log = structlog.get_logger(__name__)
 MAX_SWAP_STEPS = 24  # a swap takes at most ~10; beyond, the server keeps undoing it
 Build = Callable[[EnrollmentTask], Awaitable[EnrollmentOutcome]]
 NOT_OFFERED = (errors.MethodNotAllowed, errors.NotFound)
+# What no swap step can answer by reading again: the key refused (the worker stops), a wait the
+# API asked for that this run does not wait (the job checkpoints). The driver translates them.
+PASS_THROUGH = (errors.Unauthorized, errors.ApiPaused)
 
 
 class SwapRefused(EnrollmentFailed):
@@ -147,9 +150,14 @@ class Swap:
         """Learn how the API lets us swap, journal it, then swap. Nothing is changed before
         `SwapStarted` is on disk; where nothing can be swapped, nothing is changed at all."""
         t = self.task
-        old_id = replace.old.id or "unknown"
+        old_id = replace.old.id
+        if not old_id:  # every step tells the old voiceprint from the new one by its id
+            why = "the API gave the voiceprint no id, so the old one could not be told apart"
+            return self._failed(f"{why}; the old voiceprint is untouched")
         try:
             via = await self._via()
+        except PASS_THROUGH:
+            raise
         except (SwapRefused, errors.ApiError) as exc:
             reason = exc.reason if isinstance(exc, SwapRefused) else str(exc)
             return self._failed(f"{reason}; the old voiceprint is untouched")
@@ -205,6 +213,8 @@ class Swap:
                         view = await self._perform(step, view, started)
             except SwapRefused as exc:
                 return self._failed(exc.reason)
+            except PASS_THROUGH:
+                raise
             except errors.ApiError as exc:
                 # Whatever it did or did not do, the next step is decided by reading again.
                 log.info("swap_step_transient", step=type(step).__name__, reason=str(exc))
