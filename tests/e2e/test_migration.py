@@ -17,7 +17,16 @@ import pytest
 from tests.e2e.test_existing_enrollments import records_of, server_view
 from tests.emulator_harness import EmulatorHandle, running_emulator
 from tests.misbehaving import misbehaving, status_with
-from tests.support import drop, job_manifest, make_queue, make_settings, report_of, run_once
+from tests.support import (
+    drop,
+    job_manifest,
+    make_queue,
+    make_settings,
+    names,
+    report_of,
+    run_once,
+)
+from worker.base.exitcodes import EXIT_TEMPFAIL
 from worker.commands.check import run_check
 from worker.commands.plan import run_plan
 from worker.enrollment.requests import MIGRATED_REQUESTS, migration_requests
@@ -141,3 +150,17 @@ async def test_a_read_that_fails_fails_that_identity_and_not_the_job(tmp_path: P
     rows = {r["identity"]: r for r in report["enrollments"]}
     assert rows[IDS[0]]["outcome"] == "failed" and "403" in rows[IDS[0]]["error"]["reason"]
     assert report["counts"]["replaced"] == 2
+
+
+async def test_a_long_pause_while_listing_all_checkpoints_the_job(tmp_path: Path) -> None:
+    """Listing "all" is the job's own read: a Retry-After above ENROLLER_MAX_RETRY_AFTER stops
+    `run --once` with 75 and keeps the job in active/, as it does for an enrollment."""
+    queue = make_queue(tmp_path / "queue", IDS[:1], folders=())
+    async with running_emulator() as emu, misbehaving(emu.root_url) as proxy:
+        drop(queue, "first.json", job_manifest(IDS[:1], "default/v1"))
+        assert await run_once(make_settings(queue, emu.base_url)) == 0
+        later = status_with(429, {"Retry-After": "999999"}, "later")
+        proxy.on("GET", r"/spaces/demo/main/identities$", later)
+        drop(queue, "move.json", migration("all", owner="demo", space="main"))
+        assert await run_once(make_settings(queue, proxy.base_url)) == EXIT_TEMPFAIL
+    assert names(queue / "active") and not names(queue / "failed")
