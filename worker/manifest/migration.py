@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from worker.audio.inspect import model_problem
 from worker.base.streamout import StreamedObject, TextWriter
@@ -37,6 +37,12 @@ MIGRATION_KEYS = frozenset(
     {"migrate", "owner", "space", "voiceprint", "identities", "retire", "comment"}
 )
 _MIGRATE_KEYS = frozenset({"from", "to"})
+
+
+class AddProblem(Protocol):
+    """Records one problem of the file: field, value as given, reason (`given`: a value was)."""
+
+    def __call__(self, field: str, value: Any, reason: str, *, given: bool = True) -> None: ...
 
 
 def stream_migration(doc: dict[str, Any], file: str, defaults: ManifestDefaults) -> ManifestStream:
@@ -128,7 +134,7 @@ def _rejected(
     )
 
 
-def _models(value: Any, add: Any) -> tuple[str, str] | None:
+def _models(value: Any, add: AddProblem) -> tuple[str, str] | None:
     if not isinstance(value, dict):
         add("migrate", value, 'must be {"from": "<model>", "to": "<model>"}')
         return None
@@ -151,7 +157,7 @@ def _models(value: Any, add: Any) -> tuple[str, str] | None:
     return (found[0], found[1]) if len(found) == 2 else None
 
 
-def _handle(doc: dict[str, Any], name: str, fallback: str | None, add: Any) -> str | None:
+def _handle(doc: dict[str, Any], name: str, fallback: str | None, add: AddProblem) -> str | None:
     value = doc.get(name, fallback)
     if value is None:
         add(
